@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DO_NOT_TRACK := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install demo test dev lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "== creating $(VENV) with $(PYTHON) and installing (a few minutes the first time)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -m pip install --quiet --editable ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c "import pipelines, dagster, dagster_dbt, dbt, duckdb, pandas, great_expectations" \
+		|| { echo "install failed: see pip's messages above"; exit 1; }
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/cprof generate
+	$(BIN)/cprof run
+
+test: install
+	$(BIN)/python -m pytest
+
+dev: install
+	@mkdir -p data/dagster_home && test -f data/dagster_home/dagster.yaml \
+		|| printf 'telemetry:\n  enabled: false\n' > data/dagster_home/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check pipelines tests bench
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

@@ -1,0 +1,1 @@
+"""Checks on landing data, made before anything reaches the warehouse's marts."""

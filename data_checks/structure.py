@@ -1,0 +1,56 @@
+"""Structural checks of a landing file, made before any row is loaded: it is readable UTF-8 text with a
+header naming exactly the source's columns, in order. Row-level rules (keys, references, ranges) come after.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pipelines.sources import Source
+
+
+class LandingError(Exception):
+    """A landing file that cannot be loaded. The message says which file and what to do."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def check_csv_header(path: Path, source: Source) -> None:
+    try:
+        with path.open("rb") as handle:
+            first_line = handle.readline()
+    except OSError as exc:
+        raise LandingError(path, f"unreadable: {exc.strerror}") from exc
+    try:
+        header = next(csv.reader([first_line.decode("utf-8")]), None)
+    except UnicodeDecodeError as exc:
+        raise LandingError(
+            path, f"line 1 (header): not UTF-8 text at byte {exc.start}: re-export as UTF-8"
+        ) from exc
+    if header is None:
+        raise LandingError(
+            path, f"empty file: expected a header line with columns {', '.join(source.columns)}"
+        )
+    check_columns(path, source, [h.strip().lstrip("\ufeff") for h in header])
+
+
+def check_columns(path: Path, source: Source, found: list[str]) -> None:
+    expected = list(source.columns)
+    if found == expected:
+        return
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing column(s) {', '.join(missing)}")
+    if extra:
+        parts.append(f"unexpected column(s) {', '.join(extra)}")
+    if not parts:
+        parts.append(f"columns out of order: expected {', '.join(expected)}")
+    raise LandingError(
+        path, "; ".join(parts) + f" (rule: {source.name} files have exactly {', '.join(expected)})"
+    )

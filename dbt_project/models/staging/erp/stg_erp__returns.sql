@@ -1,0 +1,18 @@
+with source as (
+    select * from {{ source('erp', 'returns') }}
+),
+
+renamed as (
+    select
+        return_id,
+        order_id,
+        line_no,
+        return_date,
+        cast(date_trunc('month', return_date) as date) as period,
+        quantity as returned_quantity,
+        reason,
+        _source_file as source_file
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,15 @@
+with source as (
+    select * from {{ source('ledger', 'gl_costs') }}
+),
+
+renamed as (
+    select
+        cast(strptime(period || '-01', '%Y-%m-%d') as date) as period,
+        cost_center,
+        account,
+        cast(amount as decimal(18, 2)) as amount,
+        _source_file as source_file
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,1 @@
+"""Dagster assets, one module per group: ingest (landing files to raw tables), transform (dbt)."""

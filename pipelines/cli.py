@@ -1,0 +1,129 @@
+"""``cprof``: generate sample data and run the customer-profitability pipeline.
+
+Exit codes: 0 success, 1 a pipeline step or an input failed (the message names which), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from pipelines.config import DATA_DIR_ENV, Paths, data_dir, quiet_telemetry
+
+MONTH_HELP = "YYYY-MM"
+
+
+def _month(value: str) -> str:
+    from pipelines.ingest import month_start
+
+    try:
+        month_start(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return number
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.generate import GenerateConfig, generate
+
+    paths = Paths(args.data_dir)
+    config = GenerateConfig(customers=args.customers, months=args.months, start=args.start, seed=args.seed)
+    _say(
+        f"generate: {config.customers:,} customers, {config.months} months from {config.start}, seed {config.seed}"
+    )
+    result = generate(config, paths.landing, progress=lambda m: _say(f"generate: {m}"))
+    counts = ", ".join(f"{name} {count:,}" for name, count in result.row_counts.items())
+    _say(f"generate: wrote {paths.landing} in {result.seconds:.1f}s ({counts})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.run import run_pipeline
+    from pipelines.summary import print_summary
+
+    paths = Paths(args.data_dir)
+    started = time.perf_counter()
+    summary = run_pipeline(paths, args.first, args.last, progress=_say)
+    _say(f"run: finished in {time.perf_counter() - started:.1f}s")
+    print_summary(paths, summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cprof",
+        description="Customer profitability pipeline: landing files -> DuckDB warehouse -> dbt models. "
+        f"Everything is written under the data directory (${DATA_DIR_ENV}, default data/ in the project).",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"data directory (default: ${DATA_DIR_ENV}, else data/ under the project; now {data_dir()})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate",
+        help="write a deterministic sample landing zone",
+        description="Write sample landing files (landing/<source>/<YYYY-MM>.csv) and the reference snapshots and "
+        "configuration (landing/reference/*.csv). Replaces the landing zone; the same seed gives the same bytes.",
+    )
+    generate.add_argument(
+        "--customers", type=_positive, default=2000, help="number of customers (default 2000)"
+    )
+    generate.add_argument("--months", type=_positive, default=24, help="number of months (default 24)")
+    generate.add_argument(
+        "--start", type=_month, default="2024-01", help=f"first month, {MONTH_HELP} (default 2024-01)"
+    )
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.set_defaults(func=cmd_generate)
+
+    run = commands.add_parser(
+        "run",
+        help="ingest, transform and test every month in landing (or a range)",
+        description="Load the reference snapshots and every month found in the landing zone (or --from/--to) "
+        "into the working warehouse, then build and test the dbt models. Fails, naming the file or test, "
+        "on any missing or malformed input or failed test.",
+    )
+    run.add_argument("--from", dest="first", type=_month, metavar=MONTH_HELP, help="first month to process")
+    run.add_argument("--to", dest="last", type=_month, metavar=MONTH_HELP, help="last month to process")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_telemetry()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.data_dir = (args.data_dir or data_dir()).expanduser().resolve()
+    if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
+        parser.error(f"--from {args.first} is after --to {args.last}")
+    from pipelines.ingest import LandingError
+    from pipelines.run import PipelineError
+
+    try:
+        return args.func(args)
+    except (LandingError, PipelineError, ValueError) as exc:
+        print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"cprof {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

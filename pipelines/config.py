@@ -1,0 +1,69 @@
+"""Where everything lives. One environment variable, ``CPROF_DATA_DIR``, holds all the pipeline writes.
+
+Layout under the data directory::
+
+    landing/            input files: landing/<source>/<YYYY-MM>.csv and landing/reference/<name>.csv
+    warehouse.duckdb    the working warehouse (one writer: the pipeline)
+    published/          what BI tools read
+    dagster_home/       Dagster's instance (run history, event log)
+    logs/               dbt and pipeline logs
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DATA_DIR_ENV = "CPROF_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def reference(self) -> Path:
+        return self.landing / "reference"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def published(self) -> Path:
+        return self.data_dir / "published"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def dbt_target(self) -> Path:
+        return self.data_dir / "dbt_target"
+
+
+def data_dir() -> Path:
+    """The data directory: ``$CPROF_DATA_DIR``, or ``data/`` under the project."""
+    return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT / "data").expanduser().resolve()
+
+
+def paths() -> Paths:
+    return Paths(data_dir())
+
+
+def quiet_telemetry() -> None:
+    """Turn off dbt's and Dagster's usage statistics for this process and its children."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

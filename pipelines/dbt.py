@@ -1,0 +1,58 @@
+"""The dbt project as Dagster sees it: the project, its manifest and the CLI resource."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from pipelines.config import DBT_PROJECT_DIR, quiet_telemetry
+
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+_PARSED_FOLDERS = ("models", "macros", "tests", "seeds")
+
+
+def _newest_source_mtime() -> float:
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in _PARSED_FOLDERS:
+        files.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    return max(p.stat().st_mtime for p in files if p.exists())
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (the virtual environment's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else "dbt"
+
+
+def ensure_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than any model, macro or test."""
+    if MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime():
+        return MANIFEST
+    quiet_telemetry()
+    command = [
+        dbt_executable(),
+        "parse",
+        "--quiet",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
+    env = {**os.environ, "DBT_LOG_PATH": str(DBT_PROJECT_DIR / "logs")}
+    done = subprocess.run(command, check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt parse failed for {DBT_PROJECT_DIR}:\n{done.stdout}\n{done.stderr}")
+    return MANIFEST
+
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+    )

@@ -1,0 +1,182 @@
+"""Loading landing files into the ``raw`` schema of the working warehouse. Plain functions, no Dagster.
+
+Every load is one transaction: a monthly file replaces exactly its month (``_period``) of the raw table,
+a snapshot replaces the whole table. A file that is missing, unreadable or does not parse raises
+:class:`LandingError` naming the path (and, where DuckDB reports them, the line and column); the
+transaction is rolled back, so the warehouse keeps what it had.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from data_checks.structure import LandingError, check_columns, check_csv_header
+from pipelines.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, Source
+
+__all__ = ["LandingError", "LoadResult", "find_file", "load", "months_in_landing"]
+
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+EXTENSIONS = (".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    source: str
+    path: Path
+    period: str | None  # YYYY-MM, or None for a snapshot
+    rows: int
+    sha256: str
+    bytes: int
+
+
+def month_start(label: str) -> date:
+    match = MONTH_RE.match(label)
+    if not match:
+        raise ValueError(f"a month is written YYYY-MM, got {label!r}")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def find_file(landing: Path, source: Source, month: str | None = None) -> Path:
+    """The landing file of ``source`` (for ``month`` if monthly); CSV or Parquet."""
+    folder, stem = (
+        (landing / source.name, month) if source.kind == "monthly" else (landing / "reference", source.name)
+    )
+    candidates = [folder / f"{stem}{ext}" for ext in EXTENSIONS]
+    found = [p for p in candidates if p.is_file()]
+    if not found:
+        raise LandingError(
+            candidates[0],
+            f"missing: no {source.name} file for {month or 'the snapshot'} "
+            f"(looked for {', '.join(p.name for p in candidates)} in {folder})",
+        )
+    if len(found) > 1:
+        raise LandingError(found[0], f"ambiguous: both {found[0].name} and {found[1].name} exist; keep one")
+    return found[0]
+
+
+def months_in_landing(landing: Path) -> list[str]:
+    """Every month for which any monthly source has a file, sorted."""
+    months: set[str] = set()
+    for source in MONTHLY:
+        folder = landing / source.name
+        if folder.is_dir():
+            months.update(
+                p.stem for p in folder.iterdir() if p.suffix in EXTENSIONS and MONTH_RE.match(p.stem)
+            )
+    return sorted(months)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _select_sql(path: Path, source: Source) -> str:
+    """A SELECT over the file that yields the source's columns with their declared types."""
+    quoted = str(path).replace("'", "''")
+    if path.suffix == ".csv":
+        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in source.columns.items())
+        return (
+            f"select * from read_csv('{quoted}', header = true, auto_detect = false, delim = ',', quote = '\"', "
+            f"escape = '\"', strict_mode = true, null_padding = false, columns = {{{columns}}})"
+        )
+    casts = ", ".join(f'cast("{name}" as {kind}) as "{name}"' for name, kind in source.columns.items())
+    return f"select {casts} from read_parquet('{quoted}')"
+
+
+def _ddl(source: Source) -> str:
+    columns = {**source.columns, **LINEAGE_COLUMNS}
+    body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+    return f"create table if not exists {source.raw_table} ({body})"
+
+
+def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
+    """Turn DuckDB's reader error into one line: file line, column, the rule broken and the offending line."""
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line_no = re.search(r"CSV Error on Line: (\d+)", text)
+    column = re.search(r'converting column "([^"]+)"', text)
+    original = next(
+        (line[len("Original Line: ") :] for line in lines if line.startswith("Original Line: ")), None
+    )
+    reason = next(
+        (line for line in lines[1:] if not line.startswith(("Original Line", "Possible", "*", "Column "))),
+        lines[0] if lines else type(exc).__name__,
+    )
+    where = ", ".join(
+        part
+        for part in (
+            f"line {line_no.group(1)}" if line_no else "",
+            f"column {column.group(1)}" if column else "",
+        )
+        if part
+    )
+    message = f"does not parse: {where + ': ' if where else ''}{reason}"
+    if original is not None:
+        message += f" (the line reads: {original[:200]})"
+    return LandingError(path, message)
+
+
+def load(
+    con: duckdb.DuckDBPyConnection, landing: Path, source_name: str, month: str | None = None
+) -> LoadResult:
+    """Load one landing file into ``raw.<source>``: a month of a monthly source, or a whole snapshot."""
+    source = BY_NAME[source_name]
+    if (source.kind == "monthly") != (month is not None):
+        raise ValueError(
+            f"{source_name} is a {source.kind} source: "
+            f"{'a month is required' if month is None else 'it has no months'}"
+        )
+    period = month_start(month) if month else None
+    path = find_file(landing, source, month)
+    if path.suffix == ".csv":
+        check_csv_header(path, source)
+    else:
+        try:
+            found = [
+                row[0]
+                for row in con.execute(
+                    f"select name from parquet_schema('{str(path).replace(chr(39), chr(39) * 2)}') where num_children is null"
+                ).fetchall()
+            ]
+        except duckdb.Error as exc:
+            raise _explain_duckdb_error(path, exc) from exc
+        check_columns(path, source, found)
+    checksum = _sha256(path)
+    lineage = (
+        f"{'null' if period is None else repr(period.isoformat())}::date, ?, current_timestamp::timestamp"
+    )
+    con.execute("create schema if not exists raw")
+    con.execute("begin transaction")
+    try:
+        if source.kind == "snapshot":
+            con.execute(f"drop table if exists {source.raw_table}")
+        con.execute(_ddl(source))
+        if period is not None:
+            con.execute(f"delete from {source.raw_table} where _period = ?", [period])
+        con.execute(
+            f"insert into {source.raw_table} select *, {lineage} from ({_select_sql(path, source)})",
+            [str(path)],
+        )
+        rows = con.execute(
+            f"select count(*) from {source.raw_table} where _source_file = ?"
+            + (" and _period = ?" if period else ""),
+            [str(path), period] if period else [str(path)],
+        ).fetchone()[0]
+        con.execute("commit")
+    except duckdb.Error as exc:
+        con.execute("rollback")
+        raise _explain_duckdb_error(path, exc) from exc
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return LoadResult(source_name, path, month, int(rows), checksum, path.stat().st_size)

@@ -1,0 +1,193 @@
+"""The landing zone, described once: every source file, its layout and the type of each column.
+
+The sample-data generator writes exactly this layout, ingestion reads it, and the dbt sources describe
+the raw tables it produces. Monthly sources live at ``landing/<source>/<YYYY-MM>.csv`` (or ``.parquet``);
+snapshots (reference data and configuration) at ``landing/reference/<source>.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MONEY = "DECIMAL(18,2)"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    kind: Literal["monthly", "snapshot"]
+    grain: str
+    columns: dict[str, str]  # column name -> DuckDB type, in file order
+    key: tuple[str, ...]
+    description: str
+
+    @property
+    def raw_table(self) -> str:
+        return f"raw.{self.name}"
+
+
+SOURCES: tuple[Source, ...] = (
+    # --- reference snapshots -------------------------------------------------------------------
+    Source(
+        "customers",
+        "snapshot",
+        "customer",
+        {
+            "customer_id": "VARCHAR",
+            "customer_name": "VARCHAR",
+            "segment": "VARCHAR",
+            "region": "VARCHAR",
+            "acquired_date": "DATE",
+        },
+        ("customer_id",),
+        "Customer master snapshot from the CRM.",
+    ),
+    Source(
+        "products",
+        "snapshot",
+        "product",
+        {"product_id": "VARCHAR", "category": "VARCHAR", "list_price": MONEY, "unit_cost": MONEY},
+        ("product_id",),
+        "Product master snapshot: list price and standard unit cost.",
+    ),
+    # --- reference configuration ---------------------------------------------------------------
+    Source(
+        "cost_centers",
+        "snapshot",
+        "cost centre",
+        {"cost_center": "VARCHAR", "practical_capacity_minutes": "BIGINT", "customer_driven": "BOOLEAN"},
+        ("cost_center",),
+        "Cost centres; practical capacity in minutes per month for time-driven centres. "
+        "Centres that are not customer-driven are business-sustaining.",
+    ),
+    Source(
+        "activities",
+        "snapshot",
+        "activity",
+        {
+            "activity": "VARCHAR",
+            "cost_center": "VARCHAR",
+            "driver": "VARCHAR",
+            "method": "VARCHAR",
+            "unit_minutes": "DECIMAL(12,4)",
+            "share": "DECIMAL(9,6)",
+        },
+        ("activity",),
+        "Activities, the cost centre that performs them, their driver and costing method (time or share).",
+    ),
+    Source(
+        "survey_questions",
+        "snapshot",
+        "survey question",
+        {"question_id": "VARCHAR", "kind": "VARCHAR", "label": "VARCHAR"},
+        ("question_id",),
+        "Survey questions: kind is nps (0-10), overall (1-10) or attribute (1-10).",
+    ),
+    Source(
+        "scorecard_targets",
+        "snapshot",
+        "metric and segment",
+        {
+            "metric": "VARCHAR",
+            "segment": "VARCHAR",
+            "target": "DECIMAL(18,4)",
+            "direction": "VARCHAR",
+            "amber_tolerance": "DECIMAL(18,4)",
+            "owner": "VARCHAR",
+            "incentive_weight": "DECIMAL(9,4)",
+        },
+        ("metric", "segment"),
+        "Customer scorecard targets per metric and segment (or 'all'), with owner and incentive weight.",
+    ),
+    # --- monthly exports -----------------------------------------------------------------------
+    Source(
+        "order_lines",
+        "monthly",
+        "order line",
+        {
+            "order_id": "VARCHAR",
+            "line_no": "INTEGER",
+            "order_date": "DATE",
+            "customer_id": "VARCHAR",
+            "product_id": "VARCHAR",
+            "quantity": "INTEGER",
+            "unit_price": MONEY,
+            "discount_amount": MONEY,
+            "ship_mode": "VARCHAR",
+            "order_channel": "VARCHAR",
+        },
+        ("order_id", "line_no"),
+        "Order lines from the ERP, one file per month of order_date.",
+    ),
+    Source(
+        "returns",
+        "monthly",
+        "returned line",
+        {
+            "return_id": "VARCHAR",
+            "order_id": "VARCHAR",
+            "line_no": "INTEGER",
+            "return_date": "DATE",
+            "quantity": "INTEGER",
+            "reason": "VARCHAR",
+        },
+        ("return_id",),
+        "Returned order lines, one file per month of return_date.",
+    ),
+    Source(
+        "support_tickets",
+        "monthly",
+        "ticket",
+        {
+            "ticket_id": "VARCHAR",
+            "customer_id": "VARCHAR",
+            "opened_at": "TIMESTAMP",
+            "channel": "VARCHAR",
+            "handling_minutes": "DECIMAL(10,2)",
+        },
+        ("ticket_id",),
+        "Support tickets from the help desk, one file per month of opened_at.",
+    ),
+    Source(
+        "sales_visits",
+        "monthly",
+        "visit",
+        {"visit_id": "VARCHAR", "customer_id": "VARCHAR", "visit_date": "DATE", "hours": "DECIMAL(6,2)"},
+        ("visit_id",),
+        "Field sales visits from the CRM, one file per month of visit_date.",
+    ),
+    Source(
+        "gl_costs",
+        "monthly",
+        "ledger line",
+        {"period": "VARCHAR", "cost_center": "VARCHAR", "account": "VARCHAR", "amount": MONEY},
+        ("period", "cost_center", "account"),
+        "Indirect expenses from the general ledger, one file per closed period (YYYY-MM).",
+    ),
+    Source(
+        "survey_responses",
+        "monthly",
+        "answer",
+        {
+            "response_id": "VARCHAR",
+            "customer_id": "VARCHAR",
+            "responded_at": "TIMESTAMP",
+            "question_id": "VARCHAR",
+            "score": "INTEGER",
+        },
+        ("response_id", "question_id"),
+        "Survey answers, one row per question answered, one file per month of responded_at.",
+    ),
+)
+
+BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+MONTHLY: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "monthly")
+SNAPSHOTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "snapshot")
+
+# Columns ingestion adds to every raw table: where each row came from.
+LINEAGE_COLUMNS: dict[str, str] = {
+    "_period": "DATE",  # first day of the partition month (snapshots: NULL)
+    "_source_file": "VARCHAR",
+    "_loaded_at": "TIMESTAMP",
+}
