@@ -25,16 +25,16 @@ def check_csv_header(path: Path, source: Source) -> None:
             first_line = handle.readline()
     except OSError as exc:
         raise LandingError(path, f"unreadable: {exc.strerror}") from exc
+    if not first_line.strip():
+        raise LandingError(
+            path, f"empty file: expected a header line with columns {', '.join(source.columns)}"
+        )
     try:
-        header = next(csv.reader([first_line.decode("utf-8")]), None)
+        header = next(csv.reader([first_line.decode("utf-8")]))
     except UnicodeDecodeError as exc:
         raise LandingError(
             path, f"line 1 (header): not UTF-8 text at byte {exc.start}: re-export as UTF-8"
         ) from exc
-    if header is None:
-        raise LandingError(
-            path, f"empty file: expected a header line with columns {', '.join(source.columns)}"
-        )
     check_columns(path, source, [h.strip().lstrip("\ufeff") for h in header])
 
 

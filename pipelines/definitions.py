@@ -11,7 +11,6 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from pipelines.assets.ingest import ingest_assets
 from pipelines.assets.transform import dbt_models
 from pipelines.config import Paths, paths, quiet_telemetry
-from pipelines.partitions import monthly_partitions
 from pipelines.resources import resources_for
 from pipelines.sources import MONTHLY, SNAPSHOTS
 
@@ -28,7 +27,6 @@ ingest_reference_job = define_asset_job(
 ingest_monthly_job = define_asset_job(
     "ingest_monthly",
     selection=_raw_keys(MONTHLY),
-    partitions_def=monthly_partitions,
     description="Load one month of every monthly landing source into raw.",
 )
 transform_job = define_asset_job(

@@ -1,0 +1,45 @@
+"""Shared fixtures: small generated samples in temporary data directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import Paths, quiet_telemetry
+from pipelines.generate import GenerateConfig, generate
+
+quiet_telemetry()
+SMALL = GenerateConfig(customers=120, months=3, start="2024-01", seed=7)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dagster_home(tmp_path_factory, monkeypatch):
+    """No test touches the developer's data directory or Dagster instance."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("CPROF_DATA_DIR", str(tmp_path_factory.mktemp("unused_default_data")))
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory) -> Path:
+    """A generated landing zone (120 customers, 2024-01..2024-03), shared read-only by tests."""
+    landing = tmp_path_factory.mktemp("small") / "landing"
+    generate(SMALL, landing)
+    return landing
+
+
+@pytest.fixture
+def data_paths(tmp_path: Path, small_landing: Path) -> Paths:
+    """A fresh data directory whose landing zone is a private copy of the small sample."""
+    import shutil
+
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(small_landing, paths.landing)
+    return paths
+
+
+def pytest_configure(config):
+    os.environ.setdefault("DO_NOT_TRACK", "1")
