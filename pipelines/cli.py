@@ -112,12 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir = (args.data_dir or data_dir()).expanduser().resolve()
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
+    from pipelines.dbt import DbtProjectError
     from pipelines.ingest import LandingError
     from pipelines.run import PipelineError
 
     try:
         return args.func(args)
-    except (LandingError, PipelineError, ValueError) as exc:
+    except (LandingError, PipelineError, DbtProjectError, ValueError) as exc:
         print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -15,6 +15,10 @@ MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 _PARSED_FOLDERS = ("models", "macros", "tests", "seeds")
 
 
+class DbtProjectError(Exception):
+    """The dbt project does not parse; the message carries dbt's own explanation."""
+
+
 def _newest_source_mtime() -> float:
     files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
     for folder in _PARSED_FOLDERS:
@@ -45,7 +49,9 @@ def ensure_manifest() -> Path:
     env = {**os.environ, "DBT_LOG_PATH": str(DBT_PROJECT_DIR / "logs")}
     done = subprocess.run(command, check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"dbt parse failed for {DBT_PROJECT_DIR}:\n{done.stdout}\n{done.stderr}")
+        raise DbtProjectError(
+            f"dbt parse failed for {DBT_PROJECT_DIR}:\n{done.stdout}\n{done.stderr}".rstrip()
+        )
     return MANIFEST
 
 

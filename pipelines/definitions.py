@@ -9,6 +9,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from pipelines.assets.ingest import ingest_assets
+from pipelines.assets.publish import published_marts
 from pipelines.assets.transform import dbt_models
 from pipelines.config import Paths, paths, quiet_telemetry
 from pipelines.resources import resources_for
@@ -31,14 +32,14 @@ ingest_monthly_job = define_asset_job(
 )
 transform_job = define_asset_job(
     "transform",
-    selection=AssetSelection.assets(dbt_models),
-    description="dbt build: every model and its tests.",
+    selection=AssetSelection.assets(dbt_models, published_marts),
+    description="dbt build (every model and its tests), then publish the marts if all of it passed.",
 )
 
 
 def build_definitions(data_paths: Paths) -> Definitions:
     return Definitions(
-        assets=[*ingest_assets, dbt_models],
+        assets=[*ingest_assets, dbt_models, published_marts],
         jobs=[ingest_reference_job, ingest_monthly_job, transform_job],
         resources=resources_for(data_paths),
     )

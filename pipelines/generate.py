@@ -62,7 +62,7 @@ ACTIVITIES = (
     ("enter_order_line", "order_desk", "order_lines", "time", 2.0, None),
     ("process_return", "order_desk", "returns", "time", 25.0, None),
     ("pick_and_pack", "warehouse", "order_lines", "time", 5.0, None),
-    ("dispatch_express", "warehouse", "express_orders", "time", 30.0, None),
+    ("dispatch_express", "warehouse", "express_orders", "time", 45.0, None),
     ("resolve_ticket", "customer_service", "support_minutes", "time", 1.0, None),
     ("visit_customer", "field_sales", "visit_minutes", "time", 1.5, None),
     ("invoice_orders", "billing", "orders", "share", None, 0.60),
@@ -151,7 +151,7 @@ def generate(
     early = rng.random(n) < 0.35
     t0 = np.where(early, rng.integers(0, min(45, horizon), n), rng.integers(0, horizon, n))
     value_rank = (lam * size).argsort().argsort() / n
-    demanding = rng.random(n) < np.where(value_rank > 0.8, 0.30, 0.04)
+    demanding = rng.random(n) < np.where(value_rank > 0.8, 0.35, 0.05)
 
     # --- orders: BG/NBD purchase process ---------------------------------------------------------
     window = (horizon - t0).astype(float)  # days observed after the first purchase
@@ -202,7 +202,7 @@ def generate(
     product = rng.choice(n_prod, n_lines, p=popularity)
     qty_mean = np.minimum(np.where(demanding, 1.2 * size, 2.0 * size), 60.0)[line_customer]
     quantity = 1 + rng.poisson(qty_mean)
-    concession = np.array([0.12, 0.07, 0.02])[segment] + np.where(demanding, 0.08, 0.0)
+    concession = np.array([0.12, 0.07, 0.02])[segment] + np.where(demanding, 0.10, 0.0)
     unit_price_cents = np.round(list_cents[product] * (1 - concession[line_customer])).astype(np.int64)
     line_value = quantity * unit_price_cents
     promo = rng.random(n_lines) < 0.12
@@ -222,7 +222,7 @@ def generate(
     ret_reason = rng.integers(0, len(RETURN_REASONS), ret_idx.size)
 
     # --- support tickets: following orders and returns ------------------------------------------
-    ticket_rate = np.where(demanding, 1.2, 0.06)[oc]
+    ticket_rate = np.where(demanding, 1.5, 0.06)[oc]
     per_order = rng.poisson(ticket_rate)
     t_src = np.repeat(np.arange(n_orders), per_order)
     t_customer = oc[t_src]
@@ -234,7 +234,7 @@ def generate(
     )
     keep = t_seconds < horizon * 86400.0
     t_customer, t_seconds = t_customer[keep], np.floor(t_seconds[keep]).astype(np.int64)
-    t_minutes_mean = np.where(demanding, 45.0, 14.0)[t_customer]
+    t_minutes_mean = np.where(demanding, 60.0, 14.0)[t_customer]
     t_centi = np.round(rng.gamma(2.0, t_minutes_mean / 2.0) * 100).astype(np.int64) + 100
     t_channel = rng.choice(len(TICKET_CHANNELS), t_customer.size, p=[0.5, 0.35, 0.15])
     t_sort = np.lexsort((t_customer, t_seconds))
@@ -257,7 +257,7 @@ def generate(
 
     # --- sales visits ----------------------------------------------------------------------------
     visit_rate = np.array([0.9, 0.3, 0.03])[segment] + np.where(
-        demanding, 1.0 + 0.4 * np.minimum(size, 15.0), 0.0
+        demanding, 1.5 + 0.6 * np.minimum(size, 15.0), 0.0
     )
     v_count = rng.poisson(visit_rate[am_customer])
     v_customer = np.repeat(am_customer, v_count)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterEventType, DagsterInstance, ExecuteInProcessResult
 
 from pipelines.config import Paths, quiet_telemetry
 from pipelines.ingest import find_file, months_in_landing
@@ -68,14 +69,27 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
     return months
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
+
+
+def _readable(message: str) -> str:
+    """An error message without colour codes; for dbt, only the errors dbt reported, not the wrapper's prose."""
+    message = ANSI_ESCAPE.sub("", message)
+    if DBT_ERRORS_MARKER in message:
+        message = message.split(DBT_ERRORS_MARKER, 1)[1]
+    lines = [line.rstrip() for line in message.strip().splitlines()]
+    return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1]))
+
+
 def _failure(result: ExecuteInProcessResult, step: str) -> PipelineError:
     messages = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
             error = event.step_failure_data.error
             cause = error.cause if error and error.cause else error
-            messages.append(f"{event.step_key}: {(cause.message if cause else 'failed').strip()}")
-    return PipelineError(f"{step} failed: " + ("; ".join(messages) or "see the run in Dagster"))
+            messages.append(f"{event.step_key}: {_readable(cause.message) if cause else 'failed'}")
+    return PipelineError(f"{step} failed: " + ("\n".join(messages) or "see the run in Dagster"))
 
 
 def _rows(result: ExecuteInProcessResult) -> dict[str, int]:
@@ -141,16 +155,21 @@ def run_pipeline(
         )
     checks = result.get_asset_check_evaluations()
     failed = [c for c in checks if not c.passed]
-    if failed or not result.success:
+    if not result.success:
+        raise PipelineError(f"{_failure(result, 'dbt build')}\n(dbt's full log: {dbt_log})")
+    if failed:
         names = ", ".join(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in failed[:10])
-        if failed:
-            raise PipelineError(f"dbt tests failed ({len(failed)}): {names}; details in {dbt_log}")
-        raise _failure(result, "dbt build")
-    summary.dbt_models = len(result.get_asset_materialization_events())
+        raise PipelineError(f"dbt tests failed ({len(failed)}): {names}; details in {dbt_log}")
+    materialized = [event.asset_key for event in result.get_asset_materialization_events()]
+    if AssetKey(["published", "marts"]) not in materialized:
+        raise PipelineError(
+            "publish did not run: the marts were built but not published; see the run in Dagster"
+        )
+    summary.dbt_models = sum(1 for key in materialized if key.path[0] != "published")
     summary.dbt_tests_passed = len(checks)
     summary.seconds["transform"] = time.perf_counter() - started
     progress(
-        f"transform: {summary.dbt_models} models built, {summary.dbt_tests_passed} tests passed "
+        f"transform: {summary.dbt_models} models built, {summary.dbt_tests_passed} tests passed, marts published "
         f"in {summary.seconds['transform']:.1f}s"
     )
     return summary

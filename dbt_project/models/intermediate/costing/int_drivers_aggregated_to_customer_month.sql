@@ -1,0 +1,76 @@
+-- Cost-driver volumes per customer and month, one row per (period, customer, driver) with a non-zero volume.
+-- Each event counts in the month of its own date; a return counts for the customer of the returned line.
+with order_lines as (
+    select * from {{ ref('stg_erp__order_lines') }}
+),
+
+returns as (
+    select * from {{ ref('stg_erp__returns') }}
+),
+
+tickets as (
+    select * from {{ ref('stg_helpdesk__support_tickets') }}
+),
+
+visits as (
+    select * from {{ ref('stg_crm__sales_visits') }}
+),
+
+orders as (
+    select
+        period,
+        customer_id,
+        order_id,
+        count(*) as lines,
+        bool_or(ship_mode = 'express') as is_express
+    from order_lines
+    group by period, customer_id, order_id
+),
+
+order_drivers as (
+    select period, customer_id, 'orders' as driver, cast(count(*) as decimal(18, 4)) as driver_volume
+    from orders group by period, customer_id
+    union all
+    select period, customer_id, 'order_lines', cast(sum(lines) as decimal(18, 4))
+    from orders group by period, customer_id
+    union all
+    select period, customer_id, 'express_orders', cast(count(*) as decimal(18, 4))
+    from orders where is_express group by period, customer_id
+),
+
+return_drivers as (
+    select
+        returns.period,
+        order_lines.customer_id,
+        'returns' as driver,
+        cast(count(*) as decimal(18, 4)) as driver_volume
+    from returns
+    inner join order_lines
+        on returns.order_id = order_lines.order_id and returns.line_no = order_lines.line_no
+    group by returns.period, order_lines.customer_id
+),
+
+support_drivers as (
+    select period, customer_id, 'support_minutes' as driver, cast(sum(handling_minutes) as decimal(18, 4)) as driver_volume
+    from tickets
+    group by period, customer_id
+),
+
+visit_drivers as (
+    select period, customer_id, 'visit_minutes' as driver, cast(sum(visit_minutes) as decimal(18, 4)) as driver_volume
+    from visits
+    group by period, customer_id
+),
+
+final as (
+    select * from order_drivers
+    union all
+    select * from return_drivers
+    union all
+    select * from support_drivers
+    union all
+    select * from visit_drivers
+)
+
+select * from final
+where driver_volume <> 0

@@ -1,0 +1,15 @@
+-- Indirect cost per cost centre and ledger period.
+with gl_costs as (
+    select * from {{ ref('stg_ledger__gl_costs') }}
+),
+
+final as (
+    select
+        period,
+        cost_center,
+        cast(sum(amount) as decimal(18, 2)) as ledger_cost
+    from gl_costs
+    group by period, cost_center
+)
+
+select * from final

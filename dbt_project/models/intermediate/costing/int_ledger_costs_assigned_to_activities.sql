@@ -1,0 +1,104 @@
+-- Resources to activities, per period and activity (DESIGN.md costing method, step 2).
+--   time  (time-driven ABC): capacity cost rate = centre cost / practical capacity minutes;
+--         activity cost = rate x unit_minutes x driver volume, rounded half up to the cent in integer arithmetic.
+--   share (conventional ABC): pool = centre cost x share, apportioned to the cent so a centre's pools add up
+--         to its ledger cost; the whole pool is the activity's cost when it has driver volume.
+-- An activity with no driver volume in a month has no cost: its centre keeps the money as unused capacity.
+with activities as (
+    select * from {{ ref('int_costing_config_validated') }}
+),
+
+ledger as (
+    select * from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
+),
+
+drivers as (
+    select * from {{ ref('int_drivers_aggregated_to_customer_month') }}
+),
+
+driver_totals as (
+    select period, driver, sum(driver_volume) as driver_volume
+    from drivers
+    group by period, driver
+),
+
+activity_months as (
+    select
+        ledger.period,
+        activities.activity,
+        activities.cost_center,
+        activities.driver,
+        activities.method,
+        activities.unit_minutes,
+        activities.share,
+        activities.practical_capacity_minutes,
+        ledger.ledger_cost,
+        coalesce(driver_totals.driver_volume, 0) as driver_volume
+    from activities
+    inner join ledger on activities.cost_center = ledger.cost_center
+    left join driver_totals
+        on ledger.period = driver_totals.period and activities.driver = driver_totals.driver
+),
+
+time_activities as (
+    select
+        *,
+        -- cents = round(ledger_cents x unit_minutes x volume / capacity), with minutes and volumes scaled to integers
+        (
+            cast(ledger_cost * 100 as hugeint) * cast(unit_minutes * 10000 as hugeint)
+            * cast(driver_volume * 10000 as hugeint)
+            + cast(practical_capacity_minutes as hugeint) * 50000000
+        ) // (cast(practical_capacity_minutes as hugeint) * 100000000) as activity_cost_cents,
+        unit_minutes * driver_volume as used_minutes
+    from activity_months
+    where method = 'time'
+),
+
+share_pools as (
+    select * from {{ apportion_cents(
+        "(select * from activity_months where method = 'share')",
+        "cast(ledger_cost * 100 as hugeint)",
+        "cast(share * 1000000 as hugeint)",
+        "period, cost_center",
+        "activity",
+    ) }}
+),
+
+share_activities as (
+    select
+        * exclude (apportioned_cents),
+        case when driver_volume > 0 then apportioned_cents else 0 end as activity_cost_cents,
+        cast(null as decimal(18, 4)) as used_minutes
+    from share_pools
+),
+
+combined as (
+    select * from time_activities
+    union all by name
+    select * from share_activities
+),
+
+final as (
+    select
+        period,
+        cost_center,
+        activity,
+        method,
+        driver,
+        cast(driver_volume as decimal(18, 4)) as driver_volume,
+        unit_minutes,
+        share,
+        practical_capacity_minutes,
+        cast(used_minutes as decimal(18, 4)) as used_minutes,
+        case
+            when method = 'time' then cast(ledger_cost / practical_capacity_minutes as decimal(18, 6))
+        end as capacity_cost_rate,
+        case
+            when method = 'time' then cast(ledger_cost * unit_minutes / practical_capacity_minutes as decimal(18, 6))
+            when driver_volume > 0 then cast({{ cents_to_money("activity_cost_cents") }} / driver_volume as decimal(18, 6))
+        end as rate_per_unit,
+        {{ cents_to_money("activity_cost_cents") }} as activity_cost
+    from combined
+)
+
+select * from final

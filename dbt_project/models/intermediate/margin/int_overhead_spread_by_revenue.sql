@@ -1,0 +1,43 @@
+-- Traditional costing, for comparison (DESIGN.md costing method, step 5): all indirect cost of a period, every
+-- cost centre including the business-sustaining ones, spread over that period's customers in proportion to
+-- their net revenue (customers with no positive net revenue carry none), in whole cents adding up exactly.
+with ledger as (
+    select period, sum(ledger_cost) as ledger_cost
+    from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
+    group by period
+),
+
+margin as (
+    select * from {{ ref('int_margin_aggregated_to_customer_month') }}
+    where net_revenue > 0
+),
+
+revenue_weights as (
+    select
+        margin.period,
+        margin.customer_id,
+        margin.net_revenue,
+        ledger.ledger_cost
+    from margin
+    inner join ledger on margin.period = ledger.period
+),
+
+spread as (
+    select * from {{ apportion_cents(
+        "revenue_weights",
+        "cast(ledger_cost * 100 as hugeint)",
+        "cast(net_revenue * 100 as hugeint)",
+        "period",
+        "customer_id",
+    ) }}
+),
+
+final as (
+    select
+        period,
+        customer_id,
+        {{ cents_to_money("apportioned_cents") }} as traditional_overhead
+    from spread
+)
+
+select * from final

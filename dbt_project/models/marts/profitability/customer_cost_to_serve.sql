@@ -1,0 +1,11 @@
+-- Cost-to-serve per period, customer and activity, with the cost centre each amount came from.
+select
+    period,
+    customer_id,
+    activity,
+    cost_center,
+    driver,
+    driver_volume,
+    rate_per_unit,
+    allocated_cost
+from {{ ref('int_activity_costs_allocated_to_customers') }}

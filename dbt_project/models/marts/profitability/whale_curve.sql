@@ -1,0 +1,64 @@
+-- Whale curve as of each period: customers ranked by ABC profit over the trailing 12 months (the as-of month
+-- and the 11 before it), with cumulative profit as a percentage of the total. The curve's peak shows how much
+-- more than the total the profitable customers earn; the tail shows the customers who destroy it.
+with customer_months as (
+    select period, customer_id, abc_profit from {{ ref('customer_profitability') }}
+),
+
+as_of as (
+    select distinct period as as_of_period from customer_months
+),
+
+trailing_profit as (
+    select
+        as_of.as_of_period as period,
+        customer_months.customer_id,
+        sum(customer_months.abc_profit) as profit_t12m
+    from as_of
+    inner join customer_months
+        on customer_months.period > as_of.as_of_period - interval 12 month
+        and customer_months.period <= as_of.as_of_period
+    group by as_of.as_of_period, customer_months.customer_id
+),
+
+window_months as (
+    select
+        as_of.as_of_period as period,
+        count(distinct customer_months.period) as months_in_window
+    from as_of
+    inner join customer_months
+        on customer_months.period > as_of.as_of_period - interval 12 month
+        and customer_months.period <= as_of.as_of_period
+    group by as_of.as_of_period
+),
+
+ranked as (
+    select
+        period,
+        customer_id,
+        profit_t12m,
+        row_number() over (partition by period order by profit_t12m desc, customer_id) as customer_rank,
+        sum(profit_t12m) over (
+            partition by period order by profit_t12m desc, customer_id rows unbounded preceding
+        ) as cumulative_profit,
+        sum(profit_t12m) over (partition by period) as total_profit,
+        count(*) over (partition by period) as customers
+    from trailing_profit
+),
+
+final as (
+    select
+        ranked.period,
+        cast(ranked.customer_rank as integer) as customer_rank,
+        ranked.customer_id,
+        cast(ranked.profit_t12m as decimal(18, 2)) as profit_t12m,
+        cast(ranked.cumulative_profit as decimal(18, 2)) as cumulative_profit,
+        cast(100 * ranked.cumulative_profit / nullif(ranked.total_profit, 0) as decimal(12, 4))
+            as cumulative_profit_pct,
+        cast(100 * ranked.customer_rank / ranked.customers as decimal(9, 4)) as cumulative_customer_pct,
+        cast(window_months.months_in_window as integer) as months_in_window
+    from ranked
+    inner join window_months on ranked.period = window_months.period
+)
+
+select * from final

@@ -1,0 +1,228 @@
+"""Activity-based costing end to end: the published marts, conservation to the cent, and broken configuration."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
+from pipelines.dbt import dbt_executable
+from pipelines.publish import PARQUET_DIR, PUBLISHED_FILE
+from pipelines.run import PipelineError, run_pipeline
+
+SEVEN = (
+    "customer_profitability",
+    "customer_cost_to_serve",
+    "activity_costs",
+    "cost_center_capacity",
+    "company_reconciliation",
+    "whale_curve",
+    "costing_comparison",
+)
+CHECK_CONTRACT = PROJECT_ROOT.parent / "shared" / "tools" / "check_contract.py"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, small_landing: Path) -> Paths:
+    """The small sample run once through ingest, dbt and publish."""
+    paths = Paths(tmp_path_factory.mktemp("costing") / "data")
+    shutil.copytree(small_landing, paths.landing)
+    run_pipeline(paths, progress=lambda _: None)
+    return paths
+
+
+def _published(paths: Paths):
+    return duckdb.connect(str(paths.published / PUBLISHED_FILE), read_only=True)
+
+
+@pytest.mark.skipif(
+    not CHECK_CONTRACT.exists(), reason="../shared/tools/check_contract.py is not beside the project"
+)
+def test_published_file_carries_the_contract_columns_of_the_seven_tables(built: Paths):
+    done = subprocess.run(
+        [sys.executable, str(CHECK_CONTRACT), str(built.published / PUBLISHED_FILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    problems = [line for line in done.stdout.splitlines() if any(f"marts.{t}" in line for t in SEVEN)]
+    assert problems == [], done.stdout
+    assert "contract tables complete" in done.stdout
+
+
+def test_parquet_per_mart_matches_the_published_tables(built: Paths):
+    with _published(built) as con:
+        for table in SEVEN:
+            parquet = built.published / PARQUET_DIR / f"{table}.parquet"
+            in_file = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
+            assert con.execute(f"select count(*) from read_parquet('{parquet}')").fetchone()[0] == in_file > 0
+
+
+def test_conservation_recomputed_in_python_decimals(built: Paths):
+    """Independently of the dbt tests: every dollar of the ledger is accounted for, to the cent, every month."""
+    with _published(built) as con:
+        allocated = defaultdict(Decimal)
+        for period, activity, amount in con.execute(
+            "select period, activity, allocated_cost from marts.customer_cost_to_serve"
+        ).fetchall():
+            allocated[period, activity] += amount
+        activity_cost = {
+            (p, a): c
+            for p, a, c in con.execute(
+                "select period, activity, activity_cost from marts.activity_costs where activity_cost <> 0"
+            ).fetchall()
+        }
+        assert allocated == activity_cost
+
+        assigned = defaultdict(Decimal)
+        for (period, activity), cost in activity_cost.items():
+            centre = con.execute(
+                "select any_value(cost_center) from marts.activity_costs where activity = ?", [activity]
+            ).fetchone()[0]
+            assigned[period, centre] += cost
+        for period, centre, ledger, assigned_cost, unused, sustaining in con.execute(
+            "select period, cost_center, ledger_cost, assigned_cost, unused_capacity_cost, sustaining_cost "
+            "from marts.cost_center_capacity"
+        ).fetchall():
+            assert assigned_cost == assigned.get((period, centre), Decimal("0.00"))
+            assert assigned_cost + unused + sustaining == ledger
+
+        customers = con.execute(
+            "select period, sum(gross_margin), sum(abc_profit), sum(traditional_profit) "
+            "from marts.customer_profitability group by period"
+        ).fetchall()
+        centres = {
+            p: (ledger, unused, sustaining)
+            for p, ledger, unused, sustaining in con.execute(
+                "select period, sum(ledger_cost), sum(unused_capacity_cost), sum(sustaining_cost) "
+                "from marts.cost_center_capacity group by period"
+            ).fetchall()
+        }
+        assert len(customers) == len(centres) == 3
+        for period, margin, abc, traditional in customers:
+            ledger, unused, sustaining = centres[period]
+            operating = margin - ledger
+            assert abc - unused - sustaining == operating == traditional, period
+        assert con.execute("select bool_and(balanced) from marts.company_reconciliation").fetchone()[0]
+
+
+def test_ledger_landing_files_reconcile_with_the_published_ledger_cost(built: Paths):
+    landed = (
+        duckdb.connect()
+        .execute(
+            f"select sum(amount) from read_csv('{built.landing}/gl_costs/*.csv', "
+            "columns = {'period': 'varchar', 'cost_center': 'varchar', 'account': 'varchar', 'amount': 'decimal(18,2)'})"
+        )
+        .fetchone()[0]
+    )
+    with _published(built) as con:
+        assert (
+            con.execute("select sum(ledger_cost) from marts.company_reconciliation").fetchone()[0] == landed
+        )
+
+
+def test_profitability_views_are_coherent(built: Paths):
+    with _published(built) as con:
+        # Whale curve: ranks are 1..n per period and the last customer's cumulative share is 100 %.
+        bad_ranks = con.execute(
+            "select count(*) from (select period, count(*) n, max(customer_rank) m, min(customer_rank) lo "
+            "from marts.whale_curve group by period) where n <> m or lo <> 1"
+        ).fetchone()[0]
+        assert bad_ranks == 0
+        last = con.execute(
+            "select cumulative_profit_pct from marts.whale_curve w where customer_rank = "
+            "(select max(customer_rank) from marts.whale_curve v where v.period = w.period)"
+        ).fetchall()
+        assert all(value == Decimal("100.0000") for (value,) in last)
+        # Deciles: decile 1 holds the month's most profitable customers.
+        order = con.execute(
+            "select profit_decile, min(abc_profit), max(abc_profit) from marts.customer_profitability "
+            "where period = (select max(period) from marts.customer_profitability) group by 1 order by 1"
+        ).fetchall()
+        assert [d for d, _, _ in order] == list(range(1, 11))
+        assert all(order[i][1] >= order[i + 1][2] for i in range(9))
+        # Sign flips are exactly the customers profitable under one method only.
+        mismatched = con.execute(
+            "select count(*) from marts.costing_comparison "
+            "where sign_flip <> ((abc_profit > 0) <> (traditional_profit > 0))"
+        ).fetchone()[0]
+        assert mismatched == 0
+        quadrants = {
+            q
+            for (q,) in con.execute(
+                "select distinct matrix_quadrant from marts.customer_profitability"
+            ).fetchall()
+        }
+        assert {"passive", "carriage_trade", "bargain_basement", "aggressive"} <= quadrants
+
+
+def test_a_month_with_support_tickets_and_no_orders_shows_as_a_loss(built: Paths):
+    with _published(built) as con:
+        rows = con.execute(
+            "select count(*), max(abc_profit) from marts.customer_profitability "
+            "where gross_revenue = 0 and cost_to_serve > 0"
+        ).fetchone()
+    assert rows[0] > 0 and rows[1] < 0
+
+
+def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path):
+    """The conservation tests are not decorative: move one cent and dbt fails, naming the rule."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built.warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.customer_cost_to_serve set allocated_cost = allocated_cost + 0.01 "
+            "where (period, customer_id, activity) in "
+            "(select (period, customer_id, activity) from marts.customer_cost_to_serve limit 1)"
+        )
+    done = subprocess.run(
+        [
+            dbt_executable(),
+            "test",
+            "--select",
+            "assert_activity_costs_fully_allocated",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, "CPROF_DATA_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 1, done.stdout
+    assert "FAIL 1 assert_activity_costs_fully_allocated" in done.stdout
+
+
+def test_broken_configuration_fails_naming_each_problem_and_publishes_nothing(built: Paths, tmp_path: Path):
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(built.landing, paths.landing)
+    activities = paths.landing / "reference" / "activities.csv"
+    text = activities.read_text()
+    text = text.replace(
+        "invoice_orders,billing,orders,share,,0.6", "invoice_orders,billing,orders,share,,0.7"
+    )
+    text = text.replace("enter_order_line,order_desk,", "enter_order_line,order_entry,")
+    text = text.replace(
+        "visit_customer,field_sales,visit_minutes,", "visit_customer,field_sales,visit_hours,"
+    )
+    activities.write_text(text)
+    with pytest.raises(PipelineError) as caught:
+        run_pipeline(paths, progress=lambda _: None)
+    message = str(caught.value)
+    assert "cost centre billing: the shares of its activities sum to 110.0000 %" in message
+    assert "activity enter_order_line is on cost centre order_entry, which is not in cost_centers" in message
+    assert "activity visit_customer has driver visit_hours, which nobody computes" in message
+    assert not (paths.published / PUBLISHED_FILE).exists()
