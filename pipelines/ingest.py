@@ -1,7 +1,8 @@
-"""Loading landing files into the ``raw`` schema of the working warehouse. Plain functions, no Dagster.
+"""Loading landing files into the working warehouse. Plain functions, no Dagster.
 
-Every load is one transaction: a monthly file replaces exactly its month (``_period``) of the raw table,
-a snapshot replaces the whole table. A file that is missing, unreadable or does not parse raises
+A file is first loaded into ``landed.<source>`` (quarantine), validated there, and only then promoted to
+``raw.<source>``, which the dbt models read. Every load and promotion is one transaction: a monthly file
+replaces exactly its month (``_period``), a snapshot the whole table. A file that is missing, unreadable or does not parse raises
 :class:`LandingError` naming the path (and, where DuckDB reports them, the line and column); the
 transaction is rolled back, so the warehouse keeps what it had.
 """
@@ -17,9 +18,17 @@ from pathlib import Path
 import duckdb
 
 from data_checks.structure import LandingError, check_columns, check_csv_header
-from pipelines.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, Source
+from pipelines.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SOURCES, Source
 
-__all__ = ["LandingError", "LoadResult", "find_file", "load", "months_in_landing"]
+__all__ = [
+    "LandingError",
+    "LoadResult",
+    "find_file",
+    "load",
+    "months_in_landing",
+    "promote",
+    "validation_frame",
+]
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 EXTENSIONS = (".csv", ".parquet")
@@ -93,10 +102,50 @@ def _select_sql(path: Path, source: Source) -> str:
     return f"select {casts} from read_parquet('{quoted}')"
 
 
-def _ddl(source: Source) -> str:
+LANDED, RAW = "landed", "raw"
+
+
+def _ddl(source: Source, schema: str) -> str:
     columns = {**source.columns, **LINEAGE_COLUMNS}
     body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-    return f"create table if not exists {source.raw_table} ({body})"
+    return f"create table if not exists {schema}.{source.name} ({body})"
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every landed and raw table that does not exist yet (empty), so rules can join against them."""
+    for schema in (LANDED, RAW):
+        con.execute(f"create schema if not exists {schema}")
+        for source in SOURCES:
+            con.execute(_ddl(source, schema))
+
+
+def _replace_partition(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    schema: str,
+    period: date | None,
+    select_sql: str,
+    params: list,
+) -> int:
+    """In one transaction: replace the period's rows (a snapshot: all rows) of ``schema.<source>`` with the
+    rows of ``select_sql``; returns how many there are. On any error the table keeps what it had."""
+    table = f"{schema}.{source.name}"
+    ensure_tables(con)
+    con.execute("begin transaction")
+    try:
+        if period is None:
+            con.execute(f"drop table if exists {table}")
+        con.execute(_ddl(source, schema))
+        if period is not None:
+            con.execute(f"delete from {table} where _period = ?", [period])
+        con.execute(f"insert into {table} {select_sql}", params)
+        where, args = ("where _period = ?", [period]) if period is not None else ("", [])
+        rows = con.execute(f"select count(*) from {table} {where}", args).fetchone()[0]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(rows)
 
 
 def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
@@ -129,7 +178,8 @@ def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
 def load(
     con: duckdb.DuckDBPyConnection, landing: Path, source_name: str, month: str | None = None
 ) -> LoadResult:
-    """Load one landing file into ``raw.<source>``: a month of a monthly source, or a whole snapshot."""
+    """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted
+    to ``raw``): a month of a monthly source, or a whole snapshot."""
     source = BY_NAME[source_name]
     if (source.kind == "monthly") != (month is not None):
         raise ValueError(
@@ -155,28 +205,34 @@ def load(
     lineage = (
         f"{'null' if period is None else repr(period.isoformat())}::date, ?, current_timestamp::timestamp"
     )
-    con.execute("create schema if not exists raw")
-    con.execute("begin transaction")
     try:
-        if source.kind == "snapshot":
-            con.execute(f"drop table if exists {source.raw_table}")
-        con.execute(_ddl(source))
-        if period is not None:
-            con.execute(f"delete from {source.raw_table} where _period = ?", [period])
-        con.execute(
-            f"insert into {source.raw_table} select *, {lineage} from ({_select_sql(path, source)})",
+        rows = _replace_partition(
+            con,
+            source,
+            LANDED,
+            period,
+            f"select *, {lineage} from ({_select_sql(path, source)})",
             [str(path)],
         )
-        rows = con.execute(
-            f"select count(*) from {source.raw_table} where _source_file = ?"
-            + (" and _period = ?" if period else ""),
-            [str(path), period] if period else [str(path)],
-        ).fetchone()[0]
-        con.execute("commit")
     except duckdb.Error as exc:
-        con.execute("rollback")
         raise _explain_duckdb_error(path, exc) from exc
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return LoadResult(source_name, path, month, int(rows), checksum, path.stat().st_size)
+    return LoadResult(source_name, path, month, rows, checksum, path.stat().st_size)
+
+
+def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
+    """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing it there."""
+    source = BY_NAME[source_name]
+    period = month_start(month) if month else None
+    where = "where _period = ?" if period is not None else ""
+    return _replace_partition(
+        con, source, RAW, period, f"select * from {LANDED}.{source.name} {where}", [period] if period else []
+    )
+
+
+def validation_frame(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None):
+    """The landed partition with its violation columns (see data_checks.suites), as a pandas DataFrame."""
+    from data_checks.suites import SUITES, period_parameter
+
+    ensure_tables(con)
+    sql = SUITES[source_name].frame_sql
+    return con.execute(sql, {"period": period_parameter(month)} if "$period" in sql else {}).df()

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
+from pipelines.clv_scoring import ClvSettings
 from pipelines.config import Paths
 from pipelines.dbt import dbt_resource
+
+
+class Warehouse(DuckDBResource):
+    """The working warehouse. dagster-duckdb's resource closes its connection only when the work succeeds; a
+    failing asset would leave the file open (and locked) for the rest of the process. This one always closes."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = duckdb.connect(self.database, read_only=False, config=self.connection_config)
+        try:
+            yield connection
+        finally:
+            connection.close()
 
 
 class DataDir(ConfigurableResource):
@@ -21,9 +38,36 @@ class DataDir(ConfigurableResource):
         return Paths(Path(self.path))
 
 
-def resources_for(paths: Paths) -> dict[str, object]:
+class LandingChecks(ConfigurableResource):
+    """How the landing suites run: ``defer_docs`` renders Data Docs once per run instead of per check."""
+
+    defer_docs: bool = False
+
+
+class ClvConfig(ConfigurableResource):
+    """CLV configuration: horizon, discount rate, defection threshold and the holdout of the calibration check."""
+
+    horizon_months: int = 12
+    annual_discount_rate: float = 0.10
+    p_alive_threshold: float = 0.5
+    high_profit_quantile: float = 0.8
+    holdout_months: int = 6
+
+    def settings(self) -> ClvSettings:
+        return ClvSettings(
+            horizon_months=self.horizon_months,
+            annual_discount_rate=self.annual_discount_rate,
+            p_alive_threshold=self.p_alive_threshold,
+            high_profit_quantile=self.high_profit_quantile,
+            holdout_months=self.holdout_months,
+        )
+
+
+def resources_for(paths: Paths, defer_docs: bool = False) -> dict[str, object]:
     return {
+        "clv": ClvConfig(),
         "data_dir": DataDir(path=str(paths.data_dir)),
-        "warehouse": DuckDBResource(database=str(paths.warehouse)),
+        "checks": LandingChecks(defer_docs=defer_docs),
+        "warehouse": Warehouse(database=str(paths.warehouse)),
         "dbt": dbt_resource(),
     }

@@ -13,9 +13,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, ExecuteInProcessResult
 
+from data_checks.gx_run import validator_for
+from pipelines.assets.publish import FIRST_PERIOD_TAG, LAST_PERIOD_TAG
 from pipelines.config import Paths, quiet_telemetry
 from pipelines.ingest import find_file, months_in_landing
 from pipelines.partitions import partition_key
@@ -35,6 +38,7 @@ class RunSummary:
     dbt_models: int = 0
     dbt_tests_passed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    data_docs: Path | None = None
 
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
@@ -83,6 +87,12 @@ def _readable(message: str) -> str:
 
 
 def _failure(result: ExecuteInProcessResult, step: str) -> PipelineError:
+    """The failed data checks' own reports, else the failed steps' errors."""
+    checks = [c.description or c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    if checks:
+        return PipelineError(
+            f"{step} failed its data checks; nothing of it was promoted:\n" + "\n".join(checks)
+        )
     messages = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
@@ -92,12 +102,17 @@ def _failure(result: ExecuteInProcessResult, step: str) -> PipelineError:
     return PipelineError(f"{step} failed: " + ("\n".join(messages) or "see the run in Dagster"))
 
 
+def _checks_passed(result: ExecuteInProcessResult) -> int:
+    return sum(1 for evaluation in result.get_asset_check_evaluations() if evaluation.passed)
+
+
 def _rows(result: ExecuteInProcessResult) -> dict[str, int]:
+    """Rows loaded per source, from the landed assets' materializations."""
     rows: dict[str, int] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         value = materialization.metadata.get("rows")
-        if value is not None:
+        if value is not None and materialization.asset_key.path[0] == "landed":
             name = materialization.asset_key.path[-1]
             rows[name] = rows.get(name, 0) + int(value.value)
     return rows
@@ -113,35 +128,42 @@ def run_pipeline(
     from pipelines.definitions import build_definitions
 
     months = select_months(paths, first, last)
-    defs = build_definitions(paths)
+    defs = build_definitions(paths, defer_docs=True)
     instance = dagster_instance(paths)
     summary = RunSummary(months=months)
     progress(f"run: {len(months)} month(s), {months[0]} to {months[-1]}, data directory {paths.data_dir}")
 
     started = time.perf_counter()
-    result = defs.resolve_job_def("ingest_reference").execute_in_process(
-        instance=instance, run_config=QUIET, raise_on_error=False
-    )
-    if not result.success:
-        raise _failure(result, "ingest of the reference snapshots")
-    summary.rows.update(_rows(result))
-    progress(f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in _rows(result).items())}")
-
-    job = defs.resolve_job_def("ingest_monthly")
-    for month in months:
-        month_started = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance, partition_key=partition_key(month), run_config=QUIET, raise_on_error=False
+    try:
+        result = defs.resolve_job_def("ingest_reference").execute_in_process(
+            instance=instance, run_config=QUIET, raise_on_error=False
         )
         if not result.success:
-            raise _failure(result, f"ingest of {month}")
-        rows = _rows(result)
-        for name, count in rows.items():
-            summary.rows[name] = summary.rows.get(name, 0) + count
+            raise _failure(result, "ingest of the reference snapshots")
+        summary.rows.update(_rows(result))
         progress(
-            f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines) "
-            f"in {time.perf_counter() - month_started:.1f}s"
+            f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in _rows(result).items())}; "
+            f"{_checks_passed(result)} suites passed"
         )
+        job = defs.resolve_job_def("ingest_monthly")
+        for month in months:
+            month_started = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance, partition_key=partition_key(month), run_config=QUIET, raise_on_error=False
+            )
+            if not result.success:
+                raise _failure(result, f"ingest of {month}")
+            rows = _rows(result)
+            for name, count in rows.items():
+                summary.rows[name] = summary.rows.get(name, 0) + count
+            progress(
+                f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines), "
+                f"{_checks_passed(result)} suites passed, in {time.perf_counter() - month_started:.1f}s"
+            )
+    finally:
+        summary.data_docs = validator_for(paths.data_dir, defer_docs=True).build_docs()
+        if summary.data_docs:
+            progress(f"data docs: {summary.data_docs}")
     summary.seconds["ingest"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -151,7 +173,10 @@ def run_pipeline(
     # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
     with dbt_log.open("w") as log, contextlib.redirect_stdout(log):
         result = defs.resolve_job_def("transform").execute_in_process(
-            instance=instance, run_config=QUIET, raise_on_error=False
+            instance=instance,
+            run_config=QUIET,
+            raise_on_error=False,
+            tags={FIRST_PERIOD_TAG: months[0], LAST_PERIOD_TAG: months[-1]},
         )
     checks = result.get_asset_check_evaluations()
     failed = [c for c in checks if not c.passed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.config import Paths
-from pipelines.publish import PARQUET_DIR, PUBLISHED_FILE
+from pipelines.publish import PARQUET_DIR, current_database
 from pipelines.run import RunSummary
 
 VOLUME_SQL = """
@@ -49,6 +49,27 @@ order by net_revenue desc
 limit 5
 """
 
+DEFECTION_SQL = """
+select
+    period,
+    customer_id,
+    profit_t12m,
+    p_alive,
+    clv_profit,
+    count(*) over () as defection_prone,
+    (select count(*) from marts.customer_clv c where c.period = v.period) as scored
+from marts.customer_clv as v
+where period = (select max(period) from marts.customer_clv) and defection_prone
+order by profit_t12m desc
+limit 5
+"""
+
+CLV_TOTALS_SQL = """
+select max(period), count(*), sum(clv_revenue), sum(clv_profit)
+from marts.customer_clv
+where period = (select max(period) from marts.customer_clv)
+"""
+
 RECONCILIATION_SQL = "select count(*), count(*) filter (where balanced) from marts.company_reconciliation"
 
 
@@ -68,11 +89,14 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
         f"  dbt: {summary.dbt_models} models built, {summary.dbt_tests_passed} tests passed (conservation included)"
     )
 
-    database = paths.published / PUBLISHED_FILE
+    database = current_database(paths.published)
     with duckdb.connect(str(database), read_only=True) as con:
         period, peak, unprofitable, ranked, months = con.execute(WHALE_SQL).fetchone()
         flips = con.execute(FLIPS_SQL, [period, period]).fetchall()
         months_total, balanced = con.execute(RECONCILIATION_SQL).fetchone()
+        logged = con.execute("select count(*) from marts.publish_log").fetchone()[0]
+        clv_period, clv_customers, clv_revenue, clv_profit = con.execute(CLV_TOTALS_SQL).fetchone()
+        defecting = con.execute(DEFECTION_SQL).fetchall()
     print()
     print(f"Customer profitability, trailing {months} months to {period:%Y-%m} ({ranked:,} customers)")
     print(f"  whale curve peak: {peak:,.1f} % of total profit, earned by the profitable customers")
@@ -92,9 +116,29 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
     else:
         print("  no customer's sign flips between traditional and ABC costing")
     print()
+    if clv_customers:
+        print(
+            f"Customer lifetime value as of {clv_period:%Y-%m} ({clv_customers:,} customers, 12-month horizon)"
+        )
+        print(
+            f"  expected revenue {_money(clv_revenue)}, expected profit after cost-to-serve {_money(clv_profit)}"
+        )
+        if defecting:
+            print(f"  defection-prone customers of high past profit: {defecting[0][5]:,}; the most valuable:")
+            print(f"    {'customer':<10} {'profit t12m':>12} {'P(alive)':>9} {'profit CLV':>12}")
+            for _, customer, profit, alive, value, _, _ in defecting:
+                print(f"    {customer:<10} {_money(profit):>12} {alive:>9.2f} {_money(value):>12}")
+        else:
+            print("  no customer of high past profit is defection-prone")
+    else:
+        print("Customer lifetime value: no month could be scored yet (see the customer_clv asset's metadata)")
+    print()
     print("Outputs")
     print(f"  published marts    {database}  (schema marts; what BI tools read)")
-    print(f"  Parquet per mart   {paths.published / PARQUET_DIR}")
+    print(f"  Parquet per mart   {database.parent / PARQUET_DIR}")
+    print(f"  publish log        marts.publish_log in the published file ({logged} tables published so far)")
+    if summary.data_docs:
+        print(f"  data docs          {summary.data_docs}  (landing suites of this run)")
     print(f"  working warehouse  {paths.warehouse}  (schemas raw, staging, intermediate, marts)")
     print(f"  landing zone       {paths.landing}")
     print(f"  logs               {paths.logs}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,20 @@ def small_landing(tmp_path_factory) -> Path:
     return landing
 
 
+@pytest.fixture(scope="session")
+def published_sample(tmp_path_factory, small_landing: Path) -> Paths:
+    """The small sample ingested, built and published once. Tests read it, or work on a copy of it."""
+    from pipelines.run import run_pipeline
+
+    paths = Paths(tmp_path_factory.mktemp("published") / "data")
+    shutil.copytree(small_landing, paths.landing)
+    run_pipeline(paths, progress=lambda _: None)
+    return paths
+
+
 @pytest.fixture
 def data_paths(tmp_path: Path, small_landing: Path) -> Paths:
     """A fresh data directory whose landing zone is a private copy of the small sample."""
-    import shutil
-
     paths = Paths(tmp_path / "data")
     shutil.copytree(small_landing, paths.landing)
     return paths

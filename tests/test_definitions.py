@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dagster import AssetKey
+from dagster import AssetCheckKey, AssetKey
 
 from pipelines.dbt import MANIFEST
 from pipelines.definitions import defs
@@ -33,7 +33,19 @@ def test_every_dbt_model_is_an_asset_downstream_of_raw_and_every_test_a_check():
     # Staging models read the raw tables the ingest assets produce.
     orders = graph.get(keys["stg_erp__order_lines"])
     assert AssetKey(["raw", "order_lines"]) in orders.parent_keys
-    assert len(list(graph.asset_check_keys)) == len(tests) > 0
+    gx_checks = {key for key in graph.asset_check_keys if key.name == "gx_suite"}
+    assert len(gx_checks) == len(SOURCES)
+    python_checks = {AssetCheckKey(AssetKey(["marts", "customer_clv"]), "holdout_calibration")}
+    assert python_checks <= set(graph.asset_check_keys)
+    assert len(list(graph.asset_check_keys)) == len(tests) + len(SOURCES) + len(python_checks)
+
+
+def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches_raw():
+    graph = defs.resolve_asset_graph()
+    for source in SOURCES:
+        landed, raw = AssetKey(["landed", source.name]), AssetKey(["raw", source.name])
+        assert landed in graph.get(raw).parent_keys
+        assert graph.get_check_spec(AssetCheckKey(landed, "gx_suite")).blocking
 
 
 def test_jobs_for_the_cli_exist():

@@ -1,4 +1,5 @@
-"""Loading landing files into raw: one month replaces its month, bad files say where and why, nothing is lost."""
+"""Loading landing files into quarantine (landed) and promoting them to raw: one month replaces its month, bad
+files say where and why, nothing is lost."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import duckdb
 import pytest
 
 from pipelines.config import Paths
-from pipelines.ingest import LandingError, load, months_in_landing
+from pipelines.ingest import LandingError, load, months_in_landing, promote
 
 
 @pytest.fixture
@@ -18,9 +19,9 @@ def con(data_paths: Paths):
         yield connection
 
 
-def _count(con, table: str, month: str | None = None) -> int:
+def _count(con, table: str, month: str | None = None, schema: str = "landed") -> int:
     where = f" where _period = date '{month}-01'" if month else ""
-    return con.execute(f"select count(*) from raw.{table}{where}").fetchone()[0]
+    return con.execute(f"select count(*) from {schema}.{table}{where}").fetchone()[0]
 
 
 def test_load_records_rows_checksum_and_lineage(con, data_paths: Paths):
@@ -28,12 +29,13 @@ def test_load_records_rows_checksum_and_lineage(con, data_paths: Paths):
     file_rows = con.execute(f"select count(*) from read_csv('{result.path}')").fetchone()[0]
     assert result.rows == file_rows == _count(con, "order_lines", "2024-02") > 0
     assert len(result.sha256) == 64 and result.bytes == result.path.stat().st_size
-    assert con.execute("select distinct _source_file from raw.order_lines").fetchall() == [
+    assert con.execute("select distinct _source_file from landed.order_lines").fetchall() == [
         (str(result.path),)
     ]
     types = dict(
         con.execute(
-            "select column_name, data_type from information_schema.columns where table_name = 'order_lines'"
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'landed' and table_name = 'order_lines'"
         ).fetchall()
     )
     assert types["unit_price"] == "DECIMAL(18,2)" and types["order_date"] == "DATE"
@@ -43,12 +45,14 @@ def test_reloading_a_month_replaces_exactly_that_month(con, data_paths: Paths):
     for month in ("2024-01", "2024-02"):
         load(con, data_paths.landing, "order_lines", month)
     before = {m: _count(con, "order_lines", m) for m in ("2024-01", "2024-02")}
-    checksum = con.execute("select sum(hash(order_id, line_no, quantity)) from raw.order_lines").fetchone()[0]
+    checksum = con.execute(
+        "select sum(hash(order_id, line_no, quantity)) from landed.order_lines"
+    ).fetchone()[0]
     load(con, data_paths.landing, "order_lines", "2024-02")
     load(con, data_paths.landing, "order_lines", "2024-02")
     assert {m: _count(con, "order_lines", m) for m in before} == before
     assert (
-        con.execute("select sum(hash(order_id, line_no, quantity)) from raw.order_lines").fetchone()[0]
+        con.execute("select sum(hash(order_id, line_no, quantity)) from landed.order_lines").fetchone()[0]
         == checksum
     )
     # A corrected file for the month replaces its rows, and the other month is untouched.
@@ -58,6 +62,27 @@ def test_reloading_a_month_replaces_exactly_that_month(con, data_paths: Paths):
     load(con, data_paths.landing, "order_lines", "2024-02")
     assert _count(con, "order_lines", "2024-02") == 10
     assert _count(con, "order_lines", "2024-01") == before["2024-01"]
+
+
+def test_only_promotion_moves_a_partition_into_raw(con, data_paths: Paths):
+    load(con, data_paths.landing, "order_lines", "2024-02")
+    assert _count(con, "order_lines", "2024-02", schema="raw") == 0
+    promoted = promote(con, "order_lines", "2024-02")
+    assert (
+        promoted
+        == _count(con, "order_lines", "2024-02", schema="raw")
+        == _count(con, "order_lines", "2024-02")
+    )
+    # A new file in quarantine leaves raw as it was until it is promoted.
+    path = data_paths.landing / "order_lines" / "2024-02.csv"
+    path.write_text("\n".join(path.read_text().splitlines()[:4]) + "\n")
+    load(con, data_paths.landing, "order_lines", "2024-02")
+    assert _count(con, "order_lines", "2024-02") == 3
+    assert _count(con, "order_lines", "2024-02", schema="raw") == promoted
+    assert promote(con, "order_lines", "2024-02") == 3 == _count(con, "order_lines", "2024-02", schema="raw")
+    load(con, data_paths.landing, "customers")
+    promote(con, "customers")
+    assert _count(con, "customers", schema="raw") == _count(con, "customers") > 0
 
 
 def test_snapshot_reload_replaces_the_table(con, data_paths: Paths):
@@ -127,7 +152,7 @@ BAD_FILES = {
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_bad_file_names_the_path_and_leaves_the_month_as_it_was(con, data_paths: Paths, case: str):
     load(con, data_paths.landing, "order_lines", "2024-02")
-    before = con.execute("select count(*), sum(hash(order_id, line_no)) from raw.order_lines").fetchone()
+    before = con.execute("select count(*), sum(hash(order_id, line_no)) from landed.order_lines").fetchone()
     path = data_paths.landing / "order_lines" / "2024-02.csv"
     damage, message = BAD_FILES[case]
     damage(path)
@@ -135,5 +160,6 @@ def test_bad_file_names_the_path_and_leaves_the_month_as_it_was(con, data_paths:
         load(con, data_paths.landing, "order_lines", "2024-02")
     assert str(path) in str(caught.value)
     assert (
-        con.execute("select count(*), sum(hash(order_id, line_no)) from raw.order_lines").fetchone() == before
+        con.execute("select count(*), sum(hash(order_id, line_no)) from landed.order_lines").fetchone()
+        == before
     )

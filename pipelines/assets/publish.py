@@ -1,11 +1,17 @@
-"""Publish assets: the marts copied where BI tools read them (a separate DuckDB file and Parquet per mart)."""
+"""Publish assets: the marts made available to BI tools, only after everything upstream passed.
+
+The asset runs at the end of the transform job: dbt failures (models, data tests, unit tests, conservation
+tests) and failed landing suites upstream mean it does not run, and the previous publication stays as it was.
+"""
+
+from datetime import date
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from pipelines.publish import publish
 from pipelines.resources import DataDir
 
-PROFITABILITY_MARTS = (
+PUBLISHED_MARTS = (
     "customer_profitability",
     "customer_cost_to_serve",
     "activity_costs",
@@ -13,25 +19,40 @@ PROFITABILITY_MARTS = (
     "company_reconciliation",
     "whale_curve",
     "costing_comparison",
+    "customer_clv",
 )
+FIRST_PERIOD_TAG = "cprof/first_period"
+LAST_PERIOD_TAG = "cprof/last_period"
+
+
+def _period(tag: str | None) -> date | None:
+    return date.fromisoformat(f"{tag}-01") if tag else None
 
 
 @asset(
     key=AssetKey(["published", "marts"]),
     group_name="publish",
-    deps=[AssetKey(["marts", name]) for name in PROFITABILITY_MARTS],
+    deps=[AssetKey(["marts", name]) for name in PUBLISHED_MARTS],
     kinds={"duckdb", "parquet"},
-    description="Every mart of the working warehouse, published to published/cprof.duckdb (schema marts) and "
-    "published/parquet/<mart>.parquet, swapped in atomically.",
+    description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
+    "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current.",
 )
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
-    publication = publish(paths.warehouse, paths.published)
-    context.log.info(f"published {len(publication.row_counts)} marts to {publication.database}")
+    tags = context.run.tags
+    publication = publish(
+        paths.warehouse,
+        paths.published,
+        run_id=context.run.run_id,
+        first_period=_period(tags.get(FIRST_PERIOD_TAG)),
+        last_period=_period(tags.get(LAST_PERIOD_TAG)),
+    )
+    context.log.info(f"published {len(publication.row_counts)} marts as {publication.release}")
     return MaterializeResult(
         metadata={
+            "release": MetadataValue.path(str(publication.release)),
             "database": MetadataValue.path(str(publication.database)),
-            "parquet": MetadataValue.path(str(publication.parquet)),
             "row_counts": MetadataValue.json(publication.row_counts),
+            "checksums": MetadataValue.json(publication.checksums),
         }
     )

@@ -1,0 +1,205 @@
+"""Running a landing suite with Great Expectations 1.x on one partition, and reading its result.
+
+GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the partition
+is read from DuckDB into a DataFrame, one partition at a time so memory stays bounded. GX is imported on first
+use (it takes seconds). The Data Docs site is kept under the data directory: ``gx/data_docs/index.html``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from data_checks.suites import SUITES, rules_for
+
+SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class Failure:
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    samples: list[Any]
+    observed: Any = None
+
+    def describe(self) -> str:
+        subject = f" on {self.column}" if self.column else ""
+        if self.unexpected_count is not None:
+            shown = ", ".join(str(v) for v in self.samples[:SAMPLE_SIZE])
+            return f"{self.expectation}{subject}: {self.unexpected_count} unexpected (e.g. {shown})"
+        return f"{self.expectation}{subject}: observed {self.observed}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source: str
+    month: str | None
+    file: str
+    rows: int
+    evaluated: int
+    failures: list[Failure] = field(default_factory=list)
+    docs: Path | None = None
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    def message(self) -> str:
+        where = f"{self.source} {self.month or 'snapshot'} ({self.file}, {self.rows} rows)"
+        if self.success:
+            return f"{where}: all {self.evaluated} expectations passed"
+        lines = [f"{where}: {len(self.failures)} of {self.evaluated} expectations failed"]
+        lines += [f"  - {failure.describe()}" for failure in self.failures]
+        if self.docs:
+            lines.append(f"  Data Docs: {self.docs}")
+        return "\n".join(lines)
+
+
+class LandingValidator:
+    """Validates partitions of landing sources with their suites.
+
+    GX runs in memory (an ephemeral context: no YAML read or written per validation); each source's suite,
+    validation definition and checkpoint are built once. The Data Docs site is written under
+    ``<root>/gx/data_docs``: per validation, or, with ``defer_docs``, once for all pending results by
+    :meth:`build_docs`. Its index lists the validations of this process, i.e. the run.
+    """
+
+    def __init__(self, root: Path, defer_docs: bool = False):
+        self.root = root
+        self.defer_docs = defer_docs
+        self._context = None
+        self._checkpoints: dict[str, Any] = {}
+        self._pending: list = []
+
+    @property
+    def docs_index(self) -> Path:
+        return self.root / "gx" / "data_docs" / "index.html"
+
+    def _gx_context(self):
+        if self._context is None:
+            os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            context.add_data_docs_site(
+                site_name="landing",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(self.docs_index.parent),
+                    },
+                },
+            )
+            self._datasource = context.data_sources.add_pandas("landing")
+            self._context = context
+        return self._context
+
+    def _checkpoint(self, source: str):
+        if source not in self._checkpoints:
+            import great_expectations as gx
+            import great_expectations.expectations as gxe
+
+            context = self._gx_context()
+            batch = self._datasource.add_dataframe_asset(source).add_batch_definition_whole_dataframe(
+                "partition"
+            )
+            suite = gx.ExpectationSuite(
+                name=f"landing.{source}",
+                expectations=[getattr(gxe, name)(**kwargs) for name, kwargs in rules_for(source)],
+                meta={"description": SUITES[source].description},
+            )
+            suite = context.suites.add(suite)
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"landing.{source}", data=batch, suite=suite)
+            )
+            actions = [] if self.defer_docs else [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
+            self._checkpoints[source] = context.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"landing.{source}",
+                    validation_definitions=[definition],
+                    actions=actions,
+                    result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+                )
+            )
+        return self._checkpoints[source]
+
+    def validate(self, source: str, month: str | None, frame: pd.DataFrame, file: str) -> Outcome:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        result = self._checkpoint(source).run(
+            batch_parameters={"dataframe": frame},
+            run_id=RunIdentifier(run_name=f"{source} {month or 'snapshot'}"),
+        )
+        identifier, validation = next(iter(result.run_results.items()))
+        failures = [_failure(r) for r in validation.results if not r.success]
+        if self.defer_docs:
+            self._pending.append(identifier)
+            if failures:  # the page of a failure is wanted now
+                self.build_docs()
+        return Outcome(
+            source=source,
+            month=month,
+            file=file,
+            rows=len(frame),
+            evaluated=len(validation.results),
+            failures=failures,
+            docs=self.docs_index if self.docs_index.exists() else None,
+        )
+
+    def build_docs(self) -> Path | None:
+        """Render the Data Docs pages of the results validated since the last build, and the index."""
+        if self._context is not None and self._pending:
+            self._context.build_data_docs(resource_identifiers=self._pending)
+            self._pending = []
+        return self.docs_index if self.docs_index.exists() else None
+
+
+_VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}
+
+
+def validator_for(root: Path, defer_docs: bool = False) -> LandingValidator:
+    """The process's validator for a data directory (GX contexts are costly to create)."""
+    key = (root.resolve(), defer_docs)
+    if key not in _VALIDATORS:
+        _VALIDATORS[key] = LandingValidator(key[0], defer_docs)
+    return _VALIDATORS[key]
+
+
+def _failure(result) -> Failure:
+    config = result.expectation_config
+    details = result.result or {}
+    column = config.kwargs.get("column") or config.kwargs.get("column_list")
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        return Failure(
+            config.type,
+            str(column) if column else None,
+            None,
+            [],
+            observed=result.exception_info.get("exception_message"),
+        )
+    samples = details.get("partial_unexpected_list") or []
+    return Failure(
+        expectation=config.type,
+        column=str(column) if column else None,
+        unexpected_count=details.get("unexpected_count"),
+        samples=[_plain(value) for value in samples],
+        observed=details.get("observed_value"),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A sample value as a person reads it (numpy and pandas scalars to Python)."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, dict):
+        return tuple(value.values())
+    return value

@@ -1,0 +1,381 @@
+"""One Great Expectations suite per landing source, as code (reviewable diffs).
+
+A suite validates one partition of ``landed.<source>`` (a month, or the whole snapshot) before it is promoted
+to ``raw``. Each source has:
+
+* ``frame_sql``: the rows to validate, with the source's columns plus *violation columns* (``_unknown_customer_id``
+  and the like) computed against the reference data: the offending value where a rule is broken, else NULL.
+  A ``expect_column_values_to_be_null`` on such a column reports the offending values themselves as samples.
+* ``rules``: the expectations; the same for every partition (the month enters through ``$period``).
+
+GX is imported lazily (it takes seconds); this module only describes the suites as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pipelines.sources import BY_NAME
+
+# Plausible bounds; anything outside is a data error to look at, not a fact to cost.
+MAX_HANDLING_MINUTES = 8 * 60
+MAX_VISIT_HOURS = 14
+MAX_QUANTITY = 100_000
+
+Rule = tuple[str, dict[str, Any]]  # (GX expectation class name, its keyword arguments)
+
+
+@dataclass(frozen=True)
+class Suite:
+    source: str
+    frame_sql: str  # parameters: $period (DATE, the partition month; NULL for snapshots)
+    rules: Callable[[], list[Rule]]
+    description: str = ""
+
+
+def _key_rules(source: str) -> list[Rule]:
+    key = list(BY_NAME[source].key)
+    rules: list[Rule] = [("ExpectColumnValuesToNotBeNull", {"column": column}) for column in key]
+    if len(key) == 1:
+        rules.append(("ExpectColumnValuesToBeUnique", {"column": key[0]}))
+    else:
+        rules.append(("ExpectCompoundColumnsToBeUnique", {"column_list": key}))
+    return rules
+
+
+def _columns_rule(source: str, extra: list[str]) -> Rule:
+    return ("ExpectTableColumnsToMatchOrderedList", {"column_list": [*BY_NAME[source].columns, *extra]})
+
+
+def _null(column: str) -> Rule:
+    return ("ExpectColumnValuesToBeNull", {"column": column})
+
+
+def _not_null(*columns: str) -> list[Rule]:
+    return [("ExpectColumnValuesToNotBeNull", {"column": column}) for column in columns]
+
+
+def _between(column: str, low: float | None = None, high: float | None = None) -> Rule:
+    return ("ExpectColumnValuesToBeBetween", {"column": column, "min_value": low, "max_value": high})
+
+
+def _in_set(column: str, values: list[str]) -> Rule:
+    return ("ExpectColumnValuesToBeInSet", {"column": column, "value_set": values})
+
+
+NOT_EMPTY: Rule = ("ExpectTableRowCountToBeBetween", {"min_value": 1})
+
+
+def _outside_month(expression: str, name: str) -> str:
+    """SQL: the date when it does not fall in the partition's month, else NULL, as _<name>_outside_month."""
+    return (
+        f"case when cast(date_trunc('month', {expression}) as date) <> $period "
+        f"then strftime({expression}, '%Y-%m-%d') end as _{name}_outside_month"
+    )
+
+
+SUITES: dict[str, Suite] = {}
+
+
+def _suite(source: str, frame_sql: str, rules: Callable[[], list[Rule]], description: str) -> None:
+    SUITES[source] = Suite(source, frame_sql, rules, description)
+
+
+# --- reference snapshots -------------------------------------------------------------------------
+_suite(
+    "customers",
+    "select * exclude (_period, _source_file, _loaded_at) from landed.customers",
+    lambda: [
+        _columns_rule("customers", []),
+        NOT_EMPTY,
+        *_key_rules("customers"),
+        *_not_null("segment", "acquired_date"),
+    ],
+    "Customer master: unique ids, a segment and an acquisition date for everyone.",
+)
+_suite(
+    "products",
+    "select * exclude (_period, _source_file, _loaded_at) from landed.products",
+    lambda: [
+        _columns_rule("products", []),
+        NOT_EMPTY,
+        *_key_rules("products"),
+        *_not_null("list_price", "unit_cost"),
+        _between("list_price", 0),
+        _between("unit_cost", 0),
+    ],
+    "Product master: unique ids, non-negative list price and unit cost.",
+)
+_suite(
+    "cost_centers",
+    "select * exclude (_period, _source_file, _loaded_at) from landed.cost_centers",
+    lambda: [
+        _columns_rule("cost_centers", []),
+        NOT_EMPTY,
+        *_key_rules("cost_centers"),
+        *_not_null("customer_driven"),
+        _between("practical_capacity_minutes", 1),
+    ],
+    "Cost centres: unique, practical capacity positive where given.",
+)
+_suite(
+    "activities",
+    "select * exclude (_period, _source_file, _loaded_at) from landed.activities",
+    lambda: [
+        _columns_rule("activities", []),
+        NOT_EMPTY,
+        *_key_rules("activities"),
+        *_not_null("cost_center", "driver", "method"),
+        _in_set("method", ["time", "share"]),
+        _between("unit_minutes", 0),
+        _between("share", 0, 1),
+    ],
+    "Activities: unique, a method of time or share; the costing rules between activities and centres are "
+    "checked by the dbt model int_costing_config_validated.",
+)
+_suite(
+    "survey_questions",
+    "select * exclude (_period, _source_file, _loaded_at) from landed.survey_questions",
+    lambda: [
+        _columns_rule("survey_questions", []),
+        NOT_EMPTY,
+        *_key_rules("survey_questions"),
+        _in_set("kind", ["nps", "overall", "attribute"]),
+    ],
+    "Survey questions: unique, kind nps, overall or attribute.",
+)
+_suite(
+    "scorecard_targets",
+    "select * exclude (_period, _source_file, _loaded_at) from landed.scorecard_targets",
+    lambda: [
+        _columns_rule("scorecard_targets", []),
+        NOT_EMPTY,
+        *_key_rules("scorecard_targets"),
+        *_not_null("target", "direction"),
+        _in_set("direction", ["higher", "lower"]),
+        _between("amber_tolerance", 0),
+        _between("incentive_weight", 0, 1),
+    ],
+    "Scorecard targets: one per metric and segment, a direction, non-negative tolerance, weight in [0, 1].",
+)
+
+# --- monthly exports -----------------------------------------------------------------------------
+_suite(
+    "order_lines",
+    f"""
+    select
+        lines.* exclude (_period, _source_file, _loaded_at),
+        case when customers.customer_id is null then lines.customer_id end as _unknown_customer_id,
+        case when products.product_id is null then lines.product_id end as _unknown_product_id,
+        case when lines.discount_amount > lines.quantity * lines.unit_price
+            then cast(lines.discount_amount as varchar) || ' > ' || cast(lines.quantity * lines.unit_price as varchar)
+        end as _discount_over_line_value,
+        {_outside_month("lines.order_date", "order_date")}
+    from landed.order_lines as lines
+    left join raw.customers as customers on lines.customer_id = customers.customer_id
+    left join raw.products as products on lines.product_id = products.product_id
+    where lines._period = $period
+    """,
+    lambda: [
+        _columns_rule(
+            "order_lines",
+            [
+                "_unknown_customer_id",
+                "_unknown_product_id",
+                "_discount_over_line_value",
+                "_order_date_outside_month",
+            ],
+        ),
+        NOT_EMPTY,
+        *_key_rules("order_lines"),
+        *_not_null("order_date", "customer_id", "product_id", "quantity", "unit_price", "discount_amount"),
+        _between("line_no", 1),
+        _between("quantity", 1, MAX_QUANTITY),
+        _between("unit_price", 0),
+        _between("discount_amount", 0),
+        _in_set("ship_mode", ["standard", "express"]),
+        _in_set("order_channel", ["web", "edi", "phone", "field"]),
+        _null("_unknown_customer_id"),
+        _null("_unknown_product_id"),
+        _null("_discount_over_line_value"),
+        _null("_order_date_outside_month"),
+    ],
+    "Order lines of the month: unique (order_id, line_no), known customer and product, positive quantity, "
+    "non-negative price and discount, discount within the line value, order_date inside the file's month.",
+)
+_suite(
+    "returns",
+    f"""
+    with this_month as (
+        select * exclude (_period, _source_file, _loaded_at) from landed.returns where _period = $period
+    ),
+    returned_before as (
+        select order_id, line_no, sum(quantity) as quantity
+        from raw.returns
+        where _period <> $period
+        group by order_id, line_no
+    ),
+    returned_now as (
+        select order_id, line_no, sum(quantity) as quantity from this_month group by order_id, line_no
+    )
+    select
+        this_month.*,
+        case when lines.order_id is null
+            then this_month.order_id || ' line ' || cast(this_month.line_no as varchar) end as _unknown_order_line,
+        case when lines.quantity < returned_now.quantity + coalesce(returned_before.quantity, 0)
+            then this_month.order_id || ' line ' || cast(this_month.line_no as varchar) || ': returned '
+                || cast(returned_now.quantity + coalesce(returned_before.quantity, 0) as varchar)
+                || ' of ' || cast(lines.quantity as varchar)
+        end as _returned_more_than_ordered,
+        case when this_month.return_date < lines.order_date
+            then strftime(this_month.return_date, '%Y-%m-%d') || ' before order date '
+                || strftime(lines.order_date, '%Y-%m-%d') end as _returned_before_ordered,
+        {_outside_month("this_month.return_date", "return_date")}
+    from this_month
+    left join raw.order_lines as lines
+        on this_month.order_id = lines.order_id and this_month.line_no = lines.line_no
+    left join returned_now
+        on this_month.order_id = returned_now.order_id and this_month.line_no = returned_now.line_no
+    left join returned_before
+        on this_month.order_id = returned_before.order_id and this_month.line_no = returned_before.line_no
+    """,
+    lambda: [
+        _columns_rule(
+            "returns",
+            [
+                "_unknown_order_line",
+                "_returned_more_than_ordered",
+                "_returned_before_ordered",
+                "_return_date_outside_month",
+            ],
+        ),
+        *_key_rules("returns"),
+        *_not_null("order_id", "line_no", "return_date", "quantity"),
+        _between("quantity", 1, MAX_QUANTITY),
+        _null("_unknown_order_line"),
+        _null("_returned_more_than_ordered"),
+        _null("_returned_before_ordered"),
+        _null("_return_date_outside_month"),
+    ],
+    "Returns of the month: unique return_id, each of a known order line, never more than was ordered (over "
+    "all months), not before the order, return_date inside the file's month.",
+)
+
+
+def _customer_events(source: str, date_column: str, bounded: Rule, description: str) -> None:
+    """A suite for events of a customer dated in the file's month (tickets, visits): unique id, known
+    customer, a value within plausible bounds."""
+    _suite(
+        source,
+        f"""
+        select
+            events.* exclude (_period, _source_file, _loaded_at),
+            case when customers.customer_id is null then events.customer_id end as _unknown_customer_id,
+            {_outside_month(f"events.{date_column}", date_column)}
+        from landed.{source} as events
+        left join raw.customers as customers on events.customer_id = customers.customer_id
+        where events._period = $period
+        """,
+        lambda: [
+            _columns_rule(source, ["_unknown_customer_id", f"_{date_column}_outside_month"]),
+            *_key_rules(source),
+            *_not_null("customer_id", date_column, bounded[1]["column"]),
+            bounded,
+            _null("_unknown_customer_id"),
+            _null(f"_{date_column}_outside_month"),
+        ],
+        description,
+    )
+
+
+_customer_events(
+    "support_tickets",
+    "opened_at",
+    _between("handling_minutes", 0, MAX_HANDLING_MINUTES),
+    f"Support tickets of the month: unique ticket_id, known customer, handling minutes within 0-"
+    f"{MAX_HANDLING_MINUTES}, opened_at inside the file's month.",
+)
+_customer_events(
+    "sales_visits",
+    "visit_date",
+    _between("hours", 0, MAX_VISIT_HOURS),
+    f"Sales visits of the month: unique visit_id, known customer, hours within 0-{MAX_VISIT_HOURS}, "
+    "visit_date inside the file's month.",
+)
+_suite(
+    "gl_costs",
+    """
+    select
+        ledger.* exclude (_period, _source_file, _loaded_at),
+        case when centres.cost_center is null then ledger.cost_center end as _unknown_cost_center,
+        case when ledger.period is distinct from strftime($period, '%Y-%m')
+            then coalesce(ledger.period, 'NULL') || ' in the file of ' || strftime($period, '%Y-%m') end
+            as _period_not_the_files_month
+    from landed.gl_costs as ledger
+    left join raw.cost_centers as centres on ledger.cost_center = centres.cost_center
+    where ledger._period = $period
+    """,
+    lambda: [
+        _columns_rule("gl_costs", ["_unknown_cost_center", "_period_not_the_files_month"]),
+        NOT_EMPTY,
+        *_key_rules("gl_costs"),
+        *_not_null("amount"),
+        _null("_unknown_cost_center"),
+        _null("_period_not_the_files_month"),
+    ],
+    "Ledger lines of the period: unique (period, cost_center, account), known cost centre, an amount, and a "
+    "period equal to the file's month.",
+)
+_suite(
+    "survey_responses",
+    f"""
+    select
+        answers.* exclude (_period, _source_file, _loaded_at),
+        case when customers.customer_id is null then answers.customer_id end as _unknown_customer_id,
+        case when questions.question_id is null then answers.question_id end as _unknown_question_id,
+        case
+            when questions.kind = 'nps' and answers.score not between 0 and 10
+                then answers.question_id || '=' || cast(answers.score as varchar) || ' (scale 0-10)'
+            when questions.kind in ('overall', 'attribute') and answers.score not between 1 and 10
+                then answers.question_id || '=' || cast(answers.score as varchar) || ' (scale 1-10)'
+        end as _score_outside_scale,
+        {_outside_month("answers.responded_at", "responded_at")}
+    from landed.survey_responses as answers
+    left join raw.customers as customers on answers.customer_id = customers.customer_id
+    left join raw.survey_questions as questions on answers.question_id = questions.question_id
+    where answers._period = $period
+    """,
+    lambda: [
+        _columns_rule(
+            "survey_responses",
+            [
+                "_unknown_customer_id",
+                "_unknown_question_id",
+                "_score_outside_scale",
+                "_responded_at_outside_month",
+            ],
+        ),
+        *_key_rules("survey_responses"),
+        *_not_null("customer_id", "responded_at", "score"),
+        _null("_unknown_customer_id"),
+        _null("_unknown_question_id"),
+        _null("_score_outside_scale"),
+        _null("_responded_at_outside_month"),
+    ],
+    "Survey answers of the month: one answer per response and question, known customer and question, the "
+    "score within its question's scale, responded_at inside the file's month.",
+)
+
+
+def rules_for(source: str) -> list[Rule]:
+    return SUITES[source].rules()
+
+
+def period_parameter(month: str | None) -> date | None:
+    if month is None:
+        return None
+    year, number = (int(part) for part in month.split("-"))
+    return date(year, number, 1)

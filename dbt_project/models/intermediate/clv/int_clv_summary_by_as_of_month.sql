@@ -1,0 +1,121 @@
+-- The per-customer purchase summary the CLV models are fitted on, as of the end of each month in the data
+-- (time unit: days). A purchase is a day with at least one order: frequency counts the repeat purchase days
+-- after the first, recency is the age at the last purchase, T the age at the month end, and monetary_value
+-- the mean value (after line discounts) of the repeat purchase days.
+-- Also carries what profit CLV needs from activity-based costing over the trailing 12 months.
+with order_lines as (
+    select * from {{ ref('stg_erp__order_lines') }}
+),
+
+margin as (
+    select * from {{ ref('int_margin_aggregated_to_customer_month') }}
+),
+
+cost_to_serve as (
+    select period, customer_id, sum(allocated_cost) as cost_to_serve
+    from {{ ref('int_activity_costs_allocated_to_customers') }}
+    group by period, customer_id
+),
+
+profitability as (
+    select
+        coalesce(margin.period, cost_to_serve.period) as period,
+        coalesce(margin.customer_id, cost_to_serve.customer_id) as customer_id,
+        coalesce(margin.net_revenue, 0) as net_revenue,
+        coalesce(margin.gross_margin, 0) as gross_margin,
+        coalesce(cost_to_serve.cost_to_serve, 0) as cost_to_serve,
+        coalesce(margin.gross_margin, 0) - coalesce(cost_to_serve.cost_to_serve, 0) as abc_profit
+    from margin
+    full outer join cost_to_serve
+        on margin.period = cost_to_serve.period and margin.customer_id = cost_to_serve.customer_id
+),
+
+purchase_days as (
+    select
+        customer_id,
+        order_date,
+        sum(quantity * unit_price - discount_amount) as purchase_value,
+        count(distinct order_id) as orders
+    from order_lines
+    group by customer_id, order_date
+),
+
+as_of as (
+    select distinct
+        period,
+        cast(period + interval 1 month - interval 1 day as date) as as_of_date
+    from profitability
+),
+
+history as (
+    select
+        as_of.period,
+        as_of.as_of_date,
+        purchase_days.customer_id,
+        purchase_days.order_date,
+        purchase_days.purchase_value,
+        purchase_days.orders,
+        min(purchase_days.order_date) over (partition by as_of.period, purchase_days.customer_id) as first_purchase
+    from as_of
+    inner join purchase_days on purchase_days.order_date <= as_of.as_of_date
+),
+
+summary as (
+    select
+        period,
+        customer_id,
+        count(*) - 1 as frequency,
+        date_diff('day', min(order_date), max(order_date)) as recency,
+        date_diff('day', min(order_date), any_value(as_of_date)) as t,
+        coalesce(avg(case when order_date > first_purchase then purchase_value end), 0) as monetary_value
+    from history
+    group by period, customer_id
+),
+
+trailing_figures as (
+    select
+        as_of.period,
+        profitability.customer_id,
+        sum(profitability.abc_profit) as profit_t12m,
+        sum(profitability.net_revenue) as net_revenue_t12m,
+        sum(profitability.gross_margin) as gross_margin_t12m,
+        sum(profitability.cost_to_serve) as cost_to_serve_t12m
+    from as_of
+    inner join profitability
+        on profitability.period > as_of.period - interval 12 month and profitability.period <= as_of.period
+    group by as_of.period, profitability.customer_id
+),
+
+trailing_orders as (
+    select
+        as_of.period,
+        purchase_days.customer_id,
+        sum(purchase_days.orders) as orders_t12m
+    from as_of
+    inner join purchase_days
+        on purchase_days.order_date > as_of.as_of_date - interval 12 month
+        and purchase_days.order_date <= as_of.as_of_date
+    group by as_of.period, purchase_days.customer_id
+),
+
+final as (
+    select
+        summary.period,
+        summary.customer_id,
+        cast(summary.frequency as integer) as frequency,
+        cast(summary.recency as integer) as recency,
+        cast(summary.t as integer) as t,
+        cast(summary.monetary_value as decimal(18, 2)) as monetary_value,
+        cast(coalesce(trailing_figures.profit_t12m, 0) as decimal(18, 2)) as profit_t12m,
+        cast(coalesce(trailing_figures.net_revenue_t12m, 0) as decimal(18, 2)) as net_revenue_t12m,
+        cast(coalesce(trailing_figures.gross_margin_t12m, 0) as decimal(18, 2)) as gross_margin_t12m,
+        cast(coalesce(trailing_figures.cost_to_serve_t12m, 0) as decimal(18, 2)) as cost_to_serve_t12m,
+        cast(coalesce(trailing_orders.orders_t12m, 0) as integer) as orders_t12m
+    from summary
+    left join trailing_figures
+        on summary.period = trailing_figures.period and summary.customer_id = trailing_figures.customer_id
+    left join trailing_orders
+        on summary.period = trailing_orders.period and summary.customer_id = trailing_orders.customer_id
+)
+
+select * from final

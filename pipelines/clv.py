@@ -1,0 +1,565 @@
+"""Customer lifetime value: the BG/NBD purchase model and the Gamma-Gamma spend model.
+
+Both models are fitted by maximum likelihood on the per-customer summary: ``frequency`` (number of
+REPEAT purchases x), ``recency`` (time of the last purchase t_x, measured from the first purchase, 0 if
+x = 0), ``T`` (time from the first purchase to the end of the observation) and ``monetary_value`` (mean
+value of the repeat purchases). Any time unit works as long as it is the same for all inputs.
+
+Why the models are written here instead of imported: ``lifetimes`` has been archived since 2020 and is
+partly broken on pandas 3; ``pymc-marketing`` needs Python >= 3.12 and brings PyMC/PyTensor. The models
+are small, so they are implemented on numpy/scipy only, with analytic gradients.
+
+References:
+
+- P. S. Fader, B. G. S. Hardie, K. L. Lee (2005), "Counting your customers the easy way: an alternative to
+  the Pareto/NBD model", Marketing Science 24(2), 275-284 (BG/NBD likelihood; conditional expectation
+  eq. 10).
+- P. S. Fader, B. G. S. Hardie, K. L. Lee (2008), "Computing P(alive) using the BG/NBD model", note.
+- P. S. Fader, B. G. S. Hardie, K. L. Lee (2005), "RFM and CLV: using iso-value curves for customer base
+  analysis", Journal of Marketing Research 42(4), 415-430 (Gamma-Gamma spend model).
+- P. S. Fader, B. G. S. Hardie (2013), "The Gamma-Gamma Model of Monetary Value", note.
+
+Numerical notes: likelihoods are evaluated in log space (gammaln, betaln, logaddexp). Eq. 10 needs the
+Gauss hypergeometric function at z = t / (alpha + T + t), which tends to 1 for long horizons; there
+scipy's ``hyp2f1(r + x, b + x; a + b + x - 1; z)`` overflows for heavy buyers (x of a few hundred). The
+Euler transformation 2F1(A, B; C; z) = (1 - z)^(C-A-B) 2F1(C-A, C-B; C; z) turns it into
+2F1(a + b - 1 - r, a - 1; a + b + x - 1; z), whose first two parameters do not grow with x; that form is
+used and checked to be finite. Its removable singularities (a = 1; r - a a whole number, where scipy's
+hyp2f1 returns NaN for large x) are bridged by interpolation. Against numerical integration over the
+posterior of (lambda, p) it agreed to a relative 1e-7 on 3,000 random cases up to x = 300 and t = 10 years.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import minimize
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+
+BG_NBD_PARAMS = ("r", "alpha", "a", "b")
+GAMMA_GAMMA_PARAMS = ("p", "q", "v")
+MIN_CUSTOMERS = 10
+# Log-parameters are searched within +-ln(1e8) of their starting values; an optimum on that bound means
+# the data do not identify the parameter (e.g. b -> infinity when nobody seems to drop out).
+_LOG_SEARCH_RANGE = np.log(1e8)
+# Distance from the removable singularities of eq. 10 below which it is interpolated (_alive_expected_orders).
+_NEAR_SINGULAR = 1e-4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _as_array(name: str, values: ArrayLike) -> np.ndarray:
+    """A one-dimensional float array of finite, non-negative values, or a ValueError naming ``name``."""
+    try:
+        array = np.atleast_1d(np.asarray(values, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from exc
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    _raise_at_first(name, array, ~np.isfinite(array), "is not finite")
+    _raise_at_first(name, array, array < 0, "is negative")
+    return array
+
+
+def _raise_at_first(name: str, array: np.ndarray, bad: np.ndarray, problem: str) -> None:
+    """Raise a ValueError naming the first index where ``bad`` holds."""
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}[{i}] = {array[i]:g} {problem}")
+
+
+def _check_lengths(**arrays: np.ndarray) -> None:
+    """All arrays have the same length."""
+    lengths = {name: len(array) for name, array in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"inputs differ in length: {lengths}")
+
+
+def _validate_rft(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated (frequency, recency, T) arrays."""
+    x = _as_array("frequency", frequency)
+    t_x = _as_array("recency", recency)
+    T_ = _as_array("T", T)
+    _check_lengths(frequency=x, recency=t_x, T=T_)
+    _raise_at_first("frequency", x, x != np.round(x), "is not a whole number of repeat purchases")
+    if (t_x > T_).any():
+        i = int(np.argmax(t_x > T_))
+        raise ValueError(f"recency[{i}] = {t_x[i]:g} is greater than T[{i}] = {T_[i]:g}")
+    _raise_at_first(
+        "recency",
+        t_x,
+        (x == 0) & (t_x > 0),
+        "is positive for a customer without repeat purchases (must be 0)",
+    )
+    return x, t_x, T_
+
+
+def _validate_fm(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (frequency, monetary_value) arrays."""
+    x = _as_array("frequency", frequency)
+    m = _as_array("monetary_value", monetary_value)
+    _check_lengths(frequency=x, monetary_value=m)
+    _raise_at_first("frequency", x, x != np.round(x), "is not a whole number of repeat purchases")
+    _raise_at_first(
+        "monetary_value", m, (x > 0) & (m == 0), "must be positive for a customer with repeat purchases"
+    )
+    return x, m
+
+
+def _require_customers(count: int, what: str) -> None:
+    """At least MIN_CUSTOMERS customers to fit on."""
+    if count < MIN_CUSTOMERS:
+        raise ValueError(f"{what} needs at least {MIN_CUSTOMERS} customers, got {count}")
+
+
+def _params(params: Mapping[str, float], names: tuple[str, ...]) -> np.ndarray:
+    """The named parameters as an array, checked to be present, finite and positive."""
+    missing = [name for name in names if name not in params]
+    if missing:
+        raise ValueError(f"params lacks {missing}; expected the keys {list(names)}")
+    values = np.array([params[name] for name in names], dtype=float)
+    for name, value in zip(names, values, strict=True):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"parameter {name} = {value:g} must be finite and positive")
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Collapsing identical customers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse identical rows: (index of each group's first row, group of every row, rows per group).
+
+    Columns are combined one at a time into a compact integer key (faster than ``np.unique(axis=0)``, which
+    sorts rows as byte strings); the key is renumbered after each column so it cannot overflow.
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        values, codes = np.unique(column, return_inverse=True)
+        _, first, key, counts = np.unique(
+            key * len(values) + codes, return_index=True, return_inverse=True, return_counts=True
+        )
+    return first, key, counts
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """A column of the collapsed rows stored as its unique values and, per row, the index into them."""
+
+    values: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, column: np.ndarray) -> "_Factor":
+        """Factorise a column."""
+        values, index = np.unique(column, return_inverse=True)
+        return cls(values, index)
+
+
+@dataclass(frozen=True)
+class _BgNbdData:
+    """Customers collapsed to unique (x, t_x, T) rows, each column factorised.
+
+    Terms that depend on one column only (gammaln and digamma of x, logs of alpha + T) are computed once
+    per unique value, which makes a million customers with whole-day recency and T cheap.
+    """
+
+    counts: np.ndarray  # customers per row
+    inverse: np.ndarray  # row of every customer
+    x: _Factor
+    x_counts: np.ndarray  # customers per unique frequency
+    recency: _Factor
+    T: _Factor
+
+    @classmethod
+    def of(cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> "_BgNbdData":
+        """Collapse validated (frequency, recency, T) arrays."""
+        first, inverse, counts = _group(x, t_x, T)
+        x_factor = _Factor.of(x[first])
+        x_counts = np.bincount(x_factor.index, weights=counts, minlength=len(x_factor.values))
+        return cls(counts, inverse, x_factor, x_counts, _Factor.of(t_x[first]), _Factor.of(T[first]))
+
+
+@dataclass(frozen=True)
+class _GammaGammaData:
+    """Repeat customers with the sums of the likelihood that do not depend on the parameters."""
+
+    x: np.ndarray
+    xm: np.ndarray  # x * monetary value: total repeat spend
+    x_values: np.ndarray
+    x_counts: np.ndarray
+    sum_x_log_xm: float
+    sum_log_m: float
+
+    @classmethod
+    def of(cls, x: np.ndarray, m: np.ndarray) -> "_GammaGammaData":
+        """Keep the repeat customers of validated (frequency, monetary_value) arrays."""
+        repeat = x > 0
+        x, m = x[repeat], m[repeat]
+        x_values, x_counts = np.unique(x, return_counts=True)
+        xm = x * m
+        return cls(x, xm, x_values, x_counts, float(x @ np.log(xm)), float(np.log(m).sum()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# BG/NBD
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _bg_nbd_log_terms(params: np.ndarray, data: _BgNbdData) -> tuple[np.ndarray, ...]:
+    """Per row: the logs of the two likelihood terms, log(alpha + T) and log(alpha + t_x).
+
+    The terms are "still alive at T" and "dropped out right after the purchase at t_x" (-inf for x = 0).
+    """
+    r, alpha, a, b = params
+    x = data.x.values
+    base = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
+    alive = base + betaln(a, b + x)
+    dropped = np.full_like(x, -np.inf)
+    repeat = x > 0
+    dropped[repeat] = base[repeat] + betaln(a + 1, b + x[repeat] - 1)
+    shape = (r + x)[data.x.index]
+    log_T = np.log(alpha + data.T.values)[data.T.index]
+    log_t = np.log(alpha + data.recency.values)[data.recency.index]
+    return alive[data.x.index] - shape * log_T, dropped[data.x.index] - shape * log_t, log_T, log_t
+
+
+def _bg_nbd_objective(log_params: np.ndarray, data: _BgNbdData) -> tuple[float, np.ndarray]:
+    """Mean negative log-likelihood per customer and its gradient with respect to the log-parameters."""
+    params = np.exp(log_params)
+    r, alpha, a, b = params
+    alive, dropped, log_T, log_t = _bg_nbd_log_terms(params, data)
+    log_lik = np.logaddexp(alive, dropped)
+    n = data.counts.sum()
+    # Share of each row's likelihood in each term, times the customers in the row.
+    w_alive = data.counts * np.exp(alive - log_lik)
+    w_dropped = data.counts * np.exp(dropped - log_lik)
+
+    x, n_x = data.x.values, data.x_counts
+    repeat = x > 0
+    shape = (r + x)[data.x.index]
+    d_r = n_x @ (digamma(r + x) - digamma(r) + np.log(alpha)) - w_alive @ log_T - w_dropped @ log_t
+    inv_T = (1.0 / (alpha + data.T.values))[data.T.index]
+    inv_t = (1.0 / (alpha + data.recency.values))[data.recency.index]
+    d_alpha = n * r / alpha - (shape * w_alive) @ inv_T - (shape * w_dropped) @ inv_t
+    # Derivatives of each term's log with respect to a and b, per unique frequency.
+    common = digamma(a + b) - digamma(a + b + x)
+    alive_a = common
+    alive_b = common + digamma(b + x) - digamma(b)
+    dropped_a = np.where(repeat, common + digamma(a + 1) - digamma(a), 0.0)
+    dropped_b = np.zeros_like(x)
+    dropped_b[repeat] = common[repeat] + digamma(b + x[repeat] - 1) - digamma(b)
+    dropped_per_x = np.bincount(data.x.index, weights=w_dropped, minlength=len(x))
+    alive_per_x = n_x - dropped_per_x
+    d_a = alive_per_x @ alive_a + dropped_per_x @ dropped_a
+    d_b = alive_per_x @ alive_b + dropped_per_x @ dropped_b
+
+    gradient = np.array([d_r, d_alpha, d_a, d_b]) * params
+    return -float(data.counts @ log_lik) / n, -gradient / n
+
+
+def bg_nbd_log_likelihood(
+    params: Mapping[str, float], frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """BG/NBD log-likelihood of every customer (Fader, Hardie & Lee 2005)."""
+    values = _params(params, BG_NBD_PARAMS)
+    data = _BgNbdData.of(*_validate_rft(frequency, recency, T))
+    alive, dropped, _, _ = _bg_nbd_log_terms(values, data)
+    return np.logaddexp(alive, dropped)[data.inverse]
+
+
+def fit_bg_nbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> dict[str, float]:
+    """Maximum-likelihood BG/NBD parameters ``{r, alpha, a, b}`` (alpha in the time unit of the inputs).
+
+    Raises RuntimeError if the optimiser fails or a parameter runs off to 1e8 times (or 1e-8 times) its
+    starting value. Without evidence of heterogeneity in dropout the likelihood keeps rising as a and b grow
+    together (the Beta distribution of p narrows to a point); the fit then stops where the likelihood is
+    flat to the optimiser's tolerance, with large a and b but a meaningful a / (a + b).
+    """
+    x, t_x, T_ = _validate_rft(frequency, recency, T)
+    _require_customers(len(x), "fit_bg_nbd")
+    if x.sum() == 0:
+        raise ValueError("no customer has repeat purchases (frequency is 0 everywhere): nothing to fit")
+    if T_.sum() == 0:
+        raise ValueError("T is 0 for every customer: there is no observation time to fit on")
+    data = _BgNbdData.of(x, t_x, T_)
+    # r = 1 and alpha = 1 / (observed repeat purchase rate) put the start on the scale of the time unit.
+    start = np.log([1.0, T_.sum() / x.sum(), 1.0, 1.0])
+    same_day = int(((x > 0) & (t_x == 0)).sum())
+    hint = (
+        f"; {same_day} customer(s) have repeat purchases at recency 0, which lets the likelihood grow "
+        "without bound as alpha -> 0: measure recency and T in a finer time unit"
+        if same_day
+        else ""
+    )
+    log_params = _minimise(lambda p: _bg_nbd_objective(p, data), start, "BG/NBD", BG_NBD_PARAMS, hint)
+    return dict(zip(BG_NBD_PARAMS, np.exp(log_params).tolist(), strict=True))
+
+
+def _log_odds_dropped(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """log P(dropped out) - log P(alive) given the history; -inf for x = 0."""
+    r, alpha, a, b = params
+    log_odds = np.full_like(x, -np.inf)
+    repeat = x > 0
+    xr = x[repeat]
+    log_odds[repeat] = (
+        np.log(a) - np.log(b + xr - 1) + (r + xr) * (np.log(alpha + T[repeat]) - np.log(alpha + t_x[repeat]))
+    )
+    return log_odds
+
+
+def p_alive(
+    params: Mapping[str, float], frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Probability that each customer is still active at T; exactly 1 without repeat purchases.
+
+    Bayes' rule on the two likelihood terms (Fader, Hardie & Lee 2008).
+    """
+    values = _params(params, BG_NBD_PARAMS)
+    x, t_x, T_ = _validate_rft(frequency, recency, T)
+    return expit(-_log_odds_dropped(values, x, t_x, T_))
+
+
+def _alive_expected_orders(params: np.ndarray, t: float, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Expected purchases in (T, T + t] of a customer known to be alive at T (eq. 10 without P(alive)).
+
+    Two removable singularities are bridged by linear interpolation between points _NEAR_SINGULAR away
+    on either side: a = 1 (eq. 10 is 0/0 there) and r - a a whole number (then c - a - b of the
+    hypergeometric function is a whole number, where scipy's hyp2f1 returns NaN for large x).
+    """
+    r, a = params[0], params[2]
+    if abs(a - 1) < _NEAR_SINGULAR:
+        return _interpolate(params, 2, 1.0, t, x, T)
+    whole = round(r - a)
+    if abs(r - a - whole) < _NEAR_SINGULAR:
+        return _interpolate(params, 0, a + whole, t, x, T)
+    return _alive_expected_orders_formula(params, t, x, T)
+
+
+def _interpolate(
+    params: np.ndarray, which: int, centre: float, t: float, x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """_alive_expected_orders_formula interpolated in params[which] between centre -+ _NEAR_SINGULAR."""
+    low, high = params.copy(), params.copy()
+    low[which], high[which] = centre - _NEAR_SINGULAR, centre + _NEAR_SINGULAR
+    weight = (params[which] - low[which]) / (high[which] - low[which])
+    below = _alive_expected_orders_formula(low, t, x, T)
+    above = _alive_expected_orders_formula(high, t, x, T)
+    return (1 - weight) * below + weight * above
+
+
+def _alive_expected_orders_formula(params: np.ndarray, t: float, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Eq. 10 without P(alive), with the Euler-transformed hypergeometric function (module docstring).
+
+    (a + b + x - 1) / (a - 1) * [1 - ((alpha + T) / (alpha + T + t))^(a - 1) 2F1(a + b - 1 - r, a - 1;
+    a + b + x - 1; t / (alpha + T + t))].
+    """
+    r, alpha, a, b = params
+    c = a + b + x - 1
+    log_one_minus_z = np.log(alpha + T) - np.log(alpha + T + t)
+    z = t / (alpha + T + t)
+    tail = np.exp((a - 1) * log_one_minus_z) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+    return c / (a - 1) * (1 - tail)
+
+
+def expected_orders(
+    params: Mapping[str, float], t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Expected number of purchases of each customer in (T, T + t] given the history (eq. 10).
+
+    ``t`` is a single non-negative horizon in the time unit of the inputs. Raises FloatingPointError if
+    scipy's hypergeometric function returns a non-finite value (not seen over realistic ranges).
+    """
+    values = _params(params, BG_NBD_PARAMS)
+    x, t_x, T_ = _validate_rft(frequency, recency, T)
+    if not (np.isscalar(t) and np.isfinite(t) and t >= 0):
+        raise ValueError(f"t = {t!r} must be a single finite, non-negative number")
+    return _weighted_expected_orders(values, np.array([float(t)]), np.ones(1), x, t_x, T_)
+
+
+def discounted_expected_orders(
+    params: Mapping[str, float],
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    horizon: int,
+    period_length: float,
+    annual_discount_rate: float,
+    periods_per_year: float,
+) -> np.ndarray:
+    """Expected purchases over ``horizon`` periods, each period's purchases discounted to T.
+
+    Sum over k = 1..horizon of [E(k L) - E((k-1) L)] / (1 + annual_discount_rate) ** (k / periods_per_year)
+    with L = period_length and E = :func:`expected_orders`; e.g. days as time unit, period_length 30.4375,
+    horizon 12 and periods_per_year 12 for one year in months, discounted at the end of each month.
+    """
+    values = _params(params, BG_NBD_PARAMS)
+    x, t_x, T_ = _validate_rft(frequency, recency, T)
+    if not (isinstance(horizon, int | np.integer) and horizon >= 1):
+        raise ValueError(f"horizon = {horizon!r} must be a positive whole number of periods")
+    for name, value in (("period_length", period_length), ("periods_per_year", periods_per_year)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} = {value!r} must be finite and positive")
+    if not (np.isfinite(annual_discount_rate) and annual_discount_rate >= 0):
+        raise ValueError(f"annual_discount_rate = {annual_discount_rate!r} must be finite and non-negative")
+    k = np.arange(1, horizon + 1)
+    discount = (1.0 + annual_discount_rate) ** (-k / periods_per_year)
+    return _weighted_expected_orders(values, k * float(period_length), discount, x, t_x, T_)
+
+
+def _weighted_expected_orders(
+    params: np.ndarray,
+    horizons: np.ndarray,
+    weights: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+) -> np.ndarray:
+    """Sum over k of weights[k] * (purchases expected in (T + horizons[k - 1], T + horizons[k]]).
+
+    The period before the first horizon starts at T.
+
+    P(alive) is common to all periods and the alive part depends on (x, T) only, so the sum is formed once
+    per unique (x, T) and then multiplied by each customer's P(alive).
+    """
+    first, inverse, _ = _group(x, T)
+    cumulative = [np.zeros(len(first))]
+    cumulative += [_alive_expected_orders(params, float(h), x[first], T[first]) for h in horizons]
+    alive = weights @ np.diff(cumulative, axis=0)
+    # Rounding can make the result a hair below 0 for tiny horizons; the exact value is >= 0.
+    result = np.maximum(alive[inverse] * expit(-_log_odds_dropped(params, x, t_x, T)), 0.0)
+    bad = ~np.isfinite(result)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FloatingPointError(
+            f"expected purchases are not finite for customer {i} (frequency {x[i]:g}, T {T[i]:g}) with "
+            f"params {dict(zip(BG_NBD_PARAMS, params.tolist(), strict=True))}: scipy's hyp2f1 failed"
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gamma-Gamma
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _gamma_gamma_objective(log_params: np.ndarray, data: _GammaGammaData) -> tuple[float, np.ndarray]:
+    """Mean negative log-likelihood per repeat customer and its gradient with respect to log-parameters."""
+    params = np.exp(log_params)
+    p, q, v = params
+    n = len(data.x)
+    px = p * data.x_values
+    log_total = np.log(data.xm + v)  # log(x m + v) per customer
+    inverse_total = 1.0 / (data.xm + v)
+    x_log_total = data.x @ log_total
+    sum_log_total = log_total.sum()
+    log_lik = (
+        data.x_counts @ (gammaln(px + q) - gammaln(px))
+        - n * gammaln(q)
+        + n * q * np.log(v)
+        + p * data.sum_x_log_xm
+        - data.sum_log_m
+        - p * x_log_total
+        - q * sum_log_total
+    )
+    d_p = data.x_counts @ (data.x_values * (digamma(px + q) - digamma(px))) + data.sum_x_log_xm - x_log_total
+    d_q = data.x_counts @ digamma(px + q) - n * digamma(q) + n * np.log(v) - sum_log_total
+    d_v = n * q / v - p * (data.x @ inverse_total) - q * inverse_total.sum()
+    gradient = np.array([d_p, d_q, d_v]) * params
+    return -float(log_lik) / n, -gradient / n
+
+
+def gamma_gamma_log_likelihood(
+    params: Mapping[str, float], frequency: ArrayLike, monetary_value: ArrayLike
+) -> np.ndarray:
+    """Gamma-Gamma log-likelihood of every customer's mean repeat spend; 0 for customers without repeats."""
+    p, q, v = _params(params, GAMMA_GAMMA_PARAMS)
+    x, m = _validate_fm(frequency, monetary_value)
+    result = np.zeros_like(x)
+    repeat = x > 0
+    x, m = x[repeat], m[repeat]
+    px = p * x
+    result[repeat] = (
+        gammaln(px + q)
+        - gammaln(px)
+        - gammaln(q)
+        + q * np.log(v)
+        + (px - 1) * np.log(m)
+        + px * np.log(x)
+        - (px + q) * np.log(x * m + v)
+    )
+    return result
+
+
+def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> dict[str, float]:
+    """Maximum-likelihood Gamma-Gamma parameters ``{p, q, v}`` from customers with repeat purchases.
+
+    ``monetary_value`` is the mean value of each customer's repeat purchases; customers with frequency 0
+    are ignored. The model assumes spend per order is independent of purchase frequency.
+    """
+    x, m = _validate_fm(frequency, monetary_value)
+    data = _GammaGammaData.of(x, m)
+    _require_customers(len(data.x), "fit_gamma_gamma (customers with repeat purchases)")
+    # p = q = 2 with v matching the mean spend: the population mean order value is p v / (q - 1).
+    start = np.log([2.0, 2.0, (data.xm.sum() / data.x.sum()) * (2.0 - 1.0) / 2.0])
+    log_params = _minimise(
+        lambda p: _gamma_gamma_objective(p, data), start, "Gamma-Gamma", GAMMA_GAMMA_PARAMS
+    )
+    return dict(zip(GAMMA_GAMMA_PARAMS, np.exp(log_params).tolist(), strict=True))
+
+
+def expected_spend(
+    params: Mapping[str, float], frequency: ArrayLike, monetary_value: ArrayLike
+) -> np.ndarray:
+    """Expected value of each customer's future orders, E(M | x, m) (Fader & Hardie 2013).
+
+    A weighted mean of the population mean v p / (q - 1) and the customer's own mean m:
+    (q - 1) / (p x + q - 1) * v p / (q - 1) + p x / (p x + q - 1) * m; the population mean for x = 0.
+    """
+    p, q, v = _params(params, GAMMA_GAMMA_PARAMS)
+    if q <= 1:
+        raise ValueError(f"expected_spend needs q > 1 (the mean spend is infinite otherwise), got q = {q:g}")
+    x, m = _validate_fm(frequency, monetary_value)
+    return p * (v + x * m) / (p * x + q - 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Optimisation
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _minimise(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    start: np.ndarray,
+    model: str,
+    names: tuple[str, ...],
+    hint: str = "",
+) -> np.ndarray:
+    """Minimise over log-parameters with L-BFGS-B and the analytic gradient; RuntimeError if it fails.
+
+    The objective is a mean per customer, so scipy's default tolerances mean the same for any number of
+    customers; they leave an optimisation error far below the sampling error of the estimates.
+    """
+    bounds = [(s - _LOG_SEARCH_RANGE, s + _LOG_SEARCH_RANGE) for s in start]
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000})
+    reached = dict(zip(names, np.exp(result.x).round(8).tolist(), strict=True))
+    if not result.success:
+        raise RuntimeError(
+            f"{model} fit did not converge: {result.message} "
+            f"(after {result.nit} iterations, at {reached}){hint}"
+        )
+    for name, value, (low, high) in zip(names, result.x, bounds, strict=True):
+        if min(value - low, high - value) < 1e-6:
+            raise RuntimeError(
+                f"{model} fit did not converge: {name} ran to {np.exp(value):g}, the edge of the search "
+                f"range, so the data do not identify it{hint}"
+            )
+    return result.x

@@ -1,0 +1,471 @@
+"""BG/NBD and Gamma-Gamma models (pipelines.clv) against simulated customers and independent formulas."""
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+from scipy.optimize import check_grad
+from scipy.special import beta, betaln, gamma, hyp2f1
+
+from pipelines import clv
+
+# Time unit: weeks. True parameters chosen so that all four are well identified by the sample below; with
+# the paper's CDNOW values (r 0.24, alpha 4.41, a 0.79, b 2.43) the standard error of b is 8-11 % at 10,000
+# customers, so a 10 % tolerance would fail for many seeds.
+BG_NBD_TRUTH = {"r": 1.0, "alpha": 8.0, "a": 1.2, "b": 4.8}
+GAMMA_GAMMA_TRUTH = {"p": 2.0, "q": 3.5, "v": 50.0}
+# Even so, at 10,000 customers the standard errors (inverse observed information) are ~5.7 % for b and
+# ~5.4 % for v: 10 % is under 2 standard errors (2 of 20 seeds failed). At 50,000 customers they are 2.6 %
+# and 2.4 % (all others lower), so 10 % is ~4 standard errors and the test does not hinge on the seed.
+RECOVERY_CUSTOMERS = 50_000
+RECOVERY_TOLERANCE = 0.10
+
+
+def simulate_bg_nbd(
+    params: dict[str, float], T: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """(frequency, recency, T) of customers following the BG/NBD process over observation lengths T.
+
+    lambda ~ Gamma(shape r, rate alpha) and p ~ Beta(a, b) per customer; purchases form a Poisson process
+    with rate lambda while the customer is alive; after each repeat purchase the customer drops out with
+    probability p. Given n Poisson events in [0, T] and dropout after the d-th (d ~ Geometric(p)), the
+    customer makes x = min(n, d) repeat purchases, the last at the x-th of n uniform times.
+    """
+    n = len(T)
+    rate = rng.gamma(params["r"], 1 / params["alpha"], n)
+    dropout = rng.beta(params["a"], params["b"], n)
+    events = rng.poisson(rate * T)
+    frequency = np.minimum(events, rng.geometric(dropout))
+    recency = np.zeros(n)
+    repeat = frequency > 0
+    recency[repeat] = T[repeat] * rng.beta(frequency[repeat], events[repeat] - frequency[repeat] + 1)
+    return frequency.astype(float), recency, T
+
+
+def simulate_gamma_gamma(
+    params: dict[str, float], frequency: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Mean value of each customer's repeat purchases; 0 for customers without any.
+
+    nu ~ Gamma(shape q, rate v) per customer, each purchase value ~ Gamma(shape p, rate nu); the sum of x
+    purchases is Gamma(shape p x, rate nu).
+    """
+    nu = rng.gamma(params["q"], 1 / params["v"], len(frequency))
+    monetary_value = np.zeros(len(frequency))
+    repeat = frequency > 0
+    x = frequency[repeat]
+    monetary_value[repeat] = rng.gamma(params["p"] * x, 1 / nu[repeat]) / x
+    return monetary_value
+
+
+@pytest.fixture(scope="module")
+def customers() -> dict[str, np.ndarray]:
+    """Simulated customers observed for 2 to 3 years (in weeks), with the mean value of repeat purchases."""
+    rng = np.random.default_rng(1)
+    T = rng.uniform(104, 156, RECOVERY_CUSTOMERS)
+    frequency, recency, T = simulate_bg_nbd(BG_NBD_TRUTH, T, rng)
+    monetary_value = simulate_gamma_gamma(GAMMA_GAMMA_TRUTH, frequency, rng)
+    return {"frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary_value}
+
+
+@pytest.fixture(scope="module")
+def bg_nbd_fit(customers) -> dict[str, float]:
+    """BG/NBD estimates on the simulated customers."""
+    return clv.fit_bg_nbd(customers["frequency"], customers["recency"], customers["T"])
+
+
+@pytest.fixture(scope="module")
+def gamma_gamma_fit(customers) -> dict[str, float]:
+    """Gamma-Gamma estimates on the simulated customers."""
+    return clv.fit_gamma_gamma(customers["frequency"], customers["monetary_value"])
+
+
+def _history(customers: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frequency, recency, T) of the simulated customers."""
+    return customers["frequency"], customers["recency"], customers["T"]
+
+
+# --- 1, 2 and 7: estimates ---------------------------------------------------------------------------------
+
+
+def test_bg_nbd_recovers_the_simulated_parameters(bg_nbd_fit):
+    assert bg_nbd_fit == pytest.approx(BG_NBD_TRUTH, rel=RECOVERY_TOLERANCE)
+
+
+def test_gamma_gamma_recovers_the_simulated_parameters(gamma_gamma_fit, customers):
+    assert (customers["frequency"] == 0).any(), "the sample should include customers the model ignores"
+    assert gamma_gamma_fit == pytest.approx(GAMMA_GAMMA_TRUTH, rel=RECOVERY_TOLERANCE)
+
+
+def test_both_models_recover_within_ten_percent_from_ten_thousand_customers():
+    """The issue's requirement as stated: 10,000 customers, every estimate within 10 % of the truth. At this
+    size the standard errors of b and v are about 5.5 %, so 10 % is under two standard errors and about one
+    seed in ten misses it (measured over 20 seeds); seed 0, the first tried, passes (b at -9.9 %). The tests
+    above use 50,000 customers, where 10 % is about four standard errors."""
+    rng = np.random.default_rng(0)
+    T = rng.uniform(104, 156, 10_000)
+    frequency, recency, T = simulate_bg_nbd(BG_NBD_TRUTH, T, rng)
+    monetary_value = simulate_gamma_gamma(GAMMA_GAMMA_TRUTH, frequency, rng)
+    assert clv.fit_bg_nbd(frequency, recency, T) == pytest.approx(BG_NBD_TRUTH, rel=0.10)
+    assert clv.fit_gamma_gamma(frequency, monetary_value) == pytest.approx(GAMMA_GAMMA_TRUTH, rel=0.10)
+
+
+def test_fits_return_exactly_the_parameter_keys(bg_nbd_fit, gamma_gamma_fit):
+    assert set(bg_nbd_fit) == {"r", "alpha", "a", "b"}
+    assert set(gamma_gamma_fit) == {"p", "q", "v"}
+    assert all(type(value) is float for value in [*bg_nbd_fit.values(), *gamma_gamma_fit.values()])
+
+
+def test_bg_nbd_optimum_is_at_least_as_likely_as_the_truth(bg_nbd_fit, customers):
+    at_fit = clv.bg_nbd_log_likelihood(bg_nbd_fit, *_history(customers)).sum()
+    at_truth = clv.bg_nbd_log_likelihood(BG_NBD_TRUTH, *_history(customers)).sum()
+    assert at_fit >= at_truth
+    # ... and it is a maximum: moving any parameter by 1 % lowers the likelihood.
+    for name in BG_NBD_TRUTH:
+        for factor in (0.99, 1.01):
+            moved = {**bg_nbd_fit, name: bg_nbd_fit[name] * factor}
+            assert clv.bg_nbd_log_likelihood(moved, *_history(customers)).sum() < at_fit
+
+
+def test_gamma_gamma_optimum_is_at_least_as_likely_as_the_truth(gamma_gamma_fit, customers):
+    data = customers["frequency"], customers["monetary_value"]
+    at_fit = clv.gamma_gamma_log_likelihood(gamma_gamma_fit, *data).sum()
+    assert at_fit >= clv.gamma_gamma_log_likelihood(GAMMA_GAMMA_TRUTH, *data).sum()
+    for name in GAMMA_GAMMA_TRUTH:
+        for factor in (0.99, 1.01):
+            moved = {**gamma_gamma_fit, name: gamma_gamma_fit[name] * factor}
+            assert clv.gamma_gamma_log_likelihood(moved, *data).sum() < at_fit
+
+
+def test_fit_does_not_depend_on_the_time_unit():
+    """The same customers in days and in weeks give the same r, a, b and alpha scaled by 7."""
+    rng = np.random.default_rng(5)
+    frequency, recency, T = simulate_bg_nbd(BG_NBD_TRUTH, rng.uniform(104, 156, 5000), rng)
+    weeks = clv.fit_bg_nbd(frequency, recency, T)
+    days = clv.fit_bg_nbd(frequency, recency * 7, T * 7)
+    assert {**days, "alpha": days["alpha"] / 7} == pytest.approx(weeks, rel=1e-3)
+
+
+# --- likelihood formulas -----------------------------------------------------------------------------------
+
+
+def test_bg_nbd_log_likelihood_matches_the_paper_formula():
+    """The likelihood written literally (no logs), for histories small enough not to overflow."""
+    r, alpha, a, b = BG_NBD_TRUTH.values()
+    x = np.array([0, 1, 1, 3, 7, 7, 0])
+    t_x = np.array([0.0, 5.0, 0.0, 20.0, 30.0, 30.0, 0.0])
+    T = np.array([10.0, 40.0, 2.0, 20.0, 52.0, 52.0, 0.0])
+    common = gamma(r + x) * alpha**r / gamma(r)
+    expected = beta(a, b + x) / beta(a, b) * common / (alpha + T) ** (r + x) + np.where(
+        x > 0, beta(a + 1, b + x - 1) / beta(a, b) * common / (alpha + t_x) ** (r + x), 0.0
+    )
+    got = clv.bg_nbd_log_likelihood(BG_NBD_TRUTH, x, t_x, T)
+    np.testing.assert_allclose(got, np.log(expected), rtol=1e-12, atol=1e-14)
+
+
+def test_gamma_gamma_log_likelihood_is_the_density_of_the_mean():
+    """The likelihood is the density of the mean of x purchase values: it integrates to 1 (x = 3), and for
+    x = 1 it is the compound-gamma (beta-prime) density of a single value."""
+    p, q, v = GAMMA_GAMMA_TRUTH.values()
+    mass, _ = quad(
+        lambda m: np.exp(clv.gamma_gamma_log_likelihood(GAMMA_GAMMA_TRUTH, [3], [m])[0]), 0, np.inf
+    )
+    assert mass == pytest.approx(1.0, rel=1e-8)
+    m = 42.0
+    # Compound gamma: z | nu ~ Gamma(p, nu), nu ~ Gamma(q, v) gives a beta-prime density in z / v.
+    density = (m / v) ** (p - 1) * (1 + m / v) ** (-p - q) / (v * beta(p, q))
+    assert clv.gamma_gamma_log_likelihood(GAMMA_GAMMA_TRUTH, [1], [m])[0] == pytest.approx(np.log(density))
+    assert clv.gamma_gamma_log_likelihood(GAMMA_GAMMA_TRUTH, [0, 2], [0.0, m])[0] == 0.0
+
+
+# --- 6: analytic gradients ---------------------------------------------------------------------------------
+
+
+def _central_differences(f, point: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """Gradient of f at point by central differences (more accurate than forward differences)."""
+    steps = np.eye(len(point)) * step
+    return np.array([(f(point + h) - f(point - h)) / (2 * step) for h in steps])
+
+
+@pytest.mark.parametrize("at", [[1.0, 8.0, 1.2, 4.8], [0.3, 2.0, 0.5, 0.9], [4.0, 60.0, 3.0, 20.0]])
+def test_bg_nbd_gradient_matches_finite_differences(customers, at):
+    data = clv._BgNbdData.of(*_history(customers))
+    point = np.log(at)
+    numeric = _central_differences(lambda p: clv._bg_nbd_objective(p, data)[0], point)
+    np.testing.assert_allclose(clv._bg_nbd_objective(point, data)[1], numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("at", [[2.0, 3.5, 50.0], [0.5, 1.2, 5.0], [20.0, 10.0, 500.0]])
+def test_gamma_gamma_gradient_matches_finite_differences(customers, at):
+    data = clv._GammaGammaData.of(customers["frequency"], customers["monetary_value"])
+    point = np.log(at)
+    numeric = _central_differences(lambda p: clv._gamma_gamma_objective(p, data)[0], point)
+    np.testing.assert_allclose(clv._gamma_gamma_objective(point, data)[1], numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_gradient_check_agrees_with_scipy_check_grad(customers):
+    """scipy's forward-difference check_grad, looser because forward differences are less accurate."""
+    data = clv._BgNbdData.of(*_history(customers))
+    error = check_grad(
+        lambda p: clv._bg_nbd_objective(p, data)[0],
+        lambda p: clv._bg_nbd_objective(p, data)[1],
+        np.log([0.5, 5.0, 0.8, 3.0]),
+    )
+    assert error < 1e-5
+
+
+def test_collapsing_identical_customers_keeps_the_likelihood():
+    """Whole-week data collapse to few rows; the weighted objective equals the plain per-customer mean."""
+    rng = np.random.default_rng(11)
+    frequency, recency, T = simulate_bg_nbd(BG_NBD_TRUTH, rng.integers(1, 53, 20_000).astype(float), rng)
+    recency = np.floor(recency)
+    data = clv._BgNbdData.of(frequency, recency, T)
+    assert len(data.counts) < len(frequency) / 3
+    per_customer = clv.bg_nbd_log_likelihood(BG_NBD_TRUTH, frequency, recency, T)
+    objective, _ = clv._bg_nbd_objective(np.log(list(BG_NBD_TRUTH.values())), data)
+    assert objective == pytest.approx(-per_customer.mean(), rel=1e-12)
+
+
+# --- 3: P(alive) -------------------------------------------------------------------------------------------
+
+
+def test_p_alive_is_one_without_repeat_purchases():
+    got = clv.p_alive(BG_NBD_TRUTH, [0, 0, 0], [0, 0, 0], [0.0, 10.0, 500.0])
+    assert np.all(got == 1.0)
+
+
+def test_p_alive_rises_with_recency():
+    recency = np.linspace(0, 52, 53)
+    for frequency in (1, 4, 15):
+        got = clv.p_alive(BG_NBD_TRUTH, np.full(53, frequency), recency, np.full(53, 52.0))
+        assert np.all((got > 0) & (got < 1))
+        assert np.all(np.diff(got) > 0)
+
+
+def test_p_alive_matches_bayes_rule_on_the_likelihood_terms():
+    r, alpha, a, b = BG_NBD_TRUTH.values()
+    x, t_x, T = 3, 10.0, 40.0
+    alive = betaln(a, b + x) - (r + x) * np.log(alpha + T)
+    dropped = betaln(a + 1, b + x - 1) - (r + x) * np.log(alpha + t_x)
+    expected = 1 / (1 + np.exp(dropped - alive))
+    assert clv.p_alive(BG_NBD_TRUTH, [x], [t_x], [T])[0] == pytest.approx(expected, rel=1e-12)
+
+
+# --- 4: expected purchases ---------------------------------------------------------------------------------
+
+HISTORIES = {  # (frequency, recency, T) in weeks: new, lapsed, regular and very heavy customers
+    "frequency": np.array([0, 0, 1, 2, 5, 10, 30, 100, 300, 300]),
+    "recency": np.array([0, 0, 1, 50, 40, 100, 104, 150, 20, 155]),
+    "T": np.array([0, 104, 52, 52, 52, 104, 104, 156, 156, 156]),
+}
+
+
+def test_expected_orders_is_zero_at_zero_and_increasing():
+    horizons = np.r_[0.0, np.geomspace(0.01, 520, 40)]
+    values = np.array([clv.expected_orders(BG_NBD_TRUTH, t, **HISTORIES) for t in horizons])
+    assert np.all(np.isfinite(values))
+    assert np.all(values[0] == 0)
+    assert np.all(np.diff(values, axis=0) > 0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426},  # CDNOW, per day
+        {"r": 2.0, "alpha": 4.0, "a": 0.8, "b": 8.0},
+        {"r": 5.0, "alpha": 2.0, "a": 6.0, "b": 30.0},  # r - a whole: degenerate case of hyp2f1
+        {"r": 0.5, "alpha": 100.0, "a": 0.3, "b": 0.5},  # a + b < 1
+        {"r": 1.0, "alpha": 10.0, "a": 1.0, "b": 3.0},  # a = 1: eq. 10 is 0/0
+    ],
+)
+def test_expected_orders_is_finite_and_non_negative_over_realistic_ranges(params):
+    """Up to 10 years ahead for histories up to 4 years and 1000 repeat purchases (time unit: days)."""
+    T = np.repeat([0.0, 1.0, 30.0, 365.0, 1460.0], 4)
+    frequency = np.tile([0.0, 1.0, 100.0, 1000.0], 5)
+    recency = np.where(frequency > 0, T / 2, 0.0)
+    previous = np.zeros(len(T))
+    for t in np.geomspace(1, 3650, 25):
+        values = clv.expected_orders(params, t, frequency, recency, T)
+        assert np.all(np.isfinite(values))
+        assert np.all(values >= previous)
+        previous = values
+
+
+def _alive_expected_orders_by_integration(params: dict[str, float], t: float, x: int, T: float) -> float:
+    """E[(1 - exp(-lambda p t)) / p] over the posterior lambda ~ Gamma(r + x, alpha + T), p ~ Beta(a, b + x).
+
+    Integrating lambda out gives (1 - (1 + p t / (alpha + T))^-(r + x)) / p, integrated here against the
+    Beta density numerically: a check of eq. 10 independent of the hypergeometric function.
+    """
+    r, alpha, a, b = params.values()
+    shape, u = r + x, t / (alpha + T)
+
+    def integrand(p: float) -> float:
+        return -np.expm1(-shape * np.log1p(p * u)) / p if p > 0 else shape * u
+
+    value, _ = quad(integrand, 0, 1, weight="alg", wvar=(a - 1, b + x - 1), epsabs=0, epsrel=1e-12)
+    return value / np.exp(betaln(a, b + x))
+
+
+@pytest.mark.parametrize("params", [BG_NBD_TRUTH, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}])
+@pytest.mark.parametrize(
+    ("x", "t_x", "T", "t"), [(0, 0, 0, 52), (0, 0, 78, 26), (2, 30, 52, 52), (20, 90, 104, 10)]
+)
+def test_expected_orders_matches_numerical_integration(params, x, t_x, T, t):
+    expected = (
+        _alive_expected_orders_by_integration(params, t, x, T) * clv.p_alive(params, [x], [t_x], [T])[0]
+    )
+    assert clv.expected_orders(params, t, [x], [t_x], [T])[0] == pytest.approx(expected, rel=1e-8)
+
+
+def test_expected_orders_matches_the_paper_form_of_eq_10():
+    """Where scipy evaluates the paper's hypergeometric form without overflow the two forms agree."""
+    r, alpha, a, b = BG_NBD_TRUTH.values()
+    x, t_x, T, t = 4, 30.0, 52.0, 26.0
+    z = t / (alpha + T + t)
+    bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+    alive = (a + b + x - 1) / (a - 1) * bracket
+    expected = alive * clv.p_alive(BG_NBD_TRUTH, [x], [t_x], [T])[0]
+    assert clv.expected_orders(BG_NBD_TRUTH, t, [x], [t_x], [T])[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_expected_orders_of_new_customers_matches_simulation():
+    """For a customer just acquired (x = t_x = T = 0), eq. 10 is the mean number of repeat purchases."""
+    rng = np.random.default_rng(3)
+    t, n = 52.0, 200_000
+    frequency, _, _ = simulate_bg_nbd(BG_NBD_TRUTH, np.full(n, t), rng)
+    expected = clv.expected_orders(BG_NBD_TRUTH, t, [0], [0], [0])[0]
+    assert abs(frequency.mean() - expected) < 4 * frequency.std() / np.sqrt(n)
+
+
+def test_expected_orders_is_small_for_long_silent_customers():
+    got = clv.expected_orders(BG_NBD_TRUTH, 52.0, [0, 0], [0, 0], [0.0, 5200.0])
+    assert got[1] < 0.02 * got[0]
+    assert got[1] < 0.1
+
+
+def test_discounting_lowers_expected_orders_and_vanishes_at_rate_zero():
+    args = {"horizon": 12, "period_length": 30.4375 / 7, "periods_per_year": 12}
+    total = clv.expected_orders(BG_NBD_TRUTH, 12 * args["period_length"], **HISTORIES)
+    undiscounted = clv.discounted_expected_orders(BG_NBD_TRUTH, **HISTORIES, annual_discount_rate=0.0, **args)
+    discounted = clv.discounted_expected_orders(BG_NBD_TRUTH, **HISTORIES, annual_discount_rate=0.1, **args)
+    np.testing.assert_allclose(undiscounted, total, rtol=1e-10)
+    assert np.all(discounted < total)
+    # Purchases are spread over the year, so the discount is less than a full year's.
+    assert np.all(discounted > total / 1.1)
+
+
+def test_each_period_is_discounted_at_its_end():
+    history = {"frequency": [3], "recency": [20.0], "T": [40.0]}
+    one, two = (clv.expected_orders(BG_NBD_TRUTH, t, **history)[0] for t in (4.0, 8.0))
+    got = clv.discounted_expected_orders(
+        BG_NBD_TRUTH, **history, horizon=2, period_length=4.0, annual_discount_rate=0.2, periods_per_year=13
+    )
+    assert got[0] == pytest.approx(one / 1.2 ** (1 / 13) + (two - one) / 1.2 ** (2 / 13), rel=1e-12)
+
+
+# --- Gamma-Gamma expected spend ----------------------------------------------------------------------------
+
+
+def test_expected_spend_weighs_the_customer_mean_against_the_population_mean():
+    p, q, v = GAMMA_GAMMA_TRUTH.values()
+    population = p * v / (q - 1)
+    got = clv.expected_spend(GAMMA_GAMMA_TRUTH, [0, 1, 10, 1000], [0.0, 100.0, 100.0, 100.0])
+    assert got[0] == pytest.approx(population)
+    weight = p / (p + q - 1)
+    assert got[1] == pytest.approx((1 - weight) * population + weight * 100.0)
+    assert population < got[1] < got[2] < got[3] < 100.0
+    assert got[3] == pytest.approx(100.0, rel=1e-2)
+
+
+def test_expected_spend_needs_q_above_one():
+    with pytest.raises(ValueError, match="q > 1"):
+        clv.expected_spend({"p": 2.0, "q": 0.9, "v": 10.0}, [1], [5.0])
+
+
+# --- 5: input validation -----------------------------------------------------------------------------------
+
+GOOD = {"frequency": [0, 1, 2], "recency": [0.0, 3.0, 5.0], "T": [4.0, 6.0, 5.0]}
+BAD_HISTORIES = [
+    ({"frequency": [0, -1, 2]}, r"frequency\[1\] = -1 is negative"),
+    ({"recency": [0.0, -3.0, 5.0]}, r"recency\[1\] = -3 is negative"),
+    ({"T": [4.0, 6.0, np.nan]}, r"T\[2\] = nan is not finite"),
+    ({"T": [4.0, np.inf, 5.0]}, r"T\[1\] = inf is not finite"),
+    ({"recency": [0.0, 7.0, 5.0]}, r"recency\[1\] = 7 is greater than T\[1\] = 6"),
+    ({"frequency": [0, 1.5, 2]}, r"frequency\[1\] = 1.5 is not a whole number"),
+    ({"recency": [1.0, 3.0, 5.0]}, r"recency\[0\] = 1 is positive for a customer without repeat purchases"),
+    ({"T": [4.0, 6.0]}, r"inputs differ in length: \{'frequency': 3, 'recency': 3, 'T': 2\}"),
+    ({"frequency": ["0", "one", "2"]}, r"frequency must be numeric"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_HISTORIES)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda h: clv.fit_bg_nbd(**h),
+        lambda h: clv.bg_nbd_log_likelihood(BG_NBD_TRUTH, **h),
+        lambda h: clv.p_alive(BG_NBD_TRUTH, **h),
+        lambda h: clv.expected_orders(BG_NBD_TRUTH, 1.0, **h),
+        lambda h: clv.discounted_expected_orders(
+            BG_NBD_TRUTH, **h, horizon=2, period_length=1.0, annual_discount_rate=0.1, periods_per_year=52
+        ),
+    ],
+    ids=["fit_bg_nbd", "bg_nbd_log_likelihood", "p_alive", "expected_orders", "discounted_expected_orders"],
+)
+def test_bad_histories_are_rejected_with_a_clear_message(call, change, message):
+    with pytest.raises(ValueError, match=message):
+        call({**GOOD, **change})
+
+
+@pytest.mark.parametrize(
+    ("frequency", "monetary_value", "message"),
+    [
+        ([0, 1, 2], [0.0, -5.0, 3.0], r"monetary_value\[1\] = -5 is negative"),
+        (
+            [0, 1, 2],
+            [0.0, 5.0, 0.0],
+            r"monetary_value\[2\] = 0 must be positive for a customer with repeat purchases",
+        ),
+        ([0, 1, 2.5], [0.0, 5.0, 3.0], r"frequency\[2\] = 2.5 is not a whole number"),
+        ([0, 1], [0.0, 5.0, 3.0], r"inputs differ in length"),
+        ([0, 1, 2], [np.nan, 5.0, 3.0], r"monetary_value\[0\] = nan is not finite"),
+    ],
+)
+@pytest.mark.parametrize(
+    "call",
+    [
+        clv.fit_gamma_gamma,
+        lambda x, m: clv.gamma_gamma_log_likelihood(GAMMA_GAMMA_TRUTH, x, m),
+        lambda x, m: clv.expected_spend(GAMMA_GAMMA_TRUTH, x, m),
+    ],
+    ids=["fit_gamma_gamma", "gamma_gamma_log_likelihood", "expected_spend"],
+)
+def test_bad_spend_is_rejected_with_a_clear_message(call, frequency, monetary_value, message):
+    with pytest.raises(ValueError, match=message):
+        call(frequency, monetary_value)
+
+
+def test_fits_need_enough_customers():
+    with pytest.raises(ValueError, match="at least 10 customers, got 9"):
+        clv.fit_bg_nbd([1] * 9, [1.0] * 9, [2.0] * 9)
+    with pytest.raises(ValueError, match=r"repeat purchases\) needs at least 10 customers, got 3"):
+        clv.fit_gamma_gamma([0] * 20 + [1] * 3, [0.0] * 20 + [5.0] * 3)
+    with pytest.raises(ValueError, match="no customer has repeat purchases"):
+        clv.fit_bg_nbd([0] * 20, [0.0] * 20, [5.0] * 20)
+
+
+def test_bad_parameters_and_horizons_are_rejected():
+    with pytest.raises(ValueError, match=r"params lacks \['b'\]"):
+        clv.p_alive({"r": 1.0, "alpha": 1.0, "a": 1.0}, [1], [1.0], [2.0])
+    with pytest.raises(ValueError, match="parameter alpha = -1 must be finite and positive"):
+        clv.p_alive({**BG_NBD_TRUTH, "alpha": -1.0}, [1], [1.0], [2.0])
+    with pytest.raises(ValueError, match="t = -1.0 must be a single finite, non-negative number"):
+        clv.expected_orders(BG_NBD_TRUTH, -1.0, [1], [1.0], [2.0])
+    with pytest.raises(ValueError, match="horizon = 0 must be a positive whole number"):
+        clv.discounted_expected_orders(BG_NBD_TRUTH, [1], [1.0], [2.0], 0, 1.0, 0.1, 12)
+
+
+def test_unidentified_fit_raises_runtime_error():
+    """Identical spend for everyone: no heterogeneity, so q and v run off together."""
+    with pytest.raises(RuntimeError, match="Gamma-Gamma fit did not converge"):
+        clv.fit_gamma_gamma([1] * 50, [5.0] * 50)

@@ -1,0 +1,126 @@
+"""Scoring customers with the fitted CLV models: the arithmetic of revenue and profit CLV, the defection flag,
+and the holdout calibration on a simulated BG/NBD population."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.clv import discounted_expected_orders, expected_spend, fit_bg_nbd, fit_gamma_gamma
+from pipelines.clv_scoring import DAYS_PER_MONTH, ClvSettings, holdout_calibration, score_month
+
+TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # days, as the sample generator uses
+
+
+def simulate(customers: int, observe_days: int, seed: int) -> pd.DataFrame:
+    """Purchase days of a BG/NBD population over ``observe_days`` (first purchase on day 0 for everyone)."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(TRUTH["r"], 1 / TRUTH["alpha"], customers)
+    p = rng.beta(TRUTH["a"], TRUTH["b"], customers)
+    rows = []
+    for customer in range(customers):
+        day, alive = 0.0, True
+        days = [0]
+        while alive:
+            day += rng.exponential(1 / lam[customer])
+            if day >= observe_days:
+                break
+            days.append(int(day))
+            alive = rng.random() >= p[customer]
+        rows.append(sorted(set(days)))
+    return rows
+
+
+def summary_as_of(purchase_days: list[list[int]], as_of: int, period: str, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    records = []
+    for i, days in enumerate(purchase_days):
+        seen = [d for d in days if d <= as_of]
+        repeat_values = rng.gamma(4.0, 25.0, len(seen) - 1)
+        records.append(
+            {
+                "period": pd.Timestamp(period),
+                "customer_id": f"C{i:05d}",
+                "frequency": len(seen) - 1,
+                "recency": seen[-1] - seen[0],
+                "t": as_of,
+                "monetary_value": float(repeat_values.mean()) if len(seen) > 1 else 0.0,
+                "profit_t12m": float(rng.normal(500, 800)),
+                "net_revenue_t12m": 1000.0 if i % 7 else 0.0,
+                "gross_margin_t12m": 300.0 if i % 7 else 0.0,
+                "cost_to_serve_t12m": 50.0,
+                "orders_t12m": 5 if i % 11 else 0,
+            }
+        )
+    return pd.DataFrame(records)
+
+
+@pytest.fixture(scope="module")
+def population() -> list[list[int]]:
+    return simulate(4000, 730, seed=3)
+
+
+def test_profit_clv_is_discounted_orders_times_margin_on_spend_less_cost_to_serve(population):
+    summary = summary_as_of(population, 540, "2025-06-01", seed=4)
+    settings = ClvSettings()
+    scored, fit = score_month(summary, settings)
+    x, t_x, T, m = (summary[c].to_numpy(float) for c in ("frequency", "recency", "t", "monetary_value"))
+    discounted = discounted_expected_orders(fit.bg_nbd, x, t_x, T, 12, DAYS_PER_MONTH, 0.10, 12)
+    spend = expected_spend(fit.gamma_gamma, x, m)
+    assert np.allclose(scored.expected_spend_per_order, spend)
+    assert np.allclose(scored.clv_revenue, discounted * spend)
+    # A customer with revenue and orders: own rates (300 / 1000 margin, 50 / 5 cost per order).
+    own = (summary.net_revenue_t12m > 0) & (summary.orders_t12m > 0)
+    expected = discounted * (spend * 0.3 - 10.0)
+    assert np.allclose(scored.clv_profit[own], expected[own])
+    # Without revenue or orders in the window, the company's rates stand in.
+    company_margin = summary.gross_margin_t12m.sum() / summary.net_revenue_t12m.sum()
+    company_cost = summary.cost_to_serve_t12m.sum() / summary.orders_t12m.sum()
+    neither = (summary.net_revenue_t12m == 0) & (summary.orders_t12m == 0)
+    assert neither.any()
+    assert np.allclose(
+        scored.clv_profit[neither], (discounted * (spend * company_margin - company_cost))[neither]
+    )
+    assert ((scored.p_alive >= 0) & (scored.p_alive <= 1)).all()
+    assert (scored.p_alive[summary.frequency == 0] == 1).all()
+    assert (scored.expected_orders >= 0).all()
+
+
+def test_defection_prone_means_high_past_profit_and_low_p_alive(population):
+    summary = summary_as_of(population, 540, "2025-06-01", seed=5)
+    settings = ClvSettings(p_alive_threshold=0.5, high_profit_quantile=0.8)
+    scored, _ = score_month(summary, settings)
+    high = (summary.profit_t12m > 0) & (summary.profit_t12m >= summary.profit_t12m.quantile(0.8))
+    assert (scored.defection_prone == (high & (scored.p_alive < 0.5))).all()
+    assert 0 < scored.defection_prone.sum() < high.sum()
+    stricter, _ = score_month(summary, ClvSettings(p_alive_threshold=0.2))
+    assert stricter.defection_prone.sum() < scored.defection_prone.sum()
+
+
+def test_holdout_calibration_predicts_the_holdout_of_a_bg_nbd_population(population):
+    calibration = summary_as_of(population, 365, "2024-12-01", seed=6)
+    final = summary_as_of(population, 729, "2025-12-01", seed=6)
+    report = holdout_calibration(calibration, final)
+    assert report["customers"] == 4000 and report["holdout_days"] == 364
+    assert 0.9 < report["aggregate_ratio"] < 1.1, report
+    assert report["mean_absolute_error"] > 0
+
+
+def test_longer_horizon_and_lower_discount_rate_raise_clv(population):
+    summary = summary_as_of(population, 540, "2025-06-01", seed=7)
+    base, _ = score_month(summary, ClvSettings())
+    longer, _ = score_month(summary, ClvSettings(horizon_months=24))
+    cheaper, _ = score_month(summary, ClvSettings(annual_discount_rate=0.0))
+    assert longer.clv_revenue.sum() > base.clv_revenue.sum()
+    assert cheaper.clv_revenue.sum() > base.clv_revenue.sum()
+
+
+def test_fits_match_the_models_fitted_directly(population):
+    summary = summary_as_of(population, 540, "2025-06-01", seed=8)
+    _, fit = score_month(summary, ClvSettings())
+    x, t_x, T, m = (summary[c].to_numpy(float) for c in ("frequency", "recency", "t", "monetary_value"))
+    assert fit.bg_nbd == fit_bg_nbd(x, t_x, T)
+    assert fit.gamma_gamma == fit_gamma_gamma(x, m)
+    for name, value in TRUTH.items():  # 4,000 customers over 18 months: in the neighbourhood of the truth
+        assert abs(fit.bg_nbd[name] / value - 1) < 0.35, (name, fit.bg_nbd)
