@@ -11,6 +11,8 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from pipelines.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.assets.ingest import ingest_assets, ingest_checks
 from pipelines.assets.publish import published_marts
+from pipelines.assets.satisfaction import satisfaction
+from pipelines.assets.scorecard import scorecard
 from pipelines.assets.transform import dbt_models
 from pipelines.config import Paths, paths, quiet_telemetry
 from pipelines.resources import resources_for
@@ -35,14 +37,14 @@ ingest_monthly_job = define_asset_job(
 )
 transform_job = define_asset_job(
     "transform",
-    selection=AssetSelection.assets(dbt_models, customer_clv, published_marts),
+    selection=AssetSelection.assets(dbt_models, customer_clv, satisfaction, scorecard, published_marts),
     description="dbt build (every model and its tests), then publish the marts if all of it passed.",
 )
 
 
 def build_definitions(data_paths: Paths, defer_docs: bool = False) -> Definitions:
     return Definitions(
-        assets=[*ingest_assets, dbt_models, customer_clv, published_marts],
+        assets=[*ingest_assets, dbt_models, customer_clv, satisfaction, scorecard, published_marts],
         asset_checks=[*ingest_checks, customer_clv_holdout],
         jobs=[ingest_reference_job, ingest_monthly_job, transform_job],
         resources=resources_for(data_paths, defer_docs),

@@ -527,7 +527,9 @@ def _write_reference_config(
     rows = ["question_id,kind,label"] + [f'{q},{labels[q][0]},"{labels[q][1]}"' for q in question_ids]
     (folder / "survey_questions.csv").write_text("\n".join(rows) + "\n")
 
-    annual_profit_target = round(mean_month_revenue * 12 * 0.06, -3)
+    # Targets a little above what the sample earns, so the statuses tell something.
+    annual_profit_target = round(mean_month_revenue * 12 * 0.24, -3)
+    clv_target = round(mean_month_revenue * 12 / customers * 0.25, -1)
     new_per_month = max(
         1, round(customers * 0.65 / months)
     )  # 65 % of customers are acquired inside the window
@@ -536,11 +538,11 @@ def _write_reference_config(
         f"customer_profit_t12m,all,{annual_profit_target:.0f},higher,{annual_profit_target * 0.1:.0f},cfo,0.25",
         "pct_unprofitable_customers,all,0.15,lower,0.05,head_of_sales,0.15",
         "unprofitable_revenue_share,all,0.10,lower,0.05,head_of_sales,0.10",
-        "retention_rate,all,0.75,higher,0.05,head_of_customer_success,0.15",
+        "retention_rate,all,0.70,higher,0.05,head_of_customer_success,0.15",
         f"new_customers,all,{new_per_month},higher,{max(1, round(new_per_month * 0.2))},head_of_sales,0.10",
         "nps,all,30,higher,10,head_of_customer_success,0.10",
         "satisfaction_index,all,65,higher,5,head_of_customer_success,0.10",
-        "mean_profit_clv,all,1000,higher,200,cfo,0.05",
+        f"mean_profit_clv,all,{clv_target:.0f},higher,{clv_target * 0.2:.0f},cfo,0.05",
         "pct_unprofitable_customers,enterprise,0.10,lower,0.05,key_account_director,0.00",
         "retention_rate,enterprise,0.85,higher,0.05,key_account_director,0.00",
         "nps,small_business,25,higher,10,head_of_customer_success,0.00",

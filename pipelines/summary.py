@@ -70,11 +70,27 @@ from marts.customer_clv
 where period = (select max(period) from marts.customer_clv)
 """
 
+SCORECARD_SQL = """
+select metric, actual, target, status, trend, owner
+from marts.customer_scorecard
+where segment = 'all' and period = (select max(period) from marts.customer_scorecard)
+order by case status when 'red' then 0 when 'amber' then 1 when 'green' then 2 else 3 end, metric
+"""
+
 RECONCILIATION_SQL = "select count(*), count(*) filter (where balanced) from marts.company_reconciliation"
 
 
 def _money(value) -> str:
     return f"{value:,.0f}"
+
+
+def _figure(metric: str, value) -> str:
+    """A scorecard figure as people read it: rates as percentages, the rest as whole numbers."""
+    if value is None:
+        return "n/a"
+    if any(word in metric for word in ("pct_", "share", "rate")):
+        return f"{float(value):.1%}"
+    return f"{float(value):,.1f}" if metric in ("nps", "satisfaction_index") else _money(value)
 
 
 def print_summary(paths: Paths, summary: RunSummary) -> None:
@@ -97,6 +113,7 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
         logged = con.execute("select count(*) from marts.publish_log").fetchone()[0]
         clv_period, clv_customers, clv_revenue, clv_profit = con.execute(CLV_TOTALS_SQL).fetchone()
         defecting = con.execute(DEFECTION_SQL).fetchall()
+        scorecard = con.execute(SCORECARD_SQL).fetchall()
     print()
     print(f"Customer profitability, trailing {months} months to {period:%Y-%m} ({ranked:,} customers)")
     print(f"  whale curve peak: {peak:,.1f} % of total profit, earned by the profitable customers")
@@ -132,6 +149,21 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
             print("  no customer of high past profit is defection-prone")
     else:
         print("Customer lifetime value: no month could be scored yet (see the customer_clv asset's metadata)")
+    if scorecard:
+        print()
+        counts = {
+            status: sum(1 for row in scorecard if row[3] == status) for status in ("green", "amber", "red")
+        }
+        print(
+            f"Customer scorecard, {period:%Y-%m}, all customers: {counts['green']} green, {counts['amber']} amber, "
+            f"{counts['red']} red"
+        )
+        for metric, actual, target, status, trend, owner in scorecard:
+            if status in ("red", "amber"):
+                print(
+                    f"  {status:<5} {metric:<28} {_figure(metric, actual):>12} vs target {_figure(metric, target):>12}"
+                    f"  ({owner}, trend {trend or 'n/a'})"
+                )
     print()
     print("Outputs")
     print(f"  published marts    {database}  (schema marts; what BI tools read)")

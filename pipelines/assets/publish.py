@@ -20,6 +20,11 @@ PUBLISHED_MARTS = (
     "whale_curve",
     "costing_comparison",
     "customer_clv",
+    "customer_retention",
+    "customer_satisfaction",
+    "satisfaction_drivers",
+    "customer_scorecard",
+    "incentive_attainment",
 )
 FIRST_PERIOD_TAG = "cprof/first_period"
 LAST_PERIOD_TAG = "cprof/last_period"

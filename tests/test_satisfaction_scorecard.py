@@ -1,0 +1,190 @@
+"""Satisfaction (derived importance, NPS, CSAT, index), retention and the customer scorecard."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from pipelines.config import Paths
+from pipelines.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH, GenerateConfig, generate
+from pipelines.publish import current_database
+from pipelines.satisfaction import ipa_quadrant, relative_weights
+
+
+def test_relative_weights_decompose_r_squared_and_match_independent_predictors():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 3))
+    y = x @ np.array([3.0, 2.0, 1.0]) + rng.normal(size=20_000)
+    weights, r_squared = relative_weights(x, y)
+    ols = np.linalg.lstsq(np.column_stack([np.ones(len(y)), x]), y, rcond=None)[0]
+    fitted = np.column_stack([np.ones(len(y)), x]) @ ols
+    assert r_squared == pytest.approx(1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum(), rel=1e-9)
+    assert weights.sum() == pytest.approx(1.0)
+    # Uncorrelated predictors: each weight is its share of the squared standardised coefficients.
+    assert weights == pytest.approx(np.array([9, 4, 1]) / 14, abs=0.01)
+    # Rescaling an attribute changes nothing.
+    assert relative_weights(x * np.array([10.0, 1.0, 0.1]), y)[0] == pytest.approx(weights)
+
+
+def test_relative_weights_share_credit_between_correlated_attributes():
+    rng = np.random.default_rng(1)
+    common = rng.normal(size=20_000)
+    x = np.column_stack([common + 0.3 * rng.normal(size=20_000), common + 0.3 * rng.normal(size=20_000)])
+    y = x[:, 0] + rng.normal(size=20_000)  # only the first drives y, but the second is almost the same
+    weights, _ = relative_weights(x, y)
+    assert weights[0] > weights[1] > 0.2
+
+
+def test_relative_weights_refuse_what_they_cannot_estimate():
+    with pytest.raises(ValueError, match="too few"):
+        relative_weights(np.ones((3, 5)), np.arange(3))
+    with pytest.raises(ValueError, match="does not vary"):
+        relative_weights(np.column_stack([np.ones(50), np.arange(50)]), np.arange(50.0))
+
+
+def test_ipa_quadrants():
+    assert ipa_quadrant([0.5, 0.3, 0.1, 0.1], [5.0, 8.0, 5.0, 8.0]) == [
+        "concentrate_here",
+        "keep_up_the_good_work",
+        "low_priority",
+        "possible_overkill",
+    ]
+
+
+def test_weights_recovered_from_generated_survey_rank_right_and_lie_within_005(tmp_path: Path):
+    """The generator draws overall scores from attribute ratings with known weights (shares of explained
+    variance); the derived importance recovers them."""
+    landing = tmp_path / "landing"
+    generate(GenerateConfig(customers=3000, months=24, seed=5), landing)
+    wide = (
+        duckdb.connect()
+        .execute(
+            f"pivot (select response_id, question_id, score from read_csv('{landing}/survey_responses/*.csv')) "
+            "on question_id using first(score)"
+        )
+        .df()
+    )
+    columns = [f"ATTR_{a.upper()}" for a in SURVEY_ATTRIBUTES]
+    weights, _ = relative_weights(wide[columns].to_numpy(), wide["OVERALL"].to_numpy())
+    truth = np.array([SURVEY_TRUTH[a] for a in SURVEY_ATTRIBUTES])
+    assert np.argsort(weights).tolist() == np.argsort(truth).tolist()
+    assert np.abs(weights - truth).max() < 0.05, dict(zip(SURVEY_ATTRIBUTES, weights.round(3), strict=True))
+
+
+@pytest.fixture(scope="module")
+def published(published_sample: Paths):
+    with duckdb.connect(str(current_database(published_sample.published)), read_only=True) as con:
+        yield con
+
+
+def test_survey_marts_are_on_their_scales(published):
+    sums = published.execute(
+        "select period, sum(importance_weight) from marts.satisfaction_drivers group by period"
+    ).fetchall()
+    assert sums and all(total == pytest.approx(1.0) for _, total in sums)
+    bounds = published.execute(
+        "select min(nps), max(nps), min(csat), max(csat), min(satisfaction_index), max(satisfaction_index), "
+        "count(*) from marts.customer_satisfaction"
+    ).fetchone()
+    assert -100 <= bounds[0] <= bounds[1] <= 100 and 0 <= bounds[2] <= bounds[3] <= 100
+    assert 0 <= bounds[4] <= bounds[5] <= 100 and bounds[6] > 0
+    quadrants = {
+        q
+        for (q,) in published.execute(
+            "select distinct ipa_quadrant from marts.satisfaction_drivers"
+        ).fetchall()
+    }
+    assert quadrants <= {"concentrate_here", "keep_up_the_good_work", "low_priority", "possible_overkill"}
+
+
+def test_customer_nps_and_csat_follow_their_definitions(published_sample: Paths, published):
+    """Recompute one customer-month from the landing file."""
+    period, customer, nps, csat, responses = published.execute(
+        "select period, customer_id, nps, csat, responses from marts.customer_satisfaction "
+        "order by responses desc, period, customer_id limit 1"
+    ).fetchone()
+    answers = (
+        duckdb.connect()
+        .execute(
+            f"select question_id, score from read_csv('{published_sample.landing}/survey_responses/{period:%Y-%m}.csv') "
+            "where customer_id = ?",
+            [customer],
+        )
+        .fetchall()
+    )
+    nps_scores = [s for q, s in answers if q == "NPS"]
+    overall = [s for q, s in answers if q == "OVERALL"]
+    assert responses == len(nps_scores)
+    expected_nps = 100 * (sum(s >= 9 for s in nps_scores) - sum(s <= 6 for s in nps_scores)) / len(nps_scores)
+    assert nps == pytest.approx(expected_nps)
+    assert csat == pytest.approx(100 * sum(s >= 8 for s in overall) / len(overall))
+
+
+def test_scorecard_statuses_honour_direction_and_tolerance(published_sample: Paths, published):
+    targets = {
+        (m, s): (t, d, tol, o, w)
+        for m, s, t, d, tol, o, w in duckdb.connect()
+        .execute(f"select * from read_csv('{published_sample.landing}/reference/scorecard_targets.csv')")
+        .fetchall()
+    }
+    rows = published.execute(
+        "select period, segment, metric, actual, target, variance, status, owner, incentive_weight "
+        "from marts.customer_scorecard"
+    ).fetchall()
+    assert {r[2] for r in rows} == {
+        "customer_profit_t12m",
+        "pct_unprofitable_customers",
+        "unprofitable_revenue_share",
+        "retention_rate",
+        "new_customers",
+        "nps",
+        "satisfaction_index",
+        "mean_profit_clv",
+    }
+    assert {r[1] for r in rows} >= {"all", "enterprise", "mid_market", "small_business"}
+    checked = 0
+    for period, segment, metric, actual, target, variance, status, owner, weight in rows:
+        own = targets.get((metric, segment))
+        if own is None or actual is None:
+            continue
+        goal, direction, tolerance, who, incentive = own
+        goal, tolerance = Decimal(str(goal)), Decimal(str(tolerance))
+        assert target == goal and variance == actual - goal and owner == who
+        assert weight == Decimal(str(incentive))
+        better = actual >= goal if direction == "higher" else actual <= goal
+        near = actual >= goal - tolerance if direction == "higher" else actual <= goal + tolerance
+        assert status == ("green" if better else "amber" if near else "red"), (period, segment, metric)
+        checked += 1
+    assert checked >= 8
+    assert len({r[6] for r in rows if r[6]}) >= 2  # the sample is not all one colour
+
+
+def test_incentive_attainment_sums_the_weights_on_target(published):
+    mismatched = published.execute(
+        """
+        select count(*) from marts.incentive_attainment as a
+        join (
+            select period, owner,
+                   coalesce(sum(incentive_weight) filter (where status = 'green'), 0) as green,
+                   sum(incentive_weight) as total
+            from marts.customer_scorecard where owner is not null group by period, owner
+        ) as s using (period, owner)
+        where coalesce(a.attained_weight, 0) <> s.green or a.total_weight <> s.total
+        """
+    ).fetchone()[0]
+    assert mismatched == 0
+
+
+def test_retention_counts_add_up(published):
+    rows = published.execute(
+        "select retained_customers + churned_customers = prior_active_customers, retention_rate, "
+        "retained_customers, prior_active_customers from marts.customer_retention"
+    ).fetchall()
+    assert rows and all(ok for ok, *_ in rows)
+    for _, rate, retained, prior in rows:
+        if prior:
+            assert float(rate) == pytest.approx(retained / prior, abs=1e-4)
