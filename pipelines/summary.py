@@ -166,6 +166,7 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
                 )
     print()
     print("Outputs")
+    print(f"  report             {paths.report / 'index.html'}  (open it in a browser)")
     print(f"  published marts    {database}  (schema marts; what BI tools read)")
     print(f"  Parquet per mart   {database.parent / PARQUET_DIR}")
     print(f"  publish log        marts.publish_log in the published file ({logged} tables published so far)")

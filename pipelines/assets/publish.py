@@ -9,6 +9,7 @@ from datetime import date
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from pipelines.publish import publish
+from pipelines.report import write_report
 from pipelines.resources import DataDir
 
 PUBLISHED_MARTS = (
@@ -40,7 +41,8 @@ def _period(tag: str | None) -> date | None:
     deps=[AssetKey(["marts", name]) for name in PUBLISHED_MARTS],
     kinds={"duckdb", "parquet"},
     description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
-    "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current.",
+    "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
+    "then the HTML report of it, report/index.html.",
 )
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
@@ -52,10 +54,14 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
         first_period=_period(tags.get(FIRST_PERIOD_TAG)),
         last_period=_period(tags.get(LAST_PERIOD_TAG)),
     )
-    context.log.info(f"published {len(publication.row_counts)} marts as {publication.release}")
+    report = write_report(publication.database, paths.report)
+    context.log.info(
+        f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"
+    )
     return MaterializeResult(
         metadata={
             "release": MetadataValue.path(str(publication.release)),
+            "report": MetadataValue.path(str(report)),
             "database": MetadataValue.path(str(publication.database)),
             "row_counts": MetadataValue.json(publication.row_counts),
             "checksums": MetadataValue.json(publication.checksums),

@@ -5,7 +5,8 @@ Metrics: customer profit (trailing 12 months), share of unprofitable customers, 
 12 months of responses), mean profit CLV. Each row has its target from the configuration (the segment's own,
 else, for rates and averages, the company's), the variance, a status (green meets the target, amber within
 tolerance, red otherwise, honouring whether higher or lower is better), the trend against the prior month and
-the owner; incentive_attainment sums, per owner and month, the incentive weights of the metrics on target.
+the owner; incentive_attainment sums, per owner and month, the incentive weights of the owner's company-wide
+(segment 'all') metrics on target, out of all of them.
 """
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
@@ -178,7 +179,7 @@ select
     cast(coalesce(sum(incentive_weight) filter (where status = 'green'), 0) / nullif(sum(incentive_weight), 0)
         as decimal(9, 4)) as attainment
 from marts.customer_scorecard
-where owner is not null
+where owner is not null and segment = 'all'  -- incentives are earned on the company-wide metrics
 group by period, owner
 """
 
@@ -198,8 +199,8 @@ group by period, owner
             group_name="marts",
             deps=[SCORECARD],
             kinds={"duckdb"},
-            description="Per month and owner: the incentive weights of the owner's metrics on target (green), "
-            "out of all of them.",
+            description="Per month and owner: the incentive weights of the owner's company-wide metrics on "
+            "target (green), out of all of them.",
         ),
     ]
 )
