@@ -65,7 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cprof",
-        description="Customer profitability pipeline: landing files -> DuckDB warehouse -> dbt models. "
+        description="Customer profitability pipeline: landing files -> checked DuckDB warehouse -> dbt models "
+        "and CLV -> published marts and report. "
         f"Everything is written under the data directory (${DATA_DIR_ENV}, default data/ in the project).",
     )
     parser.add_argument(
@@ -94,10 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="ingest, transform and test every month in landing (or a range)",
+        help="ingest, check, transform, test and publish every month in landing (or a range)",
         description="Load the reference snapshots and every month found in the landing zone (or --from/--to) "
-        "into the working warehouse, then build and test the dbt models. Fails, naming the file or test, "
-        "on any missing or malformed input or failed test.",
+        "into the working warehouse, validating each file with its Great Expectations suite before it is "
+        "promoted; build and test the dbt models (conservation to the cent included); score CLV, satisfaction "
+        "and the scorecard; then publish the marts atomically to published/current and write the HTML report. "
+        "Nothing is published unless every check passes. Fails, naming the file, line, column, rule or test, "
+        "and leaves the previous publication untouched.",
     )
     run.add_argument("--from", dest="first", type=_month, metavar=MONTH_HELP, help="first month to process")
     run.add_argument("--to", dest="last", type=_month, metavar=MONTH_HELP, help="last month to process")

@@ -131,3 +131,34 @@ def test_cli_errors_name_what_failed(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--from", "2024-13"])
     assert exit_info.value.code == 2
+
+
+def test_a_warning_check_is_reported_but_does_not_block_publishing(
+    published_sample: Paths, tmp_path, monkeypatch
+):
+    """The CLV holdout calibration warns (severity WARN); a poor calibration must not stop a publication."""
+    import pipelines.assets.clv as clv_assets
+    from pipelines.clv_scoring import ClvSettings
+    from pipelines.publish import current_database
+    from pipelines.resources import ClvConfig
+
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True)
+    monkeypatch.setattr(ClvConfig, "settings", lambda self: ClvSettings(holdout_months=1))
+    poor = {
+        "customers": 10,
+        "holdout_days": 31.0,
+        "predicted_purchases": 90.0,
+        "actual_purchases": 10.0,
+        "aggregate_ratio": 9.0,
+        "mean_absolute_error": 8.0,
+    }
+    monkeypatch.setattr(clv_assets, "holdout_calibration", lambda calibration, final: poor)
+    before = current_database(paths.published).resolve()
+    lines: list[str] = []
+    run_pipeline(paths, "2024-03", "2024-03", progress=lines.append)
+    assert any(
+        line.startswith("warning: marts/customer_clv holdout_calibration") and "ratio 9.0" in line
+        for line in lines
+    )
+    assert current_database(paths.published).resolve() != before  # published all the same
