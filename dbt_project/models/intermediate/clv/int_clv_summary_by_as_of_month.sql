@@ -7,27 +7,8 @@ with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
 
-margin as (
-    select * from {{ ref('int_margin_aggregated_to_customer_month') }}
-),
-
-cost_to_serve as (
-    select period, customer_id, sum(allocated_cost) as cost_to_serve
-    from {{ ref('int_activity_costs_allocated_to_customers') }}
-    group by period, customer_id
-),
-
 profitability as (
-    select
-        coalesce(margin.period, cost_to_serve.period) as period,
-        coalesce(margin.customer_id, cost_to_serve.customer_id) as customer_id,
-        coalesce(margin.net_revenue, 0) as net_revenue,
-        coalesce(margin.gross_margin, 0) as gross_margin,
-        coalesce(cost_to_serve.cost_to_serve, 0) as cost_to_serve,
-        coalesce(margin.gross_margin, 0) - coalesce(cost_to_serve.cost_to_serve, 0) as abc_profit
-    from margin
-    full outer join cost_to_serve
-        on margin.period = cost_to_serve.period and margin.customer_id = cost_to_serve.customer_id
+    select * from {{ ref('int_margin_joined_to_cost_to_serve') }}
 ),
 
 purchase_days as (

@@ -1,14 +1,9 @@
 -- Customer profit per period under activity-based costing, beside traditional costing, with the
 -- profitability views: profitable flag, profit decile and the Shapiro et al. (1987) profitability matrix.
--- A customer appears in a month when they have any revenue or any allocated cost in it.
-with margin as (
-    select * from {{ ref('int_margin_aggregated_to_customer_month') }}
-),
-
-cost_to_serve as (
-    select period, customer_id, sum(allocated_cost) as cost_to_serve
-    from {{ ref('int_activity_costs_allocated_to_customers') }}
-    group by period, customer_id
+-- A customer appears in a month when they have any revenue or any allocated cost in it (see the spine,
+-- int_margin_joined_to_cost_to_serve).
+with customer_months as (
+    select * from {{ ref('int_margin_joined_to_cost_to_serve') }}
 ),
 
 traditional as (
@@ -19,12 +14,6 @@ customers as (
     select * from {{ ref('stg_crm__customers') }}
 ),
 
-customer_months as (
-    select period, customer_id from margin
-    union
-    select period, customer_id from cost_to_serve
-),
-
 joined as (
     select
         customer_months.period,
@@ -32,20 +21,16 @@ joined as (
         customers.customer_name,
         customers.segment,
         customers.region,
-        coalesce(margin.gross_revenue, 0) as gross_revenue,
-        coalesce(margin.discounts, 0) as discounts,
-        coalesce(margin.returns_credit, 0) as returns_credit,
-        coalesce(margin.net_revenue, 0) as net_revenue,
-        coalesce(margin.cogs, 0) as cogs,
-        coalesce(margin.gross_margin, 0) as gross_margin,
-        coalesce(margin.list_revenue, 0) as list_revenue,
-        coalesce(cost_to_serve.cost_to_serve, 0) as cost_to_serve,
+        customer_months.gross_revenue,
+        customer_months.discounts,
+        customer_months.returns_credit,
+        customer_months.net_revenue,
+        customer_months.cogs,
+        customer_months.gross_margin,
+        customer_months.list_revenue,
+        customer_months.cost_to_serve,
         coalesce(traditional.traditional_overhead, 0) as traditional_overhead
     from customer_months
-    left join margin
-        on customer_months.period = margin.period and customer_months.customer_id = margin.customer_id
-    left join cost_to_serve
-        on customer_months.period = cost_to_serve.period and customer_months.customer_id = cost_to_serve.customer_id
     left join traditional
         on customer_months.period = traditional.period and customer_months.customer_id = traditional.customer_id
     left join customers on customer_months.customer_id = customers.customer_id
