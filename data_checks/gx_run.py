@@ -2,13 +2,16 @@
 
 GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the partition
 is read from DuckDB into a DataFrame, one partition at a time so memory stays bounded. GX is imported on first
-use (it takes seconds). The Data Docs site is kept under the data directory: ``gx/data_docs/index.html``.
+use (it takes seconds). The Data Docs site is kept under the data directory, ``gx/data_docs/``, with
+``run.html``, a self-contained page of the run's validations linking to GX's page of each.
 """
 
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +78,17 @@ class LandingValidator:
         self._context = None
         self._checkpoints: dict[str, Any] = {}
         self._pending: list = []
+        self._outcomes: list[Outcome] = []
+
+    @property
+    def docs_site(self) -> Path:
+        return self.root / "gx" / "data_docs"
 
     @property
     def docs_index(self) -> Path:
-        return self.root / "gx" / "data_docs" / "index.html"
+        """The page of this run's validations (``run.html``): GX's own index (``index.html``) draws its table
+        with scripts from public CDNs, so it shows nothing on a machine without internet; this page needs none."""
+        return self.docs_site / "run.html"
 
     def _gx_context(self):
         if self._context is None:
@@ -121,12 +131,11 @@ class LandingValidator:
             definition = context.validation_definitions.add(
                 gx.ValidationDefinition(name=f"landing.{source}", data=batch, suite=suite)
             )
-            actions = [] if self.defer_docs else [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
             self._checkpoints[source] = context.checkpoints.add(
                 gx.Checkpoint(
                     name=f"landing.{source}",
                     validation_definitions=[definition],
-                    actions=actions,
+                    actions=[],  # Data Docs are built by build_docs, with the run page
                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
                 )
             )
@@ -141,26 +150,55 @@ class LandingValidator:
         )
         identifier, validation = next(iter(result.run_results.items()))
         failures = [_failure(r) for r in validation.results if not r.success]
-        if self.defer_docs:
-            self._pending.append(identifier)
-            if failures:  # the page of a failure is wanted now
-                self.build_docs()
-        return Outcome(
-            source=source,
-            month=month,
-            file=file,
-            rows=len(frame),
-            evaluated=len(validation.results),
-            failures=failures,
-            docs=self.docs_index if self.docs_index.exists() else None,
-        )
+        outcome = Outcome(source, month, file, len(frame), len(validation.results), failures, self.docs_index)
+        self._outcomes.append(outcome)
+        self._pending.append(identifier)
+        if not self.defer_docs or failures:  # the page of a failure is wanted now
+            self.build_docs()
+        return outcome
 
     def build_docs(self) -> Path | None:
-        """Render the Data Docs pages of the results validated since the last build, and the index."""
+        """Render the Data Docs pages of the results validated since the last build, and the run page."""
         if self._context is not None and self._pending:
             self._context.build_data_docs(resource_identifiers=self._pending)
             self._pending = []
+            self._write_run_page()
         return self.docs_index if self.docs_index.exists() else None
+
+    def _write_run_page(self) -> None:
+        rows = []
+        for outcome in self._outcomes:
+            partition = f"{outcome.source} {outcome.month or 'snapshot'}"
+            pages = sorted(self.docs_site.glob(f"validations/**/{glob_escape(partition)}/*/*.html"))
+            link = (
+                f'<a href="{html.escape(str(pages[-1].relative_to(self.docs_site)))}">result</a>'
+                if pages
+                else ""
+            )
+            status = (
+                "passed" if outcome.success else f"FAILED ({len(outcome.failures)} of {outcome.evaluated})"
+            )
+            details = "<br>".join(html.escape(f.describe()) for f in outcome.failures)
+            rows.append(
+                f'<tr class="{"ok" if outcome.success else "failed"}"><td>{html.escape(outcome.source)}</td>'
+                f"<td>{html.escape(outcome.month or 'snapshot')}</td><td>{outcome.rows:,}</td>"
+                f"<td>{status}</td><td>{details}</td><td>{link}</td></tr>"
+            )
+        failed = sum(1 for o in self._outcomes if not o.success)
+        page = (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Landing checks of the run</title>'
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
+            ".failed td{background:#fde8e8}.ok td:nth-child(4){color:#1a7f37}</style></head><body>"
+            f"<h1>Landing checks of the run</h1><p>{len(self._outcomes)} validations, {failed} failed. "
+            "Each suite is defined in data_checks/suites.py; the result links open Great Expectations' own pages "
+            '(<a href="index.html">its index</a> needs internet for its styles and scripts).</p>'
+            "<table><tr><th>source</th><th>partition</th><th>rows</th><th>result</th><th>failed expectations</th>"
+            f"<th></th></tr>{''.join(rows)}</table></body></html>"
+        )
+        partial = self.docs_index.with_suffix(".partial")
+        partial.write_text(page, encoding="utf-8")
+        os.replace(partial, self.docs_index)
 
 
 _VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}

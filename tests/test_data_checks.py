@@ -5,7 +5,9 @@ a reader reading the publication while it is refreshed."""
 from __future__ import annotations
 
 import hashlib
+import html
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -234,9 +236,13 @@ def test_failed_check_report_names_source_partition_rule_count_and_samples(publi
     assert f"order_lines {MONTH} (" in message and " expectations failed" in message
     assert "quantity: 1 unexpected (e.g. -4)" in message
     assert "_unknown_customer_id: 1 unexpected (e.g. C777777)" in message
-    docs = paths.data_dir / "gx" / "data_docs" / "index.html"
+    docs = paths.data_dir / "gx" / "data_docs" / "run.html"
     assert f"Data Docs: {docs}" in message and docs.exists()
-    assert "order_lines 2024-02" in docs.read_text()  # the index lists this run's validation
+    page = docs.read_text()  # the run's page lists the failed validation, and links GX's page of it
+    assert "<td>order_lines</td><td>2024-02</td>" in page and "FAILED (" in page and "C777777" in page
+    assert "http" not in page.replace('href="index.html"', "")  # nothing fetched from outside
+    linked = re.search(r'<a href="(validations/[^"]*order_lines 2024-02[^"]*)">result</a>', page)
+    assert linked and (docs.parent / html.unescape(linked.group(1))).exists()
 
 
 def test_fixed_file_publishes_after_a_failed_run(published: Paths, tmp_path: Path):
