@@ -29,8 +29,7 @@ test: install
 	$(BIN)/python -m pytest
 
 dev: install
-	@mkdir -p data/dagster_home && test -f data/dagster_home/dagster.yaml \
-		|| printf 'telemetry:\n  enabled: false\n' > data/dagster_home/dagster.yaml
+	@$(BIN)/python -c "from pipelines.config import paths, write_dagster_yaml; write_dagster_yaml(paths().dagster_home)"
 	DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 lint: install

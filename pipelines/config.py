@@ -72,3 +72,23 @@ def quiet_telemetry() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+# The Dagster instance of a data directory: telemetry off, and one run at a time, because DuckDB allows one
+# writer per file (a second run would fail to open the warehouse). For a team, point storage at PostgreSQL
+# (see the README).
+DAGSTER_YAML = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+"""
+
+
+def write_dagster_yaml(dagster_home: Path) -> Path:
+    """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return config

@@ -1,52 +1,74 @@
 """The Dagster code location: ``workspace.yaml`` and ``dagster dev`` load ``defs`` from here.
 
-``build_definitions`` binds the same assets and jobs to any data directory (the CLI and the tests use it);
-``defs`` is bound to ``$CPROF_DATA_DIR``, or ``data/`` under the project.
+``build_definitions`` binds the same assets, jobs, schedule and sensors to any data directory (the CLI and the
+tests use it); ``defs`` is bound to ``$CPROF_DATA_DIR``, or ``data/`` under the project.
+
+Every monthly asset shares one partitions definition (pipelines/partitions.py) and runs a range of months in
+one run. ``refresh`` is the job the monthly-close schedule, the landing sensor, ``cprof run`` and
+``cprof backfill`` run: ingest and check the reference snapshots and the months, dbt build, CLV, satisfaction,
+scorecard, publish.
 """
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    ScheduleDefinition,
+    define_asset_job,
+    in_process_executor,
+)
 
 from pipelines.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.assets.ingest import ingest_assets, ingest_checks
-from pipelines.assets.publish import published_marts
+from pipelines.assets.publish import published_marts, published_on_time
 from pipelines.assets.satisfaction import satisfaction
 from pipelines.assets.scorecard import scorecard
 from pipelines.assets.transform import dbt_models
+from pipelines.automation import PUBLISHED_DEADLINE_CRON, landing_sensor, monthly_close_schedule
 from pipelines.config import Paths, paths, quiet_telemetry
 from pipelines.resources import resources_for
-from pipelines.sources import MONTHLY, SNAPSHOTS
+from pipelines.sources import SNAPSHOTS
 
 quiet_telemetry()
 
+ASSETS = [*ingest_assets, dbt_models, customer_clv, satisfaction, scorecard, published_marts]
 
-def _ingest_keys(sources) -> AssetSelection:
-    return AssetSelection.assets(*([layer, s.name] for s in sources for layer in ("landed", "raw")))
-
-
+refresh_job = define_asset_job(
+    "refresh",
+    selection=AssetSelection.all() - AssetSelection.checks(published_on_time),
+    description="Refresh a month or a range of months: load, check and promote the reference snapshots and the "
+    "months' files, dbt build (incremental: the range and the trailing periods it reaches), CLV, satisfaction, "
+    "scorecard, then publish every mart.",
+)
 ingest_reference_job = define_asset_job(
     "ingest_reference",
-    selection=_ingest_keys(SNAPSHOTS),
-    description="Load, validate and promote the reference snapshots.",
+    selection=AssetSelection.assets(*([layer, s.name] for s in SNAPSHOTS for layer in ("landed", "raw"))),
+    description="Load, validate and promote the reference snapshots only.",
 )
-ingest_monthly_job = define_asset_job(
-    "ingest_monthly",
-    selection=_ingest_keys(MONTHLY),
-    description="Load, validate and promote one month of every monthly landing source.",
+
+freshness_job = define_asset_job(
+    "check_freshness",
+    selection=AssetSelection.checks(published_on_time),
+    description="Is the publication of the last complete month there? (runs at the deadline, and on demand)",
 )
-transform_job = define_asset_job(
-    "transform",
-    selection=AssetSelection.assets(dbt_models, customer_clv, satisfaction, scorecard, published_marts),
-    description="dbt build (every model and its tests), then publish the marts if all of it passed.",
+freshness_schedule = ScheduleDefinition(
+    name="published_marts_freshness",
+    job=freshness_job,
+    cron_schedule=PUBLISHED_DEADLINE_CRON,
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="At the publication deadline (09:00 UTC on the 3rd), check that last month's marts were published.",
 )
 
 
 def build_definitions(data_paths: Paths, defer_docs: bool = False) -> Definitions:
     return Definitions(
-        assets=[*ingest_assets, dbt_models, customer_clv, satisfaction, scorecard, published_marts],
-        asset_checks=[*ingest_checks, customer_clv_holdout],
-        jobs=[ingest_reference_job, ingest_monthly_job, transform_job],
+        assets=ASSETS,
+        asset_checks=[*ingest_checks, customer_clv_holdout, published_on_time],
+        jobs=[refresh_job, ingest_reference_job, freshness_job],
+        schedules=[monthly_close_schedule(refresh_job), freshness_schedule],
+        sensors=[landing_sensor],
         resources=resources_for(data_paths, defer_docs),
         # One process: DuckDB allows one writer per file, so steps must not run in parallel processes.
         executor=in_process_executor,

@@ -42,6 +42,7 @@ class LoadResult:
     rows: int
     sha256: str
     bytes: int
+    mtime_ns: int = 0
 
 
 def month_start(label: str) -> date:
@@ -216,7 +217,8 @@ def load(
         )
     except duckdb.Error as exc:
         raise _explain_duckdb_error(path, exc) from exc
-    return LoadResult(source_name, path, month, rows, checksum, path.stat().st_size)
+    stat = path.stat()
+    return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
 
 
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:

@@ -1,10 +1,20 @@
-"""The one monthly partitions definition shared by every partitioned asset."""
+"""The one monthly partitions definition shared by every partitioned asset: ingest, dbt, the Python marts and
+the publication. A run covers one month or a range of months (a Dagster partition range); the assets process
+the months of the range in order, in that one run.
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
+from datetime import date
 
-from dagster import MonthlyPartitionsDefinition
+from dagster import BackfillPolicy, MonthlyPartitionsDefinition
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+# Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
 FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
 DEFAULT_FIRST_MONTH = "2020-01"
@@ -12,6 +22,10 @@ DEFAULT_FIRST_MONTH = "2020-01"
 monthly_partitions = MonthlyPartitionsDefinition(
     start_date=f"{os.environ.get(FIRST_MONTH_ENV) or DEFAULT_FIRST_MONTH}-01", end_offset=0
 )
+
+# A backfill of any range is one run: every asset handles its months in order, so the per-run overhead is
+# paid once, and the marts that need history are rebuilt once for the whole range.
+single_run = BackfillPolicy.single_run()
 
 
 def partition_key(month: str) -> str:
@@ -21,3 +35,66 @@ def partition_key(month: str) -> str:
 
 def month_of_key(key: str) -> str:
     return key[:7]
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make a run cover the months first..last (YYYY-MM), as a UI backfill of the range does."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: partition_key(first),
+        ASSET_PARTITION_RANGE_END_TAG: partition_key(last),
+    }
+
+
+def run_months(context) -> list[str]:
+    """The months (YYYY-MM, in order) of the partition or partition range an asset or check is running for."""
+    return sorted(month_of_key(key) for key in context.partition_keys)
+
+
+FULL_REFRESH_TAG = "cprof/full_refresh"
+
+
+@dataclass(frozen=True)
+class RefreshWindow:
+    """The periods a run rebuilds in a table keyed by period: from the run's first month to its last month plus
+    the table's reach (how far forward one month's change carries; None: to the end). Unbounded both ways on a
+    full refresh. The Python counterpart of dbt_project/macros/refresh_window.sql."""
+
+    first: date | None
+    last: date | None
+
+    def predicate(self, column: str = "period") -> tuple[str, list[date]]:
+        """A SQL predicate on ``column`` and its parameters."""
+        clauses, params = [], []
+        if self.first is not None:
+            clauses.append(f"{column} >= ?")
+            params.append(self.first)
+        if self.last is not None:
+            clauses.append(f"{column} <= ?")
+            params.append(self.last)
+        return " and ".join(clauses) or "true", params
+
+    def or_everything_if_missing(self, con, *tables: str) -> RefreshWindow:
+        """This window, or every period when one of ``tables`` (schema.name) does not exist yet: a table's
+        first build is whole, whatever range the run covers (as dbt's incremental models do)."""
+        for table in tables:
+            schema, name = table.split(".")
+            if not con.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, name],
+            ).fetchone()[0]:
+                return RefreshWindow(None, None)
+        return self
+
+    def covers(self, period: date) -> bool:
+        return (self.first is None or period >= self.first) and (self.last is None or period <= self.last)
+
+
+def refresh_window(context, reach_months: int | None) -> RefreshWindow:
+    if context.run.tags.get(FULL_REFRESH_TAG) == "true":
+        return RefreshWindow(None, None)
+    months = run_months(context)
+    first = date.fromisoformat(f"{months[0]}-01")
+    if reach_months is None:
+        return RefreshWindow(first, None)
+    year, month = divmod(int(months[-1][:4]) * 12 + int(months[-1][5:7]) - 1 + reach_months, 12)
+    return RefreshWindow(first, date(year, month + 1, 1))

@@ -104,7 +104,8 @@ def publish(
     counts: dict[str, int] = {}
     checksums: dict[str, str] = {}
     try:
-        with duckdb.connect(str(partial)) as con:
+        limit = os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB"
+        with duckdb.connect(str(partial), config={"memory_limit": limit}) as con:
             con.execute(f"attach '{warehouse}' as working (read_only)")
             con.execute("create schema marts")
             for table in tables:

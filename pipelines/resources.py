@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,11 +64,25 @@ class ClvConfig(ConfigurableResource):
         )
 
 
+MEMORY_LIMIT_ENV = "CPROF_DUCKDB_MEMORY_LIMIT"
+
+
+def duckdb_settings(paths: Paths) -> dict[str, object]:
+    """DuckDB settings of every connection to the working warehouse (dbt's profile sets the same): a memory
+    limit (``$CPROF_DUCKDB_MEMORY_LIMIT``, default 4GB) past which DuckDB spills to ``<data>/duckdb_tmp``, and
+    no insertion-order guarantee, which lets large inserts stream."""
+    return {
+        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or "4GB",
+        "temp_directory": str(paths.data_dir / "duckdb_tmp"),
+        "preserve_insertion_order": False,
+    }
+
+
 def resources_for(paths: Paths, defer_docs: bool = False) -> dict[str, object]:
     return {
         "clv": ClvConfig(),
         "data_dir": DataDir(path=str(paths.data_dir)),
         "checks": LandingChecks(defer_docs=defer_docs),
-        "warehouse": Warehouse(database=str(paths.warehouse)),
+        "warehouse": Warehouse(database=str(paths.warehouse), connection_config=duckdb_settings(paths)),
         "dbt": dbt_resource(),
     }

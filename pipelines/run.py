@@ -1,4 +1,6 @@
-"""Running the pipeline for a range of months, as ``cprof run`` does: ingest, then transform and test.
+"""Running the pipeline for a range of months, as ``cprof run`` and ``cprof backfill`` do: one Dagster run of
+the ``refresh`` job over the range's partitions (ingest, check, dbt build, CLV, satisfaction, scorecard,
+publish).
 
 Runs go through the Dagster instance in the data directory (``dagster_home/``), so ``dagster dev`` shows
 their history. Every landing file of the range is located before anything runs: a missing file fails the
@@ -18,10 +20,9 @@ from pathlib import Path
 from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, DagsterInstance, ExecuteInProcessResult
 
 from data_checks.gx_run import validator_for
-from pipelines.assets.publish import FIRST_PERIOD_TAG, LAST_PERIOD_TAG
-from pipelines.config import Paths, quiet_telemetry
+from pipelines.config import Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.ingest import find_file, months_in_landing
-from pipelines.partitions import partition_key
+from pipelines.partitions import FULL_REFRESH_TAG, range_tags
 from pipelines.sources import MONTHLY, SNAPSHOTS
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -38,15 +39,14 @@ class RunSummary:
     dbt_tests_passed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     data_docs: Path | None = None
+    run_id: str | None = None
+    step_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
     """The persistent Dagster instance under the data directory (telemetry off)."""
     quiet_telemetry()
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    config = paths.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    write_dagster_yaml(paths.dagster_home)
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
     return DagsterInstance.get()
 
@@ -101,20 +101,60 @@ def _failure(result: ExecuteInProcessResult, step: str) -> PipelineError:
     return PipelineError(f"{step} failed: " + ("\n".join(messages) or "see the run in Dagster"))
 
 
-def _checks_passed(result: ExecuteInProcessResult) -> int:
-    return sum(1 for evaluation in result.get_asset_check_evaluations() if evaluation.passed)
+def _step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """(start, end) wall-clock time of every step of a run, from the instance's event log."""
+    started: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or record.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started[record.step_key] = record.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            windows[record.step_key] = (started.get(record.step_key, record.timestamp), record.timestamp)
+    return windows
 
 
-def _rows(result: ExecuteInProcessResult) -> dict[str, int]:
-    """Rows loaded per source, from the landed assets' materializations."""
-    rows: dict[str, int] = {}
+PHASES = (  # (phase, step-key test), in the order a run goes through them
+    ("input checks", lambda key: "gx_suite" in key),
+    ("ingest", lambda key: key.startswith(("landed_", "raw_"))),
+    ("dbt build", lambda key: key.startswith("dbt_models")),
+    ("CLV", lambda key: "customer_clv" in key),
+    ("satisfaction and scorecard", lambda key: key.startswith(("satisfaction", "scorecard"))),
+    ("publish", lambda key: key.startswith("published_")),
+)
+
+
+def phase_seconds(step_windows: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Step seconds summed into the phases of a run."""
+    phases = {name: 0.0 for name, _ in PHASES}
+    for key, (start, end) in step_windows.items():
+        name = next((name for name, test in PHASES if test(key)), "other")
+        phases[name] = phases.get(name, 0.0) + end - start
+    return phases
+
+
+def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
+    """Per month: rows loaded (and order lines), from the landed assets' ``files`` metadata."""
+    months: dict[str, dict[str, int]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        value = materialization.metadata.get("rows")
-        if value is not None and materialization.asset_key.path[0] == "landed":
-            name = materialization.asset_key.path[-1]
-            rows[name] = rows.get(name, 0) + int(value.value)
-    return rows
+        files = materialization.metadata.get("files")
+        if materialization.asset_key.path[0] != "landed" or files is None:
+            continue
+        for month, loaded in files.value.items():
+            months.setdefault(month, {})[materialization.asset_key.path[-1]] = int(loaded["rows"])
+    lines = []
+    for month in sorted(months, key=lambda m: (m != "snapshot", m)):
+        rows = months[month]
+        if month == "snapshot":
+            lines.append(f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in sorted(rows.items()))}")
+        else:
+            lines.append(
+                f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines)"
+            )
+    return lines
 
 
 def run_pipeline(
@@ -122,69 +162,62 @@ def run_pipeline(
     first: str | None = None,
     last: str | None = None,
     progress: Callable[[str], None] = print,
+    full_refresh: bool = False,
 ) -> RunSummary:
-    """Ingest and check the reference snapshots and every month of the range, build and test the dbt models,
-    score the Python marts and publish: everything, or nothing when any blocking check fails."""
+    """Refresh the months first..last (default: every month in the landing zone) in one Dagster run of the
+    ``refresh`` job over that partition range: ingest and check the reference snapshots and the months, build
+    and test the dbt models incrementally, score the Python marts and publish. Everything, or no publication
+    when any blocking check fails. ``full_refresh`` rebuilds every table whole."""
     from pipelines.definitions import build_definitions
 
     months = select_months(paths, first, last)
     defs = build_definitions(paths, defer_docs=True)
     instance = dagster_instance(paths)
     summary = RunSummary(months=months)
-    progress(f"run: {len(months)} month(s), {months[0]} to {months[-1]}, data directory {paths.data_dir}")
-
+    span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
+    progress(
+        f"run: {len(months)} month(s), {span}{', full refresh' if full_refresh else ''}, "
+        f"data directory {paths.data_dir}"
+    )
+    tags = range_tags(months[0], months[-1])
+    if full_refresh:
+        tags[FULL_REFRESH_TAG] = "true"
+    log = paths.logs / "dbt-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress(
+        f"refresh: ingest and check, dbt build, CLV, satisfaction, scorecard, publish; dbt's log in {log}"
+    )
     started = time.perf_counter()
     try:
-        result = defs.resolve_job_def("ingest_reference").execute_in_process(
-            instance=instance, run_config=QUIET, raise_on_error=False
-        )
-        if not result.success:
-            raise _failure(result, "ingest of the reference snapshots")
-        progress(
-            f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in _rows(result).items())}; "
-            f"{_checks_passed(result)} suites passed"
-        )
-        job = defs.resolve_job_def("ingest_monthly")
-        for month in months:
-            month_started = time.perf_counter()
-            result = job.execute_in_process(
-                instance=instance, partition_key=partition_key(month), run_config=QUIET, raise_on_error=False
-            )
-            if not result.success:
-                raise _failure(result, f"ingest of {month}")
-            rows = _rows(result)
-            progress(
-                f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines), "
-                f"{_checks_passed(result)} suites passed, in {time.perf_counter() - month_started:.1f}s"
+        # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
+        with log.open("w") as handle, contextlib.redirect_stdout(handle):
+            result = defs.resolve_job_def("refresh").execute_in_process(
+                instance=instance, run_config=QUIET, raise_on_error=False, tags=tags
             )
     finally:
         summary.data_docs = validator_for(paths.data_dir, defer_docs=True).build_docs()
-        if summary.data_docs:
-            progress(f"data docs: {summary.data_docs}")
-    summary.seconds["ingest"] = time.perf_counter() - started
-    progress(
-        f"ingest: {len(months)} month(s) loaded, checked and promoted in {summary.seconds['ingest']:.1f}s"
-    )
-
-    started = time.perf_counter()
-    dbt_log = paths.logs / "dbt-build.log"
-    dbt_log.parent.mkdir(parents=True, exist_ok=True)
-    progress(f"transform: dbt build (models and their tests), log in {dbt_log}")
-    # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
-    with dbt_log.open("w") as log, contextlib.redirect_stdout(log):
-        result = defs.resolve_job_def("transform").execute_in_process(
-            instance=instance,
-            run_config=QUIET,
-            raise_on_error=False,
-            tags={FIRST_PERIOD_TAG: months[0], LAST_PERIOD_TAG: months[-1]},
-        )
+    summary.seconds["run"] = time.perf_counter() - started
+    summary.step_windows = _step_windows(instance, result.run_id)
+    summary.seconds.update(phase_seconds(summary.step_windows))
     checks = result.get_asset_check_evaluations()
+    suites = [c for c in checks if c.check_name == "gx_suite"]
+    for line in _ingest_lines(result):
+        progress(line)
+    progress(f"input checks: {sum(c.passed for c in suites)} of {len(suites)} suites passed")
+    if summary.data_docs:
+        progress(f"data docs: {summary.data_docs}")
+    failed_suites = [c for c in suites if not c.passed]
+    if failed_suites:
+        raise PipelineError(
+            f"ingest of {span} failed its data checks; nothing of it was promoted:\n"
+            + "\n".join(c.description or c.check_name for c in failed_suites)
+        )
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if not result.success:
-        raise PipelineError(f"{_failure(result, 'dbt build')}\n(dbt's full log: {dbt_log})")
+        raise PipelineError(f"{_failure(result, 'refresh')}\n(dbt's full log: {log})")
     if failed:
         names = ", ".join(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in failed[:10])
-        raise PipelineError(f"checks failed ({len(failed)}): {names}; details in {dbt_log}")
+        raise PipelineError(f"checks failed ({len(failed)}): {names}; details in {log}")
     for warning in (c for c in checks if not c.passed and c.severity == AssetCheckSeverity.WARN):
         progress(f"warning: {warning.asset_key.to_user_string()} {warning.check_name}: {warning.description}")
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]
@@ -192,11 +225,14 @@ def run_pipeline(
         raise PipelineError(
             "publish did not run: the marts were built but not published; see the run in Dagster"
         )
-    summary.dbt_models = sum(1 for key in materialized if key.path[0] != "published")
-    summary.dbt_tests_passed = len(checks)
-    summary.seconds["transform"] = time.perf_counter() - started
-    progress(
-        f"transform: {summary.dbt_models} models built, {summary.dbt_tests_passed} tests passed, marts published "
-        f"in {summary.seconds['transform']:.1f}s"
+    summary.dbt_models = len(
+        {key for key in materialized if key.path[0] not in ("published", "landed", "raw")}
     )
+    summary.dbt_tests_passed = sum(1 for c in checks if c.passed and c.check_name != "gx_suite")
+    summary.run_id = result.run_id
+    progress(
+        f"transform: {summary.dbt_models} models built, {summary.dbt_tests_passed} tests passed "
+        f"(dbt build {summary.seconds['dbt build']:.1f}s, CLV {summary.seconds['CLV']:.1f}s)"
+    )
+    progress(f"published in {summary.seconds['publish']:.1f}s; the run took {summary.seconds['run']:.1f}s")
     return summary

@@ -178,3 +178,22 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
     print(
         f"  Dagster runs       {paths.dagster_home}  (see them with `make dev`, then http://127.0.0.1:3000)"
     )
+
+
+def print_checksums(paths: Paths) -> None:
+    """The current publication's tables with their row counts and checksums (from marts.publish_log): equal
+    checksums between two runs mean identical tables."""
+    database = current_database(paths.published)
+    with duckdb.connect(str(database), read_only=True) as con:
+        run_id, first, last = con.execute(
+            "select run_id, first_period, last_period from marts.publish_log "
+            "order by published_at desc limit 1"
+        ).fetchone()
+        rows = con.execute(
+            "select table_name, row_count, checksum from marts.publish_log where run_id = ? order by table_name",
+            [run_id],
+        ).fetchall()
+    print()
+    print(f"Published {len(rows)} tables, {first:%Y-%m} to {last:%Y-%m}, run {run_id}: {database}")
+    for table, count, checksum in rows:
+        print(f"  {table:<28} {count:>12,} rows  checksum {checksum}")

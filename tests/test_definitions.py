@@ -35,7 +35,10 @@ def test_every_dbt_model_is_an_asset_downstream_of_raw_and_every_test_a_check():
     assert AssetKey(["raw", "order_lines"]) in orders.parent_keys
     gx_checks = {key for key in graph.asset_check_keys if key.name == "gx_suite"}
     assert len(gx_checks) == len(SOURCES)
-    python_checks = {AssetCheckKey(AssetKey(["marts", "customer_clv"]), "holdout_calibration")}
+    python_checks = {
+        AssetCheckKey(AssetKey(["marts", "customer_clv"]), "holdout_calibration"),
+        AssetCheckKey(AssetKey(["published", "marts"]), "published_on_time"),
+    }
     assert python_checks <= set(graph.asset_check_keys)
     assert len(list(graph.asset_check_keys)) == len(tests) + len(SOURCES) + len(python_checks)
 
@@ -48,9 +51,11 @@ def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches
         assert graph.get_check_spec(AssetCheckKey(landed, "gx_suite")).blocking
 
 
-def test_jobs_for_the_cli_exist():
-    for name in ("ingest_reference", "ingest_monthly", "transform"):
+def test_jobs_for_the_cli_schedules_and_sensor_exist():
+    for name in ("refresh", "ingest_reference", "check_freshness"):
         assert defs.resolve_job_def(name) is not None
+    refresh = defs.resolve_job_def("refresh")
+    assert refresh.partitions_def is not None  # the monthly partitions, inferred from its assets
 
 
 def test_workspace_points_at_the_definitions_module():

@@ -1,4 +1,8 @@
-"""CLV assets: customer_clv (BG/NBD and Gamma-Gamma, in revenue and in profit) and its holdout check."""
+"""CLV assets: customer_clv (BG/NBD and Gamma-Gamma, in revenue and in profit) and its holdout check.
+
+customer_clv is fitted per as-of month. A run rescores the as-of months its range can change: every month from
+the range's first on, since a month's purchases enter every later summary; earlier months are kept.
+"""
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -13,11 +17,12 @@ from dagster import (
 )
 
 from pipelines.clv_scoring import holdout_calibration, score_month
+from pipelines.partitions import monthly_partitions, refresh_window, single_run
 from pipelines.resources import ClvConfig, Warehouse
 
 SUMMARY = "intermediate.int_clv_summary_by_as_of_month"
 CUSTOMER_CLV_DDL = """
-create or replace table marts.customer_clv (
+create table if not exists marts.customer_clv (
     period date not null,
     customer_id varchar not null,
     frequency integer not null,
@@ -40,6 +45,8 @@ create or replace table marts.customer_clv (
     key=AssetKey(["marts", "customer_clv"]),
     group_name="marts",
     deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
     kinds={"duckdb", "python"},
     description="Per as-of month and customer: P(alive), expected orders over the horizon, expected spend per "
     "order, revenue and profit CLV, and whether a customer of high past profit is defection-prone. Both models "
@@ -49,18 +56,28 @@ def customer_clv(context: AssetExecutionContext, warehouse: Warehouse, clv: ClvC
     settings = clv.settings()
     scored_months, skipped, last_fit, rows = [], {}, None, 0
     with warehouse.get_connection() as con:
+        window = refresh_window(context, reach_months=None).or_everything_if_missing(
+            con, "marts.customer_clv"
+        )
+        where, params = window.predicate()
         periods = [
-            p for (p,) in con.execute(f"select distinct period from {SUMMARY} order by period").fetchall()
+            p
+            for (p,) in con.execute(
+                f"select distinct period from {SUMMARY} where {where} order by period", params
+            ).fetchall()
         ]
         con.execute("begin transaction")
+        if window.first is None:
+            con.execute("drop table if exists marts.customer_clv")
         con.execute(CUSTOMER_CLV_DDL)
+        con.execute(f"delete from marts.customer_clv where {where}", params)
         for period in periods:  # one month in memory at a time
             month = con.execute(
                 f"select * from {SUMMARY} where period = ? order by customer_id", [period]
             ).df()
             try:
                 scored, last_fit = score_month(month, settings)
-            except (ValueError, RuntimeError) as exc:
+            except (ValueError, RuntimeError, FloatingPointError) as exc:  # too little data to fit
                 skipped[str(period)[:7]] = str(exc).splitlines()[0]
                 continue
             con.register("scored", scored)
@@ -73,6 +90,7 @@ def customer_clv(context: AssetExecutionContext, warehouse: Warehouse, clv: ClvC
         context.log.warning(f"customer_clv: {month} not scored: {reason}")
     metadata = {
         "months_scored": len(scored_months),
+        "first_month_scored": scored_months[0] if scored_months else "",
         "dagster/row_count": MetadataValue.int(rows),
         "months_not_scored": MetadataValue.json(skipped),
         "horizon_months": settings.horizon_months,

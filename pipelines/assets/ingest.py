@@ -2,7 +2,8 @@
 Expectations check validates that partition, and ``raw/<source>`` promotes it to the raw tables dbt reads.
 
 A failing partition never reaches ``raw``: the check blocks the promotion, and the last good data stays. Monthly
-sources are partitioned by month; snapshots load whole. The work is done by plain functions in
+sources are partitioned by month (a run may cover a range of months: each asset handles them in order, one
+transaction per month); snapshots load whole. The work is done by plain functions in
 :mod:`pipelines.ingest` and :mod:`data_checks`; these assets only wire them to Dagster.
 """
 
@@ -23,7 +24,7 @@ from dagster import (
 from data_checks.gx_run import validator_for
 from data_checks.suites import SUITES
 from pipelines.ingest import LoadResult, find_file, load, promote, validation_frame
-from pipelines.partitions import month_of_key, monthly_partitions
+from pipelines.partitions import monthly_partitions, run_months, single_run
 from pipelines.resources import DataDir, LandingChecks, Warehouse
 from pipelines.sources import SOURCES, Source
 
@@ -41,22 +42,43 @@ REFERENCED = {
 }
 
 
-def _month(context, source: Source) -> str | None:
-    return month_of_key(context.partition_key) if source.kind == "monthly" else None
+def _months(context, source: Source) -> list[str | None]:
+    """The months a run covers for a monthly source (in order); [None] for a snapshot."""
+    return run_months(context) if source.kind == "monthly" else [None]
 
 
 def _partitions(source: Source):
     return monthly_partitions if source.kind == "monthly" else None
 
 
-def _file_metadata(result: LoadResult) -> dict[str, object]:
-    return {
-        "file": MetadataValue.path(str(result.path)),
-        "rows": MetadataValue.int(result.rows),
-        "sha256": MetadataValue.text(result.sha256),
-        "bytes": MetadataValue.int(result.bytes),
-        "dagster/row_count": MetadataValue.int(result.rows),
+def _policy(source: Source):
+    return single_run if source.kind == "monthly" else None
+
+
+def _file_metadata(results: list[LoadResult]) -> dict[str, object]:
+    """What was loaded: the file (one month or the snapshot), or per month for a range; ``files`` holds each
+    file's size and modification time, which the landing sensor compares to spot a corrected file."""
+    rows = sum(r.rows for r in results)
+    files = {
+        r.period or "snapshot": {
+            "file": str(r.path),
+            "rows": r.rows,
+            "sha256": r.sha256,
+            "bytes": r.bytes,
+            "mtime_ns": r.mtime_ns,
+        }
+        for r in results
     }
+    metadata: dict[str, object] = {
+        "rows": MetadataValue.int(rows),
+        "files": MetadataValue.json(files),
+        "dagster/row_count": MetadataValue.int(rows),
+    }
+    if len(results) == 1:
+        metadata["file"] = MetadataValue.path(str(results[0].path))
+        metadata["sha256"] = MetadataValue.text(results[0].sha256)
+        metadata["bytes"] = MetadataValue.int(results[0].bytes)
+    return metadata
 
 
 def _landed_asset(source: Source) -> AssetsDefinition:
@@ -66,18 +88,23 @@ def _landed_asset(source: Source) -> AssetsDefinition:
         key=AssetKey(["landed", source.name]),
         group_name="ingest",
         partitions_def=_partitions(source),
+        backfill_policy=_policy(source),
         deps=[AssetKey(["raw", name]) for name in REFERENCED.get(source.name, ())],
         description=f"{source.description} Loaded from landing/{layout} into landed.{source.name} (quarantine).",
         kinds={"duckdb"},
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": f"landed.{source.name}"},
     )
     def _asset(context: AssetExecutionContext, data_dir: DataDir, warehouse: Warehouse) -> MaterializeResult:
-        month = _month(context, source)
         data_dir.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        results = []
         with warehouse.get_connection() as con:
-            result = load(con, data_dir.paths.landing, source.name, month)
-        context.log.info(f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}")
-        return MaterializeResult(metadata=_file_metadata(result))
+            for month in _months(context, source):
+                result = load(con, data_dir.paths.landing, source.name, month)
+                context.log.info(
+                    f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}"
+                )
+                results.append(result)
+        return MaterializeResult(metadata=_file_metadata(results))
 
     return _asset
 
@@ -96,35 +123,53 @@ def _suite_check(source: Source):
         warehouse: Warehouse,
         checks: LandingChecks,
     ) -> AssetCheckResult:
-        month = _month(context, source)
         paths = data_dir.paths
-        with warehouse.get_connection() as con:
-            frame = validation_frame(con, source.name, month)
-        file = find_file(paths.landing, source, month)
-        outcome = validator_for(paths.data_dir, checks.defer_docs).validate(
-            source.name, month, frame, str(file)
-        )
-        (context.log.info if outcome.success else context.log.error)(outcome.message())
+        validator = validator_for(paths.data_dir, checks.defer_docs)
+        outcomes = []
+        for month in _months(context, source):  # one partition in memory at a time
+            with warehouse.get_connection() as con:
+                frame = validation_frame(con, source.name, month)
+            file = find_file(paths.landing, source, month)
+            outcome = validator.validate(source.name, month, frame, str(file))
+            del frame
+            (context.log.info if outcome.success else context.log.error)(outcome.message())
+            outcomes.append((month, file, outcome))
+        failures = [(month, o) for month, _, o in outcomes if not o.success]
         failed = "\n".join(
-            f"| {f.expectation} | {f.column or ''} | {f.unexpected_count if f.unexpected_count is not None else ''} "
+            f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
+            f"| {f.unexpected_count if f.unexpected_count is not None else ''} "
             f"| {', '.join(str(v) for v in f.samples)} |"
+            for month, outcome in failures
             for f in outcome.failures
         )
+        last_month, last_file, _ = outcomes[-1]
         metadata = {
             "source": source.name,
-            "partition": month or "snapshot",
-            "file": MetadataValue.path(str(file)),
-            "rows": outcome.rows,
-            "expectations": outcome.evaluated,
-            "failed": len(outcome.failures),
+            "partition": (last_month or "snapshot")
+            if len(outcomes) == 1
+            else f"{outcomes[0][0]}..{last_month}",
+            "file": MetadataValue.path(str(last_file)),
+            "rows": sum(o.rows for _, _, o in outcomes),
+            "expectations": sum(o.evaluated for _, _, o in outcomes),
+            "failed": sum(len(o.failures) for _, o in failures),
         }
         if failed:
             metadata["failures"] = MetadataValue.md(
-                "| expectation | column | unexpected | samples |\n|---|---|---|---|\n" + failed
+                "| partition | expectation | column | unexpected | samples |\n|---|---|---|---|---|\n"
+                + failed
             )
-        if outcome.docs:
-            metadata["data_docs"] = MetadataValue.path(str(outcome.docs))
-        return AssetCheckResult(passed=outcome.success, description=outcome.message(), metadata=metadata)
+        docs = [o.docs for _, _, o in outcomes if o.docs]
+        if docs:
+            metadata["data_docs"] = MetadataValue.path(str(docs[-1]))
+        if failures:
+            description = "\n".join(o.message() for _, o in failures)
+        elif len(outcomes) == 1:
+            description = outcomes[0][2].message()
+        else:
+            description = (
+                f"{source.name}: {len(outcomes)} partitions passed ({outcomes[0][0]} to {last_month})"
+            )
+        return AssetCheckResult(passed=not failures, description=description, metadata=metadata)
 
     return _check
 
@@ -134,15 +179,15 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         key=AssetKey(["raw", source.name]),
         group_name="ingest",
         partitions_def=_partitions(source),
+        backfill_policy=_policy(source),
         deps=[AssetKey(["landed", source.name])],
         description=f"{source.description} Validated rows promoted from landed.{source.name}; what dbt reads.",
         kinds={"duckdb"},
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": source.raw_table},
     )
     def _asset(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-        month = _month(context, source)
         with warehouse.get_connection() as con:
-            rows = promote(con, source.name, month)
+            rows = sum(promote(con, source.name, month) for month in _months(context, source))
         return MaterializeResult(
             metadata={"rows": MetadataValue.int(rows), "dagster/row_count": MetadataValue.int(rows)}
         )

@@ -2,13 +2,27 @@
 
 The asset runs at the end of the transform job: dbt failures (models, data tests, unit tests, conservation
 tests) and failed landing suites upstream mean it does not run, and the previous publication stays as it was.
+A publication holds every period in the warehouse, whatever range the run refreshed: re-running a month or a
+range publishes the same tables, with the same checksums in marts.publish_log.
 """
 
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+import duckdb
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
 
-from pipelines.publish import publish
+from pipelines.partitions import monthly_partitions, run_months, single_run
+from pipelines.publish import current_database, publish
 from pipelines.report import write_report
 from pipelines.resources import DataDir
 
@@ -27,18 +41,17 @@ PUBLISHED_MARTS = (
     "customer_scorecard",
     "incentive_attainment",
 )
-FIRST_PERIOD_TAG = "cprof/first_period"
-LAST_PERIOD_TAG = "cprof/last_period"
-
-
-def _period(tag: str | None) -> date | None:
-    return date.fromisoformat(f"{tag}-01") if tag else None
+# The monthly close runs at 06:00 UTC on the 3rd; the publication of the month before is due by 09:00.
+PUBLISH_DEADLINE_DAY = 3
+PUBLISH_DEADLINE_HOUR = 9
 
 
 @asset(
     key=AssetKey(["published", "marts"]),
     group_name="publish",
     deps=[AssetKey(["marts", name]) for name in PUBLISHED_MARTS],
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
     kinds={"duckdb", "parquet"},
     description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
     "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
@@ -46,14 +59,8 @@ def _period(tag: str | None) -> date | None:
 )
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
-    tags = context.run.tags
-    publication = publish(
-        paths.warehouse,
-        paths.published,
-        run_id=context.run.run_id,
-        first_period=_period(tags.get(FIRST_PERIOD_TAG)),
-        last_period=_period(tags.get(LAST_PERIOD_TAG)),
-    )
+    months = run_months(context)
+    publication = publish(paths.warehouse, paths.published, run_id=context.run.run_id)
     report = write_report(publication.database, paths.report)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"
@@ -61,9 +68,52 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
     return MaterializeResult(
         metadata={
             "release": MetadataValue.path(str(publication.release)),
+            "refreshed_months": f"{months[0]} to {months[-1]}",
             "report": MetadataValue.path(str(report)),
             "database": MetadataValue.path(str(publication.database)),
             "row_counts": MetadataValue.json(publication.row_counts),
             "checksums": MetadataValue.json(publication.checksums),
         }
     )
+
+
+def due_month(now: datetime) -> date:
+    """The last month whose publication is due at ``now``: the month before the most recent deadline (09:00 UTC
+    on the 3rd; the monthly close runs at 06:00)."""
+    deadline_passed = (now.day, now.hour) >= (PUBLISH_DEADLINE_DAY, PUBLISH_DEADLINE_HOUR)
+    months_back = 1 if deadline_passed else 2
+    index = now.year * 12 + now.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def publication_freshness(published: Path, now: datetime) -> tuple[bool, str, dict[str, object]]:
+    """Whether the current publication holds the month due at ``now``; a sentence saying so; its figures."""
+    due = due_month(now)
+    database = current_database(published)
+    if not database.exists():
+        return (
+            False,
+            f"nothing is published at {database}; {due:%Y-%m} was due",
+            {"due_month": f"{due:%Y-%m}"},
+        )
+    with duckdb.connect(str(database), read_only=True) as con:
+        last, published_at = con.execute(
+            "select max(last_period), max(published_at) from marts.publish_log"
+        ).fetchone()
+    fresh = last is not None and last >= due
+    sentence = (
+        f"published through {last:%Y-%m} (at {published_at:%Y-%m-%d %H:%M} UTC); {due:%Y-%m} was due by "
+        f"the {PUBLISH_DEADLINE_DAY}rd, {PUBLISH_DEADLINE_HOUR:02d}:00 UTC"
+    )
+    return fresh, sentence, {"due_month": f"{due:%Y-%m}", "published_through": f"{last:%Y-%m}"}
+
+
+@asset_check(
+    asset=published_marts,
+    name="published_on_time",
+    description="The publication BI tools read holds the last month whose close is due (by 09:00 UTC on the 3rd "
+    "of the month after). Runs on the published_marts_freshness schedule and on demand, not in refresh runs.",
+)
+def published_on_time(context: AssetCheckExecutionContext, data_dir: DataDir) -> AssetCheckResult:
+    fresh, sentence, metadata = publication_freshness(data_dir.paths.published, datetime.now(UTC))
+    return AssetCheckResult(passed=fresh, description=sentence, metadata=metadata)

@@ -7,10 +7,14 @@ else, for rates and averages, the company's), the variance, a status (green meet
 tolerance, red otherwise, honouring whether higher or lower is better), the trend against the prior month and
 the owner; incentive_attainment sums, per owner and month, the incentive weights of the owner's company-wide
 (segment 'all') metrics on target, out of all of them.
+
+Every metric of a month depends on history before it (trailing windows, CLV), so a run rebuilds the months
+from its first month on and keeps the earlier ones.
 """
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from pipelines.partitions import monthly_partitions, refresh_window, single_run
 from pipelines.resources import Warehouse
 
 SCORECARD = AssetKey(["marts", "customer_scorecard"])
@@ -30,10 +34,12 @@ INTENSIVE = (
     "mean_profit_clv",
 )
 
+# The scorecard rows of the periods from $first::date on (all when $first::date is null); the month before is computed too,
+# for the trend, and dropped.
 SCORECARD_SQL = f"""
-create or replace table marts.customer_scorecard as
 with periods as (
     select distinct period from marts.customer_profitability
+    where $first::date is null or period >= $first::date - interval 1 month
 ),
 
 customer_t12m as (
@@ -167,10 +173,10 @@ final as (
 )
 
 select * from final
+where $first::date is null or period >= $first::date
 """
 
 ATTAINMENT_SQL = """
-create or replace table marts.incentive_attainment as
 select
     period,
     owner,
@@ -180,11 +186,14 @@ select
         as decimal(9, 4)) as attainment
 from marts.customer_scorecard
 where owner is not null and segment = 'all'  -- incentives are earned on the company-wide metrics
+    and ($first::date is null or period >= $first::date)
 group by period, owner
 """
 
 
 @multi_asset(
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
     specs=[
         AssetSpec(
             SCORECARD,
@@ -202,13 +211,25 @@ group by period, owner
             description="Per month and owner: the incentive weights of the owner's company-wide metrics on "
             "target (green), out of all of them.",
         ),
-    ]
+    ],
 )
 def scorecard(context: AssetExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
+        first = (
+            refresh_window(context, reach_months=None)
+            .or_everything_if_missing(con, "marts.customer_scorecard", "marts.incentive_attainment")
+            .first
+        )
         con.execute("begin transaction")
-        con.execute(SCORECARD_SQL)
-        con.execute(ATTAINMENT_SQL)
+        for table, sql in (("customer_scorecard", SCORECARD_SQL), ("incentive_attainment", ATTAINMENT_SQL)):
+            if first is None:
+                con.execute(f"drop table if exists marts.{table}")
+            con.execute(f"create table if not exists marts.{table} as {sql} limit 0", {"first": first})
+            con.execute(
+                f"delete from marts.{table} where $first::date is null or period >= $first::date",
+                {"first": first},
+            )
+            con.execute(f"insert into marts.{table} {sql}", {"first": first})
         con.execute("commit")
         rows = con.execute("select count(*) from marts.customer_scorecard").fetchone()[0]
         latest = con.execute(

@@ -1,5 +1,12 @@
-"""Transform assets: every dbt model is an asset and every dbt test an asset check."""
+"""Transform assets: every dbt model is an asset and every dbt test an asset check.
 
+The models share the monthly partitions of the ingest assets. A run for a month or a range of months passes
+the range to dbt as vars (period_from, period_to); the incremental models replace exactly the periods the
+range can change (see dbt_project/macros/refresh_window.sql). The run tag ``cprof/full_refresh`` rebuilds
+every model whole (``dbt build --full-refresh``), as needed after a change of the reference configuration.
+"""
+
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -10,6 +17,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.config import DATA_DIR_ENV
 from pipelines.dbt import dbt_project, ensure_manifest
+from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, run_months, single_run
 from pipelines.resources import DataDir
 
 
@@ -37,10 +45,25 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=Translator())
+def dbt_build_args(months: list[str], full_refresh: bool = False) -> list[str]:
+    """``dbt build`` for the months first..last of a run."""
+    period_vars = {"period_from": f"{months[0]}-01", "period_to": f"{months[-1]}-01"}
+    return ["build", "--vars", json.dumps(period_vars), *(["--full-refresh"] if full_refresh else [])]
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=Translator(),
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
+)
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir):
     paths = data_dir.paths
     paths.logs.mkdir(parents=True, exist_ok=True)
+    months = run_months(context)
+    args = dbt_build_args(months, context.run.tags.get(FULL_REFRESH_TAG) == "true")
+    context.log.info(f"dbt {' '.join(args)}")
     # dbt's profile reads the warehouse location from the environment of the dbt process.
     with _environment(**{DATA_DIR_ENV: str(paths.data_dir), "DBT_LOG_PATH": str(paths.logs / "dbt")}):
-        yield from dbt.cli(["build"], context=context, target_path=paths.dbt_target).stream()
+        yield from dbt.cli(args, context=context, target_path=paths.dbt_target).stream()

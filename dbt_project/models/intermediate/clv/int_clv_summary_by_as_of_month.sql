@@ -3,6 +3,7 @@
 -- after the first, recency is the age at the last purchase, T the age at the month end, and monetary_value
 -- the mean value (after line discounts) of the repeat purchase days.
 -- Also carries what profit CLV needs from activity-based costing over the trailing 12 months.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
@@ -26,6 +27,7 @@ as_of as (
         period,
         cast(period + interval 1 month - interval 1 day as date) as as_of_date
     from profitability
+    where {{ in_refresh_window('period') }}
 ),
 
 history as (

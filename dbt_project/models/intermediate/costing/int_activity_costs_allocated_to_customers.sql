@@ -1,6 +1,7 @@
 -- Activities to customers (DESIGN.md costing method, step 3): each activity's cost is split over the customers
 -- in proportion to their driver volume in the month, in whole cents that add up to the activity cost exactly.
 -- Grain: period, customer, activity (and its cost centre), so every dollar traces back to a ledger centre.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with activity_costs as (
     select * from {{ ref('int_ledger_costs_assigned_to_activities') }}
     where activity_cost <> 0
@@ -49,3 +50,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

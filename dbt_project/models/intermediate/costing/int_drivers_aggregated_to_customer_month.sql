@@ -1,5 +1,6 @@
 -- Cost-driver volumes per customer and month, one row per (period, customer, driver) with a non-zero volume.
 -- Each event counts in the month of its own date; a return counts for the customer of the returned line.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
@@ -73,4 +74,4 @@ final as (
 )
 
 select * from final
-where driver_volume <> 0
+where driver_volume <> 0 and {{ in_refresh_window('period') }}

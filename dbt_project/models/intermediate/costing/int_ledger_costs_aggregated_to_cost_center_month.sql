@@ -1,4 +1,5 @@
 -- Indirect cost per cost centre and ledger period.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with gl_costs as (
     select * from {{ ref('stg_ledger__gl_costs') }}
 ),
@@ -13,3 +14,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

@@ -4,6 +4,7 @@
 --   share (conventional ABC): pool = centre cost x share, apportioned to the cent so a centre's pools add up
 --         to its ledger cost; the whole pool is the activity's cost when it has driver volume.
 -- An activity with no driver volume in a month has no cost: its centre keeps the money as unused capacity.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with activities as (
     select * from {{ ref('int_costing_config_validated') }}
 ),
@@ -102,3 +103,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

@@ -1,5 +1,6 @@
 -- Product margin per customer and month. Sales belong to the month of order_date; a return (its credit,
 -- restocked cost and list value) to the month of return_date, at the price and customer of the returned line.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
@@ -64,3 +65,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

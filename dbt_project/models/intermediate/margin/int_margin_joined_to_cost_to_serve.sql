@@ -1,6 +1,7 @@
 -- One row per customer and month with any revenue or any allocated cost (a month of support tickets and no
 -- orders is a loss, and must show): product margin, cost-to-serve and ABC profit. The spine of the customer
 -- profit marts and of the CLV summary.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with margin as (
     select * from {{ ref('int_margin_aggregated_to_customer_month') }}
 ),
@@ -30,3 +31,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

@@ -1,6 +1,7 @@
 -- Traditional costing, for comparison (DESIGN.md costing method, step 5): all indirect cost of a period, every
 -- cost centre including the business-sustaining ones, spread over that period's customers in proportion to
 -- their net revenue (customers with no positive net revenue carry none), in whole cents adding up exactly.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with ledger as (
     select period, sum(ledger_cost) as ledger_cost
     from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
@@ -41,3 +42,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

@@ -3,6 +3,7 @@
 -- the prior window the 12 months before that. retained = active in both windows; churned = active in the
 -- prior window but not the current one; new = first order ever in month P; retention_rate = retained / active
 -- in the prior window (null until a prior window has any active customer).
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
@@ -21,6 +22,7 @@ first_orders as (
 
 periods as (
     select distinct period from active_months
+    where {{ in_refresh_window('period') }}
 ),
 
 windows as (

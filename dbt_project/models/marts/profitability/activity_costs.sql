@@ -1,4 +1,5 @@
 -- Cost of each activity per period: driver volume, rate per driver unit and the cost assigned from its centre.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 select
     period,
     cost_center,
@@ -13,3 +14,4 @@ select
     capacity_cost_rate,
     used_minutes
 from {{ ref('int_ledger_costs_assigned_to_activities') }}
+where {{ in_refresh_window('period') }}

@@ -2,6 +2,7 @@
 --   sum gross margin - ledger cost
 --   = sum ABC customer profit - unused capacity - business-sustaining cost
 --   = sum traditional customer profit.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with customers as (
     select
         period,
@@ -42,3 +43,4 @@ select
     operating_profit = abc_customer_profit - unused_capacity_cost - sustaining_cost
     and operating_profit = traditional_customer_profit as balanced
 from final
+where {{ in_refresh_window('period') }}

@@ -1,6 +1,7 @@
 -- Each cost centre per period: ledger cost, the part assigned to activities, unused capacity and, for
 -- business-sustaining centres, the cost that stays at company level. assigned + unused + sustaining = ledger.
 -- A time-driven centre that ran over its practical capacity has negative unused capacity and is flagged.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with ledger as (
     select * from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
 ),
@@ -44,3 +45,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

@@ -1,5 +1,6 @@
 -- Activity-based against traditional (revenue-spread) customer profit, per period and customer, with the
 -- customers whose sign flips: profitable under one method and loss-making under the other.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with profitability as (
     select * from {{ ref('customer_profitability') }}
 ),
@@ -22,3 +23,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

@@ -1,4 +1,5 @@
 -- Cost-to-serve per period, customer and activity, with the cost centre each amount came from.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 select
     period,
     customer_id,
@@ -9,3 +10,4 @@ select
     rate_per_unit,
     allocated_cost
 from {{ ref('int_activity_costs_allocated_to_customers') }}
+where {{ in_refresh_window('period') }}

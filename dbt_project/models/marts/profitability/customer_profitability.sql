@@ -2,6 +2,7 @@
 -- profitability views: profitable flag, profit decile and the Shapiro et al. (1987) profitability matrix.
 -- A customer appears in a month when they have any revenue or any allocated cost in it (see the spine,
 -- int_margin_joined_to_cost_to_serve).
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with customer_months as (
     select * from {{ ref('int_margin_joined_to_cost_to_serve') }}
 ),
@@ -93,3 +94,4 @@ final as (
 )
 
 select * from final
+where {{ in_refresh_window('period') }}

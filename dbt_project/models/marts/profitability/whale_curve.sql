@@ -1,12 +1,14 @@
 -- Whale curve as of each period: customers ranked by ABC profit over the trailing 12 months (the as-of month
 -- and the 11 before it), with cumulative profit as a percentage of the total. The curve's peak shows how much
 -- more than the total the profitable customers earn; the tail shows the customers who destroy it.
+{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 11}) }}
 with customer_months as (
     select period, customer_id, abc_profit from {{ ref('customer_profitability') }}
 ),
 
 as_of as (
     select distinct period as as_of_period from customer_months
+    where {{ in_refresh_window('period') }}
 ),
 
 trailing_profit as (

@@ -1,0 +1,190 @@
+"""Schedules and sensors: the monthly close, and the landing-zone sensor that refreshes a month when its files
+are complete or one of them was corrected.
+
+The sensor compares each landing file's size and modification time with what the last materialization of
+``landed/<source>`` for that month recorded (its ``files`` metadata), so it sees loads from ``cprof`` and from
+the UI alike. Months needing a refresh are requested as one run per contiguous range; a month still missing
+files is reported by name and left alone. Reference snapshots changed on disk are reported too: they restate
+every month, which is a full refresh (``cprof backfill --full-refresh``), not something to start unattended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    build_schedule_from_partitioned_job,
+    sensor,
+)
+
+from pipelines.ingest import EXTENSIONS, MONTH_RE
+from pipelines.partitions import partition_key, range_tags
+from pipelines.resources import DataDir
+from pipelines.sources import MONTHLY, SNAPSHOTS
+
+# 06:00 UTC on the 3rd: the ledger of the previous month has closed. The published marts are due by 09:00.
+PUBLISHED_DEADLINE_CRON = "0 9 3 * *"
+
+
+@dataclass
+class LandingStatus:
+    """What the landing zone holds: per month, each monthly source's file and its (bytes, mtime_ns)."""
+
+    files: dict[str, dict[str, tuple[str, int, int]]] = field(default_factory=dict)
+
+    def missing(self, month: str) -> list[str]:
+        return [s.name for s in MONTHLY if s.name not in self.files.get(month, {})]
+
+    def complete_months(self) -> list[str]:
+        return [month for month in sorted(self.files) if not self.missing(month)]
+
+    def incomplete_months(self) -> list[str]:
+        return [month for month in sorted(self.files) if self.missing(month)]
+
+    def fingerprint(self, months: Iterable[str]) -> str:
+        """A short digest of the files of ``months``: a run key that changes when any of them changes."""
+        payload = json.dumps({m: self.files[m] for m in months}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _stat(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def scan_landing(landing: Path) -> LandingStatus:
+    status = LandingStatus()
+    for source in MONTHLY:
+        folder = landing / source.name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix in EXTENSIONS and MONTH_RE.match(path.stem) and path.is_file():
+                status.files.setdefault(path.stem, {})[source.name] = _stat(path)
+    return status
+
+
+def _recorded(instance: DagsterInstance, source: str, month: str | None) -> dict | None:
+    """The file the last materialization of landed/<source> (for ``month``) loaded: bytes and mtime_ns."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=AssetKey(["landed", source]),
+            asset_partitions=[partition_key(month)] if month else None,
+        ),
+        limit=1,
+    ).records
+    if not records:
+        return None
+    materialization = records[0].asset_materialization
+    files = materialization.metadata.get("files") if materialization else None
+    return (files.value or {}).get(month or "snapshot") if files is not None else None
+
+
+def _changed(recorded: dict | None, found: tuple[str, int, int]) -> bool:
+    return recorded is None or (recorded.get("bytes"), recorded.get("mtime_ns")) != found[1:]
+
+
+def months_to_refresh(instance: DagsterInstance, status: LandingStatus) -> list[str]:
+    """Complete months whose files were never loaded, or differ from the ones last loaded (a late correction)."""
+    return [
+        month
+        for month in status.complete_months()
+        if any(_changed(_recorded(instance, s, month), found) for s, found in status.files[month].items())
+    ]
+
+
+def changed_snapshots(instance: DagsterInstance, landing: Path) -> list[str]:
+    """Reference snapshots on disk that differ from the ones last loaded (never-loaded ones do not count)."""
+    changed = []
+    for source in SNAPSHOTS:
+        path = next(
+            (
+                landing / "reference" / f"{source.name}{e}"
+                for e in EXTENSIONS
+                if (landing / "reference" / f"{source.name}{e}").is_file()
+            ),
+            None,
+        )
+        recorded = _recorded(instance, source.name, None)
+        if path is not None and recorded is not None and _changed(recorded, _stat(path)):
+            changed.append(source.name)
+    return changed
+
+
+def contiguous(months: list[str]) -> list[list[str]]:
+    """Sorted months split into runs of consecutive months."""
+    groups: list[list[str]] = []
+    for month in sorted(months):
+        year, number = int(month[:4]), int(month[5:7])
+        previous = f"{year - (number == 1)}-{12 if number == 1 else number - 1:02d}"
+        if groups and groups[-1][-1] == previous:
+            groups[-1].append(month)
+        else:
+            groups.append([month])
+    return groups
+
+
+def refresh_requests(instance: DagsterInstance, landing: Path) -> tuple[list[RunRequest], list[str]]:
+    """The runs the landing zone calls for, and what it is still waiting for, in words."""
+    status = scan_landing(landing)
+    requests = [
+        RunRequest(
+            run_key=f"{group[0]}..{group[-1]}:{status.fingerprint(group)}",
+            partition_key=partition_key(group[0]) if len(group) == 1 else None,
+            tags={} if len(group) == 1 else range_tags(group[0], group[-1]),
+        )
+        for group in contiguous(months_to_refresh(instance, status))
+    ]
+    waiting = [
+        f"{month}: waiting for {', '.join(f'{name}/{month}.csv' for name in status.missing(month))}"
+        for month in status.incomplete_months()
+    ]
+    waiting += [
+        f"reference/{name} changed since it was loaded: it restates every month; run "
+        "`cprof backfill --full-refresh` when intended"
+        for name in changed_snapshots(instance, landing)
+    ]
+    return requests, waiting
+
+
+@sensor(
+    job_name="refresh",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Watches the landing zone: when a month's complete set of files has arrived, or one of its files "
+    "was replaced by a corrected one, refreshes that month (and the trailing views it feeds). Reports the files a "
+    "month is still waiting for.",
+)
+def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
+    requests, waiting = refresh_requests(context.instance, data_dir.paths.landing)
+    for line in waiting:
+        context.log.info(line)
+    if requests:
+        return SensorResult(run_requests=requests)
+    return SkipReason(
+        "every complete month is loaded and unchanged" + ("; " + "; ".join(waiting) if waiting else "")
+    )
+
+
+def monthly_close_schedule(refresh_job):
+    return build_schedule_from_partitioned_job(
+        refresh_job,
+        name="monthly_close",
+        description="Monthly close: at 06:00 UTC on the 3rd, after the ledger has closed, refresh the previous "
+        "month (ingest, check, dbt build, CLV, satisfaction, scorecard, publish).",
+        minute_of_hour=0,
+        hour_of_day=6,
+        day_of_month=3,
+    )

@@ -1,0 +1,251 @@
+"""Orchestration: partition-range backfills, idempotent re-runs, late-arriving corrections, the monthly-close
+schedule, the landing sensor and the publication's freshness check. Real Dagster runs, real dbt, real DuckDB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import RunRequest, SkipReason, build_schedule_context, build_sensor_context
+
+from pipelines.assets.publish import due_month, publication_freshness
+from pipelines.automation import contiguous, landing_sensor
+from pipelines.cli import main
+from pipelines.config import Paths
+from pipelines.generate import GenerateConfig, generate
+from pipelines.partitions import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from pipelines.publish import current_database
+from pipelines.resources import DataDir
+from pipelines.run import dagster_instance, run_pipeline
+from pipelines.sources import MONTHLY
+
+HISTORY = GenerateConfig(customers=60, months=7, start="2024-01", seed=11)
+MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]  # 2024-07 is held back: it "arrives" in the sensor test
+
+
+def _published_checksums(paths: Paths) -> dict[str, str]:
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
+        return dict(
+            con.execute(
+                "select table_name, checksum from marts.publish_log "
+                "where run_id = (select run_id from marts.publish_log order by published_at desc limit 1)"
+            ).fetchall()
+        )
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> tuple[Paths, Path]:
+    """Six months backfilled with `cprof backfill` into an empty temporary data directory; the generated
+    seventh month is kept aside."""
+    root = tmp_path_factory.mktemp("history")
+    full = root / "generated"
+    generate(HISTORY, full)
+    paths = Paths(root / "data")
+    shutil.copytree(full, paths.landing)
+    for source in MONTHLY:
+        (paths.landing / source.name / "2024-07.csv").unlink()
+    assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-01", "--to", "2024-06"]) == 0
+    return paths, full
+
+
+@pytest.fixture
+def copy_of_history(history, tmp_path) -> tuple[Paths, Path]:
+    paths, full = history
+    copy = Paths(tmp_path / "data")
+    shutil.copytree(paths.data_dir, copy.data_dir, symlinks=True)
+    return copy, full
+
+
+def test_a_range_backfill_into_an_empty_directory_publishes_every_month(history, capsys):
+    paths, _ = history
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
+        months = [
+            f"{p:%Y-%m}"
+            for (p,) in con.execute(
+                "select distinct period from marts.customer_profitability order by 1"
+            ).fetchall()
+        ]
+        balanced = con.execute(
+            "select bool_and(balanced), count(*) from marts.company_reconciliation"
+        ).fetchone()
+        clv_months = con.execute("select count(distinct period) from marts.customer_clv").fetchone()[0]
+    assert months == MONTHS
+    assert balanced == (True, 6)
+    assert clv_months >= 3  # the first months have too few repeat purchases to fit, with 60 customers
+    # one Dagster run covered the whole range
+    instance = dagster_instance(paths)
+    runs = instance.get_runs()
+    assert len(runs) == 1
+    assert runs[0].tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-01-01"
+    assert runs[0].tags[ASSET_PARTITION_RANGE_END_TAG] == "2024-06-01"
+
+
+def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history):
+    paths, _ = copy_of_history
+    first = _published_checksums(paths)
+    assert len(first) == 13
+    run_pipeline(paths, "2024-04", "2024-04", progress=lambda _: None)
+    assert _published_checksums(paths) == first
+    assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
+    assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
+    assert _published_checksums(paths) == first
+    run_pipeline(paths, "2024-01", "2024-06", progress=lambda _: None, full_refresh=True)
+    assert _published_checksums(paths) == first  # incremental and whole rebuilds agree to the byte
+
+
+SENTINELS = {
+    # table: (column, sentinel value)
+    "marts.customer_profitability": ("region", "'SENTINEL'"),
+    "marts.whale_curve": ("months_in_window", "-1"),
+    "marts.customer_retention": ("retention_rate", "-1"),
+    "marts.customer_clv": ("t", "-1"),
+    "marts.satisfaction_drivers": ("responses", "-1"),
+    "marts.customer_scorecard": ("direction", "'SENTINEL'"),
+}
+
+
+def _rebuilt_months(paths: Paths) -> dict[str, list[str]]:
+    """Per table, the months whose rows no longer carry the sentinel: the months the run rewrote."""
+    rebuilt = {}
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        for table, (column, value) in SENTINELS.items():
+            rebuilt[table] = [
+                f"{p:%Y-%m}"
+                for (p,) in con.execute(
+                    f"select distinct period from {table} where {column} is distinct from {value} order by 1"
+                ).fetchall()
+            ]
+    return rebuilt
+
+
+def test_a_corrected_old_month_rebuilds_that_month_and_the_trailing_views_and_nothing_else(copy_of_history):
+    paths, _ = copy_of_history
+    with duckdb.connect(str(paths.warehouse)) as con:
+        for table, (column, value) in SENTINELS.items():
+            con.execute(f"update {table} set {column} = {value}")
+        ledger_before = con.execute(
+            "select ledger_cost from marts.company_reconciliation where period = date '2024-02-01'"
+        ).fetchone()[0]
+        others_before = con.execute(
+            "select period, ledger_cost, operating_profit from marts.company_reconciliation "
+            "where period <> date '2024-02-01' order by 1"
+        ).fetchall()
+    # A corrected ledger file for February arrives: one posting raised by 100.00.
+    ledger = paths.landing / "gl_costs" / "2024-02.csv"
+    header, first, *rest = ledger.read_text().splitlines()
+    fields = first.split(",")
+    amount_at = header.split(",").index("amount")
+    fields[amount_at] = f"{float(fields[amount_at]) + 100:.2f}"
+    ledger.write_text("\n".join([header, ",".join(fields), *rest]) + "\n")
+
+    run_pipeline(paths, "2024-02", "2024-02", progress=lambda _: None)
+
+    rebuilt = _rebuilt_months(paths)
+    assert rebuilt["marts.customer_profitability"] == ["2024-02"]  # a month's own figures: that month only
+    assert rebuilt["marts.whale_curve"] == MONTHS[1:]  # trailing 12 months: February and after
+    assert rebuilt["marts.satisfaction_drivers"] == MONTHS[1:]
+    assert rebuilt["marts.customer_retention"] == MONTHS[1:]  # all history before a month: from February on
+    assert rebuilt["marts.customer_scorecard"] == MONTHS[1:]
+    clv_months = rebuilt["marts.customer_clv"]
+    assert clv_months and clv_months[0] >= "2024-02" and clv_months[-1] == "2024-06"
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        assert not con.execute(
+            "select count(*) from marts.customer_clv where period < date '2024-02-01' and t <> -1"
+        ).fetchone()[0]
+        ledger_after, balanced = con.execute(
+            "select ledger_cost, balanced from marts.company_reconciliation where period = date '2024-02-01'"
+        ).fetchone()
+        others_after = con.execute(
+            "select period, ledger_cost, operating_profit from marts.company_reconciliation "
+            "where period <> date '2024-02-01' order by 1"
+        ).fetchall()
+    assert ledger_after - ledger_before == 100 and balanced
+    assert others_after == others_before
+
+
+def test_monthly_close_schedule_refreshes_the_previous_month():
+    from pipelines.definitions import defs
+
+    schedule = defs.resolve_schedule_def("monthly_close")
+    assert schedule.cron_schedule == "0 6 3 * *"
+    with build_schedule_context(scheduled_execution_time=datetime(2026, 12, 3, 6, 0, tzinfo=UTC)) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert len(requests) == 1
+    assert requests[0].partition_key == "2026-11-01"
+    assert schedule.job_name == "refresh"
+
+
+def _sensor(paths: Paths, instance):
+    context = build_sensor_context(
+        instance=instance, resources={"data_dir": DataDir(path=str(paths.data_dir))}
+    )
+    return landing_sensor(context)
+
+
+def test_landing_sensor_waits_for_a_complete_month_then_refreshes_it(copy_of_history):
+    paths, full = copy_of_history
+    instance = dagster_instance(paths)
+    result = _sensor(paths, instance)
+    assert isinstance(result, SkipReason) and "every complete month is loaded" in result.skip_message
+
+    arrived = [s.name for s in MONTHLY][:4]
+    for name in arrived:
+        shutil.copy(full / name / "2024-07.csv", paths.landing / name / "2024-07.csv")
+    result = _sensor(paths, instance)
+    assert isinstance(result, SkipReason)
+    for source in MONTHLY:
+        assert (f"{source.name}/2024-07.csv" in result.skip_message) == (source.name not in arrived)
+
+    for source in MONTHLY:
+        shutil.copy(full / source.name / "2024-07.csv", paths.landing / source.name / "2024-07.csv")
+    requests = _sensor(paths, instance).run_requests
+    assert [r.partition_key for r in requests] == ["2024-07-01"]
+    assert requests[0].run_key.startswith("2024-07..2024-07:")
+
+
+def test_landing_sensor_sees_a_corrected_old_file(copy_of_history):
+    paths, _ = copy_of_history
+    instance = dagster_instance(paths)
+    returns = paths.landing / "returns" / "2024-03.csv"
+    returns.write_text(returns.read_text())  # same content, rewritten: a new modification time
+    os.utime(returns, ns=(returns.stat().st_atime_ns, returns.stat().st_mtime_ns + 1_000_000_000))
+    requests = _sensor(paths, instance).run_requests
+    assert len(requests) == 1 and requests[0].partition_key == "2024-03-01"
+    assert isinstance(requests[0], RunRequest)
+
+
+def test_landing_sensor_asks_for_one_run_per_contiguous_range():
+    assert contiguous(["2024-03", "2023-12", "2024-01", "2024-06"]) == [
+        ["2023-12", "2024-01"],
+        ["2024-03"],
+        ["2024-06"],
+    ]
+
+
+def test_freshness_check_knows_which_month_is_due(history):
+    paths, _ = history
+    assert due_month(datetime(2024, 7, 3, 9, 0, tzinfo=UTC)) == date(2024, 6, 1)
+    assert due_month(datetime(2024, 7, 3, 8, 59, tzinfo=UTC)) == date(2024, 5, 1)
+    assert due_month(datetime(2025, 1, 10, tzinfo=UTC)) == date(2024, 12, 1)
+    fresh, sentence, _ = publication_freshness(paths.published, datetime(2024, 7, 3, 10, 0, tzinfo=UTC))
+    assert fresh and "published through 2024-06" in sentence
+    stale, sentence, metadata = publication_freshness(paths.published, datetime(2024, 8, 5, tzinfo=UTC))
+    assert not stale and "2024-07 was due" in sentence and metadata["due_month"] == "2024-07"
+    missing, sentence, _ = publication_freshness(paths.data_dir / "nowhere", datetime(2024, 8, 5, tzinfo=UTC))
+    assert not missing and "nothing is published" in sentence
+
+
+def test_the_code_location_exposes_partitions_schedule_sensor_and_one_backfill_policy():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    partitioned = [key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def is not None]
+    assert len(partitioned) > 30
+    assert len({graph.get(key).partitions_def for key in partitioned}) == 1
+    assert all(graph.get(key).backfill_policy.max_partitions_per_run is None for key in partitioned)
+    assert {s.name for s in defs.sensors} >= {"landing_sensor"}
+    assert {s.name for s in defs.schedules} >= {"monthly_close", "published_marts_freshness"}
