@@ -87,8 +87,14 @@ def publish(
     run_id: str | None = None,
     first_period: date | None = None,
     last_period: date | None = None,
+    changed_from: date | None = None,
 ) -> Publication:
-    """Publish every mart of ``warehouse`` as a new release and make it current."""
+    """Publish every mart of ``warehouse`` as a new release and make it current.
+
+    With ``changed_from`` (the first period the run rebuilt), the release starts as a copy of the current one
+    and only the periods from ``changed_from`` on are replaced in the marts keyed by period; a table whose
+    result then differs from the warehouse's (row count or checksum), or that cannot be patched, is copied
+    whole. Either way every published table equals the warehouse's."""
     tables = published_tables(warehouse)
     if not tables:
         raise ValueError(f"{warehouse} has no tables in schema marts: run the dbt build first")
@@ -104,17 +110,28 @@ def publish(
     counts: dict[str, int] = {}
     checksums: dict[str, str] = {}
     try:
+        patching = changed_from is not None and previous.exists()
+        if patching:
+            shutil.copyfile(previous, partial)
         limit = os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB"
         with duckdb.connect(str(partial), config={"memory_limit": limit}) as con:
             con.execute(f"attach '{warehouse}' as working (read_only)")
-            con.execute("create schema marts")
+            con.execute("create schema if not exists marts")
+            kept = _tables(con, "marts") if patching else set()
+            for stale in kept - {*tables, "publish_log"}:
+                con.execute(f"drop table marts.{stale}")
             for table in tables:
-                con.execute(f"create table marts.{table} as select * from working.marts.{table}")
+                wanted = table_checksum(con, f"working.marts.{table}")
+                if table not in kept or not _patch(con, table, changed_from, wanted):
+                    con.execute(
+                        f"create or replace table marts.{table} as select * from working.marts.{table}"
+                    )
                 counts[table], checksums[table] = table_checksum(con, f"marts.{table}")
                 _pause("building", published)
             con.execute("detach working")
-            con.execute(PUBLISH_LOG_DDL)
-            if previous.exists():
+            if "publish_log" not in kept:
+                con.execute(PUBLISH_LOG_DDL)
+            if previous.exists() and "publish_log" not in kept:
                 con.execute(f"attach '{previous}' as previous (read_only)")
                 if con.execute(
                     "select count(*) from information_schema.tables "
@@ -149,6 +166,44 @@ def publish(
         shutil.rmtree(building, ignore_errors=True)
     _prune(published)
     return Publication(run_id, release, release / DATABASE, release / PARQUET_DIR, counts, checksums)
+
+
+def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    return {
+        name
+        for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_catalog = current_database() "
+            "and table_schema = ?",
+            [schema],
+        ).fetchall()
+    }
+
+
+def _patch(con: duckdb.DuckDBPyConnection, table: str, changed_from: date, wanted: tuple[int, str]) -> bool:
+    """Replace the periods from ``changed_from`` on of the copied ``marts.<table>`` with the warehouse's; True
+    when the table then equals the warehouse's (same rows and checksum). Tables without periods are not
+    patched."""
+    columns = {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns where table_catalog = current_database() "
+            "and table_schema = 'marts' and table_name = ?",
+            [table],
+        ).fetchall()
+    }
+    if "period" not in columns:
+        return False
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from marts.{table} where period >= ?", [changed_from])
+        con.execute(
+            f"insert into marts.{table} select * from working.marts.{table} where period >= ?", [changed_from]
+        )
+        con.execute("commit")
+    except duckdb.Error:
+        con.execute("rollback")
+        return False
+    return table_checksum(con, f"marts.{table}") == wanted
 
 
 def _point_current_at(published: Path, release: Path) -> None:

@@ -21,7 +21,7 @@ from dagster import (
     asset_check,
 )
 
-from pipelines.partitions import monthly_partitions, run_months, single_run
+from pipelines.partitions import monthly_partitions, refresh_window, run_months, single_run
 from pipelines.publish import current_database, publish
 from pipelines.report import write_report
 from pipelines.resources import DataDir
@@ -60,7 +60,11 @@ PUBLISH_DEADLINE_HOUR = 9
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
     months = run_months(context)
-    publication = publish(paths.warehouse, paths.published, run_id=context.run.run_id)
+    # Only the periods from the run's first month on can differ from the current publication.
+    changed_from = refresh_window(context, reach_months=None).first
+    publication = publish(
+        paths.warehouse, paths.published, run_id=context.run.run_id, changed_from=changed_from
+    )
     report = write_report(publication.database, paths.report)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"

@@ -1,12 +1,11 @@
 """Transform assets: every dbt model is an asset and every dbt test an asset check.
 
 The models share the monthly partitions of the ingest assets. A run for a month or a range of months passes
-the range to dbt as vars (period_from, period_to); the incremental models replace exactly the periods the
+the range to dbt in the environment (CPROF_PERIOD_FROM, CPROF_PERIOD_TO); the incremental models replace exactly the periods the
 range can change (see dbt_project/macros/refresh_window.sql). The run tag ``cprof/full_refresh`` rebuilds
 every model whole (``dbt build --full-refresh``), as needed after a change of the reference configuration.
 """
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,10 +44,13 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def dbt_build_args(months: list[str], full_refresh: bool = False) -> list[str]:
-    """``dbt build`` for the months first..last of a run."""
-    period_vars = {"period_from": f"{months[0]}-01", "period_to": f"{months[-1]}-01"}
-    return ["build", "--vars", json.dumps(period_vars), *(["--full-refresh"] if full_refresh else [])]
+def dbt_build_args(full_refresh: bool = False) -> list[str]:
+    return ["build", *(["--full-refresh"] if full_refresh else [])]
+
+
+def dbt_period_environment(months: list[str]) -> dict[str, str]:
+    """The months first..last of a run, as dbt's models read them (macros/refresh_window.sql)."""
+    return {"CPROF_PERIOD_FROM": f"{months[0]}-01", "CPROF_PERIOD_TO": f"{months[-1]}-01"}
 
 
 @dbt_assets(
@@ -62,8 +64,10 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, data_dir: Da
     paths = data_dir.paths
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
-    args = dbt_build_args(months, context.run.tags.get(FULL_REFRESH_TAG) == "true")
-    context.log.info(f"dbt {' '.join(args)}")
-    # dbt's profile reads the warehouse location from the environment of the dbt process.
-    with _environment(**{DATA_DIR_ENV: str(paths.data_dir), "DBT_LOG_PATH": str(paths.logs / "dbt")}):
+    args = dbt_build_args(context.run.tags.get(FULL_REFRESH_TAG) == "true")
+    periods = dbt_period_environment(months)
+    context.log.info(f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})")
+    # dbt's profile reads the warehouse location, and the models the run's months, from the environment.
+    environment = {DATA_DIR_ENV: str(paths.data_dir), "DBT_LOG_PATH": str(paths.logs / "dbt"), **periods}
+    with _environment(**environment):
         yield from dbt.cli(args, context=context, target_path=paths.dbt_target).stream()

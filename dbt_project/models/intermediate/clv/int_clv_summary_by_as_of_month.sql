@@ -30,6 +30,13 @@ as_of as (
     where {{ in_refresh_window('period') }}
 ),
 
+-- A customer's first purchase is the same as of every month that sees any of their purchases.
+first_purchases as (
+    select customer_id, min(order_date) as first_purchase
+    from purchase_days
+    group by customer_id
+),
+
 history as (
     select
         as_of.period,
@@ -38,9 +45,10 @@ history as (
         purchase_days.order_date,
         purchase_days.purchase_value,
         purchase_days.orders,
-        min(purchase_days.order_date) over (partition by as_of.period, purchase_days.customer_id) as first_purchase
+        first_purchases.first_purchase
     from as_of
     inner join purchase_days on purchase_days.order_date <= as_of.as_of_date
+    inner join first_purchases on purchase_days.customer_id = first_purchases.customer_id
 ),
 
 summary as (
