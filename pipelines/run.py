@@ -85,20 +85,17 @@ def _readable(message: str) -> str:
     return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1]))
 
 
-def _failure(result: ExecuteInProcessResult, step: str) -> PipelineError:
-    """The failed data checks' own reports, else the failed steps' errors."""
-    checks = [c.description or c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
-    if checks:
-        return PipelineError(
-            f"{step} failed its data checks; nothing of it was promoted:\n" + "\n".join(checks)
-        )
+def _step_errors(result: ExecuteInProcessResult) -> list[str]:
+    """The errors of the steps that failed (other than by a failed check), readable."""
     messages = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
             error = event.step_failure_data.error
             cause = error.cause if error and error.cause else error
-            messages.append(f"{event.step_key}: {_readable(cause.message) if cause else 'failed'}")
-    return PipelineError(f"{step} failed: " + ("\n".join(messages) or "see the run in Dagster"))
+            message = _readable(cause.message) if cause else "failed"
+            if "blocking asset check" not in message:  # already named by the failed check itself
+                messages.append(f"{event.step_key}: {message}")
+    return messages
 
 
 def _step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
@@ -213,11 +210,14 @@ def run_pipeline(
             + "\n".join(c.description or c.check_name for c in failed_suites)
         )
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
-    if not result.success:
-        raise PipelineError(f"{_failure(result, 'refresh')}\n(dbt's full log: {log})")
-    if failed:
-        names = ", ".join(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in failed[:10])
-        raise PipelineError(f"checks failed ({len(failed)}): {names}; details in {log}")
+    if failed or not result.success:
+        lines = [f"{c.asset_key.to_user_string()}: {c.check_name}" for c in failed[:20]]
+        lines += _step_errors(result)
+        raise PipelineError(
+            f"refresh failed ({len(failed)} test(s) failed); nothing was published:\n"
+            + "\n".join(lines)
+            + f"\n(dbt's full log: {log})"
+        )
     for warning in (c for c in checks if not c.passed and c.severity == AssetCheckSeverity.WARN):
         progress(f"warning: {warning.asset_key.to_user_string()} {warning.check_name}: {warning.description}")
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]
