@@ -249,3 +249,33 @@ def test_the_code_location_exposes_partitions_schedule_sensor_and_one_backfill_p
     assert all(graph.get(key).backfill_policy.max_partitions_per_run is None for key in partitioned)
     assert {s.name for s in defs.sensors} >= {"landing_sensor"}
     assert {s.name for s in defs.schedules} >= {"monthly_close", "published_marts_freshness"}
+
+
+def test_a_patched_publication_equals_the_warehouse_even_when_older_periods_changed_unpublished(tmp_path):
+    """Publishing copies the current release and replaces the periods from the run's first month; a table
+    whose older periods changed in the warehouse without being published (a failed run) is copied whole."""
+    from pipelines.publish import publish, table_checksum
+
+    warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.facts as select (date '2024-01-01' + to_months(i % 6))::date as period, "
+            "i as id, i * 1.5 as amount from range(600) t(i)"
+        )
+        con.execute("create table marts.lookup as select i as id from range(5) t(i)")
+    first, last = date(2024, 1, 1), date(2024, 6, 1)
+    publish(warehouse, published, first_period=first, last_period=last)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.facts set amount = amount + 1 where period = date '2024-05-01'"
+        )  # refreshed
+        con.execute("update marts.facts set amount = -1 where id = 7")  # 2024-02: changed, never published
+        con.execute("insert into marts.lookup values (99)")
+        wanted = {t: table_checksum(con, f"marts.{t}") for t in ("facts", "lookup")}
+    publication = publish(
+        warehouse, published, first_period=first, last_period=last, changed_from=date(2024, 5, 1)
+    )
+    with duckdb.connect(str(publication.database), read_only=True) as con:
+        assert {t: table_checksum(con, f"marts.{t}") for t in ("facts", "lookup")} == wanted
+        assert con.execute("select count(distinct run_id) from marts.publish_log").fetchone()[0] == 2
