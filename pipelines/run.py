@@ -206,8 +206,8 @@ def run_pipeline(
     failed_suites = [c for c in suites if not c.passed]
     if failed_suites:
         raise PipelineError(
-            f"ingest of {span} failed its data checks; nothing of it was promoted:\n"
-            + "\n".join(c.description or c.check_name for c in failed_suites)
+            f"ingest of {span} failed its data checks; the failing sources were not promoted to raw and "
+            "nothing was published:\n" + "\n".join(c.description or c.check_name for c in failed_suites)
         )
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if failed or not result.success:
