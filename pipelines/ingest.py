@@ -237,4 +237,10 @@ def validation_frame(con: duckdb.DuckDBPyConnection, source_name: str, month: st
 
     ensure_tables(con)
     sql = SUITES[source_name].frame_sql
-    return con.execute(sql, {"period": period_parameter(month)} if "$period" in sql else {}).df()
+    frame = con.execute(sql, {"period": period_parameter(month)} if "$period" in sql else {}).df()
+    # GX's pandas range checks are vectorised only for int64/float64 and nanosecond datetimes; DuckDB hands
+    # over int32 and microsecond timestamps, which GX would check row by row in Python (1.9 s of the 4.3 s a
+    # 584,000-row month of order lines took).
+    casts = {name: "int64" for name, kind in frame.dtypes.items() if str(kind) in ("int8", "int16", "int32")}
+    casts |= {name: "datetime64[ns]" for name, kind in frame.dtypes.items() if str(kind) == "datetime64[us]"}
+    return frame.astype(casts) if casts else frame
