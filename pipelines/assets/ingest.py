@@ -126,14 +126,14 @@ def _suite_check(source: Source):
         paths = data_dir.paths
         validator = validator_for(paths.data_dir, checks.defer_docs)
         outcomes = []
-        for month in _months(context, source):  # one partition in memory at a time
-            with warehouse.get_connection() as con:
+        with warehouse.get_connection() as con:
+            for month in _months(context, source):  # one partition in memory at a time
                 frame = validation_frame(con, source.name, month)
-            file = find_file(paths.landing, source, month)
-            outcome = validator.validate(source.name, month, frame, str(file))
-            del frame
-            (context.log.info if outcome.success else context.log.error)(outcome.message())
-            outcomes.append((month, file, outcome))
+                file = find_file(paths.landing, source, month)
+                outcome = validator.validate(source.name, month, frame, str(file))
+                del frame
+                (context.log.info if outcome.success else context.log.error)(outcome.message())
+                outcomes.append((month, file, outcome))
         failures = [(month, o) for month, _, o in outcomes if not o.success]
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
