@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from dagster import (
@@ -30,12 +31,12 @@ from dagster import (
 )
 
 from pipelines.ingest import EXTENSIONS, MONTH_RE
-from pipelines.partitions import partition_key, range_tags
+from pipelines.partitions import partition_key, range_tags, shift_month
 from pipelines.resources import DataDir
 from pipelines.sources import MONTHLY, SNAPSHOTS
 
-# 06:00 UTC on the 3rd: the ledger of the previous month has closed. The published marts are due by 09:00.
-PUBLISHED_DEADLINE_CRON = "0 9 3 * *"
+# The monthly close runs at 06:00 UTC on the 3rd, when the ledger of the previous month has closed; the
+# published marts are due by 09:00 (pipelines.assets.publish.PUBLISH_DEADLINE_CRON).
 
 
 @dataclass
@@ -127,8 +128,7 @@ def contiguous(months: list[str]) -> list[list[str]]:
     """Sorted months split into runs of consecutive months."""
     groups: list[list[str]] = []
     for month in sorted(months):
-        year, number = int(month[:4]), int(month[5:7])
-        previous = f"{year - (number == 1)}-{12 if number == 1 else number - 1:02d}"
+        previous = f"{shift_month(date.fromisoformat(f'{month}-01'), -1):%Y-%m}"
         if groups and groups[-1][-1] == previous:
             groups[-1].append(month)
         else:

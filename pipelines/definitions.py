@@ -22,11 +22,11 @@ from dagster import (
 
 from pipelines.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.assets.ingest import ingest_assets, ingest_checks
-from pipelines.assets.publish import published_marts, published_on_time
+from pipelines.assets.publish import PUBLISH_DEADLINE_CRON, published_marts, published_on_time
 from pipelines.assets.satisfaction import satisfaction
 from pipelines.assets.scorecard import scorecard
 from pipelines.assets.transform import dbt_models
-from pipelines.automation import PUBLISHED_DEADLINE_CRON, landing_sensor, monthly_close_schedule
+from pipelines.automation import landing_sensor, monthly_close_schedule
 from pipelines.config import Paths, paths, quiet_telemetry
 from pipelines.resources import resources_for
 from pipelines.sources import SNAPSHOTS
@@ -56,7 +56,7 @@ freshness_job = define_asset_job(
 freshness_schedule = ScheduleDefinition(
     name="published_marts_freshness",
     job=freshness_job,
-    cron_schedule=PUBLISHED_DEADLINE_CRON,
+    cron_schedule=PUBLISH_DEADLINE_CRON,
     default_status=DefaultScheduleStatus.STOPPED,
     description="At the publication deadline (09:00 UTC on the 3rd), check that last month's marts were published.",
 )

@@ -37,6 +37,12 @@ def month_of_key(key: str) -> str:
     return key[:7]
 
 
+def shift_month(month_start: date, months: int) -> date:
+    """The first day of the month ``months`` after (before, if negative) the month of ``month_start``."""
+    index = month_start.year * 12 + month_start.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make a run cover the months first..last (YYYY-MM), as a UI backfill of the range does."""
     return {
@@ -85,9 +91,6 @@ class RefreshWindow:
                 return RefreshWindow(None, None)
         return self
 
-    def covers(self, period: date) -> bool:
-        return (self.first is None or period >= self.first) and (self.last is None or period <= self.last)
-
 
 def refresh_window(context, reach_months: int | None) -> RefreshWindow:
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
@@ -96,5 +99,4 @@ def refresh_window(context, reach_months: int | None) -> RefreshWindow:
     first = date.fromisoformat(f"{months[0]}-01")
     if reach_months is None:
         return RefreshWindow(first, None)
-    year, month = divmod(int(months[-1][:4]) * 12 + int(months[-1][5:7]) - 1 + reach_months, 12)
-    return RefreshWindow(first, date(year, month + 1, 1))
+    return RefreshWindow(first, shift_month(date.fromisoformat(f"{months[-1]}-01"), reach_months))

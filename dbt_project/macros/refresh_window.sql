@@ -57,14 +57,14 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where == 'refresh_window' -%}
-        {%- set first = env_var('CPROF_PERIOD_FROM', '') if execute else '' -%}
+        {%- set first = refresh_window_bounds()[0] -%}
         {%- set incremental = graph.nodes.values()
             | selectattr('resource_type', 'equalto', 'model')
             | selectattr('name', 'equalto', relation.identifier)
             | selectattr('config.materialized', 'equalto', 'incremental')
             | list -%}
         {%- if first and incremental and not flags.FULL_REFRESH -%}
-            {%- do return("(select * from " ~ relation ~ " where period >= date '" ~ first ~ "') dbt_subquery") -%}
+            {%- do return("(select * from " ~ relation ~ " where period >= " ~ first ~ ") dbt_subquery") -%}
         {%- endif -%}
         {%- do return(relation) -%}
     {%- elif where -%}

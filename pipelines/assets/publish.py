@@ -21,7 +21,7 @@ from dagster import (
     asset_check,
 )
 
-from pipelines.partitions import monthly_partitions, refresh_window, run_months, single_run
+from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
 from pipelines.publish import current_database, publish
 from pipelines.report import write_report
 from pipelines.resources import DataDir
@@ -44,6 +44,7 @@ PUBLISHED_MARTS = (
 # The monthly close runs at 06:00 UTC on the 3rd; the publication of the month before is due by 09:00.
 PUBLISH_DEADLINE_DAY = 3
 PUBLISH_DEADLINE_HOUR = 9
+PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
 
 
 @asset(
@@ -85,9 +86,7 @@ def due_month(now: datetime) -> date:
     """The last month whose publication is due at ``now``: the month before the most recent deadline (09:00 UTC
     on the 3rd; the monthly close runs at 06:00)."""
     deadline_passed = (now.day, now.hour) >= (PUBLISH_DEADLINE_DAY, PUBLISH_DEADLINE_HOUR)
-    months_back = 1 if deadline_passed else 2
-    index = now.year * 12 + now.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
+    return shift_month(now.date(), -1 if deadline_passed else -2)
 
 
 def publication_freshness(published: Path, now: datetime) -> tuple[bool, str, dict[str, object]]:
