@@ -81,6 +81,7 @@ class GenerateConfig:
     start: str = "2024-01"
     seed: int = 42
     products: int = 400
+    block_customers: int = 50_000  # customers drawn and written at a time: bounds the generator's memory
 
 
 @dataclass
@@ -113,34 +114,191 @@ def generate(
     landing: Path,
     progress: Callable[[str], None] = lambda message: None,
 ) -> GenerateResult:
-    """Write a complete landing zone for ``config`` under ``landing`` (replacing what was there)."""
+    """Write a complete landing zone for ``config`` under ``landing`` (replacing what was there).
+
+    Customers are drawn and written ``config.block_customers`` at a time, so memory is bounded by the block,
+    not the sample: each block's rows are appended to the month files. The first block draws from the seed's
+    generator, each later block from its own (seed, block) stream, so a sample that fits in one block is the
+    same as it always was. The ledger is sized from the driver volumes summed over all blocks.
+    """
     _parse_start(config.start)
-    if config.customers < 10 or config.months < 1 or config.products < 10:
-        raise ValueError("need at least 10 customers, 1 month and 10 products")
+    if config.customers < 10 or config.months < 1 or config.products < 10 or config.block_customers < 10:
+        raise ValueError("need at least 10 customers, 1 month, 10 products and blocks of 10 customers")
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
-    month_starts = _month_starts(config.start, config.months)
-    origin = np.datetime64(month_starts[0], "D")
-    month_start_days = np.array([(np.datetime64(d, "D") - origin).astype(int) for d in month_starts])
-    horizon = int(month_start_days[-1])  # days in the window
-    labels = [d.strftime("%Y-%m") for d in month_starts[:-1]]
+    calendar = _Calendar.of(config.start, config.months)
+    products = _Products.draw(rng, config.products)
+    m = config.months
 
-    def month_of(day: np.ndarray) -> np.ndarray:
-        return np.searchsorted(month_start_days, day, side="right") - 1
-
-    n = config.customers
-    # --- products ------------------------------------------------------------------------------
-    n_prod = config.products
-    list_cents = np.clip(np.round(np.exp(rng.normal(np.log(35.0), 0.9, n_prod)) * 100), 150, 500_000).astype(
-        np.int64
+    if landing.exists():
+        shutil.rmtree(landing)
+    for source in MONTHLY:
+        (landing / source.name).mkdir(parents=True)
+    (landing / "reference").mkdir(parents=True)
+    writer = _LandingWriter(landing, calendar.labels)
+    writer.write(
+        "products",
+        pd.DataFrame(
+            {
+                "i": np.arange(config.products),
+                "cat": products.category,
+                "lp": products.list_cents,
+                "uc": products.cost_cents,
+            }
+        ),
+        f"""select printf('P%05d', i + 1) as product_id, {_lookup(CATEGORIES)}[cat + 1] as category,
+                   (lp / 100)::decimal(18,2) as list_price, (uc / 100)::decimal(18,2) as unit_cost
+            from frame order by i""",
+        None,
     )
-    cost_cents = np.round(list_cents * rng.uniform(0.52, 0.74, n_prod)).astype(np.int64)
-    product_category = rng.integers(0, len(CATEGORIES), n_prod)
-    popularity = 1.0 / np.arange(1, n_prod + 1) ** 0.8
-    popularity = rng.permutation(popularity / popularity.sum())
 
+    vol = {driver: np.zeros(m) for driver in DRIVERS}
+    net_cents_total = 0
+    ids = _Ids()
+    blocks = -(-config.customers // config.block_customers)
+    question_ids = ("NPS", "OVERALL") + tuple(f"ATTR_{a.upper()}" for a in SURVEY_ATTRIBUTES)
+    for block in range(blocks):
+        first = block * config.block_customers
+        n = min(config.block_customers, config.customers - first)
+        block_rng = rng if block == 0 else np.random.default_rng([config.seed, block])
+        drawn = _draw_block(block_rng, n, ids, calendar, products, question_ids)
+        progress(
+            f"block {block + 1}/{blocks}: customers {first + 1:,}-{first + n:,}, "
+            f"{drawn.order_lines:,} order lines"
+        )
+        for name, frame in drawn.frames.items():
+            writer.write(
+                name,
+                frame,
+                _SELECT[name](calendar.origin_sql, question_ids),
+                None if name == "customers" else "mon",
+            )
+        for driver, volume in drawn.volumes.items():
+            vol[driver] += volume
+        net_cents_total += drawn.net_cents
+        del drawn
+
+    # --- the ledger, from the driver volumes of all customers -------------------------------------------
+    used = {c: np.zeros(m) for c in TIME_CENTRES}
+    for _, centre, driver, method, unit_minutes, _ in ACTIVITIES:
+        if method == "time":
+            used[centre] += vol[driver] * unit_minutes
+    # Practical capacity: room for all but the busiest months, so most months leave capacity unused.
+    capacity = {c: int(max(np.ceil(np.quantile(u, 0.9) / 0.92 / 100.0) * 100, 100)) for c, u in used.items()}
+    mean_month_revenue = net_cents_total / 100.0 / m
+    centre_cost = {c: capacity[c] * rate * rng.normal(1.0, 0.015, m) for c, rate in TIME_CENTRES.items()}
+    centre_cost["billing"] = (
+        sum(vol[d] * u for d, u in SHARE_CENTRE_UNIT_COST.items()) * rng.normal(1.0, 0.03, m) + 400
+    )
+    for centre, share in SUSTAINING.items():
+        centre_cost[centre] = mean_month_revenue * share * rng.normal(1.0, 0.02, m)
+
+    # Each centre's monthly cost split over accounts, to the cent, summing exactly.
+    centres = list(centre_cost)
+    cents = np.array([np.round(centre_cost[c] * 100) for c in centres]).astype(np.int64)  # centres x months
+    shares = np.array([s for _, s in ACCOUNTS])
+    split = np.floor(cents[:, :, None] * shares[None, None, :]).astype(np.int64)
+    split[:, :, 0] += cents - split.sum(axis=2)
+    gi, mi, ai = np.meshgrid(np.arange(len(centres)), np.arange(m), np.arange(len(ACCOUNTS)), indexing="ij")
+    writer.write(
+        "gl_costs",
+        pd.DataFrame({"ci": gi.ravel(), "mon": mi.ravel(), "ai": ai.ravel(), "amt": split.ravel()}),
+        f"""select {_lookup(tuple(calendar.labels))}[mon + 1] as period, {_lookup(tuple(centres))}[ci + 1] as cost_center,
+                   {_lookup(tuple(a for a, _ in ACCOUNTS))}[ai + 1] as account, (amt / 100)::decimal(18,2) as amount, mon
+            from frame order by mon, ci, ai""",
+        "mon",
+    )
+    writer.close()
+
+    _write_reference_config(
+        landing / "reference", capacity, question_ids, mean_month_revenue, config.customers, m
+    )
+    elapsed = time.perf_counter() - started
+    return GenerateResult(landing=landing, months=calendar.labels, row_counts=writer.counts, seconds=elapsed)
+
+
+DRIVERS = ("orders", "order_lines", "express_orders", "returns", "support_minutes", "visit_minutes")
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    labels: list[str]
+    month_start_days: np.ndarray  # day numbers of each month's first day, and of the day after the window
+    horizon: int  # days in the window
+    origin_sql: str
+
+    @classmethod
+    def of(cls, start: str, months: int) -> _Calendar:
+        month_starts = _month_starts(start, months)
+        origin = np.datetime64(month_starts[0], "D")
+        days = np.array([(np.datetime64(d, "D") - origin).astype(int) for d in month_starts])
+        return cls(
+            labels=[d.strftime("%Y-%m") for d in month_starts[:-1]],
+            month_start_days=days,
+            horizon=int(days[-1]),
+            origin_sql=f"date '{month_starts[0].isoformat()}'",
+        )
+
+    @property
+    def months(self) -> int:
+        return len(self.labels)
+
+    def month_of(self, day: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.month_start_days, day, side="right") - 1
+
+
+@dataclass(frozen=True)
+class _Products:
+    list_cents: np.ndarray
+    cost_cents: np.ndarray
+    category: np.ndarray
+    popularity: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n_prod: int) -> _Products:
+        list_cents = np.clip(
+            np.round(np.exp(rng.normal(np.log(35.0), 0.9, n_prod)) * 100), 150, 500_000
+        ).astype(np.int64)
+        cost_cents = np.round(list_cents * rng.uniform(0.52, 0.74, n_prod)).astype(np.int64)
+        category = rng.integers(0, len(CATEGORIES), n_prod)
+        popularity = 1.0 / np.arange(1, n_prod + 1) ** 0.8
+        popularity = rng.permutation(popularity / popularity.sum())
+        return cls(list_cents, cost_cents, category, popularity)
+
+
+@dataclass
+class _Ids:
+    """The next zero-based number of each identifier, carried from block to block."""
+
+    customers: int = 0
+    orders: int = 0
+    returns: int = 0
+    tickets: int = 0
+    visits: int = 0
+    responses: int = 0
+
+
+@dataclass
+class _Block:
+    frames: dict[str, pd.DataFrame]
+    volumes: dict[str, np.ndarray]
+    net_cents: int
+    order_lines: int
+
+
+def _draw_block(
+    rng: np.random.Generator,
+    n: int,
+    ids: _Ids,
+    calendar: _Calendar,
+    products: _Products,
+    question_ids: tuple[str, ...],
+) -> _Block:
+    """Draw ``n`` customers and everything they do; identifiers continue from ``ids``, which is advanced."""
+    horizon, month_of, m = calendar.horizon, calendar.month_of, calendar.months
+    month_start_days = calendar.month_start_days
+    n_prod = products.list_cents.size
     # --- customers -----------------------------------------------------------------------------
-    progress(f"customers: {n:,}")
     segment = rng.choice(3, n, p=[0.08, 0.27, 0.65])
     region = rng.choice(len(REGIONS), n, p=[0.25, 0.22, 0.2, 0.2, 0.13])
     size = np.exp(rng.normal(0.0, 0.8, n)) * np.array([6.0, 2.5, 1.0])[segment]
@@ -177,7 +335,6 @@ def generate(
     sort = np.lexsort((order_customer, order_day))
     order_customer, order_day = order_customer[sort], order_day[sort]
     n_orders = order_customer.size
-    progress(f"orders: {n_orders:,}")
 
     oc = order_customer
     express_p = np.where(demanding, 0.60, 0.04)[oc]
@@ -194,16 +351,17 @@ def generate(
     # --- order lines ---------------------------------------------------------------------------
     line_order = np.repeat(np.arange(n_orders), lines_per_order)
     n_lines = line_order.size
-    progress(f"order lines: {n_lines:,}")
     line_no = (
         np.arange(n_lines) - np.repeat(np.cumsum(lines_per_order) - lines_per_order, lines_per_order) + 1
     )
     line_customer = oc[line_order]
-    product = rng.choice(n_prod, n_lines, p=popularity)
+    product = rng.choice(n_prod, n_lines, p=products.popularity)
     qty_mean = np.minimum(np.where(demanding, 1.2 * size, 2.0 * size), 60.0)[line_customer]
     quantity = 1 + rng.poisson(qty_mean)
     concession = np.array([0.12, 0.07, 0.02])[segment] + np.where(demanding, 0.10, 0.0)
-    unit_price_cents = np.round(list_cents[product] * (1 - concession[line_customer])).astype(np.int64)
+    unit_price_cents = np.round(products.list_cents[product] * (1 - concession[line_customer])).astype(
+        np.int64
+    )
     line_value = quantity * unit_price_cents
     promo = rng.random(n_lines) < 0.12
     discount_cents = np.where(promo, np.round(line_value * rng.uniform(0.03, 0.15, n_lines)), 0).astype(
@@ -246,7 +404,7 @@ def generate(
     first_month = month_of(t0)
     last_order_day = np.zeros(n, dtype=np.int64)
     np.maximum.at(last_order_day, oc, order_day)
-    last_month = np.minimum(month_of(last_order_day) + 1, config.months - 1)
+    last_month = np.minimum(month_of(last_order_day) + 1, m - 1)
     active_len = last_month - first_month + 1
     am_customer = np.repeat(np.arange(n), active_len)
     am_month = (
@@ -294,9 +452,8 @@ def generate(
     )
 
     # --- monthly driver volumes, for the ledger ---------------------------------------------------
-    m = config.months
     order_month = month_of(order_day)
-    vol = {
+    volumes = {
         "orders": np.bincount(order_month, minlength=m).astype(float),
         "order_lines": np.bincount(order_month, weights=lines_per_order, minlength=m),
         "express_orders": np.bincount(order_month, weights=order_express, minlength=m),
@@ -304,76 +461,19 @@ def generate(
         "support_minutes": np.bincount(month_of(t_seconds // 86400), weights=t_centi / 100.0, minlength=m),
         "visit_minutes": np.bincount(month_of(v_day), weights=v_quarter_hours * 15.0, minlength=m),
     }
-    used = {c: np.zeros(m) for c in TIME_CENTRES}
-    for _, centre, driver, method, unit_minutes, _ in ACTIVITIES:
-        if method == "time":
-            used[centre] += vol[driver] * unit_minutes
-    # Practical capacity: room for all but the busiest months, so most months leave capacity unused.
-    capacity = {c: int(max(np.ceil(np.quantile(u, 0.9) / 0.92 / 100.0) * 100, 100)) for c, u in used.items()}
-    net_cents = line_value - discount_cents
-    mean_month_revenue = net_cents.sum() / 100.0 / m
-    centre_cost = {c: capacity[c] * rate * rng.normal(1.0, 0.015, m) for c, rate in TIME_CENTRES.items()}
-    centre_cost["billing"] = (
-        sum(vol[d] * u for d, u in SHARE_CENTRE_UNIT_COST.items()) * rng.normal(1.0, 0.03, m) + 400
-    )
-    for centre, share in SUSTAINING.items():
-        centre_cost[centre] = mean_month_revenue * share * rng.normal(1.0, 0.02, m)
+    net_cents = int((line_value - discount_cents).sum())
 
-    # --- write -----------------------------------------------------------------------------------
-    if landing.exists():
-        shutil.rmtree(landing)
-    for source in MONTHLY:
-        (landing / source.name).mkdir(parents=True)
-    (landing / "reference").mkdir(parents=True)
-    con = duckdb.connect()
-    con.execute("set preserve_insertion_order = true")
-    counts: dict[str, int] = {}
-
-    def lookup(values: tuple[str, ...]) -> str:
-        return "[" + ", ".join(f"'{v}'" for v in values) + "]"
-
-    def write(name: str, frame: pd.DataFrame, select_sql: str, month_col: str | None) -> None:
-        con.register("frame", frame)
-        if month_col is None:
-            con.execute(f"copy ({select_sql}) to '{landing / 'reference' / name}.csv' (header)")
-        else:
-            for k, label in enumerate(labels):
-                sql = f"select * from ({select_sql}) where {month_col} = {k}"
-                cols = ", ".join(c for c in _columns_of(name))
-                con.execute(f"copy (select {cols} from ({sql})) to '{landing / name / label}.csv' (header)")
-        counts[name] = len(frame)
-        con.unregister("frame")
-
-    origin_sql = f"date '{month_starts[0].isoformat()}'"
-    progress("writing reference data")
-    write(
-        "customers",
-        pd.DataFrame({"i": np.arange(n), "seg": segment, "reg": region, "t0": t0}),
-        f"""select printf('C%06d', i + 1) as customer_id,
-                   {lookup(NAME_A)}[1 + (i * 7) % {len(NAME_A)}] || ' ' || {lookup(NAME_B)}[1 + (i * 13 + i // 50) % {len(NAME_B)}]
-                     || ' ' || {lookup(NAME_C)}[1 + (i * 3 + i // 7) % {len(NAME_C)}] as customer_name,
-                   {lookup(SEGMENTS)}[seg + 1] as segment, {lookup(REGIONS)}[reg + 1] as region,
-                   ({origin_sql} + t0::integer)::date as acquired_date
-            from frame order by i""",
-        None,
-    )
-    write(
-        "products",
-        pd.DataFrame({"i": np.arange(n_prod), "cat": product_category, "lp": list_cents, "uc": cost_cents}),
-        f"""select printf('P%05d', i + 1) as product_id, {lookup(CATEGORIES)}[cat + 1] as category,
-                   (lp / 100)::decimal(18,2) as list_price, (uc / 100)::decimal(18,2) as unit_cost
-            from frame order by i""",
-        None,
-    )
-    progress("writing order lines")
-    write(
-        "order_lines",
-        pd.DataFrame(
+    # --- rows to write, numbered on from the blocks before ------------------------------------------
+    c0, o0 = ids.customers, ids.orders
+    answers = np.column_stack([nps, overall, attr])  # responses x questions
+    frames = {
+        "customers": pd.DataFrame({"i": c0 + np.arange(n), "seg": segment, "reg": region, "t0": t0}),
+        "order_lines": pd.DataFrame(
             {
-                "o": line_order,
+                "o": o0 + line_order,
                 "ln": line_no,
                 "d": order_day[line_order],
-                "c": line_customer,
+                "c": c0 + line_customer,
                 "p": product,
                 "q": quantity,
                 "up": unit_price_cents,
@@ -383,20 +483,10 @@ def generate(
                 "mon": month_of(order_day[line_order]),
             }
         ),
-        f"""select printf('O%09d', o + 1) as order_id, ln as line_no, ({origin_sql} + d::integer)::date as order_date,
-                   printf('C%06d', c + 1) as customer_id, printf('P%05d', p + 1) as product_id, q as quantity,
-                   (up / 100)::decimal(18,2) as unit_price, (disc / 100)::decimal(18,2) as discount_amount,
-                   {lookup(SHIP_MODES)}[ex + 1] as ship_mode, {lookup(CHANNELS)}[ch + 1] as order_channel, mon
-            from frame order by o, ln""",
-        "mon",
-    )
-    progress("writing returns, tickets, visits, surveys")
-    write(
-        "returns",
-        pd.DataFrame(
+        "returns": pd.DataFrame(
             {
-                "r": np.arange(ret_idx.size),
-                "o": line_order[ret_idx],
+                "r": ids.returns + np.arange(ret_idx.size),
+                "o": o0 + line_order[ret_idx],
                 "ln": line_no[ret_idx],
                 "d": ret_day,
                 "q": ret_qty,
@@ -404,88 +494,148 @@ def generate(
                 "mon": month_of(ret_day),
             }
         ),
-        f"""select printf('R%08d', r + 1) as return_id, printf('O%09d', o + 1) as order_id, ln as line_no,
-                   ({origin_sql} + d::integer)::date as return_date, q as quantity,
-                   {lookup(RETURN_REASONS)}[why + 1] as reason, mon
-            from frame order by r""",
-        "mon",
-    )
-    write(
-        "support_tickets",
-        pd.DataFrame(
+        "support_tickets": pd.DataFrame(
             {
-                "t": np.arange(t_customer.size),
-                "c": t_customer,
+                "t": ids.tickets + np.arange(t_customer.size),
+                "c": c0 + t_customer,
                 "s": t_seconds,
                 "ch": t_channel,
                 "mins": t_centi,
                 "mon": month_of(t_seconds // 86400),
             }
         ),
-        f"""select printf('T%08d', t + 1) as ticket_id, printf('C%06d', c + 1) as customer_id,
-                   {origin_sql}::timestamp + to_seconds(s) as opened_at, {lookup(TICKET_CHANNELS)}[ch + 1] as channel,
-                   (mins / 100)::decimal(10,2) as handling_minutes, mon
-            from frame order by t""",
-        "mon",
-    )
-    write(
-        "sales_visits",
-        pd.DataFrame(
+        "sales_visits": pd.DataFrame(
             {
-                "v": np.arange(v_customer.size),
-                "c": v_customer,
+                "v": ids.visits + np.arange(v_customer.size),
+                "c": c0 + v_customer,
                 "d": v_day,
                 "qh": v_quarter_hours,
                 "mon": month_of(v_day),
             }
         ),
-        f"""select printf('V%08d', v + 1) as visit_id, printf('C%06d', c + 1) as customer_id,
-                   ({origin_sql} + d::integer)::date as visit_date, (qh / 4)::decimal(6,2) as hours, mon
-            from frame order by v""",
-        "mon",
-    )
-    question_ids = ("NPS", "OVERALL") + tuple(f"ATTR_{a.upper()}" for a in SURVEY_ATTRIBUTES)
-    answers = np.column_stack([nps, overall, attr])  # responses x questions
-    write(
-        "survey_responses",
-        pd.DataFrame(
+        "survey_responses": pd.DataFrame(
             {
-                "r": np.repeat(np.arange(n_resp), len(question_ids)),
-                "c": np.repeat(s_customer, len(question_ids)),
+                "r": ids.responses + np.repeat(np.arange(n_resp), len(question_ids)),
+                "c": c0 + np.repeat(s_customer, len(question_ids)),
                 "s": np.repeat(s_seconds, len(question_ids)),
                 "qi": np.tile(np.arange(len(question_ids)), n_resp),
                 "score": answers.ravel(),
                 "mon": np.repeat(month_of(s_seconds // 86400), len(question_ids)),
             }
         ),
-        f"""select printf('S%08d', r + 1) as response_id, printf('C%06d', c + 1) as customer_id,
-                   {origin_sql}::timestamp + to_seconds(s) as responded_at, {lookup(question_ids)}[qi + 1] as question_id,
+    }
+    ids.customers += n
+    ids.orders += n_orders
+    ids.returns += ret_idx.size
+    ids.tickets += t_customer.size
+    ids.visits += v_customer.size
+    ids.responses += n_resp
+    return _Block(frames, volumes, net_cents, n_lines)
+
+
+def _lookup(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _customers_sql(origin: str, question_ids: tuple[str, ...]) -> str:
+    return f"""select printf('C%06d', i + 1) as customer_id,
+                   {_lookup(NAME_A)}[1 + (i * 7) % {len(NAME_A)}] || ' ' || {_lookup(NAME_B)}[1 + (i * 13 + i // 50) % {len(NAME_B)}]
+                     || ' ' || {_lookup(NAME_C)}[1 + (i * 3 + i // 7) % {len(NAME_C)}] as customer_name,
+                   {_lookup(SEGMENTS)}[seg + 1] as segment, {_lookup(REGIONS)}[reg + 1] as region,
+                   ({origin} + t0::integer)::date as acquired_date
+            from frame order by i"""
+
+
+def _order_lines_sql(origin: str, question_ids: tuple[str, ...]) -> str:
+    return f"""select printf('O%09d', o + 1) as order_id, ln as line_no, ({origin} + d::integer)::date as order_date,
+                   printf('C%06d', c + 1) as customer_id, printf('P%05d', p + 1) as product_id, q as quantity,
+                   (up / 100)::decimal(18,2) as unit_price, (disc / 100)::decimal(18,2) as discount_amount,
+                   {_lookup(SHIP_MODES)}[ex + 1] as ship_mode, {_lookup(CHANNELS)}[ch + 1] as order_channel, mon
+            from frame order by o, ln"""
+
+
+def _returns_sql(origin: str, question_ids: tuple[str, ...]) -> str:
+    return f"""select printf('R%08d', r + 1) as return_id, printf('O%09d', o + 1) as order_id, ln as line_no,
+                   ({origin} + d::integer)::date as return_date, q as quantity,
+                   {_lookup(RETURN_REASONS)}[why + 1] as reason, mon
+            from frame order by r"""
+
+
+def _support_tickets_sql(origin: str, question_ids: tuple[str, ...]) -> str:
+    return f"""select printf('T%08d', t + 1) as ticket_id, printf('C%06d', c + 1) as customer_id,
+                   {origin}::timestamp + to_seconds(s) as opened_at, {_lookup(TICKET_CHANNELS)}[ch + 1] as channel,
+                   (mins / 100)::decimal(10,2) as handling_minutes, mon
+            from frame order by t"""
+
+
+def _sales_visits_sql(origin: str, question_ids: tuple[str, ...]) -> str:
+    return f"""select printf('V%08d', v + 1) as visit_id, printf('C%06d', c + 1) as customer_id,
+                   ({origin} + d::integer)::date as visit_date, (qh / 4)::decimal(6,2) as hours, mon
+            from frame order by v"""
+
+
+def _survey_responses_sql(origin: str, question_ids: tuple[str, ...]) -> str:
+    return f"""select printf('S%08d', r + 1) as response_id, printf('C%06d', c + 1) as customer_id,
+                   {origin}::timestamp + to_seconds(s) as responded_at, {_lookup(question_ids)}[qi + 1] as question_id,
                    score, mon
-            from frame order by r, qi""",
-        "mon",
-    )
-    counts["survey_responses"] = n_resp * len(question_ids)
+            from frame order by r, qi"""
 
-    # Ledger: each centre's monthly cost split over accounts, to the cent, summing exactly.
-    centres = list(centre_cost)
-    cents = np.array([np.round(centre_cost[c] * 100) for c in centres]).astype(np.int64)  # centres x months
-    shares = np.array([s for _, s in ACCOUNTS])
-    split = np.floor(cents[:, :, None] * shares[None, None, :]).astype(np.int64)
-    split[:, :, 0] += cents - split.sum(axis=2)
-    gi, mi, ai = np.meshgrid(np.arange(len(centres)), np.arange(m), np.arange(len(ACCOUNTS)), indexing="ij")
-    write(
-        "gl_costs",
-        pd.DataFrame({"ci": gi.ravel(), "mon": mi.ravel(), "ai": ai.ravel(), "amt": split.ravel()}),
-        f"""select {lookup(tuple(labels))}[mon + 1] as period, {lookup(tuple(centres))}[ci + 1] as cost_center,
-                   {lookup(tuple(a for a, _ in ACCOUNTS))}[ai + 1] as account, (amt / 100)::decimal(18,2) as amount, mon
-            from frame order by mon, ci, ai""",
-        "mon",
-    )
-    con.close()
 
-    _write_reference_config(landing / "reference", capacity, question_ids, net_cents.sum() / 100.0 / m, n, m)
-    elapsed = time.perf_counter() - started
-    return GenerateResult(landing=landing, months=labels, row_counts=counts, seconds=elapsed)
+_SELECT = {
+    "customers": _customers_sql,
+    "order_lines": _order_lines_sql,
+    "returns": _returns_sql,
+    "support_tickets": _support_tickets_sql,
+    "sales_visits": _sales_visits_sql,
+    "survey_responses": _survey_responses_sql,
+}
+
+
+class _LandingWriter:
+    """Writes frames through DuckDB (which formats identifiers, dates and decimals) into the landing files.
+
+    A file is created with its header by the first write that reaches it; later writes append rows. Every
+    month file of a monthly source is created by the first block, even when that month has no rows.
+    """
+
+    def __init__(self, landing: Path, labels: list[str]) -> None:
+        self.landing, self.labels = landing, labels
+        self.counts: dict[str, int] = {}
+        self.con = duckdb.connect()
+        self.con.execute("set preserve_insertion_order = true")
+        self._part = landing / ".part.csv"
+
+    def write(self, name: str, frame: pd.DataFrame, select_sql: str, month_col: str | None) -> None:
+        self.counts[name] = self.counts.get(name, 0) + len(frame)
+        if month_col is None:
+            self._emit(self.landing / "reference" / f"{name}.csv", frame, select_sql)
+            return
+        months = frame[month_col].to_numpy()
+        if months.size and np.any(np.diff(months) < 0):
+            frame = frame.iloc[np.argsort(months, kind="stable")]
+            months = frame[month_col].to_numpy()
+        bounds = np.searchsorted(months, np.arange(len(self.labels) + 1))
+        for k, label in enumerate(self.labels):
+            path = self.landing / name / f"{label}.csv"
+            if bounds[k] < bounds[k + 1] or not path.exists():
+                self._emit(path, frame.iloc[bounds[k] : bounds[k + 1]], select_sql)
+
+    def _emit(self, path: Path, frame: pd.DataFrame, select_sql: str) -> None:
+        cols = ", ".join(_columns_of(path.stem if path.parent.name == "reference" else path.parent.name))
+        self.con.register("frame", frame)
+        try:
+            if not path.exists():
+                self.con.execute(f"copy (select {cols} from ({select_sql})) to '{path}' (header)")
+                return
+            self.con.execute(f"copy (select {cols} from ({select_sql})) to '{self._part}' (header false)")
+            with path.open("ab") as out, self._part.open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+            self._part.unlink()
+        finally:
+            self.con.unregister("frame")
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def _columns_of(name: str) -> list[str]:

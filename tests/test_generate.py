@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import duckdb
@@ -42,7 +43,56 @@ def _all(landing: Path, source: str):
     return f"read_csv('{landing}/{source}/*.csv', filename = true)"
 
 
-def test_every_event_lies_in_the_month_of_its_file(small_landing: Path):
+@pytest.fixture(scope="module")
+def blocked_landing(tmp_path_factory) -> Path:
+    """SMALL drawn 25 customers at a time: five blocks appended to the same files."""
+    landing = tmp_path_factory.mktemp("blocked") / "landing"
+    generate(dataclasses.replace(SMALL, block_customers=25), landing)
+    return landing
+
+
+@pytest.fixture(params=["small_landing", "blocked_landing"])
+def any_landing(request) -> Path:
+    return request.getfixturevalue(request.param)
+
+
+def test_blocks_continue_the_identifiers_and_write_one_header_per_file(
+    blocked_landing: Path, small_landing: Path
+):
+    con = duckdb.connect()
+    for path in blocked_landing.rglob("*.csv"):
+        text = path.read_text().splitlines()
+        assert text.count(text[0]) == 1, path  # the header, once
+    customers = con.execute(
+        f"select count(*), count(distinct customer_id), max(customer_id) from read_csv('{blocked_landing}/reference/customers.csv')"
+    ).fetchone()
+    assert customers == (SMALL.customers, SMALL.customers, f"C{SMALL.customers:06d}")
+    for source, key in [
+        ("order_lines", "(order_id, line_no)"),
+        ("returns", "return_id"),
+        ("support_tickets", "ticket_id"),
+        ("sales_visits", "visit_id"),
+        ("survey_responses", "(response_id, question_id)"),
+    ]:
+        rows, distinct = con.execute(
+            f"select count(*), count(distinct {key}) from {_all(blocked_landing, source)}"
+        ).fetchone()
+        assert rows == distinct > 0, source
+    orders = con.execute(
+        f"select count(distinct order_id), max(order_id) from {_all(blocked_landing, 'order_lines')}"
+    ).fetchone()
+    assert orders[1] == f"O{orders[0]:09d}"  # numbered on across blocks, no gaps
+    # Five independent streams: not the one-block sample, but the same kind of sample.
+    assert landing_checksum(blocked_landing) != landing_checksum(small_landing)
+
+
+def test_one_block_is_the_whole_sample(tmp_path: Path, small_landing: Path):
+    generate(dataclasses.replace(SMALL, block_customers=SMALL.customers), tmp_path / "landing")
+    assert landing_checksum(tmp_path / "landing") == landing_checksum(small_landing)
+
+
+def test_every_event_lies_in_the_month_of_its_file(any_landing: Path):
+    landing = any_landing
     con = duckdb.connect()
     for source, column in [
         ("order_lines", "order_date"),
@@ -52,21 +102,22 @@ def test_every_event_lies_in_the_month_of_its_file(small_landing: Path):
         ("survey_responses", "responded_at"),
     ]:
         bad = con.execute(
-            f"select count(*) from {_all(small_landing, source)} "
+            f"select count(*) from {_all(landing, source)} "
             f"where strftime({column}, '%Y-%m') <> regexp_extract(filename, '(\\d{{4}}-\\d{{2}})\\.csv$', 1)"
         ).fetchone()[0]
         assert bad == 0, source
     periods = con.execute(
-        f"select count(*) from {_all(small_landing, 'gl_costs')} "
+        f"select count(*) from {_all(landing, 'gl_costs')} "
         "where period <> regexp_extract(filename, '(\\d{4}-\\d{2})\\.csv$', 1)"
     ).fetchone()[0]
     assert periods == 0
 
 
-def test_referential_integrity_and_ranges(small_landing: Path):
+def test_referential_integrity_and_ranges(any_landing: Path):
+    landing = any_landing
     con = duckdb.connect()
-    ref = small_landing / "reference"
-    lines = _all(small_landing, "order_lines")
+    ref = landing / "reference"
+    lines = _all(landing, "order_lines")
     assert (
         con.execute(
             f"select count(*) from {lines} l anti join read_csv('{ref}/customers.csv') c using (customer_id)"
@@ -81,7 +132,7 @@ def test_referential_integrity_and_ranges(small_landing: Path):
     )
     # A return never exceeds what its line ordered, and comes after the order.
     over = con.execute(
-        f"select count(*) from {_all(small_landing, 'returns')} r join {lines} l using (order_id, line_no) "
+        f"select count(*) from {_all(landing, 'returns')} r join {lines} l using (order_id, line_no) "
         "where r.quantity > l.quantity or r.return_date < l.order_date"
     ).fetchone()[0]
     assert over == 0
@@ -96,7 +147,7 @@ def test_referential_integrity_and_ranges(small_landing: Path):
         con.execute(f"select count(*) - count(distinct (order_id, line_no)) from {lines}").fetchone()[0] == 0
     )
     scores = con.execute(
-        f"select min(score), max(score) from {_all(small_landing, 'survey_responses')} where question_id <> 'NPS'"
+        f"select min(score), max(score) from {_all(landing, 'survey_responses')} where question_id <> 'NPS'"
     ).fetchone()
     assert 1 <= scores[0] and scores[1] <= 10
 
