@@ -35,6 +35,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_checks.suites import MAX_HANDLING_MINUTES
 from pipelines.sources import MONTHLY
 
 BG_NBD_TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # lambda per day ~ Gamma(shape r, rate alpha)
@@ -393,7 +394,11 @@ def _draw_block(
     keep = t_seconds < horizon * 86400.0
     t_customer, t_seconds = t_customer[keep], np.floor(t_seconds[keep]).astype(np.int64)
     t_minutes_mean = np.where(demanding, 60.0, 14.0)[t_customer]
-    t_centi = np.round(rng.gamma(2.0, t_minutes_mean / 2.0) * 100).astype(np.int64) + 100
+    # At most the suites' plausible maximum (8 hours): one ticket in millions would exceed it otherwise.
+    t_centi = np.minimum(
+        np.round(rng.gamma(2.0, t_minutes_mean / 2.0) * 100).astype(np.int64) + 100,
+        MAX_HANDLING_MINUTES * 100,
+    )
     t_channel = rng.choice(len(TICKET_CHANNELS), t_customer.size, p=[0.5, 0.35, 0.15])
     t_sort = np.lexsort((t_customer, t_seconds))
     t_customer, t_seconds, t_centi, t_channel = (
