@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -171,6 +172,30 @@ def test_a_month_with_support_tickets_and_no_orders_shows_as_a_loss(built: Paths
     assert rows[0] > 0 and rows[1] < 0
 
 
+def _dbt_test(data_dir: Path, select: str) -> subprocess.CompletedProcess:
+    """``dbt test --select`` against the warehouse in ``data_dir``."""
+    return subprocess.run(
+        [
+            dbt_executable(),
+            "test",
+            "--select",
+            select,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(data_dir / "target"),
+            "--log-path",
+            str(data_dir / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CPROF_DATA_DIR": str(data_dir)},
+    )
+
+
 def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path):
     """The conservation tests are not decorative: move one cent and dbt fails, naming the rule."""
     warehouse = tmp_path / "warehouse.duckdb"
@@ -181,28 +206,21 @@ def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path
             "where (period, customer_id, activity) in "
             "(select (period, customer_id, activity) from marts.customer_cost_to_serve limit 1)"
         )
-    done = subprocess.run(
-        [
-            dbt_executable(),
-            "test",
-            "--select",
-            "assert_activity_costs_fully_allocated",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**__import__("os").environ, "CPROF_DATA_DIR": str(tmp_path)},
-    )
+    done = _dbt_test(tmp_path, "assert_activity_costs_fully_allocated")
     assert done.returncode == 1, done.stdout
     assert "FAIL 1 assert_activity_costs_fully_allocated" in done.stdout
+
+
+def test_dbt_unit_tests_pass(built: Paths, tmp_path: Path):
+    """The dbt unit tests (fixtures in, expected rows out) run here, not in every refresh."""
+    shutil.copy(built.warehouse, tmp_path / "warehouse.duckdb")
+    declared = sum(
+        path.read_text().count("\n  - name: ")
+        for path in (DBT_PROJECT_DIR / "models").rglob("*unit_tests.yml")
+    )
+    done = _dbt_test(tmp_path, "test_type:unit")
+    assert done.returncode == 0, done.stdout
+    assert declared >= 7 and f"PASS={declared} " in done.stdout, done.stdout
 
 
 def test_broken_configuration_fails_naming_each_problem_and_publishes_nothing(built: Paths, tmp_path: Path):

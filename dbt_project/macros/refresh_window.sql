@@ -49,21 +49,39 @@
 {% endmacro %}
 
 {#-
-    Data tests of the incremental models check the periods a run rebuilt, not the whole history again: a test
-    configured with where: 'refresh_window' (dbt_project.yml, intermediate and marts) on an incremental model
-    sees the periods from $CPROF_PERIOD_FROM on. Other models, and full builds, are tested whole. The singular
-    conservation tests always read every period.
+    Data tests check the periods a run rebuilt or reloaded, not the whole history again. A test configured with
+    where: 'refresh_window' (dbt_project.yml) on a model keyed by period (an incremental model, or a staging
+    view of a monthly source, which documents a `period` column) sees the rows from $CPROF_PERIOD_FROM on:
+    the rows before it are the ones earlier runs tested, and nothing in this run changed them.
+      - unique tests see every row whose key occurs from $CPROF_PERIOD_FROM on, in any period, so a key
+        repeated across months is still caught;
+      - relationships tests stay whole: a reloaded parent (a corrected month of order lines, a new customer
+        snapshot) can orphan rows of earlier periods.
+    Full builds, --full-refresh, tables rebuilt whole and models without periods are tested whole. The singular conservation tests
+    window themselves with in_tested_window().
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where == 'refresh_window' -%}
         {%- set first = refresh_window_bounds()[0] -%}
-        {%- set incremental = graph.nodes.values()
+        {%- set test = model.get('test_metadata') or {} -%}
+        {%- set nodes = graph.nodes.values()
             | selectattr('resource_type', 'equalto', 'model')
             | selectattr('name', 'equalto', relation.identifier)
-            | selectattr('config.materialized', 'equalto', 'incremental')
             | list -%}
-        {%- if first and incremental and not flags.FULL_REFRESH -%}
+        {%- set by_period = nodes and (nodes[0].config.materialized == 'incremental'
+            or (nodes[0].config.materialized == 'view' and 'period' in nodes[0].columns)) -%}
+        {%- if first and by_period and not flags.FULL_REFRESH
+            and test.get('name') not in ('relationships', 'relationships_multi') -%}
+            {%- set kwargs = test.get('kwargs') or {} -%}
+            {%- set keys = [kwargs.get('column_name')] if test.get('name') == 'unique'
+                else kwargs.get('combination_of_columns') if test.get('name') == 'unique_combination_of_columns'
+                else none -%}
+            {%- if keys -%}
+                {%- do return("(select * from " ~ relation ~ " semi join (select " ~ keys | join(', ')
+                    ~ " from " ~ relation ~ " where period >= " ~ first ~ ") dbt_window using ("
+                    ~ keys | join(', ') ~ ")) dbt_subquery") -%}
+            {%- endif -%}
             {%- do return("(select * from " ~ relation ~ " where period >= " ~ first ~ ") dbt_subquery") -%}
         {%- endif -%}
         {%- do return(relation) -%}
@@ -72,3 +90,13 @@
     {%- endif -%}
     {%- do return(relation) -%}
 {%- endmacro %}
+
+{#- For singular tests: true for the periods a data test checks (see get_where_subquery). -#}
+{% macro in_tested_window(column) %}
+    {%- set first = refresh_window_bounds()[0] -%}
+    {%- if first and not flags.FULL_REFRESH -%}
+        {{ column }} >= {{ first }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{% endmacro %}

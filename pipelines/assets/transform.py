@@ -45,7 +45,9 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def dbt_build_args(full_refresh: bool = False) -> list[str]:
-    return ["build", *(["--full-refresh"] if full_refresh else [])]
+    """``dbt build`` of the models and their data tests. The unit tests check the SQL, not the data: they
+    run in the test suite (tests/test_costing.py), not in every refresh."""
+    return ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
 
 
 def dbt_period_environment(months: list[str]) -> dict[str, str]:

@@ -1,14 +1,17 @@
 {{ config(meta={"dagster": {"ref": {"name": "customer_profitability"}}}) }}
 -- Within each customer and month: cost_to_serve = the sum of its activity allocations, the margin identities
--- hold, and the product margin matches the order lines and returns it came from.
+-- hold, and the product margin matches the order lines and returns it came from. Checks the periods the run
+-- rebuilt (in_tested_window: every period on a full build).
 with allocations as (
     select period, customer_id, sum(allocated_cost) as allocated_cost
     from {{ ref('customer_cost_to_serve') }}
+    where {{ in_tested_window('period') }}
     group by period, customer_id
 ),
 
 profitability as (
     select * from {{ ref('customer_profitability') }}
+    where {{ in_tested_window('period') }}
 )
 
 select profitability.period, profitability.customer_id

@@ -4,22 +4,13 @@
 -- the mean value (after line discounts) of the repeat purchase days.
 -- Also carries what profit CLV needs from activity-based costing over the trailing 12 months.
 {{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
-with order_lines as (
-    select * from {{ ref('stg_erp__order_lines') }}
+with purchase_days as (
+    select * from {{ ref('int_clv_purchase_days') }}
 ),
 
-profitability as (
+-- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering.
+profitability as not materialized (
     select * from {{ ref('int_margin_joined_to_cost_to_serve') }}
-),
-
-purchase_days as (
-    select
-        customer_id,
-        order_date,
-        sum(quantity * unit_price - discount_amount) as purchase_value,
-        count(distinct order_id) as orders
-    from order_lines
-    group by customer_id, order_date
 ),
 
 as_of as (

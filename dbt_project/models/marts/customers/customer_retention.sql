@@ -4,16 +4,17 @@
 -- prior window but not the current one; new = first order ever in month P; retention_rate = retained / active
 -- in the prior window (null until a prior window has any active customer).
 {{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
-with order_lines as (
-    select * from {{ ref('stg_erp__order_lines') }}
+with drivers as (
+    select * from {{ ref('int_drivers_aggregated_to_customer_month') }}
 ),
 
 customers as (
     select * from {{ ref('stg_crm__customers') }}
 ),
 
+-- A customer-month with orders (read from the driver volumes, a row per customer-month, not the order lines).
 active_months as (
-    select distinct customer_id, period from order_lines
+    select distinct customer_id, period from drivers where driver = 'orders'
 ),
 
 first_orders as (
