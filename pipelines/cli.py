@@ -66,8 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 FULL_REFRESH_HELP = (
-    "rebuild every table whole rather than the periods the range reaches (after a change of the reference "
-    "configuration or the customer snapshot's attributes, which restate history)"
+    "rebuild and test every table whole rather than the periods the range reaches, and reload and validate "
+    "every reference snapshot even if unchanged (after a change of the reference configuration or the "
+    "customer snapshot's attributes, which restate history)"
 )
 
 

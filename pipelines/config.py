@@ -67,11 +67,19 @@ def paths() -> Paths:
     return Paths(data_dir())
 
 
+PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
 def quiet_telemetry() -> None:
-    """Turn off dbt's and Dagster's usage statistics for this process and its children."""
+    """Turn off dbt's and Dagster's usage statistics for this process and its children, and have Dagster
+    plan a run over a range of months in one event per asset."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    # A run over a range of months records one "materialization planned" event per asset instead of one per
+    # asset and month (2,124 events, 26 s of a 36-month build on SQLite storage). Dagster's trade-off: when
+    # such a run fails, its partitions are not marked failed in the UI (the run is).
+    os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
 
 
 # The Dagster instance of a data directory: telemetry off, and one run at a time, because DuckDB allows one

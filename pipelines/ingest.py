@@ -43,6 +43,7 @@ class LoadResult:
     sha256: str
     bytes: int
     mtime_ns: int = 0
+    unchanged: bool = False  # a snapshot whose file is the one already validated and promoted: not reloaded
 
 
 def month_start(label: str) -> date:
@@ -112,12 +113,52 @@ def _ddl(source: Source, schema: str) -> str:
     return f"create table if not exists {schema}.{source.name} ({body})"
 
 
+# Which file each snapshot in ``landed`` came from, and whether that content has been promoted to ``raw`` (so it
+# passed its suite). Written in the same transactions as the tables themselves.
+SNAPSHOT_FILES = "landed._snapshot_files"
+SNAPSHOT_FILES_DDL = (
+    f"create table if not exists {SNAPSHOT_FILES} (source varchar primary key, sha256 varchar not null, "
+    "rows bigint not null, loaded_at timestamp not null, promoted_at timestamp)"
+)
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every landed and raw table that does not exist yet (empty), so rules can join against them."""
+    present = set(
+        con.execute(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            "where database_name = current_database() and schema_name in (?, ?)",
+            [LANDED, RAW],
+        ).fetchall()
+    )
+    wanted = {(f"{schema}.{source.name}",) for schema in (LANDED, RAW) for source in SOURCES}
+    if wanted | {(SNAPSHOT_FILES,)} <= present:  # one query instead of 25 catalog statements on every call
+        return
     for schema in (LANDED, RAW):
         con.execute(f"create schema if not exists {schema}")
         for source in SOURCES:
             con.execute(_ddl(source, schema))
+    con.execute(SNAPSHOT_FILES_DDL)
+
+
+def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: str) -> int | None:
+    """Rows of the snapshot in ``raw`` when it was promoted from a file with this checksum (and ``landed`` still
+    holds that same content), else None."""
+    ensure_tables(con)
+    row = con.execute(
+        f"select rows from {SNAPSHOT_FILES} where source = ? and sha256 = ? and promoted_at is not null",
+        [source_name, sha256],
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def snapshot_promoted(con: duckdb.DuckDBPyConnection, source_name: str) -> bool:
+    """True when the snapshot now in ``landed`` is the one in ``raw``: it passed its suite when it was loaded."""
+    ensure_tables(con)
+    row = con.execute(
+        f"select promoted_at is not null from {SNAPSHOT_FILES} where source = ?", [source_name]
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _replace_partition(
@@ -127,9 +168,11 @@ def _replace_partition(
     period: date | None,
     select_sql: str,
     params: list,
+    also: tuple[str, list] | None = None,
 ) -> int:
     """In one transaction: replace the period's rows (a snapshot: all rows) of ``schema.<source>`` with the
-    rows of ``select_sql``; returns how many there are. On any error the table keeps what it had."""
+    rows of ``select_sql``; returns how many there are. ``also`` is one more statement (and its parameters) for
+    the same transaction, given the row count as its last parameter. On any error the table keeps what it had."""
     table = f"{schema}.{source.name}"
     ensure_tables(con)
     con.execute("begin transaction")
@@ -142,6 +185,8 @@ def _replace_partition(
         con.execute(f"insert into {table} {select_sql}", params)
         where, args = ("where _period = ?", [period]) if period is not None else ("", [])
         rows = con.execute(f"select count(*) from {table} {where}", args).fetchone()[0]
+        if also is not None:
+            con.execute(also[0], [*also[1], rows])
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -177,10 +222,15 @@ def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, landing: Path, source_name: str, month: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    source_name: str,
+    month: str | None = None,
+    skip_unchanged: bool = False,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted
-    to ``raw``): a month of a monthly source, or a whole snapshot."""
+    to ``raw``): a month of a monthly source, or a whole snapshot. With ``skip_unchanged``, a snapshot file
+    with the checksum of the content already promoted is not loaded again (``unchanged`` in the result)."""
     source = BY_NAME[source_name]
     if (source.kind == "monthly") != (month is not None):
         raise ValueError(
@@ -203,6 +253,13 @@ def load(
             raise _explain_duckdb_error(path, exc) from exc
         check_columns(path, source, found)
     checksum = _sha256(path)
+    stat = path.stat()
+    if skip_unchanged and period is None:
+        promoted = promoted_snapshot(con, source_name, checksum)
+        if promoted is not None:
+            return LoadResult(
+                source_name, path, month, promoted, checksum, stat.st_size, stat.st_mtime_ns, unchanged=True
+            )
     lineage = (
         f"{'null' if period is None else repr(period.isoformat())}::date, ?, current_timestamp::timestamp"
     )
@@ -214,10 +271,15 @@ def load(
             period,
             f"select *, {lineage} from ({_select_sql(path, source)})",
             [str(path)],
+            also=None
+            if period is not None
+            else (
+                f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, current_timestamp::timestamp, null)",
+                [source_name, checksum],
+            ),
         )
     except duckdb.Error as exc:
         raise _explain_duckdb_error(path, exc) from exc
-    stat = path.stat()
     return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
 
 
@@ -227,7 +289,18 @@ def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None 
     period = month_start(month) if month else None
     where = "where _period = ?" if period is not None else ""
     return _replace_partition(
-        con, source, RAW, period, f"select * from {LANDED}.{source.name} {where}", [period] if period else []
+        con,
+        source,
+        RAW,
+        period,
+        f"select * from {LANDED}.{source.name} {where}",
+        [period] if period else [],
+        also=None
+        if period is not None
+        else (
+            f"update {SNAPSHOT_FILES} set promoted_at = current_timestamp::timestamp where source = ? and rows = ?",
+            [source.name],
+        ),
     )
 
 

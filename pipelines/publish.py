@@ -122,11 +122,13 @@ def publish(
                 con.execute(f"drop table marts.{stale}")
             for table in tables:
                 wanted = table_checksum(con, f"working.marts.{table}")
-                if table not in kept or not _patch(con, table, changed_from, wanted):
+                if table in kept and _patch(con, table, changed_from, wanted):
+                    counts[table], checksums[table] = wanted  # _patch verified the release's table
+                else:
                     con.execute(
                         f"create or replace table marts.{table} as select * from working.marts.{table}"
                     )
-                counts[table], checksums[table] = table_checksum(con, f"marts.{table}")
+                    counts[table], checksums[table] = table_checksum(con, f"marts.{table}")
                 _pause("building", published)
             con.execute("detach working")
             if "publish_log" not in kept:

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from pipelines.config import Paths
-from pipelines.ingest import LandingError, load, months_in_landing, promote
+from pipelines.ingest import LandingError, load, months_in_landing, promote, snapshot_promoted
 
 
 @pytest.fixture
@@ -89,6 +89,31 @@ def test_snapshot_reload_replaces_the_table(con, data_paths: Paths):
     first = load(con, data_paths.landing, "customers")
     second = load(con, data_paths.landing, "customers")
     assert first.rows == second.rows == _count(con, "customers")
+
+
+def test_an_unchanged_promoted_snapshot_is_not_reloaded(con, data_paths: Paths):
+    first = load(con, data_paths.landing, "customers", skip_unchanged=True)
+    assert not first.unchanged and not snapshot_promoted(con, "customers")  # landed, not yet validated
+    again = load(con, data_paths.landing, "customers", skip_unchanged=True)
+    assert not again.unchanged  # never promoted: loaded (and to be validated) again
+    promote(con, "customers")
+    assert snapshot_promoted(con, "customers")
+    loaded_at = con.execute("select max(_loaded_at) from landed.customers").fetchone()[0]
+    skipped = load(con, data_paths.landing, "customers", skip_unchanged=True)
+    assert skipped.unchanged and skipped.rows == first.rows and skipped.sha256 == first.sha256
+    assert con.execute("select max(_loaded_at) from landed.customers").fetchone()[0] == loaded_at
+    assert not load(con, data_paths.landing, "customers").unchanged  # without skip_unchanged: reloaded
+    promote(con, "customers")
+    # A changed file is loaded, and is not "promoted" until it is.
+    path = data_paths.landing / "reference" / "customers.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    changed = load(con, data_paths.landing, "customers", skip_unchanged=True)
+    assert not changed.unchanged and changed.rows == first.rows - 1
+    assert not snapshot_promoted(con, "customers")
+    assert _count(con, "customers", schema="raw") == first.rows  # raw keeps the validated snapshot
+    promote(con, "customers")
+    assert snapshot_promoted(con, "customers") and _count(con, "customers", schema="raw") == first.rows - 1
 
 
 def test_parquet_files_load_like_csv(con, data_paths: Paths):

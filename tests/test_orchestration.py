@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import DagsterEventType, RunRequest, SkipReason, build_schedule_context, build_sensor_context
 
 from pipelines.assets.publish import due_month, publication_freshness
 from pipelines.automation import contiguous, landing_sensor
@@ -21,7 +21,7 @@ from pipelines.partitions import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_
 from pipelines.publish import current_database
 from pipelines.resources import DataDir
 from pipelines.run import dagster_instance, run_pipeline
-from pipelines.sources import MONTHLY
+from pipelines.sources import MONTHLY, SNAPSHOTS
 
 HISTORY = GenerateConfig(customers=60, months=7, start="2024-01", seed=11)
 MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]  # 2024-07 is held back: it "arrives" in the sensor test
@@ -82,19 +82,40 @@ def test_a_range_backfill_into_an_empty_directory_publishes_every_month(history,
     assert len(runs) == 1
     assert runs[0].tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-01-01"
     assert runs[0].tags[ASSET_PARTITION_RANGE_END_TAG] == "2024-06-01"
+    # planned as one event per asset (with the range), not one per asset and month
+    planned = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    keys = [event.dagster_event.event_specific_data.asset_key for event in planned]
+    assert len(keys) == len(set(keys)) > 40
+    # ...and every month of every partitioned asset is materialized
+    materialized = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    assert {e.dagster_event.partition for e in materialized} >= {f"{m}-01" for m in MONTHS}
 
 
 def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history):
     paths, _ = copy_of_history
     first = _published_checksums(paths)
     assert len(first) == 13
-    run_pipeline(paths, "2024-04", "2024-04", progress=lambda _: None)
+    again = run_pipeline(paths, "2024-04", "2024-04", progress=lambda _: None)
     assert _published_checksums(paths) == first
+    assert _snapshot_checks(paths, again.run_id) == {"reused": 6, "validated": 0}  # files unchanged
     assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
     assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
     assert _published_checksums(paths) == first
-    run_pipeline(paths, "2024-01", "2024-06", progress=lambda _: None, full_refresh=True)
+    whole = run_pipeline(paths, "2024-01", "2024-06", progress=lambda _: None, full_refresh=True)
     assert _published_checksums(paths) == first  # incremental and whole rebuilds agree to the byte
+    assert _snapshot_checks(paths, whole.run_id) == {"reused": 0, "validated": 6}
+
+
+def _snapshot_checks(paths: Paths, run_id: str) -> dict[str, int]:
+    """How many reference snapshots a run validated with their suite, and how many it reused unchanged."""
+    evaluations = [
+        event.dagster_event.event_specific_data
+        for event in dagster_instance(paths).all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
+    snapshots = [e for e in evaluations if e.asset_key.path[1] in {s.name for s in SNAPSHOTS}]
+    assert all(e.passed for e in snapshots)
+    reused = sum(1 for e in snapshots if "not validated again" in (e.description or ""))
+    return {"reused": reused, "validated": len(snapshots) - reused}
 
 
 SENTINELS = {

@@ -23,8 +23,8 @@ from dagster import (
 
 from data_checks.gx_run import validator_for
 from data_checks.suites import SUITES
-from pipelines.ingest import LoadResult, find_file, load, promote, validation_frame
-from pipelines.partitions import monthly_partitions, run_months, single_run
+from pipelines.ingest import LoadResult, find_file, load, promote, snapshot_promoted, validation_frame
+from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, run_months, single_run
 from pipelines.resources import DataDir, LandingChecks, Warehouse
 from pipelines.sources import SOURCES, Source
 
@@ -55,6 +55,12 @@ def _policy(source: Source):
     return single_run if source.kind == "monthly" else None
 
 
+def _reuse_snapshot(context, source: Source) -> bool:
+    """Whether a snapshot whose file is unchanged may keep what was validated and promoted before: always,
+    except in a --full-refresh run, which reloads and validates everything."""
+    return source.kind != "monthly" and context.run.tags.get(FULL_REFRESH_TAG) != "true"
+
+
 def _file_metadata(results: list[LoadResult]) -> dict[str, object]:
     """What was loaded: the file (one month or the snapshot), or per month for a range; ``files`` holds each
     file's size and modification time, which the landing sensor compares to spot a corrected file."""
@@ -78,6 +84,7 @@ def _file_metadata(results: list[LoadResult]) -> dict[str, object]:
         metadata["file"] = MetadataValue.path(str(results[0].path))
         metadata["sha256"] = MetadataValue.text(results[0].sha256)
         metadata["bytes"] = MetadataValue.int(results[0].bytes)
+        metadata["unchanged"] = MetadataValue.bool(results[0].unchanged)
     return metadata
 
 
@@ -99,9 +106,16 @@ def _landed_asset(source: Source) -> AssetsDefinition:
         results = []
         with warehouse.get_connection() as con:
             for month in _months(context, source):
-                result = load(con, data_dir.paths.landing, source.name, month)
+                result = load(
+                    con, data_dir.paths.landing, source.name, month, _reuse_snapshot(context, source)
+                )
                 context.log.info(
                     f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}"
+                    + (
+                        " (unchanged since it was validated and promoted; not reloaded)"
+                        if result.unchanged
+                        else ""
+                    )
                 )
                 results.append(result)
         return MaterializeResult(metadata=_file_metadata(results))
@@ -124,6 +138,16 @@ def _suite_check(source: Source):
         checks: LandingChecks,
     ) -> AssetCheckResult:
         paths = data_dir.paths
+        if _reuse_snapshot(context, source):
+            with warehouse.get_connection() as con:
+                unchanged = snapshot_promoted(con, source.name)
+            if unchanged:
+                return AssetCheckResult(
+                    passed=True,
+                    description=f"{source.name} snapshot: the file is the one that passed this suite and was "
+                    "promoted; not validated again (a --full-refresh run validates it)",
+                    metadata={"source": source.name, "partition": "snapshot", "unchanged": True},
+                )
         validator = validator_for(paths.data_dir, checks.defer_docs)
         outcomes = []
         with warehouse.get_connection() as con:
@@ -187,6 +211,16 @@ def _raw_asset(source: Source) -> AssetsDefinition:
     )
     def _asset(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         with warehouse.get_connection() as con:
+            if _reuse_snapshot(context, source) and snapshot_promoted(con, source.name):
+                rows = con.execute(f"select count(*) from {source.raw_table}").fetchone()[0]
+                context.log.info(f"{source.name}: unchanged, {rows} rows already in {source.raw_table}")
+                return MaterializeResult(
+                    metadata={
+                        "rows": MetadataValue.int(rows),
+                        "dagster/row_count": MetadataValue.int(rows),
+                        "unchanged": MetadataValue.bool(True),
+                    }
+                )
             rows = sum(promote(con, source.name, month) for month in _months(context, source))
         return MaterializeResult(
             metadata={"rows": MetadataValue.int(rows), "dagster/row_count": MetadataValue.int(rows)}
