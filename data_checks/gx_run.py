@@ -68,8 +68,10 @@ class LandingValidator:
 
     GX runs in memory (an ephemeral context: no YAML read or written per validation); each source's suite,
     validation definition and checkpoint are built once. The Data Docs site is written under
-    ``<root>/gx/data_docs``: per validation, or, with ``defer_docs``, once for all pending results by
-    :meth:`build_docs`. Its index lists the validations of this process, i.e. the run.
+    ``<root>/gx/data_docs``: after each validation, or, with ``defer_docs``, once by :meth:`build_docs` (and
+    at once after a failure). Its run page (``run.html``) lists every validation of this process, i.e. the
+    run; GX renders its own page of a validation only when it failed (rendering the passing ones took longer
+    than validating them: 1.4 s of a 36 s refresh).
     """
 
     def __init__(self, root: Path, defer_docs: bool = False):
@@ -79,6 +81,7 @@ class LandingValidator:
         self._checkpoints: dict[str, Any] = {}
         self._pending: list = []
         self._outcomes: list[Outcome] = []
+        self._run_page_stale = False
 
     @property
     def docs_site(self) -> Path:
@@ -157,17 +160,21 @@ class LandingValidator:
         failures = [_failure(r) for r in validation.results if not r.success]
         outcome = Outcome(source, month, file, len(frame), len(validation.results), failures, self.docs_index)
         self._outcomes.append(outcome)
-        self._pending.append(identifier)
+        if failures:
+            self._pending.append(identifier)
+        self._run_page_stale = True
         if not self.defer_docs or failures:  # the page of a failure is wanted now
             self.build_docs()
         return outcome
 
     def build_docs(self) -> Path | None:
-        """Render the Data Docs pages of the results validated since the last build, and the run page."""
+        """Render GX's pages of the failed validations since the last build, and the run page."""
         if self._context is not None and self._pending:
             self._context.build_data_docs(resource_identifiers=self._pending)
             self._pending = []
+        if self._run_page_stale:
             self._write_run_page()
+            self._run_page_stale = False
         return self.docs_index if self.docs_index.exists() else None
 
     def _write_run_page(self) -> None:
@@ -196,12 +203,14 @@ class LandingValidator:
             "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
             ".failed td{background:#fde8e8}.ok td:nth-child(4){color:#1a7f37}</style></head><body>"
             f"<h1>Landing checks of the run</h1><p>{len(self._outcomes)} validations, {failed} failed. "
-            "Each suite is defined in data_checks/suites.py; the result links open Great Expectations' own pages "
-            '(<a href="index.html">its index</a> needs internet for its styles and scripts).</p>'
+            "Each suite is defined in data_checks/suites.py; the result links of failed validations open Great "
+            'Expectations\' own pages (<a href="index.html">its index</a> needs internet for its styles and '
+            "scripts).</p>"
             "<table><tr><th>source</th><th>partition</th><th>rows</th><th>result</th><th>failed expectations</th>"
             f"<th></th></tr>{''.join(rows)}</table></body></html>"
         )
         partial = self.docs_index.with_suffix(".partial")
+        partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(page, encoding="utf-8")
         os.replace(partial, self.docs_index)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 from dagster import AssetCheckKey, AssetKey
 
-from pipelines.dbt import MANIFEST
+from pipelines.dbt import MANIFEST, dbt_executable, dbt_resource
 from pipelines.definitions import defs
 from pipelines.sources import MONTHLY, SNAPSHOTS, SOURCES
 
@@ -66,3 +67,15 @@ def test_workspace_points_at_the_definitions_module():
     workspace = yaml.safe_load((pathlib.Path(__file__).parents[1] / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]
     assert module["module_name"] == "pipelines.definitions" and module["attribute"] == "defs"
+
+
+def test_the_dbt_resource_knows_the_cli_version_without_running_it():
+    """The resource takes dbt's version from the dbt-core installed here instead of a `dbt --version`
+    subprocess per run: true only because the executable it runs is that same installation."""
+    resource = dbt_resource()
+    assert resource.dbt_executable == dbt_executable()
+    printed = subprocess.run(
+        [dbt_executable(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"installed: {resource._cli_version}" in printed
+    assert resource._initialize_dbt_core_adapter(["build"]) is None  # no in-process adapter per run
