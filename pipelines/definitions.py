@@ -35,13 +35,27 @@ quiet_telemetry()
 
 ASSETS = [*ingest_assets, dbt_models, customer_clv, satisfaction, scorecard, published_marts]
 
-refresh_job = define_asset_job(
-    "refresh",
-    selection=AssetSelection.all() - AssetSelection.checks(published_on_time),
-    description="Refresh a month or a range of months: load, check and promote the reference snapshots and the "
-    "months' files, dbt build (incremental: the range and the trailing periods it reaches), CLV, satisfaction, "
-    "scorecard, then publish every mart.",
+REFRESH_DESCRIPTION = (
+    "Refresh a month or a range of months: load, check and promote the reference snapshots and the months' "
+    "files, dbt build (incremental: the range and the trailing periods it reaches), CLV, satisfaction, "
+    "scorecard, then publish every mart."
 )
+
+
+def _refresh_job(without_snapshots: frozenset[str] = frozenset()):
+    """The refresh job; ``without_snapshots`` leaves those reference snapshots' ingest assets out (cprof does
+    so for snapshots whose files are the ones already validated and promoted)."""
+    left_out = AssetSelection.assets(
+        *([layer, name] for name in sorted(without_snapshots) for layer in ("landed", "raw"))
+    )
+    return define_asset_job(
+        "refresh",
+        selection=AssetSelection.all() - AssetSelection.checks(published_on_time) - left_out,
+        description=REFRESH_DESCRIPTION,
+    )
+
+
+refresh_job = _refresh_job()
 ingest_reference_job = define_asset_job(
     "ingest_reference",
     selection=AssetSelection.assets(*([layer, s.name] for s in SNAPSHOTS for layer in ("landed", "raw"))),
@@ -62,12 +76,15 @@ freshness_schedule = ScheduleDefinition(
 )
 
 
-def build_definitions(data_paths: Paths, defer_docs: bool = False) -> Definitions:
+def build_definitions(
+    data_paths: Paths, defer_docs: bool = False, without_snapshots: frozenset[str] = frozenset()
+) -> Definitions:
+    refresh = _refresh_job(without_snapshots) if without_snapshots else refresh_job
     return Definitions(
         assets=ASSETS,
         asset_checks=[*ingest_checks, customer_clv_holdout, published_on_time],
-        jobs=[refresh_job, ingest_reference_job, freshness_job],
-        schedules=[monthly_close_schedule(refresh_job), freshness_schedule],
+        jobs=[refresh, ingest_reference_job, freshness_job],
+        schedules=[monthly_close_schedule(refresh), freshness_schedule],
         sensors=[landing_sensor],
         resources=resources_for(data_paths, defer_docs),
         # One process: DuckDB allows one writer per file, so steps must not run in parallel processes.

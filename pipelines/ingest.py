@@ -83,7 +83,7 @@ def months_in_landing(landing: Path) -> list[str]:
     return sorted(months)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -150,6 +150,24 @@ def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: 
         [source_name, sha256],
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+def unchanged_snapshots(warehouse: Path, landing: Path) -> set[str]:
+    """The reference snapshots whose landing file is the one already validated and promoted (read only: an
+    empty set when the warehouse or its record does not exist yet)."""
+    if not warehouse.exists():
+        return set()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        try:
+            promoted = dict(
+                con.execute(
+                    f"select source, sha256 from {SNAPSHOT_FILES} where promoted_at is not null"
+                ).fetchall()
+            )
+        except duckdb.CatalogException:
+            return set()
+    snapshots = [source for source in SOURCES if source.kind != "monthly" and source.name in promoted]
+    return {s.name for s in snapshots if file_sha256(find_file(landing, s)) == promoted[s.name]}
 
 
 def snapshot_promoted(con: duckdb.DuckDBPyConnection, source_name: str) -> bool:
@@ -252,7 +270,7 @@ def load(
         except duckdb.Error as exc:
             raise _explain_duckdb_error(path, exc) from exc
         check_columns(path, source, found)
-    checksum = _sha256(path)
+    checksum = file_sha256(path)
     stat = path.stat()
     if skip_unchanged and period is None:
         promoted = promoted_snapshot(con, source_name, checksum)
