@@ -172,7 +172,7 @@ def test_a_month_with_support_tickets_and_no_orders_shows_as_a_loss(built: Paths
     assert rows[0] > 0 and rows[1] < 0
 
 
-def _dbt_test(data_dir: Path, select: str) -> subprocess.CompletedProcess:
+def _dbt_test(data_dir: Path, select: str, *more: str) -> subprocess.CompletedProcess:
     """``dbt test --select`` against the warehouse in ``data_dir``."""
     return subprocess.run(
         [
@@ -180,6 +180,7 @@ def _dbt_test(data_dir: Path, select: str) -> subprocess.CompletedProcess:
             "test",
             "--select",
             select,
+            *more,
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",
@@ -209,6 +210,26 @@ def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path
     done = _dbt_test(tmp_path, "assert_activity_costs_fully_allocated")
     assert done.returncode == 1, done.stdout
     assert "FAIL 1 assert_activity_costs_fully_allocated" in done.stdout
+
+
+def test_a_null_fails_its_models_not_null_test_naming_the_column(built: Paths, tmp_path: Path):
+    """One not_null_columns test per model stands for one not_null test per column: it still names the column."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built.warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update raw.order_lines set quantity = null where (order_id, line_no) in "
+            "(select (order_id, line_no) from raw.order_lines order by order_id, line_no limit 2)"
+        )
+    done = _dbt_test(tmp_path, "stg_erp__order_lines,test_name:not_null_columns", "--store-failures")
+    assert done.returncode == 1, done.stdout
+    assert "FAIL 1 not_null_columns_stg_erp__order_lines" in done.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (audit,) = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema like '%dbt_test__audit' and table_name like 'not_null_columns_stg_erp__orde%'"
+        ).fetchone()
+        assert con.execute(f"select column_name, null_rows from {audit}").fetchall() == [("quantity", 2)]
 
 
 def test_dbt_unit_tests_pass(built: Paths, tmp_path: Path):
