@@ -154,18 +154,18 @@ def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: 
 
 def unchanged_snapshots(warehouse: Path, landing: Path) -> set[str]:
     """The reference snapshots whose landing file is the one already validated and promoted (read only: an
-    empty set when the warehouse or its record does not exist yet)."""
+    empty set when the warehouse or its record does not exist yet, or another process is writing it)."""
     if not warehouse.exists():
         return set()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        try:
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
             promoted = dict(
                 con.execute(
                     f"select source, sha256 from {SNAPSHOT_FILES} where promoted_at is not null"
                 ).fetchall()
             )
-        except duckdb.CatalogException:
-            return set()
+    except duckdb.Error:  # no record yet, or another connection holds the file: load them as usual
+        return set()
     snapshots = [source for source in SOURCES if source.kind != "monthly" and source.name in promoted]
     return {s.name for s in snapshots if file_sha256(find_file(landing, s)) == promoted[s.name]}
 

@@ -7,6 +7,7 @@ import subprocess
 
 from dagster import AssetCheckKey, AssetKey
 
+from pipelines.config import DBT_PROJECT_DIR
 from pipelines.dbt import MANIFEST, dbt_executable, dbt_resource
 from pipelines.definitions import defs
 from pipelines.sources import MONTHLY, SNAPSHOTS, SOURCES
@@ -79,3 +80,14 @@ def test_the_dbt_resource_knows_the_cli_version_without_running_it():
     ).stdout
     assert f"installed: {resource._cli_version}" in printed
     assert resource._initialize_dbt_core_adapter(["build"]) is None  # no in-process adapter per run
+
+
+def test_dbt_sets_duckdbs_spill_directory_once_per_database_not_per_cursor():
+    """dbt-duckdb applies `settings` with SET on every new cursor; once DuckDB has spilled to its temporary
+    directory it refuses to set it again, which failed every dbt node after the first spill at 100M lines.
+    The directory therefore belongs in `config_options` (given when the database opens)."""
+    import yaml
+
+    local = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["cprof"]["outputs"]["local"]
+    assert "temp_directory" not in local["settings"]
+    assert local["config_options"]["temp_directory"].endswith("/duckdb_tmp")
