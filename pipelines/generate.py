@@ -153,7 +153,7 @@ def generate(
         None,
     )
 
-    vol = {driver: np.zeros(m) for driver in DRIVERS}
+    vol: dict[str, np.ndarray] = {}  # driver volumes by month, summed over the blocks
     net_cents_total = 0
     ids = _Ids()
     blocks = -(-config.customers // config.block_customers)
@@ -175,7 +175,7 @@ def generate(
                 None if name == "customers" else "mon",
             )
         for driver, volume in drawn.volumes.items():
-            vol[driver] += volume
+            vol[driver] = vol.get(driver, 0) + volume
         net_cents_total += drawn.net_cents
         del drawn
 
@@ -216,9 +216,6 @@ def generate(
     )
     elapsed = time.perf_counter() - started
     return GenerateResult(landing=landing, months=calendar.labels, row_counts=writer.counts, seconds=elapsed)
-
-
-DRIVERS = ("orders", "order_lines", "express_orders", "returns", "support_minutes", "visit_minutes")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from data_checks.structure import LandingError, check_columns, check_csv_header
-from pipelines.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SOURCES, Source
+from pipelines.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SNAPSHOTS, SOURCES, Source
 
 __all__ = [
     "LandingError",
@@ -157,17 +157,12 @@ def unchanged_snapshots(warehouse: Path, landing: Path) -> set[str]:
     empty set when the warehouse or its record does not exist yet, or another process is writing it)."""
     if not warehouse.exists():
         return set()
+    checksums = {source.name: file_sha256(find_file(landing, source)) for source in SNAPSHOTS}
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            promoted = dict(
-                con.execute(
-                    f"select source, sha256 from {SNAPSHOT_FILES} where promoted_at is not null"
-                ).fetchall()
-            )
-    except duckdb.Error:  # no record yet, or another connection holds the file: load them as usual
+            return {name for name, sha in checksums.items() if promoted_snapshot(con, name, sha) is not None}
+    except duckdb.Error:  # no record yet (read only: no tables made), or another connection holds the file
         return set()
-    snapshots = [source for source in SOURCES if source.kind != "monthly" and source.name in promoted]
-    return {s.name for s in snapshots if file_sha256(find_file(landing, s)) == promoted[s.name]}
 
 
 def snapshot_promoted(con: duckdb.DuckDBPyConnection, source_name: str) -> bool:

@@ -197,16 +197,25 @@ def _dbt_test(data_dir: Path, select: str, *more: str) -> subprocess.CompletedPr
     )
 
 
-def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path):
-    """The conservation tests are not decorative: move one cent and dbt fails, naming the rule."""
-    warehouse = tmp_path / "warehouse.duckdb"
+def _copy_warehouse(built: Paths, data_dir: Path, *statements: str) -> Path:
+    """The built warehouse copied into ``data_dir``, with ``statements`` run on the copy."""
+    warehouse = data_dir / "warehouse.duckdb"
     shutil.copy(built.warehouse, warehouse)
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(
-            "update marts.customer_cost_to_serve set allocated_cost = allocated_cost + 0.01 "
-            "where (period, customer_id, activity) in "
-            "(select (period, customer_id, activity) from marts.customer_cost_to_serve limit 1)"
-        )
+        for statement in statements:
+            con.execute(statement)
+    return warehouse
+
+
+def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path):
+    """The conservation tests are not decorative: move one cent and dbt fails, naming the rule."""
+    _copy_warehouse(
+        built,
+        tmp_path,
+        "update marts.customer_cost_to_serve set allocated_cost = allocated_cost + 0.01 "
+        "where (period, customer_id, activity) in "
+        "(select (period, customer_id, activity) from marts.customer_cost_to_serve limit 1)",
+    )
     done = _dbt_test(tmp_path, "assert_activity_costs_fully_allocated")
     assert done.returncode == 1, done.stdout
     assert "FAIL 1 assert_activity_costs_fully_allocated" in done.stdout
@@ -214,13 +223,12 @@ def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path
 
 def test_a_null_fails_its_models_not_null_test_naming_the_column(built: Paths, tmp_path: Path):
     """One not_null_columns test per model stands for one not_null test per column: it still names the column."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(built.warehouse, warehouse)
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(
-            "update raw.order_lines set quantity = null where (order_id, line_no) in "
-            "(select (order_id, line_no) from raw.order_lines order by order_id, line_no limit 2)"
-        )
+    warehouse = _copy_warehouse(
+        built,
+        tmp_path,
+        "update raw.order_lines set quantity = null where (order_id, line_no) in "
+        "(select (order_id, line_no) from raw.order_lines order by order_id, line_no limit 2)",
+    )
     done = _dbt_test(tmp_path, "stg_erp__order_lines,test_name:not_null_columns", "--store-failures")
     assert done.returncode == 1, done.stdout
     assert "FAIL 1 not_null_columns_stg_erp__order_lines" in done.stdout
@@ -234,7 +242,7 @@ def test_a_null_fails_its_models_not_null_test_naming_the_column(built: Paths, t
 
 def test_dbt_unit_tests_pass(built: Paths, tmp_path: Path):
     """The dbt unit tests (fixtures in, expected rows out) run here, not in every refresh."""
-    shutil.copy(built.warehouse, tmp_path / "warehouse.duckdb")
+    _copy_warehouse(built, tmp_path)
     declared = sum(
         path.read_text().count("\n  - name: ")
         for path in (DBT_PROJECT_DIR / "models").rglob("*unit_tests.yml")

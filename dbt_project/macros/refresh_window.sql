@@ -57,13 +57,13 @@
         repeated across months is still caught;
       - relationships tests stay whole: a reloaded parent (a corrected month of order lines, a new customer
         snapshot) can orphan rows of earlier periods.
-    Full builds, --full-refresh, tables rebuilt whole and models without periods are tested whole. The singular conservation tests
-    window themselves with in_tested_window().
+    Full builds, --full-refresh, tables rebuilt whole and models without periods are tested whole. The singular
+    conservation tests window themselves with in_tested_window(), the same predicate.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where == 'refresh_window' -%}
-        {%- set first = refresh_window_bounds()[0] -%}
+        {%- set window = in_tested_window('period') | trim -%}
         {%- set test = model.get('test_metadata') or {} -%}
         {%- set nodes = graph.nodes.values()
             | selectattr('resource_type', 'equalto', 'model')
@@ -71,18 +71,17 @@
             | list -%}
         {%- set by_period = nodes and (nodes[0].config.materialized == 'incremental'
             or (nodes[0].config.materialized == 'view' and 'period' in nodes[0].columns)) -%}
-        {%- if first and by_period and not flags.FULL_REFRESH
-            and test.get('name') not in ('relationships', 'relationships_multi') -%}
+        {%- if window != 'true' and by_period and test.get('name') not in ('relationships', 'relationships_multi') -%}
             {%- set kwargs = test.get('kwargs') or {} -%}
             {%- set keys = [kwargs.get('column_name')] if test.get('name') == 'unique'
                 else kwargs.get('combination_of_columns') if test.get('name') == 'unique_combination_of_columns'
                 else none -%}
             {%- if keys -%}
                 {%- do return("(select * from " ~ relation ~ " semi join (select " ~ keys | join(', ')
-                    ~ " from " ~ relation ~ " where period >= " ~ first ~ ") dbt_window using ("
+                    ~ " from " ~ relation ~ " where " ~ window ~ ") dbt_window using ("
                     ~ keys | join(', ') ~ ")) dbt_subquery") -%}
             {%- endif -%}
-            {%- do return("(select * from " ~ relation ~ " where period >= " ~ first ~ ") dbt_subquery") -%}
+            {%- do return("(select * from " ~ relation ~ " where " ~ window ~ ") dbt_subquery") -%}
         {%- endif -%}
         {%- do return(relation) -%}
     {%- elif where -%}
