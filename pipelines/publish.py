@@ -25,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.sql import literal
+
 DATABASE = "cprof.duckdb"
 PARQUET_DIR = "parquet"
 CURRENT = "current"
@@ -115,7 +117,7 @@ def publish(
             shutil.copyfile(previous, partial)
         limit = os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB"
         with duckdb.connect(str(partial), config={"memory_limit": limit}) as con:
-            con.execute(f"attach '{warehouse}' as working (read_only)")
+            con.execute(f"attach {literal(warehouse)} as working (read_only)")
             con.execute("create schema if not exists marts")
             kept = _tables(con, "marts") if patching else set()
             for stale in kept - {*tables, "publish_log"}:
@@ -134,7 +136,7 @@ def publish(
             if "publish_log" not in kept:
                 con.execute(PUBLISH_LOG_DDL)
             if previous.exists() and "publish_log" not in kept:
-                con.execute(f"attach '{previous}' as previous (read_only)")
+                con.execute(f"attach {literal(previous)} as previous (read_only)")
                 if con.execute(
                     "select count(*) from information_schema.tables "
                     "where table_catalog = 'previous' and table_schema = 'marts' and table_name = 'publish_log'"
@@ -154,9 +156,8 @@ def publish(
                 ],
             )
             for table in [*tables, "publish_log"]:
-                con.execute(
-                    f"copy marts.{table} to '{building / PARQUET_DIR / table}.parquet' (format parquet)"
-                )
+                target = literal(building / PARQUET_DIR / f"{table}.parquet")
+                con.execute(f"copy marts.{table} to {target} (format parquet)")
             con.execute("checkpoint")
         os.replace(partial, building / DATABASE)
         release = releases / run_id

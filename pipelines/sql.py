@@ -1,0 +1,31 @@
+"""The one place where text becomes part of SQL. Values from data travel as bound parameters (``?`` or
+``$name``); only what SQL cannot take as a parameter is quoted here: identifiers (schema, table, column
+names) and the literals of statements that take no parameters (``ATTACH``, ``COPY ... TO``, ``COMMENT ON``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _text(value: str | Path) -> str:
+    text = str(value)
+    if "\x00" in text:
+        raise ValueError(f"a NUL character cannot be part of SQL text: {text!r}")
+    return text
+
+
+def ident(name: str) -> str:
+    """A quoted identifier: ``customer's "view"`` -> ``"customer's ""view"""``."""
+    return '"' + _text(name).replace('"', '""') + '"'
+
+
+def qualified(*parts: str) -> str:
+    """A quoted, dotted name: ``qualified("marts", "whale_curve")`` -> ``"marts"."whale_curve"``."""
+    return ".".join(ident(part) for part in parts)
+
+
+def literal(value: str | Path) -> str:
+    """A quoted string literal, for a statement that takes no parameters (a path in ``ATTACH`` or ``COPY``,
+    the text of ``COMMENT ON``)."""
+    return "'" + _text(value).replace("'", "''") + "'"
