@@ -123,12 +123,10 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
     print(f"  unprofitable customers under activity-based costing: {unprofitable:.1%}")
     print(f"  months reconciled to the cent (ABC, traditional, ledger): {balanced} of {months_total}")
     print(
-        f"  hidden losses (traditional costing shows a profit or zero, ABC a loss): {hidden_losses:,} "
-        f"customer-months of {loss_customers:,} customers, {without_revenue:,} of them with no net revenue"
+        f"  hidden losses (traditional profit >= 0, ABC loss): {hidden_losses:,} customer-months of "
+        f"{loss_customers:,} customers, {without_revenue:,} without net revenue"
     )
-    print(
-        f"  hidden profits (traditional costing shows a loss, ABC a profit or zero): {hidden_profits:,} customer-months"
-    )
+    print(f"  hidden profits (traditional loss, ABC profit >= 0): {hidden_profits:,} customer-months")
     if largest_losses:
         print("  the largest hidden losses:")
         print(
