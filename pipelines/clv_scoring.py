@@ -7,10 +7,15 @@ trailing-12-month ABC figures). For each as-of month both models are fitted on t
 * ``clv_revenue`` = discounted expected orders x expected spend per order;
 * ``clv_profit`` = discounted expected orders x (expected spend x the customer's gross margin rate - the
   customer's cost-to-serve per order), both rates over the trailing 12 months (company rates where the
-  customer has no revenue or no orders in that window);
+  customer has no revenue or no purchase days in that window);
 * ``defection_prone``: a customer in the top of past profit (trailing 12 months) whose P(alive) fell below
   the threshold.
-"""
+
+One unit throughout: the transaction is the **purchase day** (a day with at least one order), the unit
+BG/NBD counts (frequency = repeat purchase days). "Order" in the published names (``expected_orders``,
+``expected_spend_per_order``, ``cost_to_serve_per_order``) means that transaction: expected purchase days,
+spend per purchase day, and cost-to-serve per purchase day (trailing cost-to-serve / trailing purchase days).
+Two orders of a customer on one day are one transaction, whose spend and cost are the day's."""
 
 from __future__ import annotations
 
@@ -66,11 +71,12 @@ def score_month(summary: pd.DataFrame, settings: ClvSettings) -> tuple[pd.DataFr
     )
     spend = expected_spend(gg, x, m)
     revenue, margin = summary["net_revenue_t12m"].astype(float), summary["gross_margin_t12m"].astype(float)
-    cost, orders = summary["cost_to_serve_t12m"].astype(float), summary["orders_t12m"].astype(float)
+    # Cost-to-serve per transaction, in the unit the models count: per purchase day, not per order.
+    cost, days = summary["cost_to_serve_t12m"].astype(float), summary["purchase_days_t12m"].astype(float)
     company_margin_rate = margin.sum() / revenue.sum() if revenue.sum() > 0 else 0.0
-    company_cost_per_order = cost.sum() / orders.sum() if orders.sum() > 0 else 0.0
+    company_cost_per_day = cost.sum() / days.sum() if days.sum() > 0 else 0.0
     margin_rate = _ratio(margin, revenue, company_margin_rate)
-    cost_per_order = _ratio(cost, orders, company_cost_per_order)
+    cost_per_day = _ratio(cost, days, company_cost_per_day)
     alive = p_alive(bg, x, t_x, T)
     profit = summary["profit_t12m"].astype(float)
     high_profit = (profit > 0) & (profit >= profit.quantile(settings.high_profit_quantile))
@@ -85,11 +91,11 @@ def score_month(summary: pd.DataFrame, settings: ClvSettings) -> tuple[pd.DataFr
             "expected_orders": expected_orders(bg, horizon_days, x, t_x, T),
             "expected_spend_per_order": spend,
             "clv_revenue": discounted * spend,
-            "clv_profit": discounted * (spend * margin_rate - cost_per_order),
+            "clv_profit": discounted * (spend * margin_rate - cost_per_day),
             "defection_prone": (high_profit & (alive < settings.p_alive_threshold)).to_numpy(),
             "profit_t12m": profit.to_numpy(),
             "gross_margin_rate": margin_rate,
-            "cost_to_serve_per_order": cost_per_order,
+            "cost_to_serve_per_order": cost_per_day,
         }
     )
     return scored, Fit(summary["period"].iloc[0], bg, gg)

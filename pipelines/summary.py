@@ -29,23 +29,23 @@ where period = (select max(period) from marts.whale_curve)
 group by period
 """
 
-FLIPS_SQL = """
-with last_12_months as (
-    select
-        customer_id,
-        any_value(segment) as segment,
-        sum(net_revenue) as net_revenue,
-        sum(abc_profit) as abc_profit,
-        sum(traditional_profit) as traditional_profit
-    from marts.costing_comparison
-    where period > ? - interval 12 month and period <= ?
-    group by customer_id
-)
-select customer_id, segment, net_revenue, traditional_profit, abc_profit,
-       count(*) over () as flips
-from last_12_months
-where (abc_profit > 0) <> (traditional_profit > 0)
-order by net_revenue desc
+# Sign flips as the mart flags them (costing_comparison.flip_direction), per customer-month over the whale
+# curve's trailing 12 months: counted here, never re-derived from the profits.
+FLIP_COUNTS_SQL = """
+select
+    count(*) filter (where flip_direction = 'hidden_loss') as hidden_losses,
+    count(*) filter (where flip_direction = 'hidden_loss' and net_revenue = 0) as without_revenue,
+    count(distinct customer_id) filter (where flip_direction = 'hidden_loss') as loss_customers,
+    count(*) filter (where flip_direction = 'hidden_profit') as hidden_profits
+from marts.costing_comparison
+where period > ? - interval 12 month and period <= ?
+"""
+
+HIDDEN_LOSSES_SQL = """
+select period, customer_id, segment, net_revenue, traditional_profit, abc_profit
+from marts.costing_comparison
+where period > ? - interval 12 month and period <= ? and flip_direction = 'hidden_loss'
+order by abc_profit, period, customer_id
 limit 5
 """
 
@@ -108,7 +108,10 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
     database = current_database(paths.published)
     with duckdb.connect(str(database), read_only=True) as con:
         period, peak, unprofitable, ranked, months = con.execute(WHALE_SQL).fetchone()
-        flips = con.execute(FLIPS_SQL, [period, period]).fetchall()
+        hidden_losses, without_revenue, loss_customers, hidden_profits = con.execute(
+            FLIP_COUNTS_SQL, [period, period]
+        ).fetchone()
+        largest_losses = con.execute(HIDDEN_LOSSES_SQL, [period, period]).fetchall()
         months_total, balanced = con.execute(RECONCILIATION_SQL).fetchone()
         logged = con.execute("select count(*) from marts.publish_log").fetchone()[0]
         clv_period, clv_customers, clv_revenue, clv_profit = con.execute(CLV_TOTALS_SQL).fetchone()
@@ -119,19 +122,22 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
     print(f"  whale curve peak: {peak:,.1f} % of total profit, earned by the profitable customers")
     print(f"  unprofitable customers under activity-based costing: {unprofitable:.1%}")
     print(f"  months reconciled to the cent (ABC, traditional, ledger): {balanced} of {months_total}")
-    if flips:
+    print(
+        f"  hidden losses (traditional profit >= 0, ABC loss): {hidden_losses:,} customer-months of "
+        f"{loss_customers:,} customers, {without_revenue:,} without net revenue"
+    )
+    print(f"  hidden profits (traditional loss, ABC profit >= 0): {hidden_profits:,} customer-months")
+    if largest_losses:
+        print("  the largest hidden losses:")
         print(
-            f"  customers whose sign flips between traditional and ABC costing: {flips[0][5]:,}; the largest:"
+            f"    {'month':<7} {'customer':<10} {'segment':<15} {'net revenue':>12} {'traditional':>12} "
+            f"{'ABC profit':>12}"
         )
-        print(
-            f"    {'customer':<10} {'segment':<15} {'net revenue':>12} {'traditional':>12} {'ABC profit':>12}"
-        )
-        for customer, segment, revenue, traditional, abc, _ in flips:
+        for month, customer, segment, revenue, traditional, abc in largest_losses:
             print(
-                f"    {customer:<10} {segment:<15} {_money(revenue):>12} {_money(traditional):>12} {_money(abc):>12}"
+                f"    {month:%Y-%m} {customer:<10} {segment:<15} {_money(revenue):>12} {_money(traditional):>12} "
+                f"{_money(abc):>12}"
             )
-    else:
-        print("  no customer's sign flips between traditional and ABC costing")
     print()
     if clv_customers:
         print(

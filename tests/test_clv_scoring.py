@@ -50,7 +50,7 @@ def summary_as_of(purchase_days: list[list[int]], as_of: int, period: str, seed:
                 "net_revenue_t12m": 1000.0 if i % 7 else 0.0,
                 "gross_margin_t12m": 300.0 if i % 7 else 0.0,
                 "cost_to_serve_t12m": 50.0,
-                "orders_t12m": 5 if i % 11 else 0,
+                "purchase_days_t12m": 5 if i % 11 else 0,
             }
         )
     return pd.DataFrame(records)
@@ -70,14 +70,14 @@ def test_profit_clv_is_discounted_orders_times_margin_on_spend_less_cost_to_serv
     spend = expected_spend(fit.gamma_gamma, x, m)
     assert np.allclose(scored.expected_spend_per_order, spend)
     assert np.allclose(scored.clv_revenue, discounted * spend)
-    # A customer with revenue and orders: own rates (300 / 1000 margin, 50 / 5 cost per order).
-    own = (summary.net_revenue_t12m > 0) & (summary.orders_t12m > 0)
+    # A customer with revenue and purchase days: own rates (300 / 1000 margin, 50 / 5 cost per purchase day).
+    own = (summary.net_revenue_t12m > 0) & (summary.purchase_days_t12m > 0)
     expected = discounted * (spend * 0.3 - 10.0)
     assert np.allclose(scored.clv_profit[own], expected[own])
-    # Without revenue or orders in the window, the company's rates stand in.
+    # Without revenue or purchase days in the window, the company's rates stand in.
     company_margin = summary.gross_margin_t12m.sum() / summary.net_revenue_t12m.sum()
-    company_cost = summary.cost_to_serve_t12m.sum() / summary.orders_t12m.sum()
-    neither = (summary.net_revenue_t12m == 0) & (summary.orders_t12m == 0)
+    company_cost = summary.cost_to_serve_t12m.sum() / summary.purchase_days_t12m.sum()
+    neither = (summary.net_revenue_t12m == 0) & (summary.purchase_days_t12m == 0)
     assert neither.any()
     assert np.allclose(
         scored.clv_profit[neither], (discounted * (spend * company_margin - company_cost))[neither]

@@ -148,10 +148,13 @@ def test_profitability_views_are_coherent(built: Paths):
         ).fetchall()
         assert [d for d, _, _ in order] == list(range(1, 11))
         assert all(order[i][1] >= order[i + 1][2] for i in range(9))
-        # Sign flips are exactly the customers profitable under one method only.
+        # Sign flips are exactly the customers profitable (zero included) under one method only.
         mismatched = con.execute(
             "select count(*) from marts.costing_comparison "
-            "where sign_flip <> ((abc_profit > 0) <> (traditional_profit > 0))"
+            "where sign_flip <> ((abc_profit >= 0) <> (traditional_profit >= 0)) "
+            "or sign_flip <> (flip_direction is not null) "
+            "or flip_direction is distinct from case when abc_profit < 0 and sign_flip then 'hidden_loss' "
+            "when sign_flip then 'hidden_profit' end"
         ).fetchone()[0]
         assert mismatched == 0
         quadrants = {

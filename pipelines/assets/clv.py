@@ -1,6 +1,8 @@
 """CLV assets: customer_clv (BG/NBD and Gamma-Gamma, in revenue and in profit) and its holdout check.
 
-customer_clv is fitted per as-of month. A run rescores the as-of months its range can change: every month from
+customer_clv is fitted per as-of month. Its transaction ("order" in its column names) is the purchase day, a day
+with at least one order: what BG/NBD counts, what Gamma-Gamma's spend is per, and what cost-to-serve is divided by
+(see pipelines/clv_scoring.py). A run rescores the as-of months its range can change: every month from
 the range's first on, since a month's purchases enter every later summary; earlier months are kept.
 """
 
@@ -30,14 +32,14 @@ create table if not exists marts.customer_clv (
     recency integer not null,
     t integer not null,
     p_alive double not null,
-    expected_orders double not null,
-    expected_spend_per_order decimal(18, 2) not null,
+    expected_orders double not null,  -- expected purchase days (days with orders) over the horizon
+    expected_spend_per_order decimal(18, 2) not null,  -- per purchase day
     clv_revenue decimal(18, 2) not null,
     clv_profit decimal(18, 2) not null,
     defection_prone boolean not null,
     profit_t12m decimal(18, 2) not null,
     gross_margin_rate double not null,
-    cost_to_serve_per_order decimal(18, 2) not null
+    cost_to_serve_per_order decimal(18, 2) not null  -- trailing 12 months' cost-to-serve per purchase day
 )
 """
 
@@ -50,8 +52,10 @@ create table if not exists marts.customer_clv (
     backfill_policy=single_run,
     kinds={"duckdb", "python"},
     description="Per as-of month and customer: P(alive), expected orders over the horizon, expected spend per "
-    "order, revenue and profit CLV, and whether a customer of high past profit is defection-prone. Both models "
-    "are fitted by maximum likelihood on each month's summary (pipelines/clv.py).",
+    "order, revenue and profit CLV, and whether a customer of high past profit is defection-prone. An order here "
+    "is a purchase day (a day with at least one order): expected_orders, expected_spend_per_order and "
+    "cost_to_serve_per_order are all per purchase day, the unit BG/NBD counts. Both models are fitted by "
+    "maximum likelihood on each month's summary (pipelines/clv.py).",
 )
 def customer_clv(context: AssetExecutionContext, warehouse: Warehouse, clv: ClvConfig) -> MaterializeResult:
     settings = clv.settings()

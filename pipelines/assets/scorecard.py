@@ -5,8 +5,9 @@ Metrics: customer profit (trailing 12 months), share of unprofitable customers, 
 12 months of responses), mean profit CLV. Each row has its target from the configuration (the segment's own,
 else, for rates and averages, the company's), the variance, a status (green meets the target, amber within
 tolerance, red otherwise, honouring whether higher or lower is better), the trend against the prior month and
-the owner; incentive_attainment sums, per owner and month, the incentive weights of the owner's company-wide
-(segment 'all') metrics on target, out of all of them.
+the owner. Variance, status and trend are computed from the actual and target as published (4 decimal places),
+so they agree with the numbers a reader sees. incentive_attainment sums, per owner and month, the incentive
+weights of the owner's company-wide (segment 'all') metrics on target, out of all of them.
 
 Every metric of a month depends on history before it (trailing windows, CLV), so a run rebuilds the months
 from its first month on and keeps the earlier ones.
@@ -143,13 +144,29 @@ targeted as (
         and (actuals.segment = 'all' or actuals.metric in ({", ".join(repr(m) for m in INTENSIVE)}))
 ),
 
-final as (
+-- Status, variance and trend are computed from the figures as published (4 decimal places), so that they agree
+-- with what a reader sees: two months whose actuals both read 0.0666 are 'flat', whatever lies beyond.
+published as (
     select
         period,
         segment,
         metric,
         cast(actual as decimal(20, 4)) as actual,
         cast(target as decimal(20, 4)) as target,
+        direction,
+        amber_tolerance,
+        owner,
+        incentive_weight
+    from targeted
+),
+
+final as (
+    select
+        period,
+        segment,
+        metric,
+        actual,
+        target,
         cast(actual - target as decimal(20, 4)) as variance,
         case
             when target is null or actual is null then null
@@ -168,7 +185,7 @@ final as (
         owner,
         cast(incentive_weight as decimal(9, 4)) as incentive_weight,
         direction
-    from targeted
+    from published
     window trend_window as (partition by segment, metric order by period)
 )
 

@@ -2,7 +2,9 @@
 -- (time unit: days). A purchase is a day with at least one order: frequency counts the repeat purchase days
 -- after the first, recency is the age at the last purchase, T the age at the month end, and monetary_value
 -- the mean value (after line discounts) of the repeat purchase days.
--- Also carries what profit CLV needs from activity-based costing over the trailing 12 months.
+-- Also carries what profit CLV needs from activity-based costing over the trailing 12 months, with the
+-- purchase days of that window: cost-to-serve is divided per purchase day, the transaction the models count
+-- (a customer who orders twice on a day makes one purchase, and bears that day's cost once per purchase).
 {{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
 with purchase_days as (
     select * from {{ ref('int_clv_purchase_days') }}
@@ -68,11 +70,11 @@ trailing_figures as (
     group by as_of.period, profitability.customer_id
 ),
 
-trailing_orders as (
+trailing_purchase_days as (
     select
         as_of.period,
         purchase_days.customer_id,
-        sum(purchase_days.orders) as orders_t12m
+        count(*) as purchase_days_t12m
     from as_of
     inner join purchase_days
         on purchase_days.order_date > as_of.as_of_date - interval 12 month
@@ -92,12 +94,13 @@ final as (
         cast(coalesce(trailing_figures.net_revenue_t12m, 0) as decimal(18, 2)) as net_revenue_t12m,
         cast(coalesce(trailing_figures.gross_margin_t12m, 0) as decimal(18, 2)) as gross_margin_t12m,
         cast(coalesce(trailing_figures.cost_to_serve_t12m, 0) as decimal(18, 2)) as cost_to_serve_t12m,
-        cast(coalesce(trailing_orders.orders_t12m, 0) as integer) as orders_t12m
+        cast(coalesce(trailing_purchase_days.purchase_days_t12m, 0) as integer) as purchase_days_t12m
     from summary
     left join trailing_figures
         on summary.period = trailing_figures.period and summary.customer_id = trailing_figures.customer_id
-    left join trailing_orders
-        on summary.period = trailing_orders.period and summary.customer_id = trailing_orders.customer_id
+    left join trailing_purchase_days
+        on summary.period = trailing_purchase_days.period
+        and summary.customer_id = trailing_purchase_days.customer_id
 )
 
 select * from final

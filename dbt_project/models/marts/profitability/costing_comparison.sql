@@ -1,11 +1,13 @@
 -- Activity-based against traditional (revenue-spread) customer profit, per period and customer, with the
--- customers whose sign flips: profitable under one method and loss-making under the other.
+-- customers whose sign flips: profitable under one method and loss-making under the other, zero counting on
+-- the profitable side. A hidden loss is traditional profit >= 0 and ABC profit < 0 (a month of support tickets
+-- or visits and no revenue is one: no revenue, no overhead, traditional profit 0); a hidden profit the reverse.
 {{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
 with profitability as (
     select * from {{ ref('customer_profitability') }}
 ),
 
-final as (
+compared as (
     select
         period,
         customer_id,
@@ -14,12 +16,19 @@ final as (
         abc_profit,
         traditional_profit,
         cast(abc_profit - traditional_profit as decimal(18, 2)) as difference,
-        (abc_profit > 0) <> (traditional_profit > 0) as sign_flip,
         case
-            when traditional_profit > 0 and abc_profit <= 0 then 'hidden_loss'
-            when traditional_profit <= 0 and abc_profit > 0 then 'hidden_profit'
+            when traditional_profit >= 0 and abc_profit < 0 then 'hidden_loss'
+            when traditional_profit < 0 and abc_profit >= 0 then 'hidden_profit'
         end as flip_direction
     from profitability
+),
+
+final as (
+    select
+        * exclude (flip_direction),
+        flip_direction is not null as sign_flip,
+        flip_direction
+    from compared
 )
 
 select * from final
