@@ -97,7 +97,12 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "header only": (
         "order_lines",
         lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
-        "expect_table_row_count_to_be_between",
+        "no rows: an empty order_lines month is not normal",
+    ),
+    "header-only ledger": (
+        "gl_costs",
+        lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
+        "no rows: an empty gl_costs month is not normal",
     ),
     "missing column": (
         "returns",
@@ -112,9 +117,23 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "wrong type": (
         "support_tickets",
         _edit("opened_at", "yesterday"),
-        "column opened_at: Error when converting",
+        "line 2, column opened_at, value 'yesterday': expected TIMESTAMP, an ISO timestamp",
     ),
-    "text in a number": ("order_lines", _edit("quantity", "twelve"), 'Could not convert string "twelve"'),
+    "text in a number": (
+        "order_lines",
+        _edit("quantity", "twelve"),
+        "line 2, column quantity, value 'twelve': expected INTEGER",
+    ),
+    "fractional quantity": (
+        "order_lines",
+        _edit("quantity", "2.5", row=4),
+        "line 5, column quantity, value '2.5': expected INTEGER, a whole number",
+    ),
+    "price with more decimals than declared": (
+        "order_lines",
+        _edit("unit_price", "134.124999"),
+        "line 2, column unit_price, value '134.124999': expected DECIMAL(18,2), a decimal number with at most 2",
+    ),
     "truncated CSV": ("order_lines", lambda p: p.write_text(p.read_text()[:-25]), "does not parse: line"),
     "non-UTF-8 bytes": (
         "order_lines",
