@@ -39,7 +39,7 @@ def rule_for(kind: str) -> TypeRule | None:
         return TypeRule(
             kind,
             r"[+-]?[0-9]+",
-            "a whole number: digits with an optional sign (no decimal point, exponent, "
+            f"a whole number: digits with an optional sign, within {kind}'s range (no decimal point, exponent, "
             "hexadecimal or digit separators)",
         )
     decimal = _DECIMAL.fullmatch(kind)
@@ -56,7 +56,7 @@ def rule_for(kind: str) -> TypeRule | None:
             "before the point (no exponent or digit separators); it is not rounded",
         )
     if kind == "DATE":
-        return TypeRule(kind, r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "an ISO date, YYYY-MM-DD")
+        return TypeRule(kind, r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "an ISO date, YYYY-MM-DD, of a day that exists")
     if kind == "TIMESTAMP":
         return TypeRule(
             kind,

@@ -58,6 +58,8 @@ INEXACT = [  # (source, column, value, declared type)
     ("order_lines", "quantity", "1e3", "INTEGER"),
     ("order_lines", "quantity", "0x10", "INTEGER"),
     ("order_lines", "quantity", "1_000", "INTEGER"),
+    ("order_lines", "quantity", "99999999999", "INTEGER"),  # beyond INTEGER's range
+    ("order_lines", "unit_price", "12345678901234567.00", "DECIMAL(18,2)"),  # beyond its precision
     ("order_lines", "unit_price", "134.124999", "DECIMAL(18,2)"),
     ("order_lines", "discount_amount", "1,5", "DECIMAL(18,2)"),
     ("order_lines", "order_date", "02/14/2024", "DATE"),
