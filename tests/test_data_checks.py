@@ -99,11 +99,6 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
         lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
         "no rows: an empty order_lines month is not normal",
     ),
-    "header-only ledger": (
-        "gl_costs",
-        lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
-        "no rows: an empty gl_costs month is not normal",
-    ),
     "missing column": (
         "returns",
         lambda p: _write(p, [row[:-1] for row in _rows(p)]),
@@ -128,11 +123,6 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
         "order_lines",
         _edit("quantity", "2.5", row=4),
         "line 5, column quantity, value '2.5': expected INTEGER, a whole number",
-    ),
-    "price with more decimals than declared": (
-        "order_lines",
-        _edit("unit_price", "134.124999"),
-        "line 2, column unit_price, value '134.124999': expected DECIMAL(18,2), a decimal number with at most 2",
     ),
     "truncated CSV": ("order_lines", lambda p: p.write_text(p.read_text()[:-25]), "does not parse: line"),
     "non-UTF-8 bytes": (
