@@ -15,12 +15,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, SkipReason, build_sensor_context
+from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context, materialize
 
+from pipelines.assets.ingest import ingest_assets
 from pipelines.automation import landing_sensor, refresh_requests
 from pipelines.config import Paths
 from pipelines.ingest import LandingError, landing_inventory, load, months_in_landing
-from pipelines.resources import DataDir
+from pipelines.resources import DataDir, resources_for
 from pipelines.sources import SNAPSHOTS
 from pipelines.sql import literal
 from tests.test_data_checks import _copy, publication_fingerprint
@@ -247,3 +248,29 @@ def test_an_empty_month_loads_zero_rows_where_it_is_normal(con, data_paths: Path
     path = data_paths.landing / source / f"{MONTH}.csv"
     path.write_text(path.read_text().splitlines()[0] + "\n")
     assert load(con, data_paths.landing, source, MONTH).rows == 0
+
+
+def test_a_run_launched_in_dagster_fails_on_a_misnamed_file_in_its_folder(data_paths: Paths):
+    """Runs from the UI or the sensor do not go through ``cprof``: the landed asset checks its own folder."""
+    bad = data_paths.landing / "returns" / "2024-1.csv"
+    bad.write_text("return_id\n")
+    lock = data_paths.landing / "sales_visits" / ".~lock.2024-01.csv#"
+    lock.write_text("lock")
+    landed = [
+        a
+        for a in ingest_assets
+        if a.key in (AssetKey(["landed", "returns"]), AssetKey(["landed", "sales_visits"]))
+    ]
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            landed,
+            partition_key="2024-01-01",
+            resources=resources_for(data_paths),
+            instance=instance,
+            raise_on_error=False,
+        )
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        visits = instance.get_latest_materialization_event(AssetKey(["landed", "sales_visits"]))
+    assert failure.step_key == "landed__returns"
+    assert f"{bad}: '2024-1' is not a month" in failure.step_failure_data.error.cause.message
+    assert visits is not None and visits.asset_materialization.metadata["ignored"].value == [str(lock)]
