@@ -147,11 +147,11 @@ def floor_query(landing: Path) -> int:
 
     globs = [str(landing / s.name / "*.csv") for s in MONTHLY] + [str(landing / "reference" / "*.csv")]
     parts = " union all ".join(
-        f"select count(*) as n from read_csv('{glob}', header = true, all_varchar = true, union_by_name = true)"
-        for glob in globs
+        "select count(*) as n from read_csv(?, header = true, all_varchar = true, union_by_name = true)"
+        for _ in globs
     )
     with duckdb.connect() as con:
-        return int(con.execute(f"select sum(n) from ({parts})").fetchone()[0])
+        return int(con.execute(f"select sum(n) from ({parts})", globs).fetchone()[0])
 
 
 def machine() -> str:

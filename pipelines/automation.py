@@ -30,10 +30,10 @@ from dagster import (
     sensor,
 )
 
-from pipelines.ingest import EXTENSIONS, MONTH_RE
+from pipelines.ingest import landing_inventory
 from pipelines.partitions import partition_key, range_tags, shift_month
 from pipelines.resources import DataDir
-from pipelines.sources import MONTHLY, SNAPSHOTS
+from pipelines.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 
 # The monthly close runs at 06:00 UTC on the 3rd, when the ledger of the previous month has closed; the
 # published marts are due by 09:00 (pipelines.assets.publish.PUBLISH_DEADLINE_CRON).
@@ -44,6 +44,8 @@ class LandingStatus:
     """What the landing zone holds: per month, each monthly source's file and its (bytes, mtime_ns)."""
 
     files: dict[str, dict[str, tuple[str, int, int]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # files that break the landing spec, in words
+    ignored: list[str] = field(default_factory=list)  # hidden and editor files, not loaded
 
     def missing(self, month: str) -> list[str]:
         return [s.name for s in MONTHLY if s.name not in self.files.get(month, {})]
@@ -66,14 +68,20 @@ def _stat(path: Path) -> tuple[str, int, int]:
 
 
 def scan_landing(landing: Path) -> LandingStatus:
-    status = LandingStatus()
+    """The landing zone's monthly files; a file whose name breaks the spec is a problem to report (a run would
+    fail on it), not an error of the sensor."""
+    inventory = landing_inventory(landing)
+    status = LandingStatus(
+        problems=[f"{path}: {problem}" for path, problem in inventory.problems],
+        ignored=[str(path) for path in inventory.ignored],
+    )
     for source in MONTHLY:
-        folder = landing / source.name
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix in EXTENSIONS and MONTH_RE.match(path.stem) and path.is_file():
-                status.files.setdefault(path.stem, {})[source.name] = _stat(path)
+        for month in inventory.months:
+            path = next(
+                (p for e in EXTENSIONS if (p := landing / source.name / f"{month}{e}").is_file()), None
+            )
+            if path is not None:
+                status.files.setdefault(month, {})[source.name] = _stat(path)
     return status
 
 
@@ -139,6 +147,11 @@ def contiguous(months: list[str]) -> list[list[str]]:
 def refresh_requests(instance: DagsterInstance, landing: Path) -> tuple[list[RunRequest], list[str]]:
     """The runs the landing zone calls for, and what it is still waiting for, in words."""
     status = scan_landing(landing)
+    ignored = [f"ignored (hidden or editor files): {', '.join(status.ignored)}"] if status.ignored else []
+    if status.problems:  # every run would fail on them: request nothing until they are fixed
+        return [], [
+            f"nothing loaded until this file is fixed: {problem}" for problem in status.problems
+        ] + ignored
     requests = [
         RunRequest(
             run_key=f"{group[0]}..{group[-1]}:{status.fingerprint(group)}",
@@ -156,7 +169,7 @@ def refresh_requests(instance: DagsterInstance, landing: Path) -> tuple[list[Run
         "`cprof backfill --full-refresh` when intended"
         for name in changed_snapshots(instance, landing)
     ]
-    return requests, waiting
+    return requests, waiting + ignored
 
 
 @sensor(
@@ -173,8 +186,14 @@ def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
         context.log.info(line)
     if requests:
         return SensorResult(run_requests=requests)
+    blocked = any(line.startswith("nothing loaded until") for line in waiting)
     return SkipReason(
-        "every complete month is loaded and unchanged" + ("; " + "; ".join(waiting) if waiting else "")
+        (
+            "the landing zone has files that break its spec"
+            if blocked
+            else "every complete month is loaded and unchanged"
+        )
+        + ("; " + "; ".join(waiting) if waiting else "")
     )
 
 

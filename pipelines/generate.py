@@ -37,6 +37,7 @@ import pandas as pd
 
 from data_checks.suites import MAX_HANDLING_MINUTES
 from pipelines.sources import MONTHLY
+from pipelines.sql import literal
 
 BG_NBD_TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # lambda per day ~ Gamma(shape r, rate alpha)
 SURVEY_ATTRIBUTES = (
@@ -627,9 +628,9 @@ class _LandingWriter:
         self.con.register("frame", frame)
         try:
             if not path.exists():
-                self.con.execute(f"copy (select {cols} from ({select_sql})) to '{path}' (header)")
+                self.con.execute(f"copy (select {cols} from ({select_sql})) to {literal(path)} (header)")
                 return
-            self.con.execute(f"copy (select {cols} from ({select_sql})) to '{self._part}' (header false)")
+            self.con.execute(f"copy (select {cols} from ({select_sql})) to {literal(self._part)} (header false)")
             with path.open("ab") as out, self._part.open("rb") as part:
                 shutil.copyfileobj(part, out, 1 << 20)
             self._part.unlink()

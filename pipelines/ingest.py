@@ -5,6 +5,13 @@ A file is first loaded into ``landed.<source>`` (quarantine), validated there, a
 replaces exactly its month (``_period``), a snapshot the whole table. A file that is missing, unreadable or does not parse raises
 :class:`LandingError` naming the path (and, where DuckDB reports them, the line and column); the
 transaction is rolled back, so the warehouse keeps what it had.
+
+Values are parsed exactly (data_checks.parsing): each is read as text and must be written in its column's
+declared type (pipelines.sources) before it is cast, so nothing is rounded or reinterpreted on the way in; a value
+that is not fails the file naming its line (Parquet: row), column, value and the rule. A landing folder holds
+only files the spec names (``<YYYY-MM>.csv``/``.parquet`` per monthly source, ``<snapshot>.csv``/``.parquet`` in
+``reference``): any other file fails the run (hidden and editor lock files are ignored and listed). A
+header-only month of a source that declares empty months abnormal (order lines, the ledger) fails too.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ from pathlib import Path
 
 import duckdb
 
+from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
 from data_checks.structure import LandingError, check_columns, check_csv_header
-from pipelines.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SNAPSHOTS, SOURCES, Source
+from pipelines.sources import BY_NAME, EXTENSIONS, LINEAGE_COLUMNS, MONTHLY, SNAPSHOTS, SOURCES, Source
+from pipelines.sql import ident, literal
 
 __all__ = [
     "LandingError",
     "LoadResult",
     "find_file",
+    "landing_inventory",
     "load",
     "months_in_landing",
     "promote",
@@ -31,7 +41,6 @@ __all__ = [
 ]
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-EXTENSIONS = (".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -71,16 +80,89 @@ def find_file(landing: Path, source: Source, month: str | None = None) -> Path:
     return found[0]
 
 
-def months_in_landing(landing: Path) -> list[str]:
-    """Every month for which any monthly source has a file, sorted."""
-    months: set[str] = set()
-    for source in MONTHLY:
-        folder = landing / source.name
-        if folder.is_dir():
-            months.update(
-                p.stem for p in folder.iterdir() if p.suffix in EXTENSIONS and MONTH_RE.match(p.stem)
+# Files a person's tools leave beside the data: ignored (and listed), never loaded. Hidden files include macOS's
+# .DS_Store, LibreOffice's .~lock.<name># and vim's .<name>.swp.
+IGNORED_NAMES = ("Thumbs.db", "desktop.ini")
+
+
+def ignorable(name: str) -> bool:
+    """A hidden file or an editor's lock or backup file."""
+    return name.startswith((".", "~$")) or name.endswith(("~", ".swp", ".swx")) or name in IGNORED_NAMES
+
+
+@dataclass(frozen=True)
+class LandingInventory:
+    """What the landing zone holds: every month with a file of a monthly source, the files ignored (hidden or
+    editor files), and the files or folders that are not part of the spec (each with what is wrong)."""
+
+    months: list[str]
+    ignored: list[Path]
+    problems: list[tuple[Path, str]]
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            (first, problem), rest = self.problems[0], self.problems[1:]
+            also = "".join(f"\n  also {path}: {text}" for path, text in rest)
+            raise LandingError(first, problem + also)
+
+
+def _name_problem(path: Path, stems: tuple[str, ...] | None) -> str | None:
+    """What is wrong with a file's name in a monthly folder (``stems`` None) or in reference/ (the snapshots'
+    names), or None when it is a landing file."""
+    accepted = " or ".join(EXTENSIONS)
+    if path.is_dir():
+        return "a folder where only landing files belong; move it out of the landing zone"
+    if path.suffix not in EXTENSIONS:
+        return f"extension {path.suffix or '(none)'!r} is not accepted: landing files end in {accepted} (lower case)"
+    if stems is None:
+        if not MONTH_RE.match(path.stem):
+            return (
+                f"{path.stem!r} is not a month: a monthly file is named YYYY-MM{path.suffix} (month 01-12), "
+                "so this file would never be loaded; rename or remove it"
             )
-    return sorted(months)
+    elif path.stem not in stems:
+        return (
+            f"{path.stem!r} is not a reference snapshot of the spec ({', '.join(stems)}); rename or remove it"
+        )
+    return None
+
+
+def landing_inventory(landing: Path) -> LandingInventory:
+    """Every file of the landing zone accounted for: months found, files ignored, files that break the spec."""
+    months: set[str] = set()
+    ignored: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    folders = {source.name: None for source in MONTHLY} | {"reference": tuple(s.name for s in SNAPSHOTS)}
+    if not landing.is_dir():
+        return LandingInventory([], [], [])
+    for entry in sorted(landing.iterdir()):
+        if ignorable(entry.name):
+            ignored.append(entry)
+        elif entry.name not in folders or not entry.is_dir():
+            problems.append(
+                (entry, f"not part of the landing zone: it holds only the folders {', '.join(folders)}")
+            )
+    for folder, stems in folders.items():
+        if not (landing / folder).is_dir():
+            continue
+        for path in sorted((landing / folder).iterdir()):
+            if ignorable(path.name):
+                ignored.append(path)
+                continue
+            problem = _name_problem(path, stems)
+            if problem:
+                problems.append((path, problem))
+            elif stems is None:
+                months.add(path.stem)
+    return LandingInventory(sorted(months), ignored, problems)
+
+
+def months_in_landing(landing: Path) -> list[str]:
+    """Every month for which any monthly source has a file, sorted. A file whose name is not a month of the
+    expected form, or whose extension the spec does not accept, raises LandingError naming it."""
+    inventory = landing_inventory(landing)
+    inventory.raise_problems()
+    return inventory.months
 
 
 def file_sha256(path: Path) -> str:
@@ -91,17 +173,80 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _select_sql(path: Path, source: Source) -> str:
-    """A SELECT over the file that yields the source's columns with their declared types."""
-    quoted = str(path).replace("'", "''")
+def _csv_text_sql(source: Source) -> str:
+    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written."""
+    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in source.columns)
+    return (
+        "select * from read_csv($path, header = true, auto_detect = false, delim = ',', quote = '\"', "
+        f"escape = '\"', strict_mode = true, null_padding = false, columns = {{{columns}}})"
+    )
+
+
+_FLOATS = ("FLOAT", "DOUBLE", "REAL")
+
+
+def _parquet_types(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    """The DuckDB type of each column of a Parquet file."""
+    return dict(
+        con.execute(
+            "select column_name, column_type from (describe select * from read_parquet(?))", [str(path)]
+        ).fetchall()
+    )
+
+
+def _parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool = False) -> str:
+    """A SELECT over the Parquet file ``$path`` that yields the source's columns as text, except those already
+    stored in their declared type (``stored``: the file's column types), which stay as they are unless
+    ``row_number`` (then everything is text, with the row's position). A double becomes its shortest exact
+    decimal: 8.0 fits an INTEGER column (the trailing ``.0`` dropped), 8.4 does not."""
+    expressions = ["file_row_number"] if row_number else []
+    for name, kind in source.columns.items():
+        column = ident(name)
+        if stored.get(name) == kind and not row_number:
+            text = column
+        elif stored.get(name) in _FLOATS and kind in ("INTEGER", "BIGINT"):
+            text = f"regexp_replace(cast({column} as varchar), '\\.0$', '')"
+        else:
+            text = f"cast({column} as varchar)"
+        expressions.append(f"{text} as {column}")
+    options = ", file_row_number = true" if row_number else ""
+    return f"select {', '.join(expressions)} from read_parquet($path{options})"
+
+
+def _select_sql(source: Source, stored: dict[str, str] | None) -> str:
+    """A SELECT over the landing file ``$path`` (CSV when ``stored`` is None, else Parquet with these column
+    types) that yields the source's columns in their declared types, each value checked to be written exactly
+    in its type: otherwise the statement fails (data_checks.parsing)."""
+    text = _csv_text_sql(source) if stored is None else _parquet_text_sql(source, stored)
+    casts = ", ".join(
+        f"{ident(name) if stored and stored.get(name) == kind else checked_cast(ident(name), kind)} as {ident(name)}"
+        for name, kind in source.columns.items()
+    )
+    return f"select {casts} from ({text})"
+
+
+def _inexact_values(con: duckdb.DuckDBPyConnection, path: Path, source: Source) -> LandingError | None:
+    """After a failed load: the values of the file that are not exactly of their declared type (the first three
+    in file order, with their line or row, and how many in all), or None when every value fits."""
     if path.suffix == ".csv":
-        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in source.columns.items())
-        return (
-            f"select * from read_csv('{quoted}', header = true, auto_detect = false, delim = ',', quote = '\"', "
-            f"escape = '\"', strict_mode = true, null_padding = false, columns = {{{columns}}})"
+        con.execute(
+            f"create or replace temp table _landing_text as {_csv_text_sql(source)}", {"path": str(path)}
         )
-    casts = ", ".join(f'cast("{name}" as {kind}) as "{name}"' for name, kind in source.columns.items())
-    return f"select {casts} from read_parquet('{quoted}')"
+        try:
+            offenders = con.execute(offenders_sql("_landing_text", source.columns, "rowid")).fetchall()
+        finally:
+            con.execute("drop table if exists _landing_text")
+        lines = csv_lines(path, {row[0] for row in offenders})
+        where = {row: f"line {line}" for row, line in lines.items()}
+    else:
+        relation = f"({_parquet_text_sql(source, _parquet_types(con, path), row_number=True)})"
+        offenders = con.execute(
+            offenders_sql(relation, source.columns, "file_row_number"), {"path": str(path)}
+        ).fetchall()
+        where = {row[0]: f"row {row[0] + 1}" for row in offenders}
+    if not offenders:
+        return None
+    return LandingError(path, describe_offenders(offenders, where))
 
 
 LANDED, RAW = "landed", "raw"
@@ -182,10 +327,12 @@ def _replace_partition(
     select_sql: str,
     params: list,
     also: tuple[str, list] | None = None,
+    if_empty: LandingError | None = None,
 ) -> int:
     """In one transaction: replace the period's rows (a snapshot: all rows) of ``schema.<source>`` with the
     rows of ``select_sql``; returns how many there are. ``also`` is one more statement (and its parameters) for
-    the same transaction, given the row count as its last parameter. On any error the table keeps what it had."""
+    the same transaction, given the row count as its last parameter. ``if_empty`` is raised when there are no
+    rows. On any error the table keeps what it had."""
     table = f"{schema}.{source.name}"
     ensure_tables(con)
     con.execute("begin transaction")
@@ -198,6 +345,8 @@ def _replace_partition(
         con.execute(f"insert into {table} {select_sql}", params)
         where, args = ("where _period = ?", [period]) if period is not None else ("", [])
         rows = con.execute(f"select count(*) from {table} {where}", args).fetchone()[0]
+        if rows == 0 and if_empty is not None:
+            raise if_empty
         if also is not None:
             con.execute(also[0], [*also[1], rows])
         con.execute("commit")
@@ -252,19 +401,15 @@ def load(
         )
     period = month_start(month) if month else None
     path = find_file(landing, source, month)
+    stored = None
     if path.suffix == ".csv":
         check_csv_header(path, source)
     else:
         try:
-            found = [
-                row[0]
-                for row in con.execute(
-                    f"select name from parquet_schema('{str(path).replace(chr(39), chr(39) * 2)}') where num_children is null"
-                ).fetchall()
-            ]
+            stored = _parquet_types(con, path)
         except duckdb.Error as exc:
             raise _explain_duckdb_error(path, exc) from exc
-        check_columns(path, source, found)
+        check_columns(path, source, list(stored))
     checksum = file_sha256(path)
     stat = path.stat()
     if skip_unchanged and period is None:
@@ -273,8 +418,14 @@ def load(
             return LoadResult(
                 source_name, path, month, promoted, checksum, stat.st_size, stat.st_mtime_ns, unchanged=True
             )
-    lineage = (
-        f"{'null' if period is None else repr(period.isoformat())}::date, ?, current_timestamp::timestamp"
+    empty = (
+        LandingError(
+            path,
+            f"no rows: an empty {source.name} month is not normal (rule: every month has {source.grain}s; "
+            "empty_month_ok is false in the landing spec); export the month again",
+        )
+        if source.kind == "monthly" and not source.empty_month_ok
+        else None
     )
     try:
         rows = _replace_partition(
@@ -282,17 +433,23 @@ def load(
             source,
             LANDED,
             period,
-            f"select *, {lineage} from ({_select_sql(path, source)})",
-            [str(path)],
+            f"select *, cast($period as date), $source_file, current_timestamp::timestamp "
+            f"from ({_select_sql(source, stored)})",
+            {"path": str(path), "period": period, "source_file": str(path)},
             also=None
             if period is not None
             else (
                 f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, current_timestamp::timestamp, null)",
                 [source_name, checksum],
             ),
+            if_empty=empty,
         )
     except duckdb.Error as exc:
-        raise _explain_duckdb_error(path, exc) from exc
+        try:
+            inexact = _inexact_values(con, path, source)
+        except duckdb.Error:  # the file itself does not parse: DuckDB's reader says where
+            inexact = None
+        raise (inexact or _explain_duckdb_error(path, exc)) from exc
     return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
 
 

@@ -133,8 +133,10 @@ def phase_seconds(step_windows: dict[str, tuple[float, float]]) -> dict[str, flo
 
 
 def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
-    """Per month: rows loaded (and order lines), from the landed assets' ``files`` metadata."""
+    """Per month: rows loaded (and order lines), and the sources without rows that month; the files ignored.
+    From the landed assets' ``files`` and ``ignored`` metadata."""
     months: dict[str, dict[str, int]] = {}
+    ignored: list[str] = []
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         files = materialization.metadata.get("files")
@@ -142,15 +144,21 @@ def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
             continue
         for month, loaded in files.value.items():
             months.setdefault(month, {})[materialization.asset_key.path[-1]] = int(loaded["rows"])
+        if materialization.metadata.get("ignored") is not None:
+            ignored += materialization.metadata["ignored"].value
     lines = []
     for month in sorted(months, key=lambda m: (m != "snapshot", m)):
         rows = months[month]
         if month == "snapshot":
             lines.append(f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in sorted(rows.items()))}")
         else:
+            empty = sorted(k for k, v in rows.items() if v == 0)
             lines.append(
                 f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines)"
+                + (f"; no rows: {', '.join(f'{k} 0' for k in empty)}" if empty else "")
             )
+    if ignored:
+        lines.append(f"ignored (hidden or editor files): {', '.join(sorted(set(ignored)))}")
     return lines
 
 

@@ -3,6 +3,12 @@
 The sample-data generator writes exactly this layout, ingestion reads it, and the dbt sources describe
 the raw tables it produces. Monthly sources live at ``landing/<source>/<YYYY-MM>.csv`` (or ``.parquet``);
 snapshots (reference data and configuration) at ``landing/reference/<source>.csv``.
+
+A column's type is exact: every value must be written in it without loss (data_checks.parsing has the rules).
+``INTEGER``/``BIGINT``: digits with an optional sign. ``DECIMAL(p,s)``: at most ``s`` decimal places (zeros beyond
+them are accepted). ``DATE``: ``YYYY-MM-DD``. ``TIMESTAMP``: ``YYYY-MM-DD HH:MM:SS`` (or ``T`` for the space),
+optional fraction up to microseconds, no time zone. ``BOOLEAN``: ``true`` or ``false``. Money is ``DECIMAL(18,2)``:
+cents, as the ERP and ledger exports carry them; a price with more decimals is refused, not rounded.
 """
 
 from __future__ import annotations
@@ -10,7 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-MONEY = "DECIMAL(18,2)"
+MONEY = "DECIMAL(18,2)"  # cents; see the module docstring and the README ("Landing files")
+
+# The file types a landing folder may hold (lower case, exactly); anything else there fails the run.
+EXTENSIONS = (".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,13 @@ class Source:
     columns: dict[str, str]  # column name -> DuckDB type, in file order
     key: tuple[str, ...]
     description: str
+    # Monthly sources: whether a month without rows (a header-only file) is normal. When it is not, such a file
+    # fails the load naming it; when it is, it loads 0 rows and the count is reported.
+    empty_month_ok: bool | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind == "monthly") != (self.empty_month_ok is not None):
+            raise ValueError(f"{self.name}: a monthly source, and only one, declares empty_month_ok")
 
     @property
     def raw_table(self) -> str:
@@ -119,6 +135,7 @@ SOURCES: tuple[Source, ...] = (
         },
         ("order_id", "line_no"),
         "Order lines from the ERP, one file per month of order_date.",
+        empty_month_ok=False,
     ),
     Source(
         "returns",
@@ -134,6 +151,7 @@ SOURCES: tuple[Source, ...] = (
         },
         ("return_id",),
         "Returned order lines, one file per month of return_date.",
+        empty_month_ok=True,
     ),
     Source(
         "support_tickets",
@@ -148,6 +166,7 @@ SOURCES: tuple[Source, ...] = (
         },
         ("ticket_id",),
         "Support tickets from the help desk, one file per month of opened_at.",
+        empty_month_ok=True,
     ),
     Source(
         "sales_visits",
@@ -156,6 +175,7 @@ SOURCES: tuple[Source, ...] = (
         {"visit_id": "VARCHAR", "customer_id": "VARCHAR", "visit_date": "DATE", "hours": "DECIMAL(6,2)"},
         ("visit_id",),
         "Field sales visits from the CRM, one file per month of visit_date.",
+        empty_month_ok=True,
     ),
     Source(
         "gl_costs",
@@ -164,6 +184,7 @@ SOURCES: tuple[Source, ...] = (
         {"period": "VARCHAR", "cost_center": "VARCHAR", "account": "VARCHAR", "amount": MONEY},
         ("period", "cost_center", "account"),
         "Indirect expenses from the general ledger, one file per closed period (YYYY-MM).",
+        empty_month_ok=False,
     ),
     Source(
         "survey_responses",
@@ -178,6 +199,7 @@ SOURCES: tuple[Source, ...] = (
         },
         ("response_id", "question_id"),
         "Survey answers, one row per question answered, one file per month of responded_at.",
+        empty_month_ok=True,
     ),
 )
 

@@ -97,7 +97,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "header only": (
         "order_lines",
         lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
-        "expect_table_row_count_to_be_between",
+        "no rows: an empty order_lines month is not normal",
     ),
     "missing column": (
         "returns",
@@ -112,9 +112,18 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "wrong type": (
         "support_tickets",
         _edit("opened_at", "yesterday"),
-        "column opened_at: Error when converting",
+        "line 2, column opened_at, value 'yesterday': expected TIMESTAMP, an ISO timestamp",
     ),
-    "text in a number": ("order_lines", _edit("quantity", "twelve"), 'Could not convert string "twelve"'),
+    "text in a number": (
+        "order_lines",
+        _edit("quantity", "twelve"),
+        "line 2, column quantity, value 'twelve': expected INTEGER",
+    ),
+    "fractional quantity": (
+        "order_lines",
+        _edit("quantity", "2.5", row=4),
+        "line 5, column quantity, value '2.5': expected INTEGER, a whole number",
+    ),
     "truncated CSV": ("order_lines", lambda p: p.write_text(p.read_text()[:-25]), "does not parse: line"),
     "non-UTF-8 bytes": (
         "order_lines",

@@ -21,6 +21,10 @@
     {%- if not first or not last -%}
         {{ return((none, none)) }}
     {%- endif -%}
+    {#- The bounds become SQL text: only ISO dates get there. -#}
+    {%- for bound in (first, last) if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', bound) -%}
+        {{ exceptions.raise_compiler_error("CPROF_PERIOD_FROM/CPROF_PERIOD_TO must be ISO dates (YYYY-MM-DD), got " ~ bound) }}
+    {%- endfor -%}
     {%- set upper = none if reach == 'all' else "date '" ~ last ~ "' + interval " ~ reach ~ " month" -%}
     {{ return(("date '" ~ first ~ "'", upper)) }}
 {% endmacro %}

@@ -23,7 +23,16 @@ from dagster import (
 
 from data_checks.gx_run import validator_for
 from data_checks.suites import SUITES
-from pipelines.ingest import LoadResult, find_file, load, promote, snapshot_promoted, validation_frame
+from pipelines.ingest import (
+    LandingInventory,
+    LoadResult,
+    find_file,
+    landing_inventory,
+    load,
+    promote,
+    snapshot_promoted,
+    validation_frame,
+)
 from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, run_months, single_run
 from pipelines.resources import DataDir, LandingChecks, Warehouse
 from pipelines.sources import SOURCES, Source
@@ -61,9 +70,25 @@ def _reuse_snapshot(context, source: Source) -> bool:
     return source.kind != "monthly" and context.run.tags.get(FULL_REFRESH_TAG) != "true"
 
 
-def _file_metadata(results: list[LoadResult]) -> dict[str, object]:
+def _folder(data_dir: DataDir, source: Source):
+    return data_dir.paths.landing / (source.name if source.kind == "monthly" else "reference")
+
+
+def _check_folder(data_dir: DataDir, source: Source) -> list[str]:
+    """Fail on a file of the source's landing folder that breaks the spec (a misnamed month would never be
+    loaded); return the hidden and editor files there, which are ignored."""
+    folder = _folder(data_dir, source)
+    inventory = landing_inventory(data_dir.paths.landing)
+    in_folder = [(path, problem) for path, problem in inventory.problems if path.parent == folder]
+    LandingInventory([], [], in_folder).raise_problems()
+    return [str(path) for path in inventory.ignored if path.parent == folder]
+
+
+def _file_metadata(results: list[LoadResult], ignored: list[str]) -> dict[str, object]:
     """What was loaded: the file (one month or the snapshot), or per month for a range; ``files`` holds each
-    file's size and modification time, which the landing sensor compares to spot a corrected file."""
+    file's size and modification time, which the landing sensor compares to spot a corrected file; ``empty``
+    the months loaded without rows (normal for this source, else the load failed); ``ignored`` the hidden and
+    editor files of the folder."""
     rows = sum(r.rows for r in results)
     files = {
         r.period or "snapshot": {
@@ -79,6 +104,8 @@ def _file_metadata(results: list[LoadResult]) -> dict[str, object]:
         "rows": MetadataValue.int(rows),
         "files": MetadataValue.json(files),
         "dagster/row_count": MetadataValue.int(rows),
+        "empty": MetadataValue.json([r.period or "snapshot" for r in results if r.rows == 0]),
+        "ignored": MetadataValue.json(ignored),
     }
     if len(results) == 1:
         metadata["file"] = MetadataValue.path(str(results[0].path))
@@ -103,6 +130,7 @@ def _landed_asset(source: Source) -> AssetsDefinition:
     )
     def _asset(context: AssetExecutionContext, data_dir: DataDir, warehouse: Warehouse) -> MaterializeResult:
         data_dir.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        ignored = _check_folder(data_dir, source)
         results = []
         with warehouse.get_connection() as con:
             for month in _months(context, source):
@@ -118,7 +146,7 @@ def _landed_asset(source: Source) -> AssetsDefinition:
                     )
                 )
                 results.append(result)
-        return MaterializeResult(metadata=_file_metadata(results))
+        return MaterializeResult(metadata=_file_metadata(results, ignored))
 
     return _asset
 

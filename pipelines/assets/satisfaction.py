@@ -37,45 +37,81 @@ create table if not exists marts.satisfaction_drivers (
 """
 
 
-def _wide_responses_sql(attributes: list[str], overall: str, nps: str) -> str:
-    columns = ", ".join(
-        f"max(score) filter (where question_id = '{q}') as \"{q}\"" for q in [overall, nps, *attributes]
-    )
-    return f"""
-        create or replace temp table survey_wide as
-        select response_id, any_value(customer_id) as customer_id, any_value(period) as period, {columns}
-        from staging.stg_survey__responses
-        group by response_id
-    """
-
-
 def _stable(*values: float) -> tuple[float, ...]:
     """Estimates rounded to 12 decimals: the linear algebra underneath (BLAS) is not bit-reproducible from run to
     run, and a re-run of the same months must publish the same bytes (equal checksums in marts.publish_log)."""
     return tuple(round(float(value), 12) for value in values)
 
 
-def _customer_satisfaction_sql(attributes: list[str], overall: str, nps: str, where: str) -> str:
-    """The select of customer_satisfaction's rows for the responses of the periods ``where`` admits."""
-    weighted = " + ".join(f'coalesce(w."{q}" * (avg(s."{q}") - 1) / 9, 0)' for q in attributes)
-    answered = " + ".join(f'case when avg(s."{q}") is not null then w."{q}" else 0 end' for q in attributes)
-    return f"""
-        select
-            s.period,
-            s.customer_id,
-            any_value(c.segment) as segment,
-            cast(count(*) as integer) as responses,
-            cast(100.0 * (count(*) filter (where s."{nps}" >= 9) - count(*) filter (where s."{nps}" <= 6))
-                / nullif(count(s."{nps}"), 0) as double) as nps,
-            cast(100.0 * count(*) filter (where s."{overall}" >= 8) / nullif(count(s."{overall}"), 0) as double)
-                as csat,
-            cast(100 * ({weighted}) / nullif({answered}, 0) as double) as satisfaction_index
-        from survey_wide as s
-        left join staging.stg_crm__customers as c on s.customer_id = c.customer_id
-        left join weights_wide as w on s.period = w.period
+# Question ids are data: they travel as bound parameters (after the refresh window's: the NPS question, the
+# overall question, the list of attributes) and stay values in a long table (one row per answer), never column
+# names or SQL text.
+CUSTOMER_SATISFACTION_SQL = """
+    with answers as (
+        select response_id, customer_id, period, question_id, score from staging.stg_survey__responses
         where {where}
-        group by s.period, s.customer_id, {", ".join(f'w."{q}"' for q in attributes)}
-    """
+    ),
+    responses as (
+        select
+            response_id,
+            any_value(customer_id) as customer_id,
+            any_value(period) as period,
+            max(score) filter (where question_id = ?) as nps_score,
+            max(score) filter (where question_id = ?) as overall_score
+        from answers
+        group by response_id
+    ),
+    attribute_means as (
+        select period, customer_id, question_id, avg(score) as mean_score
+        from answers
+        where list_contains(?, question_id)
+        group by period, customer_id, question_id
+    ),
+    indexed as (
+        -- Summed in question order, one term per answered attribute: the same additions, in the same order, as
+        -- a sum over every attribute with 0 for the unanswered ones (adding 0.0 is exact).
+        select
+            means.period,
+            means.customer_id,
+            list_reduce(
+                list(coalesce(weights.importance_weight * (means.mean_score - 1) / 9, 0) order by means.question_id),
+                lambda total, term: total + term
+            ) as weighted,
+            list_reduce(list(weights.importance_weight order by means.question_id), lambda total, term: total + term)
+                as answered
+        from attribute_means as means
+        left join marts.satisfaction_drivers as weights
+            on means.period = weights.period and means.question_id = weights.question_id
+        group by means.period, means.customer_id
+    )
+    select
+        s.period,
+        s.customer_id,
+        any_value(c.segment) as segment,
+        cast(count(*) as integer) as responses,
+        cast(100.0 * (count(*) filter (where s.nps_score >= 9) - count(*) filter (where s.nps_score <= 6))
+            / nullif(count(s.nps_score), 0) as double) as nps,
+        cast(100.0 * count(*) filter (where s.overall_score >= 8) / nullif(count(s.overall_score), 0) as double)
+            as csat,
+        cast(100 * any_value(i.weighted) / nullif(any_value(i.answered), 0) as double) as satisfaction_index
+    from responses as s
+    left join staging.stg_crm__customers as c on s.customer_id = c.customer_id
+    left join indexed as i on s.period = i.period and s.customer_id = i.customer_id
+    group by s.period, s.customer_id
+"""
+
+WINDOW_SQL = """
+    select response_id, question_id, score from staging.stg_survey__responses
+    where period > $period - interval 12 month and period <= $period and list_contains($questions, question_id)
+"""
+
+
+def _window(con, period, questions: list[str]) -> pd.DataFrame:
+    """The complete responses of the trailing 12 months to ``period``: one row per response (in response_id
+    order), one column per question of ``questions`` (the overall question, then the attributes)."""
+    answers = con.execute(WINDOW_SQL, {"period": period, "questions": questions}).df()
+    wide = answers.pivot(index="response_id", columns="question_id", values="score")
+    return wide.sort_index().reindex(columns=questions).astype(float).dropna()
 
 
 @multi_asset(
@@ -113,24 +149,15 @@ def satisfaction(context: AssetExecutionContext, warehouse: Warehouse):
         overall = next(q for q, kind, _ in questions if kind == "overall")
         nps = next(q for q, kind, _ in questions if kind == "nps")
         labels = {q: label for q, _, label in questions}
-        con.execute(_wide_responses_sql(attributes, overall, nps))
         periods = [
             p
             for (p,) in con.execute(
-                f"select distinct period from survey_wide where {where} order by 1", params
+                f"select distinct period from staging.stg_survey__responses where {where} order by 1", params
             ).fetchall()
         ]
         drivers, skipped = [], {}
         for period in periods:  # one trailing window in memory at a time
-            window = (
-                con.execute(
-                    f"select {', '.join(f'{chr(34)}{q}{chr(34)}' for q in [overall, *attributes])} from survey_wide "
-                    "where period > ? - interval 12 month and period <= ? order by response_id",
-                    [period, period],
-                )
-                .df()
-                .dropna()
-            )
+            window = _window(con, period, [overall, *attributes])
             try:
                 weights, r_squared = relative_weights(
                     window[attributes].to_numpy(), window[overall].to_numpy()
@@ -166,7 +193,8 @@ def satisfaction(context: AssetExecutionContext, warehouse: Warehouse):
                 "r_squared",
             ],
         )
-        customer_rows = _customer_satisfaction_sql(attributes, overall, nps, rebuilt.predicate("s.period")[0])
+        customer_rows = CUSTOMER_SATISFACTION_SQL.format(where=where)
+        customer_params = [*params, nps, overall, attributes]
         con.execute("begin transaction")
         if rebuilt.first is None:
             con.execute("drop table if exists marts.satisfaction_drivers")
@@ -176,14 +204,11 @@ def satisfaction(context: AssetExecutionContext, warehouse: Warehouse):
         con.register("drivers_frame", frame)
         con.execute("insert into marts.satisfaction_drivers select * from drivers_frame")
         con.execute(
-            "create or replace temp table weights_wide as pivot marts.satisfaction_drivers on question_id "
-            f"in ({', '.join(repr(q) for q in attributes)}) using first(importance_weight) group by period"
-        )
-        con.execute(
-            f"create table if not exists marts.customer_satisfaction as {customer_rows} limit 0", params
+            f"create table if not exists marts.customer_satisfaction as {customer_rows} limit 0",
+            customer_params,
         )
         con.execute(f"delete from marts.customer_satisfaction where {where}", params)
-        con.execute(f"insert into marts.customer_satisfaction {customer_rows} order by 1, 2", params)
+        con.execute(f"insert into marts.customer_satisfaction {customer_rows} order by 1, 2", customer_params)
         con.execute("commit")
         rows = con.execute("select count(*) from marts.customer_satisfaction").fetchone()[0]
     for month, reason in skipped.items():

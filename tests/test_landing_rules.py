@@ -1,0 +1,276 @@
+"""What a landing file must be, as a data engineer meets it: a value not written exactly in its column's declared
+type fails the file (file, line or Parquet row, column, value, rule) and nothing reaches landed; a file the spec
+does not name fails the run with its path (hidden and editor files are ignored and listed); an empty month fails
+where it is not normal and loads 0 rows where it is."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context, materialize
+
+from pipelines.assets.ingest import ingest_assets
+from pipelines.automation import landing_sensor, refresh_requests
+from pipelines.config import Paths
+from pipelines.ingest import LandingError, landing_inventory, load, months_in_landing
+from pipelines.resources import DataDir, resources_for
+from pipelines.sources import SNAPSHOTS
+from pipelines.sql import literal
+from tests.test_data_checks import _copy, publication_fingerprint
+
+MONTH = "2024-02"
+
+
+@pytest.fixture
+def con(data_paths: Paths):
+    """A warehouse with the reference snapshots loaded."""
+    data_paths.data_dir.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(data_paths.warehouse)) as connection:
+        for source in SNAPSHOTS:
+            load(connection, data_paths.landing, source.name)
+        yield connection
+
+
+def _set(path: Path, row: int, column: str, value: str) -> None:
+    """Set one field of data row ``row`` (1 = the first under the header), through the csv module."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows[row][rows[0].index(column)] = value
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def _landed(con, source: str) -> tuple:
+    return con.execute(
+        f"select count(*), sum(hash(t)) from (select * exclude (_loaded_at) from landed.{source}) t"
+    ).fetchone()
+
+
+INEXACT = [  # (source, column, value, declared type)
+    ("order_lines", "quantity", "2.5", "INTEGER"),
+    ("order_lines", "quantity", "1e3", "INTEGER"),
+    ("order_lines", "quantity", "0x10", "INTEGER"),
+    ("order_lines", "quantity", "1_000", "INTEGER"),
+    ("order_lines", "quantity", "99999999999", "INTEGER"),  # beyond INTEGER's range
+    ("order_lines", "unit_price", "12345678901234567.00", "DECIMAL(18,2)"),  # beyond its precision
+    ("order_lines", "unit_price", "134.124999", "DECIMAL(18,2)"),
+    ("order_lines", "discount_amount", "1,5", "DECIMAL(18,2)"),
+    ("order_lines", "order_date", "02/14/2024", "DATE"),
+    ("order_lines", "order_date", "2024-02-30", "DATE"),
+    ("support_tickets", "opened_at", "2024-02-03", "TIMESTAMP"),
+    ("support_tickets", "handling_minutes", "12.345", "DECIMAL(10,2)"),
+    ("survey_responses", "score", "7.0", "INTEGER"),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "column", "value", "kind"), INEXACT, ids=[f"{c}={v}" for _, c, v, _ in INEXACT]
+)
+def test_a_value_not_exactly_of_its_type_fails_the_file(con, data_paths: Paths, source, column, value, kind):
+    load(con, data_paths.landing, source, MONTH)
+    before = _landed(con, source)
+    path = data_paths.landing / source / f"{MONTH}.csv"
+    _set(path, 4, column, value)
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, source, MONTH)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: 1 value is not written exactly"), message
+    assert f"line 5, column {column}, value {value!r}: expected {kind}, " in message, message
+    assert _landed(con, source) == before  # nothing of the file reached landed
+
+
+def test_line_numbers_count_quoted_values_that_span_lines(con, data_paths: Paths):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    _set(path, 2, "order_channel", "web\nsecond line")  # quoted by the csv writer: row 2 takes lines 3-4
+    _set(path, 6, "quantity", "2.5")
+    _set(path, 9, "unit_price", "1.999")
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert "2 values are not written exactly" in message
+    assert "line 8, column quantity, value '2.5'" in message  # row 6 would be line 7 without the extra line
+    assert (
+        "line 11, column unit_price, value '1.999': expected DECIMAL(18,2), a decimal number with at most 2"
+        in message
+    )
+
+
+def test_accepted_forms_load_to_the_values_written(con, data_paths: Paths):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    _set(path, 1, "unit_price", "12.3400")  # zeros beyond the scale change nothing
+    _set(path, 1, "quantity", "+7")
+    load(con, data_paths.landing, "order_lines", MONTH)
+    with path.open(newline="") as handle:
+        first = next(iter(csv.DictReader(handle)))
+    row = con.execute(
+        "select quantity, unit_price from landed.order_lines where order_id = ? and line_no = ?",
+        [first["order_id"], int(first["line_no"])],
+    ).fetchone()
+    assert row == (7, Decimal("12.34"))
+
+
+def _to_parquet(con, path: Path, select: str, options: str = "") -> Path:
+    """The CSV written as Parquet beside it by ``select`` (``{csv}`` is the CSV read with ``options``), and the
+    CSV removed."""
+    target = path.with_suffix(".parquet")
+    source = f"read_csv({literal(path)}{options})"
+    con.execute(f"copy ({select.format(csv=source)}) to {literal(target)} (format parquet)")
+    path.unlink()
+    return target
+
+
+def test_parquet_doubles_load_only_when_exact(con, data_paths: Paths):
+    csv_path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    _set(csv_path, 1, "quantity", "99991")
+    doubles = "select * replace (cast(quantity as double) {change} as quantity) from {{csv}}"
+    shutil.copy(csv_path, csv_path.with_name("source.csv"))
+    parquet = _to_parquet(con, csv_path, doubles.format(change=""))
+    rows = load(con, data_paths.landing, "order_lines", MONTH).rows  # 99991.0 is the INTEGER 99991
+    assert con.execute("select count(*) from landed.order_lines where quantity = 99991").fetchone()[0] == 1
+    assert rows == con.execute("select count(*) from read_parquet(?)", [str(parquet)]).fetchone()[0]
+    before = _landed(con, "order_lines")
+    parquet.unlink()
+    csv_path.with_name("source.csv").rename(csv_path)
+    parquet = _to_parquet(
+        con, csv_path, doubles.format(change="+ case when quantity = 99991 then 0.4 else 0 end")
+    )
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert message.startswith(f"{parquet}: 1 value is not written exactly"), message
+    assert "row 1, column quantity, value '99991.4': expected INTEGER" in message, message
+    assert _landed(con, "order_lines") == before
+
+
+def test_parquet_text_that_does_not_parse_names_row_column_and_value(con, data_paths: Paths):
+    csv_path = data_paths.landing / "returns" / f"{MONTH}.csv"
+    _set(csv_path, 3, "quantity", "twelve")
+    parquet = _to_parquet(con, csv_path, "select * from {csv}", options=", all_varchar = true")
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "returns", MONTH)
+    message = str(caught.value)
+    assert message.startswith(f"{parquet}: 1 value"), message
+    assert "row 3, column quantity, value 'twelve': expected INTEGER" in message, message
+    assert "LINE 1" not in message and "cast(" not in message  # not an SQL fragment
+
+
+# --- file names --------------------------------------------------------------------------------------
+
+MISNAMED = [
+    "order_lines/2024-13.csv",
+    "order_lines/2024-1.csv",
+    "order_lines/2024-01.CSV",
+    "returns/2024-02.txt",
+    "gl_costs/2024-02 (copy).csv",
+    "reference/customer.csv",
+    "orders/2024-02.csv",
+    "notes.txt",
+]
+IGNORED = [
+    "order_lines/.~lock.2024-02.csv#",
+    "order_lines/~$2024-02.csv",
+    "returns/.2024-02.csv.swp",
+    ".DS_Store",
+]
+
+
+@pytest.mark.parametrize("name", MISNAMED)
+def test_a_file_the_spec_does_not_name_fails_with_its_path(data_paths: Paths, name: str):
+    path = data_paths.landing / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("order_id,line_no\n")
+    with pytest.raises(LandingError) as caught:
+        months_in_landing(data_paths.landing)
+    assert str(caught.value).startswith(f"{path.parent if name.startswith('orders/') else path}: ")
+
+
+def test_hidden_and_editor_files_are_ignored_and_listed(data_paths: Paths):
+    for name in IGNORED:
+        (data_paths.landing / name).write_text("x")
+    inventory = landing_inventory(data_paths.landing)
+    assert inventory.months == ["2024-01", "2024-02", "2024-03"] and not inventory.problems
+    assert sorted(inventory.ignored) == sorted(data_paths.landing / name for name in IGNORED)
+
+
+def test_the_sensor_reports_a_misnamed_file_and_requests_nothing(data_paths: Paths):
+    bad = data_paths.landing / "order_lines" / "2024-13.csv"
+    bad.write_text("x\n")
+    with DagsterInstance.ephemeral() as instance:
+        requests, lines = refresh_requests(instance, data_paths.landing)
+        assert requests == [] and any(str(bad) in line and "not a month" in line for line in lines), lines
+        context = build_sensor_context(
+            instance=instance, resources={"data_dir": DataDir(path=str(data_paths.data_dir))}
+        )
+        result = landing_sensor(context)
+    assert isinstance(result, SkipReason) and str(bad) in result.skip_message
+
+
+def test_a_misnamed_month_fails_cprof_run_and_leaves_the_publication(published_sample: Paths, tmp_path: Path):
+    paths = _copy(published_sample, tmp_path / "data")
+    before = publication_fingerprint(paths.published)
+    bad = paths.landing / "order_lines" / "2024-13.csv"
+    (paths.landing / "order_lines" / "2024-03.csv").rename(bad)  # the March file, misnamed
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run"],
+        env={**os.environ, "CPROF_DATA_DIR": str(paths.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"{bad}: '2024-13' is not a month" in done.stderr + done.stdout, done.stderr
+    assert publication_fingerprint(paths.published) == before
+
+
+# --- empty months ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["order_lines", "gl_costs"])
+def test_an_empty_month_fails_where_it_is_not_normal(con, data_paths: Paths, source: str):
+    path = data_paths.landing / source / f"{MONTH}.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    with pytest.raises(LandingError, match="no rows: an empty .* month is not normal") as caught:
+        load(con, data_paths.landing, source, MONTH)
+    assert str(caught.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("source", ["returns", "support_tickets", "sales_visits", "survey_responses"])
+def test_an_empty_month_loads_zero_rows_where_it_is_normal(con, data_paths: Paths, source: str):
+    path = data_paths.landing / source / f"{MONTH}.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    assert load(con, data_paths.landing, source, MONTH).rows == 0
+
+
+def test_a_run_launched_in_dagster_fails_on_a_misnamed_file_in_its_folder(data_paths: Paths):
+    """Runs from the UI or the sensor do not go through ``cprof``: the landed asset checks its own folder."""
+    bad = data_paths.landing / "returns" / "2024-1.csv"
+    bad.write_text("return_id\n")
+    lock = data_paths.landing / "sales_visits" / ".~lock.2024-01.csv#"
+    lock.write_text("lock")
+    landed = [
+        a
+        for a in ingest_assets
+        if a.key in (AssetKey(["landed", "returns"]), AssetKey(["landed", "sales_visits"]))
+    ]
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            landed,
+            partition_key="2024-01-01",
+            resources=resources_for(data_paths),
+            instance=instance,
+            raise_on_error=False,
+        )
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        visits = instance.get_latest_materialization_event(AssetKey(["landed", "sales_visits"]))
+    assert failure.step_key == "landed__returns"
+    assert f"{bad}: '2024-1' is not a month" in failure.step_failure_data.error.cause.message
+    assert visits is not None and visits.asset_materialization.metadata["ignored"].value == [str(lock)]
