@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.sql import literal
+from pipelines.sql import ident, literal
 
 DATABASE = "cprof.duckdb"
 PARQUET_DIR = "parquet"
@@ -72,8 +72,14 @@ def published_tables(warehouse: Path) -> list[str]:
 
 
 def table_checksum(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
-    """Row count and an order-independent checksum of a table's content (the sum of its rows' hashes)."""
-    count, total = con.execute(f"select count(*), coalesce(sum(hash(t)), 0) from {table} as t").fetchone()
+    """Row count and an order-independent checksum of a table's content (the sum of its rows' hashes). Each row
+    is hashed as the struct of all its columns, named one by one: a table alias would be shadowed by a column of
+    the same name (``customer_clv`` has a column ``t``), and the sum would hash that column alone."""
+    columns = [column[0] for column in con.execute(f"select * from {table} limit 0").description]
+    row = ", ".join(ident(column) for column in columns)
+    count, total = con.execute(
+        f"select count(*), coalesce(sum(hash(struct_pack({row}))), 0) from {table}"
+    ).fetchone()
     return int(count), f"{count}:{int(total):x}"
 
 

@@ -311,3 +311,21 @@ def test_a_patched_publication_equals_the_warehouse_even_when_older_periods_chan
     with duckdb.connect(str(publication.database), read_only=True) as con:
         assert {t: table_checksum(con, f"marts.{t}") for t in ("facts", "lookup")} == wanted
         assert con.execute("select count(distinct run_id) from marts.publish_log").fetchone()[0] == 2
+
+
+def test_the_checksum_sees_every_column_even_one_named_like_a_table_alias():
+    """``customer_clv`` has a column ``t``: a checksum written as ``hash(t) from table as t`` hashed that column
+    alone, so a changed profit CLV published with the same checksum."""
+    from pipelines.publish import table_checksum
+
+    with duckdb.connect() as con:
+        con.execute("create table facts as select i as t, i * 1.5 as amount, 'x' as label from range(10) r(i)")
+        before = table_checksum(con, "facts")
+        con.execute("update facts set amount = amount + 0.5 where t = 3")
+        changed_amount = table_checksum(con, "facts")
+        con.execute("update facts set label = 'y' where t = 4")
+        changed_label = table_checksum(con, "facts")
+        con.execute("update facts set label = 'x' where t = 4")
+        con.execute("update facts set amount = amount - 0.5 where t = 3")
+        assert len({before, changed_amount, changed_label}) == 3
+        assert table_checksum(con, "facts") == before
