@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from data_checks.suites import SUITES, rules_for
+from pipelines.sources import BY_NAME
 
 SAMPLE_SIZE = 5
 
@@ -269,8 +270,13 @@ def suites_not_run(outcomes: list[Outcome], skipped: dict[str, str]) -> dict[str
             reasons[source] = skipped[source]
         elif failed:
             reasons[source] = f"not run: the run stopped after {', '.join(failed)} failed its suite"
+        elif BY_NAME[source].kind == "snapshot":
+            reasons[source] = (
+                "not part of this run: cprof leaves out a reference snapshot whose file is unchanged since it "
+                "passed this suite and was promoted"
+            )
         else:
-            reasons[source] = "not part of this run"
+            reasons[source] = "not part of this run (the run covered other assets)"
     return reasons
 
 
