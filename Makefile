@@ -9,7 +9,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test dev lint clean
+.PHONY: install demo test dev docs lint clean
 
 install: $(STAMP)
 
@@ -29,12 +29,32 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)
+DEV_PORT ?= 3000
+DOCS_PORT ?= 8080
+
+# The Dagster UI and the daemon (schedules, sensors, run queue), as `dagster dev` runs them (which Dagster 1.13
+# marks superseded by `dg dev`, a separate package); Ctrl-C stops both.
 dev: install
 	@$(BIN)/python -c "from pipelines.config import paths, write_dagster_yaml; write_dagster_yaml(paths().dagster_home)"
-	DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	@export DAGSTER_HOME="$(DATA)/dagster_home"; \
+	$(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \
+	echo "== Dagster UI on http://127.0.0.1:$(DEV_PORT) (Ctrl-C stops it and the daemon)"; \
+	$(BIN)/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
+
+# dbt docs as one offline file (dbt docs generate --static): the models, the Python marts (as sources), the
+# publication and the report (as exposures), served on 127.0.0.1. With the warehouse of `make demo`, the
+# catalog holds every table's columns and row counts; without it, the documented columns only.
+docs: install
+	@mkdir -p "$(DATA)/dbt_docs"
+	cd dbt_project && CPROF_DATA_DIR="$(DATA)" DBT_LOG_PATH="$(DATA)/logs/dbt" ../$(BIN)/dbt docs generate --static \
+		--profiles-dir . --target-path "$(DATA)/dbt_docs" $(if $(wildcard $(DATA)/warehouse.duckdb),,--empty-catalog)
+	@echo "== dbt docs: $(DATA)/dbt_docs/static_index.html (one file, works offline), served on http://127.0.0.1:$(DOCS_PORT)/static_index.html"
+	$(BIN)/python -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory "$(DATA)/dbt_docs"
 
 lint: install
-	$(BIN)/ruff check pipelines tests bench
+	$(BIN)/ruff check pipelines tests bench data_checks tools
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

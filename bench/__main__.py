@@ -213,6 +213,7 @@ def run(args: argparse.Namespace) -> Report:
         print(f"bench: generated {lines:,} order lines in {phase.seconds:.1f}s", flush=True)
 
         new_month = max(p.stem for p in (paths.landing / "order_lines").glob("*.csv"))
+        os.environ["CPROF_LAST_MONTH"] = new_month  # the partitions reach the month held back
         held = data / "held_back"
         for source in MONTHLY:
             (held / source.name).mkdir(parents=True, exist_ok=True)

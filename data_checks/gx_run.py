@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from data_checks.suites import SUITES, rules_for
+from pipelines.sources import BY_NAME
 
 SAMPLE_SIZE = 5
 
@@ -81,6 +83,7 @@ class LandingValidator:
         self._checkpoints: dict[str, Any] = {}
         self._pending: list = []
         self._outcomes: list[Outcome] = []
+        self._skipped: dict[str, str] = {}  # source -> why its suite was not run
         self._run_page_stale = False
 
     @property
@@ -167,6 +170,11 @@ class LandingValidator:
             self.build_docs()
         return outcome
 
+    def skip(self, source: str, reason: str) -> None:
+        """Record that ``source``'s suite was deliberately not run (say why), for the run page."""
+        self._skipped[source] = reason
+        self._run_page_stale = True
+
     def build_docs(self) -> Path | None:
         """Render GX's pages of the failed validations since the last build, and the run page."""
         if self._context is not None and self._pending:
@@ -188,7 +196,9 @@ class LandingValidator:
                 else ""
             )
             status = (
-                "passed" if outcome.success else f"FAILED ({len(outcome.failures)} of {outcome.evaluated})"
+                f"passed ({outcome.evaluated} expectations)"
+                if outcome.success
+                else f"FAILED ({len(outcome.failures)} of {outcome.evaluated} expectations)"
             )
             details = "<br>".join(html.escape(f.describe()) for f in outcome.failures)
             rows.append(
@@ -196,23 +206,91 @@ class LandingValidator:
                 f"<td>{html.escape(outcome.month or 'snapshot')}</td><td>{outcome.rows:,}</td>"
                 f"<td>{status}</td><td>{details}</td><td>{link}</td></tr>"
             )
-        failed = sum(1 for o in self._outcomes if not o.success)
+        not_run = "".join(
+            f'<tr class="skipped"><td>{html.escape(source)}</td><td>{html.escape(reason)}</td></tr>'
+            for source, reason in suites_not_run(self._outcomes, self._skipped).items()
+        )
         page = (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Landing checks of the run</title>'
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
-            ".failed td{background:#fde8e8}.ok td:nth-child(4){color:#1a7f37}</style></head><body>"
-            f"<h1>Landing checks of the run</h1><p>{len(self._outcomes)} validations, {failed} failed. "
-            "Each suite is defined in data_checks/suites.py; the result links of failed validations open Great "
-            'Expectations\' own pages (<a href="index.html">its index</a> needs internet for its styles and '
-            "scripts).</p>"
+            ".failed td{background:#fde8e8}.ok td:nth-child(4){color:#1a7f37}.skipped td{color:#57606a}"
+            "</style></head><body>"
+            f"<h1>Landing checks of the run</h1><p>{html.escape(run_counts(self._outcomes))}</p>"
+            "<p>Each suite is defined in data_checks/suites.py. A failed validation links Great Expectations' "
+            f"own page of its result.{self._index_note()}</p>"
             "<table><tr><th>source</th><th>partition</th><th>rows</th><th>result</th><th>failed expectations</th>"
-            f"<th></th></tr>{''.join(rows)}</table></body></html>"
+            f"<th></th></tr>{''.join(rows)}</table>"
+            + (
+                "<h2>Suites not run</h2><table><tr><th>source</th><th>why</th></tr>" + not_run + "</table>"
+                if not_run
+                else ""
+            )
+            + "</body></html>"
         )
         partial = self.docs_index.with_suffix(".partial")
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(page, encoding="utf-8")
         os.replace(partial, self.docs_index)
+
+    def _index_note(self) -> str:
+        """A link to GX's own index only when GX wrote one (it does when it renders a failed validation)."""
+        if not (self.docs_site / "index.html").exists():
+            return ""
+        return (
+            ' Great Expectations\' <a href="index.html">index of its pages</a> loads its styles and scripts '
+            "from the internet: offline it shows an empty table."
+        )
+
+
+REFERENCE_RE = re.compile(r"\braw\.(\w+)")
+
+
+def references(source: str) -> set[str]:
+    """The sources whose raw tables ``source``'s suite checks references against (transitively)."""
+    direct = {name for name in REFERENCE_RE.findall(SUITES[source].frame_sql) if name in SUITES} - {source}
+    return direct.union(*(references(name) for name in direct)) if direct else set()
+
+
+def suites_not_run(outcomes: list[Outcome], skipped: dict[str, str]) -> dict[str, str]:
+    """Every suite that validated nothing in the run, and why."""
+    ran = {o.source for o in outcomes}
+    failed = sorted({o.source for o in outcomes if not o.success})
+    reasons = {}
+    for source in sorted(set(SUITES) - ran):
+        blocked = sorted(references(source) & set(failed))
+        if blocked:
+            names = ", ".join(blocked)
+            reasons[source] = (
+                f"not run: it checks references against raw.{blocked[0]}"
+                + (f" (and {', '.join(blocked[1:])})" if len(blocked) > 1 else "")
+                + f", which was not promoted because {names} failed its suite"
+            )
+        elif source in skipped:
+            reasons[source] = skipped[source]
+        elif failed:
+            reasons[source] = f"not run: the run stopped after {', '.join(failed)} failed its suite"
+        elif BY_NAME[source].kind == "snapshot":
+            reasons[source] = (
+                "not part of this run: cprof leaves out a reference snapshot whose file is unchanged since it "
+                "passed this suite and was promoted"
+            )
+        else:
+            reasons[source] = "not part of this run (the run covered other assets)"
+    return reasons
+
+
+def run_counts(outcomes: list[Outcome]) -> str:
+    """What the run validated, each count saying what it counts."""
+    failed = [o for o in outcomes if not o.success]
+    sources = {o.source for o in outcomes}
+    not_run = len(set(SUITES) - sources)
+    return (
+        f"{len(outcomes)} validations (one per source and partition, {len(sources)} sources), "
+        f"{len(failed)} failed; {sum(o.evaluated for o in outcomes):,} expectations evaluated, "
+        f"{sum(len(o.failures) for o in failed)} failed. Suites: {len(sources)} of {len(SUITES)} run"
+        + (f", {not_run} not run (listed below)." if not_run else ".")
+    )
 
 
 _VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}

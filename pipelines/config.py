@@ -82,10 +82,12 @@ def quiet_telemetry() -> None:
     os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
 
 
-# The Dagster instance of a data directory: telemetry off, and one run at a time, because DuckDB allows one
-# writer per file (a second run would fail to open the warehouse). For a team, point storage at PostgreSQL
-# (see the README).
+# The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a
+# time, because DuckDB allows one writer per file (a second run would fail to open the warehouse). For a team,
+# point storage at PostgreSQL (see the README).
 DAGSTER_YAML = """telemetry:
+  enabled: false
+nux:
   enabled: false
 concurrency:
   runs:

@@ -1,6 +1,14 @@
 """The one monthly partitions definition shared by every partitioned asset: ingest, dbt, the Python marts and
 the publication. A run covers one month or a range of months (a Dagster partition range); the assets process
 the months of the range in order, in that one run.
+
+The partitions are the months the landing zone can hold, so that Dagster's UI counts as "missing" only the
+months a run has not loaded: they begin at ``CPROF_FIRST_MONTH`` (YYYY-MM) when it is set, else at the first
+month in the landing zone when the code location loads (2020-01 without one). They end at the last
+complete month, as time goes by, while the landing zone is live (its newest month is the last complete month
+or the one before, whose files arrive after the close); a historic landing zone (a sample, a demo, an
+archive) ends at its newest month, or at ``CPROF_LAST_MONTH`` when that is set. Reload the code location
+(restart ``make dev``) after landing months outside these bounds.
 """
 
 from __future__ import annotations
@@ -13,15 +21,43 @@ from datetime import date
 from dagster import BackfillPolicy, MonthlyPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from pipelines.config import paths
+from pipelines.ingest import months_in_landing
+
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
 FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
 DEFAULT_FIRST_MONTH = "2020-01"
+LAST_MONTH_ENV = "CPROF_LAST_MONTH"
 
-monthly_partitions = MonthlyPartitionsDefinition(
-    start_date=f"{os.environ.get(FIRST_MONTH_ENV) or DEFAULT_FIRST_MONTH}-01", end_offset=0
-)
+
+def partition_months(
+    landed: list[str], today: date, configured_first: str | None = None, configured_last: str | None = None
+) -> tuple[str, str | None]:
+    """The first month (YYYY-MM) of the partitions, and the last one for a historic landing zone (None: the
+    last complete month before ``today``, moving with time). ``landed``: the months in the landing zone."""
+    first = configured_first or (landed[0] if landed else DEFAULT_FIRST_MONTH)
+    if configured_last or not landed:
+        return first, configured_last
+    last = landed[-1]
+    closing = shift_month(today.replace(day=1), -2)  # the month whose files may still be on their way
+    live = date.fromisoformat(f"{last}-01") >= closing
+    return first, None if live else last
+
+
+def _monthly_partitions() -> MonthlyPartitionsDefinition:
+    first, last = partition_months(
+        months_in_landing(paths().landing),
+        date.today(),
+        os.environ.get(FIRST_MONTH_ENV) or None,
+        os.environ.get(LAST_MONTH_ENV) or None,
+    )
+    if last is None:
+        return MonthlyPartitionsDefinition(start_date=partition_key(first), end_offset=0)
+    end = shift_month(date.fromisoformat(partition_key(last)), 1)  # exclusive
+    return MonthlyPartitionsDefinition(start_date=partition_key(first), end_date=end.isoformat())
+
 
 # A backfill of any range is one run: every asset handles its months in order, so the per-run overhead is
 # paid once, and the marts that need history are rebuilt once for the whole range.
@@ -100,3 +136,6 @@ def refresh_window(context, reach_months: int | None) -> RefreshWindow:
     if reach_months is None:
         return RefreshWindow(first, None)
     return RefreshWindow(first, shift_month(date.fromisoformat(f"{months[-1]}-01"), reach_months))
+
+
+monthly_partitions = _monthly_partitions()

@@ -11,21 +11,29 @@ complete), renamed into ``releases/``, and only then made current by replacing t
 ``os.replace``: one atomic step. A reader that opened the old file keeps a consistent snapshot; one that opens
 after the swap sees the new one; a process killed at any point leaves ``current`` as it was. Readers never
 touch the pipeline's working warehouse. The two previous releases are kept for readers still holding them.
+
+The DuckDB file is written in storage version ``v1.1.0`` (storage format 64), whatever DuckDB writes it, so
+that the BI tools in use (their drivers bundle DuckDB 1.1 to 1.4) open it: DuckDB 2.0 writes format 999 by
+default, which no 1.x release reads. Every table and column carries its description as a comment, and each
+Parquet file its table's description as key-value metadata.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
-from pipelines.sql import ident, literal
+from pipelines.sql import ident, literal, qualified
 
 DATABASE = "cprof.duckdb"
 PARQUET_DIR = "parquet"
@@ -33,6 +41,38 @@ CURRENT = "current"
 RELEASES = "releases"
 KEEP_PREVIOUS = 2
 PAUSE_ENV = "CPROF_PAUSE_AT"  # fault injection for tests: pause at a named point of publishing
+
+# The oldest DuckDB release the publication is written for. DuckDB 1.1 reads storage format 64 (0.10 to 1.1
+# write it); 1.2 to 1.5 wrote formats 65 to 68 and 2.0 writes 999, none of which an older release reads.
+# ``STORAGE_VERSION 'v1.1.0'`` writes format 64 and lets the writer use what DuckDB 1.1 understands.
+PUBLISHED_STORAGE_VERSION = "v1.1.0"
+PUBLISHED_STORAGE_FORMAT = 64
+
+
+class PublicationFormatError(Exception):
+    """The DuckDB in use could not write the publication in the storage format the BI tools read."""
+
+@dataclass(frozen=True)
+class TableDoc:
+    """What a published table is, and each of its columns: shown by BI tools as table and column comments."""
+
+    description: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+PUBLISH_LOG_DOC = TableDoc(
+    "One row per publication and published table: the run that published it, the period range it covered, "
+    "the table's row count and a checksum of its content. Equal checksums mean equal content.",
+    {
+        "run_id": "Dagster run that published the release.",
+        "published_at": "When the release was published (UTC).",
+        "first_period": "First period (first day of the month) the run refreshed.",
+        "last_period": "Last period (first day of the month) the run refreshed.",
+        "table_name": "Published table in schema marts.",
+        "row_count": "Rows of the table in this release.",
+        "checksum": "Row count and an order-independent sum of the rows' hashes (row_count:hex sum).",
+    },
+)
 
 PUBLISH_LOG_DDL = """
 create table marts.publish_log (
@@ -60,6 +100,15 @@ class Publication:
 def current_database(published: Path) -> Path:
     """The DuckDB file BI tools read: ``published/current/cprof.duckdb``."""
     return published / CURRENT / DATABASE
+
+
+def storage_format(database: Path) -> int:
+    """The storage format number in a DuckDB file's header (bytes 12-19 after the magic ``DUCK``)."""
+    with open(database, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[8:12] != b"DUCK":
+        raise PublicationFormatError(f"{database} is not a DuckDB database file")
+    return struct.unpack("<Q", header[12:20])[0]
 
 
 def published_tables(warehouse: Path) -> list[str]:
@@ -96,13 +145,15 @@ def publish(
     first_period: date | None = None,
     last_period: date | None = None,
     changed_from: date | None = None,
+    docs: Mapping[str, TableDoc] | None = None,
 ) -> Publication:
     """Publish every mart of ``warehouse`` as a new release and make it current.
 
     With ``changed_from`` (the first period the run rebuilt), the release starts as a copy of the current one
     and only the periods from ``changed_from`` on are replaced in the marts keyed by period; a table whose
     result then differs from the warehouse's (row count or checksum), or that cannot be patched, is copied
-    whole. Either way every published table equals the warehouse's."""
+    whole. Either way every published table equals the warehouse's. ``docs`` (table name to its description)
+    become the comments of the published tables and columns and the Parquet files' key-value metadata."""
     tables = published_tables(warehouse)
     if not tables:
         raise ValueError(f"{warehouse} has no tables in schema marts: run the dbt build first")
@@ -118,11 +169,23 @@ def publish(
     counts: dict[str, int] = {}
     checksums: dict[str, str] = {}
     try:
-        patching = changed_from is not None and previous.exists()
+        # A release written in another storage format (by an older version of this code) is not patched:
+        # the copy would keep its format.
+        patching = (
+            changed_from is not None
+            and previous.exists()
+            and storage_format(previous) == PUBLISHED_STORAGE_FORMAT
+        )
         if patching:
             shutil.copyfile(previous, partial)
         limit = os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB"
-        with duckdb.connect(str(partial), config={"memory_limit": limit}) as con:
+        # Spill where a file database would (beside it), not in the working directory.
+        spill = {"memory_limit": limit, "temp_directory": str(building / f"{DATABASE}.tmp")}
+        with duckdb.connect(":memory:", config=spill) as con:
+            con.execute(
+                f"attach {literal(partial)} as release (storage_version {literal(PUBLISHED_STORAGE_VERSION)})"
+            )
+            con.execute("use release")
             con.execute(f"attach {literal(warehouse)} as working (read_only)")
             con.execute("create schema if not exists marts")
             kept = _tables(con, "marts") if patching else set()
@@ -161,10 +224,23 @@ def publish(
                     for t in tables
                 ],
             )
+            all_docs = {**(docs or {}), "publish_log": PUBLISH_LOG_DOC}
+            _comment(con, all_docs)
             for table in [*tables, "publish_log"]:
                 target = literal(building / PARQUET_DIR / f"{table}.parquet")
-                con.execute(f"copy marts.{table} to {target} (format parquet)")
+                options = _kv_metadata(all_docs.get(table))
+                con.execute(f"copy marts.{table} to {target} (format parquet{options})")
             con.execute("checkpoint")
+            con.execute("use memory")
+            con.execute("detach release")
+        found = storage_format(partial)
+        if found != PUBLISHED_STORAGE_FORMAT:
+            raise PublicationFormatError(
+                f"{partial} was written in storage format {found}, not {PUBLISHED_STORAGE_FORMAT} "
+                f"(DuckDB {PUBLISHED_STORAGE_VERSION}), which the BI tools read; nothing was published. "
+                f"DuckDB {duckdb.__version__} may no longer write it: pin an older duckdb."
+            )
+        shutil.rmtree(building / f"{DATABASE}.tmp", ignore_errors=True)
         os.replace(partial, building / DATABASE)
         release = releases / run_id
         shutil.rmtree(release, ignore_errors=True)
@@ -175,6 +251,37 @@ def publish(
         shutil.rmtree(building, ignore_errors=True)
     _prune(published)
     return Publication(run_id, release, release / DATABASE, release / PARQUET_DIR, counts, checksums)
+
+
+def _comment(con: duckdb.DuckDBPyConnection, docs: Mapping[str, TableDoc]) -> None:
+    """Table and column comments from ``docs``; a table or column without a description gets none (NULL)."""
+    for table in _tables(con, "marts"):
+        doc = docs.get(table)
+        text = literal(doc.description) if doc else "null"
+        con.execute(f"comment on table {qualified('marts', table)} is {text}")
+        for column in _columns(con, table):
+            described = doc.columns.get(column) if doc else None
+            text = literal(described) if described else "null"
+            con.execute(f"comment on column {qualified('marts', table, column)} is {text}")
+
+
+def _kv_metadata(doc: TableDoc | None) -> str:
+    """The ``KV_METADATA`` option of a Parquet ``COPY``: the table's description and its columns'."""
+    if doc is None:
+        return ""
+    pairs = {"description": doc.description, "column_descriptions": json.dumps(dict(doc.columns))}
+    return ", kv_metadata {" + ", ".join(f"{k}: {literal(v)}" for k, v in pairs.items()) + "}"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns where table_catalog = current_database() "
+            "and table_schema = 'marts' and table_name = ? order by ordinal_position",
+            [table],
+        ).fetchall()
+    ]
 
 
 def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
@@ -192,15 +299,7 @@ def _patch(con: duckdb.DuckDBPyConnection, table: str, changed_from: date, wante
     """Replace the periods from ``changed_from`` on of the copied ``marts.<table>`` with the warehouse's; True
     when the table then equals the warehouse's (same rows and checksum). Tables without periods are not
     patched."""
-    columns = {
-        name
-        for (name,) in con.execute(
-            "select column_name from information_schema.columns where table_catalog = current_database() "
-            "and table_schema = 'marts' and table_name = ?",
-            [table],
-        ).fetchall()
-    }
-    if "period" not in columns:
+    if "period" not in _columns(con, table):
         return False
     con.execute("begin transaction")
     try:

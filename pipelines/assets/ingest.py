@@ -33,7 +33,7 @@ from pipelines.ingest import (
     snapshot_promoted,
     validation_frame,
 )
-from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, run_months, single_run
+from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, partition_key, run_months, single_run
 from pipelines.resources import DataDir, LandingChecks, Warehouse
 from pipelines.sources import SOURCES, Source
 
@@ -84,35 +84,40 @@ def _check_folder(data_dir: DataDir, source: Source) -> list[str]:
     return [str(path) for path in inventory.ignored if path.parent == folder]
 
 
-def _file_metadata(results: list[LoadResult], ignored: list[str]) -> dict[str, object]:
-    """What was loaded: the file (one month or the snapshot), or per month for a range; ``files`` holds each
-    file's size and modification time, which the landing sensor compares to spot a corrected file; ``empty``
-    the months loaded without rows (normal for this source, else the load failed); ``ignored`` the hidden and
-    editor files of the folder."""
-    rows = sum(r.rows for r in results)
-    files = {
-        r.period or "snapshot": {
-            "file": str(r.path),
-            "rows": r.rows,
-            "sha256": r.sha256,
-            "bytes": r.bytes,
-            "mtime_ns": r.mtime_ns,
-        }
-        for r in results
-    }
-    metadata: dict[str, object] = {
-        "rows": MetadataValue.int(rows),
-        "files": MetadataValue.json(files),
-        "dagster/row_count": MetadataValue.int(rows),
-        "empty": MetadataValue.json([r.period or "snapshot" for r in results if r.rows == 0]),
+def _file_metadata(result: LoadResult, ignored: list[str]) -> dict[str, object]:
+    """What one partition (a month, or the snapshot) loaded: its file, rows and checksum. ``files`` holds the
+    file's size and modification time, which the landing sensor compares to spot a corrected file; ``ignored``
+    the hidden and editor files of the folder."""
+    return {
+        "rows": MetadataValue.int(result.rows),
+        "dagster/row_count": MetadataValue.int(result.rows),
+        "file": MetadataValue.path(str(result.path)),
+        "sha256": MetadataValue.text(result.sha256),
+        "bytes": MetadataValue.int(result.bytes),
+        "unchanged": MetadataValue.bool(result.unchanged),
+        "files": MetadataValue.json(
+            {
+                result.period or "snapshot": {
+                    "file": str(result.path),
+                    "rows": result.rows,
+                    "sha256": result.sha256,
+                    "bytes": result.bytes,
+                    "mtime_ns": result.mtime_ns,
+                }
+            }
+        ),
         "ignored": MetadataValue.json(ignored),
     }
-    if len(results) == 1:
-        metadata["file"] = MetadataValue.path(str(results[0].path))
-        metadata["sha256"] = MetadataValue.text(results[0].sha256)
-        metadata["bytes"] = MetadataValue.int(results[0].bytes)
-        metadata["unchanged"] = MetadataValue.bool(results[0].unchanged)
-    return metadata
+
+
+def _materialized(context, source: Source, metadata: dict[str | None, dict[str, object]]) -> MaterializeResult:
+    """The materialization of a run's partitions, each with its own metadata (a run over a range of months
+    records one event per month: that month's rows, file and checksum, not the run's totals)."""
+    if source.kind != "monthly":
+        return MaterializeResult(metadata=metadata[None])
+    for month, values in metadata.items():
+        context.add_asset_metadata(values, partition_key=partition_key(month))
+    return MaterializeResult()
 
 
 def _landed_asset(source: Source) -> AssetsDefinition:
@@ -131,7 +136,7 @@ def _landed_asset(source: Source) -> AssetsDefinition:
     def _asset(context: AssetExecutionContext, data_dir: DataDir, warehouse: Warehouse) -> MaterializeResult:
         data_dir.paths.data_dir.mkdir(parents=True, exist_ok=True)
         ignored = _check_folder(data_dir, source)
-        results = []
+        metadata = {}
         with warehouse.get_connection() as con:
             for month in _months(context, source):
                 result = load(
@@ -145,8 +150,8 @@ def _landed_asset(source: Source) -> AssetsDefinition:
                         else ""
                     )
                 )
-                results.append(result)
-        return MaterializeResult(metadata=_file_metadata(results, ignored))
+                metadata[month] = _file_metadata(result, ignored)
+        return _materialized(context, source, metadata)
 
     return _asset
 
@@ -170,6 +175,11 @@ def _suite_check(source: Source):
             with warehouse.get_connection() as con:
                 unchanged = snapshot_promoted(con, source.name)
             if unchanged:
+                validator_for(paths.data_dir, checks.defer_docs).skip(
+                    source.name,
+                    "not run: the snapshot is the file that passed this suite and was promoted (a --full-refresh "
+                    "run validates it again)",
+                )
                 return AssetCheckResult(
                     passed=True,
                     description=f"{source.name} snapshot: the file is the one that passed this suite and was "
@@ -249,10 +259,11 @@ def _raw_asset(source: Source) -> AssetsDefinition:
                         "unchanged": MetadataValue.bool(True),
                     }
                 )
-            rows = sum(promote(con, source.name, month) for month in _months(context, source))
-        return MaterializeResult(
-            metadata={"rows": MetadataValue.int(rows), "dagster/row_count": MetadataValue.int(rows)}
-        )
+            metadata = {}
+            for month in _months(context, source):
+                rows = promote(con, source.name, month)
+                metadata[month] = {"rows": MetadataValue.int(rows), "dagster/row_count": MetadataValue.int(rows)}
+        return _materialized(context, source, metadata)
 
     return _asset
 

@@ -21,6 +21,8 @@ from dagster import (
     asset_check,
 )
 
+from pipelines.dbt import ensure_manifest
+from pipelines.descriptions import published_docs
 from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
 from pipelines.publish import current_database, publish
 from pipelines.report import write_report
@@ -41,6 +43,14 @@ PUBLISHED_MARTS = (
     "customer_scorecard",
     "incentive_attainment",
 )
+# Dimension and label tables (dbt models in marts/dimensions), published with the marts for BI joins.
+PUBLISHED_DIMENSIONS = (
+    "dim_customers",
+    "dim_cost_centers",
+    "dim_activities",
+    "dim_scorecard_metrics",
+    "dim_scorecard_owners",
+)
 # The monthly close runs at 06:00 UTC on the 3rd; the publication of the month before is due by 09:00.
 PUBLISH_DEADLINE_DAY = 3
 PUBLISH_DEADLINE_HOUR = 9
@@ -50,7 +60,7 @@ PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
 @asset(
     key=AssetKey(["published", "marts"]),
     group_name="publish",
-    deps=[AssetKey(["marts", name]) for name in PUBLISHED_MARTS],
+    deps=[AssetKey(["marts", name]) for name in (*PUBLISHED_MARTS, *PUBLISHED_DIMENSIONS)],
     partitions_def=monthly_partitions,
     backfill_policy=single_run,
     kinds={"duckdb", "parquet"},
@@ -63,8 +73,15 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
     months = run_months(context)
     # Only the periods from the run's first month on can differ from the current publication.
     changed_from = refresh_window(context, reach_months=None).first
+    # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
+    # of this run's dbt build, else the project's.
+    manifest = paths.dbt_target / "manifest.json"
     publication = publish(
-        paths.warehouse, paths.published, run_id=context.run.run_id, changed_from=changed_from
+        paths.warehouse,
+        paths.published,
+        run_id=context.run.run_id,
+        changed_from=changed_from,
+        docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
     )
     report = write_report(publication.database, paths.report)
     context.log.info(

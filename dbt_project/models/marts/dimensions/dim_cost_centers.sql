@@ -1,0 +1,23 @@
+with cost_centers as (
+    select * from {{ ref('stg_config__cost_centers') }}
+),
+
+methods as (
+    -- one method per centre (int_costing_config_validated stops the build on mixed methods)
+    select cost_center, min(method) as method
+    from {{ ref('stg_config__activities') }}
+    group by cost_center
+),
+
+final as (
+    select
+        cost_centers.cost_center,
+        cost_centers.customer_driven,
+        cost_centers.is_business_sustaining,
+        methods.method,
+        cost_centers.practical_capacity_minutes
+    from cost_centers
+    left join methods on cost_centers.cost_center = methods.cost_center
+)
+
+select * from final

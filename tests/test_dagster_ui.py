@@ -1,0 +1,203 @@
+"""What a data engineer sees in Dagster's UI after a run: asked through the webserver's GraphQL API (the API the
+UI itself reads), and once in headless chromium. The webserver runs against the instance of a published sample,
+as `make dev` runs it against the demo's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.config import PROJECT_ROOT, Paths
+from pipelines.publish import current_database
+from tests.browser import FLAGS, ensure_chromium
+
+STARTUP_SECONDS = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+@pytest.fixture(scope="module")
+def webserver(published_sample: Paths, tmp_path_factory) -> Iterator[str]:
+    """dagster-webserver on 127.0.0.1 and a free port, with the sample's instance; its base URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("webserver") / "webserver.log"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(published_sample.dagster_home),
+        "CPROF_DATA_DIR": str(published_sample.data_dir),
+    }
+    executable = Path(sys.executable).with_name("dagster-webserver")
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(executable), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                status = _post(
+                    f"{base}/graphql",
+                    "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                    "locationOrLoadError { __typename } } } } }",
+                )
+                entries = status["workspaceOrError"]["locationEntries"]
+                if entries and all(e["locationOrLoadError"] for e in entries):
+                    assert all(
+                        e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries
+                    ), log.read_text()
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"no webserver after {STARTUP_SECONDS}s:\n{log.read_text()}"
+            time.sleep(1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    warnings = [line for line in log.read_text().splitlines() if "Warning" in line]
+    assert warnings == [], "\n".join(warnings)
+
+
+ASSET_NODES = """
+{ assetNodes { assetKey { path } isPartitioned
+  partitionStats { numMaterialized numPartitions numFailed numMaterializing } } }
+"""
+
+MATERIALIZATIONS = """
+query ($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset { assetMaterializations(limit: 200) { partition runId
+      metadataEntries { label
+        ... on IntMetadataEntry { intValue }
+        ... on TextMetadataEntry { text }
+        ... on PathMetadataEntry { path } } } } } }
+"""
+
+
+def _latest_by_partition(base: str, path: list[str]) -> dict[str, dict]:
+    events = _post(f"{base}/graphql", MATERIALIZATIONS, {"path": path})["assetOrError"]["assetMaterializations"]
+    latest: dict[str, dict] = {}
+    for event in events:  # newest first
+        values = {}
+        for entry in event["metadataEntries"]:
+            values[entry["label"]] = entry.get("intValue", entry.get("text", entry.get("path")))
+        latest.setdefault(event["partition"], values)
+    return latest
+
+
+def test_every_partitioned_asset_has_all_its_partitions_materialized(webserver: str, published_sample: Paths):
+    nodes = _post(f"{webserver}/graphql", ASSET_NODES)["assetNodes"]
+    partitioned = {"/".join(n["assetKey"]["path"]): n["partitionStats"] for n in nodes if n["isPartitioned"]}
+    assert "landed/order_lines" in partitioned and "published/marts" in partitioned
+    months = sorted(p.stem for p in (published_sample.landing / "order_lines").glob("*.csv"))
+    for key, stats in partitioned.items():
+        # the partitions are the sample's months (from its landing zone), none missing or failed
+        assert stats["numPartitions"] == len(months), key
+        assert stats["numMaterialized"] == len(months), (key, stats)
+        assert stats["numFailed"] == 0, key
+
+
+def test_each_partition_carries_its_own_rows_file_and_checksum(webserver: str, published_sample: Paths):
+    latest = _latest_by_partition(webserver, ["landed", "order_lines"])
+    with duckdb.connect(str(published_sample.warehouse), read_only=True) as con:
+        rows = dict(
+            con.execute(
+                "select strftime(_period, '%Y-%m'), count(*) from raw.order_lines group by 1"
+            ).fetchall()
+        )
+    assert len({m["rows"] for m in latest.values()}) == len(latest) > 1  # not one run total everywhere
+    for key, metadata in latest.items():
+        month = key[:7]
+        file = published_sample.landing / "order_lines" / f"{month}.csv"
+        assert metadata["rows"] == metadata["dagster/row_count"] == rows[month], month
+        assert metadata["file"] == str(file)
+        assert metadata["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+
+
+def test_dbt_models_report_row_counts_per_partition(webserver: str, published_sample: Paths):
+    latest = _latest_by_partition(webserver, ["marts", "customer_profitability"])
+    with duckdb.connect(str(current_database(published_sample.published)), read_only=True) as con:
+        published = dict(
+            con.execute(
+                "select strftime(period, '%Y-%m'), count(*) from marts.customer_profitability group by 1"
+            ).fetchall()
+        )
+        customers = con.execute("select count(*) from marts.dim_customers").fetchone()[0]
+    assert {key[:7]: m["dagster/row_count"] for key, m in latest.items()} == published
+    dims = _latest_by_partition(webserver, ["marts", "dim_customers"])
+    assert {m["dagster/row_count"] for m in dims.values()} == {customers}  # a dimension: the table's rows
+
+
+def test_the_asset_catalog_shows_nothing_missing(webserver: str, tmp_path: Path):
+    chromium = ensure_chromium()
+    png = tmp_path / "asset-catalog.png"
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        common = [chromium, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000"]
+        page = f"{webserver}/assets"
+        subprocess.run(
+            [*common, f"--screenshot={png}", "--window-size=1400,1400", page],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        dom = subprocess.run(
+            [*common, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+    keep = os.environ.get("CPROF_KEEP_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        Path(keep, png.name).write_bytes(png.read_bytes())
+    # Each partitioned asset's status cell: its count of missing partitions beside the "partition_missing" icon.
+    missing = re.findall(r'aria-label="partition_missing"[^>]*></div>(\d+)</div>', dom)
+    assert len(missing) >= 10, "the catalog did not render its assets' partition status"
+    assert set(missing) == {"0"}
+    assert "Never materialized" not in dom
+    assert png.stat().st_size > 10_000
+
+
+def test_partitions_span_the_landing_zone_or_reach_the_last_complete_month_when_it_is_live():
+    from datetime import date
+
+    from pipelines.partitions import partition_months
+
+    sample = [f"2024-{m:02d}" for m in range(1, 13)]
+    # a historic landing zone (a sample, an archive): its own months, none beyond
+    assert partition_months(sample, date(2026, 11, 25)) == ("2024-01", "2024-12")
+    # a live one (newest month is the one closing, or the last complete one): up to the last complete month
+    assert partition_months(sample, date(2025, 2, 2)) == ("2024-01", None)
+    assert partition_months(sample, date(2025, 1, 15)) == ("2024-01", None)
+    # configured bounds win; without a landing zone, the default start moving with time
+    assert partition_months(sample, date(2026, 11, 25), "2023-06", "2025-03") == ("2023-06", "2025-03")
+    assert partition_months([], date(2026, 11, 25)) == ("2020-01", None)

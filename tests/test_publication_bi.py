@@ -1,0 +1,168 @@
+"""The publication as a BI tool sees it: opened by an older DuckDB release (in a virtual environment of its
+own, as a BI tool bundles its own DuckDB), every table read with its comments, every Parquet file read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.config import Paths
+from pipelines.publish import (
+    DATABASE,
+    PARQUET_DIR,
+    PUBLISHED_STORAGE_FORMAT,
+    current_database,
+    publish,
+    storage_format,
+)
+
+# The oldest DuckDB the publication is written for (README "For BI users"); BI drivers lag the newest DuckDB.
+OLDEST_READER = "duckdb==1.1.3"
+
+# Dimension and label tables a BI user joins to, with their columns, written out independently of the models.
+DIMENSIONS = {
+    "dim_customers": {"customer_id", "customer_name", "segment", "region", "acquired_date"},
+    "dim_activities": {"activity", "cost_center", "driver", "method", "customer_driven"},
+    "dim_cost_centers": {"cost_center", "method", "customer_driven", "is_business_sustaining"},
+    "dim_scorecard_metrics": {"metric", "label", "unit", "direction", "owner", "owner_display_name"},
+    "dim_scorecard_owners": {"owner", "owner_display_name"},
+}
+
+READER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import duckdb
+
+    database, parquet = Path(sys.argv[1]), Path(sys.argv[2])
+    con = duckdb.connect(str(database), read_only=True)
+    out = {"version": duckdb.__version__, "tables": {}, "parquet": {}}
+    for schema, table, comment in con.execute(
+        "select schema_name, table_name, comment from duckdb_tables() order by all"
+    ).fetchall():
+        columns = con.execute(
+            "select column_name, comment from duckdb_columns() where schema_name = ? and table_name = ? "
+            "order by column_index",
+            [schema, table],
+        ).fetchall()
+        rows = con.execute(f'select * from "{schema}"."{table}"').fetchall()  # every value decoded
+        out["tables"][f"{schema}.{table}"] = {"comment": comment, "columns": dict(columns), "rows": len(rows)}
+    for file in sorted(parquet.glob("*.parquet")):
+        rows = con.execute("select * from read_parquet(?)", [str(file)]).fetchall()
+        kv = {
+            key.decode(): value.decode()
+            for key, value in con.execute(
+                "select key, value from parquet_kv_metadata(?)", [str(file)]
+            ).fetchall()
+        }
+        out["parquet"][file.stem] = {"rows": len(rows), "kv": kv}
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def older_duckdb(tmp_path_factory) -> Path:
+    """A virtual environment with the oldest DuckDB release we support, from the package registry (once per
+    session; about 10-30 s)."""
+    venv = tmp_path_factory.mktemp("older_duckdb") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", OLDEST_READER],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"pip install {OLDEST_READER} failed:\n{done.stdout}\n{done.stderr}"
+    return python
+
+
+def read_with(python: Path, database: Path) -> dict:
+    done = subprocess.run(
+        [str(python), "-c", READER, str(database), str(database.parent / PARQUET_DIR)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_an_older_duckdb_reads_every_published_table_with_its_comments_and_every_parquet_file(
+    published_sample: Paths, older_duckdb: Path
+):
+    database = current_database(published_sample.published)
+    assert storage_format(database) == PUBLISHED_STORAGE_FORMAT
+    seen = read_with(older_duckdb, database)
+    assert seen["version"] == OLDEST_READER.split("==")[1]
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        counts = dict(
+            con.execute(
+                "select table_name, row_count from marts.publish_log "
+                "where run_id = (select max_by(run_id, published_at) from marts.publish_log)"
+            ).fetchall()
+        )
+    tables = {name.removeprefix("marts."): t for name, t in seen["tables"].items()}
+    assert set(seen["tables"]) == {f"marts.{t}" for t in tables}  # nothing outside schema marts
+    assert set(tables) == {*counts, "publish_log"}
+    assert set(DIMENSIONS) <= set(tables)
+    for name, columns in DIMENSIONS.items():
+        assert columns <= set(tables[name]["columns"]), name
+        assert tables[name]["rows"] > 0, name
+    undescribed = [name for name, t in tables.items() if not (t["comment"] or "").strip()]
+    assert undescribed == []
+    undescribed = [
+        f"{name}.{column}" for name, t in tables.items() for column, comment in t["columns"].items()
+        if not (comment or "").strip()
+    ]
+    assert undescribed == []
+    for name, count in counts.items():
+        assert tables[name]["rows"] == count, name
+
+    assert set(seen["parquet"]) == set(tables)
+    for name, parquet in seen["parquet"].items():
+        assert parquet["rows"] == tables[name]["rows"], name
+        assert parquet["kv"]["description"] == tables[name]["comment"], name
+        assert json.loads(parquet["kv"]["column_descriptions"]) == tables[name]["columns"], name
+
+
+def test_a_patched_release_stays_readable_and_a_release_in_another_format_is_not_copied(
+    tmp_path: Path, older_duckdb: Path
+):
+    """Patching starts from a copy of the current release: the copy keeps its storage format, so a current
+    release written in another one (DuckDB's default, by an older version of this code) is rewritten whole."""
+    warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.facts as select (date '2024-01-01' + to_months(i % 3))::date as period, "
+            "i as id from range(30) t(i)"
+        )
+    stale = published / "releases" / "old"
+    stale.mkdir(parents=True)
+    with duckdb.connect(str(stale / DATABASE)) as con:  # the DuckDB in use's default storage format
+        con.execute("create schema marts")
+        con.execute("create table marts.facts as select date '2024-01-01' as period, 0 as id")
+    (published / "current").symlink_to(Path("releases") / "old")
+    assert storage_format(stale / DATABASE) != PUBLISHED_STORAGE_FORMAT
+
+    periods = {"first_period": date(2024, 1, 1), "last_period": date(2024, 3, 1)}
+    first = publish(warehouse, published, changed_from=date(2024, 3, 1), **periods)
+    assert storage_format(first.database) == PUBLISHED_STORAGE_FORMAT
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("insert into marts.facts values (date '2024-03-01', 99)")
+    patched = publish(warehouse, published, changed_from=date(2024, 3, 1), **periods)
+    assert storage_format(patched.database) == PUBLISHED_STORAGE_FORMAT
+    seen = read_with(older_duckdb, patched.database)
+    assert seen["tables"]["marts.facts"]["rows"] == 31
+    assert seen["tables"]["marts.publish_log"]["comment"]
