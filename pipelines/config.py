@@ -99,12 +99,15 @@ run_monitoring:
   max_resume_run_attempts: 0
   poll_interval_seconds: 30
 """
-DAGSTER_YAML = """telemetry:
+DAGSTER_YAML = (
+    """telemetry:
   enabled: false
 concurrency:
   runs:
     max_concurrent_runs: 1
-""" + RUN_MONITORING_YAML
+"""
+    + RUN_MONITORING_YAML
+)
 # What earlier versions wrote: such a file is brought up to date, a team's own settings are kept.
 PREVIOUS_DAGSTER_YAMLS = (DAGSTER_YAML.removesuffix(RUN_MONITORING_YAML),)
 

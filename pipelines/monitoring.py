@@ -57,7 +57,11 @@ def run_worker(instance: DagsterInstance, run: DagsterRun) -> Process | None:
             # the worker is a child of the code server, on its host; it started before it reported so
             started = process_start_time(pid)
             same = started is not None and started <= record.timestamp + 1.0
-            host = Process.current().host if grpc.get("host") in (None, "localhost", "127.0.0.1") else grpc["host"]
+            host = (
+                Process.current().host
+                if grpc.get("host") in (None, "localhost", "127.0.0.1")
+                else grpc["host"]
+            )
             return Process(host, pid, started if same else record.timestamp)
     return None
 
@@ -76,13 +80,18 @@ def dead_worker_reason(instance: DagsterInstance, run: DagsterRun) -> str | None
 
 
 def fail_dead_runs(instance: DagsterInstance, say: Callable[[str], None] | None = None) -> list[str]:
-    """Mark failed every STARTED or STARTING run whose process is gone; returns their run ids."""
+    """Mark failed every STARTED or STARTING run whose process is gone (and a run created by a process that died
+    before starting it); returns their run ids."""
     failed = []
     records = instance.get_run_records(
-        filters=RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])
+        filters=RunsFilter(
+            statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED]
+        )
     )
     for record in records:
         run = record.dagster_run
+        if run.status == DagsterRunStatus.NOT_STARTED and WORKER_TAG not in run.tags:
+            continue  # being submitted by the daemon or the UI, not ours to judge
         reason = dead_worker_reason(instance, run)
         if reason is None:
             continue
@@ -134,11 +143,12 @@ class LockedInProcessExecutor(Executor):
             yield from self._inner.execute(plan_context, execution_plan)
             return
         wait = float(run.tags.get(LOCK_WAIT_TAG, DEFAULT_RUN_LOCK_WAIT_SECONDS))
-        said: list[str] = []
         with data_dir_lock(
-            self._data_dir, command=f"dagster run {run.run_id} ({run.job_name})", wait_seconds=wait,
+            self._data_dir,
+            command=f"dagster run {run.run_id} ({run.job_name})",
+            wait_seconds=wait,
             say=lambda line: instance.report_engine_event(line, run),
         ) as held:
-            said.append(f"data directory lock taken: {self._data_dir} (pid {held.holder['pid']})")
-            yield DagsterEvent.engine_event(plan_context, said[-1], EngineEventData())
+            taken = f"data directory lock taken: {self._data_dir} (pid {held.holder['pid']})"
+            yield DagsterEvent.engine_event(plan_context, taken, EngineEventData())
             yield from self._inner.execute(plan_context, execution_plan)

@@ -100,7 +100,9 @@ class RunFollower(threading.Thread):
             extra = f" ({self._dbt_done}/{self._dbt_nodes} nodes)" if step == DBT_STEP else ""
             self._line(entry.timestamp, f"{step}: {verb} in {took:.1f}s{extra}")
         elif kind == DagsterEventType.STEP_SKIPPED:
-            self._line(entry.timestamp, f"{step}: skipped (an upstream step failed or a blocking check failed)")
+            self._line(
+                entry.timestamp, f"{step}: skipped (an upstream step failed or a blocking check failed)"
+            )
         elif step == DBT_STEP and kind in (
             DagsterEventType.ASSET_MATERIALIZATION,
             DagsterEventType.ASSET_CHECK_EVALUATION,

@@ -212,7 +212,9 @@ def workspace_origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
     remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
     target = location.loadable_target_origin
     pointer = ModuleCodePointer(target.module_name, target.attribute, target.working_directory)
-    code = JobPythonOrigin(job_name, RepositoryPythonOrigin(target.executable_path or sys.executable, pointer))
+    code = JobPythonOrigin(
+        job_name, RepositoryPythonOrigin(target.executable_path or sys.executable, pointer)
+    )
     return remote, code
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,7 +71,9 @@ class Process:
                 found = next((line for line in self.lines if text in line), None)
                 if found is not None:
                     return found
-                raise AssertionError(f"exited ({self.popen.returncode}) without saying {text!r}:\n{self.output}")
+                raise AssertionError(
+                    f"exited ({self.popen.returncode}) without saying {text!r}:\n{self.output}"
+                )
             time.sleep(0.2)
         raise AssertionError(f"no {text!r} within {timeout}s:\n{self.output}")
 
@@ -190,7 +193,11 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
     scheduled = instance.create_run_for_job(
         job_def=job,
         run_config=QUIET,
-        tags={**request.tags, "dagster/partition": request.partition_key, "dagster/schedule_name": schedule.name},
+        tags={
+            **request.tags,
+            "dagster/partition": request.partition_key,
+            "dagster/schedule_name": schedule.name,
+        },
         remote_job_origin=remote,
         job_code_origin=code,
         status=DagsterRunStatus.NOT_STARTED,
@@ -199,7 +206,8 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
     known.add(scheduled.run_id)
     assert run_status(instance, scheduled.run_id) == DagsterRunStatus.QUEUED
     started = Process(
-        [str(BIN / "dagster"), "sensor", "start", "landing_sensor", "-w", "workspace.yaml"], dagster_env(paths)
+        [str(BIN / "dagster"), "sensor", "start", "landing_sensor", "-w", "workspace.yaml"],
+        dagster_env(paths),
     )
     assert started.finish(180) == 0, started.output
 
@@ -218,7 +226,11 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
         # the sensor's request, queued behind it, starts when it has finished (here: is terminated)
         sensed = until(
             lambda: next(
-                (r.run_id for r in instance.get_runs() if r.tags.get("dagster/sensor_name") == "landing_sensor"),
+                (
+                    r.run_id
+                    for r in instance.get_runs()
+                    if r.tags.get("dagster/sensor_name") == "landing_sensor"
+                ),
                 None,
             ),
             120,
@@ -290,12 +302,48 @@ def graphql(port: int, query: str, variables: dict) -> dict:
 
 def _proceeds(instance, run_id: str) -> None:
     until(
-        lambda: instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
-        and any(
-            "data directory lock taken" in (record.user_message or "")
-            for record in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
+        lambda: (
+            instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
+            and any(
+                "data directory lock taken" in (record.user_message or "")
+                for record in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            )
         ),
         180,
         f"run {run_id} dequeued, started and holding the lock",
     )
     assert WORKER_TAG in instance.get_run_by_id(run_id).tags
+
+
+def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
+    """The lines `cprof run` prints as a run goes, from a real run's event log: every step as it finishes with
+    the time since the run started; in live mode also the months ingested, the suites and dbt's node count."""
+    from pipelines.assets.transform import dbt_models
+    from pipelines.progress import RunFollower
+
+    instance = dagster_instance(published_sample)
+    run = instance.get_runs(limit=1)[0]
+    nodes = len(dbt_models.keys) + len(dbt_models.check_keys)
+    said: dict[bool, list[str]] = {True: [], False: []}
+    for live in (True, False):
+        follower = RunFollower(instance, run.run_id, said[live].append, live=live, months=3, dbt_nodes=nodes)
+        follower.start()
+        follower.stop()
+    steps = [line for line in said[False] if ": done in " in line]
+    assert said[False] == steps and len(steps) > 30  # one line per step, nothing else, when not live
+    assert all(re.match(r"\+\d+:\d\d \w+: done in \d+\.\ds", line) for line in steps)
+    assert any(line.endswith(f"dbt_models: done in {line.split('done in ')[1]}") for line in steps)
+    assert f"({nodes}/{nodes} nodes)" in next(line for line in steps if "dbt_models: done" in line)
+    live = said[True]
+    assert set(steps) <= set(live)
+    for month, n in (("2024-01", 1), ("2024-02", 2), ("2024-03", 3)):
+        assert any(f"ingest order_lines {month} (month {n} of 3): " in line for line in live)
+    assert (
+        sum("input check " in line for line in live) == 6 + 6 * 3
+    )  # the snapshots', then 6 sources x 3 months
+    counts = [int(line.split("dbt: ")[1].split("/")[0]) for line in live if " dbt: " in line]
+    assert len(counts) >= 9 and counts == sorted(counts) and counts[-1] <= nodes
+    # ...and in the order they happened: dbt's counts come between ingest and publishing
+    first_dbt = next(i for i, line in enumerate(live) if " dbt: " in line)
+    assert first_dbt > max(i for i, line in enumerate(live) if "ingest order_lines" in line)
+    assert first_dbt < next(i for i, line in enumerate(live) if "published__marts: done" in line)
