@@ -8,6 +8,7 @@ Layout under the data directory::
     report/             the HTML report of the current publication
     dagster_home/       Dagster's instance (run history, event log)
     logs/               dbt and pipeline logs
+    .cprof.lock         the writers' lock (pipelines/lock.py)
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 the ``refresh`` job over the range's partitions (ingest, check, dbt build, CLV, satisfaction, scorecard,
 publish).
 
-Runs go through the Dagster instance in the data directory (``dagster_home/``), so ``dagster dev`` shows
-their history. Every landing file of the range is located before anything runs: a missing file fails the
-run before the warehouse is touched.
+Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process but
+created as runs of the ``pipelines`` code location of ``workspace.yaml``, so ``dagster dev`` shows them in its
+Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
+anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
+directory's writer lock (pipelines/lock.py), first fails runs whose process is gone (pipelines/monitoring.py),
+and says each step as it happens (pipelines/progress.py).
 """
 
 from __future__ import annotations
