@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from dagster import DagsterEventType, DagsterInstance
+from sqlalchemy.exc import SQLAlchemyError
 
 INGEST_LINE = re.compile(r"^(?P<source>\w+) (?P<month>\d{4}-\d{2}|snapshot): (?P<rows>\d+) rows")
 DBT_STEP = "dbt_models"
@@ -63,12 +64,19 @@ class RunFollower(threading.Thread):
         self.join()
 
     def run(self) -> None:
-        while True:
-            stopping = self._stopping.is_set()
-            self._poll()
-            if stopping:
-                return
-            self._stopping.wait(0.5)
+        try:
+            while True:
+                stopping = self._stopping.is_set()
+                try:
+                    self._poll()
+                except (OSError, SQLAlchemyError) as exc:  # a busy storage: the run matters more, try again
+                    if stopping:
+                        self._say(f"progress: could not read the run's event log: {exc}")
+                if stopping:
+                    return
+                self._stopping.wait(0.5)
+        finally:
+            self._instance.dispose()
 
     def _poll(self) -> None:
         has_more = True
