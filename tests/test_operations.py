@@ -146,6 +146,21 @@ def test_the_lock_waits_then_names_the_holder_and_is_reentrant(tmp_path):
         assert inner is outer and outer.count == 2
 
 
+def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_path):
+    from pipelines.config import DAGSTER_YAML, PREVIOUS_DAGSTER_YAMLS, write_dagster_yaml
+
+    earlier, own = tmp_path / "earlier", tmp_path / "own"
+    for home, text in ((earlier, PREVIOUS_DAGSTER_YAMLS[0]), (own, "telemetry:\n  enabled: false\n")):
+        home.mkdir()
+        (home / "dagster.yaml").write_text(text)
+        write_dagster_yaml(home)
+    assert (earlier / "dagster.yaml").read_text() == DAGSTER_YAML  # what an earlier cprof wrote is updated
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+    instance = dagster_instance(Paths(tmp_path / "data"))
+    assert instance.run_monitoring_enabled and instance.run_launcher.supports_check_run_worker_health
+    assert instance.run_monitoring_max_resume_run_attempts == 0
+
+
 def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_paths: Paths):
     paths = data_paths
     first = cprof(paths, "run", "--progress", "live")
@@ -224,6 +239,11 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
         assert "its process is gone" in failure_message(instance, stuck)
         # ...the queue then starts the scheduled run, whose worker takes the data directory's lock
         _proceeds(instance, scheduled.run_id)
+        # a cprof run by hand meanwhile is refused, naming the scheduled run's worker
+        clash = cprof(paths, "run")
+        assert clash.finish(120) == 1
+        assert f"dagster run {scheduled.run_id} (refresh)" in clash.output, clash.output
+        assert "Could not set lock" not in clash.output
         # the sensor's request, queued behind it, starts when it has finished (here: is terminated)
         sensed = until(
             lambda: next(
