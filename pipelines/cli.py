@@ -167,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "order, rebuild the incremental dbt models for the range and every later period a trailing view "
         "reaches, rescore CLV from --from on, and publish. Months outside the range keep their rows. "
         "Re-running a range publishes identical tables: the checksums printed (from marts.publish_log) are "
-        "equal. History before --from must already be in the warehouse (returns refer to older order lines).",
+        "equal. History before --from must already be in the warehouse (returns refer to older order lines). "
+        "Like run, it prints each step as it finishes, holds <data>/.cprof.lock and first marks failed any run "
+        "whose process is gone.",
     )
     backfill.add_argument(
         "--from", dest="first", type=_month, metavar=MONTH_HELP, required=True, help="first month"
