@@ -16,7 +16,7 @@ def _text(value: str | Path) -> str:
 
 
 def ident(name: str) -> str:
-    """A quoted identifier, its double quotes doubled: ``a"b`` becomes ``"a""b"``."""
+    """A quoted identifier: ``customer's "view"`` -> ``"customer's ""view"""``."""
     return '"' + _text(name).replace('"', '""') + '"'
 
 
