@@ -16,7 +16,7 @@ def _text(value: str | Path) -> str:
 
 
 def ident(name: str) -> str:
-    """A quoted identifier: ``customer's "view"`` -> ``"customer's ""view"""``."""
+    """A quoted identifier, its double quotes doubled: ``a"b`` becomes ``"a""b"``."""
     return '"' + _text(name).replace('"', '""') + '"'
 
 
