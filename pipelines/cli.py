@@ -56,13 +56,51 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     paths = Paths(args.data_dir)
     started = time.perf_counter()
-    summary = run_pipeline(paths, args.first, args.last, progress=_say, full_refresh=args.full_refresh)
+    live = args.progress == "live" or (args.progress == "auto" and sys.stdout.isatty())
+    summary = run_pipeline(
+        paths,
+        args.first,
+        args.last,
+        progress=_say,
+        full_refresh=args.full_refresh,
+        wait_seconds=args.wait,
+        live=live,
+    )
     _say(f"{args.command}: finished in {time.perf_counter() - started:.1f}s")
     if args.command == "backfill":
         print_checksums(paths)
     else:
         print_summary(paths, summary)
     return 0
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more seconds, got {value}")
+    return number
+
+
+def _run_options(command: argparse.ArgumentParser) -> None:
+    """Options of the commands that write the data directory (run, backfill)."""
+    command.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+    command.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another process writes the data directory (another cprof, a Dagster run), wait up to SECONDS "
+        "for it to finish, saying what it waits for; by default fail at once, naming that process (pid, "
+        "command, start time)",
+    )
+    command.add_argument(
+        "--progress",
+        choices=("auto", "live", "steps"),
+        default="auto",
+        help="live: a line per finished step plus how long steps go (months ingested, input checks, dbt nodes "
+        "built and tested, the Python marts' lines); steps: a line per finished step only; auto (default): "
+        "live on a terminal, steps otherwise (logs)",
+    )
 
 
 FULL_REFRESH_HELP = (
@@ -111,11 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "promoted; build and test the dbt models (conservation to the cent included); score CLV, satisfaction "
         "and the scorecard; then publish the marts atomically to published/current and write the HTML report. "
         "Nothing is published unless every check passes. Fails, naming the file, line, column, rule or test, "
-        "and leaves the previous publication untouched.",
+        "and leaves the previous publication untouched. Each step is printed as it finishes, with the time "
+        "since the run started. One writer at a time: the run holds <data>/.cprof.lock, and first marks "
+        "failed any earlier run whose process is gone (killed). The run is recorded in the Dagster instance "
+        "under the data directory as a run of the `pipelines` code location, as if launched from the UI.",
     )
     run.add_argument("--from", dest="first", type=_month, metavar=MONTH_HELP, help="first month to process")
     run.add_argument("--to", dest="last", type=_month, metavar=MONTH_HELP, help="last month to process")
-    run.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+    _run_options(run)
     run.set_defaults(func=cmd_run)
 
     backfill = commands.add_parser(
@@ -126,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "order, rebuild the incremental dbt models for the range and every later period a trailing view "
         "reaches, rescore CLV from --from on, and publish. Months outside the range keep their rows. "
         "Re-running a range publishes identical tables: the checksums printed (from marts.publish_log) are "
-        "equal. History before --from must already be in the warehouse (returns refer to older order lines).",
+        "equal. History before --from must already be in the warehouse (returns refer to older order lines). "
+        "Like run, it prints each step as it finishes, holds <data>/.cprof.lock and first marks failed any run "
+        "whose process is gone.",
     )
     backfill.add_argument(
         "--from", dest="first", type=_month, metavar=MONTH_HELP, required=True, help="first month"
@@ -134,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--to", dest="last", type=_month, metavar=MONTH_HELP, required=True, help="last month"
     )
-    backfill.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+    _run_options(backfill)
     backfill.set_defaults(func=cmd_run)
     return parser
 
@@ -148,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--from {args.first} is after --to {args.last}")
     from pipelines.dbt import DbtProjectError
     from pipelines.ingest import LandingError
+    from pipelines.lock import DataDirLocked
     from pipelines.run import PipelineError
 
     try:
         return args.func(args)
-    except (LandingError, PipelineError, DbtProjectError, ValueError) as exc:
+    except (LandingError, PipelineError, DbtProjectError, DataDirLocked, ValueError) as exc:
         print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

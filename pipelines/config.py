@@ -8,6 +8,7 @@ Layout under the data directory::
     report/             the HTML report of the current publication
     dagster_home/       Dagster's instance (run history, event log)
     logs/               dbt and pipeline logs
+    .cprof.lock         the writers' lock (pipelines/lock.py)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DATA_DIR_ENV = "CPROF_DATA_DIR"
+WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
 
 
 @dataclass(frozen=True)
@@ -83,22 +85,45 @@ def quiet_telemetry() -> None:
 
 
 # The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a
-# time, because DuckDB allows one writer per file (a second run would fail to open the warehouse). For a team,
-# point storage at PostgreSQL (see the README).
-DAGSTER_YAML = """telemetry:
+# time, because DuckDB allows one writer per file (a second run would fail to open the warehouse). Run monitoring
+# fails a run whose worker process is gone (killed, or its machine restarted): the launcher is Dagster's
+# DefaultRunLauncher plus a health check of the worker process (pipelines/monitoring.py), which the
+# DefaultRunLauncher lacks; without it, a killed run stays STARTED and the queue holds back every later run. A
+# dead worker is not restarted (max_resume_run_attempts 0): the next run of the months repairs what it left. For
+# a team, point storage at PostgreSQL (see the README).
+_TELEMETRY_YAML = """telemetry:
   enabled: false
-nux:
+"""
+_NUX_YAML = """nux:
   enabled: false
-concurrency:
+"""
+_CONCURRENCY_YAML = """concurrency:
   runs:
     max_concurrent_runs: 1
 """
+RUN_MONITORING_YAML = """run_launcher:
+  module: pipelines.monitoring
+  class: ProcessRunLauncher
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
+"""
+DAGSTER_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
+# What earlier versions wrote: such a file is brought up to date, a team's own settings are kept.
+PREVIOUS_DAGSTER_YAMLS = (
+    _TELEMETRY_YAML + _CONCURRENCY_YAML,
+    _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML,
+    _TELEMETRY_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
+)
 
 
 def write_dagster_yaml(dagster_home: Path) -> Path:
-    """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept)."""
+    """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept; one that
+    an earlier version of this project wrote is updated)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or config.read_text() in PREVIOUS_DAGSTER_YAMLS:
         config.write_text(DAGSTER_YAML)
     return config

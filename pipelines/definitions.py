@@ -17,8 +17,9 @@ from dagster import (
     Definitions,
     ScheduleDefinition,
     define_asset_job,
-    in_process_executor,
+    executor,
 )
+from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, _core_in_process_executor_creation
 
 from pipelines.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.assets.ingest import ingest_assets, ingest_checks
@@ -28,6 +29,7 @@ from pipelines.assets.scorecard import scorecard
 from pipelines.assets.transform import dbt_models
 from pipelines.automation import landing_sensor, monthly_close_schedule
 from pipelines.config import Paths, paths, quiet_telemetry
+from pipelines.monitoring import LockedInProcessExecutor
 from pipelines.resources import resources_for
 from pipelines.sources import SNAPSHOTS
 
@@ -76,6 +78,18 @@ freshness_schedule = ScheduleDefinition(
 )
 
 
+def locked_in_process_executor(data_paths: Paths):
+    """Dagster's in-process executor (one process: DuckDB allows one writer per file, so steps must not run in
+    parallel processes), holding the data directory's writer lock for the run (pipelines/monitoring.py)."""
+
+    @executor(name="in_process", config_schema=IN_PROC_CONFIG)
+    def _executor(init_context):
+        inner = _core_in_process_executor_creation(init_context.executor_config)
+        return LockedInProcessExecutor(data_paths.data_dir, inner)
+
+    return _executor
+
+
 def build_definitions(
     data_paths: Paths, defer_docs: bool = False, without_snapshots: frozenset[str] = frozenset()
 ) -> Definitions:
@@ -87,8 +101,7 @@ def build_definitions(
         schedules=[monthly_close_schedule(refresh), freshness_schedule],
         sensors=[landing_sensor],
         resources=resources_for(data_paths, defer_docs),
-        # One process: DuckDB allows one writer per file, so steps must not run in parallel processes.
-        executor=in_process_executor,
+        executor=locked_in_process_executor(data_paths),
     )
 
 

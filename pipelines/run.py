@@ -2,27 +2,62 @@
 the ``refresh`` job over the range's partitions (ingest, check, dbt build, CLV, satisfaction, scorecard,
 publish).
 
-Runs go through the Dagster instance in the data directory (``dagster_home/``), so ``dagster dev`` shows
-their history. Every landing file of the range is located before anything runs: a missing file fails the
-run before the warehouse is touched.
+Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process but
+created as runs of the ``pipelines`` code location of ``workspace.yaml``, so ``dagster dev`` shows them in its
+Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
+anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
+directory's writer lock (pipelines/lock.py), first fails runs whose process is gone (pipelines/monitoring.py),
+and says each step as it happens (pipelines/progress.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
-from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, DagsterInstance, ExecuteInProcessResult
+from dagster import (
+    AssetCheckSeverity,
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    JobDefinition,
+)
+
+# Executing a run created with the code location's origin: the steps of ``JobDefinition.execute_in_process``
+# (dagster/_core/execution/execute_in_process.py), which has no parameter for the origin.
+from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.execution.api import (
+    ExecuteRunWithPlanIterable,
+    create_execution_plan,
+    job_execution_iterator,
+)
+from dagster._core.execution.context_creation_job import (
+    PlanOrchestrationContextManager,
+    orchestration_context_event_generator,
+)
+from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
-from pipelines.config import Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.ingest import find_file, months_in_landing, unchanged_snapshots
+from pipelines.lock import data_dir_lock
+from pipelines.monitoring import fail_dead_runs, worker_tags
 from pipelines.partitions import FULL_REFRESH_TAG, range_tags
+from pipelines.progress import RunFollower
 from pipelines.sources import MONTHLY, SNAPSHOTS
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -162,26 +197,115 @@ def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
     return lines
 
 
+class _ByThread(io.TextIOBase):
+    """stdout for the length of a run: what the run's own thread prints (dagster-dbt echoes dbt's log there) goes
+    to the log file, what other threads print (the progress lines) to the console."""
+
+    def __init__(self, log: TextIO, console: TextIO):
+        self._log, self._console, self._run_thread = log, console, threading.current_thread()
+
+    def _target(self) -> TextIO:
+        return self._log if threading.current_thread() is self._run_thread else self._console
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+        self._console.flush()
+
+
+def workspace_origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
+    """The origin of ``job_name`` in the code location of the project's ``workspace.yaml``, as the webserver and
+    the daemon load it: a run created with it is one of that code location's runs, shown in the Overview
+    timeline and on the job's page like a run launched from the UI, and re-executable from there."""
+    (location,) = location_origins_from_yaml_paths([str(WORKSPACE_YAML)])
+    remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
+    target = location.loadable_target_origin
+    pointer = ModuleCodePointer(target.module_name, target.attribute, target.working_directory)
+    code = JobPythonOrigin(
+        job_name, RepositoryPythonOrigin(target.executable_path or sys.executable, pointer)
+    )
+    return remote, code
+
+
+def execute_run(
+    job: JobDefinition,
+    instance: DagsterInstance,
+    tags: dict[str, str],
+    run_config: dict,
+    on_created: Callable[[str], None] = lambda run_id: None,
+) -> ExecuteInProcessResult:
+    """Execute ``job`` in this process, as ``execute_in_process`` does, but with the job's own executor (which
+    takes the data directory's lock) and a run that carries the workspace's origin and this process's identity."""
+    remote, code = workspace_origins(job.name)
+    plan = create_execution_plan(job, run_config=run_config, instance_ref=instance.get_ref())
+    run = instance.create_run_for_job(
+        job_def=job,
+        execution_plan=plan,
+        run_config=run_config,
+        tags={**job.run_tags, **tags, **worker_tags()},
+        remote_job_origin=remote,
+        job_code_origin=code,
+    )
+    on_created(run.run_id)
+    events = list(
+        ExecuteRunWithPlanIterable(
+            execution_plan=plan,
+            iterator=job_execution_iterator,
+            execution_context_manager=PlanOrchestrationContextManager(
+                context_event_generator=orchestration_context_event_generator,
+                job=InMemoryJob(job),
+                execution_plan=plan,
+                dagster_run=run,
+                instance=instance,
+                run_config=run_config,
+                executor_defs=None,
+                output_capture=None,
+                raise_on_error=False,
+            ),
+        )
+    )
+    return ExecuteInProcessResult(
+        job_def=job, event_list=events, dagster_run=instance.get_run_by_id(run.run_id), output_capture={}
+    )
+
+
 def run_pipeline(
     paths: Paths,
     first: str | None = None,
     last: str | None = None,
     progress: Callable[[str], None] = print,
     full_refresh: bool = False,
+    wait_seconds: float = 0.0,
+    live: bool = True,
 ) -> RunSummary:
     """Refresh the months first..last (default: every month in the landing zone) in one Dagster run of the
     ``refresh`` job over that partition range: ingest and check the reference snapshots and the months, build
     and test the dbt models incrementally, score the Python marts and publish. Everything, or no publication
-    when any blocking check fails. ``full_refresh`` rebuilds every table whole."""
+    when any blocking check fails. ``full_refresh`` rebuilds every table whole.
+
+    Holds the data directory's writer lock throughout (waiting up to ``wait_seconds`` for another writer), and
+    first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
+    ``live`` how long steps go (months ingested, suites, dbt nodes)."""
+    months = select_months(paths, first, last)
+    with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
+        return _run_locked(paths, months, progress, full_refresh, live)
+
+
+def _run_locked(
+    paths: Paths, months: list[str], progress: Callable[[str], None], full_refresh: bool, live: bool
+) -> RunSummary:
+    from pipelines.assets.transform import dbt_models
     from pipelines.definitions import build_definitions
 
-    months = select_months(paths, first, last)
+    instance = dagster_instance(paths)
+    fail_dead_runs(instance, say=progress)
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
     reused = frozenset() if full_refresh else frozenset(unchanged_snapshots(paths.warehouse, paths.landing))
     defs = build_definitions(paths, defer_docs=True, without_snapshots=reused)
-    instance = dagster_instance(paths)
     summary = RunSummary(months=months)
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
     progress(
@@ -198,14 +322,23 @@ def run_pipeline(
     progress(
         f"refresh: ingest and check, dbt build, CLV, satisfaction, scorecard, publish; dbt's log in {log}"
     )
+    job = defs.resolve_job_def("refresh")
+    dbt_nodes = len(dbt_models.keys) + len(dbt_models.check_keys)
     started = time.perf_counter()
+    follower: RunFollower | None = None
+
+    def follow(run_id: str) -> None:
+        nonlocal follower
+        follower = RunFollower(instance, run_id, progress, live=live, months=len(months), dbt_nodes=dbt_nodes)
+        follower.start()
+
     try:
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
-        with log.open("w") as handle, contextlib.redirect_stdout(handle):
-            result = defs.resolve_job_def("refresh").execute_in_process(
-                instance=instance, run_config=QUIET, raise_on_error=False, tags=tags
-            )
+        with log.open("w") as handle, contextlib.redirect_stdout(_ByThread(handle, sys.stdout)):
+            result = execute_run(job, instance, tags, QUIET, on_created=follow)
     finally:
+        if follower is not None:
+            follower.stop()
         summary.data_docs = validator_for(paths.data_dir, defer_docs=True).build_docs()
     summary.seconds["run"] = time.perf_counter() - started
     summary.step_windows = _step_windows(instance, result.run_id)
