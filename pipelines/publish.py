@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -90,13 +91,18 @@ def publish(
     first_period: date | None = None,
     last_period: date | None = None,
     changed_from: date | None = None,
+    extras: Callable[[Path], object] | None = None,
 ) -> Publication:
     """Publish every mart of ``warehouse`` as a new release and make it current.
 
     With ``changed_from`` (the first period the run rebuilt), the release starts as a copy of the current one
     and only the periods from ``changed_from`` on are replaced in the marts keyed by period; a table whose
     result then differs from the warehouse's (row count or checksum), or that cannot be patched, is copied
-    whole. Either way every published table equals the warehouse's."""
+    whole. Either way every published table equals the warehouse's.
+
+    ``extras``, when given, is called with the release folder while it is still being built, its
+    ``cprof.duckdb`` complete: it writes more files into the release (the HTML report). If it raises, nothing
+    is published and ``current`` stays as it was."""
     tables = published_tables(warehouse)
     if not tables:
         raise ValueError(f"{warehouse} has no tables in schema marts: run the dbt build first")
@@ -160,6 +166,8 @@ def publish(
                 con.execute(f"copy marts.{table} to {target} (format parquet)")
             con.execute("checkpoint")
         os.replace(partial, building / DATABASE)
+        if extras is not None:
+            extras(building)
         release = releases / run_id
         shutil.rmtree(release, ignore_errors=True)
         os.replace(building, release)

@@ -23,7 +23,7 @@ from dagster import (
 
 from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
 from pipelines.publish import current_database, publish
-from pipelines.report import write_report
+from pipelines.report import report_path, write_release_report
 from pipelines.resources import DataDir
 
 PUBLISHED_MARTS = (
@@ -56,7 +56,7 @@ PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
     kinds={"duckdb", "parquet"},
     description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
     "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
-    "then the HTML report of it, report/index.html.",
+    "with the HTML report of it inside the release (report/index.html).",
 )
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
@@ -64,9 +64,13 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
     # Only the periods from the run's first month on can differ from the current publication.
     changed_from = refresh_window(context, reach_months=None).first
     publication = publish(
-        paths.warehouse, paths.published, run_id=context.run.run_id, changed_from=changed_from
+        paths.warehouse,
+        paths.published,
+        run_id=context.run.run_id,
+        changed_from=changed_from,
+        extras=write_release_report,
     )
-    report = write_report(publication.database, paths.report)
+    report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"
     )
