@@ -49,7 +49,9 @@ class Session:
 
 
 @contextmanager
-def open_page(html: Path, width: int = 1400, height: int = 1000, ready: str = "body[data-ready=true]") -> Iterator[Session]:
+def open_page(
+    html: Path, width: int = 1400, height: int = 1000, ready: str = "body[data-ready=true]"
+) -> Iterator[Session]:
     """``html`` loaded offline in a fresh chromium profile, once ``ready`` (a CSS selector) matches."""
     executable = chromium_executable()
     if executable is None:
@@ -76,7 +78,9 @@ def open_page(html: Path, width: int = 1400, height: int = 1000, ready: str = "b
                     request_route.abort()
 
             context.route("**/*", route)
-            page.on("console", lambda message: message.type == "error" and session.errors.append(message.text))
+            page.on(
+                "console", lambda message: message.type == "error" and session.errors.append(message.text)
+            )
             page.on("pageerror", lambda error: session.errors.append(f"uncaught: {error}"))
             page.goto(Path(html).resolve().as_uri())
             if ready:

@@ -28,7 +28,15 @@ REPORT_DIR = "report"
 REPORT = "index.html"
 TEMPLATES = Path(__file__).parent / "templates"
 
-__all__ = ["REPORT", "REPORT_DIR", "Bounds", "render_report", "report_path", "write_release_report", "write_report"]
+__all__ = [
+    "REPORT",
+    "REPORT_DIR",
+    "Bounds",
+    "render_report",
+    "report_path",
+    "write_release_report",
+    "write_report",
+]
 
 
 def report_path(release: Path) -> Path:

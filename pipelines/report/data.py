@@ -43,7 +43,9 @@ class Bounds:
         months = int(os.environ.get(MONTHS_ENV) or default.months)
         customers = int(os.environ.get(CUSTOMERS_ENV) or default.customers)
         if months < 1 or customers < 1:
-            raise ValueError(f"{MONTHS_ENV} and {CUSTOMERS_ENV} must be at least 1 (got {months}, {customers})")
+            raise ValueError(
+                f"{MONTHS_ENV} and {CUSTOMERS_ENV} must be at least 1 (got {months}, {customers})"
+            )
         return cls(months, customers)
 
 
@@ -295,7 +297,9 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
             [months[0], bounds.customers],
         )
         customers = _columnar(
-            con.execute("select customer_id, name, segment, region from report_customers order by c").fetchall(),
+            con.execute(
+                "select customer_id, name, segment, region from report_customers order by c"
+            ).fetchall(),
             ["id", "name", "segment", "region"],
         )
         codes: dict[str, list[str]] = {}
