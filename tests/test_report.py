@@ -12,7 +12,8 @@ import pytest
 
 from pipelines.config import Paths
 from pipelines.publish import CURRENT, RELEASES, current_database, publish
-from pipelines.report import report_path, write_release_report
+from pipelines.report import report_path, write_release_report, write_report
+from pipelines.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
 from tests.browser import chromium_executable, open_page
 
 pytestmark = pytest.mark.skipif(chromium_executable() is None, reason="chromium is not installed")
@@ -219,3 +220,36 @@ def test_clicking_a_customer_on_the_matrix_or_a_list_opens_it(report: Path, con)
         page.wait_for_selector(f'body[data-customer="{listed}"]', state="attached")
         assert json.loads(page.evaluate("() => JSON.stringify(document.body.dataset.customer)")) == listed
         assert session.errors == []
+
+
+def test_a_bounded_report_holds_the_latest_months_and_the_customers_that_matter_most(
+    published_sample: Paths, con, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv(MONTHS_ENV, "2")
+    monkeypatch.setenv(CUSTOMERS_ENV, "25")
+    bounds = Bounds.from_env()
+    database = current_database(published_sample.published)
+    data = read_publication(database, bounds)
+    periods = [
+        row[0]
+        for row in con.execute(
+            "select distinct period from marts.customer_profitability order by 1"
+        ).fetchall()
+    ]
+    assert data["months"] == [f"{period:%Y-%m}" for period in periods[-2:]] and len(periods) > 2
+    expected = con.execute(
+        "select customer_id from marts.customer_profitability where period >= ? group by customer_id "
+        "order by abs(sum(abc_profit)) desc, customer_id limit 25",
+        [periods[-2]],
+    ).fetchall()
+    assert data["customers"]["id"] == sorted(customer for (customer,) in expected)
+    assert data["meta"]["customers_total"] > 25 and data["meta"]["months_total"] == len(periods)
+    assert set(data["profit"]["c"]) <= set(range(25)) and set(data["profit"]["m"]) == {0, 1}
+
+    report = write_report(database, tmp_path / "report", bounds)
+    with open_page(report) as session:
+        scope = session.page.text_content("#scope")
+        months = session.page.eval_on_selector_all("#month option", "options => options.length")
+        assert session.errors == []
+    assert f"the latest 2 of the {len(periods)} published months" in scope
+    assert "the 25 customers with the largest absolute ABC profit" in scope and months == 2

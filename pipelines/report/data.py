@@ -101,8 +101,7 @@ CUSTOMER_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("alive", _float("t.p_alive", 3)),
             ("clvr", _cents("t.clv_revenue")),
             ("clvp", _cents("t.clv_profit")),
-            ("risk", "t.defection_prone"),
-            ("p12", _cents("t.profit_t12m")),
+            ("risk", "t.defection_prone"),  # profit_t12m: the whale curve's, the same figure
         ],
     ),
     "sat": (

@@ -85,9 +85,10 @@ function words(name) {
     .map((w) => (ACRONYMS.has(w) ? w.toUpperCase() : w)).join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
-function monthName(key) {
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+function monthName(key) { // "2025-09" -> "Sep 2025", whatever the browser's locale
   const [y, m] = key.split("-").map(Number);
-  return new Date(Date.UTC(y, m - 1, 1)).toLocaleString("en-GB", { month: "short", year: "numeric", timeZone: "UTC" });
+  return `${MONTHS[m - 1]} ${y}`;
 }
 function esc(text) {
   return String(text).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]));
@@ -346,12 +347,14 @@ function renderMatrix() {
 
 function renderDrivers() {
   const rows = (D.drivers || []).filter((r) => r.m === S.m);
+  const weights = rows.map((r) => r.weight);
+  const middle = (Math.min(...weights) + Math.max(...weights)) / 2;
   const byQuadrant = {};
   rows.forEach((r) => { (byQuadrant[r.quadrant] = byQuadrant[r.quadrant] || []).push(r); });
   draw("chart-drivers", Object.entries(byQuadrant).map(([quadrant, list]) => ({
     type: "scatter", mode: "markers+text", name: (IPA[quadrant] || [words(quadrant)])[0],
     x: list.map((r) => r.weight * 100), y: list.map((r) => r.mean), text: list.map((r) => r.label || words(r.question)),
-    textposition: "middle right", marker: { size: 12, color: (IPA[quadrant] || ["", GREY])[1] },
+    textposition: list.map((r) => (r.weight > middle ? "middle left" : "middle right")), marker: { size: 12, color: (IPA[quadrant] || ["", GREY])[1] },
     customdata: null,
     hovertext: list.map((r) => `<b>${esc(r.label || r.question)}</b><br>importance ${pct(r.weight)}<br>mean score ${num(r.mean, 2)}`
       + `<br>${(IPA[quadrant] || [words(quadrant)])[0]}<br>${num(r.responses)} responses, R\u00b2 ${num(r.r2, 2)}`),
@@ -375,16 +378,27 @@ function renderClv() {
     lead.textContent = `${num(rows.length)} customers (${segmentText()}) scored as of ${monthName(D.months[S.m])}: `
       + `expected profit over the horizon totals ${money(total)}; ${num(losing)} are expected to lose money.`;
   }
+  // the bulk of the customers (1st to 99th percentile); the tails are counted in the outermost bars
+  const values = rows.map((i) => C.clvp[i] / 100).sort((a, b) => a - b);
+  const at = (q) => values[Math.min(values.length - 1, Math.floor(q * (values.length - 1)))];
+  const [low, high] = values.length ? [at(0.01), at(0.99)] : [0, 0];
+  const below = values.filter((v) => v < low).length, above = values.filter((v) => v > high).length;
+  if (below || above) {
+    lead.textContent += ` Counted in the outermost bars: ${num(below)} customers below ${amount(low)} and `
+      + `${num(above)} above ${amount(high)}.`;
+  }
   draw("chart-clv", [{
-    type: "histogram", x: rows.map((i) => C.clvp[i] / 100), nbinsx: 40, marker: { color: BLUE, line: { color: "#fff", width: 0.5 } },
+    type: "histogram", x: values.map((v) => Math.min(Math.max(v, low), high)), nbinsx: 40,
+    marker: { color: BLUE, line: { color: "#fff", width: 0.5 } },
     hovertemplate: "profit CLV %{x}: %{y} customers<extra></extra>", name: "Customers",
   }], {
     title: title(`Distribution of profit CLV, ${monthName(D.months[S.m])}, ${segmentText()}`, 14),
     xaxis: { title: { text: "Expected profit over the CLV horizon" } }, yaxis: { title: { text: "Customers" } }, bargap: 0.02,
   });
-  const risk = rows.filter((i) => C.risk[i]).sort((a, b) => C.p12[b] - C.p12[a]).slice(0, 10);
+  const pastProfit = (i) => { const w = IX.whale.get(S.m, C.c[i]); return w === undefined ? null : D.whale.p12[w]; };
+  const risk = rows.filter((i) => C.risk[i]).sort((a, b) => pastProfit(b) - pastProfit(a)).slice(0, 10);
   fillTable("risk-table", risk.map((i) => `<tr data-customer="${C.c[i]}">` + cell(customerCell(C.c[i]))
-    + cell(esc(words(D.customers.segment[C.c[i]]))) + cell(money(C.p12[i]), true) + cell(money(C.clvp[i]), true)
+    + cell(esc(words(D.customers.segment[C.c[i]]))) + cell(money(pastProfit(i)), true) + cell(money(C.clvp[i]), true)
     + cell(pct(C.alive[i]), true) + "</tr>"), true);
 }
 
