@@ -686,7 +686,8 @@ function setUp() {
     scope.push(`the latest ${D.months.length} of the ${meta.months_total} published months`);
   }
   if (meta.customers_total > D.customers.id.length) {
-    scope.push(`the ${num(D.customers.id.length)} customers with the largest absolute ABC profit over those months, of `
+    scope.push(`the ${num(D.customers.id.length)} customers with the largest absolute ABC profit over the `
+      + `${D.months.length} months it holds, of `
       + `${num(meta.customers_total)} (customer views, lists and search hold only these; the scorecard, trends, `
       + "reconciliation and cost side are company-wide)");
   }
