@@ -3,7 +3,6 @@ the network cut off, as a reader clicks. Expected figures are read from the publ
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,9 +13,7 @@ from pipelines.config import Paths
 from pipelines.publish import CURRENT, RELEASES, current_database, publish
 from pipelines.report import report_path, write_release_report, write_report
 from pipelines.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
-from tests.browser import chromium_executable, open_page
-
-pytestmark = pytest.mark.skipif(chromium_executable() is None, reason="chromium is not installed")
+from tests.browser import open_page
 
 # Every chart of the page, with the customer drill-down open.
 CHARTS = {
@@ -218,7 +215,7 @@ def test_clicking_a_customer_on_the_matrix_or_a_list_opens_it(report: Path, con)
         listed = page.evaluate(f"() => D.customers.id[{row.get_attribute('data-customer')}]")
         row.click()
         page.wait_for_selector(f'body[data-customer="{listed}"]', state="attached")
-        assert json.loads(page.evaluate("() => JSON.stringify(document.body.dataset.customer)")) == listed
+        assert listed in page.text_content("#customer-title")
         assert session.errors == []
 
 
