@@ -99,8 +99,13 @@ def test_the_page_draws_every_chart_offline_without_console_errors(report: Path,
         page.locator("#worst-table tbody tr[data-customer]").first.click()
         page.wait_for_selector("#customer-panel:not([hidden])")
         drawn = {chart["id"]: chart for chart in page.evaluate(CHARTS_DRAWN_JS)}
+        identities = page.eval_on_selector_all(
+            "#recon-table [data-identities]", "spans => spans.map((s) => s.dataset.identities)"
+        )
         assert session.errors == [] and session.blocked == []
     assert CHARTS <= set(drawn)
+    months = con.execute("select count(*) from marts.company_reconciliation where balanced").fetchone()[0]
+    assert identities == ["3"] * months  # every month's three identities hold on the published amounts
     scored = con.execute(
         "select count(*) from marts.customer_clv where period = (select max(period) from marts.customer_profitability)"
     ).fetchone()[0]
@@ -192,30 +197,38 @@ def test_a_searched_customers_waterfall_adds_up_to_its_published_profit(report: 
     assert months >= 1 and t12m == _cents(trailing_abc)
 
 
-def test_clicking_a_customer_on_the_matrix_or_a_list_opens_it(report: Path, con):
+def _hover_and_click(page, chart: str, nth: int, con) -> str:
+    """Hover the ``nth`` customer mark of ``chart``, check that the hover names the customer, click it; the
+    customer's id."""
+    point = page.locator(f"#{chart} .scatterlayer .trace .points path.point").nth(nth)
+    index = point.evaluate("(p) => p.closest('.trace').__data__[0].trace.customdata[p.__data__.i]")
+    customer = page.evaluate(f"() => D.customers.id[{index}]")
+    name = con.execute(
+        "select any_value(customer_name) from marts.customer_profitability where customer_id = ?", [customer]
+    ).fetchone()[0]
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    hover = page.wait_for_selector(f"#{chart} .hoverlayer .hovertext")
+    assert name in hover.text_content()  # the hover says which customer it is, with its figures
+    page.mouse.click(x, y)
+    page.wait_for_selector(f'body[data-customer="{customer}"]', state="attached")
+    return customer
+
+
+def test_clicking_a_customer_on_the_matrix_the_whale_curve_or_a_list_opens_it(report: Path, con):
     with open_page(report) as session:
         page = session.page
-        point = page.locator("#chart-matrix .scatterlayer .trace .points path.point").first
-        customer_index = point.evaluate(
-            "(p) => p.closest('.trace').__data__[0].trace.customdata[p.__data__.i]"
-        )
-        customer_id = page.evaluate(f"() => D.customers.id[{customer_index}]")
-        name = con.execute(
-            "select any_value(customer_name) from marts.customer_profitability where customer_id = ?",
-            [customer_id],
-        ).fetchone()[0]
-        point.scroll_into_view_if_needed()
-        box = point.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        hover = page.wait_for_selector("#chart-matrix .hoverlayer .hovertext")
-        assert name in hover.text_content()  # hover says which customer it is, with its figures
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.wait_for_selector(f'body[data-customer="{customer_id}"]', state="attached")
+        opened = [
+            _hover_and_click(page, "chart-matrix", 0, con),
+            _hover_and_click(page, "chart-whale", 3, con),
+        ]
         row = page.locator("#risk-table tbody tr[data-customer], #worst-table tbody tr[data-customer]").last
         listed = page.evaluate(f"() => D.customers.id[{row.get_attribute('data-customer')}]")
         row.click()
         page.wait_for_selector(f'body[data-customer="{listed}"]', state="attached")
-        assert listed in page.text_content("#customer-title")
+        assert listed in page.text_content("#customer-title") and opened[1] != opened[0]
         assert session.errors == []
 
 

@@ -458,7 +458,16 @@ function renderCosts() {
     + cell(r.over ? '<span class="flag">over capacity</span>' : "") + "</tr>"));
   fillTable("recon-table", (D.recon || []).map((r) => `<tr${r.m === S.m ? ' class="current"' : ""}>` + cell(D.months[r.m])
     + [r.gm, r.ledger, r.op, r.abc, r.unused, r.sust, r.trad].map((v) => cell(money(v), true)).join("")
-    + cell(r.balanced ? '<span class="ok">\u2713 balanced</span>' : '<span class="flag">\u2717 not balanced</span>') + "</tr>"));
+    + cell(identities(r)) + "</tr>"));
+}
+
+function identities(r) { // the published flag, and each identity checked on the published amounts, in cents
+  const held = [r.gm - r.ledger === r.op, r.abc - r.unused - r.sust === r.op, r.trad === r.op];
+  const names = ["gross margin \u2212 ledger cost", "ABC profit \u2212 unused \u2212 sustaining", "traditional profit"];
+  const detail = names.map((name, k) => `${name} ${held[k] ? "=" : "\u2260"} operating profit`).join("; ");
+  const ok = r.balanced && held.every(Boolean);
+  return `<span class="${ok ? "ok" : "flag"}" title="${detail}" data-identities="${held.filter(Boolean).length}">`
+    + `${ok ? "\u2713" : "\u2717"} ${held.filter(Boolean).length} of 3${r.balanced ? "" : ", published as not balanced"}</span>`;
 }
 
 // --- the customer ------------------------------------------------------------------------------------------
