@@ -13,6 +13,7 @@ from pipelines.config import Paths
 from pipelines.publish import CURRENT, RELEASES, current_database, publish
 from pipelines.report import report_path, write_release_report, write_report
 from pipelines.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
+from pipelines.sql import ident, literal
 from tests.browser import open_page
 
 # Every chart of the page, with the customer drill-down open.
@@ -264,3 +265,19 @@ def test_a_bounded_report_holds_the_latest_months_and_the_customers_that_matter_
     assert f"the latest 2 of the {len(periods)} published months" in scope
     assert "the 25 customers with the largest absolute ABC profit over the 2 months it holds" in scope
     assert months == 2
+
+
+def test_an_empty_publication_gets_a_page_that_says_so(published_sample: Paths, tmp_path: Path):
+    empty = tmp_path / "cprof.duckdb"
+    with duckdb.connect(str(empty)) as target:
+        target.execute(f"attach {literal(current_database(published_sample.published))} as pub (read_only)")
+        target.execute("create schema marts")
+        for (table,) in target.execute(
+            "select table_name from information_schema.tables where table_catalog = 'pub' and table_schema = 'marts'"
+        ).fetchall():
+            target.execute(
+                f"create table marts.{ident(table)} as select * from pub.marts.{ident(table)} limit 0"
+            )
+    with open_page(write_report(empty, tmp_path / "report")) as session:
+        assert "no customer months yet" in session.page.text_content("#loading")
+        assert session.errors == []

@@ -258,9 +258,8 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
                 "select distinct period from pub.marts.customer_profitability order by period"
             ).fetchall()
         ]
-        if not all_months:
-            raise ValueError(f"{database}: marts.customer_profitability has no rows")
-        months = all_months[-bounds.months :]
+        months = all_months[-bounds.months :]  # none in an empty publication: the page says so
+        first = months[0] if months else None
         con.execute(
             "create temp table report_months as "
             "select period, cast(row_number() over (order by period) - 1 as integer) as m "
@@ -269,7 +268,7 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
         )
         customers_total = con.execute(
             "select count(distinct customer_id) from pub.marts.customer_profitability where period >= ?",
-            [months[0]],
+            [first],
         ).fetchone()[0]
         con.execute(
             """
@@ -293,7 +292,7 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
             group by ranked.customer_id
             order by c
             """,
-            [months[0], bounds.customers],
+            [first, bounds.customers],
         )
         customers = _columnar(
             con.execute(
@@ -346,7 +345,7 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
             "run_id": run[0] if run else None,
             "published_at": f"{run[1]:%Y-%m-%d %H:%M} UTC" if run else None,
             "generated_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            "months_published": [f"{m:%Y-%m}" for m in (all_months[0], all_months[-1])],
+            "months_published": [f"{m:%Y-%m}" for m in all_months[:1] + all_months[-1:]],
             "months_total": len(all_months),
             "customers_total": int(customers_total),
             "bounds": asdict(bounds),

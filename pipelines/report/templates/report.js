@@ -676,6 +676,10 @@ function render() {
 }
 
 function setUp() {
+  if (!D.months.length) {
+    document.getElementById("loading").textContent = "This publication has no customer months yet: nothing to show.";
+    return;
+  }
   buildIndexes();
   const monthSelect = document.getElementById("month");
   monthSelect.innerHTML = D.months.map((m, k) => `<option value="${k}">${monthName(m)}</option>`).reverse().join("");
@@ -708,7 +712,6 @@ function setUp() {
   }
   document.getElementById("loading").hidden = true;
   render();
-  document.body.dataset.ready = "true";
 }
 
 (async function main() {
@@ -718,6 +721,7 @@ function setUp() {
     document.head.appendChild(library);
     D = JSON.parse(await unpack("report-data"));
     setUp();
+    document.body.dataset.ready = "true";
   } catch (error) {
     document.getElementById("loading").textContent = `The report could not be drawn: ${error}`;
     document.body.dataset.ready = "error";
