@@ -4,8 +4,7 @@ Layout under the data directory::
 
     landing/            input files: landing/<source>/<YYYY-MM>.csv and landing/reference/<name>.csv
     warehouse.duckdb    the working warehouse (one writer: the pipeline)
-    published/          what BI tools read
-    report/             the HTML report of the current publication
+    published/          what BI tools read (each release with its HTML report, report/index.html)
     dagster_home/       Dagster's instance (run history, event log)
     logs/               dbt and pipeline logs
     .cprof.lock         the writers' lock (pipelines/lock.py)
@@ -42,10 +41,6 @@ class Paths:
     @property
     def published(self) -> Path:
         return self.data_dir / "published"
-
-    @property
-    def report(self) -> Path:
-        return self.data_dir / "report"
 
     @property
     def dagster_home(self) -> Path:

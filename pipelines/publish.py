@@ -26,7 +26,7 @@ import shutil
 import struct
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -146,6 +146,7 @@ def publish(
     last_period: date | None = None,
     changed_from: date | None = None,
     docs: Mapping[str, TableDoc] | None = None,
+    extras: Callable[[Path], object] | None = None,
 ) -> Publication:
     """Publish every mart of ``warehouse`` as a new release and make it current.
 
@@ -153,7 +154,11 @@ def publish(
     and only the periods from ``changed_from`` on are replaced in the marts keyed by period; a table whose
     result then differs from the warehouse's (row count or checksum), or that cannot be patched, is copied
     whole. Either way every published table equals the warehouse's. ``docs`` (table name to its description)
-    become the comments of the published tables and columns and the Parquet files' key-value metadata."""
+    become the comments of the published tables and columns and the Parquet files' key-value metadata.
+
+    ``extras``, when given, is called with the release folder while it is still being built, its
+    ``cprof.duckdb`` complete: it writes more files into the release (the HTML report). If it raises, nothing
+    is published and ``current`` stays as it was."""
     tables = published_tables(warehouse)
     if not tables:
         raise ValueError(f"{warehouse} has no tables in schema marts: run the dbt build first")
@@ -242,6 +247,8 @@ def publish(
             )
         shutil.rmtree(building / f"{DATABASE}.tmp", ignore_errors=True)
         os.replace(partial, building / DATABASE)
+        if extras is not None:
+            extras(building)
         release = releases / run_id
         shutil.rmtree(release, ignore_errors=True)
         os.replace(building, release)

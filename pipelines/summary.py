@@ -6,6 +6,7 @@ import duckdb
 
 from pipelines.config import Paths
 from pipelines.publish import PARQUET_DIR, current_database
+from pipelines.report import REPORT, REPORT_DIR
 from pipelines.run import RunSummary
 
 VOLUME_SQL = """
@@ -172,7 +173,7 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
                 )
     print()
     print("Outputs")
-    print(f"  report             {paths.report / 'index.html'}  (open it in a browser)")
+    print(f"  report             {database.parent / REPORT_DIR / REPORT}  (open it in a browser; works offline)")
     print(f"  published marts    {database}  (schema marts; what BI tools read)")
     print(f"  Parquet per mart   {database.parent / PARQUET_DIR}")
     print(f"  publish log        marts.publish_log in the published file ({logged} tables published so far)")

@@ -1,23 +1,27 @@
-"""A real headless browser for tests: Debian's chromium, driven from the command line with the stdlib only.
+"""A real headless browser for tests: the system's chromium, driven by Playwright for Python.
 
-:func:`ensure_chromium` installs the ``chromium`` package with apt when it is missing (CI is a fresh machine
-and runs as root). :func:`render` opens a local HTML file once with ``--dump-dom`` (which runs the page's
-scripts) and console logging to stderr, and returns the DOM after scripts ran and every console message
-(uncaught exceptions included) the page produced. :func:`screenshot` takes a PNG of a page.
+Playwright's wheel carries its own driver; the browser is Debian's ``/usr/bin/chromium`` (never ``playwright
+install``, which downloads one; :func:`ensure_chromium` installs Debian's package when it is missing).
+:func:`open_page` loads a local page in a fresh profile with the network cut off: every request that is not
+for a ``file:`` URL is aborted and recorded, and every console error and uncaught exception is collected, so a
+test can assert that the page needed nothing from outside and logged no error.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-CHROMIUM = "chromium"
-FLAGS = (
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -25,68 +29,81 @@ FLAGS = (
     "--disable-component-update",
     "--no-first-run",
     "--disable-sync",
-    "--disable-quic",
-    "--hide-scrollbars",
-)
-TIMEOUT = 60  # seconds for one browser run; a healthy one takes a second or two
-# With --enable-logging=stderr chromium logs every console message of a page, whatever its level, as
-# ``[...:INFO:CONSOLE:line] "message", source: url (line)`` (older builds: ``CONSOLE(line)]``); uncaught
-# exceptions and rejected promises appear the same way as "Uncaught ...". Failed resource loads do not.
-CONSOLE_LINE = re.compile(r":CONSOLE[:(]?\d*\)?\]\s*(?P<message>.*)")
+]
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """A page after the browser loaded it: the serialised DOM and every console message it produced."""
-
-    dom: str
-    console: list[str]
+def chromium_executable() -> str | None:
+    """The system's chromium, or None when it is not installed."""
+    for path in CHROMIUM_PATHS:
+        if Path(path).exists():
+            return path
+    return shutil.which("chromium")
 
 
 def ensure_chromium() -> str:
-    """The chromium executable, installed with apt first when missing; raises with apt's output on failure."""
-    found = shutil.which(CHROMIUM)
+    """The system's chromium, installed with apt first when missing (CI is a fresh machine and runs as root);
+    raises with apt's output when that fails, so that the browser tests fail rather than skip."""
+    found = chromium_executable()
     if found:
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", CHROMIUM]):
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
         done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=900)
         if done.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
             )
-    found = shutil.which(CHROMIUM)
+    found = chromium_executable()
     if not found:
-        raise RuntimeError("apt-get installed chromium but no chromium executable is on PATH")
+        raise RuntimeError("apt-get installed chromium but no chromium executable was found")
     return found
 
 
-def _run(executable: str, page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """One headless chromium run on ``page`` with a fresh, throw-away profile; raises with its log."""
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        command = [executable, *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()]
-        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=TIMEOUT)
-    if done.returncode != 0:
-        raise RuntimeError(f"chromium exited with {done.returncode}:\n{done.stderr[-4000:]}")
-    return done
+@dataclass
+class Session:
+    """A page in a browser with the network cut off, and what it logged and tried to fetch."""
+
+    page: Page
+    context: BrowserContext
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
 
 
-def console_messages(stderr: str) -> list[str]:
-    """The console messages (uncaught exceptions included) in chromium's stderr log, in order.
+@contextmanager
+def open_page(
+    html: Path, width: int = 1400, height: int = 1000, ready: str = "body[data-ready=true]"
+) -> Iterator[Session]:
+    """``html`` loaded offline in a fresh chromium profile, once ``ready`` (a CSS selector) matches."""
+    executable = ensure_chromium()
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=executable,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": width, "height": height},
+            offline=True,
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            session = Session(page, context)
 
-    The log does not tell a message's level, so a page that must raise no console error is held to
-    logging nothing at all.
-    """
-    return [match["message"] for match in map(CONSOLE_LINE.search, stderr.splitlines()) if match]
+            def route(request_route):
+                url = request_route.request.url
+                if url.startswith("file:"):
+                    request_route.continue_()
+                else:
+                    session.blocked.append(url)
+                    request_route.abort()
 
-
-def render(executable: str, page: Path) -> Rendered:
-    """Load ``page``, run its scripts and return the resulting DOM with the console messages it logged."""
-    done = _run(executable, page, "--dump-dom", "--enable-logging=stderr", "--v=0")
-    return Rendered(dom=done.stdout, console=console_messages(done.stderr))
-
-
-def screenshot(executable: str, page: Path, png: Path, width: int = 1400, height: int = 3000) -> Path:
-    """A PNG screenshot of ``page`` at the given window size."""
-    _run(executable, page, f"--screenshot={png}", f"--window-size={width},{height}")
-    return png
+            context.route("**/*", route)
+            page.on(
+                "console", lambda message: message.type == "error" and session.errors.append(message.text)
+            )
+            page.on("pageerror", lambda error: session.errors.append(f"uncaught: {error}"))
+            page.goto(Path(html).resolve().as_uri())
+            if ready:
+                page.wait_for_selector(ready, state="attached", timeout=60_000)
+            yield session
+        finally:
+            context.close()

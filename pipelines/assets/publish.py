@@ -25,7 +25,7 @@ from pipelines.dbt import ensure_manifest
 from pipelines.descriptions import published_docs
 from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
 from pipelines.publish import current_database, publish
-from pipelines.report import write_report
+from pipelines.report import report_path, write_release_report
 from pipelines.resources import DataDir
 
 PUBLISHED_MARTS = (
@@ -66,7 +66,7 @@ PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
     kinds={"duckdb", "parquet"},
     description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
     "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
-    "then the HTML report of it, report/index.html.",
+    "with the HTML report of it inside the release (report/index.html).",
 )
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
@@ -82,8 +82,9 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
         run_id=context.run.run_id,
         changed_from=changed_from,
         docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
+        extras=write_release_report,
     )
-    report = write_report(publication.database, paths.report)
+    report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"
     )

@@ -1,0 +1,358 @@
+"""What the report embeds: the published marts, read as they are, bounded in months and customers.
+
+:func:`read_publication` opens a published ``cprof.duckdb`` (attached read-only to an in-memory database) and
+returns one JSON-ready dictionary. Nothing here computes a figure of the marts' kind: every amount is a
+published column, converted to whole cents (exact, so the page can show it and add it up without rounding
+errors). Large tables are columnar (one list per column, customers and months as indexes into
+``customers`` and ``months``) to keep the page small.
+
+The bound: the latest ``months`` months of the publication, and at most ``customers`` customers, those with
+the largest absolute ABC profit over those months (ties by id). Company-level marts (scorecard, retention,
+reconciliation, activities, capacity) are small and kept whole for the months included. The page says what
+it left out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.sql import literal
+
+MONTHS_ENV = "CPROF_REPORT_MONTHS"
+CUSTOMERS_ENV = "CPROF_REPORT_CUSTOMERS"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much of a publication one report holds: the latest ``months`` and the ``customers`` that matter
+    most by absolute profit. The defaults hold the demo (2,000 customers, 24 months) whole."""
+
+    months: int = 24
+    customers: int = 2500
+
+    @classmethod
+    def from_env(cls) -> Bounds:
+        """The defaults, overridden by ``CPROF_REPORT_MONTHS`` and ``CPROF_REPORT_CUSTOMERS`` when set."""
+        default = cls()
+        months = int(os.environ.get(MONTHS_ENV) or default.months)
+        customers = int(os.environ.get(CUSTOMERS_ENV) or default.customers)
+        if months < 1 or customers < 1:
+            raise ValueError(
+                f"{MONTHS_ENV} and {CUSTOMERS_ENV} must be at least 1 (got {months}, {customers})"
+            )
+        return cls(months, customers)
+
+
+def _cents(column: str) -> str:
+    """A DECIMAL(18,2) column as whole cents (exact)."""
+    return f"cast({column} * 100 as bigint)"
+
+
+def _float(column: str, digits: int) -> str:
+    """A rate or score as a double, rounded for the page."""
+    return f"round(cast({column} as double), {digits})"
+
+
+# Per table: the columns embedded, as (name in the page, SQL expression over the mart aliased t).
+# m and c are the month and customer indexes (report_months, report_customers).
+CUSTOMER_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "profit": (
+        "customer_profitability",
+        [
+            ("sg", "t.segment"),
+            ("gross", _cents("t.gross_revenue")),
+            ("disc", _cents("t.discounts")),
+            ("ret", _cents("t.returns_credit")),
+            ("net", _cents("t.net_revenue")),
+            ("cogs", _cents("t.cogs")),
+            ("gm", _cents("t.gross_margin")),
+            ("cts", _cents("t.cost_to_serve")),
+            ("abc", _cents("t.abc_profit")),
+            ("toh", _cents("t.traditional_overhead")),
+            ("tp", _cents("t.traditional_profit")),
+            ("decile", "t.profit_decile"),
+            ("quad", "t.matrix_quadrant"),
+            ("npr", _float("t.net_price_realisation", 4)),
+            ("cpr", _float("t.cost_to_serve_per_revenue", 4)),
+        ],
+    ),
+    "cts": (
+        "customer_cost_to_serve",
+        [("a", "t.activity"), ("vol", _float("t.driver_volume", 4)), ("cost", _cents("t.allocated_cost"))],
+    ),
+    "whale": (
+        "whale_curve",
+        [
+            ("rank", "t.customer_rank"),
+            ("p12", _cents("t.profit_t12m")),
+            ("cpp", _float("t.cumulative_profit_pct", 2)),
+            ("ccp", _float("t.cumulative_customer_pct", 2)),
+        ],
+    ),
+    "clv": (
+        "customer_clv",
+        [
+            ("alive", _float("t.p_alive", 3)),
+            ("clvr", _cents("t.clv_revenue")),
+            ("clvp", _cents("t.clv_profit")),
+            ("risk", "t.defection_prone"),  # profit_t12m: the whale curve's, the same figure
+        ],
+    ),
+    "sat": (
+        "customer_satisfaction",
+        [
+            ("resp", "t.responses"),
+            ("nps", _float("t.nps", 1)),
+            ("csat", _float("t.csat", 1)),
+            ("index", _float("t.satisfaction_index", 2)),
+        ],
+    ),
+    "flips": ("costing_comparison", [("dir", "t.flip_direction")]),
+}
+CUSTOMER_FILTERS = {"flips": "t.sign_flip"}
+# Columns stored as an index into a list of their distinct values (repeated strings cost nothing).
+CODED = {"sg", "quad", "a", "dir"}
+
+# Company-level marts: every row of the months included, as lists of rows with these columns.
+COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "scorecard": (
+        "customer_scorecard",
+        [
+            ("segment", "t.segment"),
+            ("metric", "t.metric"),
+            ("actual", "cast(t.actual as double)"),
+            ("target", "cast(t.target as double)"),
+            ("variance", "cast(t.variance as double)"),
+            ("status", "t.status"),
+            ("trend", "t.trend"),
+            ("owner", "t.owner"),
+            ("weight", "cast(t.incentive_weight as double)"),
+            ("direction", "t.direction"),
+        ],
+    ),
+    "attainment": (
+        "incentive_attainment",
+        [
+            ("owner", "t.owner"),
+            ("attained", "cast(t.attained_weight as double)"),
+            ("total", "cast(t.total_weight as double)"),
+            ("attainment", "cast(t.attainment as double)"),
+        ],
+    ),
+    "drivers": (
+        "satisfaction_drivers",
+        [
+            ("question", "t.question_id"),
+            ("label", "t.label"),
+            ("weight", _float("t.importance_weight", 6)),
+            ("mean", _float("t.mean_score", 4)),
+            ("quadrant", "t.ipa_quadrant"),
+            ("responses", "t.responses"),
+            ("r2", _float("t.r_squared", 4)),
+        ],
+    ),
+    "retention": (
+        "customer_retention",
+        [
+            ("segment", "t.segment"),
+            ("active", "t.active_customers"),
+            ("prior", "t.prior_active_customers"),
+            ("retained", "t.retained_customers"),
+            ("new", "t.new_customers"),
+            ("churned", "t.churned_customers"),
+            ("rate", "cast(t.retention_rate as double)"),
+        ],
+    ),
+    "recon": (
+        "company_reconciliation",
+        [
+            ("gm", _cents("t.gross_margin")),
+            ("ledger", _cents("t.ledger_cost")),
+            ("op", _cents("t.operating_profit")),
+            ("abc", _cents("t.abc_customer_profit")),
+            ("unused", _cents("t.unused_capacity_cost")),
+            ("sust", _cents("t.sustaining_cost")),
+            ("trad", _cents("t.traditional_customer_profit")),
+            ("balanced", "t.balanced"),
+        ],
+    ),
+    "activities": (
+        "activity_costs",
+        [
+            ("centre", "t.cost_center"),
+            ("activity", "t.activity"),
+            ("method", "t.method"),
+            ("driver", "t.driver"),
+            ("volume", "cast(t.driver_volume as double)"),
+            ("rate", "cast(t.rate_per_unit as double)"),
+            ("cost", _cents("t.activity_cost")),
+            ("unit_minutes", "cast(t.unit_minutes as double)"),
+            ("share", "cast(t.share as double)"),
+        ],
+    ),
+    "capacity": (
+        "cost_center_capacity",
+        [
+            ("centre", "t.cost_center"),
+            ("sustaining", "t.is_business_sustaining"),
+            ("ledger", _cents("t.ledger_cost")),
+            ("assigned", _cents("t.assigned_cost")),
+            ("unused", _cents("t.unused_capacity_cost")),
+            ("sust", _cents("t.sustaining_cost")),
+            ("capacity", "t.practical_capacity_minutes"),
+            ("used", "cast(t.used_minutes as double)"),
+            ("util", "cast(t.utilisation as double)"),
+            ("over", "t.is_over_capacity"),
+        ],
+    ),
+}
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_catalog = 'pub' and table_schema = 'marts'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def _columnar(rows: list[tuple], names: list[str]) -> dict[str, list]:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return {name: list(values) for name, values in zip(names, columns, strict=True)}
+
+
+def _code(table: dict[str, list], codes: dict[str, list[str]]) -> None:
+    """Replace the values of coded columns by indexes into ``codes[column]`` (shared across tables)."""
+    for name in CODED & table.keys():
+        values = codes.setdefault(name, [])
+        index = {value: i for i, value in enumerate(values)}
+        coded = []
+        for value in table[name]:
+            if value is None:
+                coded.append(None)
+                continue
+            if value not in index:
+                index[value] = len(values)
+                values.append(value)
+            coded.append(index[value])
+        table[name] = coded
+
+
+def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, Any]:
+    """The report's data from the publication in ``database``: see the module's docstring."""
+    bounds = bounds or Bounds()
+    database = Path(database)
+    with duckdb.connect() as con:
+        con.execute(f"attach {literal(database)} as pub (read_only)")
+        tables = _tables(con)
+        if "customer_profitability" not in tables:
+            raise ValueError(f"{database} has no table marts.customer_profitability: not a publication")
+        all_months = [
+            row[0]
+            for row in con.execute(
+                "select distinct period from pub.marts.customer_profitability order by period"
+            ).fetchall()
+        ]
+        months = all_months[-bounds.months :]  # none in an empty publication: the page says so
+        first = months[0] if months else None
+        con.execute(
+            "create temp table report_months as "
+            "select period, cast(row_number() over (order by period) - 1 as integer) as m "
+            "from (select unnest(?::date[]) as period)",
+            [months],
+        )
+        customers_total = con.execute(
+            "select count(distinct customer_id) from pub.marts.customer_profitability where period >= ?",
+            [first],
+        ).fetchone()[0]
+        con.execute(
+            """
+            create temp table report_customers as
+            with ranked as (
+                select customer_id, abs(sum(abc_profit)) as weight
+                from pub.marts.customer_profitability
+                where period >= ?
+                group by customer_id
+                order by weight desc, customer_id
+                limit ?
+            )
+            select
+                ranked.customer_id,
+                cast(row_number() over (order by ranked.customer_id) - 1 as integer) as c,
+                arg_max(p.customer_name, p.period) as name,
+                arg_max(p.segment, p.period) as segment,
+                arg_max(p.region, p.period) as region
+            from ranked
+            inner join pub.marts.customer_profitability as p on p.customer_id = ranked.customer_id
+            group by ranked.customer_id
+            order by c
+            """,
+            [first, bounds.customers],
+        )
+        customers = _columnar(
+            con.execute(
+                "select customer_id, name, segment, region from report_customers order by c"
+            ).fetchall(),
+            ["id", "name", "segment", "region"],
+        )
+        codes: dict[str, list[str]] = {}
+        data: dict[str, Any] = {}
+        for key, (table, columns) in CUSTOMER_TABLES.items():
+            if table not in tables:
+                data[key] = None
+                continue
+            where = CUSTOMER_FILTERS.get(key, "true")
+            rows = con.execute(
+                f"select months.m, customers.c, {', '.join(sql for _, sql in columns)} "
+                f"from pub.marts.{table} as t "
+                "inner join report_months as months on t.period = months.period "
+                "inner join report_customers as customers on t.customer_id = customers.customer_id "
+                f"where {where} order by months.m, customers.c"
+            ).fetchall()
+            data[key] = _columnar(rows, ["m", "c", *(name for name, _ in columns)])
+            _code(data[key], codes)
+        for key, (table, columns) in COMPANY_TABLES.items():
+            if table not in tables:
+                data[key] = None
+                continue
+            rows = con.execute(
+                f"select months.m, {', '.join(sql for _, sql in columns)} "
+                f"from pub.marts.{table} as t "
+                "inner join report_months as months on t.period = months.period order by all"
+            ).fetchall()
+            data[key] = [dict(zip(["m", *(name for name, _ in columns)], row, strict=True)) for row in rows]
+        whale_size = {}
+        if "whale_curve" in tables:
+            whale_size = dict(
+                con.execute(
+                    "select months.m, count(*) from pub.marts.whale_curve as t "
+                    "inner join report_months as months on t.period = months.period group by all"
+                ).fetchall()
+            )
+        run = None
+        if "publish_log" in tables:
+            run = con.execute(
+                "select run_id, published_at from pub.marts.publish_log order by published_at desc limit 1"
+            ).fetchone()
+    return {
+        "meta": {
+            "database": database.name,
+            "run_id": run[0] if run else None,
+            "published_at": f"{run[1]:%Y-%m-%d %H:%M} UTC" if run else None,
+            "generated_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "months_published": [f"{m:%Y-%m}" for m in all_months[:1] + all_months[-1:]],
+            "months_total": len(all_months),
+            "customers_total": int(customers_total),
+            "bounds": asdict(bounds),
+            "whale_customers": {int(m): int(n) for m, n in whale_size.items()},
+        },
+        "months": [f"{m:%Y-%m}" for m in months],
+        "customers": customers,
+        "codes": codes,
+        **data,
+    }

@@ -1,0 +1,730 @@
+/* The report's client: unpacks plotly.js and the publication's data, then draws every view for the chosen
+   month, segment and customer. Figures are the published marts' (money in whole cents); the page only adds up
+   published rows (a segment's totals, a customer's trailing 12 months) and averages driver volumes, where it
+   says so. */
+"use strict";
+
+const METRICS = {
+  customer_profit_t12m: ["Customer profit (12 months)", "money"],
+  pct_unprofitable_customers: ["Unprofitable customers", "rate"],
+  unprofitable_revenue_share: ["Revenue from unprofitable customers", "rate"],
+  retention_rate: ["Retention rate", "rate"],
+  new_customers: ["New customers", "count"],
+  nps: ["NPS", "score"],
+  satisfaction_index: ["Satisfaction index", "score"],
+  mean_profit_clv: ["Mean profit CLV", "money"],
+};
+// Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+const QUADRANTS = {
+  passive: ["Passive", "#009E73"],
+  carriage_trade: ["Carriage trade", "#0072B2"],
+  bargain_basement: ["Bargain basement", "#E69F00"],
+  aggressive: ["Aggressive", "#D55E00"],
+};
+const IPA = {
+  concentrate_here: ["Concentrate here", "#D55E00"],
+  keep_up_the_good_work: ["Keep up the good work", "#009E73"],
+  low_priority: ["Low priority", "#7f7f7f"],
+  possible_overkill: ["Possible overkill", "#0072B2"],
+};
+const STATUS_COLOURS = { green: "#1b7f3b", amber: "#c77700", red: "#c0281c" };
+const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+  "#7f7f7f", "#8c564b"];
+const BLUE = "#0072B2", ORANGE = "#D55E00", GREY = "#9aa3b2";
+const MINUS = "\u2212";
+const ACRONYMS = new Set(["ceo", "cfo", "coo", "cto", "cmo", "vp", "nps", "clv", "abc"]);
+const SIDE_LEGEND = { orientation: "v", x: 1.02, xanchor: "left", y: 1, yanchor: "top", font: { size: 11 } };
+const CONFIG = { displaylogo: false, responsive: true };
+const LAYOUT = {
+  font: { family: "system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif", size: 12, color: "#1d2330" },
+  margin: { l: 70, r: 20, t: 70, b: 46 },
+  hovermode: "closest",
+  paper_bgcolor: "#fff",
+  plot_bgcolor: "#fff",
+  legend: { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom" },
+  hoverlabel: { align: "left" },
+};
+
+// --- formatting ------------------------------------------------------------------------------------------
+
+function signed(text, value, plus) {
+  if (value < 0) return MINUS + text;
+  return plus && value > 0 ? "+" + text : text;
+}
+function amount(value, plus) { // money in currency units
+  if (value === null || value === undefined || Number.isNaN(value)) return "\u2013";
+  const abs = Math.abs(value);
+  const digits = abs >= 10 || abs === 0 ? 0 : 2;
+  return signed(abs.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }),
+    value, plus);
+}
+function money(cents, plus) { return cents === null || cents === undefined ? "\u2013" : amount(cents / 100, plus); }
+function pct(fraction, digits = 1) {
+  if (fraction === null || fraction === undefined) return "\u2013";
+  return signed(Math.abs(fraction * 100).toFixed(digits) + "\u00a0%", fraction, false);
+}
+function num(value, digits) {
+  if (value === null || value === undefined) return "\u2013";
+  const d = digits !== undefined ? digits : (Number.isInteger(value) ? 0 : 1);
+  return signed(Math.abs(value).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }),
+    value, false);
+}
+function metricValue(metric, value, variance) {
+  const kind = (METRICS[metric] || [metric, "score"])[1];
+  if (value === null || value === undefined) return "\u2013";
+  if (kind === "rate") {
+    return variance ? signed(Math.abs(value * 100).toFixed(1) + "\u00a0pts", value, true) : pct(value);
+  }
+  if (kind === "money") return amount(value, variance);
+  if (kind === "count") return signed(num(Math.abs(value), 0), value, variance);
+  return signed(num(Math.abs(value), 1), value, variance);
+}
+function words(name) {
+  if (name === null || name === undefined) return "\u2013";
+  const text = String(name).replace(/_/g, " ").split(" ")
+    .map((w) => (ACRONYMS.has(w) ? w.toUpperCase() : w)).join(" ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+function monthName(key) { // "2025-09" -> "Sep 2025", whatever the browser's locale
+  const [y, m] = key.split("-").map(Number);
+  return `${MONTHS[m - 1]} ${y}`;
+}
+function esc(text) {
+  return String(text).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]));
+}
+
+// --- the data ----------------------------------------------------------------------------------------------
+
+async function unpack(id) {
+  const base64 = document.getElementById(id).textContent.trim();
+  const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Response(stream).text();
+}
+
+let D; // the publication's data
+const S = { m: 0, segment: "all", c: null }; // what the reader chose
+const IX = {}; // indexes built once
+
+function decode(table, column, i) {
+  const code = table[column][i];
+  return code === null ? null : D.codes[column][code];
+}
+
+function buildIndexes() {
+  const nc = D.customers.id.length;
+  const key = (m, c) => m * nc + c;
+  for (const name of ["profit", "clv", "sat", "whale", "flips"]) {
+    const table = D[name];
+    const byKey = new Map();
+    const byMonth = D.months.map(() => []);
+    if (table) {
+      table.m.forEach((m, i) => { byKey.set(key(m, table.c[i]), i); byMonth[m].push(i); });
+    }
+    IX[name] = { byKey, byMonth, get: (m, c) => byKey.get(key(m, c)) };
+  }
+  const cts = new Map();
+  if (D.cts) {
+    D.cts.m.forEach((m, i) => {
+      const k = key(m, D.cts.c[i]);
+      if (!cts.has(k)) cts.set(k, []);
+      cts.get(k).push(i);
+    });
+  }
+  IX.cts = (m, c) => cts.get(key(m, c)) || [];
+  IX.activity = {};
+  (D.activities || []).forEach((r) => { IX.activity[r.activity] = r; });
+  IX.search = D.customers.id.map((id, c) => ({ c, id: id.toLowerCase(), name: (D.customers.name[c] || "").toLowerCase() }));
+}
+
+function customerLabel(c) {
+  const name = D.customers.name[c];
+  return name ? `${name} (${D.customers.id[c]})` : D.customers.id[c];
+}
+function inSegment(segment) { return S.segment === "all" || segment === S.segment; }
+function segmentText() { return S.segment === "all" ? "all customers" : words(S.segment); }
+
+// --- drawing helpers -------------------------------------------------------------------------------------
+
+function draw(id, traces, layout) {
+  const el = document.getElementById(id);
+  Plotly.react(el, traces, Object.assign({}, LAYOUT, layout), CONFIG);
+  if (!el.dataset.clicks) { // a click on a customer's mark opens that customer
+    el.dataset.clicks = "1";
+    el.on("plotly_click", (event) => {
+      const point = event.points && event.points[0];
+      if (point && typeof point.customdata === "number") openCustomer(point.customdata, true);
+    });
+  }
+}
+function title(text, size = 14) { // at the top left, above the legend
+  return { text, x: 0, xref: "container", xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 8, l: 4 },
+    font: { size } };
+}
+function monthAxis(extra) { // months as categories, labels readable however many there are
+  return Object.assign({ type: "category", tickangle: -45, automargin: true, nticks: 13 }, extra || {});
+}
+function logRange(traces) { // the 1st to 99th percentile of the x values, on a log axis; zoom out for the rest
+  const xs = traces.flatMap((t) => t.x).filter((v) => v > 0).sort((a, b) => a - b);
+  if (xs.length < 2) return undefined;
+  const at = (q) => xs[Math.min(xs.length - 1, Math.floor(q * (xs.length - 1)))];
+  return [Math.log10(at(0.01)) - 0.15, Math.log10(at(0.99)) + 0.15];
+}
+function monthMarker() {
+  return [{ type: "line", xref: "x", yref: "paper", x0: D.months[S.m], x1: D.months[S.m], y0: 0, y1: 1,
+    line: { color: "#8a93a3", dash: "dot", width: 1 } }];
+}
+function fillTable(id, rows, onClick) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.innerHTML = rows.length ? rows.join("") : `<tr><td colspan="9" class="note">None.</td></tr>`;
+  if (onClick) {
+    body.querySelectorAll("tr[data-customer]").forEach((tr) => {
+      tr.addEventListener("click", () => openCustomer(Number(tr.dataset.customer), true));
+    });
+  }
+}
+function cell(text, numeric, attributes = "") {
+  return `<td${numeric ? ' class="num"' : ""}${attributes}>${text}</td>`;
+}
+function customerCell(c) {
+  const name = D.customers.name[c];
+  return name ? `${esc(name)}<span class="id">${esc(D.customers.id[c])}</span>` : esc(D.customers.id[c]);
+}
+
+// --- views -------------------------------------------------------------------------------------------------
+
+function renderScorecard() {
+  const order = Object.keys(METRICS);
+  const rows = (D.scorecard || []).filter((r) => r.m === S.m && r.segment === S.segment)
+    .sort((a, b) => order.indexOf(a.metric) - order.indexOf(b.metric));
+  fillTable("scorecard-table", rows.map((r) => {
+    const badge = r.status ? `<span class="badge ${r.status}">${words(r.status)}</span>` : '<span class="badge grey">no target</span>';
+    const arrow = { up: "\u2191 up", down: "\u2193 down", flat: "\u2192 flat" }[r.trend] || "\u2013";
+    return `<tr data-metric="${esc(r.metric)}" data-actual="${r.actual === null ? "" : r.actual}">`
+      + cell(esc((METRICS[r.metric] || [r.metric])[0]))
+      + cell(metricValue(r.metric, r.actual), true, ' data-field="actual"')
+      + cell(metricValue(r.metric, r.target), true) + cell(metricValue(r.metric, r.variance, true), true)
+      + cell(badge) + cell(arrow) + cell(esc(words(r.owner))) + "</tr>";
+  }));
+  const attained = (D.attainment || []).filter((r) => r.m === S.m);
+  fillTable("attainment-table", attained.map((r) => "<tr>" + cell(esc(words(r.owner)))
+    + cell(num(r.attained || 0, 2), true) + cell(num(r.total, 2), true) + cell(pct(r.attainment), true) + "</tr>"));
+}
+
+function renderTrends() {
+  const recon = D.recon || [];
+  const x = recon.map((r) => D.months[r.m]);
+  const line = (field, name, colour, dash) => ({
+    type: "scatter", mode: "lines+markers", name, x, y: recon.map((r) => r[field] / 100),
+    line: { color: colour, dash: dash || "solid" },
+    hovertemplate: `${name}, %{x}: %{text}<extra></extra>`, text: recon.map((r) => money(r[field])),
+  });
+  draw("chart-company-profit", [
+    line("op", "Operating profit", "#1d2330"),
+    line("abc", "ABC customer profit", BLUE),
+    line("trad", "Traditional customer profit", ORANGE, "dash"),
+    { type: "bar", name: "Unused capacity", x, y: recon.map((r) => r.unused / 100), marker: { color: "#c9d3e0" },
+      hovertemplate: "Unused capacity, %{x}: %{text}<extra></extra>", text: recon.map((r) => money(r.unused)),
+      textposition: "none" },
+  ], { title: title("Company profit by month (company-wide)", 14), shapes: monthMarker(),
+    yaxis: { title: { text: "Amount" }, zeroline: true }, xaxis: monthAxis() });
+
+  const holder = document.getElementById("metric-trends");
+  const metrics = Object.keys(METRICS).filter((metric) => (D.scorecard || []).some((r) => r.metric === metric));
+  if (holder.dataset.metrics !== metrics.join(",")) {
+    holder.innerHTML = metrics.map((metric) => `<div class="chart small" id="chart-trend-${metric}"></div>`).join("");
+    holder.dataset.metrics = metrics.join(",");
+  }
+  for (const metric of metrics) {
+    const rows = D.scorecard.filter((r) => r.metric === metric && r.segment === S.segment);
+    const [label, kind] = METRICS[metric];
+    const scale = kind === "rate" ? 100 : 1;
+    const xs = rows.map((r) => D.months[r.m]);
+    const hover = rows.map((r) => `${label}, ${D.months[r.m]}<br>actual ${metricValue(metric, r.actual)}`
+      + `<br>target ${metricValue(metric, r.target)}<br>status ${r.status || "no target"}`);
+    draw(`chart-trend-${metric}`, [
+      { type: "scatter", mode: "lines+markers", name: "Actual", x: xs,
+        y: rows.map((r) => (r.actual === null ? null : r.actual * scale)),
+        line: { color: "#1d2330", width: 1.5 },
+        marker: { size: 7, color: rows.map((r) => STATUS_COLOURS[r.status] || GREY) },
+        text: hover, hovertemplate: "%{text}<extra></extra>" },
+      { type: "scatter", mode: "lines", name: "Target", x: xs,
+        y: rows.map((r) => (r.target === null ? null : r.target * scale)),
+        line: { color: "#8a93a3", dash: "dash", width: 1 }, text: hover, hovertemplate: "%{text}<extra></extra>" },
+    ], { title: title(label, 13), showlegend: false, shapes: monthMarker(),
+      margin: { l: 56, r: 10, t: 34, b: 30 }, xaxis: monthAxis({ tickfont: { size: 10 }, nticks: 5, tickangle: 0 }),
+      yaxis: { ticksuffix: kind === "rate" ? " %" : "" } });
+  }
+}
+
+function renderWhale() {
+  const rows = IX.whale.byMonth[S.m].slice().sort((a, b) => D.whale.rank[a] - D.whale.rank[b]);
+  const total = D.meta.whale_customers[S.m] || rows.length;
+  const text = rows.map((i) => {
+    const c = D.whale.c[i];
+    return `<b>${esc(customerLabel(c))}</b><br>${words(D.customers.segment[c])}<br>rank ${num(D.whale.rank[i])} of ${num(total)}`
+      + `<br>ABC profit, 12 months: ${money(D.whale.p12[i])}<br>cumulative profit ${num(D.whale.cpp[i], 1)} % of the total`;
+  });
+  const traces = [{
+    type: "scatter", mode: "lines+markers", name: "All customers", x: rows.map((i) => D.whale.ccp[i]),
+    y: rows.map((i) => D.whale.cpp[i]), customdata: rows.map((i) => D.whale.c[i]), text,
+    hovertemplate: "%{text}<extra></extra>", line: { color: S.segment === "all" ? BLUE : GREY, width: 2 },
+    marker: { size: 4, color: S.segment === "all" ? BLUE : GREY },
+  }];
+  if (S.segment !== "all") {
+    const mine = rows.map((i, k) => k).filter((k) => D.customers.segment[D.whale.c[rows[k]]] === S.segment);
+    traces.push({ type: "scatter", mode: "markers", name: segmentText(), x: mine.map((k) => traces[0].x[k]),
+      y: mine.map((k) => traces[0].y[k]), customdata: mine.map((k) => traces[0].customdata[k]),
+      text: mine.map((k) => text[k]), hovertemplate: "%{text}<extra></extra>", marker: { size: 6, color: ORANGE } });
+  }
+  let peak = 0;
+  rows.forEach((i, k) => { if (D.whale.cpp[i] > D.whale.cpp[rows[peak]]) peak = k; });
+  const annotations = rows.length ? [{ x: traces[0].x[peak], y: traces[0].y[peak], text: `peak ${num(traces[0].y[peak], 0)} % at ${num(traces[0].x[peak], 0)} % of customers`, showarrow: true, arrowhead: 0, ax: 40, ay: -24 }] : [];
+  draw("chart-whale", traces, {
+    title: title(`Whale curve: 12 months to ${monthName(D.months[S.m])}`, 14),
+    xaxis: { title: { text: "Customers, most profitable first (cumulative %)" }, range: [0, 100], ticksuffix: " %" },
+    yaxis: { title: { text: "Cumulative ABC profit (% of total)" }, ticksuffix: " %" },
+    shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 100, y1: 100, line: { color: "#8a93a3", dash: "dash", width: 1 } }],
+    annotations,
+  });
+  const shown = rows.length < total ? ` The report holds ${num(rows.length)} of the ${num(total)} ranked customers; the line joins their published points.` : "";
+  document.getElementById("whale-note").textContent = `Customers ranked by ABC profit over the 12 months to ${monthName(D.months[S.m])}`
+    + (S.segment === "all" ? "." : `; ${segmentText()} marked.`) + shown;
+
+  const worst = rows.filter((i) => inSegment(D.customers.segment[D.whale.c[i]]))
+    .sort((a, b) => D.whale.p12[a] - D.whale.p12[b]).slice(0, 10);
+  fillTable("worst-table", worst.map((i) => `<tr data-customer="${D.whale.c[i]}">` + cell(customerCell(D.whale.c[i]))
+    + cell(esc(words(D.customers.segment[D.whale.c[i]]))) + cell(money(D.whale.p12[i]), true) + "</tr>"), true);
+}
+
+function renderMatrix() {
+  const P = D.profit;
+  const rows = IX.profit.byMonth[S.m].filter((i) => inSegment(decode(P, "sg", i)));
+  const traces = [];
+  const summary = [];
+  let outside = 0;
+  for (const [quadrant, [label, colour]] of Object.entries(QUADRANTS)) {
+    const mine = rows.filter((i) => decode(P, "quad", i) === quadrant);
+    const drawn = mine.filter((i) => P.cpr[i] > 0 && P.npr[i] !== null);
+    outside += mine.length - drawn.length;
+    summary.push([label, mine.length, mine.reduce((s, i) => s + P.net[i], 0), mine.reduce((s, i) => s + P.abc[i], 0)]);
+    traces.push({
+      type: "scatter", mode: "markers", name: label, x: drawn.map((i) => P.cpr[i]), y: drawn.map((i) => P.npr[i]),
+      customdata: drawn.map((i) => P.c[i]), marker: { color: colour, size: 7, opacity: 0.7 },
+      text: drawn.map((i) => `<b>${esc(customerLabel(P.c[i]))}</b><br>${label}, ${words(decode(P, "sg", i))}`
+        + `<br>net revenue ${money(P.net[i])}<br>cost to serve ${money(P.cts[i])} (${pct(P.cpr[i])} of revenue)`
+        + `<br>price realisation ${pct(P.npr[i])}<br>ABC profit ${money(P.abc[i])}`),
+      hovertemplate: "%{text}<extra></extra>",
+    });
+  }
+  draw("chart-matrix", traces, {
+    title: title(`Profitability matrix, ${monthName(D.months[S.m])}, ${segmentText()}`, 14),
+    xaxis: { title: { text: "Cost to serve per unit of net revenue (log scale)" }, type: "log", tickformat: "~%", range: logRange(traces) },
+    yaxis: { title: { text: "Net price realisation (net / list)" }, tickformat: ".0%" }, height: 480,
+  });
+  const unclassified = rows.filter((i) => decode(P, "quad", i) === "unclassified").length;
+  document.getElementById("matrix-note").textContent = `${num(rows.length)} customers in the month`
+    + (unclassified ? `; ${num(unclassified)} without revenue are unclassified and not drawn` : "")
+    + (outside ? `; ${num(outside)} with no cost to serve are not drawn on the log scale` : "")
+    + ". The cost axis spans the 1st to 99th percentile: double-click the chart to see every customer.";
+  fillTable("quadrant-table", summary.map(([label, n, net, abc]) => "<tr>" + cell(label) + cell(num(n), true)
+    + cell(money(net), true) + cell(money(abc), true) + "</tr>"));
+
+  const flips = IX.flips.byMonth[S.m];
+  const direction = (i) => decode(D.flips, "dir", i);
+  const losses = flips.filter((i) => direction(i) === "hidden_loss")
+    .map((i) => IX.profit.get(S.m, D.flips.c[i])).filter((i) => i !== undefined && inSegment(decode(P, "sg", i)));
+  const gains = flips.filter((i) => direction(i) === "hidden_profit")
+    .map((i) => IX.profit.get(S.m, D.flips.c[i])).filter((i) => i !== undefined && inSegment(decode(P, "sg", i)));
+  document.getElementById("flips-note").textContent = `${num(losses.length)} customers look profitable under `
+    + `traditional costing but lose money once their cost to serve is traced (hidden losses); ${num(gains.length)} `
+    + "the other way round (costing_comparison.flip_direction). The largest by net revenue:";
+  losses.sort((a, b) => P.net[b] - P.net[a]);
+  fillTable("flips-table", losses.slice(0, 10).map((i) => `<tr data-customer="${P.c[i]}">` + cell(customerCell(P.c[i]))
+    + cell(money(P.net[i]), true) + cell(money(P.tp[i]), true) + cell(money(P.abc[i]), true) + "</tr>"), true);
+}
+
+function renderDrivers() {
+  const rows = (D.drivers || []).filter((r) => r.m === S.m);
+  const weights = rows.map((r) => r.weight);
+  const middle = (Math.min(...weights) + Math.max(...weights)) / 2;
+  const byQuadrant = {};
+  rows.forEach((r) => { (byQuadrant[r.quadrant] = byQuadrant[r.quadrant] || []).push(r); });
+  draw("chart-drivers", Object.entries(byQuadrant).map(([quadrant, list]) => ({
+    type: "scatter", mode: "markers+text", name: (IPA[quadrant] || [words(quadrant)])[0],
+    x: list.map((r) => r.weight * 100), y: list.map((r) => r.mean), text: list.map((r) => r.label || words(r.question)),
+    textposition: list.map((r) => (r.weight > middle ? "middle left" : "middle right")), marker: { size: 12, color: (IPA[quadrant] || ["", GREY])[1] },
+    customdata: null,
+    hovertext: list.map((r) => `<b>${esc(r.label || r.question)}</b><br>importance ${pct(r.weight)}<br>mean score ${num(r.mean, 2)}`
+      + `<br>${(IPA[quadrant] || [words(quadrant)])[0]}<br>${num(r.responses)} responses, R\u00b2 ${num(r.r2, 2)}`),
+    hovertemplate: "%{hovertext}<extra></extra>",
+  })), {
+    title: title(`Importance and performance, 12 months to ${monthName(D.months[S.m])} (all customers)`, 14),
+    xaxis: { title: { text: "Importance (share of explained satisfaction)" }, ticksuffix: " %" },
+    yaxis: { title: { text: "Mean score" } },
+  });
+}
+
+function renderClv() {
+  const C = D.clv;
+  const rows = C ? IX.clv.byMonth[S.m].filter((i) => inSegment(D.customers.segment[C.c[i]])) : [];
+  const lead = document.getElementById("clv-lead");
+  if (!rows.length) {
+    lead.textContent = `No customer is scored as of ${monthName(D.months[S.m])} (too little history to fit the models).`;
+  } else {
+    const total = rows.reduce((s, i) => s + C.clvp[i], 0);
+    const losing = rows.filter((i) => C.clvp[i] < 0).length;
+    lead.textContent = `${num(rows.length)} customers (${segmentText()}) scored as of ${monthName(D.months[S.m])}: `
+      + `expected profit over the horizon totals ${money(total)}; ${num(losing)} are expected to lose money.`;
+  }
+  // the bulk of the customers (1st to 99th percentile); the tails are counted in the outermost bars
+  const values = rows.map((i) => C.clvp[i] / 100).sort((a, b) => a - b);
+  const at = (q) => values[Math.min(values.length - 1, Math.floor(q * (values.length - 1)))];
+  const [low, high] = values.length ? [at(0.01), at(0.99)] : [0, 0];
+  const below = values.filter((v) => v < low).length, above = values.filter((v) => v > high).length;
+  if (below || above) {
+    lead.textContent += ` Counted in the outermost bars: ${num(below)} customers below ${amount(low)} and `
+      + `${num(above)} above ${amount(high)}.`;
+  }
+  draw("chart-clv", [{
+    type: "histogram", x: values.map((v) => Math.min(Math.max(v, low), high)), nbinsx: 40,
+    marker: { color: BLUE, line: { color: "#fff", width: 0.5 } },
+    hovertemplate: "profit CLV %{x}: %{y} customers<extra></extra>", name: "Customers",
+  }], {
+    title: title(`Distribution of profit CLV, ${monthName(D.months[S.m])}, ${segmentText()}`, 14),
+    xaxis: { title: { text: "Expected profit over the CLV horizon" } }, yaxis: { title: { text: "Customers" } }, bargap: 0.02,
+  });
+  const pastProfit = (i) => { const w = IX.whale.get(S.m, C.c[i]); return w === undefined ? null : D.whale.p12[w]; };
+  const risk = rows.filter((i) => C.risk[i]).sort((a, b) => pastProfit(b) - pastProfit(a)).slice(0, 10);
+  fillTable("risk-table", risk.map((i) => `<tr data-customer="${C.c[i]}">` + cell(customerCell(C.c[i]))
+    + cell(esc(words(D.customers.segment[C.c[i]]))) + cell(money(pastProfit(i)), true) + cell(money(C.clvp[i]), true)
+    + cell(pct(C.alive[i]), true) + "</tr>"), true);
+}
+
+function renderCosts() {
+  const A = D.activities || [];
+  const names = [...new Set(A.map((r) => r.activity))];
+  const series = (rows, key, field, scale) => {
+    const groups = {};
+    rows.forEach((r) => { (groups[r[key]] = groups[r[key]] || []).push(r); });
+    return Object.entries(groups).map(([name, list], k) => ({ name, list, colour: PALETTE[k % PALETTE.length],
+      x: list.map((r) => D.months[r.m]), y: list.map((r) => (r[field] === null ? null : r[field] / scale)) }));
+  };
+  draw("chart-activity-costs", series(A, "activity", "cost", 100).map((s) => ({
+    type: "bar", name: words(s.name), x: s.x, y: s.y, marker: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(words(r.activity))}</b>, ${D.months[r.m]}<br>cost ${money(r.cost)}<br>${esc(r.centre)}`),
+    hovertemplate: "%{text}<extra></extra>", textposition: "none",
+  })), { title: title("Activity costs by month", 14), barmode: "stack", shapes: monthMarker(),
+    xaxis: monthAxis(), yaxis: { title: { text: "Cost" } }, legend: SIDE_LEGEND, height: 420 });
+  draw("chart-activity-rates", series(A, "activity", "rate", 1).map((s) => ({
+    type: "scatter", mode: "lines+markers", name: words(s.name), x: s.x, y: s.y, line: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(words(r.activity))}</b>, ${D.months[r.m]}<br>rate ${amount(r.rate)} per ${esc(words(r.driver))}`
+      + `<br>volume ${num(r.volume)}`),
+    hovertemplate: "%{text}<extra></extra>",
+  })), { title: title("Activity rates (cost per driver unit, log scale)", 14), shapes: monthMarker(),
+    xaxis: monthAxis(), yaxis: { type: "log", dtick: "D2", tickformat: "~g" }, legend: SIDE_LEGEND, height: 420 });
+
+  const K = (D.capacity || []);
+  const timed = K.filter((r) => r.util !== null);
+  const utilisation = series(timed, "centre", "util", 0.01).map((s) => ({
+    type: "scatter", mode: "lines+markers", name: s.name, x: s.x, y: s.y, line: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(r.centre)}</b>, ${D.months[r.m]}<br>utilisation ${pct(r.util)}`
+      + `<br>${num(r.used, 0)} of ${num(r.capacity)} minutes${r.over ? "<br><b>over capacity</b>" : ""}`),
+    hovertemplate: "%{text}<extra></extra>",
+  }));
+  const over = timed.filter((r) => r.over);
+  utilisation.push({ type: "scatter", mode: "markers", name: "Over capacity", x: over.map((r) => D.months[r.m]),
+    y: over.map((r) => r.util * 100), marker: { symbol: "x", size: 12, color: "#c0281c" },
+    text: over.map((r) => `<b>${esc(r.centre)}</b> over capacity in ${D.months[r.m]}: ${pct(r.util)}`),
+    hovertemplate: "%{text}<extra></extra>" });
+  draw("chart-utilisation", utilisation, { title: title("Cost-centre utilisation (time-driven centres)", 14),
+    shapes: monthMarker().concat([{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 100, y1: 100, line: { color: "#c0281c", dash: "dash", width: 1 } }]),
+    xaxis: monthAxis(), yaxis: { ticksuffix: " %" }, legend: SIDE_LEGEND, height: 420 });
+  draw("chart-unused", series(K.filter((r) => !r.sustaining), "centre", "unused", 100).map((s) => ({
+    type: "bar", name: s.name, x: s.x, y: s.y, marker: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(r.centre)}</b>, ${D.months[r.m]}<br>unused capacity ${money(r.unused)}`
+      + `<br>of ledger cost ${money(r.ledger)}${r.over ? "<br><b>over capacity</b>" : ""}`),
+    hovertemplate: "%{text}<extra></extra>", textposition: "none",
+  })), { title: title("Unused capacity cost by centre (negative: over capacity)", 14),
+    barmode: "relative", shapes: monthMarker(), xaxis: monthAxis(), legend: SIDE_LEGEND, height: 420 });
+
+  fillTable("activity-table", A.filter((r) => r.m === S.m).sort((a, b) => b.cost - a.cost).map((r) => "<tr>"
+    + cell(esc(words(r.activity))) + cell(esc(r.centre)) + cell(esc(words(r.driver))) + cell(num(r.volume), true)
+    + cell(amount(r.rate), true) + cell(money(r.cost), true) + "</tr>"));
+  fillTable("capacity-table", K.filter((r) => r.m === S.m).map((r) => "<tr>" + cell(esc(r.centre))
+    + cell(money(r.ledger), true) + cell(money(r.assigned), true) + cell(money(r.unused), true) + cell(money(r.sust), true)
+    + cell(r.util === null ? (r.sustaining ? "sustaining" : "\u2013") : pct(r.util), true)
+    + cell(r.over ? '<span class="flag">over capacity</span>' : "") + "</tr>"));
+  fillTable("recon-table", (D.recon || []).map((r) => `<tr${r.m === S.m ? ' class="current"' : ""}>` + cell(D.months[r.m])
+    + [r.gm, r.ledger, r.op, r.abc, r.unused, r.sust, r.trad].map((v) => cell(money(v), true)).join("")
+    + cell(identities(r)) + "</tr>"));
+}
+
+function identities(r) { // the published flag, and each identity checked on the published amounts, in cents
+  const held = [r.gm - r.ledger === r.op, r.abc - r.unused - r.sust === r.op, r.trad === r.op];
+  const names = ["gross margin \u2212 ledger cost", "ABC profit \u2212 unused \u2212 sustaining", "traditional profit"];
+  const detail = names.map((name, k) => `${name} ${held[k] ? "=" : "\u2260"} operating profit`).join("; ");
+  const ok = r.balanced && held.every(Boolean);
+  return `<span class="${ok ? "ok" : "flag"}" title="${detail}" data-identities="${held.filter(Boolean).length}">`
+    + `${ok ? "\u2713" : "\u2717"} ${held.filter(Boolean).length} of 3${r.balanced ? "" : ", published as not balanced"}</span>`;
+}
+
+// --- the customer ------------------------------------------------------------------------------------------
+
+function customerMonths(c, months) { // the customer's profitability rows and cost-to-serve rows in those months
+  const P = D.profit;
+  const steps = { gross: 0, disc: 0, ret: 0, net: 0, cogs: 0, gm: 0, abc: 0, toh: 0, tp: 0 };
+  const activities = new Map();
+  let rows = 0;
+  for (const m of months) {
+    const i = IX.profit.get(m, c);
+    if (i === undefined) continue;
+    rows += 1;
+    for (const field of Object.keys(steps)) steps[field] += P[field][i];
+    for (const j of IX.cts(m, c)) {
+      const name = decode(D.cts, "a", j);
+      activities.set(name, (activities.get(name) || 0) + D.cts.cost[j]);
+    }
+  }
+  return { rows, steps, activities: [...activities.entries()].sort((a, b) => b[1] - a[1]) };
+}
+
+function waterfall(id, title, figures) {
+  const { steps, activities } = figures;
+  const labels = ["Gross revenue", "Discounts", "Returns", "Net revenue", "Cost of goods", "Gross margin",
+    ...activities.map(([name]) => words(name)), "ABC profit"];
+  const cents = [steps.gross, -steps.disc, -steps.ret, steps.net, -steps.cogs, steps.gm,
+    ...activities.map(([, cost]) => -cost), steps.abc];
+  const measure = ["absolute", "relative", "relative", "total", "relative", "total",
+    ...activities.map(() => "relative"), "total"];
+  const largest = Math.max(...cents.map(Math.abs));
+  const hover = labels.map((label, k) => `<b>${label}</b>: ${money(cents[k])}`
+    + (measure[k] === "total" ? " (published)" : ""));
+  draw(id, [{
+    type: "waterfall", name: "Activity-based", x: labels, y: cents.map((v) => v / 100), measure,
+    text: cents.map((v, k) => (measure[k] === "total" || Math.abs(v) >= 0.04 * largest ? money(v) : "")),
+    textposition: "outside", textfont: { size: 10 }, constraintext: "none",
+    hovertext: hover, hovertemplate: "%{hovertext}<extra></extra>",
+    increasing: { marker: { color: BLUE } }, decreasing: { marker: { color: ORANGE } }, totals: { marker: { color: "#1d2330" } },
+    connector: { line: { color: "#aab1be", width: 1 } }, cliponaxis: false,
+  }, {
+    type: "waterfall", name: "Traditional", x: ["Gross margin ", "Traditional overhead", "Traditional profit"],
+    y: [steps.gm / 100, -steps.toh / 100, steps.tp / 100], measure: ["absolute", "relative", "total"],
+    xaxis: "x2", yaxis: "y", text: [money(steps.gm), money(-steps.toh), money(steps.tp)], textposition: "outside",
+    textfont: { size: 10 }, constraintext: "none",
+    hovertext: [`<b>Gross margin</b>: ${money(steps.gm)}`, `<b>Traditional overhead</b> (indirect cost spread by revenue): ${money(-steps.toh)}`,
+      `<b>Traditional profit</b>: ${money(steps.tp)} (published)`],
+    hovertemplate: "%{hovertext}<extra></extra>", increasing: { marker: { color: "#9aa3b2" } },
+    decreasing: { marker: { color: "#E69F00" } }, totals: { marker: { color: "#5b6475" } }, cliponaxis: false,
+  }], {
+    title: { text: title, x: 0, font: { size: 14 } }, showlegend: false, height: 430, margin: { l: 70, r: 10, t: 40, b: 110 },
+    xaxis: { domain: [0, 0.74], tickangle: -40, title: { text: "Activity-based costing" } },
+    xaxis2: { domain: [0.8, 1], tickangle: -40, anchor: "y", title: { text: "Traditional" } },
+    yaxis: { title: { text: "Amount" }, zeroline: true },
+  });
+  const el = document.getElementById(id);
+  el.dataset.steps = JSON.stringify(cents.filter((v, k) => measure[k] !== "total"));
+  el.dataset.total = String(steps.abc);
+}
+
+function latestAtOrBefore(name, c) {
+  for (let m = S.m; m >= 0; m -= 1) {
+    const i = IX[name].get(m, c);
+    if (i !== undefined) return [m, i];
+  }
+  return [null, undefined];
+}
+
+function renderCustomer() {
+  const c = S.c;
+  if (c === null) return;
+  document.getElementById("customer-empty").hidden = true;
+  const panel = document.getElementById("customer-panel");
+  panel.hidden = false;
+  const P = D.profit;
+  const i = IX.profit.get(S.m, c);
+  const month = monthName(D.months[S.m]);
+  document.getElementById("customer-title").textContent = `${customerLabel(c)} \u00b7 ${words(D.customers.segment[c])}`
+    + (D.customers.region[c] ? ` \u00b7 ${D.customers.region[c]}` : "") + ` \u00b7 ${month}`;
+  const facts = [];
+  const fact = (name, value) => facts.push(`<dt>${name}</dt><dd>${value}</dd>`);
+  fact("ABC profit, month", i === undefined ? "no activity" : money(P.abc[i]));
+  fact("Traditional profit", i === undefined ? "\u2013" : money(P.tp[i]));
+  fact("Profit decile", i === undefined ? "\u2013" : `${P.decile[i]} (1 = most profitable)`);
+  fact("Matrix quadrant", i === undefined ? "\u2013" : (QUADRANTS[decode(P, "quad", i)] || [words(decode(P, "quad", i))])[0]);
+  const w = IX.whale.get(S.m, c);
+  fact("ABC profit, 12 months", w === undefined ? "\u2013" : money(D.whale.p12[w]));
+  fact("Whale-curve rank", w === undefined ? "\u2013" : `${num(D.whale.rank[w])} of ${num(D.meta.whale_customers[S.m])}`);
+  const [clvMonth, k] = latestAtOrBefore("clv", c);
+  if (k !== undefined) {
+    const C = D.clv;
+    fact(`Profit CLV (${D.months[clvMonth]})`, money(C.clvp[k]));
+    fact("Revenue CLV", money(C.clvr[k]));
+    fact("P(alive)", pct(C.alive[k]));
+    fact("Defection-prone", C.risk[k] ? '<span class="flag">yes</span>' : "no");
+  } else {
+    fact("CLV", "not scored");
+  }
+  const [satMonth, s] = latestAtOrBefore("sat", c);
+  if (s !== undefined) {
+    fact(`Satisfaction index (${D.months[satMonth]})`, num(D.sat.index[s], 1));
+    fact("NPS / CSAT", `${num(D.sat.nps[s], 0)} / ${num(D.sat.csat[s], 0)} % (${num(D.sat.resp[s])} responses)`);
+  } else {
+    fact("Satisfaction", "no survey response");
+  }
+  document.getElementById("customer-facts").innerHTML = facts.join("");
+
+  const trailing = [];
+  for (let m = Math.max(0, S.m - 11); m <= S.m; m += 1) trailing.push(m);
+  const monthly = customerMonths(c, [S.m]);
+  const yearly = customerMonths(c, trailing);
+  waterfall("chart-waterfall-month", `Profit waterfall, ${month}`, monthly);
+  waterfall("chart-waterfall-t12m", `Trailing ${trailing.length} months to ${month}`, yearly);
+  const published = w === undefined ? null : D.whale.p12[w];
+  document.getElementById("waterfall-note").innerHTML = "Each step is a published amount (customer_profitability, "
+    + "customer_cost_to_serve); the trailing months add up the monthly rows. "
+    + (monthly.rows ? "" : `<span class="flag">No revenue or cost in ${month}.</span> `)
+    + (published === null ? "" : `The ${trailing.length}-month ABC profit ${money(yearly.steps.abc)} `
+      + (published === yearly.steps.abc ? '<span class="ok">equals</span>' : '<span class="flag">differs from</span>')
+      + ` the whale curve's published ${money(published)}.`);
+
+  // driver volumes in the month against the average of the customer's segment in that month
+  const segment = i === undefined ? D.customers.segment[c] : decode(P, "sg", i);
+  const peers = IX.profit.byMonth[S.m].filter((j) => decode(P, "sg", j) === segment).map((j) => P.c[j]);
+  const totals = new Map();
+  peers.forEach((peer) => IX.cts(S.m, peer).forEach((j) => {
+    const name = decode(D.cts, "a", j);
+    totals.set(name, (totals.get(name) || 0) + D.cts.vol[j]);
+  }));
+  const own = new Map(IX.cts(S.m, c).map((j) => [decode(D.cts, "a", j), D.cts.vol[j]]));
+  const activities = [...totals.keys()].sort();
+  const label = (name) => `${words(name)} (${words((IX.activity[name] || {}).driver || "")})`;
+  const average = (name) => totals.get(name) / peers.length;
+  draw("chart-customer-drivers", [
+    { type: "bar", orientation: "h", name: "This customer", y: activities.map(label), x: activities.map((a) => own.get(a) || 0),
+      marker: { color: BLUE }, text: activities.map((a) => `<b>${esc(customerLabel(c))}</b><br>${label(a)}: ${num(own.get(a) || 0)}`),
+      hovertemplate: "%{text}<extra></extra>", textposition: "none" },
+    { type: "bar", orientation: "h", name: `${words(segment)} average`, y: activities.map(label), x: activities.map(average),
+      marker: { color: GREY }, text: activities.map((a) => `${words(segment)} average (${num(peers.length)} customers)<br>${label(a)}: ${num(average(a), 1)}`),
+      hovertemplate: "%{text}<extra></extra>", textposition: "none" },
+  ], { title: title(`Driver volumes, ${month}, against the segment's average`, 14), barmode: "group",
+    xaxis: { type: "log", title: { text: "Driver volume (log scale)" } }, yaxis: { automargin: true }, height: 430,
+    margin: { l: 10, r: 10, t: 56, b: 46 } });
+
+  const months = D.months.map((_, m) => m);
+  const history = months.map((m) => IX.profit.get(m, c));
+  draw("chart-customer-history", [
+    { type: "bar", name: "ABC profit", x: D.months, y: history.map((j) => (j === undefined ? null : P.abc[j] / 100)),
+      marker: { color: history.map((j) => (j !== undefined && P.abc[j] < 0 ? ORANGE : BLUE)) },
+      text: history.map((j, m) => `${D.months[m]}<br>ABC profit ${j === undefined ? "\u2013" : money(P.abc[j])}`),
+      hovertemplate: "%{text}<extra></extra>", textposition: "none" },
+    { type: "scatter", mode: "lines+markers", name: "Traditional profit", x: D.months,
+      y: history.map((j) => (j === undefined ? null : P.tp[j] / 100)), line: { color: "#5b6475", dash: "dash" },
+      text: history.map((j, m) => `${D.months[m]}<br>traditional profit ${j === undefined ? "\u2013" : money(P.tp[j])}`),
+      hovertemplate: "%{text}<extra></extra>" },
+  ], { title: title("ABC and traditional profit by month", 14), shapes: monthMarker(),
+    xaxis: monthAxis(), height: 430 });
+}
+
+function openCustomer(c, scroll) {
+  S.c = c;
+  document.body.dataset.customer = D.customers.id[c];
+  document.getElementById("customer-search").value = customerLabel(c);
+  document.getElementById("search-message").textContent = "";
+  renderCustomer();
+  if (scroll) document.getElementById("customer").scrollIntoView({ behavior: "auto", block: "start" });
+}
+
+function findCustomer(query) {
+  const q = query.trim().toLowerCase();
+  if (!q) return [];
+  const bracket = q.match(/\(([^()]+)\)\s*$/);
+  const id = bracket ? bracket[1] : q;
+  const exact = IX.search.filter((r) => r.id === id || r.name === q);
+  if (exact.length) return exact.map((r) => r.c);
+  return IX.search.filter((r) => r.id.includes(q) || r.name.includes(q)).map((r) => r.c);
+}
+
+function search() {
+  const query = document.getElementById("customer-search").value;
+  const found = findCustomer(query);
+  const message = document.getElementById("search-message");
+  if (found.length === 1) openCustomer(found[0], true);
+  else if (!found.length) message.textContent = `No customer in this report matches \u201c${query}\u201d.`;
+  else message.textContent = `${num(found.length)} customers match; pick one from the list.`;
+}
+
+// --- the page --------------------------------------------------------------------------------------------
+
+function render() {
+  const month = monthName(D.months[S.m]);
+  document.querySelectorAll("[data-context]").forEach((el) => { el.textContent = `${month}, ${segmentText()}`; });
+  document.querySelectorAll("[data-context-month]").forEach((el) => { el.textContent = month; });
+  document.querySelectorAll("[data-context-segment]").forEach((el) => { el.textContent = segmentText(); });
+  renderScorecard();
+  renderTrends();
+  renderWhale();
+  renderMatrix();
+  renderDrivers();
+  renderClv();
+  renderCosts();
+  renderCustomer();
+  document.body.dataset.month = D.months[S.m];
+  document.body.dataset.segment = S.segment;
+  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+}
+
+function setUp() {
+  if (!D.months.length) {
+    document.getElementById("loading").textContent = "This publication has no customer months yet: nothing to show.";
+    return;
+  }
+  buildIndexes();
+  const monthSelect = document.getElementById("month");
+  monthSelect.innerHTML = D.months.map((m, k) => `<option value="${k}">${monthName(m)}</option>`).reverse().join("");
+  S.m = D.months.length - 1;
+  monthSelect.value = String(S.m);
+  monthSelect.addEventListener("change", () => { S.m = Number(monthSelect.value); render(); });
+  const segments = [...new Set(D.customers.segment.filter((s) => s))].sort();
+  const segmentSelect = document.getElementById("segment");
+  segmentSelect.innerHTML = ["all", ...segments].map((s) => `<option value="${esc(s)}">${s === "all" ? "All customers" : esc(words(s))}</option>`).join("");
+  segmentSelect.addEventListener("change", () => { S.segment = segmentSelect.value; render(); });
+  document.getElementById("customer-list").innerHTML = D.customers.id.map((_, c) => `<option value="${esc(customerLabel(c))}"></option>`).join("");
+  document.getElementById("controls").addEventListener("submit", (event) => { event.preventDefault(); search(); });
+  document.getElementById("customer-search").addEventListener("change", search);
+  const meta = D.meta;
+  const scope = [];
+  if (meta.months_total > D.months.length) {
+    scope.push(`the latest ${D.months.length} of the ${meta.months_total} published months`);
+  }
+  if (meta.customers_total > D.customers.id.length) {
+    scope.push(`the ${num(D.customers.id.length)} customers with the largest absolute ABC profit over the `
+      + `${D.months.length} months it holds, of `
+      + `${num(meta.customers_total)} (customer views, lists and search hold only these; the scorecard, trends, `
+      + "reconciliation and cost side are company-wide)");
+  }
+  if (scope.length) {
+    const el = document.getElementById("scope");
+    el.textContent = `This report holds ${scope.join(", and ")}. Everything else is in the publication `
+      + `(${meta.database}, schema marts) for BI tools.`;
+    el.hidden = false;
+  }
+  document.getElementById("loading").hidden = true;
+  render();
+}
+
+(async function main() {
+  try {
+    const library = document.createElement("script");
+    library.textContent = await unpack("plotly-js");
+    document.head.appendChild(library);
+    D = JSON.parse(await unpack("report-data"));
+    setUp();
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    document.getElementById("loading").textContent = `The report could not be drawn: ${error}`;
+    document.body.dataset.ready = "error";
+    throw error;
+  }
+})();
