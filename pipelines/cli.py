@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a pipeline step or an input failed (the message names w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -187,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.data_dir = (args.data_dir or data_dir()).expanduser().resolve()
+    # Everything below, the Dagster partitions (bounded by the landing zone's months) included, reads the data
+    # directory from the environment: make it the one this command was given.
+    os.environ[DATA_DIR_ENV] = str(args.data_dir)
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
     from pipelines.dbt import DbtProjectError
