@@ -188,15 +188,21 @@ def customers_for(lines: int, months: int, seed: int, scratch: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> Report:
+    data = Path(args.data_dir or f"/tmp/cprof-bench-{args.lines}").resolve()
+    # The code location's monthly partitions are fixed when it is imported (pipelines.partitions), from these:
+    # set them before anything imports it. They span the generated months, the one held back included.
+    year, month = divmod(int(START[:4]) * 12 + int(START[5:]) - 1 + args.months, 12)
+    os.environ["CPROF_DATA_DIR"] = str(data)
+    os.environ["CPROF_FIRST_MONTH"] = START
+    os.environ["CPROF_LAST_MONTH"] = f"{year:04d}-{month + 1:02d}"
+
     from pipelines.config import Paths
     from pipelines.generate import GenerateConfig, generate
     from pipelines.run import run_pipeline
     from pipelines.sources import MONTHLY
 
-    data = Path(args.data_dir or f"/tmp/cprof-bench-{args.lines}").resolve()
     shutil.rmtree(data, ignore_errors=True)
     paths = Paths(data)
-    os.environ["CPROF_DATA_DIR"] = str(data)
     say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
 
     with MemorySampler() as sampler:
@@ -213,7 +219,7 @@ def run(args: argparse.Namespace) -> Report:
         print(f"bench: generated {lines:,} order lines in {phase.seconds:.1f}s", flush=True)
 
         new_month = max(p.stem for p in (paths.landing / "order_lines").glob("*.csv"))
-        os.environ["CPROF_LAST_MONTH"] = new_month  # the partitions reach the month held back
+        assert new_month == os.environ["CPROF_LAST_MONTH"], (new_month, os.environ["CPROF_LAST_MONTH"])
         held = data / "held_back"
         for source in MONTHLY:
             (held / source.name).mkdir(parents=True, exist_ok=True)

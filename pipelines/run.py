@@ -52,7 +52,7 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
-from pipelines.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.ingest import find_file, months_in_landing, unchanged_snapshots
 from pipelines.lock import data_dir_lock
 from pipelines.monitoring import fail_dead_runs, worker_tags
@@ -271,6 +271,25 @@ def execute_run(
     )
 
 
+def _check_partitions_cover(months: list[str]) -> None:
+    """The code location's monthly partitions are fixed when it is imported, from the landing zone of
+    ``$CPROF_DATA_DIR`` (or ``CPROF_FIRST_MONTH`` / ``CPROF_LAST_MONTH``): a run of months outside them would
+    fail in every step with Dagster's invariant error. Say so before anything runs."""
+    from pipelines.partitions import FIRST_MONTH_ENV, LAST_MONTH_ENV, monthly_partitions, partition_key
+
+    keys = set(monthly_partitions.get_partition_keys())
+    outside = [month for month in months if partition_key(month) not in keys]
+    if outside:
+        first, last = monthly_partitions.get_first_partition_key(), monthly_partitions.get_last_partition_key()
+        raise PipelineError(
+            f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
+            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded from the landing "
+            f"zone of ${DATA_DIR_ENV} ({os.environ.get(DATA_DIR_ENV) or 'unset: data/ in the project'}) or "
+            f"${FIRST_MONTH_ENV} / ${LAST_MONTH_ENV}: point ${DATA_DIR_ENV} at this data directory "
+            "(`cprof --data-dir` does) or set those bounds before the pipeline is imported"
+        )
+
+
 def run_pipeline(
     paths: Paths,
     first: str | None = None,
@@ -289,6 +308,7 @@ def run_pipeline(
     first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
     ``live`` how long steps go (months ingested, suites, dbt nodes)."""
     months = select_months(paths, first, last)
+    _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         return _run_locked(paths, months, progress, full_refresh, live)
 

@@ -183,3 +183,14 @@ def test_a_warning_check_is_reported_but_does_not_block_publishing(
         for line in lines
     )
     assert current_database(paths.published).resolve() != before  # published all the same
+
+
+def test_months_outside_the_loaded_partitions_are_named_before_anything_runs(tmp_path):
+    """The partitions are fixed when the code location loads (here: from an empty default landing zone, 2020-01
+    on); a data directory whose months lie before them gets one sentence saying why and what to set, not an
+    invariant error from every step."""
+    paths = Paths(tmp_path / "old")
+    generate(GenerateConfig(customers=30, months=1, start="2019-11"), paths.landing)
+    with pytest.raises(PipelineError, match=r"2019-11\.\.2019-11 are outside the pipeline's monthly partitions"):
+        run_pipeline(paths, progress=lambda _: None)
+    assert not paths.warehouse.exists()
