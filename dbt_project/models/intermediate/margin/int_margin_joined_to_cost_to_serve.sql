@@ -1,7 +1,7 @@
 -- One row per customer and month with any revenue or any allocated cost (a month of support tickets and no
 -- orders is a loss, and must show): product margin, cost-to-serve and ABC profit. The spine of the customer
 -- profit marts and of the CLV summary.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with margin as (
     select * from {{ ref('int_margin_aggregated_to_customer_month') }}
 ),
