@@ -29,6 +29,23 @@
 {% macro default__ratio(numerator, denominator) %}{{ numerator }} / {{ denominator }}{% endmacro %}
 {% macro spark__ratio(numerator, denominator) %}cast({{ numerator }} as double) / cast({{ denominator }} as double){% endmacro %}
 
+{#-
+    A DOUBLE as a DECIMAL(precision, scale) the way DuckDB casts it: the value times 10^scale, in double
+    precision, rounded half away from zero. Spark's cast rounds the double's shortest decimal spelling instead
+    (259.965 becomes 259.97 on Spark, 259.96 on DuckDB, whose 259.965 * 100 is 25996.4999...), so on Spark the
+    same steps are written out; round() of a DOUBLE there rounds half away from zero too.
+-#}
+{% macro double_as_decimal(expression, precision, scale) %}
+    {{- return(adapter.dispatch('double_as_decimal', 'cprof')(expression, precision, scale)) -}}
+{% endmacro %}
+{% macro default__double_as_decimal(expression, precision, scale) %}cast({{ expression }} as decimal({{ precision }}, {{ scale }})){% endmacro %}
+{% macro spark__double_as_decimal(expression, precision, scale) -%}
+    cast(
+        cast(round(({{ expression }}) * cast(1e{{ scale }} as double), 0) as decimal(38, 0)) * 0.{{ '0' * (scale - 1) }}1
+        as decimal({{ precision }}, {{ scale }})
+    )
+{%- endmacro %}
+
 {#- The mean of a DECIMAL column as DuckDB's avg() gives it: the exact sum divided in double precision. -#}
 {% macro decimal_mean(expression) %}
     {{- return(adapter.dispatch('decimal_mean', 'cprof')(expression)) -}}
@@ -62,3 +79,19 @@
 {% endmacro %}
 {% macro default__month_start_from_text(text) %}cast(strptime({{ text }} || '-01', '%Y-%m-%d') as date){% endmacro %}
 {% macro spark__month_start_from_text(text) %}to_date({{ text }} || '-01', 'yyyy-MM-dd'){% endmacro %}
+
+{#-
+    Model contracts on Spark: the yml data types are written as DuckDB spells them, and Spark has no VARCHAR
+    without a length; its strings are STRING. dbt builds the contract's empty schema query from those types.
+-#}
+{% macro spark__get_empty_schema_sql(columns) %}
+    {%- set translated = {} -%}
+    {%- for name, column in columns.items() -%}
+        {%- set spark_column = column.copy() -%}
+        {%- if (column.get('data_type') or '') | lower | trim == 'varchar' -%}
+            {%- do spark_column.update({'data_type': 'string'}) -%}
+        {%- endif -%}
+        {%- do translated.update({name: spark_column}) -%}
+    {%- endfor -%}
+    {{ return(dbt.default__get_empty_schema_sql(translated)) }}
+{% endmacro %}

@@ -90,7 +90,7 @@ final as (
         cast(summary.frequency as integer) as frequency,
         cast(summary.recency as integer) as recency,
         cast(summary.t as integer) as t,
-        cast(summary.monetary_value as decimal(18, 2)) as monetary_value,
+        {{ double_as_decimal('summary.monetary_value', 18, 2) }} as monetary_value,
         cast(coalesce(trailing_figures.profit_t12m, 0) as decimal(18, 2)) as profit_t12m,
         cast(coalesce(trailing_figures.net_revenue_t12m, 0) as decimal(18, 2)) as net_revenue_t12m,
         cast(coalesce(trailing_figures.gross_margin_t12m, 0) as decimal(18, 2)) as gross_margin_t12m,

@@ -101,11 +101,11 @@ final as (
         practical_capacity_minutes,
         cast(used_minutes as decimal(18, 4)) as used_minutes,
         case
-            when method = 'time' then cast({{ ratio("ledger_cost", "practical_capacity_minutes") }} as decimal(18, 6))
+            when method = 'time' then {{ double_as_decimal(ratio("ledger_cost", "practical_capacity_minutes"), 18, 6) }}
         end as capacity_cost_rate,
         case
-            when method = 'time' then cast({{ ratio("ledger_cost * unit_minutes", "practical_capacity_minutes") }} as decimal(18, 6))
-            when driver_volume > 0 then cast({{ ratio(cents_to_money("activity_cost_cents"), "driver_volume") }} as decimal(18, 6))
+            when method = 'time' then {{ double_as_decimal(ratio("ledger_cost * unit_minutes", "practical_capacity_minutes"), 18, 6) }}
+            when driver_volume > 0 then {{ double_as_decimal(ratio(cents_to_money("activity_cost_cents"), "driver_volume"), 18, 6) }}
         end as rate_per_unit,
         {{ cents_to_money("activity_cost_cents") }} as activity_cost
     from combined

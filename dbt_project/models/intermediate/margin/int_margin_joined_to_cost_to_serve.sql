@@ -7,7 +7,7 @@ with margin as (
 ),
 
 cost_to_serve as (
-    select period, customer_id, sum(allocated_cost) as cost_to_serve
+    select period, customer_id, cast(sum(allocated_cost) as decimal(38, 2)) as cost_to_serve
     from {{ ref('int_activity_costs_allocated_to_customers') }}
     group by period, customer_id
 ),

@@ -78,7 +78,7 @@ final as (
         cast(retained_customers as integer) as retained_customers,
         cast(new_customers as integer) as new_customers,
         cast(churned_customers as integer) as churned_customers,
-        cast({{ ratio("retained_customers", "nullif(prior_active_customers, 0)") }} as decimal(9, 4)) as retention_rate
+        {{ double_as_decimal(ratio("retained_customers", "nullif(prior_active_customers, 0)"), 9, 4) }} as retention_rate
     from by_segment
 )
 

@@ -36,7 +36,7 @@ final as (
             as sustaining_cost,
         cost_centers.practical_capacity_minutes,
         cast(activity_costs.used_minutes as decimal(18, 4)) as used_minutes,
-        cast({{ ratio("activity_costs.used_minutes", "cost_centers.practical_capacity_minutes") }} as decimal(9, 4)) as utilisation,
+        {{ double_as_decimal(ratio("activity_costs.used_minutes", "cost_centers.practical_capacity_minutes"), 9, 4) }} as utilisation,
         coalesce(activity_costs.used_minutes > cost_centers.practical_capacity_minutes, false) as is_over_capacity
     from ledger
     left join cost_centers on ledger.cost_center = cost_centers.cost_center

@@ -87,8 +87,8 @@ final as (
                 then 'aggressive' else 'bargain_basement' end
         end as matrix_quadrant,
         cast(measured.list_revenue as decimal(18, 2)) as list_revenue,
-        cast(measured.net_price_realisation as decimal(9, 6)) as net_price_realisation,
-        cast(measured.cost_to_serve_per_revenue as decimal(12, 6)) as cost_to_serve_per_revenue
+        {{ double_as_decimal('measured.net_price_realisation', 9, 6) }} as net_price_realisation,
+        {{ double_as_decimal('measured.cost_to_serve_per_revenue', 12, 6) }} as cost_to_serve_per_revenue
     from measured
     left join medians on measured.period = medians.period
 )

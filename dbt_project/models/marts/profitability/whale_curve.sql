@@ -55,9 +55,9 @@ final as (
         ranked.customer_id,
         cast(ranked.profit_t12m as decimal(18, 2)) as profit_t12m,
         cast(ranked.cumulative_profit as decimal(18, 2)) as cumulative_profit,
-        cast({{ ratio("100 * ranked.cumulative_profit", "nullif(ranked.total_profit, 0)") }} as decimal(12, 4))
+        {{ double_as_decimal(ratio("100 * ranked.cumulative_profit", "nullif(ranked.total_profit, 0)"), 12, 4) }}
             as cumulative_profit_pct,
-        cast({{ ratio("100 * ranked.customer_rank", "ranked.customers") }} as decimal(9, 4)) as cumulative_customer_pct,
+        {{ double_as_decimal(ratio("100 * ranked.customer_rank", "ranked.customers"), 9, 4) }} as cumulative_customer_pct,
         cast(window_months.months_in_window as integer) as months_in_window
     from ranked
     inner join window_months on ranked.period = window_months.period
