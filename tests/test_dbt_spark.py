@@ -5,9 +5,8 @@ metastore with the same types, are built with `dbt build --target spark` (dbt-sp
 runs in this process: one session for the whole test, as the Derby metastore admits one Spark process). Every
 intermediate and mart model must then equal the table DuckDB built, row for row: same columns in the same order,
 same types, same values (DECIMALs compared exactly). Then a one-month refresh on Spark (insert_overwrite of the
-period partitions, with planted rows it must replace or empty) and the same comparison again.
-
-Unit tests stay DuckDB-only: their fixtures are read as DuckDB SQL.
+period partitions, with planted rows it must replace or empty), with the dbt unit tests this time (they read
+the column types of their inputs from the built tables), and the same comparison again.
 """
 
 from __future__ import annotations
@@ -174,7 +173,9 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
 
     monkeypatch.setenv("CPROF_PERIOD_FROM", REFRESHED)
     monkeypatch.setenv("CPROF_PERIOD_TO", REFRESHED)
-    _, refresh_seconds = dbt("build", "--exclude-resource-type", "unit_test")
+    refresh, refresh_seconds = dbt("build")
+    unit_tests = [r for r in refresh.result.results if r.node.resource_type == "unit_test"]
+    assert len(unit_tests) >= 9 and all(str(r.status) == "pass" for r in unit_tests)
     assert spark.table("marts.activity_costs").where(F.col("activity") == "planted").count() == 0
     partitions = [row[0] for row in spark.sql("show partitions marts.customer_retention").collect()]
     assert "period=2030-01-01" not in partitions, partitions
@@ -183,6 +184,7 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
 
     print(
         f"\nSpark: session start (dbt debug) {session_start:.1f} s, dbt build {build_seconds:.1f} s,"
-        f" one-month refresh {refresh_seconds:.1f} s, test {time.perf_counter() - test_started:.1f} s;"
-        f" {len(models)} models equal to DuckDB's ({sum(first.values())} rows), {len(tests)} data tests passed"
+        f" one-month refresh with unit tests {refresh_seconds:.1f} s, test {time.perf_counter() - test_started:.1f} s;"
+        f" {len(models)} models equal to DuckDB's ({sum(first.values())} rows), {len(tests)} data tests and"
+        f" {len(unit_tests)} unit tests passed"
     )
