@@ -9,7 +9,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test dev docs lint clean
+.PHONY: install install-spark demo test dev docs lint clean
 
 install: $(STAMP)
 
@@ -22,11 +22,25 @@ $(STAMP): pyproject.toml
 		|| { echo "install failed: see pip's messages above"; exit 1; }
 	@touch $(STAMP)
 
+# The spark extra (pyspark, dbt-spark) and Java 17, which Spark needs: from apt only when `java` is missing.
+SPARK_STAMP := $(VENV)/.installed-spark
+
+install-spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP)
+	@command -v java >/dev/null || { echo "== installing Java 17 for Spark (apt-get)"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+	@echo "== installing the spark extra (pyspark, dbt-spark)"
+	@$(BIN)/python -m pip install --quiet --editable ".[dev,spark]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c "import pyspark, dbt.adapters.spark" || { echo "install failed: see pip's messages above"; exit 1; }
+	@touch $(SPARK_STAMP)
+
 demo: install
 	$(BIN)/cprof generate
 	$(BIN)/cprof run
 
-test: install
+test: install install-spark
 	$(BIN)/python -m pytest
 
 DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)

@@ -222,6 +222,24 @@ def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path
     assert "FAIL 1 assert_activity_costs_fully_allocated" in done.stdout
 
 
+def test_a_key_repeated_across_months_fails_its_unique_test_under_the_refresh_window(
+    built: Paths, tmp_path: Path, monkeypatch
+):
+    """A refresh tests the rows of its months, but a key of those months repeated in an earlier month still fails."""
+    _copy_warehouse(
+        built,
+        tmp_path,
+        "insert into raw.returns select return_id, order_id, line_no, date '2024-03-20', quantity, reason, "
+        "date '2024-03-01', _source_file, _loaded_at from raw.returns "
+        "where return_date < date '2024-02-01' order by return_id limit 1",
+    )
+    monkeypatch.setenv("CPROF_PERIOD_FROM", "2024-03-01")
+    monkeypatch.setenv("CPROF_PERIOD_TO", "2024-03-01")
+    done = _dbt_test(tmp_path, "stg_erp__returns,test_name:unique")
+    assert done.returncode == 1, done.stdout
+    assert "FAIL 1 unique_stg_erp__returns_return_id" in done.stdout
+
+
 def test_a_null_fails_its_models_not_null_test_naming_the_column(built: Paths, tmp_path: Path):
     """One not_null_columns test per model stands for one not_null test per column: it still names the column."""
     warehouse = _copy_warehouse(

@@ -1,7 +1,7 @@
 {#-
     Splits an amount of whole cents over the rows of each partition in proportion to an integer weight, so that
     the parts are whole cents and add up to the amount exactly (largest-remainder method). Integer arithmetic
-    throughout (HUGEINT): no floating point, no drift. Ties in the remainder go to the first row by `tiebreak`.
+    throughout (HUGEINT on DuckDB, DECIMAL(38, 0) on Spark): no floating point, no drift. Ties in the remainder go to the first row by `tiebreak`.
 
     relation      a subquery or CTE with one row per recipient; it carries the amount on every row of a partition
     amount_cents  integer expression: the amount to split (the same on every row of a partition)
@@ -9,12 +9,14 @@
     partition_by  the columns that identify one amount
     tiebreak      a deterministic order for equal remainders
 
-    Returns every column of `relation` plus apportioned_cents.
+    Returns every column of `relation`, the working columns _base_cents, _remainder, _rank and _leftover, and
+    apportioned_cents; callers select the columns they keep by name.
 -#}
 {% macro apportion_cents(relation, amount_cents, weight, partition_by, tiebreak) %}
+{%- set int128 = type_int128() -%}
 (
     select
-        * exclude (_base_cents, _remainder, _rank, _leftover),
+        *,
         _base_cents + case when _rank <= _leftover then 1 else 0 end as apportioned_cents
     from (
         select
@@ -24,10 +26,12 @@
         from (
             select
                 *,
-                (cast({{ amount_cents }} as hugeint) * cast({{ weight }} as hugeint))
-                    // sum(cast({{ weight }} as hugeint)) over (partition by {{ partition_by }}) as _base_cents,
-                (cast({{ amount_cents }} as hugeint) * cast({{ weight }} as hugeint))
-                    % sum(cast({{ weight }} as hugeint)) over (partition by {{ partition_by }}) as _remainder
+                {{ integer_divide(
+                    "cast(" ~ amount_cents ~ " as " ~ int128 ~ ") * cast(" ~ weight ~ " as " ~ int128 ~ ")",
+                    "sum(cast(" ~ weight ~ " as " ~ int128 ~ ")) over (partition by " ~ partition_by ~ ")",
+                ) }} as _base_cents,
+                (cast({{ amount_cents }} as {{ int128 }}) * cast({{ weight }} as {{ int128 }}))
+                    % sum(cast({{ weight }} as {{ int128 }})) over (partition by {{ partition_by }}) as _remainder
             from {{ relation }}
         )
     )

@@ -57,34 +57,23 @@
     where: 'refresh_window' (dbt_project.yml) on a model keyed by period (an incremental model, or a staging
     view of a monthly source, which documents a `period` column) sees the rows from $CPROF_PERIOD_FROM on:
     the rows before it are the ones earlier runs tested, and nothing in this run changed them.
-      - unique tests see every row whose key occurs from $CPROF_PERIOD_FROM on, in any period, so a key
-        repeated across months is still caught;
+      - key tests (unique, unique_combination_of_columns) see every row whose key occurs from
+        $CPROF_PERIOD_FROM on, in any period, so a key repeated across months is still caught: they get the
+        whole relation and window their keys themselves (duplicate_keys);
       - relationships tests stay whole: a reloaded parent (a corrected month of order lines, a new customer
         snapshot) can orphan rows of earlier periods.
     Full builds, --full-refresh, tables rebuilt whole and models without periods are tested whole. The singular
     conservation tests window themselves with in_tested_window(), the same predicate.
+
+    This overrides dbt's default__get_where_subquery, not the get_where_subquery dispatcher, so an adapter's
+    own version would still apply (neither dbt-duckdb nor dbt-spark has one).
 -#}
-{% macro get_where_subquery(relation) -%}
+{% macro default__get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where == 'refresh_window' -%}
-        {%- set window = in_tested_window('period') | trim -%}
         {%- set test = model.get('test_metadata') or {} -%}
-        {%- set nodes = graph.nodes.values()
-            | selectattr('resource_type', 'equalto', 'model')
-            | selectattr('name', 'equalto', relation.identifier)
-            | list -%}
-        {%- set by_period = nodes and (nodes[0].config.materialized == 'incremental'
-            or (nodes[0].config.materialized == 'view' and 'period' in nodes[0].columns)) -%}
-        {%- if window != 'true' and by_period and test.get('name') not in ('relationships', 'relationships_multi') -%}
-            {%- set kwargs = test.get('kwargs') or {} -%}
-            {%- set keys = [kwargs.get('column_name')] if test.get('name') == 'unique'
-                else kwargs.get('combination_of_columns') if test.get('name') == 'unique_combination_of_columns'
-                else none -%}
-            {%- if keys -%}
-                {%- do return("(select * from " ~ relation ~ " semi join (select " ~ keys | join(', ')
-                    ~ " from " ~ relation ~ " where " ~ window ~ ") dbt_window using ("
-                    ~ keys | join(', ') ~ ")) dbt_subquery") -%}
-            {%- endif -%}
+        {%- set window = tested_window_of(relation) -%}
+        {%- if window and test.get('name') not in whole_relation_tests() -%}
             {%- do return("(select * from " ~ relation ~ " where " ~ window ~ ") dbt_subquery") -%}
         {%- endif -%}
         {%- do return(relation) -%}
@@ -94,12 +83,117 @@
     {%- do return(relation) -%}
 {%- endmacro %}
 
-{#- For singular tests: true for the periods a data test checks (see get_where_subquery). -#}
+{#- Tests that get the whole relation under the refresh window (see above). -#}
+{% macro whole_relation_tests() %}
+    {{- return(('relationships', 'relationships_multi', 'unique', 'unique_combination_of_columns')) -}}
+{% endmacro %}
+
+{#-
+    The predicate on `period` a test of `relation` checks under where: 'refresh_window', or none when the test
+    sees every row (no window in this run, a full refresh, no such test config, a model not keyed by period).
+-#}
+{% macro tested_window_of(relation) %}
+    {%- if config.get('where', '') != 'refresh_window' or relation.identifier is not defined -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set window = in_tested_window('period') | trim -%}
+    {%- set nodes = graph.nodes.values()
+        | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', relation.identifier)
+        | list -%}
+    {%- set by_period = nodes and (nodes[0].config.materialized == 'incremental'
+        or (nodes[0].config.materialized == 'view' and 'period' in nodes[0].columns)) -%}
+    {{ return(window if window != 'true' and by_period else none) }}
+{% endmacro %}
+
+{#-
+    The keys of `relation` that occur more than once, with how many rows each: the body of the key tests.
+    Under the refresh window only keys that occur in the tested periods count, in whichever period their
+    other rows are. key_name: one key column, renamed as dbt's unique test names it (nulls are not keys).
+-#}
+{% macro duplicate_keys(relation, keys, count_name='occurrences', key_name=none) %}
+{%- set window = tested_window_of(relation) -%}
+select
+    {% if key_name %}{{ keys[0] }} as {{ key_name }}{% else %}{{ keys | join(', ') }}{% endif %},
+    count(*) as {{ count_name }}
+from {{ relation }} as tested
+where {% if key_name %}{{ keys[0] }} is not null{% else %}true{% endif %}
+{%- if window %}
+    and exists (
+        select 1
+        from {{ relation }} as windowed
+        where {{ window }}
+        {%- for key in keys %}
+            and windowed.{{ key }} = tested.{{ key }}
+        {%- endfor %}
+    )
+{%- endif %}
+group by {{ keys | join(', ') }}
+having count(*) > 1
+{% endmacro %}
+
+{#- dbt's `unique` test on every engine, with the refresh window of a key test (duplicate_keys). -#}
+{% macro default__test_unique(model, column_name) %}
+{{ duplicate_keys(model, [column_name], count_name='n_records', key_name='unique_field') }}
+{% endmacro %}
+
+{#- For singular tests: true for the periods a data test checks (see default__get_where_subquery). -#}
 {% macro in_tested_window(column) %}
     {%- set first = refresh_window_bounds()[0] -%}
     {%- if first and not flags.FULL_REFRESH -%}
         {{ column }} >= {{ first }}
     {%- else -%}
         true
+    {%- endif -%}
+{% endmacro %}
+
+{#-
+    How a model keyed by period replaces the periods of the refresh window, per engine:
+      DuckDB  replace_periods (above): delete the window's periods and insert the rebuilt rows, one transaction;
+      Spark   insert_overwrite of the table's `period` partitions (dbt-spark, dynamic partition overwrite, parquet),
+              which replaces the partitions the rebuilt rows fill; empty_stale_periods then drops the window's
+              partitions that no longer have any row, so a period that lost all its rows is emptied as on DuckDB.
+    A Spark table stores its partition column last; the column order a model declares (its yml columns, DuckDB's
+    order) is the one readers select.
+-#}
+{% macro period_incremental_strategy() %}
+    {{- return(adapter.dispatch('period_incremental_strategy', 'cprof')()) -}}
+{% endmacro %}
+{% macro default__period_incremental_strategy() %}{{ return('replace_periods') }}{% endmacro %}
+{% macro spark__period_incremental_strategy() %}{{ return('insert_overwrite') }}{% endmacro %}
+
+{% macro period_partition_by() %}{{ return(adapter.dispatch('period_partition_by', 'cprof')()) }}{% endmacro %}
+{% macro default__period_partition_by() %}{{ return(none) }}{% endmacro %}
+{% macro spark__period_partition_by() %}{{ return(['period']) }}{% endmacro %}
+
+{#- Post-hook of every model (dbt_project.yml): SQL that empties the refresh window's periods left without rows. -#}
+{% macro empty_stale_periods() %}{{ return(adapter.dispatch('empty_stale_periods', 'cprof')()) }}{% endmacro %}
+
+{#- replace_periods deletes the whole window before inserting: nothing is left to empty. -#}
+{% macro default__empty_stale_periods() %}{% endmacro %}
+
+{#-
+    After insert_overwrite: the window's partitions of the table that the rebuilt rows (dbt-spark's temporary view
+    <model>__dbt_tmp, present only in an incremental run) did not fill are dropped, with their files.
+-#}
+{% macro spark__empty_stale_periods() %}
+    {%- if not execute or config.get('materialized') != 'incremental' or not is_incremental() -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set rebuilt = this.identifier ~ '__dbt_tmp' -%}
+    {%- if run_query("show views like '" ~ rebuilt ~ "'").rows | length == 0 -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set stale = run_query(
+        "select distinct cast(period as string) from " ~ this ~ " where " ~ in_refresh_window('period')
+        ~ " and period not in (select distinct period from " ~ rebuilt ~ ")"
+    ).columns[0].values() -%}
+    {%- do run_query("drop view if exists " ~ rebuilt) -%}
+    {%- if stale | length > 0 -%}
+        {%- for period in stale if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', period) -%}
+            {{ exceptions.raise_compiler_error("unexpected period " ~ period ~ " in " ~ this) }}
+        {%- endfor -%}
+        alter table {{ this }} drop if exists
+        {%- for period in stale | sort %} partition (period = '{{ period }}'){{ "," if not loop.last }}{% endfor %}
     {%- endif -%}
 {% endmacro %}

@@ -21,9 +21,9 @@ from ledger
 full outer join reconciliation on ledger.period = reconciliation.period
 where ledger.ledger_cost is null
     or reconciliation.period is null
-    or reconciliation.ledger_cost <> ledger.ledger_cost
-    or reconciliation.operating_profit <> reconciliation.gross_margin - ledger.ledger_cost
+    or reconciliation.ledger_cost is distinct from ledger.ledger_cost
+    or reconciliation.operating_profit is distinct from reconciliation.gross_margin - ledger.ledger_cost
     or reconciliation.abc_customer_profit - reconciliation.unused_capacity_cost - reconciliation.sustaining_cost
-        <> reconciliation.operating_profit
-    or reconciliation.traditional_customer_profit <> reconciliation.operating_profit
+        is distinct from reconciliation.operating_profit
+    or reconciliation.traditional_customer_profit is distinct from reconciliation.operating_profit
     or not reconciliation.balanced

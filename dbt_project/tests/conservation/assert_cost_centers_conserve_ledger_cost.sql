@@ -22,5 +22,5 @@ from ledger
 full outer join capacity on ledger.period = capacity.period and ledger.cost_center = capacity.cost_center
 where ledger.ledger_cost is null
     or capacity.ledger_cost is null
-    or capacity.ledger_cost <> ledger.ledger_cost
-    or capacity.assigned_cost + capacity.unused_capacity_cost + capacity.sustaining_cost <> ledger.ledger_cost
+    or capacity.ledger_cost is distinct from ledger.ledger_cost
+    or capacity.assigned_cost + capacity.unused_capacity_cost + capacity.sustaining_cost is distinct from ledger.ledger_cost

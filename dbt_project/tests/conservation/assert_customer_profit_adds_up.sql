@@ -18,11 +18,11 @@ select profitability.period, profitability.customer_id
 from profitability
 left join allocations
     on profitability.period = allocations.period and profitability.customer_id = allocations.customer_id
-where profitability.cost_to_serve <> coalesce(allocations.allocated_cost, 0)
-    or profitability.net_revenue <> profitability.gross_revenue - profitability.discounts - profitability.returns_credit
-    or profitability.gross_margin <> profitability.net_revenue - profitability.cogs
-    or profitability.abc_profit <> profitability.gross_margin - profitability.cost_to_serve
-    or profitability.traditional_profit <> profitability.gross_margin - profitability.traditional_overhead
+where profitability.cost_to_serve is distinct from coalesce(allocations.allocated_cost, 0)
+    or profitability.net_revenue is distinct from profitability.gross_revenue - profitability.discounts - profitability.returns_credit
+    or profitability.gross_margin is distinct from profitability.net_revenue - profitability.cogs
+    or profitability.abc_profit is distinct from profitability.gross_margin - profitability.cost_to_serve
+    or profitability.traditional_profit is distinct from profitability.gross_margin - profitability.traditional_overhead
 
 union all
 

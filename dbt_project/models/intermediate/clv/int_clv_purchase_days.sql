@@ -1,7 +1,7 @@
 -- One row per customer and purchase day (a day with at least one order): the day's value after line
 -- discounts and its number of orders. Kept by month, so the CLV summary reads purchase days instead of
 -- aggregating every order line of history on each refresh.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),

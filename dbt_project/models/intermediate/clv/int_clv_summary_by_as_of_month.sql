@@ -5,13 +5,14 @@
 -- Also carries what profit CLV needs from activity-based costing over the trailing 12 months, with the
 -- purchase days of that window: cost-to-serve is divided per purchase day, the transaction the models count
 -- (a customer who orders twice on a day makes one purchase, and bears that day's cost once per purchase).
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
 with purchase_days as (
     select * from {{ ref('int_clv_purchase_days') }}
 ),
 
--- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering.
-profitability as not materialized (
+-- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering
+-- (cte_not_materialized: a DuckDB hint, nothing on Spark).
+profitability as {{ cte_not_materialized() }} (
     select * from {{ ref('int_margin_joined_to_cost_to_serve') }}
 ),
 
@@ -49,9 +50,9 @@ summary as (
         period,
         customer_id,
         count(*) - 1 as frequency,
-        date_diff('day', min(order_date), max(order_date)) as recency,
-        date_diff('day', min(order_date), any_value(as_of_date)) as t,
-        coalesce(avg(case when order_date > first_purchase then purchase_value end), 0) as monetary_value
+        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} as recency,
+        {{ dbt.datediff('min(order_date)', 'any_value(as_of_date)', 'day') }} as t,
+        coalesce({{ decimal_mean('case when order_date > first_purchase then purchase_value end') }}, 0) as monetary_value
     from history
     group by period, customer_id
 ),
@@ -89,7 +90,7 @@ final as (
         cast(summary.frequency as integer) as frequency,
         cast(summary.recency as integer) as recency,
         cast(summary.t as integer) as t,
-        cast(summary.monetary_value as decimal(18, 2)) as monetary_value,
+        {{ double_as_decimal('summary.monetary_value', 18, 2) }} as monetary_value,
         cast(coalesce(trailing_figures.profit_t12m, 0) as decimal(18, 2)) as profit_t12m,
         cast(coalesce(trailing_figures.net_revenue_t12m, 0) as decimal(18, 2)) as net_revenue_t12m,
         cast(coalesce(trailing_figures.gross_margin_t12m, 0) as decimal(18, 2)) as gross_margin_t12m,

@@ -1,7 +1,7 @@
 -- Activities to customers (DESIGN.md costing method, step 3): each activity's cost is split over the customers
 -- in proportion to their driver volume in the month, in whole cents that add up to the activity cost exactly.
 -- Grain: period, customer, activity (and its cost centre), so every dollar traces back to a ledger centre.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with activity_costs as (
     select * from {{ ref('int_ledger_costs_assigned_to_activities') }}
     where activity_cost <> 0
@@ -29,8 +29,8 @@ customer_volumes as (
 allocated as (
     select * from {{ apportion_cents(
         "customer_volumes",
-        "cast(activity_cost * 100 as hugeint)",
-        "cast(driver_volume * 10000 as hugeint)",
+        "cast(activity_cost * 100 as " ~ type_int128() ~ ")",
+        "cast(driver_volume * 10000 as " ~ type_int128() ~ ")",
         "period, activity",
         "customer_id",
     ) }}

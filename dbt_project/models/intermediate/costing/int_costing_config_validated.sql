@@ -30,7 +30,7 @@ problems as (
 
     union all
     select 'activity ' || activity || ' has driver ' || driver || ', which nobody computes (known drivers: '
-        || (select string_agg(driver, ', ' order by driver) from known_drivers) || ')'
+        || (select {{ sorted_string_agg("driver", "', '") }} from known_drivers) || ')'
     from activities
     where driver not in (select driver from known_drivers)
 
@@ -51,7 +51,7 @@ problems as (
 
     union all
     select 'cost centre ' || cost_center || ': the shares of its activities sum to '
-        || cast(round(total_share * 100, 4) as varchar) || ' %, they must sum to 100 %'
+        || cast(round(total_share * 100, 4) as {{ dbt.type_string() }}) || ' %, they must sum to 100 %'
     from share_totals
     where total_share <> 1
 
@@ -80,7 +80,7 @@ validation as (
     select
         case
             when count(*) > 0
-                then error('costing configuration is broken: ' || string_agg(problem, '; ' order by problem))
+                then {{ fail_with("'costing configuration is broken: ' || " ~ sorted_string_agg("problem", "'; '")) }}
             else true
         end as is_valid
     from problems

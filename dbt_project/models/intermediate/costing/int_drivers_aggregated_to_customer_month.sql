@@ -1,8 +1,9 @@
 -- Cost-driver volumes per customer and month, one row per (period, customer, driver) with a non-zero volume.
 -- Each event counts in the month of its own date; a return counts for the customer of the returned line.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
--- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering.
-with order_lines as not materialized (
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
+-- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering
+-- (cte_not_materialized: a DuckDB hint, nothing on Spark).
+with order_lines as {{ cte_not_materialized() }} (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
 

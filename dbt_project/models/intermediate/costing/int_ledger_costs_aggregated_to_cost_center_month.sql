@@ -1,5 +1,5 @@
 -- Indirect cost per cost centre and ledger period.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with gl_costs as (
     select * from {{ ref('stg_ledger__gl_costs') }}
 ),

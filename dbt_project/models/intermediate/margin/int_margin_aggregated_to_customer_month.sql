@@ -1,8 +1,9 @@
 -- Product margin per customer and month. Sales belong to the month of order_date; a return (its credit,
 -- restocked cost and list value) to the month of return_date, at the price and customer of the returned line.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
--- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering.
-with order_lines as not materialized (
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
+-- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering
+-- (cte_not_materialized: a DuckDB hint, nothing on Spark).
+with order_lines as {{ cte_not_materialized() }} (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
 

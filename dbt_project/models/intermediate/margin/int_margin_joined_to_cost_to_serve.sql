@@ -1,13 +1,13 @@
 -- One row per customer and month with any revenue or any allocated cost (a month of support tickets and no
 -- orders is a loss, and must show): product margin, cost-to-serve and ABC profit. The spine of the customer
 -- profit marts and of the CLV summary.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with margin as (
     select * from {{ ref('int_margin_aggregated_to_customer_month') }}
 ),
 
 cost_to_serve as (
-    select period, customer_id, sum(allocated_cost) as cost_to_serve
+    select period, customer_id, cast(sum(allocated_cost) as decimal(38, 2)) as cost_to_serve
     from {{ ref('int_activity_costs_allocated_to_customers') }}
     group by period, customer_id
 ),

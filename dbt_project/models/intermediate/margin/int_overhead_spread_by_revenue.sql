@@ -1,7 +1,7 @@
 -- Traditional costing, for comparison (DESIGN.md costing method, step 5): all indirect cost of a period, every
 -- cost centre including the business-sustaining ones, spread over that period's customers in proportion to
 -- their net revenue (customers with no positive net revenue carry none), in whole cents adding up exactly.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with ledger as (
     select period, sum(ledger_cost) as ledger_cost
     from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
@@ -26,8 +26,8 @@ revenue_weights as (
 spread as (
     select * from {{ apportion_cents(
         "revenue_weights",
-        "cast(ledger_cost * 100 as hugeint)",
-        "cast(net_revenue * 100 as hugeint)",
+        "cast(ledger_cost * 100 as " ~ type_int128() ~ ")",
+        "cast(net_revenue * 100 as " ~ type_int128() ~ ")",
         "period",
         "customer_id",
     ) }}

@@ -3,7 +3,7 @@
 -- the prior window the 12 months before that. retained = active in both windows; churned = active in the
 -- prior window but not the current one; new = first order ever in month P; retention_rate = retained / active
 -- in the prior window (null until a prior window has any active customer).
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'refresh_reach_months': 'all'}) }}
 with drivers as (
     select * from {{ ref('int_drivers_aggregated_to_customer_month') }}
 ),
@@ -78,7 +78,7 @@ final as (
         cast(retained_customers as integer) as retained_customers,
         cast(new_customers as integer) as new_customers,
         cast(churned_customers as integer) as churned_customers,
-        cast(retained_customers / nullif(prior_active_customers, 0) as decimal(9, 4)) as retention_rate
+        {{ double_as_decimal(ratio("retained_customers", "nullif(prior_active_customers, 0)"), 9, 4) }} as retention_rate
     from by_segment
 )
 

@@ -1,5 +1,5 @@
 -- Cost of each activity per period: driver volume, rate per driver unit and the cost assigned from its centre.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 select
     period,
     cost_center,

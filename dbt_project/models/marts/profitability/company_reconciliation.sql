@@ -2,7 +2,7 @@
 --   sum gross margin - ledger cost
 --   = sum ABC customer profit - unused capacity - business-sustaining cost
 --   = sum traditional customer profit.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with customers as (
     select
         period,

@@ -1,7 +1,7 @@
 -- Each cost centre per period: ledger cost, the part assigned to activities, unused capacity and, for
 -- business-sustaining centres, the cost that stays at company level. assigned + unused + sustaining = ledger.
 -- A time-driven centre that ran over its practical capacity has negative unused capacity and is flagged.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with ledger as (
     select * from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
 ),
@@ -36,7 +36,7 @@ final as (
             as sustaining_cost,
         cost_centers.practical_capacity_minutes,
         cast(activity_costs.used_minutes as decimal(18, 4)) as used_minutes,
-        cast(activity_costs.used_minutes / cost_centers.practical_capacity_minutes as decimal(9, 4)) as utilisation,
+        {{ double_as_decimal(ratio("activity_costs.used_minutes", "cost_centers.practical_capacity_minutes"), 9, 4) }} as utilisation,
         coalesce(activity_costs.used_minutes > cost_centers.practical_capacity_minutes, false) as is_over_capacity
     from ledger
     left join cost_centers on ledger.cost_center = cost_centers.cost_center

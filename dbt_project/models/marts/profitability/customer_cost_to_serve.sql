@@ -1,5 +1,5 @@
 -- Cost-to-serve per period, customer and activity, with the cost centre each amount came from.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 select
     period,
     customer_id,

@@ -2,7 +2,7 @@
 -- profitability views: profitable flag, profit decile and the Shapiro et al. (1987) profitability matrix.
 -- A customer appears in a month when they have any revenue or any allocated cost in it (see the spine,
 -- int_margin_joined_to_cost_to_serve).
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
 with customer_months as (
     select * from {{ ref('int_margin_joined_to_cost_to_serve') }}
 ),
@@ -42,8 +42,8 @@ measured as (
         *,
         gross_margin - cost_to_serve as abc_profit,
         gross_margin - traditional_overhead as traditional_profit,
-        case when list_revenue > 0 and net_revenue > 0 then net_revenue / list_revenue end as net_price_realisation,
-        case when net_revenue > 0 then cost_to_serve / net_revenue end as cost_to_serve_per_revenue
+        case when list_revenue > 0 and net_revenue > 0 then {{ ratio("net_revenue", "list_revenue") }} end as net_price_realisation,
+        case when net_revenue > 0 then {{ ratio("cost_to_serve", "net_revenue") }} end as cost_to_serve_per_revenue
     from joined
 ),
 
@@ -87,8 +87,8 @@ final as (
                 then 'aggressive' else 'bargain_basement' end
         end as matrix_quadrant,
         cast(measured.list_revenue as decimal(18, 2)) as list_revenue,
-        cast(measured.net_price_realisation as decimal(9, 6)) as net_price_realisation,
-        cast(measured.cost_to_serve_per_revenue as decimal(12, 6)) as cost_to_serve_per_revenue
+        {{ double_as_decimal('measured.net_price_realisation', 9, 6) }} as net_price_realisation,
+        {{ double_as_decimal('measured.cost_to_serve_per_revenue', 12, 6) }} as cost_to_serve_per_revenue
     from measured
     left join medians on measured.period = medians.period
 )

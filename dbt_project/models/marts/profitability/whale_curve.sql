@@ -1,7 +1,7 @@
 -- Whale curve as of each period: customers ranked by ABC profit over the trailing 12 months (the as-of month
 -- and the 11 before it), with cumulative profit as a percentage of the total. The curve's peak shows how much
 -- more than the total the profitable customers earn; the tail shows the customers who destroy it.
-{{ config(materialized='incremental', incremental_strategy='replace_periods', on_schema_change='fail', meta={'refresh_reach_months': 11}) }}
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'refresh_reach_months': 11}) }}
 with customer_months as (
     select period, customer_id, abc_profit from {{ ref('customer_profitability') }}
 ),
@@ -55,9 +55,9 @@ final as (
         ranked.customer_id,
         cast(ranked.profit_t12m as decimal(18, 2)) as profit_t12m,
         cast(ranked.cumulative_profit as decimal(18, 2)) as cumulative_profit,
-        cast(100 * ranked.cumulative_profit / nullif(ranked.total_profit, 0) as decimal(12, 4))
+        {{ double_as_decimal(ratio("100 * ranked.cumulative_profit", "nullif(ranked.total_profit, 0)"), 12, 4) }}
             as cumulative_profit_pct,
-        cast(100 * ranked.customer_rank / ranked.customers as decimal(9, 4)) as cumulative_customer_pct,
+        {{ double_as_decimal(ratio("100 * ranked.customer_rank", "ranked.customers"), 9, 4) }} as cumulative_customer_pct,
         cast(window_months.months_in_window as integer) as months_in_window
     from ranked
     inner join window_months on ranked.period = window_months.period

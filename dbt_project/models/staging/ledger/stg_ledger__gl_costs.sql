@@ -4,7 +4,7 @@ with source as (
 
 renamed as (
     select
-        cast(strptime(period || '-01', '%Y-%m-%d') as date) as period,
+        {{ month_start_from_text('period') }} as period,
         cost_center,
         account,
         cast(amount as decimal(18, 2)) as amount,

@@ -1,0 +1,97 @@
+{#-
+    SQL that differs between the engines the models run on, one macro per construct, dispatched the way
+    dbt-utils writes its macros: default__ is DuckDB (the embedded default, the SQL the models had before the
+    port, so DuckDB's results do not change), spark__ is Apache Spark (dbt-spark). Where one spelling works on
+    both, the models use it directly; dbt's own cross-database macros (dbt.datediff, dbt.type_string) are used
+    where they give the same result on both.
+-#}
+
+{#- An exact integer type wide enough for products of cents and scaled weights. -#}
+{% macro type_int128() %}{{ return(adapter.dispatch('type_int128', 'cprof')()) }}{% endmacro %}
+{% macro default__type_int128() %}hugeint{% endmacro %}
+{% macro spark__type_int128() %}decimal(38, 0){% endmacro %}
+
+{#- Integer division truncating toward zero (both operands exact integers). -#}
+{% macro integer_divide(numerator, denominator) %}
+    {{- return(adapter.dispatch('integer_divide', 'cprof')(numerator, denominator)) -}}
+{% endmacro %}
+{% macro default__integer_divide(numerator, denominator) %}({{ numerator }}) // ({{ denominator }}){% endmacro %}
+{% macro spark__integer_divide(numerator, denominator) %}cast(({{ numerator }}) div ({{ denominator }}) as decimal(38, 0)){% endmacro %}
+
+{#-
+    A ratio as DuckDB computes `/` on DECIMAL and INTEGER operands: in double precision. Spark divides
+    decimals exactly and rounds differently, so it is told to divide doubles; a ratio is then the same
+    number on both engines, and so is the DECIMAL it is cast to.
+-#}
+{% macro ratio(numerator, denominator) %}
+    {{- return(adapter.dispatch('ratio', 'cprof')(numerator, denominator)) -}}
+{% endmacro %}
+{% macro default__ratio(numerator, denominator) %}{{ numerator }} / {{ denominator }}{% endmacro %}
+{% macro spark__ratio(numerator, denominator) %}cast({{ numerator }} as double) / cast({{ denominator }} as double){% endmacro %}
+
+{#-
+    A DOUBLE as a DECIMAL(precision, scale) the way DuckDB casts it: the value times 10^scale, in double
+    precision, rounded half away from zero. Spark's cast rounds the double's shortest decimal spelling instead
+    (259.965 becomes 259.97 on Spark, 259.96 on DuckDB, whose 259.965 * 100 is 25996.4999...), so on Spark the
+    same steps are written out; round() of a DOUBLE there rounds half away from zero too.
+-#}
+{% macro double_as_decimal(expression, precision, scale) %}
+    {{- return(adapter.dispatch('double_as_decimal', 'cprof')(expression, precision, scale)) -}}
+{% endmacro %}
+{% macro default__double_as_decimal(expression, precision, scale) %}cast({{ expression }} as decimal({{ precision }}, {{ scale }})){% endmacro %}
+{% macro spark__double_as_decimal(expression, precision, scale) -%}
+    cast(
+        cast(round(({{ expression }}) * cast(1e{{ scale }} as double), 0) as decimal(38, 0)) * 0.{{ '0' * (scale - 1) }}1
+        as decimal({{ precision }}, {{ scale }})
+    )
+{%- endmacro %}
+
+{#- The mean of a DECIMAL column as DuckDB's avg() gives it: the exact sum divided in double precision. -#}
+{% macro decimal_mean(expression) %}
+    {{- return(adapter.dispatch('decimal_mean', 'cprof')(expression)) -}}
+{% endmacro %}
+{% macro default__decimal_mean(expression) %}avg({{ expression }}){% endmacro %}
+{% macro spark__decimal_mean(expression) %}cast(sum({{ expression }}) as double) / nullif(count({{ expression }}), 0){% endmacro %}
+
+{#-
+    Written after `name as` in a CTE referenced twice: DuckDB would otherwise materialize every period of it
+    before the refresh window filters. Spark inlines CTEs and has no such hint.
+-#}
+{% macro cte_not_materialized() %}{{ return(adapter.dispatch('cte_not_materialized', 'cprof')()) }}{% endmacro %}
+{% macro default__cte_not_materialized() %}not materialized{% endmacro %}
+{% macro spark__cte_not_materialized() %}{% endmacro %}
+
+{#- The strings of a group joined by a delimiter in ascending order (dbt.listagg ignores the order on Spark). -#}
+{% macro sorted_string_agg(measure, delimiter) %}
+    {{- return(adapter.dispatch('sorted_string_agg', 'cprof')(measure, delimiter)) -}}
+{% endmacro %}
+{% macro default__sorted_string_agg(measure, delimiter) %}string_agg({{ measure }}, {{ delimiter }} order by {{ measure }}){% endmacro %}
+{% macro spark__sorted_string_agg(measure, delimiter) %}array_join(array_sort(collect_list({{ measure }})), {{ delimiter }}){% endmacro %}
+
+{#- Fails the query with the message (a string expression) when evaluated. -#}
+{% macro fail_with(message) %}{{ return(adapter.dispatch('fail_with', 'cprof')(message)) }}{% endmacro %}
+{% macro default__fail_with(message) %}error({{ message }}){% endmacro %}
+{% macro spark__fail_with(message) %}raise_error({{ message }}){% endmacro %}
+
+{#- A 'YYYY-MM' text as the DATE of the first of that month; anything else fails the query. -#}
+{% macro month_start_from_text(text) %}
+    {{- return(adapter.dispatch('month_start_from_text', 'cprof')(text)) -}}
+{% endmacro %}
+{% macro default__month_start_from_text(text) %}cast(strptime({{ text }} || '-01', '%Y-%m-%d') as date){% endmacro %}
+{% macro spark__month_start_from_text(text) %}to_date({{ text }} || '-01', 'yyyy-MM-dd'){% endmacro %}
+
+{#-
+    Model contracts on Spark: the yml data types are written as DuckDB spells them, and Spark has no VARCHAR
+    without a length; its strings are STRING. dbt builds the contract's empty schema query from those types.
+-#}
+{% macro spark__get_empty_schema_sql(columns) %}
+    {%- set translated = {} -%}
+    {%- for name, column in columns.items() -%}
+        {%- set spark_column = column.copy() -%}
+        {%- if (column.get('data_type') or '') | lower | trim == 'varchar' -%}
+            {%- do spark_column.update({'data_type': 'string'}) -%}
+        {%- endif -%}
+        {%- do translated.update({name: spark_column}) -%}
+    {%- endfor -%}
+    {{ return(dbt.default__get_empty_schema_sql(translated)) }}
+{% endmacro %}
