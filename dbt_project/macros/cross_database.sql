@@ -95,3 +95,16 @@
     {%- endfor -%}
     {{ return(dbt.default__get_empty_schema_sql(translated)) }}
 {% endmacro %}
+
+{#- A code such as head_of_sales as words with capitals: Head Of Sales. -#}
+{% macro words_title_cased(expression, separator) %}
+    {{- return(adapter.dispatch('words_title_cased', 'cprof')(expression, separator)) -}}
+{% endmacro %}
+{% macro default__words_title_cased(expression, separator) -%}
+    list_aggregate(
+        list_transform(string_split({{ expression }}, '{{ separator }}'), lambda w: upper(w[1]) || w[2:]), 'string_agg', ' '
+    )
+{%- endmacro %}
+{% macro spark__words_title_cased(expression, separator) -%}
+    array_join(transform(split({{ expression }}, '{{ separator }}'), w -> concat(upper(substr(w, 1, 1)), substr(w, 2))), ' ')
+{%- endmacro %}

@@ -9,7 +9,12 @@ cost_centers as (
 
 final as (
     select
-        activities.* exclude (practical_capacity_minutes),
+        activities.activity,
+        activities.cost_center,
+        activities.driver,
+        activities.method,
+        activities.unit_minutes,
+        activities.share,
         cost_centers.customer_driven
     from activities
     inner join cost_centers on activities.cost_center = cost_centers.cost_center

@@ -16,9 +16,7 @@ final as (
         -- an owner role without a display name in the seed is shown by its code, title-cased
         coalesce(
             names.owner_display_name,
-            list_aggregate(
-                list_transform(string_split(owners.owner, '_'), lambda w: upper(w[1]) || w[2:]), 'string_agg', ' '
-            )
+            {{ words_title_cased('owners.owner', '_') }}
         ) as owner_display_name
     from owners
     left join names on owners.owner = names.owner
