@@ -5,9 +5,12 @@ the code location, a real instance, a real notify command."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterRunStatus, SensorEvaluationContext
@@ -93,3 +96,59 @@ def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notif
     third = tick(defs, instance, second.cursor)
     assert not third.run_requests
     assert len(log.read_text().splitlines()) == 1
+
+
+def dbt_children(parent: int) -> list[int]:
+    """The dbt processes whose parent is ``parent``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and any(b"dbt" in Path(arg.decode()).name.encode() for arg in argv[:2]):
+            found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Is ``pid`` a live process (not gone, not a zombie waiting for a reaper that never comes)?"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_dbt_dies_with_a_killed_run_and_the_next_run_publishes_and_tells_of_it(data_paths: Paths):
+    from tests.test_operations import cprof, until
+
+    paths = data_paths
+    first = cprof(paths, "run", "--progress", "live")
+    (dbt,) = until(lambda: dbt_children(first.popen.pid), 240, "dbt started by the run")
+    time.sleep(1.0)  # dbt is building
+    assert running(dbt)
+    os.kill(first.popen.pid, signal.SIGKILL)  # the run's process only, not its process group
+    first.popen.wait(30)
+    until(lambda: not running(dbt), 5, f"dbt (pid {dbt}) gone with the killed run", poll=0.1)
+
+    instance = dagster_instance(paths)
+    defs = build_definitions(paths)
+    cursor = tick(defs, instance, None).cursor
+    (killed,) = instance.get_runs()
+
+    second = cprof(paths, "run")
+    assert second.finish(300) == 0, second.output
+    assert f"marked run {killed.run_id} failed" in second.output
+    assert (paths.published / "current").exists()
+    assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+
+    # the failure sensor tells of the killed run, with its months
+    tick(defs, instance, cursor)
+    (line,) = (paths.logs / "failures.jsonl").read_text().splitlines()
+    told = json.loads(line)
+    assert told["run_id"] == killed.run_id and told["job"] == "refresh"
+    assert told["months"] == "2024-01 to 2024-03" and "its process is gone" in told["error"]
