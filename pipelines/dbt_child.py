@@ -7,6 +7,9 @@ puts its pid in ``CPROF_DBT_PARENT``), it asks the kernel to SIGKILL it when its
 (``prctl(PR_SET_PDEATHSIG)``, Linux), exits at once if the parent died before that, holds the data
 directory's children lock while it lives (pipelines/lock.py), and then runs dbt's own command line in this
 process: the same dbt-core, its arguments and exit code unchanged.
+
+The kernel sends the signal when the *thread* that started the child ends: dagster-dbt starts dbt in the
+step's thread, which waits for dbt's output until it exits, so that thread outlives dbt unless the run dies.
 """
 
 from __future__ import annotations

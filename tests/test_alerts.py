@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from dagster import DagsterEventType, DagsterRunStatus, SensorEvaluationContext
 
 from pipelines.alerts import NOTIFY_COMMAND_ENV, NOTIFY_LOG_ENV
@@ -152,3 +153,41 @@ def test_dbt_dies_with_a_killed_run_and_the_next_run_publishes_and_tells_of_it(d
     told = json.loads(line)
     assert told["run_id"] == killed.run_id and told["job"] == "refresh"
     assert told["months"] == "2024-01 to 2024-03" and "its process is gone" in told["error"]
+
+
+def test_a_new_writer_waits_for_the_children_of_an_earlier_writer(tmp_path, monkeypatch):
+    """A child holding the children lock (as cprof-dbt does while dbt lives) holds back the next writer until it
+    exits; one that never exits is named after the grace period."""
+    from pipelines import lock
+    from tests.test_operations import Process
+
+    def child(seconds: float) -> Process:
+        holder = Process(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import time; from pipelines.lock import hold_as_child\n"
+                    f"hold_as_child({str(tmp_path)!r}); print('holding', flush=True); time.sleep({seconds})"
+                ),
+            ]
+        )
+        holder.wait_for("holding", 60)
+        return holder
+
+    brief = child(2.0)
+    started = time.monotonic()
+    with lock.data_dir_lock(tmp_path):
+        assert brief.popen.poll() is not None  # it had exited
+    assert time.monotonic() - started >= 1.0
+
+    monkeypatch.setattr(lock, "CHILDREN_GRACE_SECONDS", 1.0)
+    stuck = child(60.0)
+    try:
+        with (
+            pytest.raises(lock.DataDirLocked, match="child process of an earlier writer"),
+            lock.data_dir_lock(tmp_path),
+        ):
+            pass
+    finally:
+        stuck.kill()
