@@ -40,7 +40,7 @@ def tick(defs, instance, cursor: str | None):
         code_location_origin=remote.repository_origin.code_location_origin,
     )
     with context:
-        return defs.get_sensor_def("failure_alerts").evaluate_tick(context)
+        return defs.get_repository_def().get_sensor_def("failure_alerts").evaluate_tick(context)
 
 
 def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notifiers(
@@ -50,7 +50,7 @@ def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notif
     shutil.copytree(published_sample.data_dir, paths.data_dir)
     instance = dagster_instance(paths)
     defs = build_definitions(paths)
-    sensor = defs.get_sensor_def("failure_alerts")
+    sensor = defs.get_repository_def().get_sensor_def("failure_alerts")
     assert sensor.default_status.value == "RUNNING"
 
     first = tick(defs, instance, None)  # the first tick starts from now: earlier runs are not told again
