@@ -12,6 +12,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from pipelines.config import DBT_PROJECT_DIR, quiet_telemetry
+from pipelines.dbt_child import PARENT_ENV
 
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 _PARSED_FOLDERS = ("models", "macros", "tests", "seeds")
@@ -29,9 +30,13 @@ def _newest_source_mtime() -> float:
 
 
 def dbt_executable() -> str:
-    """The dbt installed beside this Python (the virtual environment's), else the one on PATH."""
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else "dbt"
+    """dbt as installed beside this Python (the virtual environment's): ``cprof-dbt``, which runs that dbt and
+    dies with the run that started it (pipelines/dbt_child.py), else that ``dbt``, else the one on PATH."""
+    for name in ("cprof-dbt", "dbt"):
+        beside = Path(sys.executable).with_name(name)
+        if beside.exists():
+            return str(beside)
+    return "dbt"
 
 
 def ensure_manifest() -> Path:
@@ -69,11 +74,24 @@ class DbtCli(DbtCliResource):
     * it opens a dbt adapter in this process (1.7 s), used only to fetch row counts or column metadata from
       the warehouse after the build, which these assets do not ask for (dagster-dbt runs without an adapter
       when opening one fails).
+
+    And dbt dies with the run that started it: ``cli`` tells ``cprof-dbt`` (the executable) its parent's pid.
     """
+
+    def cli(self, args, **kwargs):
+        saved = os.environ.get(PARENT_ENV)
+        os.environ[PARENT_ENV] = str(os.getpid())  # dagster-dbt gives dbt a copy of this environment
+        try:
+            return super().cli(args, **kwargs)
+        finally:
+            if saved is None:
+                os.environ.pop(PARENT_ENV, None)
+            else:
+                os.environ[PARENT_ENV] = saved
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable) == Path(sys.executable).with_name("dbt"):
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
             from dbt.version import __version__
 
             return version.parse(__version__)

@@ -21,6 +21,7 @@ from dagster import (
 )
 from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, _core_in_process_executor_creation
 
+from pipelines.alerts import failure_alert_sensor
 from pipelines.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.assets.ingest import ingest_assets, ingest_checks
 from pipelines.assets.publish import PUBLISH_DEADLINE_CRON, published_marts, published_on_time
@@ -99,7 +100,7 @@ def build_definitions(
         asset_checks=[*ingest_checks, customer_clv_holdout, published_on_time],
         jobs=[refresh, ingest_reference_job, freshness_job],
         schedules=[monthly_close_schedule(refresh), freshness_schedule],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, failure_alert_sensor(data_paths)],
         resources=resources_for(data_paths, defer_docs),
         executor=locked_in_process_executor(data_paths),
     )

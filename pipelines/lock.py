@@ -9,8 +9,13 @@ publication (``published/current/cprof.duckdb``) take no lock.
 
 The lock is re-entrant within a process: ``cprof run`` takes it before it reads anything, and the Dagster run it
 then executes in the same process takes it again (a second ``flock`` on a new descriptor would wait for itself).
-``DataDirLock.fd`` is the descriptor holding it, so a child process that must keep the directory locked until it
-exits (dbt, see issue 19) can inherit it (``subprocess.Popen(pass_fds=[fd])``).
+``DataDirLock.fd`` is the descriptor holding it, for a child started with ``subprocess.Popen(pass_fds=[fd])``.
+
+A writer's children outlive it by no more than the kernel needs to kill them: dbt, which dagster-dbt starts
+without a way to pass descriptors, runs through ``cprof-dbt`` (pipelines/dbt_child.py), which dies with the
+process that started it and holds a shared ``flock`` on ``<data>/.cprof.children.lock`` while it lives. A new
+writer, once it holds the directory's lock, takes that lock exclusively (and lets go): it waits until the last
+child of an earlier writer has exited, so no child of a killed run writes beside it.
 
 A process is named by (host, pid, start time): the start time tells a live process from a later one that
 reused the pid. ``worker_alive`` answers "is this process still there?" for the checks that mark a crashed
@@ -34,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 LOCK_NAME = ".cprof.lock"
+CHILDREN_LOCK_NAME = ".cprof.children.lock"
+CHILDREN_GRACE_SECONDS = 30.0  # how long a new writer waits at least for an earlier writer's children to die
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,7 @@ def data_dir_lock(
                 )
                 told = True
             time.sleep(poll_seconds)
+        _wait_for_children(data_dir, max(wait_seconds, CHILDREN_GRACE_SECONDS), poll_seconds)
     except BaseException:
         os.close(fd)
         raise
@@ -184,6 +192,39 @@ def data_dir_lock(
         yield held
     finally:
         _release(data_dir)
+
+
+def _wait_for_children(data_dir: Path, wait_seconds: float, poll_seconds: float) -> None:
+    """Wait until no child of an earlier writer holds the children lock (see the module's docstring)."""
+    fd = os.open(data_dir / CHILDREN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return  # closing the descriptor lets go of it
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise DataDirLocked(
+                    f"a child process of an earlier writer of {data_dir} (dbt) is still running after "
+                    f"{wait_seconds:.0f}s; it holds {data_dir / CHILDREN_LOCK_NAME} (see `fuser` or `lsof` on it)"
+                )
+            time.sleep(min(poll_seconds, 0.1))
+    finally:
+        os.close(fd)
+
+
+def hold_as_child(data_dir: Path) -> int | None:
+    """In a writer's child: hold the children lock (shared) until this process exits; the descriptor, or None
+    when the data directory does not exist."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return None
+    fd = os.open(data_dir / CHILDREN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # never waits long: a writer holds it exclusively only to check it is free
+    return fd
 
 
 def _release(data_dir: Path) -> None:

@@ -132,8 +132,12 @@ def publication_freshness(published: Path, now: datetime) -> tuple[bool, str, di
 @asset_check(
     asset=published_marts,
     name="published_on_time",
+    # Blocking: a late publication fails the check's step after its evaluation is recorded, so the
+    # check_freshness run fails and the run-failure sensor (pipelines/alerts.py) tells someone.
+    blocking=True,
     description="The publication BI tools read holds the last month whose close is due (by 09:00 UTC on the 3rd "
-    "of the month after). Runs on the published_marts_freshness schedule and on demand, not in refresh runs.",
+    "of the month after). Runs on the published_marts_freshness schedule and on demand, not in refresh runs; "
+    "when it fails, so does its run.",
 )
 def published_on_time(context: AssetCheckExecutionContext, data_dir: DataDir) -> AssetCheckResult:
     fresh, sentence, metadata = publication_freshness(data_dir.paths.published, datetime.now(UTC))

@@ -1,0 +1,204 @@
+"""Failures reach a person: a run-failure sensor that tells the configured notifiers.
+
+``failure_alerts`` is a run-failure sensor of the code location (it watches every job of it: the refresh runs of
+``cprof``, the monthly-close schedule and the landing sensor, and ``check_freshness``, whose run fails when the
+publication is late). It is RUNNING by default: the daemon (``dagster dev`` or ``dagster-daemon run``) evaluates
+it every 30 s, from where it left off, so failures while the daemon was down are told when it is back.
+
+Each failed run becomes one message naming the run, its job, its months (the partition or partition range
+tags), the failed steps with their errors, the failed asset checks with their descriptions, the run's error
+and the data directory. Notifiers are chosen from the environment when the sensor runs:
+
+* ``CPROF_NOTIFY_LOG=<path>``: one JSON line per failure appended to that file (default: ``<data>/logs/
+  failures.jsonl``; always on, so there is a record even when nothing else is configured);
+* ``CPROF_NOTIFY_COMMAND="<program> <args>"``: the program runs for each failure (split with ``shlex``, never
+  through a shell) with the message on stdin and ``CPROF_ALERT_SUBJECT``, ``CPROF_ALERT_RUN_ID`` and
+  ``CPROF_ALERT_JOB`` in its environment; nothing from the run is put into the command line.
+
+A notifier that fails is reported in the sensor's tick log; the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    run_failure_sensor,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from pipelines.config import Paths
+
+NOTIFY_LOG_ENV = "CPROF_NOTIFY_LOG"
+NOTIFY_COMMAND_ENV = "CPROF_NOTIFY_COMMAND"
+COMMAND_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a person needs to know about a failed run."""
+
+    run_id: str
+    job: str
+    months: str  # first to last (YYYY-MM), or empty for a run without partitions
+    error: str
+    failed_steps: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    data_dir: str = ""
+
+    @property
+    def subject(self) -> str:
+        months = f" ({self.months})" if self.months else ""
+        return f"cprof: run {self.run_id[:8]} of {self.job} failed{months}"
+
+    @property
+    def body(self) -> str:
+        lines = [
+            f"Run {self.run_id} of job {self.job} failed.",
+            f"Months: {self.months or 'none (not a partitioned run)'}",
+            f"Data directory: {self.data_dir}",
+            f"Error: {self.error}",
+        ]
+        lines += [f"Failed step: {step}" for step in self.failed_steps]
+        lines += [f"Failed check: {check}" for check in self.failed_checks]
+        return "\n".join(lines) + "\n"
+
+
+class Notifier(Protocol):
+    def notify(self, failure: Failure) -> None: ...
+
+
+@dataclass(frozen=True)
+class LogNotifier:
+    """Appends one JSON line per failure to ``path``."""
+
+    path: Path
+
+    def notify(self, failure: Failure) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "subject": failure.subject}
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({**line, **asdict(failure)}) + "\n")
+
+
+@dataclass(frozen=True)
+class CommandNotifier:
+    """Runs ``argv`` with the message on stdin and the subject, run id and job in its environment."""
+
+    argv: Sequence[str]
+
+    def notify(self, failure: Failure) -> None:
+        env = {
+            **os.environ,
+            "CPROF_ALERT_SUBJECT": failure.subject,
+            "CPROF_ALERT_RUN_ID": failure.run_id,
+            "CPROF_ALERT_JOB": failure.job,
+        }
+        done = subprocess.run(
+            list(self.argv),
+            input=failure.body,
+            text=True,
+            env=env,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"notify command {self.argv[0]} exited {done.returncode}: {done.stderr.strip()[-500:]}"
+            )
+
+
+def configured_notifiers(paths: Paths, environ: dict[str, str] | None = None) -> list[Notifier]:
+    environ = os.environ if environ is None else environ
+    notifiers: list[Notifier] = [
+        LogNotifier(Path(environ.get(NOTIFY_LOG_ENV) or paths.logs / "failures.jsonl"))
+    ]
+    command = environ.get(NOTIFY_COMMAND_ENV, "").strip()
+    if command:
+        notifiers.append(CommandNotifier(shlex.split(command)))
+    return notifiers
+
+
+def run_months_label(run: DagsterRun) -> str:
+    tags = run.tags
+    if ASSET_PARTITION_RANGE_START_TAG in tags:
+        first, last = tags[ASSET_PARTITION_RANGE_START_TAG][:7], tags[ASSET_PARTITION_RANGE_END_TAG][:7]
+        return first if first == last else f"{first} to {last}"
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG][:7]
+    return ""
+
+
+def describe_failure(instance: DagsterInstance, run: DagsterRun, error: str, paths: Paths) -> Failure:
+    """The failure of ``run``: its failed steps and failed asset checks, as its event log records them."""
+    steps = []
+    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        cause = event.step_failure_data.error if event.step_failure_data else None
+        steps.append(f"{event.step_key}: {cause.message.strip() if cause else record.user_message}")
+    checks = []
+    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.event_specific_data
+        if not evaluation.passed:
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            checks.append(f"{name}: {evaluation.description or 'failed'}")
+    return Failure(
+        run_id=run.run_id,
+        job=run.job_name,
+        months=run_months_label(run),
+        error=error,
+        failed_steps=steps,
+        failed_checks=checks,
+        data_dir=str(paths.data_dir),
+    )
+
+
+def notify_all(failure: Failure, notifiers: Sequence[Notifier]) -> list[str]:
+    """Tell every notifier; returns the errors of those that failed (the others still ran)."""
+    errors = []
+    for notifier in notifiers:
+        try:
+            notifier.notify(failure)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:  # the others still run
+            errors.append(f"{type(notifier).__name__}: {exc}")
+    return errors
+
+
+def failure_alert_sensor(paths: Paths):
+    """The run-failure sensor for the code location bound to ``paths``."""
+
+    @run_failure_sensor(
+        name="failure_alerts",
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Tells the configured notifiers (CPROF_NOTIFY_LOG, CPROF_NOTIFY_COMMAND; always "
+        "<data>/logs/failures.jsonl) about every failed run of this code location, a late publication included.",
+    )
+    def failure_alerts(context: RunFailureSensorContext) -> None:
+        failure = describe_failure(
+            context.instance, context.dagster_run, context.failure_event.message or "", paths
+        )
+        errors = notify_all(failure, configured_notifiers(paths))
+        for error in errors:
+            context.log.error(f"notifying the failure of run {failure.run_id} failed: {error}")
+        context.log.info(f"told {failure.subject}")
+
+    return failure_alerts
