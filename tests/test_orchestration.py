@@ -246,8 +246,11 @@ def test_landing_sensor_sees_a_corrected_old_file(copy_of_history):
     paths, _ = copy_of_history
     instance = dagster_instance(paths)
     returns = paths.landing / "returns" / "2024-03.csv"
-    returns.write_text(returns.read_text())  # same content, rewritten: a new modification time
+    text = returns.read_text()
+    returns.write_text(text)  # same content, rewritten: a new modification time, the same SHA-256
     os.utime(returns, ns=(returns.stat().st_atime_ns, returns.stat().st_mtime_ns + 1_000_000_000))
+    assert isinstance(_sensor(paths, instance), SkipReason)
+    returns.write_text(text.rstrip("\n").rsplit("\n", 1)[0] + "\n")  # a corrected export: one return less
     requests = _sensor(paths, instance).run_requests
     assert len(requests) == 1 and requests[0].partition_key == "2024-03-01"
     assert isinstance(requests[0], RunRequest)

@@ -18,7 +18,7 @@ from pipelines.ingest import dirty_months
 from pipelines.monitoring import fail_dead_runs
 from pipelines.publish import current_database
 from pipelines.resources import DataDir
-from pipelines.run import dagster_instance, run_pipeline
+from pipelines.run import PipelineError, dagster_instance, run_pipeline
 from tests.test_operations import cprof
 
 CORRECTED = "2024-02"
@@ -109,3 +109,39 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     assert isinstance(result, SkipReason) and "every complete month is published and unchanged" in (
         result.skip_message
     ), result
+
+
+def test_a_copied_data_directory_requests_nothing(published_sample: Paths, tmp_path: Path):
+    # a backup restored, an rsync without -t: every file gets a new modification time, same content
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True, copy_function=shutil.copy)
+    landed = paths.landing / "gl_costs" / "2024-01.csv"
+    assert (
+        landed.stat().st_mtime_ns
+        != (published_sample.landing / "gl_costs" / "2024-01.csv").stat().st_mtime_ns
+    )
+    result = _sensor(paths, dagster_instance(paths))
+    assert isinstance(result, SkipReason), result
+    assert result.skip_message == "every complete month is published and unchanged"
+
+
+def test_a_month_that_keeps_failing_is_retried_three_times_then_left_to_an_operator(
+    copy_of_published, monkeypatch
+):
+    paths = copy_of_published
+    ledger = paths.landing / "gl_costs" / "2024-03.csv"
+    header, first, *rest = ledger.read_text().splitlines()
+    ledger.write_text("\n".join([header, first.rsplit(",", 1)[0] + ",12.3.4", *rest]) + "\n")  # not a number
+    instance = dagster_instance(paths)
+    monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
+    for attempt in range(3):
+        (request,) = _sensor(paths, instance).run_requests
+        assert request.partition_key == "2024-03-01" and request.run_key.endswith(f":retry{attempt}")
+        with pytest.raises(PipelineError, match="12.3.4"):  # the run the request stands for, as cprof runs it
+            run_pipeline(paths, "2024-03", "2024-03", progress=lambda _: None, live=False)
+    result = _sensor(paths, instance)
+    assert isinstance(result, SkipReason)
+    assert (
+        "2024-03: gl_costs changed since it was published, and its last 3 refreshes failed: not retried (limit 3)"
+        in (result.skip_message)
+    )
