@@ -7,7 +7,7 @@ count alike), not from the first step of a run. For each month the sensor takes 
 ``files`` metadata of ``landed/<source>``): a file whose size or modification time differs is a change only when
 its SHA-256 differs too, so a copied data directory (times not preserved) requests nothing. A month is requested
 when it was never published, when a file changed since, or when a run loaded it after its last publication
-without publishing it (the run failed or was killed): then it is retried at most ``RETRY_LIMIT`` times, counted
+without publishing it (the run failed or was killed): it is attempted at most ``RETRY_LIMIT`` times, counted
 from the failed runs of that month since, each after a growing wait (``CPROF_RETRY_BACKOFF_SECONDS``, doubled
 every time), after which it is reported and left to an operator. A month a run is refreshing now waits for it.
 Neither reads the warehouse (a run may be writing it, and even a reader would keep a starting run out): the
@@ -190,9 +190,12 @@ def _covers(tags: dict[str, str], month: str) -> bool:
     return span is None or span[0] <= month <= span[1]
 
 
-def _loaded_after(instance: DagsterInstance, source: str, month: str, published: float) -> bool:
-    """Whether a run loaded ``source`` for ``month`` after its last publication (a refresh that did not publish)."""
-    record = _last(instance, AssetKey(["landed", source]), month)
+def _loaded_after(
+    instance: DagsterInstance, source: str, month: str, published: float, layer: str = "landed"
+) -> bool:
+    """Whether a run loaded (``layer`` raw: promoted) ``source`` for ``month`` after its last publication: a
+    refresh that did not publish."""
+    record = _last(instance, AssetKey([layer, source]), month)
     return record is not None and record.timestamp > published
 
 
@@ -271,11 +274,12 @@ def contiguous(months: list[str]) -> list[list[str]]:
 
 
 def _refresh_request(group: list[str], run_key: str | None = None) -> RunRequest:
-    return RunRequest(
-        run_key=run_key,
-        partition_key=partition_key(group[0]) if len(group) == 1 else None,
-        tags={} if len(group) == 1 else range_tags(group[0], group[-1]),
-    )
+    """A run of the refresh job over the months ``group[0]..group[-1]``: a partition, or a partition range. The
+    partition's tag is set here, so the request needs no resolving against the job (a schedule's would)."""
+    if len(group) == 1:
+        key = partition_key(group[0])
+        return RunRequest(run_key=run_key, partition_key=key, tags={PARTITION_NAME_TAG: key})
+    return RunRequest(run_key=run_key, tags=range_tags(group[0], group[-1]))
 
 
 def _refresh_runs(instance: DagsterInstance):
@@ -310,7 +314,7 @@ def refresh_requests(
         elif state.failures and now < state.last_failure + retry_backoff_seconds(state.failures):
             at = datetime.fromtimestamp(state.last_failure + retry_backoff_seconds(state.failures), UTC)
             waiting.append(
-                f"{month}: {state.reason}; {state.failures} refresh(es) failed, retry {state.failures + 1} of "
+                f"{month}: {state.reason}; {state.failures} refresh(es) failed, attempt {state.failures + 1} of "
                 f"{RETRY_LIMIT} after {at:%Y-%m-%d %H:%M:%S} UTC"
             )
         else:
@@ -323,7 +327,7 @@ def refresh_requests(
         )
         for group in contiguous([month for month, _ in due])
     ]
-    reasons = [f"{month}: requested ({'retry ' + str(f + 1) if f else 'first attempt'})" for month, f in due]
+    reasons = [f"{month}: requested (attempt {f + 1} of {RETRY_LIMIT})" for month, f in due]
     waiting += [
         f"{month}: waiting for {', '.join(f'{name}/{month}.csv' for name in status.missing(month))}"
         for month in status.incomplete_months()
@@ -337,19 +341,20 @@ def refresh_requests(
 
 
 def unpublished_months(instance: DagsterInstance) -> list[str]:
-    """The months a run loaded after their last publication, that no run is refreshing now: what the monthly
-    close adds to its month (the instance's view of the warehouse's record of months awaiting publication)."""
+    """The months a run promoted to ``raw`` after their last publication (or that were never published), that
+    no run is refreshing now: the instance's view of the warehouse's record of months awaiting publication,
+    which the monthly close adds to its month."""
     runs = _refresh_runs(instance)
     months = set()
     for source in MONTHLY:
-        for key in instance.get_materialized_partitions(AssetKey(["landed", source.name])):
+        for key in instance.get_materialized_partitions(AssetKey(["raw", source.name])):
             month = month_of_key(key)
             if month in months or any(
                 r.dagster_run.status in UNFINISHED and _covers(r.dagster_run.tags, month) for r in runs
             ):
                 continue
             published = _published_at(instance, month)
-            if published is None or _loaded_after(instance, source.name, month, published):
+            if published is None or _loaded_after(instance, source.name, month, published, layer="raw"):
                 months.add(month)
     return sorted(months)
 
@@ -360,7 +365,7 @@ def unpublished_months(instance: DagsterInstance) -> list[str]:
     default_status=DefaultSensorStatus.STOPPED,
     description="Watches the landing zone and the publications: when a month's complete set of files has arrived, "
     "one of its files was replaced by a corrected one (by content: SHA-256), or its last refresh failed, refreshes "
-    f"that month (and the trailing views it feeds); a failed month is retried at most {RETRY_LIMIT} times, with a "
+    f"that month (and the trailing views it feeds); a failing month is attempted at most {RETRY_LIMIT} times, with a "
     "growing wait, then reported. Reports the files a month is still waiting for.",
 )
 def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
@@ -398,7 +403,7 @@ def monthly_close_schedule(refresh_job):
         unpublished = [m for m in unpublished_months(context.instance) if m != month]
         if unpublished:
             context.log.info(
-                f"also refreshing {', '.join(unpublished)}: loaded by a run that did not publish it"
+                f"also refreshing {', '.join(unpublished)}: promoted to raw by a run that did not publish it"
             )
         months = sorted({month, *unpublished})
         return _refresh_request([months[0], months[-1]] if len(months) > 1 else months)

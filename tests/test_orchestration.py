@@ -10,7 +10,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterEventType, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterEventType,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
 
 from pipelines.assets.publish import due_month, publication_freshness
 from pipelines.automation import contiguous, landing_sensor
@@ -204,7 +211,12 @@ def test_monthly_close_schedule_refreshes_the_previous_month():
 
     schedule = defs.resolve_schedule_def("monthly_close")
     assert schedule.cron_schedule == "0 6 3 * *"
-    with build_schedule_context(scheduled_execution_time=datetime(2026, 12, 3, 6, 0, tzinfo=UTC)) as context:
+    with (
+        instance_for_test() as instance,  # the daemon evaluates it with its instance: here, an empty one
+        build_schedule_context(
+            instance, scheduled_execution_time=datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+        ) as context,
+    ):
         requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1
     assert requests[0].partition_key == "2026-11-01"

@@ -5,17 +5,20 @@ the daemon evaluates it, against the real instance of the data directory."""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import SkipReason, build_sensor_context
+from dagster import SkipReason, build_schedule_context, build_sensor_context
 
 from pipelines.automation import RETRY_BACKOFF_ENV, landing_sensor
 from pipelines.config import Paths
+from pipelines.definitions import defs
 from pipelines.ingest import dirty_months
 from pipelines.monitoring import fail_dead_runs
+from pipelines.partitions import range_tags
 from pipelines.publish import current_database
 from pipelines.resources import DataDir
 from pipelines.run import PipelineError, dagster_instance, run_pipeline
@@ -85,13 +88,20 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     waiting = _sensor(paths, instance)
     assert isinstance(waiting, SkipReason)
     assert (
-        f"{CORRECTED}: gl_costs changed since it was published; 1 refresh(es) failed, retry 2 of 3 after"
+        f"{CORRECTED}: gl_costs changed since it was published; 1 refresh(es) failed, attempt 2 of 3 after"
         in (waiting.skip_message)
     )
     monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
     requests = _sensor(paths, instance).run_requests
     assert [r.partition_key for r in requests] == [f"{CORRECTED}-01"]
     assert requests[0].run_key.endswith(":retry1")  # not the key of the first attempt: Dagster would drop it
+
+    # The monthly close of 2024-03 refreshes 2024-02 with it.
+    schedule = defs.resolve_schedule_def("monthly_close")
+    at = datetime(2024, 4, 3, 6, 0, tzinfo=UTC)
+    with build_schedule_context(instance, scheduled_execution_time=at) as context:
+        (scheduled,) = schedule.evaluate_tick(context).run_requests
+    assert range_tags(CORRECTED, "2024-03").items() <= scheduled.tags.items()
 
     # The next refresh, of a later month, refreshes the dirty month with it and publishes both correctly.
     lines: list[str] = []
