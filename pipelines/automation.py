@@ -1,37 +1,61 @@
 """Schedules and sensors: the monthly close, and the landing-zone sensor that refreshes a month when its files
-are complete or one of them was corrected.
+are complete or one of them was corrected, or when its last refresh failed.
 
-The sensor compares each landing file's size and modification time with what the last materialization of
-``landed/<source>`` for that month recorded (its ``files`` metadata), so it sees loads from ``cprof`` and from
-the UI alike. Months needing a refresh are requested as one run per contiguous range; a month still missing
-files is reported by name and left alone. Reference snapshots changed on disk are reported too: they restate
-every month, which is a full refresh (``cprof backfill --full-refresh``), not something to start unattended.
+Both decide from what was published, as the Dagster instance records it (so loads from ``cprof`` and from the UI
+count alike), not from the first step of a run. For each month the sensor takes the last materialization of
+``published/marts`` for it, and compares each landing file with the one the run that published it loaded (the
+``files`` metadata of ``landed/<source>``): a file whose size or modification time differs is a change only when
+its SHA-256 differs too, so a copied data directory (times not preserved) requests nothing. A month is requested
+when it was never published, when a file changed since, or when a run loaded it after its last publication
+without publishing it (the run failed or was killed): it is attempted at most ``RETRY_LIMIT`` times, counted
+from the failed runs of that month since, each after a growing wait (``CPROF_RETRY_BACKOFF_SECONDS``, doubled
+every time), after which it is reported and left to an operator. A month a run is refreshing now waits for it.
+Neither reads the warehouse (a run may be writing it, and even a reader would keep a starting run out): the
+warehouse's own record of such months (``landed._awaiting_publication``) is what every run adds to its range.
+
+Months needing a refresh are requested as one run per contiguous range; a month still missing files is reported
+by name and left alone. Reference snapshots changed on disk are reported too: they restate every month, which is
+a full refresh (``cprof backfill --full-refresh``), not something to start unattended. The monthly close
+requests the previous month, widened to every month loaded after its last publication.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    build_schedule_from_partitioned_job,
+    schedule,
     sensor,
 )
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
-from pipelines.ingest import landing_inventory
-from pipelines.partitions import partition_key, range_tags, shift_month
+from pipelines.ingest import file_sha256, landing_inventory
+from pipelines.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    month_of_key,
+    partition_key,
+    range_tags,
+    shift_month,
+)
 from pipelines.resources import DataDir
 from pipelines.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 
@@ -85,33 +109,94 @@ def scan_landing(landing: Path) -> LandingStatus:
     return status
 
 
-def _recorded(instance: DagsterInstance, source: str, month: str | None) -> dict | None:
-    """The file the last materialization of landed/<source> (for ``month``) loaded: bytes and mtime_ns."""
+PUBLISHED = AssetKey(["published", "marts"])
+REFRESH_JOB = "refresh"
+RETRY_LIMIT = (
+    3  # failed refreshes of a month, since it was last published, after which it is left to an operator
+)
+RETRY_BACKOFF_ENV = "CPROF_RETRY_BACKOFF_SECONDS"
+DEFAULT_RETRY_BACKOFF_SECONDS = 600  # wait after the first failure; doubled after each further one
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def retry_backoff_seconds(failures: int) -> float:
+    """How long after its last failed refresh a month is retried, after ``failures`` failures (1, 2, ...)."""
+    base = float(os.environ.get(RETRY_BACKOFF_ENV) or DEFAULT_RETRY_BACKOFF_SECONDS)
+    return base * 2 ** (failures - 1)
+
+
+def _last(instance: DagsterInstance, key: AssetKey, month: str | None, before: float | None = None):
+    """The last materialization record of ``key`` (for ``month``), before the time ``before`` if given."""
     records = instance.fetch_materializations(
         AssetRecordsFilter(
-            asset_key=AssetKey(["landed", source]),
+            asset_key=key,
             asset_partitions=[partition_key(month)] if month else None,
+            before_timestamp=before,
         ),
         limit=1,
     ).records
-    if not records:
-        return None
-    materialization = records[0].asset_materialization
+    return records[0] if records else None
+
+
+def _files(record, month: str | None) -> dict | None:
+    """What a landed/<source> materialization record says it loaded (``files`` metadata) for ``month``."""
+    materialization = record.asset_materialization if record else None
     files = materialization.metadata.get("files") if materialization else None
     return (files.value or {}).get(month or "snapshot") if files is not None else None
 
 
+def _published_at(instance: DagsterInstance, month: str) -> float | None:
+    record = _last(instance, PUBLISHED, month)
+    return record.timestamp if record else None
+
+
+def _recorded(
+    instance: DagsterInstance, source: str, month: str | None, before: float | None = None
+) -> dict | None:
+    """The file the last materialization of landed/<source> (for ``month``, before ``before``) loaded: bytes,
+    mtime_ns and sha256."""
+    return _files(_last(instance, AssetKey(["landed", source]), month, before), month)
+
+
 def _changed(recorded: dict | None, found: tuple[str, int, int]) -> bool:
-    return recorded is None or (recorded.get("bytes"), recorded.get("mtime_ns")) != found[1:]
+    """Whether the landing file ``found`` differs from the one recorded: size and modification time first,
+    then, when one of them differs, its SHA-256 (a copy with new times is the same file)."""
+    if recorded is None:
+        return True
+    if (recorded.get("bytes"), recorded.get("mtime_ns")) == found[1:]:
+        return False
+    return recorded.get("sha256") is None or file_sha256(Path(found[0])) != recorded["sha256"]
 
 
-def months_to_refresh(instance: DagsterInstance, status: LandingStatus) -> list[str]:
-    """Complete months whose files were never loaded, or differ from the ones last loaded (a late correction)."""
-    return [
-        month
-        for month in status.complete_months()
-        if any(_changed(_recorded(instance, s, month), found) for s, found in status.files[month].items())
-    ]
+def _run_months(tags: dict[str, str]) -> tuple[str, str] | None:
+    """The first and last month a refresh run covers, from its tags (None: no partition, all of them)."""
+    if PARTITION_NAME_TAG in tags:
+        return month_of_key(tags[PARTITION_NAME_TAG]), month_of_key(tags[PARTITION_NAME_TAG])
+    if ASSET_PARTITION_RANGE_START_TAG in tags:
+        return month_of_key(tags[ASSET_PARTITION_RANGE_START_TAG]), month_of_key(
+            tags[ASSET_PARTITION_RANGE_END_TAG]
+        )
+    return None
+
+
+def _covers(tags: dict[str, str], month: str) -> bool:
+    span = _run_months(tags)
+    return span is None or span[0] <= month <= span[1]
+
+
+def _loaded_after(
+    instance: DagsterInstance, source: str, month: str, published: float, layer: str = "landed"
+) -> bool:
+    """Whether a run loaded (``layer`` raw: promoted) ``source`` for ``month`` after its last publication: a
+    refresh that did not publish."""
+    record = _last(instance, AssetKey([layer, source]), month)
+    return record is not None and record.timestamp > published
 
 
 def changed_snapshots(instance: DagsterInstance, landing: Path) -> list[str]:
@@ -132,6 +217,50 @@ def changed_snapshots(instance: DagsterInstance, landing: Path) -> list[str]:
     return changed
 
 
+@dataclass
+class MonthState:
+    """Why a complete month is (or is not) requested, from the instance."""
+
+    month: str
+    reason: str | None = None  # why it needs a refresh; None: published and unchanged
+    failures: int = 0  # failed refreshes covering it since it was last published (and its files last changed)
+    last_failure: float | None = None  # when the last of them ended
+    running: str | None = None  # the run refreshing it now
+
+
+def month_state(
+    instance: DagsterInstance, month: str, files: dict[str, tuple[str, int, int]], runs
+) -> MonthState:
+    state = MonthState(month)
+    published = _published_at(instance, month)
+    running = [r for r in runs if r.dagster_run.status in UNFINISHED and _covers(r.dagster_run.tags, month)]
+    if running:
+        state.running = running[0].dagster_run.run_id
+        return state
+    if published is None:
+        state.reason = "not published yet"
+    elif changed := [
+        s for s, found in files.items() if _changed(_recorded(instance, s, month, published), found)
+    ]:
+        state.reason = f"{', '.join(changed)} changed since it was published"
+    elif any(_loaded_after(instance, s, month, published) for s in files):
+        state.reason = "its last refresh did not publish it"
+    if state.reason is None:
+        return state
+    since = max([published or 0.0, *(found[2] / 1e9 for found in files.values())])
+    failed = [
+        r
+        for r in runs
+        if r.dagster_run.status == DagsterRunStatus.FAILURE
+        and r.create_timestamp.timestamp() >= since
+        and _covers(r.dagster_run.tags, month)
+    ]
+    state.failures = len(failed)
+    if failed:
+        state.last_failure = max(r.end_time or r.create_timestamp.timestamp() for r in failed)
+    return state
+
+
 def contiguous(months: list[str]) -> list[list[str]]:
     """Sorted months split into runs of consecutive months."""
     groups: list[list[str]] = []
@@ -144,23 +273,62 @@ def contiguous(months: list[str]) -> list[list[str]]:
     return groups
 
 
-def refresh_requests(instance: DagsterInstance, landing: Path) -> tuple[list[RunRequest], list[str]]:
-    """The runs the landing zone calls for, and what it is still waiting for, in words."""
+def _refresh_request(group: list[str], run_key: str | None = None) -> RunRequest:
+    """A run of the refresh job over the months ``group[0]..group[-1]``: a partition, or a partition range. The
+    partition's tag is set here, so the request needs no resolving against the job (a schedule's would)."""
+    if len(group) == 1:
+        key = partition_key(group[0])
+        return RunRequest(run_key=run_key, partition_key=key, tags={PARTITION_NAME_TAG: key})
+    return RunRequest(run_key=run_key, tags=range_tags(group[0], group[-1]))
+
+
+def _refresh_runs(instance: DagsterInstance):
+    return instance.get_run_records(filters=RunsFilter(job_name=REFRESH_JOB))
+
+
+def refresh_requests(
+    instance: DagsterInstance, landing: Path, now: float | None = None
+) -> tuple[list[RunRequest], list[str]]:
+    """The runs the landing zone and the last publications call for, and what is waited for, in words."""
+    now = time.time() if now is None else now
     status = scan_landing(landing)
     ignored = [f"ignored (hidden or editor files): {', '.join(status.ignored)}"] if status.ignored else []
     if status.problems:  # every run would fail on them: request nothing until they are fixed
         return [], [
             f"nothing loaded until this file is fixed: {problem}" for problem in status.problems
         ] + ignored
+    runs = _refresh_runs(instance)
+    due, waiting = [], []
+    for month in status.complete_months():
+        state = month_state(instance, month, status.files[month], runs)
+        if state.running:
+            waiting.append(f"{month}: being refreshed by run {state.running}")
+        elif state.reason is None:
+            continue
+        elif state.failures >= RETRY_LIMIT:
+            waiting.append(
+                f"{month}: {state.reason}, and its last {state.failures} refreshes failed: not retried "
+                f"(limit {RETRY_LIMIT}); see the failed runs, fix the cause and run `cprof run --from {month} "
+                f"--to {month}` (or change its files)"
+            )
+        elif state.failures and now < state.last_failure + retry_backoff_seconds(state.failures):
+            at = datetime.fromtimestamp(state.last_failure + retry_backoff_seconds(state.failures), UTC)
+            waiting.append(
+                f"{month}: {state.reason}; {state.failures} refresh(es) failed, attempt {state.failures + 1} of "
+                f"{RETRY_LIMIT} after {at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        else:
+            due.append((month, state.failures))
     requests = [
-        RunRequest(
-            run_key=f"{group[0]}..{group[-1]}:{status.fingerprint(group)}",
-            partition_key=partition_key(group[0]) if len(group) == 1 else None,
-            tags={} if len(group) == 1 else range_tags(group[0], group[-1]),
+        _refresh_request(
+            group,
+            f"{group[0]}..{group[-1]}:{status.fingerprint(group)}:"
+            f"retry{max(f for m, f in due if m in group)}",
         )
-        for group in contiguous(months_to_refresh(instance, status))
+        for group in contiguous([month for month, _ in due])
     ]
-    waiting = [
+    reasons = [f"{month}: requested (attempt {f + 1} of {RETRY_LIMIT})" for month, f in due]
+    waiting += [
         f"{month}: waiting for {', '.join(f'{name}/{month}.csv' for name in status.missing(month))}"
         for month in status.incomplete_months()
     ]
@@ -169,16 +337,36 @@ def refresh_requests(instance: DagsterInstance, landing: Path) -> tuple[list[Run
         "`cprof backfill --full-refresh` when intended"
         for name in changed_snapshots(instance, landing)
     ]
-    return requests, waiting + ignored
+    return requests, reasons + waiting + ignored
+
+
+def unpublished_months(instance: DagsterInstance) -> list[str]:
+    """The months a run promoted to ``raw`` after their last publication (or that were never published), that
+    no run is refreshing now: the instance's view of the warehouse's record of months awaiting publication,
+    which the monthly close adds to its month."""
+    runs = _refresh_runs(instance)
+    months = set()
+    for source in MONTHLY:
+        for key in instance.get_materialized_partitions(AssetKey(["raw", source.name])):
+            month = month_of_key(key)
+            if month in months or any(
+                r.dagster_run.status in UNFINISHED and _covers(r.dagster_run.tags, month) for r in runs
+            ):
+                continue
+            published = _published_at(instance, month)
+            if published is None or _loaded_after(instance, source.name, month, published, layer="raw"):
+                months.add(month)
+    return sorted(months)
 
 
 @sensor(
     job_name="refresh",
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Watches the landing zone: when a month's complete set of files has arrived, or one of its files "
-    "was replaced by a corrected one, refreshes that month (and the trailing views it feeds). Reports the files a "
-    "month is still waiting for.",
+    description="Watches the landing zone and the publications: when a month's complete set of files has arrived, "
+    "one of its files was replaced by a corrected one (by content: SHA-256), or its last refresh failed, refreshes "
+    f"that month (and the trailing views it feeds); a failing month is attempted at most {RETRY_LIMIT} times, with a "
+    "growing wait, then reported. Reports the files a month is still waiting for.",
 )
 def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
     requests, waiting = refresh_requests(context.instance, data_dir.paths.landing)
@@ -191,19 +379,33 @@ def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
         (
             "the landing zone has files that break its spec"
             if blocked
-            else "every complete month is loaded and unchanged"
+            else "nothing to request now"
+            if waiting
+            else "every complete month is published and unchanged"
         )
         + ("; " + "; ".join(waiting) if waiting else "")
     )
 
 
 def monthly_close_schedule(refresh_job):
-    return build_schedule_from_partitioned_job(
-        refresh_job,
+    @schedule(
+        job=refresh_job,
         name="monthly_close",
+        cron_schedule="0 6 3 * *",
+        execution_timezone="UTC",
         description="Monthly close: at 06:00 UTC on the 3rd, after the ledger has closed, refresh the previous "
-        "month (ingest, check, dbt build, CLV, satisfaction, scorecard, publish).",
-        minute_of_hour=0,
-        hour_of_day=6,
-        day_of_month=3,
+        "month (ingest, check, dbt build, CLV, satisfaction, scorecard, publish), together with every month a "
+        "run loaded and did not publish (the range widened to cover them).",
     )
+    def _monthly_close(context: ScheduleEvaluationContext):
+        scheduled = context.scheduled_execution_time or datetime.now(UTC)
+        month = f"{shift_month(scheduled.date().replace(day=1), -1):%Y-%m}"
+        unpublished = [m for m in unpublished_months(context.instance) if m != month]
+        if unpublished:
+            context.log.info(
+                f"also refreshing {', '.join(unpublished)}: promoted to raw by a run that did not publish it"
+            )
+        months = sorted({month, *unpublished})
+        return _refresh_request([months[0], months[-1]] if len(months) > 1 else months)
+
+    return _monthly_close

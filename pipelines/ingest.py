@@ -32,6 +32,8 @@ from pipelines.sql import ident, literal
 __all__ = [
     "LandingError",
     "LoadResult",
+    "clear_awaiting_publication",
+    "dirty_months",
     "find_file",
     "landing_inventory",
     "load",
@@ -267,6 +269,16 @@ SNAPSHOT_FILES_DDL = (
 )
 
 
+# The months promoted to ``raw`` whose refresh has not been published yet: written in the promotion's transaction,
+# cleared by the run that publishes them (after the swap). A month listed here is "dirty": raw holds data the
+# marts and the publication do not reflect yet, because the run that promoted it failed or was killed after.
+AWAITING = "landed._awaiting_publication"
+AWAITING_DDL = (
+    f"create table if not exists {AWAITING} (period date not null, source varchar not null, "
+    "promoted_at timestamp not null, rows bigint not null, primary key (period, source))"
+)
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every landed and raw table that does not exist yet (empty), so rules can join against them."""
     present = set(
@@ -277,13 +289,16 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         ).fetchall()
     )
     wanted = {(f"{schema}.{source.name}",) for schema in (LANDED, RAW) for source in SOURCES}
-    if wanted | {(SNAPSHOT_FILES,)} <= present:  # one query instead of 25 catalog statements on every call
+    if (
+        wanted | {(SNAPSHOT_FILES,), (AWAITING,)} <= present
+    ):  # one query instead of 25 catalog statements on every call
         return
     for schema in (LANDED, RAW):
         con.execute(f"create schema if not exists {schema}")
         for source in SOURCES:
             con.execute(_ddl(source, schema))
     con.execute(SNAPSHOT_FILES_DDL)
+    con.execute(AWAITING_DDL)
 
 
 def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: str) -> int | None:
@@ -454,7 +469,8 @@ def load(
 
 
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
-    """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing it there."""
+    """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing it there. A month is
+    recorded, in the same transaction, as awaiting publication (see ``dirty_months``)."""
     source = BY_NAME[source_name]
     period = month_start(month) if month else None
     where = "where _period = ?" if period is not None else ""
@@ -465,13 +481,46 @@ def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None 
         period,
         f"select * from {LANDED}.{source.name} {where}",
         [period] if period else [],
-        also=None
+        also=(
+            f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
+            [period, source.name],
+        )
         if period is not None
         else (
             f"update {SNAPSHOT_FILES} set promoted_at = current_timestamp::timestamp where source = ? and rows = ?",
             [source.name],
         ),
     )
+
+
+def dirty_months(warehouse: Path) -> list[str] | None:
+    """The months (YYYY-MM, sorted) promoted to ``raw`` by a run that did not publish them (it failed or was
+    killed after promoting): the next run refreshes them with its own. Read only: [] when there is no
+    warehouse or no record yet, None when another process holds the warehouse for writing."""
+    if not warehouse.exists():
+        return []
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rows = con.execute(
+                f"select distinct strftime(period, '%Y-%m') from {AWAITING} order by 1"
+            ).fetchall()
+    except duckdb.CatalogException:  # a warehouse from before the record: nothing is known to be dirty
+        return []
+    except duckdb.IOException:  # a writer holds it (a run): unknown
+        return None
+    return [month for (month,) in rows]
+
+
+def clear_awaiting_publication(warehouse: Path, first: date, last: date) -> int:
+    """After a successful publication (the swap done): the months first..last it refreshed no longer await it.
+    Called by the run that published, which holds the writer lock, so no other promotion comes in between; a
+    crash between the swap and this only leaves the months listed, and the next run refreshes them once more."""
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_tables(con)
+        cleared = con.execute(
+            f"delete from {AWAITING} where period between ? and ?", [first, last]
+        ).fetchone()[0]
+    return int(cleared)
 
 
 def validation_frame(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None):

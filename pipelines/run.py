@@ -53,7 +53,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
 from pipelines.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
-from pipelines.ingest import find_file, months_in_landing, unchanged_snapshots
+from pipelines.ingest import dirty_months, find_file, months_in_landing, unchanged_snapshots
 from pipelines.lock import data_dir_lock
 from pipelines.monitoring import fail_dead_runs, worker_tags
 from pipelines.partitions import FULL_REFRESH_TAG, range_tags
@@ -310,7 +310,22 @@ def run_pipeline(
     months = select_months(paths, first, last)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
-        return _run_locked(paths, months, progress, full_refresh, live)
+        return _run_locked(paths, with_dirty_months(paths, months, progress), progress, full_refresh, live)
+
+
+def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str], None]) -> list[str]:
+    """``months`` widened to every month a failed run promoted to ``raw`` without publishing (the warehouse's
+    record of them, read under the writer lock), saying so. The refresh covers one contiguous range, so a dirty
+    month before the range widens it backwards: the later months depend on it and are rebuilt after it."""
+    dirty = [m for m in dirty_months(paths.warehouse) or [] if m not in months]
+    if not dirty:
+        return months
+    widened = select_months(paths, min(months[0], dirty[0]), max(months[-1], dirty[-1]))
+    progress(
+        f"also refreshing {', '.join(dirty)}: promoted to raw by a run that did not publish it "
+        f"(the run covers {widened[0]} to {widened[-1]})"
+    )
+    return widened
 
 
 def _run_locked(

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterEventType, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterEventType,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
 
 from pipelines.assets.publish import due_month, publication_freshness
 from pipelines.automation import contiguous, landing_sensor
@@ -204,7 +211,12 @@ def test_monthly_close_schedule_refreshes_the_previous_month():
 
     schedule = defs.resolve_schedule_def("monthly_close")
     assert schedule.cron_schedule == "0 6 3 * *"
-    with build_schedule_context(scheduled_execution_time=datetime(2026, 12, 3, 6, 0, tzinfo=UTC)) as context:
+    with (
+        instance_for_test() as instance,  # the daemon evaluates it with its instance: here, an empty one
+        build_schedule_context(
+            instance, scheduled_execution_time=datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+        ) as context,
+    ):
         requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1
     assert requests[0].partition_key == "2026-11-01"
@@ -222,7 +234,10 @@ def test_landing_sensor_waits_for_a_complete_month_then_refreshes_it(copy_of_his
     paths, full = copy_of_history
     instance = dagster_instance(paths)
     result = _sensor(paths, instance)
-    assert isinstance(result, SkipReason) and "every complete month is loaded" in result.skip_message
+    assert (
+        isinstance(result, SkipReason)
+        and "every complete month is published and unchanged" in result.skip_message
+    )
 
     arrived = [s.name for s in MONTHLY][:4]
     for name in arrived:
@@ -243,8 +258,11 @@ def test_landing_sensor_sees_a_corrected_old_file(copy_of_history):
     paths, _ = copy_of_history
     instance = dagster_instance(paths)
     returns = paths.landing / "returns" / "2024-03.csv"
-    returns.write_text(returns.read_text())  # same content, rewritten: a new modification time
+    text = returns.read_text()
+    returns.write_text(text)  # same content, rewritten: a new modification time, the same SHA-256
     os.utime(returns, ns=(returns.stat().st_atime_ns, returns.stat().st_mtime_ns + 1_000_000_000))
+    assert isinstance(_sensor(paths, instance), SkipReason)
+    returns.write_text(text.rstrip("\n").rsplit("\n", 1)[0] + "\n")  # a corrected export: one return less
     requests = _sensor(paths, instance).run_requests
     assert len(requests) == 1 and requests[0].partition_key == "2024-03-01"
     assert isinstance(requests[0], RunRequest)
@@ -319,7 +337,9 @@ def test_the_checksum_sees_every_column_even_one_named_like_a_table_alias():
     from pipelines.publish import table_checksum
 
     with duckdb.connect() as con:
-        con.execute("create table facts as select i as t, i * 1.5 as amount, 'x' as label from range(10) r(i)")
+        con.execute(
+            "create table facts as select i as t, i * 1.5 as amount, 'x' as label from range(10) r(i)"
+        )
         before = table_checksum(con, "facts")
         con.execute("update facts set amount = amount + 0.5 where t = 3")
         changed_amount = table_checksum(con, "facts")

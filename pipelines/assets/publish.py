@@ -23,6 +23,7 @@ from dagster import (
 
 from pipelines.dbt import ensure_manifest
 from pipelines.descriptions import published_docs
+from pipelines.ingest import clear_awaiting_publication, month_start
 from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
 from pipelines.publish import current_database, publish
 from pipelines.report import report_path, write_release_report
@@ -84,6 +85,9 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
         docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
         extras=write_release_report,
     )
+    # Published: the run's months no longer await publication. After the swap, by this run (which holds the
+    # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
+    clear_awaiting_publication(paths.warehouse, month_start(months[0]), month_start(months[-1]))
     report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"

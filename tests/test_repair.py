@@ -1,0 +1,157 @@
+"""A refresh that fails is repaired by the next, as an operator meets it: a real `cprof run` killed in its dbt
+build after promoting a corrected month, then a refresh of another month, then the landing sensor evaluated as
+the daemon evaluates it, against the real instance of the data directory."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import SkipReason, build_schedule_context, build_sensor_context
+
+from pipelines.automation import RETRY_BACKOFF_ENV, landing_sensor
+from pipelines.config import Paths
+from pipelines.definitions import defs
+from pipelines.ingest import dirty_months
+from pipelines.monitoring import fail_dead_runs
+from pipelines.partitions import range_tags
+from pipelines.publish import current_database
+from pipelines.resources import DataDir
+from pipelines.run import PipelineError, dagster_instance, run_pipeline
+from tests.test_operations import cprof
+
+CORRECTED = "2024-02"
+CORRECTION = Decimal("10.00")
+
+
+def _published_ledger(paths: Paths) -> dict[str, Decimal]:
+    """Per month, the ledger cost the publication BI tools read holds (company_reconciliation)."""
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
+        rows = con.execute(
+            "select strftime(period, '%Y-%m'), ledger_cost from marts.company_reconciliation order by 1"
+        ).fetchall()
+    return {month: Decimal(value) for month, value in rows}
+
+
+def _raw_ledger(paths: Paths, month: str) -> Decimal:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return con.execute(
+            "select sum(amount) from raw.gl_costs where strftime(_period, '%Y-%m') = ?", [month]
+        ).fetchone()[0]
+
+
+def _correct_ledger(landing: Path, month: str, by: Decimal) -> None:
+    """A corrected export of the month's ledger: the first line's amount raised by ``by``."""
+    path = landing / "gl_costs" / f"{month}.csv"
+    header, first, *rest = path.read_text().splitlines()
+    *key, amount = first.split(",")
+    path.write_text("\n".join([header, ",".join([*key, str(Decimal(amount) + by)]), *rest]) + "\n")
+
+
+def _sensor(paths: Paths, instance):
+    context = build_sensor_context(
+        instance=instance, resources={"data_dir": DataDir(path=str(paths.data_dir))}
+    )
+    return landing_sensor(context)
+
+
+@pytest.fixture
+def copy_of_published(published_sample: Paths, tmp_path: Path) -> Paths:
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True)
+    return paths
+
+
+def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_month(
+    copy_of_published, monkeypatch
+):
+    paths = copy_of_published
+    before = _published_ledger(paths)
+    _correct_ledger(paths.landing, CORRECTED, CORRECTION)
+
+    killed = cprof(paths, "run", "--from", CORRECTED, "--to", CORRECTED, "--progress", "live")
+    killed.wait_for("dbt: ", 240)  # raw holds the corrected ledger; dbt is building the marts
+    killed.kill()
+    assert _raw_ledger(paths, CORRECTED) == before[CORRECTED] + CORRECTION
+    assert _published_ledger(paths) == before  # nothing published
+    assert dirty_months(paths.warehouse) == [CORRECTED]  # ...and the warehouse knows it
+
+    # The daemon's run monitoring fails the killed run; the sensor, as the daemon evaluates it, requests the
+    # month again once the backoff has passed, and says when before.
+    instance = dagster_instance(paths)
+    assert len(fail_dead_runs(instance)) == 1
+    monkeypatch.setenv(RETRY_BACKOFF_ENV, "600")
+    waiting = _sensor(paths, instance)
+    assert isinstance(waiting, SkipReason)
+    assert (
+        f"{CORRECTED}: gl_costs changed since it was published; 1 refresh(es) failed, attempt 2 of 3 after"
+        in (waiting.skip_message)
+    )
+    monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
+    requests = _sensor(paths, instance).run_requests
+    assert [r.partition_key for r in requests] == [f"{CORRECTED}-01"]
+    assert requests[0].run_key.endswith(":retry1")  # not the key of the first attempt: Dagster would drop it
+
+    # The monthly close of 2024-03 refreshes 2024-02 with it.
+    schedule = defs.resolve_schedule_def("monthly_close")
+    at = datetime(2024, 4, 3, 6, 0, tzinfo=UTC)
+    with build_schedule_context(instance, scheduled_execution_time=at) as context:
+        (scheduled,) = schedule.evaluate_tick(context).run_requests
+    assert range_tags(CORRECTED, "2024-03").items() <= scheduled.tags.items()
+
+    # The next refresh, of a later month, refreshes the dirty month with it and publishes both correctly.
+    lines: list[str] = []
+    run_pipeline(paths, "2024-03", "2024-03", progress=lines.append, live=False)
+    assert f"also refreshing {CORRECTED}: promoted to raw by a run that did not publish it" in "\n".join(
+        lines
+    )
+    after = _published_ledger(paths)
+    assert after[CORRECTED] == before[CORRECTED] + CORRECTION == _raw_ledger(paths, CORRECTED)
+    assert after["2024-03"] == before["2024-03"] and after["2024-01"] == before["2024-01"]
+    assert dirty_months(paths.warehouse) == []
+
+    # Published: the sensor has nothing left to ask for.
+    result = _sensor(paths, instance)
+    assert isinstance(result, SkipReason) and "every complete month is published and unchanged" in (
+        result.skip_message
+    ), result
+
+
+def test_a_copied_data_directory_requests_nothing(published_sample: Paths, tmp_path: Path):
+    # a backup restored, an rsync without -t: every file gets a new modification time, same content
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True, copy_function=shutil.copy)
+    landed = paths.landing / "gl_costs" / "2024-01.csv"
+    assert (
+        landed.stat().st_mtime_ns
+        != (published_sample.landing / "gl_costs" / "2024-01.csv").stat().st_mtime_ns
+    )
+    result = _sensor(paths, dagster_instance(paths))
+    assert isinstance(result, SkipReason), result
+    assert result.skip_message == "every complete month is published and unchanged"
+
+
+def test_a_month_that_keeps_failing_is_retried_three_times_then_left_to_an_operator(
+    copy_of_published, monkeypatch
+):
+    paths = copy_of_published
+    ledger = paths.landing / "gl_costs" / "2024-03.csv"
+    header, first, *rest = ledger.read_text().splitlines()
+    ledger.write_text("\n".join([header, first.rsplit(",", 1)[0] + ",12.3.4", *rest]) + "\n")  # not a number
+    instance = dagster_instance(paths)
+    monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
+    for attempt in range(3):
+        (request,) = _sensor(paths, instance).run_requests
+        assert request.partition_key == "2024-03-01" and request.run_key.endswith(f":retry{attempt}")
+        with pytest.raises(PipelineError, match="12.3.4"):  # the run the request stands for, as cprof runs it
+            run_pipeline(paths, "2024-03", "2024-03", progress=lambda _: None, live=False)
+    result = _sensor(paths, instance)
+    assert isinstance(result, SkipReason)
+    assert (
+        "2024-03: gl_costs changed since it was published, and its last 3 refreshes failed: not retried (limit 3)"
+        in (result.skip_message)
+    )
