@@ -382,7 +382,11 @@ def _run_locked(
     suites = [c for c in checks if c.check_name == "gx_suite"]
     for line in _ingest_lines(result):
         progress(line)
-    progress(f"input checks: {sum(c.passed for c in suites)} of {len(suites)} suites passed")
+    skipped = f"; {len(reused)} unchanged reference snapshots not validated again" if reused else ""
+    progress(
+        f"input checks: {sum(c.passed for c in suites)} of {len(suites)} sources passed their suites "
+        f"(one suite per source, validating each month of the run{skipped})"
+    )
     if summary.data_docs:
         progress(f"data docs: {summary.data_docs}")
     failed_suites = [c for c in suites if not c.passed]
