@@ -115,25 +115,15 @@ def test_cli_generate_and_run_a_range(tmp_path):
     data, other = tmp_path / "cli", tmp_path / "other"
     generate(GenerateConfig(customers=30, months=1, start="2024-05"), other / "landing")
     env = {**os.environ, "CPROF_DATA_DIR": str(other)}
-    cprof = [sys.executable, "-m", "pipelines.cli", "--data-dir", str(data)]
-    generated = subprocess.run(
-        [*cprof, "generate", "--customers", "60", "--months", "2", "--start", "2023-11"],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def cprof(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pipelines.cli", "--data-dir", str(data), *args]
+        return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=600)
+
+    generated = cprof("generate", "--customers", "60", "--months", "2", "--start", "2023-11")
     assert generated.returncode == 0, generated.stderr
     assert (data / "landing" / "order_lines" / "2023-12.csv").exists()
-    ran = subprocess.run(
-        [*cprof, "run", "--from", "2023-11", "--to", "2023-11"],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    ran = cprof("run", "--from", "2023-11", "--to", "2023-11")
     assert ran.returncode == 0, ran.stderr
     out = ran.stdout
     assert "ingest order_lines 2023-11" in out or "ingest 2023-11" in out, out
