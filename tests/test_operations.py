@@ -263,11 +263,9 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
             "the landing sensor's run request",
         )
         assert not instance.get_run_by_id(sensed).is_finished  # queued behind the scheduled run
-        assert instance.run_launcher.terminate(scheduled.run_id)
-        until(lambda: instance.get_run_by_id(scheduled.run_id).is_finished, 60, "the scheduled run finished")
+        _stop(instance, scheduled.run_id, "the scheduled run")
         _proceeds(instance, sensed)
-        assert instance.run_launcher.terminate(sensed)
-        until(lambda: instance.get_run_by_id(sensed).is_finished, 60, "the sensor's run finished")
+        _stop(instance, sensed, "the sensor's run")
 
         # In the UI, cprof's runs are runs of the code location, as the daemon's are: the Overview timeline
         # (its own query) shows them, and the asset pages link their materializations to them.
@@ -325,6 +323,18 @@ def graphql(port: int, query: str, variables: dict) -> dict:
     answer = until(ask, 120, "the webserver answering GraphQL", poll=2.0)
     assert "errors" not in answer, answer
     return answer["data"]
+
+
+def _stop(instance, run_id: str, what: str) -> None:
+    """End a run that was shown to proceed: terminated, unless it has already finished by itself. What it did is
+    not the point here (in this empty warehouse, a refresh of one month that gets as far as its returns suite
+    fails it: their order lines are older, issue 18), only that it ends and releases the queue and the lock."""
+    if not instance.get_run_by_id(run_id).is_finished:
+        instance.run_launcher.terminate(run_id)
+    until(lambda: instance.get_run_by_id(run_id).is_finished, 60, f"{what} finished")
+    if instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE:
+        message = failure_message(instance, run_id)
+        assert "process is gone" not in message and "lock" not in message, f"{what} failed: {message}"
 
 
 def _proceeds(instance, run_id: str) -> None:
