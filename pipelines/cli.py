@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and leaves the previous publication untouched. Each step is printed as it finishes, with the time "
         "since the run started. One writer at a time: the run holds <data>/.cprof.lock, and first marks "
         "failed any earlier run whose process is gone (killed). The run is recorded in the Dagster instance "
-        "under the data directory as a run of the `pipelines` code location, as if launched from the UI.",
+        "under the data directory as a run of the `pipelines` code location, as if launched from the UI. "
+        "Months that a failed or killed run promoted to raw without publishing are refreshed too: the range "
+        "widens to them, and the run says so.",
     )
     run.add_argument("--from", dest="first", type=_month, metavar=MONTH_HELP, help="first month to process")
     run.add_argument("--to", dest="last", type=_month, metavar=MONTH_HELP, help="last month to process")
