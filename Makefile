@@ -50,7 +50,7 @@ DOCS_PORT ?= 8080
 # The Dagster UI and the daemon (schedules, sensors, run queue), as `dagster dev` runs them (which Dagster 1.13
 # marks superseded by `dg dev`, a separate package); Ctrl-C stops both.
 dev: install
-	@$(BIN)/python -c "from pipelines.config import paths, write_dagster_yaml; write_dagster_yaml(paths().dagster_home)"
+	@$(BIN)/python -c "from pipelines.lib.config import paths, write_dagster_yaml; write_dagster_yaml(paths().dagster_home)"
 	@export DAGSTER_HOME="$(DATA)/dagster_home"; \
 	$(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
 	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \

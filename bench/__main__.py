@@ -143,7 +143,7 @@ def floor_query(landing: Path) -> int:
     """One DuckDB query that reads every landing file once and counts the rows of all of them."""
     import duckdb
 
-    from pipelines.sources import MONTHLY
+    from pipelines.landing.sources import MONTHLY
 
     globs = [str(landing / s.name / "*.csv") for s in MONTHLY] + [str(landing / "reference" / "*.csv")]
     parts = " union all ".join(
@@ -177,7 +177,7 @@ def machine() -> str:
 
 def customers_for(lines: int, months: int, seed: int, scratch: Path) -> int:
     """How many customers give about ``lines`` order lines over ``months``: measured on a probe sample."""
-    from pipelines.generate import GenerateConfig, generate
+    from pipelines.sample.generate import GenerateConfig, generate
 
     probe = generate(
         GenerateConfig(customers=LINES_PER_CUSTOMER_PROBE, months=months, start=START, seed=seed), scratch
@@ -189,17 +189,17 @@ def customers_for(lines: int, months: int, seed: int, scratch: Path) -> int:
 
 def run(args: argparse.Namespace) -> Report:
     data = Path(args.data_dir or f"/tmp/cprof-bench-{args.lines}").resolve()
-    # The code location's monthly partitions are fixed when it is imported (pipelines.partitions), from these:
+    # The code location's monthly partitions are fixed when it is imported (pipelines.defs.partitions), from these:
     # set them before anything imports it. They span the generated months, the one held back included.
     year, month = divmod(int(START[:4]) * 12 + int(START[5:]) - 1 + args.months, 12)
     os.environ["CPROF_DATA_DIR"] = str(data)
     os.environ["CPROF_FIRST_MONTH"] = START
     os.environ["CPROF_LAST_MONTH"] = f"{year:04d}-{month + 1:02d}"
 
-    from pipelines.config import Paths
-    from pipelines.generate import GenerateConfig, generate
+    from pipelines.landing.sources import MONTHLY
+    from pipelines.lib.config import Paths
     from pipelines.run import run_pipeline
-    from pipelines.sources import MONTHLY
+    from pipelines.sample.generate import GenerateConfig, generate
 
     shutil.rmtree(data, ignore_errors=True)
     paths = Paths(data)

@@ -1,4 +1,4 @@
-"""Benchmark: fit the BG/NBD and Gamma-Gamma models (pipelines.clv) on simulated customers.
+"""Benchmark: fit the BG/NBD and Gamma-Gamma models (pipelines.domain.clv) on simulated customers.
 
 Run as ``python -m bench.clv_fit --customers 1000000 --seed 1``. Recency and T are whole days (T up to
 730), as in the customer summary, so identical customers collapse. Prints the seconds per step and a final
@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from pipelines.clv import fit_bg_nbd, fit_gamma_gamma
+from pipelines.domain.clv import fit_bg_nbd, fit_gamma_gamma
 
 # CDNOW estimates of Fader, Hardie & Lee (2005): BG/NBD per week (alpha converted to days), Gamma-Gamma.
 BG_NBD_TRUTH = {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426}

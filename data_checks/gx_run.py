@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from data_checks.suites import SUITES, rules_for
-from pipelines.sources import BY_NAME
+from pipelines.landing.sources import BY_NAME
 
 SAMPLE_SIZE = 5
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.sql import ident, literal
+from pipelines.engines.sql import ident, literal
 
 __all__ = ["TypeRule", "checked_cast", "csv_lines", "describe_offenders", "offenders_sql", "rule_for"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from pipelines.sources import Source
+from pipelines.landing.sources import Source
 
 
 class LandingError(Exception):

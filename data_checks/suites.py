@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pipelines.sources import BY_NAME
+from pipelines.landing.sources import BY_NAME
 
 # Plausible bounds; anything outside is a data error to look at, not a fact to cost.
 MAX_HANDLING_MINUTES = 8 * 60

@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.config import DATA_DIR_ENV, Paths, data_dir, quiet_telemetry
+from pipelines.lib.config import DATA_DIR_ENV, Paths, data_dir, quiet_telemetry
 
 MONTH_HELP = "YYYY-MM"
 
 
 def _month(value: str) -> str:
-    from pipelines.ingest import month_start
+    from pipelines.landing.inventory import month_start
 
     try:
         month_start(value)
@@ -38,7 +38,7 @@ def _say(message: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipelines.generate import GenerateConfig, generate
+    from pipelines.sample.generate import GenerateConfig, generate
 
     paths = Paths(args.data_dir)
     config = GenerateConfig(customers=args.customers, months=args.months, start=args.start, seed=args.seed)
@@ -195,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[DATA_DIR_ENV] = str(args.data_dir)
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
-    from pipelines.dbt import DbtProjectError
-    from pipelines.ingest import LandingError
-    from pipelines.lock import DataDirLocked
+    from data_checks.structure import LandingError
+    from pipelines.defs.dbt import DbtProjectError
+    from pipelines.lib.lock import DataDirLocked
     from pipelines.run import PipelineError
 
     try:

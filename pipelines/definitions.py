@@ -3,7 +3,7 @@
 ``build_definitions`` binds the same assets, jobs, schedule and sensors to any data directory (the CLI and the
 tests use it); ``defs`` is bound to ``$CPROF_DATA_DIR``, or ``data/`` under the project.
 
-Every monthly asset shares one partitions definition (pipelines/partitions.py) and runs a range of months in
+Every monthly asset shares one partitions definition (pipelines/defs/partitions.py) and runs a range of months in
 one run. ``refresh`` is the job the monthly-close schedule, the landing sensor, ``cprof run`` and
 ``cprof backfill`` run: ingest and check the reference snapshots and the months, dbt build, CLV, satisfaction,
 scorecard, publish.
@@ -21,18 +21,18 @@ from dagster import (
 )
 from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, _core_in_process_executor_creation
 
-from pipelines.alerts import failure_alert_sensor
-from pipelines.assets.clv import customer_clv, customer_clv_holdout
-from pipelines.assets.ingest import ingest_assets, ingest_checks
-from pipelines.assets.publish import PUBLISH_DEADLINE_CRON, published_marts, published_on_time
-from pipelines.assets.satisfaction import satisfaction
-from pipelines.assets.scorecard import scorecard
-from pipelines.assets.transform import dbt_models
-from pipelines.automation import landing_sensor, monthly_close_schedule
-from pipelines.config import Paths, paths, quiet_telemetry
-from pipelines.monitoring import LockedInProcessExecutor
-from pipelines.resources import resources_for
-from pipelines.sources import SNAPSHOTS
+from pipelines.defs.alerts import failure_alert_sensor
+from pipelines.defs.assets.clv import customer_clv, customer_clv_holdout
+from pipelines.defs.assets.ingest import ingest_assets, ingest_checks
+from pipelines.defs.assets.publish import PUBLISH_DEADLINE_CRON, published_marts, published_on_time
+from pipelines.defs.assets.satisfaction import satisfaction
+from pipelines.defs.assets.scorecard import scorecard
+from pipelines.defs.assets.transform import dbt_models
+from pipelines.defs.automation import landing_sensor, monthly_close_schedule
+from pipelines.defs.monitoring import LockedInProcessExecutor
+from pipelines.defs.resources import resources_for
+from pipelines.landing.sources import SNAPSHOTS
+from pipelines.lib.config import Paths, paths, quiet_telemetry
 
 quiet_telemetry()
 
@@ -81,7 +81,7 @@ freshness_schedule = ScheduleDefinition(
 
 def locked_in_process_executor(data_paths: Paths):
     """Dagster's in-process executor (one process: DuckDB allows one writer per file, so steps must not run in
-    parallel processes), holding the data directory's writer lock for the run (pipelines/monitoring.py)."""
+    parallel processes), holding the data directory's writer lock for the run (pipelines/defs/monitoring.py)."""
 
     @executor(name="in_process", config_schema=IN_PROC_CONFIG)
     def _executor(init_context):

@@ -6,7 +6,7 @@ Runs go through the Dagster instance in the data directory (``dagster_home/``), 
 created as runs of the ``pipelines`` code location of ``workspace.yaml``, so ``dagster dev`` shows them in its
 Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
 anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
-directory's writer lock (pipelines/lock.py), first fails runs whose process is gone (pipelines/monitoring.py),
+directory's writer lock (pipelines/lib/lock.py), first fails runs whose process is gone (pipelines/defs/monitoring.py),
 and says each step as it happens (pipelines/progress.py).
 """
 
@@ -52,13 +52,14 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
-from pipelines.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
-from pipelines.ingest import dirty_months, find_file, months_in_landing, unchanged_snapshots
-from pipelines.lock import data_dir_lock
-from pipelines.monitoring import fail_dead_runs, worker_tags
-from pipelines.partitions import FULL_REFRESH_TAG, range_tags
+from pipelines.defs.monitoring import fail_dead_runs, worker_tags
+from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
+from pipelines.engines.duckdb_ingest import dirty_months, unchanged_snapshots
+from pipelines.landing.inventory import find_file, months_in_landing
+from pipelines.landing.sources import MONTHLY, SNAPSHOTS
+from pipelines.lib.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.lib.lock import data_dir_lock
 from pipelines.progress import RunFollower
-from pipelines.sources import MONTHLY, SNAPSHOTS
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -275,7 +276,7 @@ def _check_partitions_cover(months: list[str]) -> None:
     """The code location's monthly partitions are fixed when it is imported, from the landing zone of
     ``$CPROF_DATA_DIR`` (or ``CPROF_FIRST_MONTH`` / ``CPROF_LAST_MONTH``): a run of months outside them would
     fail in every step with Dagster's invariant error. Say so before anything runs."""
-    from pipelines.partitions import FIRST_MONTH_ENV, LAST_MONTH_ENV, monthly_partitions, partition_key
+    from pipelines.defs.partitions import FIRST_MONTH_ENV, LAST_MONTH_ENV, monthly_partitions, partition_key
 
     keys = set(monthly_partitions.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
@@ -331,8 +332,8 @@ def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str],
 def _run_locked(
     paths: Paths, months: list[str], progress: Callable[[str], None], full_refresh: bool, live: bool
 ) -> RunSummary:
-    from pipelines.assets.transform import dbt_models
     from pipelines.definitions import build_definitions
+    from pipelines.defs.assets.transform import dbt_models
 
     instance = dagster_instance(paths)
     fail_dead_runs(instance, say=progress)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from pipelines.config import Paths
-from pipelines.publish import PARQUET_DIR, current_database
-from pipelines.report import REPORT, REPORT_DIR
+from pipelines.domain.report import REPORT, REPORT_DIR
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import PARQUET_DIR, current_database
 from pipelines.run import RunSummary
 
 VOLUME_SQL = """

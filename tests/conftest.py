@@ -14,8 +14,8 @@ import pytest
 # it at an empty directory first, so the suite sees the same partitions after a demo as on a fresh clone.
 os.environ["CPROF_DATA_DIR"] = tempfile.mkdtemp(prefix="cprof-tests-default-data-")
 
-from pipelines.config import Paths, quiet_telemetry
-from pipelines.generate import GenerateConfig, generate
+from pipelines.lib.config import Paths, quiet_telemetry
+from pipelines.sample.generate import GenerateConfig, generate
 
 quiet_telemetry()
 SMALL = GenerateConfig(customers=120, months=3, start="2024-01", seed=7)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, SensorEvaluationContext
 
-from pipelines.alerts import NOTIFY_COMMAND_ENV, NOTIFY_LOG_ENV
-from pipelines.config import Paths
 from pipelines.definitions import build_definitions
+from pipelines.defs.alerts import NOTIFY_COMMAND_ENV, NOTIFY_LOG_ENV
+from pipelines.lib.config import Paths
 from pipelines.run import QUIET, dagster_instance, execute_run, workspace_origins
 
 # A notify command that writes what it was given (subject from the environment, message from stdin) to the
@@ -167,7 +167,7 @@ def test_a_new_writer_waits_for_the_children_of_an_earlier_writer(tmp_path, monk
                 sys.executable,
                 "-c",
                 (
-                    "import time; from pipelines.lock import hold_as_child\n"
+                    "import time; from pipelines.lib.lock import hold_as_child\n"
                     f"hold_as_child({str(tmp_path)!r}); print('holding', flush=True); time.sleep({seconds})"
                 ),
             ]

@@ -1,4 +1,4 @@
-"""BG/NBD and Gamma-Gamma models (pipelines.clv) against simulated customers and independent formulas."""
+"""BG/NBD and Gamma-Gamma models (pipelines.domain.clv) against simulated customers and independent formulas."""
 
 import numpy as np
 import pytest

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.clv import discounted_expected_orders, expected_spend, fit_bg_nbd, fit_gamma_gamma
-from pipelines.clv_scoring import DAYS_PER_MONTH, ClvSettings, holdout_calibration, score_month
+from pipelines.domain.clv import discounted_expected_orders, expected_spend, fit_bg_nbd, fit_gamma_gamma
+from pipelines.domain.clv_scoring import DAYS_PER_MONTH, ClvSettings, holdout_calibration, score_month
 
 TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # days, as the sample generator uses
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
-from pipelines.dbt import dbt_executable
-from pipelines.publish import PARQUET_DIR, current_database
+from pipelines.defs.dbt import dbt_executable
+from pipelines.lib.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
+from pipelines.publication.publish import PARQUET_DIR, current_database
 from pipelines.run import PipelineError, run_pipeline
 
 # What the contract requires, written out independently of the code that publishes it.

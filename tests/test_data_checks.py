@@ -19,9 +19,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.config import Paths
-from pipelines.ingest import LandingError
-from pipelines.publish import CURRENT, PAUSE_ENV, current_database
+from data_checks.structure import LandingError
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import CURRENT, PAUSE_ENV, current_database
 from pipelines.run import PipelineError, run_pipeline
 
 MONTH = "2024-02"

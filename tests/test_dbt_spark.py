@@ -20,8 +20,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines.config import Paths
-from pipelines.sql import ident, literal, qualified
+from pipelines.engines.sql import ident, literal, qualified
+from pipelines.lib.config import Paths
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
 pytest.importorskip("dbt.adapters.spark", reason="the spark extra is not installed (make install-spark)")

@@ -7,10 +7,10 @@ import subprocess
 
 from dagster import AssetCheckKey, AssetKey
 
-from pipelines.config import DBT_PROJECT_DIR
-from pipelines.dbt import MANIFEST, dbt_executable, dbt_resource
 from pipelines.definitions import defs
-from pipelines.sources import MONTHLY, SNAPSHOTS, SOURCES
+from pipelines.defs.dbt import MANIFEST, dbt_executable, dbt_resource
+from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
+from pipelines.lib.config import DBT_PROJECT_DIR
 
 
 def test_definitions_load_with_all_ingest_assets():

@@ -12,10 +12,10 @@ import duckdb
 import pytest
 from dagster import materialize
 
-from pipelines.assets.scorecard import scorecard
-from pipelines.config import Paths
-from pipelines.publish import current_database
-from pipelines.resources import resources_for
+from pipelines.defs.assets.scorecard import scorecard
+from pipelines.defs.resources import resources_for
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from pipelines.run import RunSummary, run_pipeline
 from pipelines.summary import print_summary
 

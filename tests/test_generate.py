@@ -9,9 +9,9 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipelines.generate import ACTIVITIES, BG_NBD_TRUTH, GenerateConfig, generate, landing_checksum
-from pipelines.ingest import find_file
-from pipelines.sources import MONTHLY, SNAPSHOTS
+from pipelines.landing.inventory import find_file
+from pipelines.landing.sources import MONTHLY, SNAPSHOTS
+from pipelines.sample.generate import ACTIVITIES, BG_NBD_TRUTH, GenerateConfig, generate, landing_checksum
 from tests.conftest import SMALL
 
 
@@ -213,7 +213,7 @@ def test_purchase_counts_follow_the_bg_nbd_process(larger: Path):
 
 
 def test_survey_overall_score_is_driven_by_the_attributes(larger: Path):
-    from pipelines.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH
+    from pipelines.sample.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH
 
     con = duckdb.connect()
     wide = con.execute(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from data_checks.suites import SUITES
-from pipelines.config import Paths
+from pipelines.lib.config import Paths
 from pipelines.run import PipelineError, run_pipeline
 
 MONTH = "2024-02"

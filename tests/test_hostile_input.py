@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.config import Paths
-from pipelines.publish import current_database
+from pipelines.engines.sql import qualified
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from pipelines.run import run_pipeline
-from pipelines.sql import qualified
 
 
 def _payload(tag: str, pwned: Path, quote: str = "'") -> str:

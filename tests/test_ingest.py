@@ -8,8 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.config import Paths
-from pipelines.ingest import LandingError, load, months_in_landing, promote, snapshot_promoted
+from pipelines.engines.duckdb_ingest import LandingError, load, promote, snapshot_promoted
+from pipelines.landing.inventory import months_in_landing
+from pipelines.lib.config import Paths
 
 
 @pytest.fixture

@@ -17,13 +17,14 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context, materialize
 
-from pipelines.assets.ingest import ingest_assets
-from pipelines.automation import landing_sensor, refresh_requests
-from pipelines.config import Paths
-from pipelines.ingest import LandingError, landing_inventory, load, months_in_landing
-from pipelines.resources import DataDir, resources_for
-from pipelines.sources import SNAPSHOTS
-from pipelines.sql import literal
+from pipelines.defs.assets.ingest import ingest_assets
+from pipelines.defs.automation import landing_sensor, refresh_requests
+from pipelines.defs.resources import DataDir, resources_for
+from pipelines.engines.duckdb_ingest import LandingError, load
+from pipelines.engines.sql import literal
+from pipelines.landing.inventory import landing_inventory, months_in_landing
+from pipelines.landing.sources import SNAPSHOTS
+from pipelines.lib.config import Paths
 from tests.test_data_checks import _copy, publication_fingerprint
 
 MONTH = "2024-02"

@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, build_schedule_context
 
-from pipelines.automation import RETRY_BACKOFF_ENV
-from pipelines.config import PROJECT_ROOT, Paths
 from pipelines.definitions import build_definitions
-from pipelines.lock import DataDirLocked, data_dir_lock
-from pipelines.monitoring import WORKER_TAG
+from pipelines.defs.automation import RETRY_BACKOFF_ENV
+from pipelines.defs.monitoring import WORKER_TAG
+from pipelines.lib.config import PROJECT_ROOT, Paths
+from pipelines.lib.lock import DataDirLocked, data_dir_lock
 from pipelines.run import QUIET, dagster_instance, workspace_origins
 
 BIN = Path(sys.executable).parent
@@ -127,7 +127,7 @@ def test_the_lock_waits_then_names_the_holder_and_is_reentrant(tmp_path):
             sys.executable,
             "-c",
             (
-                "import time; from pipelines.lock import data_dir_lock\n"
+                "import time; from pipelines.lib.lock import data_dir_lock\n"
                 f"with data_dir_lock({str(tmp_path)!r}, command='holder for the test'):\n"
                 "    print('held', flush=True); time.sleep(60)"
             ),
@@ -148,7 +148,7 @@ def test_the_lock_waits_then_names_the_holder_and_is_reentrant(tmp_path):
 
 
 def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_path):
-    from pipelines.config import DAGSTER_YAML, PREVIOUS_DAGSTER_YAMLS, write_dagster_yaml
+    from pipelines.lib.config import DAGSTER_YAML, PREVIOUS_DAGSTER_YAMLS, write_dagster_yaml
 
     earlier, own = tmp_path / "earlier", tmp_path / "own"
     for home, text in ((earlier, PREVIOUS_DAGSTER_YAMLS[0]), (own, "telemetry:\n  enabled: false\n")):
@@ -355,7 +355,7 @@ def _proceeds(instance, run_id: str) -> None:
 def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
     """The lines `cprof run` prints as a run goes, from a real run's event log: every step as it finishes with
     the time since the run started; in live mode also the months ingested, the suites and dbt's node count."""
-    from pipelines.assets.transform import dbt_models
+    from pipelines.defs.assets.transform import dbt_models
     from pipelines.progress import RunFollower
 
     instance = dagster_instance(published_sample)

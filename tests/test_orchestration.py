@@ -19,17 +19,21 @@ from dagster import (
     instance_for_test,
 )
 
-from pipelines.assets.publish import due_month, publication_freshness
-from pipelines.automation import contiguous, landing_sensor
 from pipelines.cli import main
-from pipelines.config import Paths
 from pipelines.definitions import build_definitions
-from pipelines.generate import GenerateConfig, generate
-from pipelines.partitions import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, range_tags
-from pipelines.publish import current_database
-from pipelines.resources import DataDir
+from pipelines.defs.assets.publish import due_month, publication_freshness
+from pipelines.defs.automation import contiguous, landing_sensor
+from pipelines.defs.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    range_tags,
+)
+from pipelines.defs.resources import DataDir
+from pipelines.landing.sources import MONTHLY, SNAPSHOTS
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from pipelines.run import QUIET, dagster_instance, run_pipeline
-from pipelines.sources import MONTHLY, SNAPSHOTS
+from pipelines.sample.generate import GenerateConfig, generate
 
 HISTORY = GenerateConfig(customers=60, months=7, start="2024-01", seed=11)
 MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]  # 2024-07 is held back: it "arrives" in the sensor test
@@ -304,7 +308,7 @@ def test_the_code_location_exposes_partitions_schedule_sensor_and_one_backfill_p
 def test_a_patched_publication_equals_the_warehouse_even_when_older_periods_changed_unpublished(tmp_path):
     """Publishing copies the current release and replaces the periods from the run's first month; a table
     whose older periods changed in the warehouse without being published (a failed run) is copied whole."""
-    from pipelines.publish import publish, table_checksum
+    from pipelines.publication.publish import publish, table_checksum
 
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
     with duckdb.connect(str(warehouse)) as con:
@@ -334,7 +338,7 @@ def test_a_patched_publication_equals_the_warehouse_even_when_older_periods_chan
 def test_the_checksum_sees_every_column_even_one_named_like_a_table_alias():
     """``customer_clv`` has a column ``t``: a checksum written as ``hash(t) from table as t`` hashed that column
     alone, so a changed profit CLV published with the same checksum."""
-    from pipelines.publish import table_checksum
+    from pipelines.publication.publish import table_checksum
 
     with duckdb.connect() as con:
         con.execute(

@@ -11,12 +11,12 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from pipelines.assets.ingest import ingest_assets, ingest_checks
 from pipelines.cli import main
-from pipelines.config import Paths
-from pipelines.generate import GenerateConfig, generate
-from pipelines.resources import resources_for
+from pipelines.defs.assets.ingest import ingest_assets, ingest_checks
+from pipelines.defs.resources import resources_for
+from pipelines.lib.config import Paths
 from pipelines.run import PipelineError, run_pipeline
+from pipelines.sample.generate import GenerateConfig, generate
 
 
 def _monthly_assets():
@@ -148,10 +148,10 @@ def test_a_warning_check_is_reported_but_does_not_block_publishing(
     published_sample: Paths, tmp_path, monkeypatch
 ):
     """The CLV holdout calibration warns (severity WARN); a poor calibration must not stop a publication."""
-    import pipelines.assets.clv as clv_assets
-    from pipelines.clv_scoring import ClvSettings
-    from pipelines.publish import current_database
-    from pipelines.resources import ClvConfig
+    import pipelines.defs.assets.clv as clv_assets
+    from pipelines.defs.resources import ClvConfig
+    from pipelines.domain.clv_scoring import ClvSettings
+    from pipelines.publication.publish import current_database
 
     paths = Paths(tmp_path / "data")
     shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.config import Paths
-from pipelines.publish import (
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import (
     DATABASE,
     PARQUET_DIR,
     PUBLISHED_STORAGE_FORMAT,

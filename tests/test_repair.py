@@ -13,14 +13,14 @@ import duckdb
 import pytest
 from dagster import SkipReason, build_schedule_context, build_sensor_context
 
-from pipelines.automation import RETRY_BACKOFF_ENV, landing_sensor
-from pipelines.config import Paths
 from pipelines.definitions import defs
-from pipelines.ingest import dirty_months
-from pipelines.monitoring import fail_dead_runs
-from pipelines.partitions import range_tags
-from pipelines.publish import current_database
-from pipelines.resources import DataDir
+from pipelines.defs.automation import RETRY_BACKOFF_ENV, landing_sensor
+from pipelines.defs.monitoring import fail_dead_runs
+from pipelines.defs.partitions import range_tags
+from pipelines.defs.resources import DataDir
+from pipelines.engines.duckdb_ingest import dirty_months
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, dagster_instance, run_pipeline
 from tests.test_operations import cprof
 

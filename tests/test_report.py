@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.config import Paths
-from pipelines.publish import CURRENT, RELEASES, current_database, publish
-from pipelines.report import report_path, write_release_report, write_report
-from pipelines.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
-from pipelines.sql import ident, literal
+from pipelines.domain.report import report_path, write_release_report, write_report
+from pipelines.domain.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
+from pipelines.engines.sql import ident, literal
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import CURRENT, RELEASES, current_database, publish
 from tests.browser import open_page
 
 # Every chart of the page, with the customer drill-down open.

@@ -9,10 +9,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipelines.config import Paths
-from pipelines.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH, GenerateConfig, generate
-from pipelines.publish import current_database
-from pipelines.satisfaction import ipa_quadrant, relative_weights
+from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
+from pipelines.sample.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH, GenerateConfig, generate
 
 
 def test_relative_weights_decompose_r_squared_and_match_independent_predictors():

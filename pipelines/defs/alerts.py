@@ -44,7 +44,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from pipelines.config import Paths
+from pipelines.lib.config import Paths
 
 NOTIFY_LOG_ENV = "CPROF_NOTIFY_LOG"
 NOTIFY_COMMAND_ENV = "CPROF_NOTIFY_COMMAND"

@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines.sql import literal
+from pipelines.engines.sql import literal
 
 MONTHS_ENV = "CPROF_REPORT_MONTHS"
 CUSTOMERS_ENV = "CPROF_REPORT_CUSTOMERS"

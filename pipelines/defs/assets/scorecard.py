@@ -15,8 +15,8 @@ from its first month on and keeps the earlier ones.
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from pipelines.partitions import monthly_partitions, refresh_window, single_run
-from pipelines.resources import Warehouse
+from pipelines.defs.partitions import monthly_partitions, refresh_window, single_run
+from pipelines.defs.resources import Warehouse
 
 SCORECARD = AssetKey(["marts", "customer_scorecard"])
 ATTAINMENT = AssetKey(["marts", "incentive_attainment"])

@@ -21,8 +21,8 @@ from datetime import date
 from dagster import BackfillPolicy, MonthlyPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.config import paths
-from pipelines.ingest import months_in_landing
+from pipelines.landing.inventory import months_in_landing
+from pipelines.lib.config import paths
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")

@@ -2,7 +2,7 @@
 
 customer_clv is fitted per as-of month. Its transaction ("order" in its column names) is the purchase day, a day
 with at least one order: what BG/NBD counts, what Gamma-Gamma's spend is per, and what cost-to-serve is divided by
-(see pipelines/clv_scoring.py). A run rescores the as-of months its range can change: every month from
+(see pipelines/domain/clv_scoring.py). A run rescores the as-of months its range can change: every month from
 the range's first on, since a month's purchases enter every later summary; earlier months are kept.
 """
 
@@ -18,9 +18,9 @@ from dagster import (
     asset_check,
 )
 
-from pipelines.clv_scoring import holdout_calibration, score_month
-from pipelines.partitions import monthly_partitions, refresh_window, single_run
-from pipelines.resources import ClvConfig, Warehouse
+from pipelines.defs.partitions import monthly_partitions, refresh_window, single_run
+from pipelines.defs.resources import ClvConfig, Warehouse
+from pipelines.domain.clv_scoring import holdout_calibration, score_month
 
 SUMMARY = "intermediate.int_clv_summary_by_as_of_month"
 SCORING = "scratch.customer_clv_scoring"  # months scored by this run, before they replace the mart's
@@ -55,7 +55,7 @@ create table if not exists marts.customer_clv (
     "order, revenue and profit CLV, and whether a customer of high past profit is defection-prone. An order here "
     "is a purchase day (a day with at least one order): expected_orders, expected_spend_per_order and "
     "cost_to_serve_per_order are all per purchase day, the unit BG/NBD counts. Both models are fitted by "
-    "maximum likelihood on each month's summary (pipelines/clv.py).",
+    "maximum likelihood on each month's summary (pipelines/domain/clv.py).",
 )
 def customer_clv(context: AssetExecutionContext, warehouse: Warehouse, clv: ClvConfig) -> MaterializeResult:
     settings = clv.settings()

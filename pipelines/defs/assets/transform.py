@@ -16,11 +16,17 @@ import duckdb
 from dagster import AssetExecutionContext, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from pipelines.config import DATA_DIR_ENV
-from pipelines.dbt import dbt_project, ensure_manifest
-from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, partition_key, run_months, single_run
-from pipelines.resources import DataDir
-from pipelines.sql import qualified
+from pipelines.defs.dbt import dbt_project, ensure_manifest
+from pipelines.defs.partitions import (
+    FULL_REFRESH_TAG,
+    monthly_partitions,
+    partition_key,
+    run_months,
+    single_run,
+)
+from pipelines.defs.resources import DataDir
+from pipelines.engines.sql import qualified
+from pipelines.lib.config import DATA_DIR_ENV
 
 
 class Translator(DagsterDbtTranslator):

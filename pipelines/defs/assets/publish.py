@@ -21,13 +21,14 @@ from dagster import (
     asset_check,
 )
 
-from pipelines.dbt import ensure_manifest
-from pipelines.descriptions import published_docs
-from pipelines.ingest import clear_awaiting_publication, month_start
-from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
-from pipelines.publish import current_database, publish
-from pipelines.report import report_path, write_release_report
-from pipelines.resources import DataDir
+from pipelines.defs.dbt import ensure_manifest
+from pipelines.defs.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
+from pipelines.defs.resources import DataDir
+from pipelines.domain.report import report_path, write_release_report
+from pipelines.engines.duckdb_ingest import clear_awaiting_publication
+from pipelines.landing.inventory import month_start
+from pipelines.publication.descriptions import published_docs
+from pipelines.publication.publish import current_database, publish
 
 PUBLISHED_MARTS = (
     "customer_profitability",
@@ -137,7 +138,7 @@ def publication_freshness(published: Path, now: datetime) -> tuple[bool, str, di
     asset=published_marts,
     name="published_on_time",
     # Blocking: a late publication fails the check's step after its evaluation is recorded, so the
-    # check_freshness run fails and the run-failure sensor (pipelines/alerts.py) tells someone.
+    # check_freshness run fails and the run-failure sensor (pipelines/defs/alerts.py) tells someone.
     blocking=True,
     description="The publication BI tools read holds the last month whose close is due (by 09:00 UTC on the 3rd "
     "of the month after). Runs on the published_marts_freshness schedule and on demand, not in refresh runs; "

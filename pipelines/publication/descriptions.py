@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipelines.publish import TableDoc
+from pipelines.publication.publish import TableDoc
 
 PUBLISHED_SCHEMA = "marts"
 

@@ -2,10 +2,10 @@
 
 dagster-dbt runs dbt as a subprocess (``subprocess.Popen([dbt_executable, ...])``, with no way to pass
 ``preexec_fn`` or descriptors), and a killed run worker would leave it re-parented and writing the warehouse.
-The resource's executable is therefore this launcher (pipelines/dbt.py): when started by a writer (which
+The resource's executable is therefore this launcher (pipelines/defs/dbt.py): when started by a writer (which
 puts its pid in ``CPROF_DBT_PARENT``), it asks the kernel to SIGKILL it when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``, Linux), exits at once if the parent died before that, holds the data
-directory's children lock while it lives (pipelines/lock.py), and then runs dbt's own command line in this
+directory's children lock while it lives (pipelines/lib/lock.py), and then runs dbt's own command line in this
 process: the same dbt-core, its arguments and exit code unchanged.
 
 The kernel sends the signal when the *thread* that started the child ends: dagster-dbt starts dbt in the
@@ -20,7 +20,7 @@ import signal
 import sys
 
 PARENT_ENV = "CPROF_DBT_PARENT"
-DATA_DIR_ENV = "CPROF_DATA_DIR"  # as pipelines/config.py names it (not imported: this starts before dbt)
+DATA_DIR_ENV = "CPROF_DATA_DIR"  # as pipelines/lib/config.py names it (not imported: this starts before dbt)
 PR_SET_PDEATHSIG = 1
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     if parent:
         die_with_parent(int(parent))
         if os.environ.get(DATA_DIR_ENV):
-            from pipelines.lock import hold_as_child
+            from pipelines.lib.lock import hold_as_child
 
             hold_as_child(os.environ[DATA_DIR_ENV])
     from dbt.cli.main import cli

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.clv import (
+from pipelines.domain.clv import (
     discounted_expected_orders,
     expected_orders,
     expected_spend,

@@ -13,7 +13,7 @@ with the reason, when that process is gone; it runs
 
 * in ``cprof run`` before it starts a run, and
 * in the daemon's run monitoring: ``ProcessRunLauncher`` (the DefaultRunLauncher, plus this health check) is the
-  run launcher of the instance ``cprof`` writes (pipelines/config.py), so the monitoring daemon, every
+  run launcher of the instance ``cprof`` writes (pipelines/lib/config.py), so the monitoring daemon, every
   ``poll_interval_seconds``, fails such runs, and the queue then starts the next one.
 
 This module is imported by the Dagster webserver and daemon through ``dagster.yaml``: it imports only Dagster
@@ -31,7 +31,7 @@ from dagster._core.events import DagsterEvent, EngineEventData
 from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 
-from pipelines.lock import Process, data_dir_lock, process_start_time, worker_alive
+from pipelines.lib.lock import Process, data_dir_lock, process_start_time, worker_alive
 
 WORKER_TAG = "cprof/worker"  # JSON {"host", "pid", "started"} of the process the run executes in
 LOCK_WAIT_TAG = "cprof/lock_wait_seconds"  # how long a Dagster run waits for the data directory's lock

@@ -4,7 +4,7 @@ Expectations check validates that partition, and ``raw/<source>`` promotes it to
 A failing partition never reaches ``raw``: the check blocks the promotion, and the last good data stays. Monthly
 sources are partitioned by month (a run may cover a range of months: each asset handles them in order, one
 transaction per month); snapshots load whole. The work is done by plain functions in
-:mod:`pipelines.ingest` and :mod:`data_checks`; these assets only wire them to Dagster.
+:mod:`pipelines.engines.duckdb_ingest` and :mod:`data_checks`; these assets only wire them to Dagster.
 """
 
 import warnings
@@ -23,19 +23,17 @@ from dagster import (
 
 from data_checks.gx_run import validator_for
 from data_checks.suites import SUITES
-from pipelines.ingest import (
-    LandingInventory,
-    LoadResult,
-    find_file,
-    landing_inventory,
-    load,
-    promote,
-    snapshot_promoted,
-    validation_frame,
+from pipelines.defs.partitions import (
+    FULL_REFRESH_TAG,
+    monthly_partitions,
+    partition_key,
+    run_months,
+    single_run,
 )
-from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, partition_key, run_months, single_run
-from pipelines.resources import DataDir, LandingChecks, Warehouse
-from pipelines.sources import SOURCES, Source
+from pipelines.defs.resources import DataDir, LandingChecks, Warehouse
+from pipelines.engines.duckdb_ingest import LoadResult, load, promote, snapshot_promoted, validation_frame
+from pipelines.landing.inventory import LandingInventory, find_file, landing_inventory
+from pipelines.landing.sources import SOURCES, Source
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from data_checks.suites import MAX_HANDLING_MINUTES
-from pipelines.sources import MONTHLY
-from pipelines.sql import literal
+from pipelines.engines.sql import literal
+from pipelines.landing.sources import MONTHLY
 
 BG_NBD_TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # lambda per day ~ Gamma(shape r, rate alpha)
 SURVEY_ATTRIBUTES = (
@@ -642,7 +642,7 @@ class _LandingWriter:
 
 
 def _columns_of(name: str) -> list[str]:
-    from pipelines.sources import BY_NAME
+    from pipelines.landing.sources import BY_NAME
 
     return list(BY_NAME[name].columns)
 

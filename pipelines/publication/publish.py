@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.sql import ident, literal, qualified
+from pipelines.engines.sql import ident, literal, qualified
 
 DATABASE = "cprof.duckdb"
 PARQUET_DIR = "parquet"

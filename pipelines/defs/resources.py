@@ -11,9 +11,9 @@ import duckdb
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
-from pipelines.clv_scoring import ClvSettings
-from pipelines.config import Paths
-from pipelines.dbt import dbt_resource
+from pipelines.defs.dbt import dbt_resource
+from pipelines.domain.clv_scoring import ClvSettings
+from pipelines.lib.config import Paths
 
 
 class Warehouse(DuckDBResource):

@@ -1,6 +1,6 @@
 """Satisfaction assets: derived importance of the survey attributes and the satisfaction of each customer.
 
-As of each month, attribute weights are derived (Johnson's relative weights, pipelines/satisfaction.py) from
+As of each month, attribute weights are derived (Johnson's relative weights, pipelines/domain/satisfaction.py) from
 the responses of the trailing 12 months, the window a month's few responses need to be estimated reliably;
 performance (mean score) is taken over the same window. A customer's satisfaction index in a month uses that
 month's weights: sum of weight x (mean rating - 1) / 9 x 100 over the attributes answered.
@@ -12,9 +12,9 @@ keeps the others.
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from pipelines.partitions import monthly_partitions, refresh_window, single_run
-from pipelines.resources import Warehouse
-from pipelines.satisfaction import ipa_quadrant, relative_weights
+from pipelines.defs.partitions import monthly_partitions, refresh_window, single_run
+from pipelines.defs.resources import Warehouse
+from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 
 DRIVERS = AssetKey(["marts", "satisfaction_drivers"])
 CUSTOMERS = AssetKey(["marts", "customer_satisfaction"])

@@ -7,7 +7,7 @@ Layout under the data directory::
     published/          what BI tools read (each release with its HTML report, report/index.html)
     dagster_home/       Dagster's instance (run history, event log)
     logs/               dbt and pipeline logs
-    .cprof.lock         the writers' lock (pipelines/lock.py)
+    .cprof.lock         the writers' lock (pipelines/lib/lock.py)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DATA_DIR_ENV = "CPROF_DATA_DIR"
 WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
@@ -82,7 +82,7 @@ def quiet_telemetry() -> None:
 # The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a
 # time, because DuckDB allows one writer per file (a second run would fail to open the warehouse). Run monitoring
 # fails a run whose worker process is gone (killed, or its machine restarted): the launcher is Dagster's
-# DefaultRunLauncher plus a health check of the worker process (pipelines/monitoring.py), which the
+# DefaultRunLauncher plus a health check of the worker process (pipelines/defs/monitoring.py), which the
 # DefaultRunLauncher lacks; without it, a killed run stays STARTED and the queue holds back every later run. A
 # dead worker is not restarted (max_resume_run_attempts 0): the next run of the months repairs what it left. For
 # a team, point storage at PostgreSQL (see the README).
@@ -97,7 +97,7 @@ _CONCURRENCY_YAML = """concurrency:
     max_concurrent_runs: 1
 """
 RUN_MONITORING_YAML = """run_launcher:
-  module: pipelines.monitoring
+  module: pipelines.defs.monitoring
   class: ProcessRunLauncher
 run_monitoring:
   enabled: true

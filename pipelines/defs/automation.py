@@ -47,8 +47,7 @@ from dagster import (
 )
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
-from pipelines.ingest import file_sha256, landing_inventory
-from pipelines.partitions import (
+from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     month_of_key,
@@ -56,11 +55,12 @@ from pipelines.partitions import (
     range_tags,
     shift_month,
 )
-from pipelines.resources import DataDir
-from pipelines.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
+from pipelines.defs.resources import DataDir
+from pipelines.landing.inventory import file_sha256, landing_inventory
+from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 
 # The monthly close runs at 06:00 UTC on the 3rd, when the ledger of the previous month has closed; the
-# published marts are due by 09:00 (pipelines.assets.publish.PUBLISH_DEADLINE_CRON).
+# published marts are due by 09:00 (pipelines.defs.assets.publish.PUBLISH_DEADLINE_CRON).
 
 
 @dataclass

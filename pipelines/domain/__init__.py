@@ -1,0 +1,1 @@
+"""Domain logic as plain modules (no Dagster, no warehouse engine): CLV, satisfaction, the report."""

@@ -1,0 +1,1 @@
+"""Configuration, the data directory's writer lock and the dbt child launcher."""

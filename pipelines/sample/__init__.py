@@ -1,0 +1,1 @@
+"""The synthetic sample data generator (not part of the Dagster code location)."""
