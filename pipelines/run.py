@@ -54,7 +54,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 from data_checks.gx_run import validator_for
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
-from pipelines.engines.duckdb_ingest import dirty_months, unchanged_snapshots
+from pipelines.engines import open_runtime
 from pipelines.landing.inventory import find_file, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
@@ -318,7 +318,7 @@ def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str],
     """``months`` widened to every month a failed run promoted to ``raw`` without publishing (the warehouse's
     record of them, read under the writer lock), saying so. The refresh covers one contiguous range, so a dirty
     month before the range widens it backwards: the later months depend on it and are rebuilt after it."""
-    dirty = [m for m in dirty_months(paths.warehouse) or [] if m not in months]
+    dirty = [m for m in open_runtime(paths).dirty_months() or [] if m not in months]
     if not dirty:
         return months
     widened = select_months(paths, min(months[0], dirty[0]), max(months[-1], dirty[-1]))
@@ -340,7 +340,7 @@ def _run_locked(
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = frozenset() if full_refresh else frozenset(unchanged_snapshots(paths.warehouse, paths.landing))
+    reused = frozenset() if full_refresh else frozenset(open_runtime(paths).unchanged_snapshots(paths.landing))
     defs = build_definitions(paths, defer_docs=True, without_snapshots=reused)
     summary = RunSummary(months=months)
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]

@@ -29,6 +29,7 @@ from pipelines.defs.partitions import (
     range_tags,
 )
 from pipelines.defs.resources import DataDir
+from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
@@ -319,7 +320,7 @@ def test_a_patched_publication_equals_the_warehouse_even_when_older_periods_chan
         )
         con.execute("create table marts.lookup as select i as id from range(5) t(i)")
     first, last = date(2024, 1, 1), date(2024, 6, 1)
-    publish(warehouse, published, first_period=first, last_period=last)
+    publish(DuckDBWarehouse(warehouse), published, first_period=first, last_period=last)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
             "update marts.facts set amount = amount + 1 where period = date '2024-05-01'"
@@ -328,7 +329,11 @@ def test_a_patched_publication_equals_the_warehouse_even_when_older_periods_chan
         con.execute("insert into marts.lookup values (99)")
         wanted = {t: table_checksum(con, f"marts.{t}") for t in ("facts", "lookup")}
     publication = publish(
-        warehouse, published, first_period=first, last_period=last, changed_from=date(2024, 5, 1)
+        DuckDBWarehouse(warehouse),
+        published,
+        first_period=first,
+        last_period=last,
+        changed_from=date(2024, 5, 1),
     )
     with duckdb.connect(str(publication.database), read_only=True) as con:
         assert {t: table_checksum(con, f"marts.{t}") for t in ("facts", "lookup")} == wanted

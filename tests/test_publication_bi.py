@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import (
     DATABASE,
@@ -122,7 +123,9 @@ def test_an_older_duckdb_reads_every_published_table_with_its_comments_and_every
     undescribed = [name for name, t in tables.items() if not (t["comment"] or "").strip()]
     assert undescribed == []
     undescribed = [
-        f"{name}.{column}" for name, t in tables.items() for column, comment in t["columns"].items()
+        f"{name}.{column}"
+        for name, t in tables.items()
+        for column, comment in t["columns"].items()
         if not (comment or "").strip()
     ]
     assert undescribed == []
@@ -157,11 +160,11 @@ def test_a_patched_release_stays_readable_and_a_release_in_another_format_is_not
     assert storage_format(stale / DATABASE) != PUBLISHED_STORAGE_FORMAT
 
     periods = {"first_period": date(2024, 1, 1), "last_period": date(2024, 3, 1)}
-    first = publish(warehouse, published, changed_from=date(2024, 3, 1), **periods)
+    first = publish(DuckDBWarehouse(warehouse), published, changed_from=date(2024, 3, 1), **periods)
     assert storage_format(first.database) == PUBLISHED_STORAGE_FORMAT
     with duckdb.connect(str(warehouse)) as con:
         con.execute("insert into marts.facts values (date '2024-03-01', 99)")
-    patched = publish(warehouse, published, changed_from=date(2024, 3, 1), **periods)
+    patched = publish(DuckDBWarehouse(warehouse), published, changed_from=date(2024, 3, 1), **periods)
     assert storage_format(patched.database) == PUBLISHED_STORAGE_FORMAT
     seen = read_with(older_duckdb, patched.database)
     assert seen["tables"]["marts.facts"]["rows"] == 31

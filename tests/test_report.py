@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.domain.report import report_path, write_release_report, write_report
 from pipelines.domain.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
+from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.engines.sql import ident, literal
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import CURRENT, RELEASES, current_database, publish
@@ -81,7 +82,9 @@ def test_each_release_holds_its_own_offline_report(published_sample: Paths, repo
 
 def test_a_report_that_fails_leaves_current_as_it_was(published_sample: Paths, tmp_path: Path):
     published = tmp_path / "published"
-    first = publish(published_sample.warehouse, published, run_id="first", extras=write_release_report)
+    first = publish(
+        DuckDBWarehouse(published_sample.warehouse), published, run_id="first", extras=write_release_report
+    )
     assert report_path(first.release).exists()
 
     def broken(release: Path) -> None:
@@ -89,7 +92,7 @@ def test_a_report_that_fails_leaves_current_as_it_was(published_sample: Paths, t
         raise RuntimeError("the report could not be written")
 
     with pytest.raises(RuntimeError, match="could not be written"):
-        publish(published_sample.warehouse, published, run_id="second", extras=broken)
+        publish(DuckDBWarehouse(published_sample.warehouse), published, run_id="second", extras=broken)
     assert (published / CURRENT).resolve() == first.release.resolve()
     assert sorted(p.name for p in (published / RELEASES).iterdir()) == ["first"]  # no half-built release
 

@@ -21,6 +21,8 @@ from datetime import date
 from dagster import BackfillPolicy, MonthlyPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
+from pipelines.engines.sql import ident
 from pipelines.landing.inventory import months_in_landing
 from pipelines.lib.config import paths
 
@@ -96,36 +98,21 @@ FULL_REFRESH_TAG = "cprof/full_refresh"
 
 
 @dataclass(frozen=True)
-class RefreshWindow:
+class RefreshWindow(PeriodWindow):
     """The periods a run rebuilds in a table keyed by period: from the run's first month to its last month plus
     the table's reach (how far forward one month's change carries; None: to the end). Unbounded both ways on a
     full refresh. The Python counterpart of dbt_project/macros/refresh_window.sql."""
 
-    first: date | None
-    last: date | None
-
     def predicate(self, column: str = "period") -> tuple[str, list[date]]:
-        """A SQL predicate on ``column`` and its parameters."""
-        clauses, params = [], []
-        if self.first is not None:
-            clauses.append(f"{column} >= ?")
-            params.append(self.first)
-        if self.last is not None:
-            clauses.append(f"{column} <= ?")
-            params.append(self.last)
-        return " and ".join(clauses) or "true", params
+        """A SQL predicate on ``column`` and its parameters (DuckDB's ``?`` placeholders)."""
+        return where_sql(self.filters(column), ident)
 
-    def or_everything_if_missing(self, con, *tables: str) -> RefreshWindow:
+    def or_everything_if_missing(self, warehouse: Warehouse, *tables: str) -> RefreshWindow:
         """This window, or every period when one of ``tables`` (schema.name) does not exist yet: a table's
         first build is whole, whatever range the run covers (as dbt's incremental models do)."""
-        for table in tables:
-            schema, name = table.split(".")
-            if not con.execute(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                [schema, name],
-            ).fetchone()[0]:
-                return RefreshWindow(None, None)
-        return self
+        if all(warehouse.exists(table) for table in tables):
+            return self
+        return RefreshWindow(None, None)
 
 
 def refresh_window(context, reach_months: int | None) -> RefreshWindow:

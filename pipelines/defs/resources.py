@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-from dagster import ConfigurableResource
-from dagster_duckdb import DuckDBResource
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
 from pipelines.defs.dbt import dbt_resource
 from pipelines.domain.clv_scoring import ClvSettings
+from pipelines.engines import DBT_TARGET_ENV, Runtime, dbt_target, engine_name, open_runtime
+from pipelines.engines.base import Warehouse
 from pipelines.lib.config import Paths
 
 
-class Warehouse(DuckDBResource):
-    """The working warehouse. dagster-duckdb's resource closes its connection only when the work succeeds; a
-    failing asset would leave the file open (and locked) for the rest of the process. This one always closes."""
+class WarehouseResource(ConfigurableResource):
+    """The working warehouse, on the engine ``CPROF_ENGINE`` picks (pipelines/engines/): steps take a session
+    with ``session()`` and read and write through it. The engine's runtime lives as long as the run's process
+    (one Spark per run, started on first use and stopped when the run ends); a DuckDB session is a connection to
+    the file, opened for the step and always closed after it, even when the step fails."""
+
+    data_dir: str
+    engine: str = "duckdb"
+
+    _runtime: Runtime | None = PrivateAttr(default=None)
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = open_runtime(Paths(Path(self.data_dir)), self.engine)
+        return self._runtime
 
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        connection = duckdb.connect(self.database, read_only=False, config=self.connection_config)
-        try:
-            yield connection
-        finally:
-            connection.close()
+    def session(self) -> Iterator[Warehouse]:
+        with self.runtime().session() as warehouse:
+            yield warehouse
+
+    def dbt_environment(self) -> dict[str, str]:
+        return {DBT_TARGET_ENV: dbt_target(self.engine), **self.runtime().dbt_environment()}
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
 
 
 class DataDir(ConfigurableResource):
@@ -64,25 +81,11 @@ class ClvConfig(ConfigurableResource):
         )
 
 
-MEMORY_LIMIT_ENV = "CPROF_DUCKDB_MEMORY_LIMIT"
-
-
-def duckdb_settings(paths: Paths) -> dict[str, object]:
-    """DuckDB settings of every connection to the working warehouse (dbt's profile sets the same): a memory
-    limit (``$CPROF_DUCKDB_MEMORY_LIMIT``, default 4GB) past which DuckDB spills to ``<data>/duckdb_tmp``, and
-    no insertion-order guarantee, which lets large inserts stream."""
-    return {
-        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or "4GB",
-        "temp_directory": str(paths.data_dir / "duckdb_tmp"),
-        "preserve_insertion_order": False,
-    }
-
-
-def resources_for(paths: Paths, defer_docs: bool = False) -> dict[str, object]:
+def resources_for(paths: Paths, defer_docs: bool = False, engine: str | None = None) -> dict[str, object]:
     return {
         "clv": ClvConfig(),
         "data_dir": DataDir(path=str(paths.data_dir)),
         "checks": LandingChecks(defer_docs=defer_docs),
-        "warehouse": Warehouse(database=str(paths.warehouse), connection_config=duckdb_settings(paths)),
+        "warehouse": WarehouseResource(data_dir=str(paths.data_dir), engine=engine_name(engine)),
         "dbt": dbt_resource(),
     }

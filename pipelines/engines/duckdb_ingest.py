@@ -17,7 +17,6 @@ header-only month of a source that declares empty months abnormal (order lines, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import duckdb
 
 from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
 from data_checks.structure import LandingError, check_columns, check_csv_header
+from pipelines.engines.base import LoadResult
 from pipelines.engines.sql import ident, literal
 from pipelines.landing.inventory import (
     file_sha256,
@@ -53,17 +53,6 @@ __all__ = [
     "promote",
     "validation_frame",
 ]
-
-@dataclass(frozen=True)
-class LoadResult:
-    source: str
-    path: Path
-    period: str | None  # YYYY-MM, or None for a snapshot
-    rows: int
-    sha256: str
-    bytes: int
-    mtime_ns: int = 0
-    unchanged: bool = False  # a snapshot whose file is the one already validated and promoted: not reloaded
 
 
 def _csv_text_sql(source: Source) -> str:

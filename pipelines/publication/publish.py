@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.engines.base import Warehouse
 from pipelines.engines.sql import ident, literal, qualified
 
 DATABASE = "cprof.duckdb"
@@ -111,15 +112,6 @@ def storage_format(database: Path) -> int:
     return struct.unpack("<Q", header[12:20])[0]
 
 
-def published_tables(warehouse: Path) -> list[str]:
-    """The tables of the working warehouse's ``marts`` schema: what gets published."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
-        ).fetchall()
-    return [name for (name,) in rows if name != "publish_log"]
-
-
 def table_checksum(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
     """Row count and an order-independent checksum of a table's content (the sum of its rows' hashes). Each row
     is hashed as the struct of all its columns, named one by one: a table alias would be shadowed by a column of
@@ -139,7 +131,7 @@ def _pause(point: str, published: Path) -> None:
 
 
 def publish(
-    warehouse: Path,
+    warehouse: Warehouse,
     published: Path,
     run_id: str | None = None,
     first_period: date | None = None,
@@ -148,7 +140,7 @@ def publish(
     docs: Mapping[str, TableDoc] | None = None,
     extras: Callable[[Path], object] | None = None,
 ) -> Publication:
-    """Publish every mart of ``warehouse`` as a new release and make it current.
+    """Publish every mart of ``warehouse`` (a session of either engine) as a new release and make it current.
 
     With ``changed_from`` (the first period the run rebuilt), the release starts as a copy of the current one
     and only the periods from ``changed_from`` on are replaced in the marts keyed by period; a table whose
@@ -159,9 +151,9 @@ def publish(
     ``extras``, when given, is called with the release folder while it is still being built, its
     ``cprof.duckdb`` complete: it writes more files into the release (the HTML report). If it raises, nothing
     is published and ``current`` stays as it was."""
-    tables = published_tables(warehouse)
+    tables = warehouse.marts()
     if not tables:
-        raise ValueError(f"{warehouse} has no tables in schema marts: run the dbt build first")
+        raise ValueError(f"the {warehouse.engine} warehouse has no tables in schema marts: run the dbt build first")
     run_id = run_id or uuid.uuid4().hex
     releases = published / RELEASES
     releases.mkdir(parents=True, exist_ok=True)
@@ -191,22 +183,22 @@ def publish(
                 f"attach {literal(partial)} as release (storage_version {literal(PUBLISHED_STORAGE_VERSION)})"
             )
             con.execute("use release")
-            con.execute(f"attach {literal(warehouse)} as working (read_only)")
-            con.execute("create schema if not exists marts")
-            kept = _tables(con, "marts") if patching else set()
-            for stale in kept - {*tables, "publish_log"}:
-                con.execute(f"drop table marts.{stale}")
-            for table in tables:
-                wanted = table_checksum(con, f"working.marts.{table}")
-                if table in kept and _patch(con, table, changed_from, wanted):
-                    counts[table], checksums[table] = wanted  # _patch verified the release's table
-                else:
-                    con.execute(
-                        f"create or replace table marts.{table} as select * from working.marts.{table}"
-                    )
-                    counts[table], checksums[table] = table_checksum(con, f"marts.{table}")
-                _pause("building", published)
-            con.execute("detach working")
+            with warehouse.marts_in(con) as source:
+                missing = set(tables) - set(source)
+                if missing:
+                    raise ValueError(f"marts {sorted(missing)} are not readable from the warehouse")
+                con.execute("create schema if not exists marts")
+                kept = _tables(con, "marts") if patching else set()
+                for stale in kept - {*tables, "publish_log"}:
+                    con.execute(f"drop table marts.{stale}")
+                for table in tables:
+                    wanted = table_checksum(con, source[table])
+                    if table in kept and _patch(con, table, source[table], changed_from, wanted):
+                        counts[table], checksums[table] = wanted  # _patch verified the release's table
+                    else:
+                        con.execute(f"create or replace table marts.{table} as select * from {source[table]}")
+                        counts[table], checksums[table] = table_checksum(con, f"marts.{table}")
+                    _pause("building", published)
             if "publish_log" not in kept:
                 con.execute(PUBLISH_LOG_DDL)
             if previous.exists() and "publish_log" not in kept:
@@ -302,7 +294,9 @@ def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
     }
 
 
-def _patch(con: duckdb.DuckDBPyConnection, table: str, changed_from: date, wanted: tuple[int, str]) -> bool:
+def _patch(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, changed_from: date, wanted: tuple[int, str]
+) -> bool:
     """Replace the periods from ``changed_from`` on of the copied ``marts.<table>`` with the warehouse's; True
     when the table then equals the warehouse's (same rows and checksum). Tables without periods are not
     patched."""
@@ -312,7 +306,7 @@ def _patch(con: duckdb.DuckDBPyConnection, table: str, changed_from: date, wante
     try:
         con.execute(f"delete from marts.{table} where period >= ?", [changed_from])
         con.execute(
-            f"insert into marts.{table} select * from working.marts.{table} where period >= ?", [changed_from]
+            f"insert into marts.{table} select * from {source} where period >= ?", [changed_from]
         )
         con.execute("commit")
     except duckdb.Error:

@@ -19,29 +19,29 @@ from dagster import (
 )
 
 from pipelines.defs.partitions import monthly_partitions, refresh_window, single_run
-from pipelines.defs.resources import ClvConfig, Warehouse
+from pipelines.defs.resources import ClvConfig, WarehouseResource
 from pipelines.domain.clv_scoring import holdout_calibration, score_month
+from pipelines.engines.base import Column, Filter, Warehouse
 
 SUMMARY = "intermediate.int_clv_summary_by_as_of_month"
-SCORING = "scratch.customer_clv_scoring"  # months scored by this run, before they replace the mart's
-CUSTOMER_CLV_DDL = """
-create table if not exists marts.customer_clv (
-    period date not null,
-    customer_id varchar not null,
-    frequency integer not null,
-    recency integer not null,
-    t integer not null,
-    p_alive double not null,
-    expected_orders double not null,  -- expected purchase days (days with orders) over the horizon
-    expected_spend_per_order decimal(18, 2) not null,  -- per purchase day
-    clv_revenue decimal(18, 2) not null,
-    clv_profit decimal(18, 2) not null,
-    defection_prone boolean not null,
-    profit_t12m decimal(18, 2) not null,
-    gross_margin_rate double not null,
-    cost_to_serve_per_order decimal(18, 2) not null  -- trailing 12 months' cost-to-serve per purchase day
-)
-"""
+CUSTOMER_CLV = "marts.customer_clv"
+CUSTOMER_CLV_COLUMNS = [
+    Column("period", "date", nullable=False),
+    Column("customer_id", "varchar", nullable=False),
+    Column("frequency", "integer", nullable=False),
+    Column("recency", "integer", nullable=False),
+    Column("t", "integer", nullable=False),
+    Column("p_alive", "double", nullable=False),
+    Column("expected_orders", "double", nullable=False),  # expected purchase days over the horizon
+    Column("expected_spend_per_order", "decimal(18, 2)", nullable=False),  # per purchase day
+    Column("clv_revenue", "decimal(18, 2)", nullable=False),
+    Column("clv_profit", "decimal(18, 2)", nullable=False),
+    Column("defection_prone", "boolean", nullable=False),
+    Column("profit_t12m", "decimal(18, 2)", nullable=False),
+    Column("gross_margin_rate", "double", nullable=False),
+    # trailing 12 months' cost-to-serve per purchase day
+    Column("cost_to_serve_per_order", "decimal(18, 2)", nullable=False),
+]
 
 
 @asset(
@@ -57,48 +57,31 @@ create table if not exists marts.customer_clv (
     "cost_to_serve_per_order are all per purchase day, the unit BG/NBD counts. Both models are fitted by "
     "maximum likelihood on each month's summary (pipelines/domain/clv.py).",
 )
-def customer_clv(context: AssetExecutionContext, warehouse: Warehouse, clv: ClvConfig) -> MaterializeResult:
+def customer_clv(
+    context: AssetExecutionContext, warehouse: WarehouseResource, clv: ClvConfig
+) -> MaterializeResult:
     settings = clv.settings()
-    scored_months, skipped, last_fit, rows = [], {}, None, 0
-    with warehouse.get_connection() as con:
-        window = refresh_window(context, reach_months=None).or_everything_if_missing(
-            con, "marts.customer_clv"
-        )
-        where, params = window.predicate()
-        periods = [
-            p
-            for (p,) in con.execute(
-                f"select distinct period from {SUMMARY} where {where} order by period", params
-            ).fetchall()
-        ]
-        # Months are scored into a scratch table, one month in memory and one transaction at a time, then
-        # swapped in with one transaction: scoring every month inside that transaction held them all
-        # uncommitted in memory (9.6 GB of the process at 100M lines).
-        con.execute("create schema if not exists scratch")
-        con.execute(f"drop table if exists {SCORING}")
-        con.execute(CUSTOMER_CLV_DDL.replace("marts.customer_clv", SCORING))
+    scored_months, skipped, rows = [], {}, 0
+    last_fit = None
+
+    def scored_frames(wh: Warehouse, periods):
+        # One month in memory at a time: the seam stages each frame before the months replace the mart's.
+        nonlocal last_fit, rows
         for period in periods:
-            month = con.execute(
-                f"select * from {SUMMARY} where period = ? order by customer_id", [period]
-            ).df()
+            month = wh.read(SUMMARY, where=[Filter("period", "=", period)], order_by=["customer_id"])
             try:
                 scored, last_fit = score_month(month, settings)
             except (ValueError, RuntimeError, FloatingPointError) as exc:  # too little data to fit
                 skipped[str(period)[:7]] = str(exc).splitlines()[0]
                 continue
-            con.register("scored", scored)
-            con.execute(f"insert into {SCORING} select * from scored")
-            con.unregister("scored")
             scored_months.append(str(period)[:7])
             rows += len(scored)
-        con.execute("begin transaction")
-        if window.first is None:
-            con.execute("drop table if exists marts.customer_clv")
-        con.execute(CUSTOMER_CLV_DDL)
-        con.execute(f"delete from marts.customer_clv where {where}", params)
-        con.execute(f"insert into marts.customer_clv select * from {SCORING}")
-        con.execute(f"drop table {SCORING}")
-        con.execute("commit")
+            yield scored
+
+    with warehouse.session() as wh:
+        window = refresh_window(context, reach_months=None).or_everything_if_missing(wh, CUSTOMER_CLV)
+        periods = wh.distinct(SUMMARY, "period", window.filters())
+        wh.replace_periods(CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS, scored_frames(wh, periods), window)
     for month, reason in skipped.items():
         context.log.warning(f"customer_clv: {month} not scored: {reason}")
     metadata = {
@@ -128,13 +111,11 @@ def customer_clv(context: AssetExecutionContext, warehouse: Warehouse, clv: ClvC
     "aggregate ratio is outside 0.8-1.25.",
 )
 def customer_clv_holdout(
-    context: AssetCheckExecutionContext, warehouse: Warehouse, clv: ClvConfig
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, clv: ClvConfig
 ) -> AssetCheckResult:
     settings = clv.settings()
-    with warehouse.get_connection() as con:
-        periods = [
-            p for (p,) in con.execute(f"select distinct period from {SUMMARY} order by period").fetchall()
-        ]
+    with warehouse.session() as wh:
+        periods = wh.distinct(SUMMARY, "period")
         if len(periods) <= settings.holdout_months:
             return AssetCheckResult(
                 passed=True,
@@ -142,8 +123,10 @@ def customer_clv_holdout(
                 description=f"{len(periods)} months of data: too few for a {settings.holdout_months}-month holdout",
             )
         calibration_end, last = periods[-1 - settings.holdout_months], periods[-1]
-        calibration = con.execute(f"select * from {SUMMARY} where period = ?", [calibration_end]).df()
-        final = con.execute(f"select * from {SUMMARY} where period = ?", [last]).df()
+        calibration = wh.read(
+            SUMMARY, where=[Filter("period", "=", calibration_end)], order_by=["customer_id"]
+        )
+        final = wh.read(SUMMARY, where=[Filter("period", "=", last)], order_by=["customer_id"])
     report = holdout_calibration(calibration, final)
     ratio = report["aggregate_ratio"]
     return AssetCheckResult(

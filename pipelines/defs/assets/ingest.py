@@ -30,8 +30,8 @@ from pipelines.defs.partitions import (
     run_months,
     single_run,
 )
-from pipelines.defs.resources import DataDir, LandingChecks, Warehouse
-from pipelines.engines.duckdb_ingest import LoadResult, load, promote, snapshot_promoted, validation_frame
+from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
+from pipelines.engines.base import LoadResult
 from pipelines.landing.inventory import LandingInventory, find_file, landing_inventory
 from pipelines.landing.sources import SOURCES, Source
 
@@ -131,15 +131,15 @@ def _landed_asset(source: Source) -> AssetsDefinition:
         kinds={"duckdb"},
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": f"landed.{source.name}"},
     )
-    def _asset(context: AssetExecutionContext, data_dir: DataDir, warehouse: Warehouse) -> MaterializeResult:
+    def _asset(
+        context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource
+    ) -> MaterializeResult:
         data_dir.paths.data_dir.mkdir(parents=True, exist_ok=True)
         ignored = _check_folder(data_dir, source)
         metadata = {}
-        with warehouse.get_connection() as con:
+        with warehouse.session() as wh:
             for month in _months(context, source):
-                result = load(
-                    con, data_dir.paths.landing, source.name, month, _reuse_snapshot(context, source)
-                )
+                result = wh.load(data_dir.paths.landing, source.name, month, _reuse_snapshot(context, source))
                 context.log.info(
                     f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}"
                     + (
@@ -165,13 +165,13 @@ def _suite_check(source: Source):
     def _check(
         context: AssetCheckExecutionContext,
         data_dir: DataDir,
-        warehouse: Warehouse,
+        warehouse: WarehouseResource,
         checks: LandingChecks,
     ) -> AssetCheckResult:
         paths = data_dir.paths
         if _reuse_snapshot(context, source):
-            with warehouse.get_connection() as con:
-                unchanged = snapshot_promoted(con, source.name)
+            with warehouse.session() as wh:
+                unchanged = wh.snapshot_promoted(source.name)
             if unchanged:
                 validator_for(paths.data_dir, checks.defer_docs).skip(
                     source.name,
@@ -186,9 +186,9 @@ def _suite_check(source: Source):
                 )
         validator = validator_for(paths.data_dir, checks.defer_docs)
         outcomes = []
-        with warehouse.get_connection() as con:
+        with warehouse.session() as wh:
             for month in _months(context, source):  # one partition in memory at a time
-                frame = validation_frame(con, source.name, month)
+                frame = wh.validation_frame(source.name, month)
                 file = find_file(paths.landing, source, month)
                 outcome = validator.validate(source.name, month, frame, str(file))
                 del frame
@@ -245,10 +245,10 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         kinds={"duckdb"},
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": source.raw_table},
     )
-    def _asset(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-        with warehouse.get_connection() as con:
-            if _reuse_snapshot(context, source) and snapshot_promoted(con, source.name):
-                rows = con.execute(f"select count(*) from {source.raw_table}").fetchone()[0]
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        with warehouse.session() as wh:
+            if _reuse_snapshot(context, source) and wh.snapshot_promoted(source.name):
+                rows = wh.count(source.raw_table)
                 context.log.info(f"{source.name}: unchanged, {rows} rows already in {source.raw_table}")
                 return MaterializeResult(
                     metadata={
@@ -259,7 +259,7 @@ def _raw_asset(source: Source) -> AssetsDefinition:
                 )
             metadata = {}
             for month in _months(context, source):
-                rows = promote(con, source.name, month)
+                rows = wh.promote(source.name, month)
                 metadata[month] = {"rows": MetadataValue.int(rows), "dagster/row_count": MetadataValue.int(rows)}
         return _materialized(context, source, metadata)
 

@@ -23,9 +23,8 @@ from dagster import (
 
 from pipelines.defs.dbt import ensure_manifest
 from pipelines.defs.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
-from pipelines.defs.resources import DataDir
+from pipelines.defs.resources import DataDir, WarehouseResource
 from pipelines.domain.report import report_path, write_release_report
-from pipelines.engines.duckdb_ingest import clear_awaiting_publication
 from pipelines.landing.inventory import month_start
 from pipelines.publication.descriptions import published_docs
 from pipelines.publication.publish import current_database, publish
@@ -70,7 +69,9 @@ PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
     "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
     "with the HTML report of it inside the release (report/index.html).",
 )
-def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
+def published_marts(
+    context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource
+) -> MaterializeResult:
     paths = data_dir.paths
     months = run_months(context)
     # Only the periods from the run's first month on can differ from the current publication.
@@ -78,17 +79,18 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
     # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
     # of this run's dbt build, else the project's.
     manifest = paths.dbt_target / "manifest.json"
-    publication = publish(
-        paths.warehouse,
-        paths.published,
-        run_id=context.run.run_id,
-        changed_from=changed_from,
-        docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
-        extras=write_release_report,
-    )
+    with warehouse.session() as wh:
+        publication = publish(
+            wh,
+            paths.published,
+            run_id=context.run.run_id,
+            changed_from=changed_from,
+            docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
+            extras=write_release_report,
+        )
     # Published: the run's months no longer await publication. After the swap, by this run (which holds the
     # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
-    clear_awaiting_publication(paths.warehouse, month_start(months[0]), month_start(months[-1]))
+    warehouse.runtime().clear_awaiting_publication(month_start(months[0]), month_start(months[-1]))
     report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"

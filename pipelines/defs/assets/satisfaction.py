@@ -13,7 +13,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from pipelines.defs.partitions import monthly_partitions, refresh_window, single_run
-from pipelines.defs.resources import Warehouse
+from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 
 DRIVERS = AssetKey(["marts", "satisfaction_drivers"])
@@ -136,10 +136,12 @@ def _window(con, period, questions: list[str]) -> pd.DataFrame:
         ),
     ],
 )
-def satisfaction(context: AssetExecutionContext, warehouse: Warehouse):
-    with warehouse.get_connection() as con:
+def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
+    # Still DuckDB SQL of its own (to become dbt models, issue 16): the DuckDB session's connection.
+    with warehouse.session() as wh:
+        con = wh.con
         rebuilt = refresh_window(context, reach_months=11).or_everything_if_missing(
-            con, "marts.satisfaction_drivers", "marts.customer_satisfaction"
+            wh, "marts.satisfaction_drivers", "marts.customer_satisfaction"
         )
         where, params = rebuilt.predicate("period")
         questions = con.execute(

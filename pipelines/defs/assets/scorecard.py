@@ -16,7 +16,7 @@ from its first month on and keeps the earlier ones.
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from pipelines.defs.partitions import monthly_partitions, refresh_window, single_run
-from pipelines.defs.resources import Warehouse
+from pipelines.defs.resources import WarehouseResource
 
 SCORECARD = AssetKey(["marts", "customer_scorecard"])
 ATTAINMENT = AssetKey(["marts", "incentive_attainment"])
@@ -230,11 +230,13 @@ group by period, owner
         ),
     ],
 )
-def scorecard(context: AssetExecutionContext, warehouse: Warehouse):
-    with warehouse.get_connection() as con:
+def scorecard(context: AssetExecutionContext, warehouse: WarehouseResource):
+    # Still DuckDB SQL of its own (to become dbt models, issue 16): the DuckDB session's connection.
+    with warehouse.session() as wh:
+        con = wh.con
         first = (
             refresh_window(context, reach_months=None)
-            .or_everything_if_missing(con, "marts.customer_scorecard", "marts.incentive_attainment")
+            .or_everything_if_missing(wh, "marts.customer_scorecard", "marts.incentive_attainment")
             .first
         )
         con.execute("begin transaction")

@@ -9,10 +9,8 @@ every model whole (``dbt build --full-refresh``), as needed after a change of th
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import duckdb
 from dagster import AssetExecutionContext, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
@@ -24,8 +22,9 @@ from pipelines.defs.partitions import (
     run_months,
     single_run,
 )
-from pipelines.defs.resources import DataDir
-from pipelines.engines.sql import qualified
+from pipelines.defs.resources import DataDir, WarehouseResource
+from pipelines.engines.base import PeriodWindow
+from pipelines.landing.inventory import month_start
 from pipelines.lib.config import DATA_DIR_ENV
 
 
@@ -71,7 +70,9 @@ def dbt_period_environment(months: list[str]) -> dict[str, str]:
     partitions_def=monthly_partitions,
     backfill_policy=single_run,
 )
-def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir):
+def dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
+):
     paths = data_dir.paths
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
@@ -79,46 +80,40 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, data_dir: Da
     periods = dbt_period_environment(months)
     context.log.info(f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})")
     # dbt's profile reads the warehouse location, and the models the run's months, from the environment.
-    environment = {DATA_DIR_ENV: str(paths.data_dir), "DBT_LOG_PATH": str(paths.logs / "dbt"), **periods}
+    # The engine's runtime says which dbt target builds the models, and where it listens (Spark).
+    environment = {
+        DATA_DIR_ENV: str(paths.data_dir),
+        "DBT_LOG_PATH": str(paths.logs / "dbt"),
+        **periods,
+        **warehouse.dbt_environment(),
+    }
     with _environment(**environment):
         yield from with_row_counts(
-            context, dbt.cli(args, context=context, target_path=paths.dbt_target).stream(), paths.warehouse, months
+            context, dbt.cli(args, context=context, target_path=paths.dbt_target).stream(), warehouse, months
         )
 
 
-def row_counts(warehouse: Path, tables: list[tuple[str, str]], months: list[str]) -> dict:
+def row_counts(warehouse: WarehouseResource, tables: list[tuple[str, str]], months: list[str]) -> dict:
     """Rows per (schema, table): per month of ``months`` for a table keyed by period, else the whole table's
     count (a dimension, a configuration view). One query per table, after dbt has closed the warehouse."""
     counts: dict[tuple[str, str], int | dict[str, int]] = {}
-    periods = [f"{m}-01" for m in months]
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        columns = {
-            (schema, table): names
-            for schema, table, names in con.execute(
-                "select table_schema, table_name, list(column_name) from information_schema.columns "
-                "group by all"
-            ).fetchall()
-        }
+    window = PeriodWindow(month_start(months[0]), month_start(months[-1]))
+    with warehouse.session() as wh:
         for schema, table in tables:
-            if (schema, table) not in columns:
+            relation = f"{schema}.{table}"
+            columns = wh.columns(relation)
+            if not columns:
                 continue
-            relation = qualified(schema, table)
-            if "period" in columns[schema, table]:
-                found = dict(
-                    con.execute(
-                        f"select strftime(period, '%Y-%m'), count(*) from {relation} "
-                        "where period between ?::date and ?::date group by 1",
-                        [periods[0], periods[-1]],
-                    ).fetchall()
-                )
+            if "period" in columns:
+                found = {str(p)[:7]: n for p, n in wh.count_by(relation, "period", window.filters()).items()}
                 counts[schema, table] = {m: found.get(m, 0) for m in months}
             else:
-                counts[schema, table] = con.execute(f"select count(*) from {relation}").fetchone()[0]
+                counts[schema, table] = wh.count(relation)
     return counts
 
 
 def with_row_counts(
-    context: AssetExecutionContext, events: Iterable[Any], warehouse: Path, months: list[str]
+    context: AssetExecutionContext, events: Iterable[Any], warehouse: WarehouseResource, months: list[str]
 ) -> Iterator[Any]:
     """dbt's events, each model's materialization carrying its row count per partition (``dagster/row_count``:
     that month's rows of a table keyed by period, else the table's). The counts are read once dbt has finished
@@ -135,7 +130,7 @@ def with_row_counts(
         if isinstance(event, Output)
     }
     tables = [tuple(key.path) for key in keys.values() if len(key.path) == 2]
-    counts = row_counts(warehouse, tables, months) if tables and warehouse.exists() else {}
+    counts = row_counts(warehouse, tables, months) if tables else {}
     for event in collected:
         if isinstance(event, Output):
             key = keys[event.output_name]

@@ -1,0 +1,187 @@
+"""The warehouse seam: what the assets read and write, whatever engine holds the tables.
+
+Two engines implement :class:`Warehouse`: DuckDB (``pipelines/engines/duckdb_warehouse.py``, the embedded default,
+one file) and Spark (``pipelines/engines/spark_warehouse.py``). ``CPROF_ENGINE`` picks one, and with it the dbt
+target (``pipelines/engines/__init__.py``). Assets and domain code never import an engine: they get a
+:class:`Warehouse` from the Dagster resource and speak in tables (``schema.name``), columns, bound filters and
+pandas frames. Anything that needs SQL of its own belongs in a dbt model, which is portable by dispatch.
+
+Every table the Python assets write is keyed by ``period`` (the first day of a month) and written one way,
+:meth:`Warehouse.replace_periods`: the periods of a window are replaced by new rows, all or nothing, so a failed
+write leaves the table as it was (DuckDB: one transaction; Spark: one ``insert overwrite`` of the partitions).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the publication is a DuckDB file whatever the engine; only its writer holds a connection
+    import duckdb
+    import pandas as pd
+
+Operator = Literal["=", "<", "<=", ">", ">=", "in"]
+OPERATORS = ("=", "<", "<=", ">", ">=", "in")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """``column <op> value``: the value is always bound, never SQL text; ``in`` takes a sequence."""
+
+    column: str
+    op: Operator
+    value: Any
+
+
+@dataclass(frozen=True)
+class PeriodWindow:
+    """The periods from ``first`` to ``last`` (first days of months), either end open when None; unbounded both
+    ways means every period (the table is rebuilt whole)."""
+
+    first: date | None = None
+    last: date | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.first is None and self.last is None
+
+    def filters(self, column: str = "period") -> list[Filter]:
+        found = []
+        if self.first is not None:
+            found.append(Filter(column, ">=", self.first))
+        if self.last is not None:
+            found.append(Filter(column, "<=", self.last))
+        return found
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table the Python assets write, in a portable type: ``date``, ``varchar``, ``integer``,
+    ``double``, ``boolean`` or ``decimal(p, s)``."""
+
+    name: str
+    type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One landing file (a month, or a snapshot) loaded into quarantine (``landed.<source>``)."""
+
+    source: str
+    path: Path
+    period: str | None  # YYYY-MM, or None for a snapshot
+    rows: int
+    sha256: str
+    bytes: int
+    mtime_ns: int = 0
+    unchanged: bool = False  # a snapshot whose file is the one already validated and promoted: not reloaded
+
+
+class Warehouse(ABC):
+    """An open session on the working warehouse (see the module's docstring)."""
+
+    engine: str  # "duckdb" or "spark"
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def exists(self, table: str) -> bool:
+        """Whether ``schema.name`` exists."""
+
+    @abstractmethod
+    def read(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[str] = (),
+    ) -> pd.DataFrame:
+        """Rows of ``table`` (the ``columns`` given, else all) that pass every filter, as a pandas frame."""
+
+    @abstractmethod
+    def distinct(self, table: str, column: str, where: Sequence[Filter] = ()) -> list[Any]:
+        """The distinct values of ``column`` among the rows that pass every filter, in order."""
+
+    @abstractmethod
+    def count(self, table: str, where: Sequence[Filter] = ()) -> int:
+        """How many rows of ``table`` pass every filter."""
+
+    @abstractmethod
+    def count_by(self, table: str, column: str, where: Sequence[Filter] = ()) -> dict[Any, int]:
+        """Rows per value of ``column`` among the rows that pass every filter."""
+
+    @abstractmethod
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table``, in order ([] when it does not exist)."""
+
+    # -- the one write of a table keyed by period -------------------------------------------------------------
+    @abstractmethod
+    def replace_periods(
+        self,
+        table: str,
+        columns: Sequence[Column],
+        frames: Iterable[pd.DataFrame],
+        window: PeriodWindow,
+    ) -> int:
+        """Replace the rows of ``table`` whose ``period`` is in ``window`` by the rows of ``frames`` (each with
+        exactly ``columns``, in order; consumed one at a time, so a caller can produce them month by month), all
+        or nothing. The table is created when missing, and rebuilt whole when ``window`` is unbounded.
+        Returns the number of rows written."""
+
+    # -- ingest: quarantine, validation, promotion --------------------------------------------------------------
+    @abstractmethod
+    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
+        """Parse a landing file exactly (data_checks.parsing) into ``landed.<source>``, replacing that
+        month (or the snapshot); a file that does not parse raises LandingError and changes nothing."""
+
+    @abstractmethod
+    def validation_frame(self, source: str, month: str | None) -> Any:
+        """What the source's Great Expectations suite validates for that partition: a pandas frame on DuckDB,
+        a Spark DataFrame on Spark (data_checks.gx_run runs the suite with the matching execution engine)."""
+
+    @abstractmethod
+    def promote(self, source: str, month: str | None) -> int:
+        """Copy a validated partition from ``landed`` to ``raw`` (what dbt reads), replacing that month or the
+        snapshot; returns its rows."""
+
+    @abstractmethod
+    def snapshot_promoted(self, source: str) -> bool:
+        """Whether the snapshot in ``landed`` is the file already validated and promoted."""
+
+    # -- publication -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def marts(self) -> list[str]:
+        """The tables of schema ``marts``: what gets published."""
+
+    @abstractmethod
+    def marts_in(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[dict[str, str]]:
+        """Make every mart readable in ``con`` (the publication writer's DuckDB connection) for the duration of
+        the block: a mapping of table name to a relation ``con`` can select from (columns in the mart's order)."""
+
+    def close(self) -> None:
+        """Release what the session holds (connections, temporary files)."""
+
+
+def where_sql(filters: Sequence[Filter], quote) -> tuple[str, list[Any]]:
+    """A SQL predicate of ``filters`` with ``?`` placeholders and its parameters; ``quote`` quotes identifiers.
+    For engines whose Python API binds ``?`` parameters (DuckDB); Spark binds named parameters."""
+    clauses, params = [], []
+    for f in filters:
+        if f.op not in OPERATORS:
+            raise ValueError(f"unknown operator {f.op!r} in a filter on {f.column}")
+        if f.op == "in":
+            values = list(f.value)
+            if not values:
+                clauses.append("false")
+                continue
+            clauses.append(f"{quote(f.column)} in ({', '.join('?' for _ in values)})")
+            params.extend(values)
+        else:
+            clauses.append(f"{quote(f.column)} {f.op} ?")
+            params.append(f.value)
+    return " and ".join(clauses) or "true", params

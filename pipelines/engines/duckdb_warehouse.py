@@ -1,0 +1,246 @@
+"""The DuckDB engine: the working warehouse is one DuckDB file (``<data>/warehouse.duckdb``), the embedded default.
+
+A session is one connection, opened for a step and closed after it whatever happens (DuckDB admits one writer
+per file; the data directory's lock keeps other writers out). Landing files are loaded by
+``pipelines/engines/duckdb_ingest.py``; everything else the assets need is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipelines.engines import duckdb_ingest
+from pipelines.engines.base import Column, LoadResult, PeriodWindow, Warehouse, where_sql
+from pipelines.engines.sql import ident, literal, qualified
+
+SCRATCH = "scratch"  # frames staged here, one at a time, before they replace a table's periods
+
+
+def table_ddl(table: str, columns: Sequence[Column]) -> str:
+    body = ", ".join(f"{ident(c.name)} {c.type}{'' if c.nullable else ' not null'}" for c in columns)
+    return f"create table if not exists {qualified(*table.split('.'))} ({body})"
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    ddl: str,
+    where: str | None,
+    params: Sequence[Any],
+    insert_sql: str,
+    insert_params: Sequence[Any] | dict[str, Any] = (),
+    after=None,
+) -> int:
+    """The one "replace these rows in one transaction" write of the DuckDB engine: delete the rows of
+    ``table`` that match ``where`` (None: drop and recreate the table from ``ddl``), insert the rows of
+    ``insert_sql``, then call ``after(con)`` inside the same transaction (a check, or bookkeeping; it may raise).
+    Returns the number of rows inserted. Any error rolls back: the table keeps what it had."""
+    con.execute("begin transaction")
+    try:
+        if where is None:
+            con.execute(f"drop table if exists {table}")
+        con.execute(ddl)
+        if where is not None:
+            con.execute(f"delete from {table} where {where}", list(params))
+        inserted = con.execute(f"insert into {table} {insert_sql}", insert_params).fetchone()[0]
+        if after is not None:
+            after(con)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(inserted)
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def __init__(self, database: Path, config: dict[str, object] | None = None):
+        self.database = database
+        self.config = config or {}
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The session's connection, opened on first use (publishing needs none: it attaches the file)."""
+        if self._con is None:
+            self._con = duckdb.connect(str(self.database), read_only=False, config=self.config)
+        return self._con
+
+    # -- reads
+    def _table(self, table: str) -> str:
+        return qualified(*table.split("."))
+
+    def exists(self, table: str) -> bool:
+        schema, name = table.split(".")
+        return bool(
+            self.con.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, name],
+            ).fetchone()[0]
+        )
+
+    def read(self, table, columns=None, where=(), order_by=()) -> pd.DataFrame:
+        predicate, params = where_sql(where, ident)
+        selected = ", ".join(ident(c) for c in columns) if columns else "*"
+        order = f" order by {', '.join(ident(c) for c in order_by)}" if order_by else ""
+        return self.con.execute(
+            f"select {selected} from {self._table(table)} where {predicate}{order}", params
+        ).df()
+
+    def distinct(self, table, column, where=()) -> list[Any]:
+        predicate, params = where_sql(where, ident)
+        rows = self.con.execute(
+            f"select distinct {ident(column)} from {self._table(table)} where {predicate} order by 1", params
+        ).fetchall()
+        return [value for (value,) in rows]
+
+    def count(self, table, where=()) -> int:
+        predicate, params = where_sql(where, ident)
+        return int(
+            self.con.execute(
+                f"select count(*) from {self._table(table)} where {predicate}", params
+            ).fetchone()[0]
+        )
+
+    def count_by(self, table, column, where=()) -> dict[Any, int]:
+        predicate, params = where_sql(where, ident)
+        rows = self.con.execute(
+            f"select {ident(column)}, count(*) from {self._table(table)} where {predicate} group by 1", params
+        ).fetchall()
+        return dict(rows)
+
+    def columns(self, table) -> list[str]:
+        schema, name = table.split(".")
+        rows = self.con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+        return [column for (column,) in rows]
+
+    # -- the one write of a table keyed by period
+    def replace_periods(
+        self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame], window: PeriodWindow
+    ) -> int:
+        # Frames are staged in a scratch table one at a time (a month in memory, not the run's every month),
+        # then swapped in with one transaction.
+        staged = qualified(SCRATCH, table.replace(".", "__"))
+        names = ", ".join(ident(c.name) for c in columns)
+        self.con.execute(f"create schema if not exists {SCRATCH}")
+        self.con.execute(f"drop table if exists {staged}")
+        self.con.execute(table_ddl(f"{SCRATCH}.{table.replace('.', '__')}", columns))
+        for frame in frames:
+            if list(frame.columns) != [c.name for c in columns]:
+                raise ValueError(
+                    f"{table}: frame columns {list(frame.columns)} are not {[c.name for c in columns]}"
+                )
+            self.con.register("_frame", frame)
+            try:
+                self.con.execute(f"insert into {staged} select {names} from _frame")
+            finally:
+                self.con.unregister("_frame")
+        schema = table.split(".")[0]
+        self.con.execute(f"create schema if not exists {ident(schema)}")
+        predicate, params = where_sql(window.filters(), ident)
+        try:
+            return replace_rows(
+                self.con,
+                self._table(table),
+                table_ddl(table, columns),
+                None if window.everything else predicate,
+                params,
+                f"select {names} from {staged} order by {ident(columns[0].name)}, {ident(columns[1].name)}",
+            )
+        finally:
+            self.con.execute(f"drop table if exists {staged}")
+
+    # -- ingest
+    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
+        return duckdb_ingest.load(self.con, landing, source, month, reuse_unchanged)
+
+    def validation_frame(self, source: str, month: str | None) -> pd.DataFrame:
+        return duckdb_ingest.validation_frame(self.con, source, month)
+
+    def promote(self, source: str, month: str | None) -> int:
+        return duckdb_ingest.promote(self.con, source, month)
+
+    def snapshot_promoted(self, source: str) -> bool:
+        return duckdb_ingest.snapshot_promoted(self.con, source)
+
+    # -- publication
+    def marts(self) -> list[str]:
+        rows = self.con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
+        ).fetchall()
+        return [name for (name,) in rows if name != "publish_log"]
+
+    @contextmanager
+    def marts_in(self, con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, str]]:
+        # The publication writer attaches the working file read only: this session's own connection must not
+        # hold it for writing meanwhile.
+        self.close()
+        con.execute(f"attach {literal(self.database)} as working (read_only)")
+        try:
+            yield {table: qualified("working", "marts", table) for table in _marts(con, "working")}
+        finally:
+            con.execute("detach working")
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _marts(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_catalog = ? and table_schema = 'marts' "
+        "order by table_name",
+        [catalog],
+    ).fetchall()
+    return [name for (name,) in rows if name != "publish_log"]
+
+
+@contextmanager
+def duckdb_session(database: Path, config: dict[str, object]) -> Iterator[DuckDBWarehouse]:
+    """A session on the working DuckDB file, closed after the block whatever happens."""
+    warehouse = DuckDBWarehouse(database, config)
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
+
+
+class DuckDBRuntime:
+    """The DuckDB engine for a run: nothing to start; each step opens its own session on the file."""
+
+    engine = "duckdb"
+
+    def __init__(self, database: Path, config: dict[str, object]):
+        self.database = database
+        self.config = config
+
+    def session(self):
+        return duckdb_session(self.database, self.config)
+
+    def dbt_environment(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def dirty_months(self) -> list[str] | None:
+        return duckdb_ingest.dirty_months(self.database)
+
+    def unchanged_snapshots(self, landing: Path) -> set[str]:
+        return duckdb_ingest.unchanged_snapshots(self.database, landing)
+
+    def clear_awaiting_publication(self, first: date, last: date) -> int:
+        return duckdb_ingest.clear_awaiting_publication(self.database, first, last)
