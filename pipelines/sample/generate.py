@@ -142,15 +142,16 @@ def generate(
         "products",
         pd.DataFrame(
             {
-                "i": np.arange(config.products),
-                "cat": products.category,
-                "lp": products.list_cents,
-                "uc": products.cost_cents,
+                "product_number": np.arange(config.products),
+                "category_code": products.category,
+                "list_price_cents": products.list_cents,
+                "unit_cost_cents": products.cost_cents,
             }
         ),
-        f"""select printf('P%05d', i + 1) as product_id, {_lookup(CATEGORIES)}[cat + 1] as category,
-                   (lp / 100)::decimal(18,2) as list_price, (uc / 100)::decimal(18,2) as unit_cost
-            from frame order by i""",
+        f"""select printf('P%05d', product_number + 1) as product_id, {_lookup(CATEGORIES)}[category_code + 1] as category,
+                   (list_price_cents / 100)::decimal(18,2) as list_price,
+                   (unit_cost_cents / 100)::decimal(18,2) as unit_cost
+            from frame order by product_number""",
         None,
     )
 
@@ -173,7 +174,7 @@ def generate(
                 name,
                 frame,
                 _SELECT[name](calendar.origin_sql, question_ids),
-                None if name == "customers" else "mon",
+                None if name == "customers" else "month",
             )
         for driver, volume in drawn.volumes.items():
             vol[driver] = vol.get(driver, 0) + volume
@@ -204,11 +205,20 @@ def generate(
     gi, mi, ai = np.meshgrid(np.arange(len(centres)), np.arange(m), np.arange(len(ACCOUNTS)), indexing="ij")
     writer.write(
         "gl_costs",
-        pd.DataFrame({"ci": gi.ravel(), "mon": mi.ravel(), "ai": ai.ravel(), "amt": split.ravel()}),
-        f"""select {_lookup(tuple(calendar.labels))}[mon + 1] as period, {_lookup(tuple(centres))}[ci + 1] as cost_center,
-                   {_lookup(tuple(a for a, _ in ACCOUNTS))}[ai + 1] as account, (amt / 100)::decimal(18,2) as amount, mon
-            from frame order by mon, ci, ai""",
-        "mon",
+        pd.DataFrame(
+            {
+                "cost_center_code": gi.ravel(),
+                "month": mi.ravel(),
+                "account_code": ai.ravel(),
+                "amount_cents": split.ravel(),
+            }
+        ),
+        f"""select {_lookup(tuple(calendar.labels))}[month + 1] as period,
+                   {_lookup(tuple(centres))}[cost_center_code + 1] as cost_center,
+                   {_lookup(tuple(a for a, _ in ACCOUNTS))}[account_code + 1] as account,
+                   (amount_cents / 100)::decimal(18,2) as amount, month
+            from frame order by month, cost_center_code, account_code""",
+        "month",
     )
     writer.close()
 
@@ -285,35 +295,64 @@ class _Block:
     order_lines: int
 
 
-def _draw_block(
-    rng: np.random.Generator,
-    n: int,
-    ids: _Ids,
-    calendar: _Calendar,
-    products: _Products,
-    question_ids: tuple[str, ...],
-) -> _Block:
-    """Draw ``n`` customers and everything they do; identifiers continue from ``ids``, which is advanced."""
-    horizon, month_of, m = calendar.horizon, calendar.month_of, calendar.months
-    month_start_days = calendar.month_start_days
-    n_prod = products.list_cents.size
-    # --- customers -----------------------------------------------------------------------------
+# Each entity is drawn by its own function, in this order (the random stream is consumed in this order, so a
+# seed gives the same sample as it always did). Arrays are indexed by the block's customer number (0..n-1), order
+# number, line number and so on; the frames written at the end carry the landing columns' names, as codes and
+# day or second offsets that the writer's SQL turns into the landing values.
+
+
+@dataclass(frozen=True)
+class _Customers:
+    segment: np.ndarray  # index into SEGMENTS
+    region: np.ndarray  # index into REGIONS
+    size: np.ndarray  # relative spend
+    first_day: np.ndarray  # day of the first order (acquisition)
+    demanding: np.ndarray  # costly to serve: express, small orders, tickets, visits
+
+    @property
+    def n(self) -> int:
+        return self.segment.size
+
+
+def _draw_customers(
+    rng: np.random.Generator, n: int, horizon: int
+) -> tuple[_Customers, np.ndarray, np.ndarray]:
+    """Customers, and each one's BG/NBD purchase rate per day and drop-out probability."""
     segment = rng.choice(3, n, p=[0.08, 0.27, 0.65])
     region = rng.choice(len(REGIONS), n, p=[0.25, 0.22, 0.2, 0.2, 0.13])
     size = np.exp(rng.normal(0.0, 0.8, n)) * np.array([6.0, 2.5, 1.0])[segment]
-    lam = rng.gamma(BG_NBD_TRUTH["r"], 1.0 / BG_NBD_TRUTH["alpha"], n)  # purchases per day while alive
+    rate = rng.gamma(BG_NBD_TRUTH["r"], 1.0 / BG_NBD_TRUTH["alpha"], n)  # purchases per day while alive
     p_drop = rng.beta(BG_NBD_TRUTH["a"], BG_NBD_TRUTH["b"], n)
     # A third of the base is already a customer when the window opens (first order in the first 45 days);
     # the rest are acquired evenly over the window.
     early = rng.random(n) < 0.35
-    t0 = np.where(early, rng.integers(0, min(45, horizon), n), rng.integers(0, horizon, n))
-    value_rank = (lam * size).argsort().argsort() / n
+    first_day = np.where(early, rng.integers(0, min(45, horizon), n), rng.integers(0, horizon, n))
+    value_rank = (rate * size).argsort().argsort() / n
     demanding = rng.random(n) < np.where(value_rank > 0.8, 0.35, 0.05)
+    return _Customers(segment, region, size, first_day, demanding), rate, p_drop
 
-    # --- orders: BG/NBD purchase process ---------------------------------------------------------
-    window = (horizon - t0).astype(float)  # days observed after the first purchase
+
+@dataclass(frozen=True)
+class _Orders:
+    customer: np.ndarray
+    day: np.ndarray
+    express: np.ndarray  # bool
+    channel: np.ndarray  # index into CHANNELS
+    lines: np.ndarray  # lines per order
+
+    @property
+    def n(self) -> int:
+        return self.customer.size
+
+
+def _draw_orders(
+    rng: np.random.Generator, customers: _Customers, rate: np.ndarray, p_drop: np.ndarray, horizon: int
+) -> _Orders:
+    """The BG/NBD purchase process: a first order on the acquisition day, then repeats while alive."""
+    n, first_day, demanding, size = customers.n, customers.first_day, customers.demanding, customers.size
+    window = (horizon - first_day).astype(float)  # days observed after the first purchase
     repeat_alive = rng.geometric(p_drop)  # repeat purchases made before dropping out
-    poisson_count = rng.poisson(lam * window)
+    poisson_count = rng.poisson(rate * window)
     repeats = np.minimum(repeat_alive, poisson_count)
     # The first k of n uniform order statistics on (0, window): S_j / (S_k + Gamma(n + 1 - k)), S = cumsum(Exp(1)).
     owner = np.repeat(np.arange(n), repeats)
@@ -327,213 +366,322 @@ def _draw_block(
     s_k[has] = within[np.cumsum(repeats)[has] - 1]
     tail = rng.gamma(np.maximum(poisson_count + 1 - repeats, 1), 1.0)
     total = s_k + tail
-    repeat_day = t0[owner] + np.floor(window[owner] * within / total[owner]).astype(np.int64)
-    order_customer = np.concatenate([np.arange(n), owner])
-    order_day = np.concatenate([t0, repeat_day]).astype(np.int64)
-    order_day = np.minimum(order_day, horizon - 1)
-    sort = np.lexsort((order_customer, order_day))
-    order_customer, order_day = order_customer[sort], order_day[sort]
-    n_orders = order_customer.size
+    repeat_day = first_day[owner] + np.floor(window[owner] * within / total[owner]).astype(np.int64)
+    customer = np.concatenate([np.arange(n), owner])
+    day = np.minimum(np.concatenate([first_day, repeat_day]).astype(np.int64), horizon - 1)
+    sort = np.lexsort((customer, day))
+    customer, day = customer[sort], day[sort]
+    n_orders = customer.size
 
-    oc = order_customer
-    express_p = np.where(demanding, 0.60, 0.04)[oc]
-    order_express = rng.random(n_orders) < express_p
+    express = rng.random(n_orders) < np.where(demanding, 0.60, 0.04)[customer]
     channel_p = np.array([[0.25, 0.55, 0.10, 0.10], [0.45, 0.25, 0.20, 0.10], [0.70, 0.02, 0.25, 0.03]])[
-        segment[oc]
+        customers.segment[customer]
     ]
-    channel_p = np.where(demanding[oc, None], np.array([0.15, 0.05, 0.45, 0.35]), channel_p)
-    order_channel = (rng.random(n_orders)[:, None] > np.cumsum(channel_p, axis=1)).sum(axis=1)
-    order_channel = np.minimum(order_channel, len(CHANNELS) - 1)
-    lines_mean = np.minimum(np.where(demanding, 0.5 + 0.8 * size, 1.5 + 1.6 * size), 40.0)[oc]
-    lines_per_order = 1 + rng.poisson(lines_mean)
+    channel_p = np.where(demanding[customer, None], np.array([0.15, 0.05, 0.45, 0.35]), channel_p)
+    channel = (rng.random(n_orders)[:, None] > np.cumsum(channel_p, axis=1)).sum(axis=1)
+    channel = np.minimum(channel, len(CHANNELS) - 1)
+    lines_mean = np.minimum(np.where(demanding, 0.5 + 0.8 * size, 1.5 + 1.6 * size), 40.0)[customer]
+    lines = 1 + rng.poisson(lines_mean)
+    return _Orders(customer, day, express, channel, lines)
 
-    # --- order lines ---------------------------------------------------------------------------
-    line_order = np.repeat(np.arange(n_orders), lines_per_order)
-    n_lines = line_order.size
-    line_no = (
-        np.arange(n_lines) - np.repeat(np.cumsum(lines_per_order) - lines_per_order, lines_per_order) + 1
-    )
-    line_customer = oc[line_order]
-    product = rng.choice(n_prod, n_lines, p=products.popularity)
-    qty_mean = np.minimum(np.where(demanding, 1.2 * size, 2.0 * size), 60.0)[line_customer]
-    quantity = 1 + rng.poisson(qty_mean)
-    concession = np.array([0.12, 0.07, 0.02])[segment] + np.where(demanding, 0.10, 0.0)
-    unit_price_cents = np.round(products.list_cents[product] * (1 - concession[line_customer])).astype(
-        np.int64
-    )
+
+@dataclass(frozen=True)
+class _OrderLines:
+    order: np.ndarray  # order number of each line
+    line_no: np.ndarray  # 1.. within its order
+    customer: np.ndarray
+    product: np.ndarray
+    quantity: np.ndarray
+    unit_price_cents: np.ndarray
+    discount_cents: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.order.size
+
+    @property
+    def net_cents(self) -> int:
+        return int((self.quantity * self.unit_price_cents - self.discount_cents).sum())
+
+
+def _draw_order_lines(
+    rng: np.random.Generator, customers: _Customers, orders: _Orders, products: _Products
+) -> _OrderLines:
+    """Each order's lines: products by popularity, quantities by customer size, negotiated prices, promotions."""
+    order = np.repeat(np.arange(orders.n), orders.lines)
+    line_no = np.arange(order.size) - np.repeat(np.cumsum(orders.lines) - orders.lines, orders.lines) + 1
+    customer = orders.customer[order]
+    product = rng.choice(products.list_cents.size, order.size, p=products.popularity)
+    qty_mean = np.minimum(np.where(customers.demanding, 1.2 * customers.size, 2.0 * customers.size), 60.0)
+    quantity = 1 + rng.poisson(qty_mean[customer])
+    concession = np.array([0.12, 0.07, 0.02])[customers.segment] + np.where(customers.demanding, 0.10, 0.0)
+    unit_price_cents = np.round(products.list_cents[product] * (1 - concession[customer])).astype(np.int64)
     line_value = quantity * unit_price_cents
-    promo = rng.random(n_lines) < 0.12
-    discount_cents = np.where(promo, np.round(line_value * rng.uniform(0.03, 0.15, n_lines)), 0).astype(
+    promo = rng.random(order.size) < 0.12
+    discount_cents = np.where(promo, np.round(line_value * rng.uniform(0.03, 0.15, order.size)), 0).astype(
         np.int64
     )
+    return _OrderLines(order, line_no, customer, product, quantity, unit_price_cents, discount_cents)
 
-    # --- returns -------------------------------------------------------------------------------
-    returned = rng.random(n_lines) < np.where(demanding, 0.15, 0.02)[line_customer]
-    ret_idx = np.flatnonzero(returned)
-    ret_day = order_day[line_order[ret_idx]] + 2 + rng.geometric(0.1, ret_idx.size)
-    keep = ret_day < horizon
-    ret_idx, ret_day = ret_idx[keep], ret_day[keep]
-    ret_qty = np.minimum(quantity[ret_idx], 1 + rng.poisson(0.5, ret_idx.size))
-    ret_sort = np.lexsort((ret_idx, ret_day))
-    ret_idx, ret_day, ret_qty = ret_idx[ret_sort], ret_day[ret_sort], ret_qty[ret_sort]
-    ret_reason = rng.integers(0, len(RETURN_REASONS), ret_idx.size)
 
-    # --- support tickets: following orders and returns ------------------------------------------
-    ticket_rate = np.where(demanding, 1.5, 0.06)[oc]
-    per_order = rng.poisson(ticket_rate)
-    t_src = np.repeat(np.arange(n_orders), per_order)
-    t_customer = oc[t_src]
-    t_seconds = (order_day[t_src] + rng.exponential(6.0, t_src.size)) * 86400.0
-    r_tickets = ret_idx[rng.random(ret_idx.size) < 0.5]
-    t_customer = np.concatenate([t_customer, line_customer[r_tickets]])
-    t_seconds = np.concatenate(
-        [t_seconds, order_day[line_order[r_tickets]] * 86400.0 + rng.uniform(0, 20, r_tickets.size) * 86400]
+@dataclass(frozen=True)
+class _Returns:
+    line: np.ndarray  # the returned order line
+    day: np.ndarray
+    quantity: np.ndarray
+    reason: np.ndarray  # index into RETURN_REASONS
+
+
+def _draw_returns(
+    rng: np.random.Generator, customers: _Customers, orders: _Orders, lines: _OrderLines, horizon: int
+) -> _Returns:
+    """Returns of order lines, days after the order; demanding customers return more."""
+    returned = rng.random(lines.n) < np.where(customers.demanding, 0.15, 0.02)[lines.customer]
+    line = np.flatnonzero(returned)
+    day = orders.day[lines.order[line]] + 2 + rng.geometric(0.1, line.size)
+    keep = day < horizon
+    line, day = line[keep], day[keep]
+    quantity = np.minimum(lines.quantity[line], 1 + rng.poisson(0.5, line.size))
+    order = np.lexsort((line, day))
+    line, day, quantity = line[order], day[order], quantity[order]
+    reason = rng.integers(0, len(RETURN_REASONS), line.size)
+    return _Returns(line, day, quantity, reason)
+
+
+@dataclass(frozen=True)
+class _SupportTickets:
+    customer: np.ndarray
+    second: np.ndarray  # seconds since the window opened
+    channel: np.ndarray  # index into TICKET_CHANNELS
+    handling_centiminutes: np.ndarray
+
+
+def _draw_support_tickets(
+    rng: np.random.Generator,
+    customers: _Customers,
+    orders: _Orders,
+    lines: _OrderLines,
+    returns: _Returns,
+    horizon: int,
+) -> _SupportTickets:
+    """Tickets following orders (demanding customers open many) and half of the returns."""
+    per_order = rng.poisson(np.where(customers.demanding, 1.5, 0.06)[orders.customer])
+    source_order = np.repeat(np.arange(orders.n), per_order)
+    customer = orders.customer[source_order]
+    second = (orders.day[source_order] + rng.exponential(6.0, source_order.size)) * 86400.0
+    about_returns = returns.line[rng.random(returns.line.size) < 0.5]
+    customer = np.concatenate([customer, lines.customer[about_returns]])
+    second = np.concatenate(
+        [
+            second,
+            orders.day[lines.order[about_returns]] * 86400.0 + rng.uniform(0, 20, about_returns.size) * 86400,
+        ]
     )
-    keep = t_seconds < horizon * 86400.0
-    t_customer, t_seconds = t_customer[keep], np.floor(t_seconds[keep]).astype(np.int64)
-    t_minutes_mean = np.where(demanding, 60.0, 14.0)[t_customer]
+    keep = second < horizon * 86400.0
+    customer, second = customer[keep], np.floor(second[keep]).astype(np.int64)
+    minutes_mean = np.where(customers.demanding, 60.0, 14.0)[customer]
     # At most the suites' plausible maximum (8 hours): one ticket in millions would exceed it otherwise.
-    t_centi = np.minimum(
-        np.round(rng.gamma(2.0, t_minutes_mean / 2.0) * 100).astype(np.int64) + 100,
+    centiminutes = np.minimum(
+        np.round(rng.gamma(2.0, minutes_mean / 2.0) * 100).astype(np.int64) + 100,
         MAX_HANDLING_MINUTES * 100,
     )
-    t_channel = rng.choice(len(TICKET_CHANNELS), t_customer.size, p=[0.5, 0.35, 0.15])
-    t_sort = np.lexsort((t_customer, t_seconds))
-    t_customer, t_seconds, t_centi, t_channel = (
-        a[t_sort] for a in (t_customer, t_seconds, t_centi, t_channel)
-    )
+    channel = rng.choice(len(TICKET_CHANNELS), customer.size, p=[0.5, 0.35, 0.15])
+    order = np.lexsort((customer, second))
+    return _SupportTickets(customer[order], second[order], channel[order], centiminutes[order])
 
-    # --- active months per customer: acquisition to last order month ---------------------------------
-    first_month = month_of(t0)
-    last_order_day = np.zeros(n, dtype=np.int64)
-    np.maximum.at(last_order_day, oc, order_day)
-    last_month = np.minimum(month_of(last_order_day) + 1, m - 1)
-    active_len = last_month - first_month + 1
-    am_customer = np.repeat(np.arange(n), active_len)
-    am_month = (
-        np.arange(am_customer.size)
-        - np.repeat(np.cumsum(active_len) - active_len, active_len)
-        + first_month[am_customer]
-    )
 
-    # --- sales visits ----------------------------------------------------------------------------
-    visit_rate = np.array([0.9, 0.3, 0.03])[segment] + np.where(
-        demanding, 1.5 + 0.6 * np.minimum(size, 15.0), 0.0
-    )
-    v_count = rng.poisson(visit_rate[am_customer])
-    v_customer = np.repeat(am_customer, v_count)
-    v_month = np.repeat(am_month, v_count)
-    v_len = month_start_days[v_month + 1] - month_start_days[v_month]
-    v_day = month_start_days[v_month] + np.floor(rng.random(v_customer.size) * v_len).astype(np.int64)
-    v_quarter_hours = 2 + rng.poisson(np.where(demanding, 8.0, 5.0)[v_customer])  # hours in quarters
-    v_sort = np.lexsort((v_customer, v_day))
-    v_customer, v_day, v_quarter_hours = v_customer[v_sort], v_day[v_sort], v_quarter_hours[v_sort]
+def _active_months(
+    customers: _Customers, orders: _Orders, calendar: _Calendar
+) -> tuple[np.ndarray, np.ndarray]:
+    """(customer, month) for every month from a customer's acquisition to the month after its last order."""
+    first_month = calendar.month_of(customers.first_day)
+    last_order_day = np.zeros(customers.n, dtype=np.int64)
+    np.maximum.at(last_order_day, orders.customer, orders.day)
+    last_month = np.minimum(calendar.month_of(last_order_day) + 1, calendar.months - 1)
+    length = last_month - first_month + 1
+    customer = np.repeat(np.arange(customers.n), length)
+    month = np.arange(customer.size) - np.repeat(np.cumsum(length) - length, length) + first_month[customer]
+    return customer, month
 
-    # --- survey responses ------------------------------------------------------------------------
-    responds = rng.random(am_customer.size) < np.array([0.25, 0.12, 0.06])[segment[am_customer]]
-    s_customer, s_month = am_customer[responds], am_month[responds]
-    n_resp = s_customer.size
-    s_len = month_start_days[s_month + 1] - month_start_days[s_month]
-    s_seconds = (month_start_days[s_month] + rng.random(n_resp) * s_len) * 86400.0
-    s_seconds = np.floor(s_seconds).astype(np.int64)
-    # Attribute ratings: a persistent customer level per attribute plus response noise, independent across
-    # attributes; demanding customers rate delivery and support lower.
+
+@dataclass(frozen=True)
+class _SalesVisits:
+    customer: np.ndarray
+    day: np.ndarray
+    quarter_hours: np.ndarray
+
+
+def _draw_sales_visits(
+    rng: np.random.Generator,
+    customers: _Customers,
+    active: tuple[np.ndarray, np.ndarray],
+    calendar: _Calendar,
+) -> _SalesVisits:
+    """Field-sales visits in the months a customer is active: large accounts and demanding ones get more."""
+    active_customer, active_month = active
+    starts = calendar.month_start_days
+    rate = np.array([0.9, 0.3, 0.03])[customers.segment] + np.where(
+        customers.demanding, 1.5 + 0.6 * np.minimum(customers.size, 15.0), 0.0
+    )
+    count = rng.poisson(rate[active_customer])
+    customer = np.repeat(active_customer, count)
+    month = np.repeat(active_month, count)
+    day = starts[month] + np.floor(rng.random(customer.size) * (starts[month + 1] - starts[month])).astype(
+        np.int64
+    )
+    quarter_hours = 2 + rng.poisson(np.where(customers.demanding, 8.0, 5.0)[customer])  # hours in quarters
+    order = np.lexsort((customer, day))
+    return _SalesVisits(customer[order], day[order], quarter_hours[order])
+
+
+@dataclass(frozen=True)
+class _SurveyResponses:
+    customer: np.ndarray
+    second: np.ndarray
+    scores: np.ndarray  # responses x questions: NPS, overall, then the attributes
+
+
+def _draw_survey_responses(
+    rng: np.random.Generator,
+    customers: _Customers,
+    active: tuple[np.ndarray, np.ndarray],
+    calendar: _Calendar,
+) -> _SurveyResponses:
+    """Survey responses in active months. Attribute ratings: a persistent customer level per attribute plus
+    response noise, independent across attributes; demanding customers rate delivery and support lower. The
+    overall rating is driven by the attributes with the weights of SURVEY_TRUTH."""
+    active_customer, active_month = active
+    starts = calendar.month_start_days
+    responds = (
+        rng.random(active_customer.size) < np.array([0.25, 0.12, 0.06])[customers.segment[active_customer]]
+    )
+    customer, month = active_customer[responds], active_month[responds]
+    n = customer.size
+    second = np.floor((starts[month] + rng.random(n) * (starts[month + 1] - starts[month])) * 86400.0).astype(
+        np.int64
+    )
     n_attr = len(SURVEY_ATTRIBUTES)
-    cust_level = rng.normal(6.8, 1.1, (n, n_attr))
-    cust_level[:, 1] -= np.where(demanding, 1.0, 0.0)
-    cust_level[:, 3] -= np.where(demanding, 1.0, 0.0)
-    attr_raw = cust_level[s_customer] + rng.normal(0, 1.0, (n_resp, n_attr))
-    attr = np.clip(np.round(attr_raw), 1, 10).astype(np.int64)
+    level = rng.normal(6.8, 1.1, (customers.n, n_attr))
+    level[:, 1] -= np.where(customers.demanding, 1.0, 0.0)
+    level[:, 3] -= np.where(customers.demanding, 1.0, 0.0)
+    attributes = np.clip(np.round(level[customer] + rng.normal(0, 1.0, (n, n_attr))), 1, 10).astype(np.int64)
     weights = np.array([SURVEY_TRUTH[a] for a in SURVEY_ATTRIBUTES])
     coef = np.sqrt(weights)  # independent, equal-variance ratings: R^2 shares are coef^2 / sum(coef^2)
-    overall_raw = 6.8 + (attr - attr.mean(axis=0)) @ coef * 0.9 + rng.normal(0, 0.5, n_resp)
+    overall_raw = 6.8 + (attributes - attributes.mean(axis=0)) @ coef * 0.9 + rng.normal(0, 0.5, n)
     overall = np.clip(np.round(overall_raw), 1, 10).astype(np.int64)
-    nps = np.clip(np.round(overall_raw + 1.2 + rng.normal(0, 0.8, n_resp)), 0, 10).astype(np.int64)
-    s_sort = np.lexsort((s_customer, s_seconds))
-    s_customer, s_seconds, attr, overall, nps = (
-        x[s_sort] for x in (s_customer, s_seconds, attr, overall, nps)
-    )
+    nps = np.clip(np.round(overall_raw + 1.2 + rng.normal(0, 0.8, n)), 0, 10).astype(np.int64)
+    order = np.lexsort((customer, second))
+    scores = np.column_stack([nps, overall, attributes])[order]
+    return _SurveyResponses(customer[order], second[order], scores)
 
-    # --- monthly driver volumes, for the ledger ---------------------------------------------------
-    order_month = month_of(order_day)
-    volumes = {
+
+def _draw_block(
+    rng: np.random.Generator,
+    n: int,
+    ids: _Ids,
+    calendar: _Calendar,
+    products: _Products,
+    question_ids: tuple[str, ...],
+) -> _Block:
+    """Draw ``n`` customers and everything they do; identifiers continue from ``ids``, which is advanced."""
+    horizon, month_of = calendar.horizon, calendar.month_of
+    customers, rate, p_drop = _draw_customers(rng, n, horizon)
+    orders = _draw_orders(rng, customers, rate, p_drop, horizon)
+    lines = _draw_order_lines(rng, customers, orders, products)
+    returns = _draw_returns(rng, customers, orders, lines, horizon)
+    tickets = _draw_support_tickets(rng, customers, orders, lines, returns, horizon)
+    active = _active_months(customers, orders, calendar)
+    visits = _draw_sales_visits(rng, customers, active, calendar)
+    responses = _draw_survey_responses(rng, customers, active, calendar)
+
+    m = calendar.months
+    order_month = month_of(orders.day)
+    volumes = {  # monthly driver volumes, for the ledger
         "orders": np.bincount(order_month, minlength=m).astype(float),
-        "order_lines": np.bincount(order_month, weights=lines_per_order, minlength=m),
-        "express_orders": np.bincount(order_month, weights=order_express, minlength=m),
-        "returns": np.bincount(month_of(ret_day), minlength=m).astype(float),
-        "support_minutes": np.bincount(month_of(t_seconds // 86400), weights=t_centi / 100.0, minlength=m),
-        "visit_minutes": np.bincount(month_of(v_day), weights=v_quarter_hours * 15.0, minlength=m),
+        "order_lines": np.bincount(order_month, weights=orders.lines, minlength=m),
+        "express_orders": np.bincount(order_month, weights=orders.express, minlength=m),
+        "returns": np.bincount(month_of(returns.day), minlength=m).astype(float),
+        "support_minutes": np.bincount(
+            month_of(tickets.second // 86400), weights=tickets.handling_centiminutes / 100.0, minlength=m
+        ),
+        "visit_minutes": np.bincount(month_of(visits.day), weights=visits.quarter_hours * 15.0, minlength=m),
     }
-    net_cents = int((line_value - discount_cents).sum())
 
-    # --- rows to write, numbered on from the blocks before ------------------------------------------
+    # Rows to write, numbered on from the blocks before; ``month`` is the month file a row goes to.
     c0, o0 = ids.customers, ids.orders
-    answers = np.column_stack([nps, overall, attr])  # responses x questions
+    questions, n_resp = len(question_ids), responses.customer.size
     frames = {
-        "customers": pd.DataFrame({"i": c0 + np.arange(n), "seg": segment, "reg": region, "t0": t0}),
+        "customers": pd.DataFrame(
+            {
+                "customer_number": c0 + np.arange(n),
+                "segment_code": customers.segment,
+                "region_code": customers.region,
+                "acquired_day": customers.first_day,
+            }
+        ),
         "order_lines": pd.DataFrame(
             {
-                "o": o0 + line_order,
-                "ln": line_no,
-                "d": order_day[line_order],
-                "c": c0 + line_customer,
-                "p": product,
-                "q": quantity,
-                "up": unit_price_cents,
-                "disc": discount_cents,
-                "ex": order_express[line_order].astype(np.int8),
-                "ch": order_channel[line_order],
-                "mon": month_of(order_day[line_order]),
+                "order_number": o0 + lines.order,
+                "line_no": lines.line_no,
+                "order_day": orders.day[lines.order],
+                "customer_number": c0 + lines.customer,
+                "product_number": lines.product,
+                "quantity": lines.quantity,
+                "unit_price_cents": lines.unit_price_cents,
+                "discount_cents": lines.discount_cents,
+                "ship_mode_code": orders.express[lines.order].astype(np.int8),
+                "order_channel_code": orders.channel[lines.order],
+                "month": month_of(orders.day[lines.order]),
             }
         ),
         "returns": pd.DataFrame(
             {
-                "r": ids.returns + np.arange(ret_idx.size),
-                "o": o0 + line_order[ret_idx],
-                "ln": line_no[ret_idx],
-                "d": ret_day,
-                "q": ret_qty,
-                "why": ret_reason,
-                "mon": month_of(ret_day),
+                "return_number": ids.returns + np.arange(returns.line.size),
+                "order_number": o0 + lines.order[returns.line],
+                "line_no": lines.line_no[returns.line],
+                "return_day": returns.day,
+                "quantity": returns.quantity,
+                "reason_code": returns.reason,
+                "month": month_of(returns.day),
             }
         ),
         "support_tickets": pd.DataFrame(
             {
-                "t": ids.tickets + np.arange(t_customer.size),
-                "c": c0 + t_customer,
-                "s": t_seconds,
-                "ch": t_channel,
-                "mins": t_centi,
-                "mon": month_of(t_seconds // 86400),
+                "ticket_number": ids.tickets + np.arange(tickets.customer.size),
+                "customer_number": c0 + tickets.customer,
+                "opened_second": tickets.second,
+                "channel_code": tickets.channel,
+                "handling_centiminutes": tickets.handling_centiminutes,
+                "month": month_of(tickets.second // 86400),
             }
         ),
         "sales_visits": pd.DataFrame(
             {
-                "v": ids.visits + np.arange(v_customer.size),
-                "c": c0 + v_customer,
-                "d": v_day,
-                "qh": v_quarter_hours,
-                "mon": month_of(v_day),
+                "visit_number": ids.visits + np.arange(visits.customer.size),
+                "customer_number": c0 + visits.customer,
+                "visit_day": visits.day,
+                "quarter_hours": visits.quarter_hours,
+                "month": month_of(visits.day),
             }
         ),
         "survey_responses": pd.DataFrame(
             {
-                "r": ids.responses + np.repeat(np.arange(n_resp), len(question_ids)),
-                "c": c0 + np.repeat(s_customer, len(question_ids)),
-                "s": np.repeat(s_seconds, len(question_ids)),
-                "qi": np.tile(np.arange(len(question_ids)), n_resp),
-                "score": answers.ravel(),
-                "mon": np.repeat(month_of(s_seconds // 86400), len(question_ids)),
+                "response_number": ids.responses + np.repeat(np.arange(n_resp), questions),
+                "customer_number": c0 + np.repeat(responses.customer, questions),
+                "responded_second": np.repeat(responses.second, questions),
+                "question_code": np.tile(np.arange(questions), n_resp),
+                "score": responses.scores.ravel(),
+                "month": np.repeat(month_of(responses.second // 86400), questions),
             }
         ),
     }
     ids.customers += n
-    ids.orders += n_orders
-    ids.returns += ret_idx.size
-    ids.tickets += t_customer.size
-    ids.visits += v_customer.size
+    ids.orders += orders.n
+    ids.returns += returns.line.size
+    ids.tickets += tickets.customer.size
+    ids.visits += visits.customer.size
     ids.responses += n_resp
-    return _Block(frames, volumes, net_cents, n_lines)
+    return _Block(frames, volumes, lines.net_cents, lines.n)
 
 
 def _lookup(values: tuple[str, ...]) -> str:
@@ -541,47 +689,54 @@ def _lookup(values: tuple[str, ...]) -> str:
 
 
 def _customers_sql(origin: str, question_ids: tuple[str, ...]) -> str:
-    return f"""select printf('C%06d', i + 1) as customer_id,
-                   {_lookup(NAME_A)}[1 + (i * 7) % {len(NAME_A)}] || ' ' || {_lookup(NAME_B)}[1 + (i * 13 + i // 50) % {len(NAME_B)}]
-                     || ' ' || {_lookup(NAME_C)}[1 + (i * 3 + i // 7) % {len(NAME_C)}] as customer_name,
-                   {_lookup(SEGMENTS)}[seg + 1] as segment, {_lookup(REGIONS)}[reg + 1] as region,
-                   ({origin} + t0::integer)::date as acquired_date
-            from frame order by i"""
+    i = "customer_number"
+    return f"""select printf('C%06d', {i} + 1) as customer_id,
+                   {_lookup(NAME_A)}[1 + ({i} * 7) % {len(NAME_A)}] || ' ' || {_lookup(NAME_B)}[1 + ({i} * 13 + {i} // 50) % {len(NAME_B)}]
+                     || ' ' || {_lookup(NAME_C)}[1 + ({i} * 3 + {i} // 7) % {len(NAME_C)}] as customer_name,
+                   {_lookup(SEGMENTS)}[segment_code + 1] as segment, {_lookup(REGIONS)}[region_code + 1] as region,
+                   ({origin} + acquired_day::integer)::date as acquired_date
+            from frame order by {i}"""
 
 
 def _order_lines_sql(origin: str, question_ids: tuple[str, ...]) -> str:
-    return f"""select printf('O%09d', o + 1) as order_id, ln as line_no, ({origin} + d::integer)::date as order_date,
-                   printf('C%06d', c + 1) as customer_id, printf('P%05d', p + 1) as product_id, q as quantity,
-                   (up / 100)::decimal(18,2) as unit_price, (disc / 100)::decimal(18,2) as discount_amount,
-                   {_lookup(SHIP_MODES)}[ex + 1] as ship_mode, {_lookup(CHANNELS)}[ch + 1] as order_channel, mon
-            from frame order by o, ln"""
+    return f"""select printf('O%09d', order_number + 1) as order_id, line_no,
+                   ({origin} + order_day::integer)::date as order_date,
+                   printf('C%06d', customer_number + 1) as customer_id, printf('P%05d', product_number + 1) as product_id,
+                   quantity, (unit_price_cents / 100)::decimal(18,2) as unit_price,
+                   (discount_cents / 100)::decimal(18,2) as discount_amount,
+                   {_lookup(SHIP_MODES)}[ship_mode_code + 1] as ship_mode,
+                   {_lookup(CHANNELS)}[order_channel_code + 1] as order_channel, month
+            from frame order by order_number, line_no"""
 
 
 def _returns_sql(origin: str, question_ids: tuple[str, ...]) -> str:
-    return f"""select printf('R%08d', r + 1) as return_id, printf('O%09d', o + 1) as order_id, ln as line_no,
-                   ({origin} + d::integer)::date as return_date, q as quantity,
-                   {_lookup(RETURN_REASONS)}[why + 1] as reason, mon
-            from frame order by r"""
+    return f"""select printf('R%08d', return_number + 1) as return_id, printf('O%09d', order_number + 1) as order_id,
+                   line_no, ({origin} + return_day::integer)::date as return_date, quantity,
+                   {_lookup(RETURN_REASONS)}[reason_code + 1] as reason, month
+            from frame order by return_number"""
 
 
 def _support_tickets_sql(origin: str, question_ids: tuple[str, ...]) -> str:
-    return f"""select printf('T%08d', t + 1) as ticket_id, printf('C%06d', c + 1) as customer_id,
-                   {origin}::timestamp + to_seconds(s) as opened_at, {_lookup(TICKET_CHANNELS)}[ch + 1] as channel,
-                   (mins / 100)::decimal(10,2) as handling_minutes, mon
-            from frame order by t"""
+    return f"""select printf('T%08d', ticket_number + 1) as ticket_id, printf('C%06d', customer_number + 1) as customer_id,
+                   {origin}::timestamp + to_seconds(opened_second) as opened_at,
+                   {_lookup(TICKET_CHANNELS)}[channel_code + 1] as channel,
+                   (handling_centiminutes / 100)::decimal(10,2) as handling_minutes, month
+            from frame order by ticket_number"""
 
 
 def _sales_visits_sql(origin: str, question_ids: tuple[str, ...]) -> str:
-    return f"""select printf('V%08d', v + 1) as visit_id, printf('C%06d', c + 1) as customer_id,
-                   ({origin} + d::integer)::date as visit_date, (qh / 4)::decimal(6,2) as hours, mon
-            from frame order by v"""
+    return f"""select printf('V%08d', visit_number + 1) as visit_id, printf('C%06d', customer_number + 1) as customer_id,
+                   ({origin} + visit_day::integer)::date as visit_date, (quarter_hours / 4)::decimal(6,2) as hours,
+                   month
+            from frame order by visit_number"""
 
 
 def _survey_responses_sql(origin: str, question_ids: tuple[str, ...]) -> str:
-    return f"""select printf('S%08d', r + 1) as response_id, printf('C%06d', c + 1) as customer_id,
-                   {origin}::timestamp + to_seconds(s) as responded_at, {_lookup(question_ids)}[qi + 1] as question_id,
-                   score, mon
-            from frame order by r, qi"""
+    return f"""select printf('S%08d', response_number + 1) as response_id,
+                   printf('C%06d', customer_number + 1) as customer_id,
+                   {origin}::timestamp + to_seconds(responded_second) as responded_at,
+                   {_lookup(question_ids)}[question_code + 1] as question_id, score, month
+            from frame order by response_number, question_code"""
 
 
 _SELECT = {
@@ -630,7 +785,9 @@ class _LandingWriter:
             if not path.exists():
                 self.con.execute(f"copy (select {cols} from ({select_sql})) to {literal(path)} (header)")
                 return
-            self.con.execute(f"copy (select {cols} from ({select_sql})) to {literal(self._part)} (header false)")
+            self.con.execute(
+                f"copy (select {cols} from ({select_sql})) to {literal(self._part)} (header false)"
+            )
             with path.open("ab") as out, self._part.open("rb") as part:
                 shutil.copyfileobj(part, out, 1 << 20)
             self._part.unlink()
