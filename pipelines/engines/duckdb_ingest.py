@@ -25,6 +25,7 @@ import duckdb
 from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
 from data_checks.structure import LandingError, check_columns, check_csv_header
 from pipelines.engines.base import LoadResult
+from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal
 from pipelines.landing.inventory import (
     file_sha256,
@@ -230,25 +231,23 @@ def _replace_partition(
     rows. On any error the table keeps what it had."""
     table = f"{schema}.{source.name}"
     ensure_tables(con)
-    con.execute("begin transaction")
-    try:
-        if period is None:
-            con.execute(f"drop table if exists {table}")
-        con.execute(_ddl(source, schema))
-        if period is not None:
-            con.execute(f"delete from {table} where _period = ?", [period])
-        con.execute(f"insert into {table} {select_sql}", params)
-        where, args = ("where _period = ?", [period]) if period is not None else ("", [])
-        rows = con.execute(f"select count(*) from {table} {where}", args).fetchone()[0]
+
+    def check(con: duckdb.DuckDBPyConnection, rows: int) -> None:
         if rows == 0 and if_empty is not None:
             raise if_empty
         if also is not None:
             con.execute(also[0], [*also[1], rows])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return int(rows)
+
+    return replace_rows(
+        con,
+        table,
+        _ddl(source, schema),
+        None if period is None else "_period = ?",
+        [] if period is None else [period],
+        select_sql,
+        params,
+        after=check,
+    )
 
 
 def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:

@@ -18,45 +18,10 @@ import pandas as pd
 
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import Column, LoadResult, PeriodWindow, Warehouse, where_sql
+from pipelines.engines.duckdb_tables import replace_rows, table_ddl
 from pipelines.engines.sql import ident, literal, qualified
 
 SCRATCH = "scratch"  # frames staged here, one at a time, before they replace a table's periods
-
-
-def table_ddl(table: str, columns: Sequence[Column]) -> str:
-    body = ", ".join(f"{ident(c.name)} {c.type}{'' if c.nullable else ' not null'}" for c in columns)
-    return f"create table if not exists {qualified(*table.split('.'))} ({body})"
-
-
-def replace_rows(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    ddl: str,
-    where: str | None,
-    params: Sequence[Any],
-    insert_sql: str,
-    insert_params: Sequence[Any] | dict[str, Any] = (),
-    after=None,
-) -> int:
-    """The one "replace these rows in one transaction" write of the DuckDB engine: delete the rows of
-    ``table`` that match ``where`` (None: drop and recreate the table from ``ddl``), insert the rows of
-    ``insert_sql``, then call ``after(con)`` inside the same transaction (a check, or bookkeeping; it may raise).
-    Returns the number of rows inserted. Any error rolls back: the table keeps what it had."""
-    con.execute("begin transaction")
-    try:
-        if where is None:
-            con.execute(f"drop table if exists {table}")
-        con.execute(ddl)
-        if where is not None:
-            con.execute(f"delete from {table} where {where}", list(params))
-        inserted = con.execute(f"insert into {table} {insert_sql}", insert_params).fetchone()[0]
-        if after is not None:
-            after(con)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return int(inserted)
 
 
 class DuckDBWarehouse(Warehouse):
@@ -132,25 +97,25 @@ class DuckDBWarehouse(Warehouse):
     ) -> int:
         # Frames are staged in a scratch table one at a time (a month in memory, not the run's every month),
         # then swapped in with one transaction.
-        staged = qualified(SCRATCH, table.replace(".", "__"))
+        scratch = f"{SCRATCH}.{table.replace('.', '__')}"
+        staged = qualified(*scratch.split("."))
         names = ", ".join(ident(c.name) for c in columns)
         self.con.execute(f"create schema if not exists {SCRATCH}")
         self.con.execute(f"drop table if exists {staged}")
-        self.con.execute(table_ddl(f"{SCRATCH}.{table.replace('.', '__')}", columns))
-        for frame in frames:
-            if list(frame.columns) != [c.name for c in columns]:
-                raise ValueError(
-                    f"{table}: frame columns {list(frame.columns)} are not {[c.name for c in columns]}"
-                )
-            self.con.register("_frame", frame)
-            try:
-                self.con.execute(f"insert into {staged} select {names} from _frame")
-            finally:
-                self.con.unregister("_frame")
-        schema = table.split(".")[0]
-        self.con.execute(f"create schema if not exists {ident(schema)}")
-        predicate, params = where_sql(window.filters(), ident)
+        self.con.execute(table_ddl(scratch, columns))
         try:
+            for frame in frames:
+                if list(frame.columns) != [c.name for c in columns]:
+                    raise ValueError(
+                        f"{table}: frame columns {list(frame.columns)} are not {[c.name for c in columns]}"
+                    )
+                self.con.register("_frame", frame)
+                try:
+                    self.con.execute(f"insert into {staged} select {names} from _frame")
+                finally:
+                    self.con.unregister("_frame")
+            self.con.execute(f"create schema if not exists {ident(table.split('.')[0])}")
+            predicate, params = where_sql(window.filters(), ident)
             return replace_rows(
                 self.con,
                 self._table(table),

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.engines.base import Warehouse
+from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal, qualified
 
 DATABASE = "cprof.duckdb"
@@ -302,15 +303,17 @@ def _patch(
     patched."""
     if "period" not in _columns(con, table):
         return False
-    con.execute("begin transaction")
     try:
-        con.execute(f"delete from marts.{table} where period >= ?", [changed_from])
-        con.execute(
-            f"insert into marts.{table} select * from {source} where period >= ?", [changed_from]
+        replace_rows(
+            con,
+            f"marts.{table}",
+            None,  # the table copied from the previous release
+            "period >= ?",
+            [changed_from],
+            f"select * from {source} where period >= ?",
+            [changed_from],
         )
-        con.execute("commit")
     except duckdb.Error:
-        con.execute("rollback")
         return False
     return table_checksum(con, f"marts.{table}") == wanted
 

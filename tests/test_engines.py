@@ -1,0 +1,108 @@
+"""The warehouse seam on DuckDB (pipelines/engines/): reads with bound filters, and replace_periods, the one write
+of a table keyed by period - all or nothing, a window's periods without new rows emptied, the rest kept."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipelines.engines import UnknownEngine, dbt_target, engine_name, open_runtime
+from pipelines.engines.base import Column, Filter, PeriodWindow
+from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
+from pipelines.lib.config import Paths
+
+COLUMNS = [
+    Column("period", "date", nullable=False),
+    Column("key", "varchar", nullable=False),
+    Column("amount", "decimal(18, 2)"),
+]
+JAN, FEB, MAR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=[c.name for c in COLUMNS])
+
+
+def _rows(database: Path) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.execute("select period, key, amount::varchar from marts.facts order by all").fetchall()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path):
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    wh.replace_periods(
+        "marts.facts",
+        COLUMNS,
+        iter([_frame([(JAN, "a", "1.10"), (FEB, "a", "2.20")]), _frame([(MAR, "b", "3.30")])]),
+        PeriodWindow(),
+    )
+    yield wh
+    wh.close()
+
+
+def test_replace_periods_replaces_the_window_empties_its_missing_periods_and_keeps_the_rest(warehouse):
+    written = warehouse.replace_periods(
+        "marts.facts", COLUMNS, iter([_frame([(FEB, "c", "9.99")])]), PeriodWindow(FEB, MAR)
+    )
+    assert written == 1
+    warehouse.close()
+    # January kept; February replaced; March (in the window, no new rows) emptied.
+    assert _rows(warehouse.database) == [(JAN, "a", "1.10"), (FEB, "c", "9.99")]
+
+
+def test_replace_periods_is_all_or_nothing(warehouse):
+    def frames():
+        yield _frame([(FEB, "x", "1.00")])
+        raise RuntimeError("the second month could not be scored")
+
+    with pytest.raises(RuntimeError, match="could not be scored"):
+        warehouse.replace_periods("marts.facts", COLUMNS, frames(), PeriodWindow(FEB, None))
+    wrong = pd.DataFrame({"period": [FEB], "amount": ["1.00"], "key": ["x"]})
+    with pytest.raises(ValueError, match="frame columns"):
+        warehouse.replace_periods("marts.facts", COLUMNS, iter([wrong]), PeriodWindow(FEB, None))
+    with pytest.raises(duckdb.Error):  # a value that does not fit the column's type
+        warehouse.replace_periods(
+            "marts.facts", COLUMNS, iter([_frame([(FEB, "x", "not money")])]), PeriodWindow(FEB, None)
+        )
+    assert (
+        warehouse.con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'scratch'"
+        ).fetchone()[0]
+        == 0
+    )
+    warehouse.close()
+    assert _rows(warehouse.database) == [(JAN, "a", "1.10"), (FEB, "a", "2.20"), (MAR, "b", "3.30")]
+
+
+def test_reads_bind_every_value(warehouse):
+    hostile = "a' or '1'='1"
+    assert warehouse.read("marts.facts", where=[Filter("key", "=", hostile)]).empty
+    assert warehouse.count("marts.facts", [Filter("key", "in", ["a", hostile])]) == 2
+    assert warehouse.count("marts.facts", [Filter("key", "in", [])]) == 0
+    assert warehouse.distinct("marts.facts", "period", PeriodWindow(FEB, None).filters()) == [FEB, MAR]
+    assert warehouse.count_by("marts.facts", "key") == {"a": 2, "b": 1}
+    assert warehouse.columns("marts.facts") == ["period", "key", "amount"]
+    assert warehouse.columns("marts.missing") == [] and not warehouse.exists("marts.missing")
+    frame = warehouse.read("marts.facts", ["key", "amount"], [Filter("period", ">=", FEB)], order_by=["key"])
+    assert frame.to_dict("list") == {"key": ["a", "b"], "amount": [pytest.approx(2.2), pytest.approx(3.3)]}
+    with pytest.raises(ValueError, match="unknown operator"):
+        warehouse.count("marts.facts", [Filter("key", "= 'a' or 1=1 --", "a")])  # type: ignore[arg-type]
+
+
+def test_the_engine_setting_picks_the_runtime_and_the_dbt_target(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("CPROF_ENGINE", raising=False)
+    assert engine_name() == "duckdb" and dbt_target() == "local"
+    monkeypatch.setenv("CPROF_ENGINE", "Spark ")
+    assert engine_name() == "spark"
+    monkeypatch.setenv("CPROF_ENGINE", "oracle")
+    with pytest.raises(UnknownEngine, match="CPROF_ENGINE='oracle'"):
+        engine_name()
+    runtime = open_runtime(Paths(tmp_path), "duckdb")
+    assert runtime.engine == "duckdb" and runtime.dirty_months() == []
+    with runtime.session() as wh:
+        assert wh.engine == "duckdb" and wh.marts() == []
