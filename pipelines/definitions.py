@@ -5,8 +5,9 @@ tests use it); ``defs`` is bound to ``$CPROF_DATA_DIR``, or ``data/`` under the 
 
 Every monthly asset shares one partitions definition (pipelines/defs/partitions.py) and runs a range of months in
 one run. ``refresh`` is the job the monthly-close schedule, the landing sensor, ``cprof run`` and
-``cprof backfill`` run: ingest and check the reference snapshots and the months, dbt build, CLV, satisfaction,
-scorecard, publish.
+``cprof backfill`` run: ingest and check the reference snapshots and the months, dbt build, CLV, satisfaction
+drivers, the dbt models that read those Python marts (customer satisfaction, scorecard, incentive attainment),
+publish.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from pipelines.defs.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.defs.assets.ingest import ingest_assets, ingest_checks
 from pipelines.defs.assets.publish import PUBLISH_DEADLINE_CRON, published_marts, published_on_time
 from pipelines.defs.assets.satisfaction import satisfaction
-from pipelines.defs.assets.scorecard import scorecard
-from pipelines.defs.assets.transform import dbt_models
+from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scorecard_models
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.monitoring import LockedInProcessExecutor
 from pipelines.defs.resources import resources_for
@@ -36,7 +36,14 @@ from pipelines.lib.config import Paths, paths, quiet_telemetry
 
 quiet_telemetry()
 
-ASSETS = [*ingest_assets, dbt_models, customer_clv, satisfaction, scorecard, published_marts]
+ASSETS = [
+    *ingest_assets,
+    dbt_models,
+    customer_clv,
+    satisfaction,
+    satisfaction_and_scorecard_models,
+    published_marts,
+]
 
 REFRESH_DESCRIPTION = (
     "Refresh a month or a range of months: load, check and promote the reference snapshots and the months' "

@@ -20,7 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 INGEST_LINE = re.compile(r"^(?P<source>\w+) (?P<month>\d{4}-\d{2}|snapshot): (?P<rows>\d+) rows")
 DBT_STEP = "dbt_models"
 DBT_EVERY_SECONDS = 5.0  # at most one dbt progress line this often (and one at every tenth of the nodes)
-PYTHON_MART_STEPS = ("customer_clv", "satisfaction", "scorecard", "published_")
+PYTHON_MART_STEPS = ("customer_clv", "satisfaction", "published_")
+# The second dbt step (the models that read the Python marts): its lines are dbt's invocation, as the first's.
+AFTER_PYTHON_DBT_STEP = "satisfaction_and_scorecard_models"
 
 
 def _elapsed(seconds: float) -> str:
@@ -146,5 +148,5 @@ class RunFollower(threading.Thread):
                     f"ingest {source} {month} (month {self._ingested[source]} of {self._months}): "
                     f"{int(match['rows']):,} rows",
                 )
-        elif step.startswith(PYTHON_MART_STEPS):
+        elif step.startswith(PYTHON_MART_STEPS) and step != AFTER_PYTHON_DBT_STEP:
             self._line(timestamp, first)

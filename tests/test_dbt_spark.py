@@ -1,7 +1,8 @@
 """The dbt project on Apache Spark (issue 16, portable models).
 
-A published sample's raw tables, exported from its DuckDB warehouse to Parquet and registered in Spark's
-metastore with the same types, are built with `dbt build --target spark` (dbt-spark `method: session`, so Spark
+A published sample's raw tables, and the marts its Python assets wrote that dbt models read (the sources
+python_marts: customer_clv, satisfaction_drivers), exported from its DuckDB warehouse to Parquet and registered in
+Spark's metastore with the same types, are built with `dbt build --target spark` (dbt-spark `method: session`, so Spark
 runs in this process: one session for the whole test, as the Derby metastore admits one Spark process). Every
 intermediate and mart model must then equal the table DuckDB built, row for row: same columns in the same order,
 same types, same values (DECIMALs compared exactly). Then a one-month refresh on Spark (insert_overwrite of the
@@ -34,6 +35,9 @@ from pyspark.sql import functions as F
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 COMPARED_SCHEMAS = ("intermediate", "marts")
+# Written by Python assets (dbt sources python_marts), read by dbt models: loaded into Spark as they are.
+PYTHON_MARTS = ("customer_clv", "satisfaction_drivers")
+READ_FROM_PYTHON_MARTS = ("customer_satisfaction", "customer_scorecard", "incentive_attainment")
 REFRESHED = "2024-02-01"  # the middle month of the sample (2024-01..2024-03)
 
 
@@ -123,27 +127,27 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     monkeypatch.delenv("CPROF_PERIOD_TO", raising=False)
     dbt = _Dbt(tmp_path, monkeypatch)
 
-    # The sample's raw tables as Parquet files, with their DuckDB types.
+    # The sample's raw tables and Python marts as Parquet files, with their DuckDB types.
     duck = duckdb.connect(str(published_sample.warehouse), read_only=True)
     raw_tables = [t for (t,) in duck.execute(
         "select table_name from duckdb_tables() where schema_name = 'raw' order by table_name").fetchall()]
     assert len(raw_tables) >= 12
-    exported = tmp_path / "raw_parquet"
-    for table in raw_tables:
-        (exported / table).mkdir(parents=True)
-        target = literal(str(exported / table / "data.parquet"))
-        duck.execute(f"copy (select * from {qualified('raw', table)}) to {target} (format parquet)")
+    loaded = [("raw", table) for table in raw_tables] + [("marts", table) for table in PYTHON_MARTS]
+    exported = tmp_path / "parquet"
+    for schema, table in loaded:
+        (exported / schema / table).mkdir(parents=True)
+        target = literal(str(exported / schema / table / "data.parquet"))
+        duck.execute(f"copy (select * from {qualified(schema, table)}) to {target} (format parquet)")
 
     # The first dbt command starts Spark in this process (the profile's settings); the test shares it.
     _, session_start = dbt("debug")
     spark = SparkSession.builder.getOrCreate()
     assert spark.conf.get("spark.sql.storeAssignmentPolicy") == "ANSI"  # the profile's settings apply
-    spark.sql("create database if not exists raw")
-    for table in raw_tables:
-        location = str(exported / table)
-        spark.catalog.createTable(f"raw.{table}", path=location, source="parquet")
-        expected = [(c, _spark_type(t)) for c, t in _duckdb_columns(duck, "raw", table)]
-        assert spark.table(f"raw.{table}").dtypes == expected, (table, spark.table(f"raw.{table}").dtypes)
+    for schema, table in loaded:
+        spark.sql(f"create database if not exists {schema}")
+        spark.catalog.createTable(f"{schema}.{table}", path=str(exported / schema / table), source="parquet")
+        expected = [(c, _spark_type(t)) for c, t in _duckdb_columns(duck, schema, table)]
+        assert spark.table(f"{schema}.{table}").dtypes == expected, (table, spark.table(f"{schema}.{table}").dtypes)
 
     # Every model, data test and conservation test on Spark.
     build, build_seconds = dbt("build", "--exclude-resource-type", "unit_test")
@@ -151,7 +155,8 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     models = sorted(n.name for n in nodes if n.resource_type == "model" and n.schema in COMPARED_SCHEMAS)
     schema_of = {n.name: n.schema for n in nodes if n.resource_type == "model"}
     tests = [n for n in nodes if n.resource_type == "test"]
-    assert len(models) >= 18 and len(tests) >= 80, (len(models), len(tests))
+    assert len(models) >= 21 and len(tests) >= 80, (len(models), len(tests))
+    assert set(READ_FROM_PYTHON_MARTS) <= set(models)
     assert any(n.name.startswith("assert_cost_centers_conserve") for n in tests)
     # The declared column order (each contract's yml) is DuckDB's physical order.
     for node in nodes:
@@ -160,6 +165,7 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
             assert declared == [c for c, _ in _duckdb_columns(duck, node.schema, node.name)], node.name
     first = _compare(spark, duck, models, schema_of)
     assert first["customer_profitability"] > 0 and first["customer_cost_to_serve"] > 0
+    assert all(first[name] > 0 for name in READ_FROM_PYTHON_MARTS), first
 
     # One month refreshed as the pipeline does it (partitions.py: first and last day of the range's months).
     # Planted rows: one inside the refreshed partition (insert_overwrite must replace it) and one in a period
@@ -167,6 +173,9 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     refreshed = date.fromisoformat(REFRESHED)
     planted = spark.table("marts.activity_costs").where(F.col("period") == F.lit(refreshed)).limit(1)
     planted.withColumn("activity", F.lit("planted")).write.insertInto("marts.activity_costs")
+    # The scorecard reaches every month after the refreshed one: a planted row of the last month goes too.
+    last_month = spark.table("marts.customer_scorecard").where(F.col("period") == F.lit(date(2024, 3, 1))).limit(1)
+    last_month.withColumn("metric", F.lit("planted")).write.insertInto("marts.customer_scorecard")
     stale = spark.table("marts.customer_retention").limit(1).withColumn("period", F.lit(date(2030, 1, 1)))
     stale.write.insertInto("marts.customer_retention")
     assert spark.table("marts.customer_retention").where(F.col("period") == F.lit(date(2030, 1, 1))).count() == 1
@@ -177,6 +186,7 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     unit_tests = [r for r in refresh.result.results if r.node.resource_type == "unit_test"]
     assert len(unit_tests) >= 9 and all(str(r.status) == "pass" for r in unit_tests)
     assert spark.table("marts.activity_costs").where(F.col("activity") == "planted").count() == 0
+    assert spark.table("marts.customer_scorecard").where(F.col("metric") == "planted").count() == 0
     partitions = [row[0] for row in spark.sql("show partitions marts.customer_retention").collect()]
     assert "period=2030-01-01" not in partitions, partitions
     second = _compare(spark, duck, models, schema_of)

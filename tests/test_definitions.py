@@ -45,6 +45,42 @@ def test_every_dbt_model_is_an_asset_downstream_of_raw_and_every_test_a_check():
     assert len(list(graph.asset_check_keys)) == len(tests) + len(SOURCES) + len(python_checks)
 
 
+def test_the_models_reading_python_marts_are_a_second_dbt_step_after_those_python_assets():
+    """customer_satisfaction, customer_scorecard and incentive_attainment read marts written by Python assets
+    (the dbt sources python_marts): they are their own dbt step, downstream of those assets, in the refresh job,
+    under the asset keys the publication depends on."""
+    from pipelines.defs.assets.clv import customer_clv
+    from pipelines.defs.assets.satisfaction import satisfaction
+    from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scorecard_models
+
+    marts = {AssetKey(["marts", name]) for name in ("customer_satisfaction", "customer_scorecard", "incentive_attainment")}
+    assert set(satisfaction_and_scorecard_models.keys) == marts
+    assert not marts & set(dbt_models.keys)
+    graph = defs.resolve_asset_graph()
+    drivers, clv = AssetKey(["marts", "satisfaction_drivers"]), AssetKey(["marts", "customer_clv"])
+    assert set(satisfaction.keys) == {drivers} and set(customer_clv.keys) == {clv}
+    assert drivers in graph.get(AssetKey(["marts", "customer_satisfaction"])).parent_keys
+    scorecard_parents = graph.get(AssetKey(["marts", "customer_scorecard"])).parent_keys
+    assert {clv, AssetKey(["marts", "customer_satisfaction"]), AssetKey(["marts", "customer_profitability"])} <= (
+        scorecard_parents
+    )
+    assert marts <= graph.get(AssetKey(["published", "marts"])).parent_keys
+    # Each of their data tests is a check of its model, run by the second step.
+    assert satisfaction_and_scorecard_models.check_keys and all(
+        check.asset_key in marts for check in satisfaction_and_scorecard_models.check_keys
+    )
+    # In the refresh job, the step waits for the first dbt step and both Python assets; publishing waits for it.
+    dependencies = defs.resolve_job_def("refresh").graph.dependency_structure
+
+    def upstream_steps(step: str) -> set[str]:
+        inputs = dependencies.input_to_upstream_outputs_for_node(step).values()
+        return {output.node.name for outputs in inputs for output in outputs}
+
+    second = "satisfaction_and_scorecard_models"
+    assert upstream_steps(second) == {"dbt_models", "marts__customer_clv", "satisfaction"}
+    assert second in upstream_steps("published__marts")
+
+
 def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches_raw():
     graph = defs.resolve_asset_graph()
     for source in SOURCES:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import materialize
+from dagster import AssetKey, materialize
 
-from pipelines.defs.assets.scorecard import scorecard
+from pipelines.defs.assets.transform import satisfaction_and_scorecard_models
 from pipelines.defs.resources import resources_for
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
@@ -99,7 +99,13 @@ def test_scorecard_trend_compares_the_published_actuals(published_sample: Paths,
                 [rate, period],
             ).fetchone()[0]
             assert updated == 1
-    assert materialize([scorecard], partition_key="2024-01-01", resources=resources_for(paths)).success
+    scorecard = AssetKey(["marts", "customer_scorecard"])
+    assert materialize(
+        [satisfaction_and_scorecard_models],
+        partition_key="2024-01-01",
+        resources=resources_for(paths),
+        selection=[scorecard],
+    ).success
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         rows = con.execute(
             "select period, actual, trend from marts.customer_scorecard "

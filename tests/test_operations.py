@@ -384,3 +384,6 @@ def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
     first_dbt = next(i for i, line in enumerate(live) if " dbt: " in line)
     assert first_dbt > max(i for i, line in enumerate(live) if "ingest order_lines" in line)
     assert first_dbt < next(i for i, line in enumerate(live) if "published__marts: done" in line)
+    # Both dbt steps' own log lines (dbt's command lines) stay out; the second step is said when it is done.
+    assert not any("dbt command" in line for line in live), [line for line in live if "dbt command" in line]
+    assert any("satisfaction_and_scorecard_models: done in" in line for line in steps)

@@ -54,6 +54,26 @@
 {% macro spark__decimal_mean(expression) %}cast(sum({{ expression }}) as double) / nullif(count({{ expression }}), 0){% endmacro %}
 
 {#-
+    The sum of a group's `term`s added one by one in the order of `order_by` (unique within the group), left to
+    right, a null term making the sum null: a floating-point sum whose additions, and so whose bits, do not
+    depend on how the engine groups the rows. DuckDB reduces the ordered list; Spark folds the sorted
+    (order_by, term) pairs, starting from 0.0 (0.0 + the first term is that term).
+-#}
+{% macro ordered_sum(term, order_by) %}
+    {{- return(adapter.dispatch('ordered_sum', 'cprof')(term, order_by)) -}}
+{% endmacro %}
+{% macro default__ordered_sum(term, order_by) -%}
+    list_reduce(list({{ term }} order by {{ order_by }}), lambda total, term: total + term)
+{%- endmacro %}
+{% macro spark__ordered_sum(term, order_by) -%}
+    aggregate(
+        array_sort(collect_list(named_struct('position', {{ order_by }}, 'term', {{ term }}))),
+        cast(0 as double),
+        (total, pair) -> total + pair.term
+    )
+{%- endmacro %}
+
+{#-
     Written after `name as` in a CTE referenced twice: DuckDB would otherwise materialize every period of it
     before the refresh window filters. Spark inlines CTEs and has no such hint.
 -#}

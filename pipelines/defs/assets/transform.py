@@ -1,5 +1,10 @@
 """Transform assets: every dbt model is an asset and every dbt test an asset check.
 
+The dbt project runs in two steps of a refresh: ``dbt_models``, every model that does not read a Python mart,
+then, once the Python assets have written marts/customer_clv and marts/satisfaction_drivers (dbt sources
+``python_marts``), ``satisfaction_and_scorecard_models``: the models downstream of those sources
+(customer_satisfaction, customer_scorecard, incentive_attainment), with their tests.
+
 The models share the monthly partitions of the ingest assets. A run for a month or a range of months passes
 the range to dbt in the environment (CPROF_PERIOD_FROM, CPROF_PERIOD_TO); the incremental models replace exactly the periods the
 range can change (see dbt_project/macros/refresh_window.sql). The run tag ``cprof/full_refresh`` rebuilds
@@ -11,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.dbt import dbt_project, ensure_manifest
@@ -27,9 +32,22 @@ from pipelines.engines.base import PeriodWindow
 from pipelines.landing.inventory import month_start
 from pipelines.lib.config import DATA_DIR_ENV
 
+# The dbt sources written by the Python assets, and the dbt selection of the models that read them.
+PYTHON_MARTS_SOURCE = "python_marts"
+AFTER_PYTHON_MARTS = f"source:{PYTHON_MARTS_SOURCE}+"
+
 
 class Translator(DagsterDbtTranslator):
-    """Groups dbt models by their layer folder (staging, intermediate, marts)."""
+    """Groups dbt models by their layer folder (staging, intermediate, marts); a table of the source
+    ``python_marts`` is the Python asset that writes it, marts/<table>."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if (
+            dbt_resource_props.get("resource_type") == "source"
+            and dbt_resource_props.get("source_name") == PYTHON_MARTS_SOURCE
+        ):
+            return AssetKey(["marts", dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
@@ -63,16 +81,36 @@ def dbt_period_environment(months: list[str]) -> dict[str, str]:
     return {"CPROF_PERIOD_FROM": f"{months[0]}-01", "CPROF_PERIOD_TO": f"{months[-1]}-01"}
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    dagster_dbt_translator=Translator(),
-    partitions_def=monthly_partitions,
-    backfill_policy=single_run,
-)
+def _dbt_step(**selection: str):
+    """``@dbt_assets`` of the models ``selection`` (dbt's select / exclude) picks, on the monthly partitions."""
+    return dbt_assets(
+        manifest=ensure_manifest(),
+        project=dbt_project,
+        dagster_dbt_translator=Translator(),
+        partitions_def=monthly_partitions,
+        backfill_policy=single_run,
+        **selection,
+    )
+
+
+@_dbt_step(exclude=AFTER_PYTHON_MARTS)
 def dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
 ):
+    yield from _dbt_build(context, dbt, data_dir, warehouse)
+
+
+@_dbt_step(select=AFTER_PYTHON_MARTS, name="satisfaction_and_scorecard_models")
+def satisfaction_and_scorecard_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
+):
+    yield from _dbt_build(context, dbt, data_dir, warehouse)
+
+
+def _dbt_build(
+    context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """``dbt build`` of the step's models (dagster-dbt passes the step's selection) for the run's months."""
     paths = data_dir.paths
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
