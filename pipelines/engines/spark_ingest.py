@@ -115,12 +115,12 @@ def _name(*parts: str) -> str:
 # -- tables --------------------------------------------------------------------------------------------------
 
 
-def _schema(source: Source):
-    from pyspark.sql.types import StructField, StructType, _parse_datatype_string
-
-    columns = {**source.columns, **{k: v for k, v in LINEAGE_COLUMNS.items() if k != "_period"}}
-    fields = [StructField(name, _parse_datatype_string(spark_type(kind))) for name, kind in columns.items()]
-    return StructType([*fields, StructField("_period", _parse_datatype_string("date"))])
+def _ddl(source: Source, schema: str) -> str:
+    columns = {**source.columns, **{k: v for k, v in LINEAGE_COLUMNS.items() if k != "_period"}, "_period": "DATE"}
+    body = ", ".join(f"{_name(name)} {spark_type(kind)}" for name, kind in columns.items())
+    return (
+        f"create table if not exists {_name(schema, source.name)} ({body}) using parquet partitioned by (_period)"
+    )
 
 
 # A Hive metastore cannot filter partitions on a column whose name starts with an underscore (its filter grammar
@@ -128,24 +128,26 @@ def _schema(source: Source):
 # setting, set by every function here (reads of these tables also happen later, when GX evaluates a frame).
 _PRUNING_FALLBACK = "spark.sql.hive.metastorePartitionPruningFallbackOnException"
 
+# The sessions (application id, warehouse directory) whose tables are known to exist: checking the metastore on
+# every call took 2 s on a loaded machine (Derby).
+_ENSURED: set[tuple[str, str]] = set()
+
 
 def ensure_tables(spark: SparkSession) -> None:
     """Create the schemas ``landed`` and ``raw`` and every source's table in them that does not exist yet
-    (empty, Parquet, partitioned by ``_period``), so suites can join against them. Sets the session's
-    ``spark.sql.hive.metastorePartitionPruningFallbackOnException`` (see ``_PRUNING_FALLBACK``)."""
+    (empty, Parquet, partitioned by ``_period``), so suites can join against them; once per session. Sets the
+    session's ``spark.sql.hive.metastorePartitionPruningFallbackOnException`` (see ``_PRUNING_FALLBACK``)."""
     spark.conf.set(_PRUNING_FALLBACK, "true")
+    key = (spark.sparkContext.applicationId, spark.conf.get("spark.sql.warehouse.dir"))
+    if key in _ENSURED:
+        return
     for schema in (LANDED, RAW):
         spark.sql(f"create database if not exists {_name(schema)}")
         present = {row.tableName for row in spark.sql(f"show tables in {_name(schema)}").collect()}
         for source in SOURCES:
             if source.name not in present:
-                (
-                    spark.createDataFrame([], _schema(source))
-                    .write.format("parquet")
-                    .partitionBy("_period")
-                    .mode("ignore")
-                    .saveAsTable(f"{schema}.{source.name}")
-                )
+                spark.sql(_ddl(source, schema))
+    _ENSURED.add(key)
 
 
 @contextmanager
