@@ -331,3 +331,38 @@ def test_accepted_forms_load_to_the_values_written(
         .first()
     )
     assert tuple(row) == (7, Decimal("12.34"))
+
+    # The same month as Parquet with quantity stored as a double: 7.0 is the INTEGER 7.
+    _to_parquet(path, "select * replace (cast(quantity as double) as quantity) from {csv}")
+    assert spark_ingest.load(spark, landing, "order_lines", MONTH).path.suffix == ".parquet"
+    landed = spark.table("landed.order_lines").where(F.col("order_id") == first["order_id"])
+    assert landed.where(F.col("line_no") == int(first["line_no"])).select("quantity").first()[0] == 7
+
+
+def test_a_header_only_month_empties_the_month_where_that_is_normal(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    path = _landing_copy(spark_paths, tmp_path, "returns")
+    path.write_text(_lines(path)[0] + "\n")
+    landed = spark.table("landed.returns").where(F.col("_period") == F.lit(date(2024, 2, 1)))
+    assert landed.count() > 0
+    assert spark_ingest.load(spark, path.parents[1], "returns", MONTH).rows == 0
+    assert landed.count() == 0
+    assert spark_ingest.promote(spark, "returns", MONTH) == 0
+    assert spark.table("raw.returns").where(F.col("_period") == F.lit(date(2024, 2, 1))).count() == 0
+
+
+def test_a_changed_snapshot_is_not_promoted_until_it_is(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    landing = tmp_path / "landing"
+    shutil.copytree(spark_paths.landing / "reference", landing / "reference")
+    path = landing / "reference" / "products.csv"
+    _set(path, 1, "list_price", "1.00")
+    assert "products" not in spark_ingest.unchanged_snapshots(spark_paths, landing)
+    result = spark_ingest.load(spark, landing, "products", skip_unchanged=True)
+    assert not result.unchanged
+    assert not spark_ingest.snapshot_promoted(spark, "products")  # landed differs from raw
+    assert spark_ingest.promote(spark, "products") == result.rows
+    assert spark_ingest.snapshot_promoted(spark, "products")
+    assert "products" in spark_ingest.unchanged_snapshots(spark_paths, landing)
