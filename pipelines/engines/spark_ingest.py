@@ -59,6 +59,7 @@ __all__ = [
     "load",
     "promote",
     "snapshot_promoted",
+    "spark_frame_sql",
     "spark_type",
     "unchanged_snapshots",
     "validation_frame",
