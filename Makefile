@@ -41,7 +41,8 @@ demo: install
 	$(BIN)/cprof run
 
 test: install install-spark
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not spark"
+	$(BIN)/python -m pytest tests/test_spark_pipeline.py
 
 DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)
 DEV_PORT ?= 3000
