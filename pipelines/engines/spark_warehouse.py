@@ -145,6 +145,9 @@ class SparkRuntime:
             # The Thrift server's sessions log nothing to /tmp/<user>/operation_logs.
             .config("spark.hadoop.hive.server2.logging.operation.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
+            # Hive's metastore cannot filter partitions on every column name (``_period``: "no viable
+            # alternative at character '_'"): list them all then, rather than fail the query.
+            .config("spark.sql.hive.metastorePartitionPruningFallbackOnException", "true")
         )
         if self.local:
             self.home.mkdir(parents=True, exist_ok=True)
