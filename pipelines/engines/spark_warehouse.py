@@ -458,6 +458,10 @@ class SparkWarehouse(Warehouse):
             self.duck.register("_frame", frame)
             try:
                 total += self.duck.execute(f"insert into staged select {selected} from _frame").fetchone()[0]
+            except duckdb.Error as exc:  # a NULL in a NOT NULL column, a value its type cannot hold
+                raise ValueError(
+                    f"{table}: frame {number + 1} does not fit the table's columns: {exc}"
+                ) from exc
             finally:
                 self.duck.unregister("_frame")
             part = stage / f"part-{number:05d}.parquet"
