@@ -40,8 +40,10 @@ demo: install
 	$(BIN)/cprof generate
 	$(BIN)/cprof run
 
+# Each Spark test module runs in its own pytest process (one JVM and one metastore per process).
 test: install install-spark
 	$(BIN)/python -m pytest -m "not spark"
+	$(BIN)/python -m pytest tests/test_spark_ingest.py
 	$(BIN)/python -m pytest tests/test_spark_pipeline.py
 
 DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)

@@ -1,7 +1,10 @@
 """Running a landing suite with Great Expectations 1.x on one partition, and reading its result.
 
-GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the partition
-is read from DuckDB into a DataFrame, one partition at a time so memory stays bounded. GX is imported on first
+On DuckDB, GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the
+partition is read from DuckDB into a DataFrame, one partition at a time so memory stays bounded. On Spark, the
+partition stays a Spark DataFrame and GX's Spark datasource validates it with its Spark execution engine, on the
+session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
+suites, the expectations and the messages are the same on both. GX is imported on first
 use (it takes seconds). The Data Docs site is kept under the data directory, ``gx/data_docs/``, with
 ``run.html``, a self-contained page of the run's validations linking to GX's page of each.
 """
@@ -80,7 +83,9 @@ class LandingValidator:
         self.root = root
         self.defer_docs = defer_docs
         self._context = None
-        self._checkpoints: dict[str, Any] = {}
+        self._spark_datasource = None
+        self._suites: dict[str, Any] = {}
+        self._checkpoints: dict[tuple[str, str], Any] = {}
         self._pending: list = []
         self._outcomes: list[Outcome] = []
         self._skipped: dict[str, str] = {}  # source -> why its suite was not run
@@ -124,44 +129,75 @@ class LandingValidator:
             self._context = context
         return self._context
 
-    def _checkpoint(self, source: str):
-        if source not in self._checkpoints:
+    def _suite(self, source: str):
+        """The source's expectation suite, one for both engines."""
+        if source not in self._suites:
             import great_expectations as gx
             import great_expectations.expectations as gxe
 
-            context = self._gx_context()
-            batch = self._datasource.add_dataframe_asset(source).add_batch_definition_whole_dataframe(
-                "partition"
-            )
             suite = gx.ExpectationSuite(
                 name=f"landing.{source}",
                 expectations=[getattr(gxe, name)(**kwargs) for name, kwargs in rules_for(source)],
                 meta={"description": SUITES[source].description},
             )
-            suite = context.suites.add(suite)
-            definition = context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"landing.{source}", data=batch, suite=suite)
+            self._suites[source] = self._gx_context().suites.add(suite)
+        return self._suites[source]
+
+    def _datasource_for(self, engine: str):
+        """GX's pandas datasource, or its Spark datasource (made on first use, on the running session)."""
+        context = self._gx_context()
+        if engine == "pandas":
+            return self._datasource
+        if self._spark_datasource is None:
+            self._spark_datasource = context.data_sources.add_spark("landing_spark")
+        return self._spark_datasource
+
+    def _checkpoint(self, source: str, engine: str = "pandas"):
+        key = (source, engine)
+        if key not in self._checkpoints:
+            import great_expectations as gx
+
+            context = self._gx_context()
+            suite = self._suite(source)
+            name = f"landing.{source}" if engine == "pandas" else f"landing.{source}.{engine}"
+            batch = (
+                self._datasource_for(engine)
+                .add_dataframe_asset(source)
+                .add_batch_definition_whole_dataframe("partition")
             )
-            self._checkpoints[source] = context.checkpoints.add(
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch, suite=suite)
+            )
+            self._checkpoints[key] = context.checkpoints.add(
                 gx.Checkpoint(
-                    name=f"landing.{source}",
+                    name=name,
                     validation_definitions=[definition],
                     actions=[],  # Data Docs are built by build_docs, with the run page
                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
                 )
             )
-        return self._checkpoints[source]
+        return self._checkpoints[key]
 
-    def validate(self, source: str, month: str | None, frame: pd.DataFrame, file: str) -> Outcome:
+    def validate(self, source: str, month: str | None, frame: Any, file: str) -> Outcome:
+        """Run ``source``'s suite on one partition: ``frame`` is a pandas DataFrame (DuckDB's validation_frame)
+        or a Spark DataFrame (Spark's), validated by GX's pandas or Spark execution engine."""
         from great_expectations.core.run_identifier import RunIdentifier
 
-        result = self._checkpoint(source).run(
-            batch_parameters={"dataframe": frame},
-            run_id=RunIdentifier(run_name=f"{source} {month or 'snapshot'}"),
-        )
+        spark = not isinstance(frame, pd.DataFrame)
+        if spark:  # GX computes its metrics in several Spark jobs: the partition is computed once
+            frame = frame.cache()
+        try:
+            rows = frame.count() if spark else len(frame)
+            result = self._checkpoint(source, "spark" if spark else "pandas").run(
+                batch_parameters={"dataframe": frame},
+                run_id=RunIdentifier(run_name=f"{source} {month or 'snapshot'}"),
+            )
+        finally:
+            if spark:
+                frame.unpersist()
         identifier, validation = next(iter(result.run_results.items()))
         failures = [_failure(r) for r in validation.results if not r.success]
-        outcome = Outcome(source, month, file, len(frame), len(validation.results), failures, self.docs_index)
+        outcome = Outcome(source, month, file, rows, len(validation.results), failures, self.docs_index)
         self._outcomes.append(outcome)
         if failures:
             self._pending.append(identifier)

@@ -278,6 +278,15 @@ def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
     return LandingError(path, message)
 
 
+def empty_month_error(path: Path, source: Source) -> LandingError:
+    """A header-only month of a source whose months are never empty (``empty_month_ok`` false)."""
+    return LandingError(
+        path,
+        f"no rows: an empty {source.name} month is not normal (rule: every month has {source.grain}s; "
+        "empty_month_ok is false in the landing spec); export the month again",
+    )
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     landing: Path,
@@ -314,13 +323,7 @@ def load(
                 source_name, path, month, promoted, checksum, stat.st_size, stat.st_mtime_ns, unchanged=True
             )
     empty = (
-        LandingError(
-            path,
-            f"no rows: an empty {source.name} month is not normal (rule: every month has {source.grain}s; "
-            "empty_month_ok is false in the landing spec); export the month again",
-        )
-        if source.kind == "monthly" and not source.empty_month_ok
-        else None
+        empty_month_error(path, source) if source.kind == "monthly" and not source.empty_month_ok else None
     )
     try:
         rows = _replace_partition(

@@ -1,0 +1,653 @@
+"""Loading landing files into the working warehouse on Apache Spark. Plain functions on a SparkSession, no Dagster:
+the Spark counterpart of ``pipelines/engines/duckdb_ingest.py``, with the same rules and the same messages.
+
+A file is loaded into ``landed.<source>`` (quarantine), validated there (data_checks.gx_run, GX's Spark execution
+engine), and only then promoted to ``raw.<source>``, which the dbt models read. Tables live in the session's
+metastore as Parquet, every one partitioned by ``_period``: a monthly file replaces exactly its month, a snapshot
+is the table's one partition whose ``_period`` is NULL. Each write is one ``insert overwrite`` in Spark's dynamic
+partition-overwrite mode: the new files are staged and swapped in when the job commits, so a file that fails
+half-way (a value that is not exact raises inside the job) leaves every partition as it was. Column types are
+the Spark equivalents of the DuckDB DDL: VARCHAR -> string, DECIMAL(p,s) kept, DATE -> date, TIMESTAMP ->
+``timestamp_ntz`` (a wall-clock time without zone, as DuckDB's TIMESTAMP and the landing spec's). As Spark puts
+partition columns last, a table's columns are the source's, ``_source_file``, ``_loaded_at`` and ``_period``.
+
+Values are parsed exactly (data_checks.parsing): each is read as text and must match its declared type's pattern
+and cast without loss before it is cast; otherwise the file fails naming its line (Parquet: row), column, value
+and rule, in the very text DuckDB's load gives (the same ``describe_offenders``). A CSV row with a wrong number of
+fields fails the file naming its line. Structure (header, columns), file naming and digests are the engine-free
+checks of data_checks.structure and pipelines.landing.inventory.
+
+The bookkeeping DuckDB keeps in ``landed._snapshot_files`` and ``landed._awaiting_publication`` is kept here
+outside Spark, in a small DuckDB file, ``<data>/spark/control.duckdb`` (same tables), so ``cprof`` reads dirty
+months and unchanged snapshots before a run without starting Spark. Spark's writes and the control file's are
+not one transaction, so they are ordered to make a crash between them safe: a month is marked awaiting
+publication before it is promoted; a snapshot is marked unpromoted before ``landed`` changes and recorded as
+promoted only after ``raw`` has it. A crash can only make the next run do more (revalidate, refresh), never less.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from data_checks.parsing import csv_lines, describe_offenders, rule_for
+from data_checks.structure import LandingError, check_columns, check_csv_header
+from pipelines.engines import duckdb_ingest
+from pipelines.engines.base import LoadResult
+from pipelines.engines.duckdb_ingest import AWAITING, AWAITING_DDL, SNAPSHOT_FILES, SNAPSHOT_FILES_DDL
+from pipelines.landing.inventory import file_sha256, find_file, month_start
+from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, SNAPSHOTS, SOURCES, Source
+from pipelines.lib.config import Paths
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+__all__ = [
+    "LandingError",
+    "clear_awaiting_publication",
+    "control_path",
+    "dirty_months",
+    "ensure_tables",
+    "load",
+    "promote",
+    "snapshot_promoted",
+    "spark_type",
+    "unchanged_snapshots",
+    "validation_frame",
+]
+
+LANDED, RAW = "landed", "raw"
+CONTROL_FILE = "control.duckdb"
+_ROW = "_cprof_row"  # a row's position in its file (0-based), while a file is read
+_CORRUPT = "_cprof_malformed"  # Spark's text of a CSV row whose fields do not fit the header, else NULL
+_FAILURE = "cprof: "  # how the errors raised inside a load's job start (raise_error)
+
+# -- types ---------------------------------------------------------------------------------------------------
+
+_SPARK_TYPES = {
+    "VARCHAR": "string",
+    "INTEGER": "int",
+    "BIGINT": "bigint",
+    "SMALLINT": "smallint",
+    "DOUBLE": "double",
+    "FLOAT": "float",
+    "REAL": "float",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp_ntz",
+}
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+def spark_type(kind: str) -> str:
+    """The Spark SQL type of a declared (DuckDB) column type: VARCHAR -> string, DECIMAL(p,s) kept, TIMESTAMP ->
+    timestamp_ntz (no time zone, like DuckDB's TIMESTAMP)."""
+    kind = kind.upper().replace(" ", "")
+    decimal = _DECIMAL.fullmatch(kind)
+    if decimal:
+        return f"decimal({decimal.group(1)},{decimal.group(2)})"
+    return _SPARK_TYPES[kind]
+
+
+def _declared_kind(spark_kind: str) -> str:
+    """The DuckDB spelling of a Spark column type (a Parquet file's, as Spark reads it), to compare with the
+    spec's."""
+    decimal = re.fullmatch(r"decimal\((\d+),(\d+)\)", spark_kind)
+    if decimal:
+        return f"DECIMAL({decimal.group(1)},{decimal.group(2)})"
+    names = {value: key for key, value in _SPARK_TYPES.items() if key != "REAL"}
+    return names.get(spark_kind, spark_kind.upper())
+
+
+def _name(*parts: str) -> str:
+    """A backquoted Spark name (the spec's schema, table and column names)."""
+    return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+
+
+# -- tables --------------------------------------------------------------------------------------------------
+
+
+def _schema(source: Source):
+    from pyspark.sql.types import StructField, StructType, _parse_datatype_string
+
+    columns = {**source.columns, **{k: v for k, v in LINEAGE_COLUMNS.items() if k != "_period"}}
+    fields = [StructField(name, _parse_datatype_string(spark_type(kind))) for name, kind in columns.items()]
+    return StructType([*fields, StructField("_period", _parse_datatype_string("date"))])
+
+
+# A Hive metastore cannot filter partitions on a column whose name starts with an underscore (its filter grammar
+# has no such identifier): Spark then asks for every partition of the table and prunes them itself. A session
+# setting, set by every function here (reads of these tables also happen later, when GX evaluates a frame).
+_PRUNING_FALLBACK = "spark.sql.hive.metastorePartitionPruningFallbackOnException"
+
+
+def ensure_tables(spark: SparkSession) -> None:
+    """Create the schemas ``landed`` and ``raw`` and every source's table in them that does not exist yet
+    (empty, Parquet, partitioned by ``_period``), so suites can join against them. Sets the session's
+    ``spark.sql.hive.metastorePartitionPruningFallbackOnException`` (see ``_PRUNING_FALLBACK``)."""
+    spark.conf.set(_PRUNING_FALLBACK, "true")
+    for schema in (LANDED, RAW):
+        spark.sql(f"create database if not exists {_name(schema)}")
+        present = {row.tableName for row in spark.sql(f"show tables in {_name(schema)}").collect()}
+        for source in SOURCES:
+            if source.name not in present:
+                (
+                    spark.createDataFrame([], _schema(source))
+                    .write.format("parquet")
+                    .partitionBy("_period")
+                    .mode("ignore")
+                    .saveAsTable(f"{schema}.{source.name}")
+                )
+
+
+@contextmanager
+def _dynamic_overwrite(spark: SparkSession) -> Iterator[None]:
+    """Spark's dynamic partition overwrite for the block: an ``insert overwrite`` replaces exactly the partitions
+    its rows fall in, staged and swapped in at commit (the session's setting is restored after)."""
+    key = "spark.sql.sources.partitionOverwriteMode"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "dynamic")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        elif before.lower() != "dynamic":
+            spark.conf.set(key, before)
+
+
+def _partition(frame: DataFrame, period: date | None) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return frame.where(F.col("_period").isNull() if period is None else F.col("_period") == F.lit(period))
+
+
+def _count(spark: SparkSession, table: str, period: date | None) -> int:
+    return _partition(spark.table(table), period).count()
+
+
+def _drop_partition(spark: SparkSession, table: str, period: date | None) -> None:
+    """Empty a partition (a month with no rows: an overwrite writing nothing leaves a partition as it was)."""
+    spec = "null" if period is None else f"date'{period.isoformat()}'"  # a date, never text from data
+    schema, name = table.split(".")
+    spark.sql(f"alter table {_name(schema, name)} drop if exists partition (_period = {spec})")
+
+
+# -- the control file (outside Spark) -------------------------------------------------------------------------
+
+
+def control_path(paths: Paths) -> Path:
+    """Where the Spark warehouse's bookkeeping is kept: ``<data>/spark/control.duckdb``."""
+    return paths.data_dir / "spark" / CONTROL_FILE
+
+
+def _control_of(spark: SparkSession) -> Path:
+    """The control file beside the session's warehouse directory (``<data>/spark/warehouse`` in SparkRuntime's
+    layout): used when a function is not given ``control``."""
+    location = spark.conf.get("spark.sql.warehouse.dir")
+    location = re.sub(r"^file:(//)?", "", location)
+    return Path(location).parent / CONTROL_FILE
+
+
+@contextmanager
+def _control(control: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The control file, open for writing (created with its tables when missing), for one short step."""
+    control.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(control)) as con:
+        con.execute(f"create schema if not exists {LANDED}")
+        con.execute(SNAPSHOT_FILES_DDL)
+        con.execute(AWAITING_DDL)
+        yield con
+
+
+def _promoted_rows(control: Path, source_name: str, sha256: str) -> int | None:
+    """Rows of the snapshot in ``raw`` when it was promoted from a file with this checksum, else None."""
+    if not control.exists():
+        return None
+    try:
+        with duckdb.connect(str(control), read_only=True) as con:
+            row = con.execute(
+                f"select rows from {SNAPSHOT_FILES} where source = ? and sha256 = ? and promoted_at is not null",
+                [source_name, sha256],
+            ).fetchone()
+    except duckdb.Error:  # no record yet, or a writer holds the file for the moment of a step
+        return None
+    return None if row is None else int(row[0])
+
+
+def dirty_months(paths: Paths) -> list[str] | None:
+    """The months (YYYY-MM, sorted) promoted to Spark's ``raw`` by a run that did not publish them (it failed or
+    was killed after promoting): the next run refreshes them with its own. Reads the control file only (no Spark):
+    [] when there is no record yet, None when another process holds it for writing."""
+    return duckdb_ingest.dirty_months(control_path(paths))  # the control file keeps DuckDB's record
+
+
+def unchanged_snapshots(paths: Paths, landing: Path) -> set[str]:
+    """The reference snapshots whose landing file is the one already validated and promoted to Spark's ``raw``
+    (by checksum). Reads the control file only (no Spark): an empty set when there is no record yet or another
+    process is writing it."""
+    control = control_path(paths)
+    if not control.exists():
+        return set()
+    checksums = {source.name: file_sha256(find_file(landing, source)) for source in SNAPSHOTS}
+    return {name for name, sha in checksums.items() if _promoted_rows(control, name, sha) is not None}
+
+
+def clear_awaiting_publication(paths: Paths, first: date, last: date) -> int:
+    """After a successful publication (the swap done): the months first..last it refreshed no longer await it.
+    Returns how many (month, source) marks were cleared. Writes the control file only (no Spark)."""
+    with _control(control_path(paths)) as con:
+        cleared = con.execute(
+            f"delete from {AWAITING} where period between ? and ?", [first, last]
+        ).fetchone()[0]
+    return int(cleared)
+
+
+def snapshot_promoted(spark: SparkSession, source_name: str, control: Path | None = None) -> bool:
+    """True when the snapshot now in ``landed.<source>`` is the one in ``raw`` (it passed its suite when it was
+    loaded), as the control file records it (``control``: default beside the session's warehouse directory)."""
+    control = control or _control_of(spark)
+    if not control.exists():
+        return False
+    with duckdb.connect(str(control), read_only=True) as con:
+        try:
+            row = con.execute(
+                f"select promoted_at is not null from {SNAPSHOT_FILES} where source = ?", [source_name]
+            ).fetchone()
+        except duckdb.CatalogException:
+            return False
+    return bool(row and row[0])
+
+
+# -- reading a landing file as text ---------------------------------------------------------------------------
+
+
+def _check_utf8(path: Path) -> None:
+    """Spark decodes a CSV file replacing bytes that are not UTF-8: refuse such a file first, naming the line."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                byte = offset + exc.start
+                line += block[: exc.start].count(b"\n")
+                raise LandingError(
+                    path,
+                    f"does not parse: line {line}: not UTF-8 text at byte {byte} (not utf-8): re-export as UTF-8",
+                ) from exc
+            line += block.count(b"\n")
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise LandingError(
+                path,
+                f"does not parse: line {line}: not UTF-8 text at the end (not utf-8): re-export as UTF-8",
+            ) from exc
+
+
+def _csv_has_rows(path: Path) -> bool:
+    """Whether a CSV file has a line after its header that is not blank (a header-only month has none)."""
+    with path.open("rb") as handle:
+        handle.readline()
+        return any(line.strip() for line in handle)
+
+
+def _csv_text(spark: SparkSession, path: Path, source: Source) -> DataFrame:
+    """The CSV file's rows, every column as text exactly as written (NULL when empty), with each row's position
+    in the file and, for a row whose fields do not match the header, its text (``_CORRUPT``)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType([StructField(name, StringType()) for name in [*source.columns, _CORRUPT]])
+    frame = (
+        spark.read.schema(schema)
+        .option("header", True)
+        .option("multiLine", True)  # a quoted value may span lines; the file is then read whole, in order
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", _CORRUPT)
+        .option("quote", '"')
+        .option("escape", '"')
+        .option("encoding", "UTF-8")
+        .option("enforceSchema", True)
+        .csv(str(path))
+    )
+    # One partition per file (multiLine): ids are consecutive, in file order.
+    return frame.withColumn(_ROW, F.monotonically_increasing_id())
+
+
+def _parquet(spark: SparkSession, path: Path) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return spark.read.parquet(str(path)).withColumn(_ROW, F.col("_metadata.row_index"))
+
+
+_FLOATS = ("DOUBLE", "FLOAT")
+
+
+def _parquet_text(frame: DataFrame, source: Source, stored: dict[str, str], keep_typed: bool) -> DataFrame:
+    """The Parquet file's columns as text, except (with ``keep_typed``) those already stored in their declared
+    type. A double becomes its shortest exact decimal: 8.0 fits an INTEGER column (the ``.0`` dropped), 8.4
+    does not (as on DuckDB)."""
+    from pyspark.sql import functions as F
+
+    columns = [F.col(_ROW)]
+    for name, kind in source.columns.items():
+        column = F.col(_name(name))
+        if stored.get(name) == kind and keep_typed:
+            text = column
+        elif stored.get(name) in _FLOATS and kind in ("INTEGER", "BIGINT"):
+            text = F.regexp_replace(column.cast("string"), r"\.0$", "")
+        else:
+            text = column.cast("string")
+        columns.append(text.alias(name))
+    return frame.select(*columns)
+
+
+def _fits(name: str, kind: str) -> Column:
+    """True when the text column ``name`` is NULL or written exactly in ``kind`` (the rule's pattern, whole, and
+    a cast that does not fail or overflow; Spark's cast gives NULL where DuckDB's fails)."""
+    from pyspark.sql import functions as F
+
+    rule = rule_for(kind)
+    column = F.col(_name(name))
+    if rule is None:
+        return F.lit(True)
+    pattern = rule.pattern
+    flags = ""
+    if pattern.startswith("(?i)"):
+        flags, pattern = "(?i)", pattern[4:]
+    matches = column.rlike(rf"{flags}\A(?:{pattern})\z")
+    return column.isNull() | (matches & F.expr(f"try_cast({_name(name)} as {spark_type(kind)})").isNotNull())
+
+
+def _checked(name: str, kind: str) -> Column:
+    """The text column ``name`` cast to ``kind``, or an error raised in the job when a value does not fit."""
+    from pyspark.sql import functions as F
+
+    if rule_for(kind) is None:
+        return F.col(_name(name)).alias(name)
+    failure = F.raise_error(F.concat(F.lit(f"{_FAILURE}not an exact {kind}: "), F.col(_name(name))))
+    return F.when(_fits(name, kind), F.col(_name(name)).cast(spark_type(kind))).otherwise(failure).alias(name)
+
+
+def _malformed_rows(text: DataFrame, path: Path, source: Source) -> LandingError | None:
+    """The first CSV row whose fields do not match the header, as DuckDB's reader would name it."""
+    from pyspark.sql import functions as F
+
+    bad = text.where(F.col(_CORRUPT).isNotNull()).select(_ROW, _CORRUPT, *source.columns)
+    first = bad.orderBy(_ROW).limit(1).collect()
+    if not first:
+        return None
+    row, raw = first[0][_ROW], first[0][_CORRUPT]
+    fields = next(csv.reader([raw]), [])
+    line = csv_lines(path, {row}).get(row)
+    where = f"line {line}: " if line else ""
+    return LandingError(
+        path,
+        f"does not parse: {where}expected {len(source.columns)} columns, found {len(fields)} "
+        f"(the line reads: {raw.strip()[:200]})",
+    )
+
+
+def _inexact_values(text: DataFrame, source: Source, where) -> LandingError | None:
+    """The values of the file that are not exactly of their declared type (the first three in file order, with
+    their line or row, and how many in all), or None when every value fits. ``text``: every column as text,
+    with ``_ROW``; ``where``: the rows shown (0-based) -> how a person finds them."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    parts = [
+        text.where(~_fits(name, kind)).select(
+            F.col(_ROW).alias("position"),
+            F.lit(name).alias("column_name"),
+            F.col(_name(name)).alias("value"),
+            F.lit(kind).alias("kind"),
+        )
+        for name, kind in source.columns.items()
+        if rule_for(kind) is not None
+    ]
+    if not parts:
+        return None
+    offenders = reduce(lambda a, b: a.unionByName(b), parts).cache()
+    try:
+        total = offenders.count()
+        if not total:
+            return None
+        shown = offenders.orderBy("position", "column_name").limit(3).collect()
+    finally:
+        offenders.unpersist()
+    rows = [(r.position, r.column_name, r.value, r.kind, total) for r in shown]
+    return describe_offenders(rows, where({r[0] for r in rows}))
+
+
+def _spark_error_line(exc: BaseException) -> str:
+    """The first line of what Spark says, without its JVM stack."""
+    text = str(getattr(exc, "desc", None) or exc).strip()
+    found = re.search(r"\[[A-Z_.]+\][^\n]*", text)
+    return (found.group(0) if found else text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+# -- load, validate, promote ---------------------------------------------------------------------------------
+
+
+def load(
+    spark: SparkSession,
+    landing: Path,
+    source_name: str,
+    month: str | None = None,
+    skip_unchanged: bool = False,
+    control: Path | None = None,
+) -> LoadResult:
+    """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted to
+    ``raw``): a month of a monthly source (its ``_period`` partition replaced), or a whole snapshot. Every value is
+    parsed exactly (data_checks.parsing); a file that is missing, malformed or holds a value not exactly of its
+    type raises LandingError (file, line or Parquet row, column, value, rule: DuckDB's text) and changes nothing.
+    A header-only month fails where the spec says empty months are not normal, and empties the month where
+    they are. With ``skip_unchanged``, a snapshot file with the checksum of the content already promoted is not
+    loaded again (``unchanged`` in the result). ``control``: the control file (default: beside the session's
+    warehouse directory, ``<data>/spark/control.duckdb``)."""
+    from pyspark.sql import functions as F
+
+    source = BY_NAME[source_name]
+    if (source.kind == "monthly") != (month is not None):
+        raise ValueError(
+            f"{source_name} is a {source.kind} source: "
+            f"{'a month is required' if month is None else 'it has no months'}"
+        )
+    control = control or _control_of(spark)
+    period = month_start(month) if month else None
+    path = find_file(landing, source, month)
+    if path.suffix == ".csv":
+        check_csv_header(path, source)
+        _check_utf8(path)
+        has_rows = _csv_has_rows(path)
+        stored = None
+        text = _csv_text(spark, path, source)
+    else:
+        try:
+            raw = _parquet(spark, path)
+            stored = {name: _declared_kind(kind) for name, kind in raw.dtypes if name != _ROW}
+        except Exception as exc:  # not a Parquet file Spark can read
+            raise LandingError(path, f"does not parse: {_spark_error_line(exc)}") from exc
+        check_columns(path, source, list(stored))
+        has_rows = raw.limit(1).count() > 0
+        text = _parquet_text(raw, source, stored, keep_typed=True)
+    checksum = file_sha256(path)
+    stat = path.stat()
+    if skip_unchanged and period is None:
+        promoted = _promoted_rows(control, source_name, checksum)
+        if promoted is not None:
+            return LoadResult(
+                source_name, path, month, promoted, checksum, stat.st_size, stat.st_mtime_ns, unchanged=True
+            )
+    if not has_rows and source.kind == "monthly" and not source.empty_month_ok:
+        raise duckdb_ingest.empty_month_error(path, source)
+
+    ensure_tables(spark)
+    table = f"{LANDED}.{source.name}"
+    columns = []
+    for name, kind in source.columns.items():
+        typed = stored is not None and stored.get(name) == kind
+        columns.append(F.col(_name(name)).alias(name) if typed else _checked(name, kind))
+    if stored is None:  # a CSV row whose fields do not match the header fails the job too
+        columns[0] = (
+            F.when(F.col(_CORRUPT).isNull(), columns[0])
+            .otherwise(F.raise_error(F.lit(f"{_FAILURE}malformed row")))
+            .alias(next(iter(source.columns)))
+        )
+    rows_frame = text.select(
+        *columns,
+        F.lit(str(path)).alias("_source_file"),
+        F.expr("localtimestamp()").alias("_loaded_at"),
+        F.lit(period).cast("date").alias("_period"),
+    )
+    previous = _snapshot_record(control, source_name) if period is None else None
+    if period is None:  # landed is about to differ from raw: no longer "promoted" until it is again
+        with _control(control) as con:
+            con.execute(f"update {SNAPSHOT_FILES} set promoted_at = null where source = ?", [source_name])
+    try:
+        if has_rows:
+            with _dynamic_overwrite(spark):
+                rows_frame.write.insertInto(table, overwrite=True)
+        else:
+            _drop_partition(spark, table, period)
+    except Exception as exc:
+        if previous is not None:
+            _restore_snapshot_record(control, previous)
+        error = _explain_failure(spark, path, source, stored, exc)
+        raise error from exc
+    rows = _count(spark, table, period) if has_rows else 0
+    if period is None:
+        with _control(control) as con:
+            con.execute(
+                f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, localtimestamp, null)",
+                [source_name, checksum, rows],
+            )
+    return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
+
+
+def _explain_failure(
+    spark: SparkSession, path: Path, source: Source, stored: dict[str, str] | None, exc: BaseException
+) -> LandingError:
+    """After a failed load: the malformed row or the inexact values of the file, else Spark's own words."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        if stored is None:
+            text = _csv_text(spark, path, source).cache()
+            try:
+                problem = _malformed_rows(text, path, source)
+                if problem is None:
+                    found = _inexact_values(
+                        text, source, lambda rows: {r: f"line {n}" for r, n in csv_lines(path, rows).items()}
+                    )
+                    problem = found and LandingError(path, found)
+            finally:
+                text.unpersist()
+        else:
+            text = _parquet_text(_parquet(spark, path), source, stored, keep_typed=False)
+            found = _inexact_values(text, source, lambda rows: {r: f"row {r + 1}" for r in rows})
+            problem = found and LandingError(path, found)
+    except (PySparkException, Py4JError, OSError):  # the file itself does not read: Spark's words below
+        problem = None
+    return problem or LandingError(path, f"does not parse: {_spark_error_line(exc)}")
+
+
+def _snapshot_record(control: Path, source_name: str) -> tuple | None:
+    if not control.exists():
+        return None
+    with _control(control) as con:
+        return con.execute(f"select * from {SNAPSHOT_FILES} where source = ?", [source_name]).fetchone()
+
+
+def _restore_snapshot_record(control: Path, record: tuple) -> None:
+    with _control(control) as con:
+        con.execute(f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, ?, ?)", list(record))
+
+
+def spark_frame_sql(source_name: str) -> tuple[str, bool]:
+    """The source's suite frame SQL (data_checks.suites, one text for both engines) in Spark's spelling, and
+    whether it takes the ``:period`` parameter. The rewrites are mechanical: ``$period`` -> ``:period``,
+    ``<alias>.* exclude (<lineage columns>)`` -> the source's columns, ``strftime(x, '%Y-%m-%d')`` and
+    ``'%Y-%m'`` -> ``date_format``, ``as varchar`` -> ``as string``. A construct left over fails loudly."""
+    from data_checks.suites import SUITES
+
+    source = BY_NAME[source_name]
+    sql = SUITES[source_name].frame_sql
+    lineage = ", ".join(LINEAGE_COLUMNS)
+
+    def columns(match: re.Match) -> str:
+        prefix = match.group(1) or ""
+        return ", ".join(f"{prefix}{_name(name)}" for name in source.columns)
+
+    sql = re.sub(rf"(\w+\.)?\*\s+exclude\s*\(\s*{re.escape(lineage)}\s*\)", columns, sql, flags=re.IGNORECASE)
+    formats = {"%Y-%m-%d": "yyyy-MM-dd", "%Y-%m": "yyyy-MM"}
+    sql = re.sub(
+        r"strftime\(\s*([\w.$]+)\s*,\s*'([^']*)'\s*\)",
+        lambda m: f"date_format({m.group(1)}, '{formats[m.group(2)]}')",
+        sql,
+    )
+    sql = re.sub(r"\bas\s+varchar\b", "as string", sql, flags=re.IGNORECASE)
+    takes_period = "$period" in sql
+    sql = sql.replace("$period", ":period")
+    left = [word for word in ("exclude", "strftime", "varchar", "$") if word in sql.lower()]
+    if left:
+        raise ValueError(f"the {source_name} suite's SQL uses {', '.join(left)}, which Spark does not take")
+    return sql, takes_period
+
+
+def validation_frame(spark: SparkSession, source_name: str, month: str | None = None) -> DataFrame:
+    """The landed partition with its violation columns (data_checks.suites: the same SQL as DuckDB's, the same
+    columns), computed against the ``raw`` reference tables, as a Spark DataFrame for GX's Spark engine."""
+    from data_checks.suites import period_parameter
+
+    ensure_tables(spark)
+    sql, takes_period = spark_frame_sql(source_name)
+    args: dict[str, Any] = {"period": period_parameter(month)} if takes_period else {}
+    return spark.sql(sql, args=args) if args else spark.sql(sql)
+
+
+def promote(
+    spark: SparkSession, source_name: str, month: str | None = None, control: Path | None = None
+) -> int:
+    """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing that month (or the
+    snapshot) there; returns its rows. A month is first recorded in the control file as awaiting publication
+    (see ``dirty_months``); a snapshot is recorded as promoted only after ``raw`` has it."""
+    source = BY_NAME[source_name]
+    control = control or _control_of(spark)
+    period = month_start(month) if month else None
+    ensure_tables(spark)
+    landed = _partition(spark.table(f"{LANDED}.{source.name}"), period)
+    rows = landed.count()
+    if period is not None:
+        with _control(control) as con:
+            con.execute(
+                f"insert or replace into {AWAITING} values (?, ?, localtimestamp, ?)",
+                [period, source.name, rows],
+            )
+    target = f"{RAW}.{source.name}"
+    if rows:
+        with _dynamic_overwrite(spark):
+            landed.select(*spark.table(target).columns).write.insertInto(target, overwrite=True)
+    else:
+        _drop_partition(spark, target, period)
+    if period is None:
+        with _control(control) as con:
+            con.execute(
+                f"update {SNAPSHOT_FILES} set promoted_at = localtimestamp where source = ? and rows = ?",
+                [source.name, rows],
+            )
+    return rows

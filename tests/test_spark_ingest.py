@@ -1,0 +1,333 @@
+"""Ingest and Great Expectations on Spark (issue 16): the same landing rules, suites and messages as on DuckDB.
+
+One Spark session for the module (Hive support; warehouse and Derby metastore under a temporary data directory),
+so this module runs in its own pytest process (``make test`` does that). The small generated sample is loaded,
+validated with GX's Spark engine and promoted on Spark, and on DuckDB by pipelines/engines/duckdb_ingest.py from
+the same landing files: the raw tables must be equal row for row and every suite must say the same. Then bad
+files from the DuckDB tests' corpus must fail the Spark load with DuckDB's very message and change nothing, and a
+planted reference violation must fail the Spark validation with DuckDB's failure messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from data_checks.gx_run import LandingValidator
+from data_checks.structure import LandingError
+from pipelines.engines import duckdb_ingest
+from pipelines.engines.sql import literal, qualified
+from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
+from pipelines.lib.config import Paths
+from tests.test_landing_rules import _set
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java 17 (make install-spark)", allow_module_level=True)
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.engines import spark_ingest
+
+pytestmark = pytest.mark.spark
+
+MONTHS = ["2024-01", "2024-02"]  # two of the sample's three months keep the module short
+MONTH = "2024-02"
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def spark_paths(tmp_path_factory) -> Paths:
+    return Paths(tmp_path_factory.mktemp("spark_ingest") / "data")
+
+
+@pytest.fixture(scope="module")
+def spark(spark_paths: Paths):
+    """A local Spark session as SparkRuntime starts one: metastore and warehouse under ``<data>/spark``."""
+    home = spark_paths.data_dir / "spark"
+    home.mkdir(parents=True)
+    started = time.perf_counter()
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("cprof-test-spark-ingest")
+        .config("spark.sql.warehouse.dir", str(home / "warehouse"))
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        )
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={home}")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.storeAssignmentPolicy", "ANSI")
+        .enableHiveSupport()
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    TIMES["session start"] = time.perf_counter() - started
+    yield session
+    session.stop()
+    print("\nSpark ingest timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in TIMES.items()))
+
+
+def _ingest(kind: str, load, frame, promote, validator: LandingValidator) -> dict[str, str]:
+    """Every snapshot, then every month of MONTHS, loaded, validated and promoted; each outcome's message."""
+    messages = {}
+    started = time.perf_counter()
+    for source in SNAPSHOTS:
+        result = load(source.name, None)
+        outcome = validator.validate(source.name, None, frame(source.name, None), str(result.path))
+        assert outcome.success, outcome.message()
+        messages[source.name] = outcome.message()
+        assert promote(source.name, None) == result.rows
+    TIMES[f"{kind}: snapshots"] = time.perf_counter() - started
+    for month in MONTHS:
+        started = time.perf_counter()
+        for source in MONTHLY:
+            result = load(source.name, month)
+            outcome = validator.validate(source.name, month, frame(source.name, month), str(result.path))
+            assert outcome.success, outcome.message()
+            messages[f"{source.name} {month}"] = outcome.message()
+            assert promote(source.name, month) == result.rows
+        TIMES[f"{kind}: month {month} (6 sources)"] = time.perf_counter() - started
+    return messages
+
+
+@pytest.fixture(scope="module")
+def both(spark: SparkSession, spark_paths: Paths, small_landing: Path, tmp_path_factory):
+    """The sample ingested on DuckDB and on Spark from the same landing files; their suites' messages."""
+    landing = spark_paths.landing
+    shutil.copytree(small_landing, landing)
+    duck_dir = tmp_path_factory.mktemp("duck")
+    con = duckdb.connect(str(duck_dir / "warehouse.duckdb"))
+    duck_messages = _ingest(
+        "DuckDB",
+        lambda source, month: duckdb_ingest.load(con, landing, source, month),
+        lambda source, month: duckdb_ingest.validation_frame(con, source, month),
+        lambda source, month: duckdb_ingest.promote(con, source, month),
+        LandingValidator(duck_dir, defer_docs=True),
+    )
+    spark_messages = _ingest(
+        "Spark",
+        lambda source, month: spark_ingest.load(spark, landing, source, month),
+        lambda source, month: spark_ingest.validation_frame(spark, source, month),
+        lambda source, month: spark_ingest.promote(spark, source, month),
+        LandingValidator(spark_paths.data_dir, defer_docs=True),
+    )
+    yield con, duck_messages, spark_messages
+    con.close()
+
+
+def _sorted(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        sorted(rows, key=lambda row: tuple((v is None, v if v is not None else 0) for v in row)),
+        columns=columns,
+    )
+
+
+def test_the_sample_on_spark_gives_duckdbs_raw_tables_and_suite_results(
+    both, spark: SparkSession, spark_paths
+):
+    con, duck_messages, spark_messages = both
+    assert spark_messages == duck_messages  # every suite passed, with as many expectations on both engines
+    for source in SOURCES:
+        for schema in ("landed", "raw"):
+            declared = [*source.columns, "_period", "_source_file"]
+            duck_rows = con.execute(
+                f"select {', '.join(declared)} from {qualified(schema, source.name)}"
+            ).fetchall()
+            frame = spark.table(f"{schema}.{source.name}")
+            assert dict(frame.dtypes) == {
+                **{name: spark_ingest.spark_type(kind) for name, kind in source.columns.items()},
+                "_source_file": "string",
+                "_loaded_at": "timestamp_ntz",
+                "_period": "date",
+            }
+            spark_rows = [tuple(row) for row in frame.select(*declared).collect()]
+            assert len(spark_rows) == len(duck_rows) > 0, (schema, source.name)
+            pd.testing.assert_frame_equal(
+                _sorted(spark_rows, declared), _sorted(duck_rows, declared), check_exact=True, obj=source.name
+            )
+    # The bookkeeping, in the control file: cprof reads it without Spark.
+    assert spark_ingest.dirty_months(spark_paths) == MONTHS
+    assert spark_ingest.unchanged_snapshots(spark_paths, spark_paths.landing) == {s.name for s in SNAPSHOTS}
+    assert all(spark_ingest.snapshot_promoted(spark, s.name) for s in SNAPSHOTS)
+    result = spark_ingest.load(spark, spark_paths.landing, "customers", skip_unchanged=True)
+    assert result.unchanged and result.rows == con.execute("select count(*) from raw.customers").fetchone()[0]
+    assert spark_ingest.clear_awaiting_publication(spark_paths, date(2024, 1, 1), date(2024, 1, 1)) == len(
+        MONTHLY
+    )
+    assert spark_ingest.dirty_months(spark_paths) == ["2024-02"]
+
+
+# --- bad files: DuckDB's messages --------------------------------------------------------------------------
+
+
+def _landing_copy(paths: Paths, tmp_path: Path, source: str) -> Path:
+    """A landing zone in ``tmp_path`` holding only a copy of the sample's ``source`` month; that file's path."""
+    path = tmp_path / "landing" / source / f"{MONTH}.csv"
+    path.parent.mkdir(parents=True)
+    shutil.copy(paths.landing / source / f"{MONTH}.csv", path)
+    return path
+
+
+def _to_parquet(path: Path, select: str) -> None:
+    """The CSV replaced by a Parquet file written by DuckDB from ``select`` (``{csv}``: the CSV as text)."""
+    source = f"read_csv({literal(path)}, all_varchar = true)"
+    duckdb.execute(
+        f"copy ({select.format(csv=source)}) to {literal(path.with_suffix('.parquet'))} (format parquet)"
+    )
+    path.unlink()
+
+
+def _edit(column: str, value: str, row: int = 4):
+    return lambda path: _set(path, row, column, value)
+
+
+def _spanning_lines(path: Path) -> None:
+    _set(path, 2, "order_channel", "web\nsecond line")
+    _set(path, 6, "quantity", "2.5")
+    _set(path, 9, "unit_price", "1.999")
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+BAD = {  # case: (source, damage)
+    "quantity=2.5": ("order_lines", _edit("quantity", "2.5")),
+    "quantity=1e3": ("order_lines", _edit("quantity", "1e3")),
+    "quantity beyond INTEGER": ("order_lines", _edit("quantity", "99999999999")),
+    "unit_price=134.124999": ("order_lines", _edit("unit_price", "134.124999")),
+    "unit_price beyond its precision": ("order_lines", _edit("unit_price", "12345678901234567.00")),
+    "order_date=2024-02-30": ("order_lines", _edit("order_date", "2024-02-30")),
+    "opened_at without a time": ("support_tickets", _edit("opened_at", "2024-02-03")),
+    "handling_minutes=12.345": ("support_tickets", _edit("handling_minutes", "12.345")),
+    "score=7.0": ("survey_responses", _edit("score", "7.0")),
+    "a quoted value spanning lines, two offenders": ("order_lines", _spanning_lines),
+    "parquet double 99991.4 for an INTEGER": (
+        "order_lines",
+        lambda p: (
+            _set(p, 1, "quantity", "99991"),
+            _to_parquet(
+                p,
+                "select * replace (cast(quantity as double) + case when quantity = '99991' then 0.4 else 0 end "
+                "as quantity) from {csv}",
+            ),
+        ),
+    ),
+    "parquet text that is not a number": (
+        "returns",
+        lambda p: (_set(p, 3, "quantity", "twelve"), _to_parquet(p, "select * from {csv}")),
+    ),
+    "header only, where months are never empty": ("gl_costs", lambda p: p.write_text(_lines(p)[0] + "\n")),
+    "missing column": (
+        "returns",
+        lambda p: p.write_text("\n".join(",".join(r.split(",")[:-1]) for r in _lines(p))),
+    ),
+    "missing file": ("order_lines", lambda p: p.unlink()),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_file_fails_on_spark_with_duckdbs_message_and_changes_nothing(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path, case: str
+):
+    source, damage = BAD[case]
+    path = _landing_copy(spark_paths, tmp_path, source)
+    landing = path.parents[1]
+    damage(path)
+    landed = spark.table(f"landed.{source}").where(F.col("_period") == F.lit(date(2024, 2, 1)))
+    before = landed.select(F.count("*"), F.sum(F.hash(*landed.columns))).first()
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con, pytest.raises(LandingError) as on_duckdb:
+        duckdb_ingest.load(con, landing, source, MONTH)
+    with pytest.raises(LandingError) as on_spark:
+        spark_ingest.load(spark, landing, source, MONTH)
+    assert str(on_spark.value) == str(on_duckdb.value)
+    assert landed.select(F.count("*"), F.sum(F.hash(*landed.columns))).first() == before
+
+
+def test_a_malformed_csv_row_fails_naming_its_line(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    """DuckDB's reader words its own message; Spark's names the same file and line."""
+    path = _landing_copy(spark_paths, tmp_path, "order_lines")
+    landing = path.parents[1]
+    lines = _lines(path)
+    lines[3] = ",".join(lines[3].split(",")[:6])
+    path.write_text("\n".join(lines) + "\n")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con, pytest.raises(LandingError) as on_duckdb:
+        duckdb_ingest.load(con, landing, "order_lines", MONTH)
+    with pytest.raises(LandingError) as on_spark:
+        spark_ingest.load(spark, landing, "order_lines", MONTH)
+    assert str(on_duckdb.value).startswith(f"{path}: does not parse: line 4"), on_duckdb.value
+    assert str(on_spark.value).startswith(f"{path}: does not parse: line 4: expected 10 columns, found 6"), (
+        on_spark.value
+    )
+
+    path.write_bytes(path.read_bytes().replace(b"standard", b"stand\xe4rd", 1))
+    with pytest.raises(LandingError, match="not utf-8") as on_spark:
+        spark_ingest.load(spark, landing, "order_lines", MONTH)
+    assert str(on_spark.value).startswith(f"{path}: does not parse: line "), on_spark.value
+
+
+# --- a planted violation: GX on Spark says what GX on pandas says --------------------------------------------
+
+
+def test_a_planted_violation_fails_the_spark_suite_with_duckdbs_messages(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    con = both[0]
+    path = _landing_copy(spark_paths, tmp_path, "order_lines")
+    landing = path.parents[1]
+    _set(path, 2, "customer_id", "C999999")
+    _set(path, 5, "order_date", "2031-02-14")
+    _set(path, 7, "quantity", "-4")
+
+    duckdb_ingest.load(con, landing, "order_lines", MONTH)
+    on_duckdb = LandingValidator(tmp_path / "duck").validate(
+        "order_lines", MONTH, duckdb_ingest.validation_frame(con, "order_lines", MONTH), str(path)
+    )
+    started = time.perf_counter()
+    spark_ingest.load(spark, landing, "order_lines", MONTH)
+    on_spark = LandingValidator(tmp_path / "spark").validate(
+        "order_lines", MONTH, spark_ingest.validation_frame(spark, "order_lines", MONTH), str(path)
+    )
+    TIMES["Spark: load + validate a planted bad month"] = time.perf_counter() - started
+    assert not on_spark.success
+    assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
+    described = "\n".join(f.describe() for f in on_spark.failures)
+    assert "_unknown_customer_id: 1 unexpected (e.g. C999999)" in described
+    assert "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14)" in described
+    assert "expect_column_values_to_be_between on quantity: 1 unexpected (e.g. -4)" in described
+    assert on_spark.message().splitlines()[0] == on_duckdb.message().splitlines()[0]
+
+
+def test_accepted_forms_load_to_the_values_written(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    path = _landing_copy(spark_paths, tmp_path, "order_lines")
+    landing = path.parents[1]
+    _set(path, 1, "unit_price", "12.3400")  # zeros beyond the scale change nothing
+    _set(path, 1, "quantity", "+7")
+    spark_ingest.load(spark, landing, "order_lines", MONTH)
+    with path.open(newline="") as handle:
+        first = next(iter(csv.DictReader(handle)))
+    row = (
+        spark.table("landed.order_lines")
+        .where((F.col("order_id") == first["order_id"]) & (F.col("line_no") == int(first["line_no"])))
+        .select("quantity", "unit_price")
+        .first()
+    )
+    assert tuple(row) == (7, Decimal("12.34"))
