@@ -44,6 +44,7 @@ demo: install
 test: install install-spark
 	$(BIN)/python -m pytest -m "not spark"
 	$(BIN)/python -m pytest tests/test_spark_ingest.py
+	$(BIN)/python -m pytest tests/test_spark_pipeline.py
 
 DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)
 DEV_PORT ?= 3000

@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> Report:
     os.environ["CPROF_DATA_DIR"] = str(data)
     os.environ["CPROF_FIRST_MONTH"] = START
     os.environ["CPROF_LAST_MONTH"] = f"{year:04d}-{month + 1:02d}"
+    os.environ["CPROF_ENGINE"] = args.engine  # the runs' warehouse engine (pipelines/engines/)
 
     from pipelines.landing.sources import MONTHLY
     from pipelines.lib.config import Paths
@@ -271,6 +272,7 @@ def run(args: argparse.Namespace) -> Report:
         "incremental_over_full": round(incremental.seconds / full.seconds, 3),
         "peak_rss_gb": round(peak / 2**30, 2),
         "memory_limit": os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB",
+        "engine": args.engine,
     }
     if not args.keep:
         shutil.rmtree(data, ignore_errors=True)
@@ -289,7 +291,8 @@ def render(report: Report, args: argparse.Namespace, started: datetime) -> str:
     return (
         f"# Benchmark, {report.lines:,} order lines ({started:%Y-%m-%d %H:%M} UTC)\n\n"
         f"Machine: {machine()}\n\n"
-        f"Command: `python -m bench --lines {args.lines} --months {args.months} --seed {args.seed}`; "
+        f"Command: `python -m bench --lines {args.lines} --months {args.months} --seed {args.seed}"
+        f"{' --engine ' + args.engine if args.engine != 'duckdb' else ''}`; "
         f"DuckDB memory limit {report.figures['memory_limit']}.\n\n"
         f"Landing files: {report.figures['landing_gb']} GB, {report.rows:,} rows in all.\n\n"
         f"{table}\n\n"
@@ -310,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data directory afterwards")
     parser.add_argument("--quiet", action="store_true", help="no per-step progress of the pipeline")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="the warehouse engine of the runs (default duckdb); spark needs `make install-spark` and Java 17, "
+        "and its memory figure includes Spark's JVM",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -320,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text.split("\n\n", 2)[2])
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"{started:%Y-%m-%d-%H%M}-{args.lines}-lines.md"
+        engine = "" if args.engine == "duckdb" else f"-{args.engine}"
+        out = RESULTS / f"{started:%Y-%m-%d-%H%M}-{args.lines}-lines{engine}.md"
         out.write_text(text)
         print(f"written: {out}")
     print(" ".join(f"{k}={v}" for k, v in report.figures.items()))

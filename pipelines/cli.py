@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.engines import ENGINE_ENV, ENGINES
 from pipelines.lib.config import DATA_DIR_ENV, Paths, data_dir, quiet_telemetry
 
 MONTH_HELP = "YYYY-MM"
@@ -93,6 +94,17 @@ def _run_options(command: argparse.ArgumentParser) -> None:
         help="when another process writes the data directory (another cprof, a Dagster run), wait up to SECONDS "
         "for it to finish, saying what it waits for; by default fail at once, naming that process (pid, "
         "command, start time)",
+    )
+    command.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help=f"the warehouse engine (default: ${ENGINE_ENV}, else duckdb; now "
+        f"{os.environ.get(ENGINE_ENV) or 'duckdb'}). duckdb: one file, <data>/warehouse.duckdb. spark (needs "
+        "`make install-spark` and Java 17): one Spark session for the run, local[2] with its metastore and "
+        "Parquet tables under <data>/spark/, and a Thrift server in it on a free local port where dbt builds "
+        "the models (dbt target spark_thrift); $CPROF_SPARK_MASTER and $CPROF_SPARK_THRIFT=host:port use a "
+        "cluster's master and Thrift server instead (untested). The publication is the same DuckDB file",
     )
     command.add_argument(
         "--progress",
@@ -193,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     # Everything below, the Dagster partitions (bounded by the landing zone's months) included, reads the data
     # directory from the environment: make it the one this command was given.
     os.environ[DATA_DIR_ENV] = str(args.data_dir)
+    # The engine reaches the run's Dagster resource (and the code location) the same way.
+    if getattr(args, "engine", None):
+        os.environ[ENGINE_ENV] = args.engine
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
     from data_checks.structure import LandingError

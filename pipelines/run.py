@@ -54,7 +54,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 from data_checks.gx_run import validator_for
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
-from pipelines.engines import open_runtime
+from pipelines.engines import engine_name, open_runtime
 from pipelines.landing.inventory import find_file, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
@@ -347,7 +347,7 @@ def _run_locked(
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
     progress(
         f"run: {len(months)} month(s), {span}{', full refresh' if full_refresh else ''}, "
-        f"data directory {paths.data_dir}"
+        f"data directory {paths.data_dir}, engine {engine_name()}"
     )
     tags = range_tags(months[0], months[-1])
     if full_refresh:

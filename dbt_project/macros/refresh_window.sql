@@ -188,7 +188,8 @@ having count(*) > 1
         "select distinct cast(period as string) from " ~ this ~ " where " ~ in_refresh_window('period')
         ~ " and period not in (select distinct period from " ~ rebuilt ~ ")"
     ).columns[0].values() -%}
-    {%- do run_query("drop view if exists " ~ rebuilt) -%}
+    {#- Not run_query: a statement without a result set has no cursor description over Thrift (PyHive). -#}
+    {%- do adapter.execute("drop view if exists " ~ rebuilt, fetch=False) -%}
     {%- if stale | length > 0 -%}
         {%- for period in stale if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', period) -%}
             {{ exceptions.raise_compiler_error("unexpected period " ~ period ~ " in " ~ this) }}

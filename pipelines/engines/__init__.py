@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 ENGINE_ENV = "CPROF_ENGINE"
 ENGINES = ("duckdb", "spark")
-# The dbt target each engine builds the models with (dbt_project/profiles.yml).
-DBT_TARGETS = {"duckdb": "local", "spark": "spark"}
+# The dbt target each engine builds the models with (dbt_project/profiles.yml): on Spark, dbt connects to the
+# Thrift server the run's Spark session starts (the `spark` target, Spark in dbt's process, serves dbt alone).
+DBT_TARGETS = {"duckdb": "local", "spark": "spark_thrift"}
 DBT_TARGET_ENV = "CPROF_DBT_TARGET"
 
 

@@ -29,3 +29,13 @@ def literal(value: str | Path) -> str:
     """A quoted string literal, for a statement that takes no parameters (a path in ``ATTACH`` or ``COPY``,
     the text of ``COMMENT ON``)."""
     return "'" + _text(value).replace("'", "''") + "'"
+
+
+def spark_ident(name: str) -> str:
+    """A Spark SQL identifier, backquoted, its backquotes doubled: ``a`b`` becomes ```a``b```."""
+    return "`" + _text(name).replace("`", "``") + "`"
+
+
+def spark_qualified(*parts: str) -> str:
+    """A backquoted, dotted Spark SQL name: ``spark_qualified("marts", "whale_curve")``."""
+    return ".".join(spark_ident(part) for part in parts)

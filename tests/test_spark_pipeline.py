@@ -1,0 +1,282 @@
+"""The pipeline on Apache Spark (issue 16): ``cprof run --engine spark`` publishes what the DuckDB engine publishes.
+
+The small sample's landing zone is run through the whole pipeline on Spark (``cprof run --engine spark`` in a
+subprocess: one Spark for the run, dbt building in it through its Thrift server), and every table of the
+publication (the DuckDB file BI tools read) is compared with the DuckDB engine's publication of the same landing
+(``published_sample``), row for row: same columns in the same order, same types, DECIMALs exact. Tables whose
+content is equal must carry equal checksums in ``marts.publish_log``. Then one month is refreshed on Spark and
+the comparison made again.
+
+Then the Spark warehouse itself, in this process, against the DuckDB one: the same frames written with
+``replace_periods`` (whole, then a window with a period left empty, then a write that fails half way) read back
+equal, and published with equal checksums.
+
+Spark tests run in their own pytest process (one JVM per process; Derby admits one Spark per metastore):
+``make test`` runs this module on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipelines.engines.base import Column, Filter, PeriodWindow
+from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
+from pipelines.engines.sql import ident, qualified
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database, publish
+
+pytestmark = pytest.mark.spark
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
+pytest.importorskip("dbt.adapters.spark", reason="the spark extra is not installed (make install-spark)")
+pytest.importorskip("pyhive", reason="the spark extra is not installed (make install-spark)")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java 17 (make install-spark)", allow_module_level=True)
+
+from pipelines.engines.spark_warehouse import SparkRuntime
+
+# TEMPORARY (pipelines/definitions.py DUCKDB_ONLY_ASSETS): until the satisfaction and scorecard marts are dbt
+# models, a run on Spark leaves them out; every other published table must be there and equal.
+LEFT_OUT_ON_SPARK = {
+    "customer_satisfaction",
+    "satisfaction_drivers",
+    "customer_scorecard",
+    "incentive_attainment",
+}
+RELATIVE_TOLERANCE = 1e-9  # doubles that differ in the last bits (Spark and DuckDB sum in different orders)
+
+
+def _cprof(data_dir: Path, *args: str) -> tuple[str, float]:
+    cprof = Path(sys.executable).parent / "cprof"
+    env = {**os.environ, "CPROF_ENGINE": "spark", "CPROF_DATA_DIR": str(data_dir)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(cprof), "--data-dir", str(data_dir), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0, (
+        f"cprof {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    )
+    return done.stdout + done.stderr, seconds
+
+
+def _columns(con, table: str) -> list[tuple[str, str]]:
+    return con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = 'marts' "
+        "and table_name = ? order by ordinal_position",
+        [table],
+    ).fetchall()
+
+
+def _tables(con) -> set[str]:
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_schema = 'marts'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def _last_checksums(con) -> dict[str, str]:
+    rows = con.execute(
+        "select table_name, checksum from marts.publish_log "
+        "where published_at = (select max(published_at) from marts.publish_log)"
+    ).fetchall()
+    return dict(rows)
+
+
+def _rows(con, table: str, columns: list[str]) -> list[tuple]:
+    select = ", ".join(ident(c) for c in columns)
+    return con.execute(f"select {select} from {qualified('marts', table)} order by all").fetchall()
+
+
+def _near(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
+    return a == b
+
+
+def compare_publications(spark_db: Path, duck_db: Path) -> dict[str, object]:
+    """Every table of the Spark publication equals the DuckDB one; returns what was compared."""
+    with (
+        duckdb.connect(str(spark_db), read_only=True) as spark,
+        duckdb.connect(str(duck_db), read_only=True) as duck,
+    ):
+        spark_tables, duck_tables = _tables(spark) - {"publish_log"}, _tables(duck) - {"publish_log"}
+        assert spark_tables <= duck_tables, f"only on Spark: {spark_tables - duck_tables}"
+        assert duck_tables - spark_tables <= LEFT_OUT_ON_SPARK, (
+            f"missing on Spark: {duck_tables - spark_tables}"
+        )
+        problems, exact, close = [], [], []
+        for table in sorted(spark_tables):
+            columns = _columns(duck, table)
+            if _columns(spark, table) != columns:
+                problems.append(f"{table}: columns {_columns(spark, table)} on Spark, {columns} on DuckDB")
+                continue
+            names = [name for name, _ in columns]
+            left, right = _rows(spark, table, names), _rows(duck, table, names)
+            if left == right:
+                exact.append(table)
+            elif len(left) == len(right) and all(
+                all(_near(a, b) for a, b in zip(x, y, strict=True)) for x, y in zip(left, right, strict=True)
+            ):
+                close.append(table)
+            else:
+                problems.append(
+                    f"{table}: {len(left)} rows on Spark, {len(right)} on DuckDB, contents differ"
+                )
+        assert not problems, "Spark's publication differs from DuckDB's:\n" + "\n".join(problems)
+        spark_sums, duck_sums = _last_checksums(spark), _last_checksums(duck)
+        assert set(spark_sums) == spark_tables
+        unequal = [t for t in exact if spark_sums[t] != duck_sums[t]]
+        assert not unequal, f"equal content, different checksums: {unequal}"
+        rows = sum(
+            spark.execute(f"select count(*) from {qualified('marts', t)}").fetchone()[0] for t in exact
+        )
+    return {"exact": exact, "close": close, "rows": rows}
+
+
+def test_cprof_run_on_spark_publishes_what_duckdb_publishes(
+    published_sample: Paths, small_landing: Path, tmp_path: Path
+):
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(small_landing, paths.landing)
+
+    output, run_seconds = _cprof(paths.data_dir, "run", "--engine", "spark", "--progress", "steps")
+    assert "engine spark" in output
+    first = compare_publications(
+        current_database(paths.published), current_database(published_sample.published)
+    )
+    assert "customer_profitability" in first["exact"] and "customer_clv" in set(first["exact"]) | set(
+        first["close"]
+    )
+    assert (paths.data_dir / "spark" / "metastore_db").is_dir()
+
+    # One month refreshed on Spark: the publication is patched from that month on, and still equals DuckDB's.
+    output, refresh_seconds = _cprof(paths.data_dir, "run", "--from", "2024-02", "--to", "2024-02")
+    assert "engine spark" in output  # CPROF_ENGINE alone picks the engine
+    second = compare_publications(
+        current_database(paths.published), current_database(published_sample.published)
+    )
+    assert second["exact"] == first["exact"]
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
+        runs = con.execute("select count(distinct run_id) from marts.publish_log").fetchone()[0]
+    assert runs == 2
+    print(
+        f"\nSpark pipeline: cprof run {run_seconds:.1f} s, one-month refresh {refresh_seconds:.1f} s; "
+        f"{len(first['exact'])} tables equal ({first['rows']} rows), within {RELATIVE_TOLERANCE:g}: "
+        f"{first['close'] or 'none'}; left out on Spark for now: {sorted(LEFT_OUT_ON_SPARK)}"
+    )
+
+
+COLUMNS = [
+    Column("period", "date", nullable=False),
+    Column("customer_id", "varchar", nullable=False),
+    Column("amount", "decimal(18, 2)", nullable=False),
+    Column("share", "double"),
+    Column("orders", "integer"),
+    Column("active", "boolean"),
+]
+
+
+def _month(period: date, customers: int, offset: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "period": [period] * customers,
+            "customer_id": [f"C{i:03d}" for i in range(customers)],
+            "amount": [Decimal(i * 1234 + offset) / 100 for i in range(customers)],
+            "share": [i / 7 + offset for i in range(customers)],
+            "orders": [None if i % 5 == 0 else i + offset for i in range(customers)],
+            "active": [i % 2 == 0 for i in range(customers)],
+        }
+    )
+
+
+JAN, FEB, MAR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
+
+
+def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(tmp_path: Path):
+    runtime = SparkRuntime(Paths(tmp_path / "spark_data"))
+    duck = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    table = "marts.sample_mart"
+    try:
+        with runtime.session() as spark:
+            both = (spark, duck)
+            # A whole build, then a window (Feb..Mar) whose new rows fill Feb only: Mar must end up empty.
+            for wh in both:
+                frames = (_month(p, n) for p, n in ((JAN, 40), (FEB, 30), (MAR, 20)))
+                assert wh.replace_periods(table, COLUMNS, frames, PeriodWindow()) == 90
+                assert (
+                    wh.replace_periods(table, COLUMNS, iter([_month(FEB, 25, 1)]), PeriodWindow(FEB, MAR))
+                    == 25
+                )
+            assert spark.count_by(table, "period") == duck.count_by(table, "period") == {JAN: 40, FEB: 25}
+            assert spark.columns(table) == duck.columns(table) == [c.name for c in COLUMNS]
+            assert spark.spark.table(table).columns[-1] == "period"  # Spark's own order: partition last
+
+            # A write that fails half way (a NULL in a NOT NULL column, in the second frame) changes nothing.
+            broken = _month(MAR, 3)
+            broken.loc[1, "customer_id"] = None
+            for wh in both:
+                with pytest.raises(Exception, match="(?i)not.null|null"):
+                    wh.replace_periods(table, COLUMNS, iter([_month(FEB, 5), broken]), PeriodWindow(FEB, MAR))
+                assert wh.count_by(table, "period") == {JAN: 40, FEB: 25}
+
+            # Reads: bound filters, order, the DuckDB engine's pandas types.
+            where = [Filter("period", "=", FEB), Filter("customer_id", "in", ["C001", "C004", "C009"])]
+            got = spark.read(table, where=where, order_by=["customer_id"])
+            pd.testing.assert_frame_equal(got, duck.read(table, where=where, order_by=["customer_id"]))
+            assert list(got["customer_id"]) == ["C001", "C004", "C009"]
+            for where in ([Filter("amount", ">", Decimal("100.5"))], [Filter("customer_id", "in", [])], []):
+                assert spark.count(table, where) == duck.count(table, where)
+                assert spark.distinct(table, "period", where) == duck.distinct(table, "period", where)
+            assert spark.exists(table) and not spark.exists("marts.nothing_here")
+            assert spark.columns("marts.nothing_here") == []
+
+            # The publication: same tables, types, rows and checksums.
+            spark_pub = publish(spark, tmp_path / "published_spark", first_period=JAN, last_period=MAR)
+            duck_pub = publish(duck, tmp_path / "published_duck", first_period=JAN, last_period=MAR)
+            assert spark_pub.checksums == duck_pub.checksums
+            with (
+                duckdb.connect(str(spark_pub.database), read_only=True) as a,
+                duckdb.connect(str(duck_pub.database), read_only=True) as b,
+            ):
+                assert _columns(a, "sample_mart") == _columns(b, "sample_mart")
+                assert ("amount", "DECIMAL(18,2)") in _columns(a, "sample_mart")
+                names = [c.name for c in COLUMNS]
+                assert _rows(a, "sample_mart", names) == _rows(b, "sample_mart", names)
+            assert not list((runtime.home / "scratch").iterdir())  # staging and publication files removed
+
+        # dbt reaches this Spark through the Thrift server started in it.
+        environment = runtime.dbt_environment()
+        port = int(environment["CPROF_SPARK_THRIFT_PORT"])
+        from pyhive import hive
+
+        con = hive.connect(host=environment["CPROF_SPARK_THRIFT_HOST"], port=port, username="cprof")
+        try:
+            cursor = con.cursor()
+            cursor.execute(f"select count(*) from {table}")
+            assert cursor.fetchall() == [(65,)]
+        finally:
+            con.close()
+        print(
+            f"\nSpark start {runtime.seconds['spark_start']:.1f} s, Thrift start {runtime.seconds['thrift_start']:.1f} s"
+        )
+    finally:
+        duck.close()
+        runtime.close()
