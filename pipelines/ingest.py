@@ -17,6 +17,7 @@ header-only month of a source that declares empty months abnormal (order lines, 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -35,6 +36,7 @@ __all__ = [
     "clear_awaiting_publication",
     "dirty_months",
     "find_file",
+    "history_start",
     "landing_inventory",
     "load",
     "months_in_landing",
@@ -167,6 +169,23 @@ def months_in_landing(landing: Path) -> list[str]:
     return inventory.months
 
 
+# The declared start of history (YYYY-MM): the Dagster partitions begin there (pipelines/partitions.py) and a
+# return of a line ordered before it is a pre-history return (data_checks/suites.py). Default: the first month in
+# the landing zone. Moving it earlier and loading the older months is a backward backfill.
+FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
+
+
+def history_start(landing: Path) -> str | None:
+    """The start of history: ``$CPROF_FIRST_MONTH`` when set, else the first month in the landing zone (None
+    without one)."""
+    declared = os.environ.get(FIRST_MONTH_ENV)
+    if declared:
+        month_start(declared)  # YYYY-MM, or a ValueError saying so
+        return declared
+    months = months_in_landing(landing)
+    return months[0] if months else None
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -175,12 +194,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _csv_text_sql(source: Source) -> str:
-    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written."""
-    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in source.columns)
+def _csv_text_sql(source: Source, present: list[str] | None = None) -> str:
+    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written; the file
+    has the columns ``present`` (default: the required ones), and an optional column it lacks is NULL."""
+    present = present or list(source.columns)
+    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in present)
     return (
-        "select * from read_csv($path, header = true, auto_detect = false, delim = ',', quote = '\"', "
-        f"escape = '\"', strict_mode = true, null_padding = false, columns = {{{columns}}})"
+        f"select {_with_absent_as_null(source, present)} from read_csv($path, header = true, auto_detect = false, "
+        "delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
+        f"columns = {{{columns}}})"
+    )
+
+
+def _with_absent_as_null(source: Source, present: list[str] | set[str]) -> str:
+    """The select list of every table column of ``source``, NULL (text) for an optional column not ``present``."""
+    return ", ".join(
+        ident(name) if name in present else f"cast(null as varchar) as {ident(name)}"
+        for name in source.table_columns
     )
 
 
@@ -202,9 +232,11 @@ def _parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool =
     ``row_number`` (then everything is text, with the row's position). A double becomes its shortest exact
     decimal: 8.0 fits an INTEGER column (the trailing ``.0`` dropped), 8.4 does not."""
     expressions = ["file_row_number"] if row_number else []
-    for name, kind in source.columns.items():
+    for name, kind in source.table_columns.items():
         column = ident(name)
-        if stored.get(name) == kind and not row_number:
+        if name not in stored:  # an optional column the file does not have
+            text = "cast(null as varchar)"
+        elif stored.get(name) == kind and not row_number:
             text = column
         elif stored.get(name) in _FLOATS and kind in ("INTEGER", "BIGINT"):
             text = f"regexp_replace(cast({column} as varchar), '\\.0$', '')"
@@ -215,27 +247,30 @@ def _parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool =
     return f"select {', '.join(expressions)} from read_parquet($path{options})"
 
 
-def _select_sql(source: Source, stored: dict[str, str] | None) -> str:
-    """A SELECT over the landing file ``$path`` (CSV when ``stored`` is None, else Parquet with these column
-    types) that yields the source's columns in their declared types, each value checked to be written exactly
-    in its type: otherwise the statement fails (data_checks.parsing)."""
-    text = _csv_text_sql(source) if stored is None else _parquet_text_sql(source, stored)
+def _select_sql(source: Source, stored: dict[str, str] | None, present: list[str] | None = None) -> str:
+    """A SELECT over the landing file ``$path`` (CSV with the columns ``present`` when ``stored`` is None, else
+    Parquet with these column types) that yields the source's columns in their declared types, each value checked
+    to be written exactly in its type: otherwise the statement fails (data_checks.parsing)."""
+    text = _csv_text_sql(source, present) if stored is None else _parquet_text_sql(source, stored)
     casts = ", ".join(
         f"{ident(name) if stored and stored.get(name) == kind else checked_cast(ident(name), kind)} as {ident(name)}"
-        for name, kind in source.columns.items()
+        for name, kind in source.table_columns.items()
     )
     return f"select {casts} from ({text})"
 
 
-def _inexact_values(con: duckdb.DuckDBPyConnection, path: Path, source: Source) -> LandingError | None:
+def _inexact_values(
+    con: duckdb.DuckDBPyConnection, path: Path, source: Source, present: list[str] | None = None
+) -> LandingError | None:
     """After a failed load: the values of the file that are not exactly of their declared type (the first three
     in file order, with their line or row, and how many in all), or None when every value fits."""
     if path.suffix == ".csv":
         con.execute(
-            f"create or replace temp table _landing_text as {_csv_text_sql(source)}", {"path": str(path)}
+            f"create or replace temp table _landing_text as {_csv_text_sql(source, present)}",
+            {"path": str(path)},
         )
         try:
-            offenders = con.execute(offenders_sql("_landing_text", source.columns, "rowid")).fetchall()
+            offenders = con.execute(offenders_sql("_landing_text", source.table_columns, "rowid")).fetchall()
         finally:
             con.execute("drop table if exists _landing_text")
         lines = csv_lines(path, {row[0] for row in offenders})
@@ -243,7 +278,7 @@ def _inexact_values(con: duckdb.DuckDBPyConnection, path: Path, source: Source) 
     else:
         relation = f"({_parquet_text_sql(source, _parquet_types(con, path), row_number=True)})"
         offenders = con.execute(
-            offenders_sql(relation, source.columns, "file_row_number"), {"path": str(path)}
+            offenders_sql(relation, source.table_columns, "file_row_number"), {"path": str(path)}
         ).fetchall()
         where = {row[0]: f"row {row[0] + 1}" for row in offenders}
     if not offenders:
@@ -255,7 +290,7 @@ LANDED, RAW = "landed", "raw"
 
 
 def _ddl(source: Source, schema: str) -> str:
-    columns = {**source.columns, **LINEAGE_COLUMNS}
+    columns = {**source.table_columns, **LINEAGE_COLUMNS}
     body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
     return f"create table if not exists {schema}.{source.name} ({body})"
 
@@ -416,9 +451,9 @@ def load(
         )
     period = month_start(month) if month else None
     path = find_file(landing, source, month)
-    stored = None
+    stored, present = None, None
     if path.suffix == ".csv":
-        check_csv_header(path, source)
+        present = check_csv_header(path, source)
     else:
         try:
             stored = _parquet_types(con, path)
@@ -449,7 +484,7 @@ def load(
             LANDED,
             period,
             f"select *, cast($period as date), $source_file, current_timestamp::timestamp "
-            f"from ({_select_sql(source, stored)})",
+            f"from ({_select_sql(source, stored, present)})",
             {"path": str(path), "period": period, "source_file": str(path)},
             also=None
             if period is not None
@@ -461,7 +496,7 @@ def load(
         )
     except duckdb.Error as exc:
         try:
-            inexact = _inexact_values(con, path, source)
+            inexact = _inexact_values(con, path, source, present)
         except duckdb.Error:  # the file itself does not parse: DuckDB's reader says where
             inexact = None
         raise (inexact or _explain_duckdb_error(path, exc)) from exc
@@ -523,13 +558,20 @@ def clear_awaiting_publication(warehouse: Path, first: date, last: date) -> int:
     return int(cleared)
 
 
-def validation_frame(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None):
-    """The landed partition with its violation columns (see data_checks.suites), as a pandas DataFrame."""
-    from data_checks.suites import SUITES, period_parameter
+def validation_frame(
+    con: duckdb.DuckDBPyConnection,
+    source_name: str,
+    month: str | None = None,
+    history_start: str | None = None,
+):
+    """The landed partition with its violation columns (see data_checks.suites), as a pandas DataFrame.
+    ``history_start`` (YYYY-MM): the first month of history, for the returns' rules (default: the first month of
+    order lines in raw)."""
+    from data_checks.suites import SUITES, frame_parameters
 
     ensure_tables(con)
     sql = SUITES[source_name].frame_sql
-    frame = con.execute(sql, {"period": period_parameter(month)} if "$period" in sql else {}).df()
+    frame = con.execute(sql, frame_parameters(sql, month, history_start)).df()
     # GX's pandas range checks are vectorised only for int64/float64 and nanosecond datetimes; DuckDB hands
     # over int32 and microsecond timestamps, which GX would check row by row in Python (1.9 s of the 4.3 s a
     # 584,000-row month of order lines took).

@@ -22,12 +22,11 @@ from dagster import BackfillPolicy, MonthlyPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.config import paths
-from pipelines.ingest import months_in_landing
+from pipelines.ingest import FIRST_MONTH_ENV, months_in_landing
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
-FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
 DEFAULT_FIRST_MONTH = "2020-01"
 LAST_MONTH_ENV = "CPROF_LAST_MONTH"
 

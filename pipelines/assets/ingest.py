@@ -27,6 +27,7 @@ from pipelines.ingest import (
     LandingInventory,
     LoadResult,
     find_file,
+    history_start,
     landing_inventory,
     load,
     promote,
@@ -43,7 +44,7 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 # The raw tables each monthly suite checks references against: they must be promoted first.
 REFERENCED = {
     "order_lines": ("customers", "products"),
-    "returns": ("order_lines",),
+    "returns": ("order_lines", "customers"),
     "support_tickets": ("customers",),
     "sales_visits": ("customers",),
     "gl_costs": ("cost_centers",),
@@ -187,10 +188,11 @@ def _suite_check(source: Source):
                     metadata={"source": source.name, "partition": "snapshot", "unchanged": True},
                 )
         validator = validator_for(paths.data_dir, checks.defer_docs)
+        start = history_start(paths.landing)
         outcomes = []
         with warehouse.get_connection() as con:
             for month in _months(context, source):  # one partition in memory at a time
-                frame = validation_frame(con, source.name, month)
+                frame = validation_frame(con, source.name, month, start)
                 file = find_file(paths.landing, source, month)
                 outcome = validator.validate(source.name, month, frame, str(file))
                 del frame
