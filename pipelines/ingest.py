@@ -33,6 +33,7 @@ from pipelines.sql import ident, literal
 __all__ = [
     "LandingError",
     "LoadResult",
+    "awaiting_after",
     "clear_awaiting_publication",
     "dirty_months",
     "find_file",
@@ -378,15 +379,18 @@ def _replace_partition(
     params: list,
     also: tuple[str, list] | None = None,
     if_empty: LandingError | None = None,
+    before: tuple[str, list] | None = None,
 ) -> int:
     """In one transaction: replace the period's rows (a snapshot: all rows) of ``schema.<source>`` with the
     rows of ``select_sql``; returns how many there are. ``also`` is one more statement (and its parameters) for
-    the same transaction, given the row count as its last parameter. ``if_empty`` is raised when there are no
-    rows. On any error the table keeps what it had."""
+    the same transaction, given the row count as its last parameter; ``before`` one run before the rows are
+    replaced. ``if_empty`` is raised when there are no rows. On any error the table keeps what it had."""
     table = f"{schema}.{source.name}"
     ensure_tables(con)
     con.execute("begin transaction")
     try:
+        if before is not None:
+            con.execute(*before)
         if period is None:
             con.execute(f"drop table if exists {table}")
         con.execute(_ddl(source, schema))
@@ -503,9 +507,28 @@ def load(
     return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
 
 
+# The months of returns whose order lines a month of order lines brings to raw for the first time: returns
+# promoted before their lines, i.e. pre-history returns of a start of history now moved earlier. Their credit
+# belongs to their own month, now at the line's price and customer: those months await publication too, and the
+# run restates them (pipelines/assets/transform.py).
+_RETURNS_FINDING_THEIR_LINES = f"""
+insert or replace into {AWAITING}
+select returns._period, 'returns', current_timestamp::timestamp, count(*)
+from raw.returns as returns
+inner join {LANDED}.order_lines as lines
+    on lines._period = ? and returns.order_id = lines.order_id and returns.line_no = lines.line_no
+where returns._period > ? and not exists (
+    select 1 from raw.order_lines as known
+    where known.order_id = returns.order_id and known.line_no = returns.line_no
+)
+group by returns._period
+"""
+
+
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
     """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing it there. A month is
-    recorded, in the same transaction, as awaiting publication (see ``dirty_months``)."""
+    recorded, in the same transaction, as awaiting publication (see ``dirty_months``); a month of order lines
+    also records the later months of the returns whose lines it brings (pre-history returns until then)."""
     source = BY_NAME[source_name]
     period = month_start(month) if month else None
     where = "where _period = ?" if period is not None else ""
@@ -516,6 +539,7 @@ def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None 
         period,
         f"select * from {LANDED}.{source.name} {where}",
         [period] if period else [],
+        before=(_RETURNS_FINDING_THEIR_LINES, [period, period]) if source.name == "order_lines" else None,
         also=(
             f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
             [period, source.name],
@@ -544,6 +568,13 @@ def dirty_months(warehouse: Path) -> list[str] | None:
     except duckdb.IOException:  # a writer holds it (a run): unknown
         return None
     return [month for (month,) in rows]
+
+
+def awaiting_after(warehouse: Path, last: str) -> str | None:
+    """The last month after ``last`` (YYYY-MM) that awaits publication, or None: a run over a range ending at
+    ``last`` restates and publishes the months up to it (the returns whose lines the range brought)."""
+    later = [month for month in dirty_months(warehouse) or [] if month > last]
+    return later[-1] if later else None
 
 
 def clear_awaiting_publication(warehouse: Path, first: date, last: date) -> int:

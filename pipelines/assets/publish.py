@@ -23,7 +23,7 @@ from dagster import (
 
 from pipelines.dbt import ensure_manifest
 from pipelines.descriptions import published_docs
-from pipelines.ingest import clear_awaiting_publication, month_start
+from pipelines.ingest import awaiting_after, clear_awaiting_publication, month_start
 from pipelines.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
 from pipelines.publish import current_database, publish
 from pipelines.report import report_path, write_release_report
@@ -72,6 +72,8 @@ PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
 def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> MaterializeResult:
     paths = data_dir.paths
     months = run_months(context)
+    # The dbt build restated the months after the range that awaited publication (pipelines.ingest.awaiting_after).
+    through = awaiting_after(paths.warehouse, months[-1]) or months[-1]
     # Only the periods from the run's first month on can differ from the current publication.
     changed_from = refresh_window(context, reach_months=None).first
     # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
@@ -87,7 +89,7 @@ def published_marts(context: AssetExecutionContext, data_dir: DataDir) -> Materi
     )
     # Published: the run's months no longer await publication. After the swap, by this run (which holds the
     # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
-    clear_awaiting_publication(paths.warehouse, month_start(months[0]), month_start(months[-1]))
+    clear_awaiting_publication(paths.warehouse, month_start(months[0]), month_start(through))
     report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"

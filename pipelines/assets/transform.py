@@ -9,7 +9,6 @@ every model whole (``dbt build --full-refresh``), as needed after a change of th
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.config import DATA_DIR_ENV
 from pipelines.dbt import dbt_project, ensure_manifest
+from pipelines.ingest import awaiting_after
 from pipelines.partitions import FULL_REFRESH_TAG, monthly_partitions, partition_key, run_months, single_run
 from pipelines.resources import DataDir
 from pipelines.sql import qualified
@@ -56,28 +56,9 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
 
 def dbt_period_environment(months: list[str], through: str | None = None) -> dict[str, str]:
     """The months first..last of a run, as dbt's models read them (macros/refresh_window.sql); ``through``: a
-    later last month the refresh reaches (returns_reached_through)."""
+    later last month the refresh reaches (pipelines.ingest.awaiting_after)."""
     last = max(months[-1], through or months[-1])
     return {"CPROF_PERIOD_FROM": f"{months[0]}-01", "CPROF_PERIOD_TO": f"{last}-01"}
-
-
-def returns_reached_through(warehouse: Path, months: list[str]) -> str | None:
-    """The last month (YYYY-MM) after the run's months with a return of a line ordered in them, or None. Its
-    credit belongs to its own month, at the line's price and customer: a run that loads the line's month (a
-    corrected file, or an older month a backward backfill brings, whose lines pre-history returns were waiting
-    for) restates the months of its returns too. Read after ingest, before dbt opens the warehouse."""
-    if not warehouse.exists():
-        return None
-    first, last = (date.fromisoformat(f"{month}-01") for month in (months[0], months[-1]))
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        found = con.execute(
-            "select max(returns._period) from raw.returns as returns "
-            "inner join raw.order_lines as lines on returns.order_id = lines.order_id "
-            "and returns.line_no = lines.line_no "
-            "where lines._period between ? and ? and returns._period > ?",
-            [first, last, last],
-        ).fetchone()[0]
-    return None if found is None else found.strftime("%Y-%m")
 
 
 @dbt_assets(
@@ -92,11 +73,12 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, data_dir: Da
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
     args = dbt_build_args(context.run.tags.get(FULL_REFRESH_TAG) == "true")
-    through = returns_reached_through(paths.warehouse, months)
+    # Months after the range awaiting publication (returns whose lines the range brought) are restated too.
+    through = awaiting_after(paths.warehouse, months[-1])
     periods = dbt_period_environment(months, through)
     context.log.info(
         f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})"
-        + (f"; through {through}: returns of the range's order lines" if through else "")
+        + (f"; through {through}, which awaits publication" if through else "")
     )
     # dbt's profile reads the warehouse location, and the models the run's months, from the environment.
     environment = {DATA_DIR_ENV: str(paths.data_dir), "DBT_LOG_PATH": str(paths.logs / "dbt"), **periods}
