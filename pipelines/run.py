@@ -53,7 +53,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
 from pipelines.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
-from pipelines.ingest import dirty_months, find_file, months_in_landing, unchanged_snapshots
+from pipelines.ingest import dirty_months, find_file, history_start, months_in_landing, unchanged_snapshots
 from pipelines.lock import data_dir_lock
 from pipelines.monitoring import fail_dead_runs, worker_tags
 from pipelines.partitions import FULL_REFRESH_TAG, range_tags
@@ -307,7 +307,8 @@ def run_pipeline(
     Holds the data directory's writer lock throughout (waiting up to ``wait_seconds`` for another writer), and
     first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
     ``live`` how long steps go (months ingested, suites, dbt nodes)."""
-    months = select_months(paths, first, last)
+    # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
+    months = select_months(paths, first or history_start(paths.landing), last)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         return _run_locked(paths, with_dirty_months(paths, months, progress), progress, full_refresh, live)

@@ -13,6 +13,7 @@ import pytest
 
 from pipelines.config import Paths
 from pipelines.ingest import dirty_months
+from pipelines.partitions import range_tags
 from pipelines.publish import current_database
 from pipelines.run import PipelineError, run_pipeline
 from pipelines.summary import prehistory_lines
@@ -123,3 +124,29 @@ def test_an_undated_return_of_an_unknown_line_after_the_return_window_is_an_erro
         run_pipeline(data_paths, progress=lambda _: None)
     assert "_unknown_order_line: 1 unexpected (e.g. O999999999 line" in str(caught.value)
     assert "history from 2024-01" in str(caught.value)
+
+
+def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest(
+    small_landing: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Older months landed after the code location loaded (its partitions begin at 2024-02) are reported with
+    what to do, not requested (their partitions do not exist yet) and not an error; the months of the
+    partitions are requested as one run. Months before a declared start of history are reported as such."""
+    from dagster import DagsterInstance
+
+    from pipelines.automation import refresh_requests
+
+    with DagsterInstance.ephemeral() as instance:
+        requests, said = refresh_requests(instance, small_landing, first_partition="2024-02")
+        assert [r.tags for r in requests] == [range_tags("2024-02", "2024-03")]
+        assert any(
+            line.startswith("2024-01..2024-01: older months landed, before the partitions (from 2024-02)")
+            and "`cprof backfill --from 2024-01 --to 2024-01`" in line
+            for line in said
+        ), said
+        monkeypatch.setenv("CPROF_FIRST_MONTH", "2024-02")
+        _, said = refresh_requests(instance, small_landing, first_partition="2024-02")
+        assert any(
+            line.startswith("2024-01..2024-01: before the start of history ($CPROF_FIRST_MONTH=2024-02)")
+            for line in said
+        ), said

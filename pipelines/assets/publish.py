@@ -43,6 +43,7 @@ PUBLISHED_MARTS = (
     "satisfaction_drivers",
     "customer_scorecard",
     "incentive_attainment",
+    "prehistory_returns",
 )
 # Dimension and label tables (dbt models in marts/dimensions), published with the marts for BI joins.
 PUBLISHED_DIMENSIONS = (
