@@ -225,7 +225,8 @@ _suite(
     "non-negative price and discount, discount within the line value, order_date inside the file's month.",
 )
 # A return's line is looked up in raw.order_lines. One the warehouse does not have is a *pre-history return* when
-# its line was ordered before the start of history: by the order_date the returns file gives for it, or, when it
+# its line was ordered before the start of history (or before the first month of order lines in the warehouse,
+# when a run into an empty warehouse starts later): by the order_date the returns file gives for it, or, when it
 # gives none, when the return is dated within the return window of the start (a later return cannot be of an
 # older order). Any other unknown line is an error. A pre-history return's optional customer must be known.
 PREHISTORY_SQL = """
@@ -240,8 +241,8 @@ _suite(
     with this_month as (
         select * exclude (_period, _source_file, _loaded_at) from landed.returns where _period = $period
     ),
-    history as (
-        select coalesce(cast($history_start as date), min(_period), cast($period as date)) as start
+    history as (  -- the start of history, or the first month loaded when the warehouse starts later
+        select coalesce(greatest(cast($history_start as date), min(_period)), cast($period as date)) as start
         from raw.order_lines
     ),
     returned_before as (

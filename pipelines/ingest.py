@@ -328,6 +328,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     if (
         wanted | {(SNAPSHOT_FILES,), (AWAITING,)} <= present
     ):  # one query instead of 25 catalog statements on every call
+        _add_optional_columns(con)
         return
     for schema in (LANDED, RAW):
         con.execute(f"create schema if not exists {schema}")
@@ -335,6 +336,32 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(_ddl(source, schema))
     con.execute(SNAPSHOT_FILES_DDL)
     con.execute(AWAITING_DDL)
+
+
+def _add_optional_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse written before a source declared its optional columns gets them (NULL), in the tables'
+    column order: rows are inserted by position."""
+    for source in SOURCES:
+        if not source.optional:
+            continue
+        for schema in (LANDED, RAW):
+            found = [
+                name
+                for (name,) in con.execute(
+                    "select column_name from duckdb_columns() where database_name = current_database() "
+                    "and schema_name = ? and table_name = ? order by column_index",
+                    [schema, source.name],
+                ).fetchall()
+            ]
+            wanted = [*source.table_columns, *LINEAGE_COLUMNS]
+            if found == wanted:
+                continue
+            table = f"{schema}.{source.name}"
+            columns = ", ".join(
+                ident(name) if name in found else f"cast(null as {kind}) as {ident(name)}"
+                for name, kind in {**source.table_columns, **LINEAGE_COLUMNS}.items()
+            )
+            con.execute(f"create or replace table {table} as select {columns} from {table}")
 
 
 def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: str) -> int | None:

@@ -150,3 +150,13 @@ def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest
             line.startswith("2024-01..2024-01: before the start of history ($CPROF_FIRST_MONTH=2024-02)")
             for line in said
         ), said
+
+
+def test_a_range_run_into_an_empty_warehouse_may_start_after_the_first_landed_month(
+    published_sample: Paths, data_paths: Paths
+):
+    """`cprof run --from 2024-02` with January in the landing zone but not loaded: January's lines are before
+    the first month loaded, so their returns are pre-history returns, not unknown lines."""
+    run_pipeline(data_paths, "2024-02", "2024-03", progress=lambda _: None)
+    listed = _published(data_paths, "select return_id from marts.prehistory_returns order by 1")
+    assert [row[0] for row in listed] == [row[0] for row in _prehistory(published_sample)]
