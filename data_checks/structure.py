@@ -1,5 +1,5 @@
 """Structural checks of a landing file, made before any row is loaded: it is readable UTF-8 text with a
-header naming exactly the source's columns, in order. Row-level rules (keys, references, ranges) come after.
+header naming exactly the source's columns, in order (then any of its optional columns). Row-level rules (keys, references, ranges) come after.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ class LandingError(Exception):
         super().__init__(f"{path}: {problem}")
 
 
-def check_csv_header(path: Path, source: Source) -> None:
+def check_csv_header(path: Path, source: Source) -> list[str]:
+    """The columns of a CSV file's header, after checking them (check_columns)."""
     try:
         with path.open("rb") as handle:
             first_line = handle.readline()
@@ -35,22 +36,27 @@ def check_csv_header(path: Path, source: Source) -> None:
         raise LandingError(
             path, f"line 1 (header): not UTF-8 text at byte {exc.start}: re-export as UTF-8"
         ) from exc
-    check_columns(path, source, [h.strip().lstrip("\ufeff") for h in header])
+    found = [h.strip().lstrip("\ufeff") for h in header]
+    check_columns(path, source, found)
+    return found
 
 
 def check_columns(path: Path, source: Source, found: list[str]) -> None:
+    """The columns of a file are the source's columns in order, then any of its optional ones, in order."""
     expected = list(source.columns)
-    if found == expected:
+    optional = [c for c in source.optional if c in found]
+    if found == expected + optional:
         return
     missing = [c for c in expected if c not in found]
-    extra = [c for c in found if c not in expected]
+    extra = [c for c in found if c not in source.table_columns]
     parts = []
     if missing:
         parts.append(f"missing column(s) {', '.join(missing)}")
     if extra:
         parts.append(f"unexpected column(s) {', '.join(extra)}")
     if not parts:
-        parts.append(f"columns out of order: expected {', '.join(expected)}")
-    raise LandingError(
-        path, "; ".join(parts) + f" (rule: {source.name} files have exactly {', '.join(expected)})"
-    )
+        parts.append(f"columns out of order: expected {', '.join(expected + optional)}")
+    rule = f"{source.name} files have exactly {', '.join(expected)}"
+    if source.optional:
+        rule += f", then any of {', '.join(source.optional)} in that order"
+    raise LandingError(path, "; ".join(parts) + f" (rule: {rule})")

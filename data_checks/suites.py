@@ -13,6 +13,7 @@ GX is imported lazily (it takes seconds); this module only describes the suites 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -28,10 +29,27 @@ MAX_QUANTITY = 100_000
 Rule = tuple[str, dict[str, Any]]  # (GX expectation class name, its keyword arguments)
 
 
+# How long after an order its lines may come back, in months: a return of a line the warehouse does not have, and
+# whose order date the returns file does not give, is a pre-history return (of a line ordered before the start of
+# history) only when it is dated within this many months of the start; later, it is an unknown order line.
+RETURN_WINDOW_ENV = "CPROF_RETURN_WINDOW_MONTHS"
+DEFAULT_RETURN_WINDOW_MONTHS = 3
+
+
+def return_window_months() -> int:
+    value = os.environ.get(RETURN_WINDOW_ENV) or str(DEFAULT_RETURN_WINDOW_MONTHS)
+    if not value.isdigit():
+        raise ValueError(f"{RETURN_WINDOW_ENV} is a whole number of months, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Suite:
     source: str
-    frame_sql: str  # parameters: $period (DATE, the partition month; NULL for snapshots)
+    # parameters: $period (DATE, the partition month; NULL for snapshots); the returns' frame also
+    # $history_start (DATE, the first month of history; NULL: the first month of raw.order_lines) and
+    # $return_window (INTEGER, months: RETURN_WINDOW_ENV)
+    frame_sql: str
     rules: Callable[[], list[Rule]]
     description: str = ""
 
@@ -47,7 +65,7 @@ def _key_rules(source: str) -> list[Rule]:
 
 
 def _columns_rule(source: str, extra: list[str]) -> Rule:
-    return ("ExpectTableColumnsToMatchOrderedList", {"column_list": [*BY_NAME[source].columns, *extra]})
+    return ("ExpectTableColumnsToMatchOrderedList", {"column_list": [*BY_NAME[source].table_columns, *extra]})
 
 
 def _null(column: str) -> Rule:
@@ -206,11 +224,26 @@ _suite(
     "Order lines of the month: unique (order_id, line_no), known customer and product, positive quantity, "
     "non-negative price and discount, discount within the line value, order_date inside the file's month.",
 )
+# A return's line is looked up in raw.order_lines. One the warehouse does not have is a *pre-history return* when
+# its line was ordered before the start of history (or before the first month of order lines in the warehouse,
+# when a run into an empty warehouse starts later): by the order_date the returns file gives for it, or, when it
+# gives none, when the return is dated within the return window of the start (a later return cannot be of an
+# older order). Any other unknown line is an error. A pre-history return's optional customer must be known.
+PREHISTORY_SQL = """
+    coalesce(
+        this_month.order_date < history.start,
+        this_month.return_date < history.start + to_months(cast($return_window as integer))
+    )
+"""
 _suite(
     "returns",
     f"""
     with this_month as (
         select * exclude (_period, _source_file, _loaded_at) from landed.returns where _period = $period
+    ),
+    history as (  -- the start of history, or the first month loaded when the warehouse starts later
+        select coalesce(greatest(cast($history_start as date), min(_period)), cast($period as date)) as start
+        from raw.order_lines
     ),
     returned_before as (
         select order_id, line_no, sum(quantity) as quantity
@@ -223,20 +256,27 @@ _suite(
     )
     select
         this_month.*,
-        case when lines.order_id is null
-            then this_month.order_id || ' line ' || cast(this_month.line_no as varchar) end as _unknown_order_line,
+        case when lines.order_id is null and not {PREHISTORY_SQL}
+            then this_month.order_id || ' line ' || cast(this_month.line_no as varchar)
+                || coalesce(' ordered ' || strftime(this_month.order_date, '%Y-%m-%d'), '')
+                || ', history from ' || strftime(history.start, '%Y-%m') end as _unknown_order_line,
+        case when lines.order_id is null and this_month.customer_id is not null and customers.customer_id is null
+            then this_month.customer_id end as _unknown_customer_id,
         case when lines.quantity < returned_now.quantity + coalesce(returned_before.quantity, 0)
             then this_month.order_id || ' line ' || cast(this_month.line_no as varchar) || ': returned '
                 || cast(returned_now.quantity + coalesce(returned_before.quantity, 0) as varchar)
                 || ' of ' || cast(lines.quantity as varchar)
         end as _returned_more_than_ordered,
-        case when this_month.return_date < lines.order_date
+        case when this_month.return_date < coalesce(lines.order_date, this_month.order_date)
             then strftime(this_month.return_date, '%Y-%m-%d') || ' before order date '
-                || strftime(lines.order_date, '%Y-%m-%d') end as _returned_before_ordered,
+                || strftime(coalesce(lines.order_date, this_month.order_date), '%Y-%m-%d')
+        end as _returned_before_ordered,
         {_outside_month("this_month.return_date", "return_date")}
     from this_month
+    cross join history
     left join raw.order_lines as lines
         on this_month.order_id = lines.order_id and this_month.line_no = lines.line_no
+    left join raw.customers as customers on this_month.customer_id = customers.customer_id
     left join returned_now
         on this_month.order_id = returned_now.order_id and this_month.line_no = returned_now.line_no
     left join returned_before
@@ -247,6 +287,7 @@ _suite(
             "returns",
             [
                 "_unknown_order_line",
+                "_unknown_customer_id",
                 "_returned_more_than_ordered",
                 "_returned_before_ordered",
                 "_return_date_outside_month",
@@ -255,13 +296,18 @@ _suite(
         *_key_rules("returns"),
         *_not_null("order_id", "line_no", "return_date", "quantity"),
         _between("quantity", 1, MAX_QUANTITY),
+        _between("unit_price", 0),
+        _between("unit_cost", 0),
         _null("_unknown_order_line"),
+        _null("_unknown_customer_id"),
         _null("_returned_more_than_ordered"),
         _null("_returned_before_ordered"),
         _null("_return_date_outside_month"),
     ],
-    "Returns of the month: unique return_id, each of a known order line, never more than was ordered (over "
-    "all months), not before the order, return_date inside the file's month.",
+    "Returns of the month: unique return_id, each of a known order line or of one ordered before the start of "
+    "history (a pre-history return: by its order_date, or undated within the return window of the start), "
+    "whose customer, when given, is known; never more than was ordered (over all months), not before the order, "
+    "return_date inside the file's month.",
 )
 
 
@@ -372,6 +418,16 @@ _suite(
 
 def rules_for(source: str) -> list[Rule]:
     return SUITES[source].rules()
+
+
+def frame_parameters(sql: str, month: str | None, history_start: str | None = None) -> dict[str, Any]:
+    """The parameters a suite's frame SQL takes, of those it names."""
+    values = {
+        "period": period_parameter(month),
+        "history_start": period_parameter(history_start),
+        "return_window": return_window_months(),
+    }
+    return {name: value for name, value in values.items() if f"${name}" in sql}
 
 
 def period_parameter(month: str | None) -> date | None:

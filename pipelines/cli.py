@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="ingest, check, transform, test and publish every month in landing (or a range)",
-        description="Load the reference snapshots and every month found in the landing zone (or --from/--to) "
+        description="Load the reference snapshots and every month found in the landing zone from the start of "
+        "history (CPROF_FIRST_MONTH, else the first month there; or --from/--to) "
         "into the working warehouse, validating each file with its Great Expectations suite before it is "
         "promoted; build and test the dbt models (conservation to the cent included); score CLV, satisfaction "
         "and the scorecard; then publish the marts atomically to published/current and write the HTML report. "
@@ -167,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         "failed any earlier run whose process is gone (killed). The run is recorded in the Dagster instance "
         "under the data directory as a run of the `pipelines` code location, as if launched from the UI. "
         "Months that a failed or killed run promoted to raw without publishing are refreshed too: the range "
-        "widens to them, and the run says so.",
+        "widens to them, and the run says so. Returns of lines ordered before the first month loaded are "
+        "pre-history returns: published in marts.prehistory_returns and named in the summary, not errors.",
     )
     run.add_argument("--from", dest="first", type=_month, metavar=MONTH_HELP, help="first month to process")
     run.add_argument("--to", dest="last", type=_month, metavar=MONTH_HELP, help="last month to process")
@@ -182,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         "order, rebuild the incremental dbt models for the range and every later period a trailing view "
         "reaches, rescore CLV from --from on, and publish. Months outside the range keep their rows. "
         "Re-running a range publishes identical tables: the checksums printed (from marts.publish_log) are "
-        "equal. History before --from must already be in the warehouse (returns refer to older order lines). "
+        "equal. A range before the months loaded so far is a backward backfill (land the older months, or move "
+        "CPROF_FIRST_MONTH earlier): it also restates the months of the pre-history returns whose lines it "
+        "brings, and publishes what loading every month in order would. "
         "Like run, it prints each step as it finishes, holds <data>/.cprof.lock and first marks failed any run "
         "whose process is gone.",
     )

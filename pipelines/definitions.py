@@ -53,19 +53,12 @@ REFRESH_DESCRIPTION = (
 )
 
 
-# TEMPORARY, until the satisfaction and scorecard marts are dbt models (issue 16, branch dbtmarts): their assets
-# run DuckDB SQL on the working file, so a run on Spark leaves them out and publishes without their marts.
-DUCKDB_ONLY_ASSETS = (satisfaction, scorecard)
-
-
 def _refresh_job(without_snapshots: frozenset[str] = frozenset(), engine: str | None = None):
     """The refresh job; ``without_snapshots`` leaves those reference snapshots' ingest assets out (cprof does
     so for snapshots whose files are the ones already validated and promoted)."""
     left_out = AssetSelection.assets(
         *([layer, name] for name in sorted(without_snapshots) for layer in ("landed", "raw"))
     )
-    if engine_name(engine) == "spark":
-        left_out = left_out | AssetSelection.assets(*DUCKDB_ONLY_ASSETS)
     return define_asset_job(
         "refresh",
         selection=AssetSelection.all() - AssetSelection.checks(published_on_time) - left_out,

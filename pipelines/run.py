@@ -55,7 +55,7 @@ from data_checks.gx_run import validator_for
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
 from pipelines.engines import engine_name, open_runtime
-from pipelines.landing.inventory import find_file, months_in_landing
+from pipelines.landing.inventory import find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.lib.lock import data_dir_lock
@@ -309,7 +309,8 @@ def run_pipeline(
     Holds the data directory's writer lock throughout (waiting up to ``wait_seconds`` for another writer), and
     first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
     ``live`` how long steps go (months ingested, suites, dbt nodes)."""
-    months = select_months(paths, first, last)
+    # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
+    months = select_months(paths, first or history_start(paths.landing), last)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         return _run_locked(paths, with_dirty_months(paths, months, progress), progress, full_refresh, live)

@@ -79,6 +79,17 @@ where segment = 'all' and period = (select max(period) from marts.customer_score
 order by case status when 'red' then 0 when 'amber' then 1 when 'green' then 2 else 3 end, metric
 """
 
+PREHISTORY_SQL = """
+select
+    count(*),
+    count(*) filter (where is_priced),
+    min(period),
+    max(period),
+    coalesce(sum(returns_credit), 0),
+    (select min(period) from marts.customer_profitability)
+from marts.prehistory_returns
+"""
+
 RECONCILIATION_SQL = "select count(*), count(*) filter (where balanced) from marts.company_reconciliation"
 
 
@@ -93,6 +104,30 @@ def _figure(metric: str, value) -> str:
     if any(word in metric for word in ("pct_", "share", "rate")):
         return f"{float(value):.1%}"
     return f"{float(value):,.1f}" if metric in ("nps", "satisfaction_index") else _money(value)
+
+
+def prehistory_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """What the publication holds of pre-history returns (returns of lines ordered before the start of history),
+    or nothing when there are none."""
+    count, priced, first, last, credit, start = con.execute(PREHISTORY_SQL).fetchone()
+    if not count:
+        return []
+    months = f"{first:%Y-%m}" if first == last else f"{first:%Y-%m} to {last:%Y-%m}"
+    lines = [
+        f"  pre-history returns: {count:,} in {months}, of lines ordered before the start of history"
+        + (f" ({start:%Y-%m})" if start else "")
+        + "; marts.prehistory_returns lists each and what is unknown"
+    ]
+    if priced:
+        lines.append(
+            f"    {priced:,} priced from the returns file (credit {_money(credit)}), in their customers' margin"
+        )
+    if count - priced:
+        lines.append(
+            f"    {count - priced:,} unpriced (the returns file gives no customer, unit price and unit cost): "
+            "in no customer's margin until their months are loaded (`cprof backfill`)"
+        )
+    return lines
 
 
 def print_summary(paths: Paths, summary: RunSummary) -> None:
@@ -122,9 +157,10 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
         logged = con.execute("select count(*) from marts.publish_log").fetchone()[0]
         clv_period, clv_customers, clv_revenue, clv_profit = con.execute(CLV_TOTALS_SQL).fetchone()
         defecting = con.execute(DEFECTION_SQL).fetchall()
-        published = {name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()}
-        # A run on Spark publishes no scorecard yet (pipelines/definitions.py DUCKDB_ONLY_ASSETS).
-        scorecard = con.execute(SCORECARD_SQL).fetchall() if "customer_scorecard" in published else []
+        scorecard = con.execute(SCORECARD_SQL).fetchall()
+        prehistory = prehistory_lines(con)
+    for line in prehistory:
+        print(line)
     print()
     print(f"Customer profitability, trailing {months} months to {period:%Y-%m} ({ranked:,} customers)")
     print(f"  whale curve peak: {peak:,.1f} % of total profit, earned by the profitable customers")
@@ -207,7 +243,10 @@ def print_checksums(paths: Paths) -> None:
             "select table_name, row_count, checksum from marts.publish_log where run_id = ? order by table_name",
             [run_id],
         ).fetchall()
+        prehistory = prehistory_lines(con)
     print()
     print(f"Published {len(rows)} tables, {first:%Y-%m} to {last:%Y-%m}, run {run_id}: {database}")
     for table, count, checksum in rows:
         print(f"  {table:<28} {count:>12,} rows  checksum {checksum}")
+    for line in prehistory:
+        print(line)

@@ -230,7 +230,7 @@ def test_a_key_repeated_across_months_fails_its_unique_test_under_the_refresh_wi
         built,
         tmp_path,
         "insert into raw.returns select return_id, order_id, line_no, date '2024-03-20', quantity, reason, "
-        "date '2024-03-01', _source_file, _loaded_at from raw.returns "
+        "order_date, customer_id, unit_price, unit_cost, date '2024-03-01', _source_file, _loaded_at from raw.returns "
         "where return_date < date '2024-02-01' order by return_id limit 1",
     )
     monkeypatch.setenv("CPROF_PERIOD_FROM", "2024-03-01")

@@ -90,6 +90,18 @@ def _return_more_than_ordered(path: Path) -> None:
     _write(path, rows)
 
 
+def _dated_unknown_line(path: Path, order_date: str, customer: str = "") -> None:
+    """The first return made of line 1 of an order the warehouse does not have, the returns file giving its
+    order date (and customer) in its optional columns, empty for the other returns."""
+    rows = _rows(path)
+    rows[0] += ["order_date", "customer_id"]
+    for row in rows[1:]:
+        row += ["", ""]
+    rows[1][rows[0].index("order_id")], rows[1][rows[0].index("line_no")] = "O999999999", "1"
+    rows[1][-2:] = [order_date, customer]
+    _write(path, rows)
+
+
 CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     # case: (source, damage, what the message must say)
     "missing file": ("order_lines", lambda p: p.unlink(), "missing: no order_lines file for 2024-02"),
@@ -166,10 +178,15 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
         _return_more_than_ordered,
         "_returned_more_than_ordered: 1 unexpected",
     ),
-    "return of an unknown order line": (
+    "return of an unknown order line dated inside history": (
         "returns",
-        _edit("order_id", "O999999999"),
-        "_unknown_order_line: 1 unexpected (e.g. O999999999 line",
+        lambda p: _dated_unknown_line(p, "2024-01-20"),
+        "_unknown_order_line: 1 unexpected (e.g. O999999999 line 1 ordered 2024-01-20, history from 2024-01)",
+    ),
+    "pre-history return of an unknown customer": (
+        "returns",
+        lambda p: _dated_unknown_line(p, "2023-12-20", customer="C424242"),
+        "_unknown_customer_id: 1 unexpected (e.g. C424242)",
     ),
     "implausible handling minutes": (
         "support_tickets",

@@ -327,8 +327,8 @@ def graphql(port: int, query: str, variables: dict) -> dict:
 
 def _stop(instance, run_id: str, what: str) -> None:
     """End a run that was shown to proceed: terminated, unless it has already finished by itself. What it did is
-    not the point here (in this empty warehouse, a refresh of one month that gets as far as its returns suite
-    fails it: their order lines are older, issue 18), only that it ends and releases the queue and the lock."""
+    not the point here (it may have published the month, its older lines' returns as pre-history returns), only
+    that it ends and releases the queue and the lock."""
     if not instance.get_run_by_id(run_id).is_finished:
         instance.run_launcher.terminate(run_id)
     until(lambda: instance.get_run_by_id(run_id).is_finished, 60, f"{what} finished")

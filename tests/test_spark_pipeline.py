@@ -47,14 +47,7 @@ if shutil.which("java") is None:
 
 from pipelines.engines.spark_warehouse import SparkRuntime
 
-# TEMPORARY (pipelines/definitions.py DUCKDB_ONLY_ASSETS): until the satisfaction and scorecard marts are dbt
-# models, a run on Spark leaves them out; every other published table must be there and equal.
-LEFT_OUT_ON_SPARK = {
-    "customer_satisfaction",
-    "satisfaction_drivers",
-    "customer_scorecard",
-    "incentive_attainment",
-}
+LEFT_OUT_ON_SPARK: set[str] = set()  # every published table is built on Spark too
 RELATIVE_TOLERANCE = 1e-9  # doubles that differ in the last bits (Spark and DuckDB sum in different orders)
 
 

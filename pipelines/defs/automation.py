@@ -51,12 +51,13 @@ from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     month_of_key,
+    monthly_partitions,
     partition_key,
     range_tags,
     shift_month,
 )
 from pipelines.defs.resources import DataDir
-from pipelines.landing.inventory import file_sha256, landing_inventory
+from pipelines.landing.inventory import FIRST_MONTH_ENV, file_sha256, history_start, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 
 # The monthly close runs at 06:00 UTC on the 3rd, when the ledger of the previous month has closed; the
@@ -286,10 +287,37 @@ def _refresh_runs(instance: DagsterInstance):
     return instance.get_run_records(filters=RunsFilter(job_name=REFRESH_JOB))
 
 
+def older_months(landing: Path, months: list[str], first_partition: str) -> tuple[list[str], list[str]]:
+    """``months`` (sorted) without those before the partitions' first month, and what is said of those: months
+    before the declared start of history are not loaded; older months landed after the code location loaded
+    (the start of history moved earlier) wait for a reload, after which they are requested as one backfill run."""
+    older = [month for month in months if month < first_partition]
+    if not older:
+        return months, []
+    start = history_start(landing) or first_partition
+    before_start = [month for month in older if month < start]
+    said = []
+    if before_start:
+        said.append(
+            f"{before_start[0]}..{before_start[-1]}: before the start of history (${FIRST_MONTH_ENV}={start}), not "
+            f"loaded; to backfill them, set ${FIRST_MONTH_ENV} to {before_start[0]} (or unset it) and reload"
+        )
+    landed = [month for month in older if month >= start]
+    if landed:
+        said.append(
+            f"{landed[0]}..{landed[-1]}: older months landed, before the partitions (from {first_partition}): "
+            "history now starts earlier; reload the code location (Deployment > Reload, or restart `make dev`) "
+            "and they are requested as one backfill run, or run "
+            f"`cprof backfill --from {landed[0]} --to {landed[-1]}`"
+        )
+    return [month for month in months if month >= first_partition], said
+
+
 def refresh_requests(
-    instance: DagsterInstance, landing: Path, now: float | None = None
+    instance: DagsterInstance, landing: Path, now: float | None = None, first_partition: str | None = None
 ) -> tuple[list[RunRequest], list[str]]:
-    """The runs the landing zone and the last publications call for, and what is waited for, in words."""
+    """The runs the landing zone and the last publications call for, and what is waited for, in words. Months
+    before ``first_partition`` (default: the partitions' first month) are reported, not requested."""
     now = time.time() if now is None else now
     status = scan_landing(landing)
     ignored = [f"ignored (hidden or editor files): {', '.join(status.ignored)}"] if status.ignored else []
@@ -297,9 +325,12 @@ def refresh_requests(
         return [], [
             f"nothing loaded until this file is fixed: {problem}" for problem in status.problems
         ] + ignored
+    first_partition = first_partition or month_of_key(monthly_partitions.get_first_partition_key())
+    complete, older = older_months(landing, status.complete_months(), first_partition)
+    incomplete, _ = older_months(landing, status.incomplete_months(), first_partition)
     runs = _refresh_runs(instance)
     due, waiting = [], []
-    for month in status.complete_months():
+    for month in complete:
         state = month_state(instance, month, status.files[month], runs)
         if state.running:
             waiting.append(f"{month}: being refreshed by run {state.running}")
@@ -330,8 +361,9 @@ def refresh_requests(
     reasons = [f"{month}: requested (attempt {f + 1} of {RETRY_LIMIT})" for month, f in due]
     waiting += [
         f"{month}: waiting for {', '.join(f'{name}/{month}.csv' for name in status.missing(month))}"
-        for month in status.incomplete_months()
+        for month in incomplete
     ]
+    waiting += older
     waiting += [
         f"reference/{name} changed since it was loaded: it restates every month; run "
         "`cprof backfill --full-refresh` when intended"

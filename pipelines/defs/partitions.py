@@ -23,13 +23,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
 from pipelines.engines.sql import ident
-from pipelines.landing.inventory import months_in_landing
+from pipelines.landing.inventory import FIRST_MONTH_ENV, months_in_landing
 from pipelines.lib.config import paths
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
-FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
 DEFAULT_FIRST_MONTH = "2020-01"
 LAST_MONTH_ENV = "CPROF_LAST_MONTH"
 
@@ -113,6 +112,14 @@ class RefreshWindow(PeriodWindow):
         if all(warehouse.exists(table) for table in tables):
             return self
         return RefreshWindow(None, None)
+
+
+def awaiting_after(dirty: list[str] | None, last: str) -> str | None:
+    """The last month after ``last`` (YYYY-MM) of the months awaiting publication (``dirty``, the engine's
+    record), or None: a run over a range ending at ``last`` restates and publishes the months up to it (the
+    returns whose lines the range brought)."""
+    later = [month for month in dirty or [] if month > last]
+    return later[-1] if later else None
 
 
 def refresh_window(context, reach_months: int | None) -> RefreshWindow:

@@ -140,9 +140,10 @@ class Warehouse(ABC):
         month (or the snapshot); a file that does not parse raises LandingError and changes nothing."""
 
     @abstractmethod
-    def validation_frame(self, source: str, month: str | None) -> Any:
+    def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:
         """What the source's Great Expectations suite validates for that partition: a pandas frame on DuckDB,
-        a Spark DataFrame on Spark (data_checks.gx_run runs the suite with the matching execution engine)."""
+        a Spark DataFrame on Spark (data_checks.gx_run runs the suite with the matching execution engine).
+        ``history_start`` (YYYY-MM): the start of history, for the returns' pre-history rule."""
 
     @abstractmethod
     def promote(self, source: str, month: str | None) -> int:

@@ -30,6 +30,7 @@ from pipelines.engines.sql import ident, literal
 from pipelines.landing.inventory import (
     file_sha256,
     find_file,
+    history_start,
     landing_inventory,
     month_start,
     months_in_landing,
@@ -48,6 +49,7 @@ __all__ = [
     "clear_awaiting_publication",
     "dirty_months",
     "find_file",
+    "history_start",
     "landing_inventory",
     "load",
     "months_in_landing",
@@ -56,12 +58,23 @@ __all__ = [
 ]
 
 
-def _csv_text_sql(source: Source) -> str:
-    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written."""
-    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in source.columns)
+def _csv_text_sql(source: Source, present: list[str] | None = None) -> str:
+    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written; the file
+    has the columns ``present`` (default: the required ones), and an optional column it lacks is NULL."""
+    present = present or list(source.columns)
+    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in present)
     return (
-        "select * from read_csv($path, header = true, auto_detect = false, delim = ',', quote = '\"', "
-        f"escape = '\"', strict_mode = true, null_padding = false, columns = {{{columns}}})"
+        f"select {_with_absent_as_null(source, present)} from read_csv($path, header = true, auto_detect = false, "
+        "delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
+        f"columns = {{{columns}}})"
+    )
+
+
+def _with_absent_as_null(source: Source, present: list[str] | set[str]) -> str:
+    """The select list of every table column of ``source``, NULL (text) for an optional column not ``present``."""
+    return ", ".join(
+        ident(name) if name in present else f"cast(null as varchar) as {ident(name)}"
+        for name in source.table_columns
     )
 
 
@@ -83,9 +96,11 @@ def _parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool =
     ``row_number`` (then everything is text, with the row's position). A double becomes its shortest exact
     decimal: 8.0 fits an INTEGER column (the trailing ``.0`` dropped), 8.4 does not."""
     expressions = ["file_row_number"] if row_number else []
-    for name, kind in source.columns.items():
+    for name, kind in source.table_columns.items():
         column = ident(name)
-        if stored.get(name) == kind and not row_number:
+        if name not in stored:  # an optional column the file does not have
+            text = "cast(null as varchar)"
+        elif stored.get(name) == kind and not row_number:
             text = column
         elif stored.get(name) in _FLOATS and kind in ("INTEGER", "BIGINT"):
             text = f"regexp_replace(cast({column} as varchar), '\\.0$', '')"
@@ -96,27 +111,30 @@ def _parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool =
     return f"select {', '.join(expressions)} from read_parquet($path{options})"
 
 
-def _select_sql(source: Source, stored: dict[str, str] | None) -> str:
-    """A SELECT over the landing file ``$path`` (CSV when ``stored`` is None, else Parquet with these column
-    types) that yields the source's columns in their declared types, each value checked to be written exactly
-    in its type: otherwise the statement fails (data_checks.parsing)."""
-    text = _csv_text_sql(source) if stored is None else _parquet_text_sql(source, stored)
+def _select_sql(source: Source, stored: dict[str, str] | None, present: list[str] | None = None) -> str:
+    """A SELECT over the landing file ``$path`` (CSV with the columns ``present`` when ``stored`` is None, else
+    Parquet with these column types) that yields the source's columns in their declared types, each value checked
+    to be written exactly in its type: otherwise the statement fails (data_checks.parsing)."""
+    text = _csv_text_sql(source, present) if stored is None else _parquet_text_sql(source, stored)
     casts = ", ".join(
         f"{ident(name) if stored and stored.get(name) == kind else checked_cast(ident(name), kind)} as {ident(name)}"
-        for name, kind in source.columns.items()
+        for name, kind in source.table_columns.items()
     )
     return f"select {casts} from ({text})"
 
 
-def _inexact_values(con: duckdb.DuckDBPyConnection, path: Path, source: Source) -> LandingError | None:
+def _inexact_values(
+    con: duckdb.DuckDBPyConnection, path: Path, source: Source, present: list[str] | None = None
+) -> LandingError | None:
     """After a failed load: the values of the file that are not exactly of their declared type (the first three
     in file order, with their line or row, and how many in all), or None when every value fits."""
     if path.suffix == ".csv":
         con.execute(
-            f"create or replace temp table _landing_text as {_csv_text_sql(source)}", {"path": str(path)}
+            f"create or replace temp table _landing_text as {_csv_text_sql(source, present)}",
+            {"path": str(path)},
         )
         try:
-            offenders = con.execute(offenders_sql("_landing_text", source.columns, "rowid")).fetchall()
+            offenders = con.execute(offenders_sql("_landing_text", source.table_columns, "rowid")).fetchall()
         finally:
             con.execute("drop table if exists _landing_text")
         lines = csv_lines(path, {row[0] for row in offenders})
@@ -124,7 +142,7 @@ def _inexact_values(con: duckdb.DuckDBPyConnection, path: Path, source: Source) 
     else:
         relation = f"({_parquet_text_sql(source, _parquet_types(con, path), row_number=True)})"
         offenders = con.execute(
-            offenders_sql(relation, source.columns, "file_row_number"), {"path": str(path)}
+            offenders_sql(relation, source.table_columns, "file_row_number"), {"path": str(path)}
         ).fetchall()
         where = {row[0]: f"row {row[0] + 1}" for row in offenders}
     if not offenders:
@@ -136,7 +154,7 @@ LANDED, RAW = "landed", "raw"
 
 
 def _ddl(source: Source, schema: str) -> str:
-    columns = {**source.columns, **LINEAGE_COLUMNS}
+    columns = {**source.table_columns, **LINEAGE_COLUMNS}
     body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
     return f"create table if not exists {schema}.{source.name} ({body})"
 
@@ -173,6 +191,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     if (
         wanted | {(SNAPSHOT_FILES,), (AWAITING,)} <= present
     ):  # one query instead of 25 catalog statements on every call
+        _add_optional_columns(con)
         return
     for schema in (LANDED, RAW):
         con.execute(f"create schema if not exists {schema}")
@@ -180,6 +199,32 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(_ddl(source, schema))
     con.execute(SNAPSHOT_FILES_DDL)
     con.execute(AWAITING_DDL)
+
+
+def _add_optional_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse written before a source declared its optional columns gets them (NULL), in the tables'
+    column order: rows are inserted by position."""
+    for source in SOURCES:
+        if not source.optional:
+            continue
+        for schema in (LANDED, RAW):
+            found = [
+                name
+                for (name,) in con.execute(
+                    "select column_name from duckdb_columns() where database_name = current_database() "
+                    "and schema_name = ? and table_name = ? order by column_index",
+                    [schema, source.name],
+                ).fetchall()
+            ]
+            wanted = [*source.table_columns, *LINEAGE_COLUMNS]
+            if found == wanted:
+                continue
+            table = f"{schema}.{source.name}"
+            columns = ", ".join(
+                ident(name) if name in found else f"cast(null as {kind}) as {ident(name)}"
+                for name, kind in {**source.table_columns, **LINEAGE_COLUMNS}.items()
+            )
+            con.execute(f"create or replace table {table} as select {columns} from {table}")
 
 
 def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: str) -> int | None:
@@ -224,11 +269,12 @@ def _replace_partition(
     params: list,
     also: tuple[str, list] | None = None,
     if_empty: LandingError | None = None,
+    before: tuple[str, list] | None = None,
 ) -> int:
     """In one transaction: replace the period's rows (a snapshot: all rows) of ``schema.<source>`` with the
     rows of ``select_sql``; returns how many there are. ``also`` is one more statement (and its parameters) for
-    the same transaction, given the row count as its last parameter. ``if_empty`` is raised when there are no
-    rows. On any error the table keeps what it had."""
+    the same transaction, given the row count as its last parameter; ``before`` one run before the rows are
+    replaced. ``if_empty`` is raised when there are no rows. On any error the table keeps what it had."""
     table = f"{schema}.{source.name}"
     ensure_tables(con)
 
@@ -247,6 +293,7 @@ def _replace_partition(
         select_sql,
         params,
         after=check,
+        before=None if before is None else (lambda con: con.execute(*before)),
     )
 
 
@@ -304,9 +351,9 @@ def load(
         )
     period = month_start(month) if month else None
     path = find_file(landing, source, month)
-    stored = None
+    stored, present = None, None
     if path.suffix == ".csv":
-        check_csv_header(path, source)
+        present = check_csv_header(path, source)
     else:
         try:
             stored = _parquet_types(con, path)
@@ -331,7 +378,7 @@ def load(
             LANDED,
             period,
             f"select *, cast($period as date), $source_file, current_timestamp::timestamp "
-            f"from ({_select_sql(source, stored)})",
+            f"from ({_select_sql(source, stored, present)})",
             {"path": str(path), "period": period, "source_file": str(path)},
             also=None
             if period is not None
@@ -343,16 +390,35 @@ def load(
         )
     except duckdb.Error as exc:
         try:
-            inexact = _inexact_values(con, path, source)
+            inexact = _inexact_values(con, path, source, present)
         except duckdb.Error:  # the file itself does not parse: DuckDB's reader says where
             inexact = None
         raise (inexact or _explain_duckdb_error(path, exc)) from exc
     return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
 
 
+# The months of returns whose order lines a month of order lines brings to raw for the first time: returns
+# promoted before their lines, i.e. pre-history returns of a start of history now moved earlier. Their credit
+# belongs to their own month, now at the line's price and customer: those months await publication too, and the
+# run restates them (pipelines/assets/transform.py).
+_RETURNS_FINDING_THEIR_LINES = f"""
+insert or replace into {AWAITING}
+select returns._period, 'returns', current_timestamp::timestamp, count(*)
+from raw.returns as returns
+inner join {LANDED}.order_lines as lines
+    on lines._period = ? and returns.order_id = lines.order_id and returns.line_no = lines.line_no
+where returns._period > ? and not exists (
+    select 1 from raw.order_lines as known
+    where known.order_id = returns.order_id and known.line_no = returns.line_no
+)
+group by returns._period
+"""
+
+
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
     """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing it there. A month is
-    recorded, in the same transaction, as awaiting publication (see ``dirty_months``)."""
+    recorded, in the same transaction, as awaiting publication (see ``dirty_months``); a month of order lines
+    also records the later months of the returns whose lines it brings (pre-history returns until then)."""
     source = BY_NAME[source_name]
     period = month_start(month) if month else None
     where = "where _period = ?" if period is not None else ""
@@ -363,6 +429,7 @@ def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None 
         period,
         f"select * from {LANDED}.{source.name} {where}",
         [period] if period else [],
+        before=(_RETURNS_FINDING_THEIR_LINES, [period, period]) if source.name == "order_lines" else None,
         also=(
             f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
             [period, source.name],
@@ -405,13 +472,20 @@ def clear_awaiting_publication(warehouse: Path, first: date, last: date) -> int:
     return int(cleared)
 
 
-def validation_frame(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None):
-    """The landed partition with its violation columns (see data_checks.suites), as a pandas DataFrame."""
-    from data_checks.suites import SUITES, period_parameter
+def validation_frame(
+    con: duckdb.DuckDBPyConnection,
+    source_name: str,
+    month: str | None = None,
+    history_start: str | None = None,
+):
+    """The landed partition with its violation columns (see data_checks.suites), as a pandas DataFrame.
+    ``history_start`` (YYYY-MM): the first month of history, for the returns' rules (default: the first month of
+    order lines in raw)."""
+    from data_checks.suites import SUITES, frame_parameters
 
     ensure_tables(con)
     sql = SUITES[source_name].frame_sql
-    frame = con.execute(sql, {"period": period_parameter(month)} if "$period" in sql else {}).df()
+    frame = con.execute(sql, frame_parameters(sql, month, history_start)).df()
     # GX's pandas range checks are vectorised only for int64/float64 and nanosecond datetimes; DuckDB hands
     # over int32 and microsecond timestamps, which GX would check row by row in Python (1.9 s of the 4.3 s a
     # 584,000-row month of order lines took).

@@ -27,14 +27,17 @@ def replace_rows(
     insert_sql: str,
     insert_params: Sequence[Any] | dict[str, Any] = (),
     after: Callable[[duckdb.DuckDBPyConnection, int], object] | None = None,
+    before: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
 ) -> int:
     """The one "replace these rows in one transaction" write of the DuckDB engine: delete the rows of
     ``table`` that match ``where`` (None: drop the table and recreate it from ``ddl``; ``ddl`` None: the table
     exists), insert the rows of ``insert_sql``, then call ``after(con, rows inserted)`` inside the same
-    transaction (a check, or bookkeeping; it may raise). Returns the number of rows inserted. Any error rolls
-    back: the table keeps what it had."""
+    transaction (a check, or bookkeeping; it may raise); ``before(con)`` runs first, in the same transaction.
+    Returns the number of rows inserted. Any error rolls back: the table keeps what it had."""
     con.execute("begin transaction")
     try:
+        if before is not None:
+            before(con)
         if where is None:
             con.execute(f"drop table if exists {table}")
         if ddl is not None:

@@ -131,8 +131,10 @@ class DuckDBWarehouse(Warehouse):
     def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
         return duckdb_ingest.load(self.con, landing, source, month, reuse_unchanged)
 
-    def validation_frame(self, source: str, month: str | None) -> pd.DataFrame:
-        return duckdb_ingest.validation_frame(self.con, source, month)
+    def validation_frame(
+        self, source: str, month: str | None, history_start: str | None = None
+    ) -> pd.DataFrame:
+        return duckdb_ingest.validation_frame(self.con, source, month, history_start)
 
     def promote(self, source: str, month: str | None) -> int:
         return duckdb_ingest.promote(self.con, source, month)

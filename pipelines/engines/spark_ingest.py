@@ -117,11 +117,10 @@ def _name(*parts: str) -> str:
 
 
 def _ddl(source: Source, schema: str) -> str:
-    columns = {**source.columns, **{k: v for k, v in LINEAGE_COLUMNS.items() if k != "_period"}, "_period": "DATE"}
+    lineage = {k: v for k, v in LINEAGE_COLUMNS.items() if k != "_period"}
+    columns = {**source.table_columns, **lineage, "_period": "DATE"}
     body = ", ".join(f"{_name(name)} {spark_type(kind)}" for name, kind in columns.items())
-    return (
-        f"create table if not exists {_name(schema, source.name)} ({body}) using parquet partitioned by (_period)"
-    )
+    return f"create table if not exists {_name(schema, source.name)} ({body}) using parquet partitioned by (_period)"
 
 
 # A Hive metastore cannot filter partitions on a column whose name starts with an underscore (its filter grammar
@@ -445,6 +444,19 @@ def _spark_error_line(exc: BaseException) -> str:
 # -- load, validate, promote ---------------------------------------------------------------------------------
 
 
+def _without_optional_columns(path: Path, source: Source, present: list[str] | None) -> None:
+    """The Spark engine loads a source's optional columns (the returns' order_date, customer_id, unit_price,
+    unit_cost: issue 18) as NULL; a file that carries them is refused, naming them, rather than loaded without
+    them (DuckDB's engine reads them)."""
+    carried = [name for name in source.optional if name in (present or [])]
+    if carried:
+        raise LandingError(
+            path,
+            f"optional column(s) {', '.join(carried)} are not read by the Spark engine yet (DuckDB's engine "
+            "reads them): export the file without them, or run this month with CPROF_ENGINE=duckdb",
+        )
+
+
 def load(
     spark: SparkSession,
     landing: Path,
@@ -473,7 +485,7 @@ def load(
     period = month_start(month) if month else None
     path = find_file(landing, source, month)
     if path.suffix == ".csv":
-        check_csv_header(path, source)
+        _without_optional_columns(path, source, check_csv_header(path, source))
         _check_utf8(path)
         has_rows = _csv_has_rows(path)
         stored = None
@@ -485,6 +497,7 @@ def load(
         except Exception as exc:  # not a Parquet file Spark can read
             raise LandingError(path, f"does not parse: {_spark_error_line(exc)}") from exc
         check_columns(path, source, list(stored))
+        _without_optional_columns(path, source, list(stored))
         has_rows = raw.limit(1).count() > 0
         text = _parquet_text(raw, source, stored, keep_typed=True)
     checksum = file_sha256(path)
@@ -510,8 +523,10 @@ def load(
             .otherwise(F.raise_error(F.lit(f"{_FAILURE}malformed row")))
             .alias(next(iter(source.columns)))
         )
+    absent = [F.lit(None).cast(spark_type(kind)).alias(name) for name, kind in source.optional.items()]
     rows_frame = text.select(
         *columns,
+        *absent,
         F.lit(str(path)).alias("_source_file"),
         F.expr("localtimestamp()").alias("_loaded_at"),
         F.lit(period).cast("date").alias("_period"),
@@ -581,9 +596,9 @@ def _restore_snapshot_record(control: Path, record: tuple) -> None:
         con.execute(f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, ?, ?)", list(record))
 
 
-def spark_frame_sql(source_name: str) -> tuple[str, bool]:
+def spark_frame_sql(source_name: str) -> tuple[str, list[str]]:
     """The source's suite frame SQL (data_checks.suites, one text for both engines) in Spark's spelling, and
-    whether it takes the ``:period`` parameter. The rewrites are mechanical: ``$period`` -> ``:period``,
+    the ``$name`` parameters it takes. The rewrites are mechanical: ``$name`` -> ``:name``,
     ``<alias>.* exclude (<lineage columns>)`` -> the source's columns, ``strftime(x, '%Y-%m-%d')`` and
     ``'%Y-%m'`` -> ``date_format``, ``as varchar`` -> ``as string``. A construct left over fails loudly."""
     from data_checks.suites import SUITES
@@ -594,7 +609,7 @@ def spark_frame_sql(source_name: str) -> tuple[str, bool]:
 
     def columns(match: re.Match) -> str:
         prefix = match.group(1) or ""
-        return ", ".join(f"{prefix}{_name(name)}" for name in source.columns)
+        return ", ".join(f"{prefix}{_name(name)}" for name in source.table_columns)
 
     sql = re.sub(rf"(\w+\.)?\*\s+exclude\s*\(\s*{re.escape(lineage)}\s*\)", columns, sql, flags=re.IGNORECASE)
     formats = {"%Y-%m-%d": "yyyy-MM-dd", "%Y-%m": "yyyy-MM"}
@@ -604,22 +619,27 @@ def spark_frame_sql(source_name: str) -> tuple[str, bool]:
         sql,
     )
     sql = re.sub(r"\bas\s+varchar\b", "as string", sql, flags=re.IGNORECASE)
-    takes_period = "$period" in sql
-    sql = sql.replace("$period", ":period")
-    left = [word for word in ("exclude", "strftime", "varchar", "$") if word in sql.lower()]
+    sql = re.sub(r"([\w.]+)\s*\+\s*to_months\(\s*(cast\(\$\w+ as integer\))\s*\)", r"add_months(\1, \2)", sql)
+    parameters = sorted(set(re.findall(r"\$(\w+)", sql)))
+    sql = re.sub(r"\$(\w+)", r":\1", sql)
+    left = [word for word in ("exclude", "strftime", "varchar", "to_months", "$") if word in sql.lower()]
     if left:
         raise ValueError(f"the {source_name} suite's SQL uses {', '.join(left)}, which Spark does not take")
-    return sql, takes_period
+    return sql, parameters
 
 
-def validation_frame(spark: SparkSession, source_name: str, month: str | None = None) -> DataFrame:
+def validation_frame(
+    spark: SparkSession, source_name: str, month: str | None = None, history_start: str | None = None
+) -> DataFrame:
     """The landed partition with its violation columns (data_checks.suites: the same SQL as DuckDB's, the same
-    columns), computed against the ``raw`` reference tables, as a Spark DataFrame for GX's Spark engine."""
-    from data_checks.suites import period_parameter
+    columns), computed against the ``raw`` reference tables, as a Spark DataFrame for GX's Spark engine.
+    ``history_start`` (YYYY-MM): the start of history, for the returns' pre-history rule."""
+    from data_checks.suites import frame_parameters
 
     ensure_tables(spark)
-    sql, takes_period = spark_frame_sql(source_name)
-    args: dict[str, Any] = {"period": period_parameter(month)} if takes_period else {}
+    sql, parameters = spark_frame_sql(source_name)
+    values = frame_parameters(" ".join(f"${name}" for name in parameters), month, history_start)
+    args: dict[str, Any] = {name: values[name] for name in parameters}
     return spark.sql(sql, args=args) if args else spark.sql(sql)
 
 

@@ -486,10 +486,10 @@ class SparkWarehouse(Warehouse):
 
         return spark_ingest.load(self.spark, landing, source, month, reuse_unchanged)
 
-    def validation_frame(self, source: str, month: str | None) -> Any:
+    def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.validation_frame(self.spark, source, month)
+        return spark_ingest.validation_frame(self.spark, source, month, history_start)
 
     def promote(self, source: str, month: str | None) -> int:
         from pipelines.engines import spark_ingest

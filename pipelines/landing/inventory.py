@@ -5,6 +5,7 @@ engines (pipelines/engines/) load what this finds."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -124,6 +125,23 @@ def months_in_landing(landing: Path) -> list[str]:
     inventory = landing_inventory(landing)
     inventory.raise_problems()
     return inventory.months
+
+
+# The declared start of history (YYYY-MM): the Dagster partitions begin there (pipelines/partitions.py) and a
+# return of a line ordered before it is a pre-history return (data_checks/suites.py). Default: the first month in
+# the landing zone. Moving it earlier and loading the older months is a backward backfill.
+FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
+
+
+def history_start(landing: Path) -> str | None:
+    """The start of history: ``$CPROF_FIRST_MONTH`` when set, else the first month in the landing zone (None
+    without one)."""
+    declared = os.environ.get(FIRST_MONTH_ENV)
+    if declared:
+        month_start(declared)  # YYYY-MM, or a ValueError saying so
+        return declared
+    months = months_in_landing(landing)
+    return months[0] if months else None
 
 
 def file_sha256(path: Path) -> str:

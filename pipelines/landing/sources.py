@@ -13,7 +13,7 @@ cents, as the ERP and ledger exports carry them; a price with more decimals is r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 MONEY = "DECIMAL(18,2)"  # cents; see the module docstring and the README ("Landing files")
@@ -33,10 +33,18 @@ class Source:
     # Monthly sources: whether a month without rows (a header-only file) is normal. When it is not, such a file
     # fails the load naming it; when it is, it loads 0 rows and the count is reported.
     empty_month_ok: bool | None = None
+    # Columns a file may carry after ``columns`` (any of them, in this order) when the source system exports
+    # them: parsed by the same exact rules; NULL in the tables when a file does not have them.
+    optional: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.kind == "monthly") != (self.empty_month_ok is not None):
             raise ValueError(f"{self.name}: a monthly source, and only one, declares empty_month_ok")
+
+    @property
+    def table_columns(self) -> dict[str, str]:
+        """Every column of the landed and raw tables (before the lineage columns): required, then optional."""
+        return {**self.columns, **self.optional}
 
     @property
     def raw_table(self) -> str:
@@ -150,8 +158,12 @@ SOURCES: tuple[Source, ...] = (
             "reason": "VARCHAR",
         },
         ("return_id",),
-        "Returned order lines, one file per month of return_date.",
+        "Returned order lines, one file per month of return_date. A return of a line ordered before the start of "
+        "history (a pre-history return) may carry the line's order date, customer, unit price and unit cost.",
         empty_month_ok=True,
+        # What the source system may export of the returned line itself: a return whose line was ordered before
+        # the start of history is dated by order_date and priced from the others (see data_checks.suites).
+        optional={"order_date": "DATE", "customer_id": "VARCHAR", "unit_price": MONEY, "unit_cost": MONEY},
     ),
     Source(
         "support_tickets",

@@ -32,7 +32,7 @@ from pipelines.defs.partitions import (
 )
 from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
 from pipelines.engines.base import LoadResult
-from pipelines.landing.inventory import LandingInventory, find_file, landing_inventory
+from pipelines.landing.inventory import LandingInventory, find_file, history_start, landing_inventory
 from pipelines.landing.sources import SOURCES, Source
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; we rely on them knowingly.
@@ -41,7 +41,7 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 # The raw tables each monthly suite checks references against: they must be promoted first.
 REFERENCED = {
     "order_lines": ("customers", "products"),
-    "returns": ("order_lines",),
+    "returns": ("order_lines", "customers"),
     "support_tickets": ("customers",),
     "sales_visits": ("customers",),
     "gl_costs": ("cost_centers",),
@@ -108,7 +108,9 @@ def _file_metadata(result: LoadResult, ignored: list[str]) -> dict[str, object]:
     }
 
 
-def _materialized(context, source: Source, metadata: dict[str | None, dict[str, object]]) -> MaterializeResult:
+def _materialized(
+    context, source: Source, metadata: dict[str | None, dict[str, object]]
+) -> MaterializeResult:
     """The materialization of a run's partitions, each with its own metadata (a run over a range of months
     records one event per month: that month's rows, file and checksum, not the run's totals)."""
     if source.kind != "monthly":
@@ -185,10 +187,11 @@ def _suite_check(source: Source):
                     metadata={"source": source.name, "partition": "snapshot", "unchanged": True},
                 )
         validator = validator_for(paths.data_dir, checks.defer_docs)
+        start = history_start(paths.landing)
         outcomes = []
         with warehouse.session() as wh:
             for month in _months(context, source):  # one partition in memory at a time
-                frame = wh.validation_frame(source.name, month)
+                frame = wh.validation_frame(source.name, month, start)
                 file = find_file(paths.landing, source, month)
                 outcome = validator.validate(source.name, month, frame, str(file))
                 del frame
@@ -260,7 +263,10 @@ def _raw_asset(source: Source) -> AssetsDefinition:
             metadata = {}
             for month in _months(context, source):
                 rows = wh.promote(source.name, month)
-                metadata[month] = {"rows": MetadataValue.int(rows), "dagster/row_count": MetadataValue.int(rows)}
+                metadata[month] = {
+                    "rows": MetadataValue.int(rows),
+                    "dagster/row_count": MetadataValue.int(rows),
+                }
         return _materialized(context, source, metadata)
 
     return _asset

@@ -22,7 +22,14 @@ from dagster import (
 )
 
 from pipelines.defs.dbt import ensure_manifest
-from pipelines.defs.partitions import monthly_partitions, refresh_window, run_months, shift_month, single_run
+from pipelines.defs.partitions import (
+    awaiting_after,
+    monthly_partitions,
+    refresh_window,
+    run_months,
+    shift_month,
+    single_run,
+)
 from pipelines.defs.resources import DataDir, WarehouseResource
 from pipelines.domain.report import report_path, write_release_report
 from pipelines.landing.inventory import month_start
@@ -43,6 +50,7 @@ PUBLISHED_MARTS = (
     "satisfaction_drivers",
     "customer_scorecard",
     "incentive_attainment",
+    "prehistory_returns",
 )
 # Dimension and label tables (dbt models in marts/dimensions), published with the marts for BI joins.
 PUBLISHED_DIMENSIONS = (
@@ -74,6 +82,8 @@ def published_marts(
 ) -> MaterializeResult:
     paths = data_dir.paths
     months = run_months(context)
+    # The dbt build restated the months after the range that awaited publication (pipelines.defs.partitions.awaiting_after).
+    through = awaiting_after(warehouse.runtime().dirty_months(), months[-1]) or months[-1]
     # Only the periods from the run's first month on can differ from the current publication.
     changed_from = refresh_window(context, reach_months=None).first
     # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
@@ -90,7 +100,7 @@ def published_marts(
         )
     # Published: the run's months no longer await publication. After the swap, by this run (which holds the
     # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
-    warehouse.runtime().clear_awaiting_publication(month_start(months[0]), month_start(months[-1]))
+    warehouse.runtime().clear_awaiting_publication(month_start(months[0]), month_start(through))
     report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"

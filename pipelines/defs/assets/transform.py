@@ -22,6 +22,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pipelines.defs.dbt import dbt_project, ensure_manifest
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
+    awaiting_after,
     monthly_partitions,
     partition_key,
     run_months,
@@ -76,9 +77,11 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
     return ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
 
 
-def dbt_period_environment(months: list[str]) -> dict[str, str]:
-    """The months first..last of a run, as dbt's models read them (macros/refresh_window.sql)."""
-    return {"CPROF_PERIOD_FROM": f"{months[0]}-01", "CPROF_PERIOD_TO": f"{months[-1]}-01"}
+def dbt_period_environment(months: list[str], through: str | None = None) -> dict[str, str]:
+    """The months first..last of a run, as dbt's models read them (macros/refresh_window.sql); ``through``: a
+    later last month the refresh reaches (pipelines.defs.partitions.awaiting_after)."""
+    last = max(months[-1], through or months[-1])
+    return {"CPROF_PERIOD_FROM": f"{months[0]}-01", "CPROF_PERIOD_TO": f"{last}-01"}
 
 
 def _dbt_step(**selection: str):
@@ -115,8 +118,13 @@ def _dbt_build(
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
     args = dbt_build_args(context.run.tags.get(FULL_REFRESH_TAG) == "true")
-    periods = dbt_period_environment(months)
-    context.log.info(f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})")
+    # Months after the range awaiting publication (returns whose lines the range brought) are restated too.
+    through = awaiting_after(warehouse.runtime().dirty_months(), months[-1])
+    periods = dbt_period_environment(months, through)
+    context.log.info(
+        f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})"
+        + (f"; through {through}, which awaits publication" if through else "")
+    )
     # dbt's profile reads the warehouse location, and the models the run's months, from the environment.
     # The engine's runtime says which dbt target builds the models, and where it listens (Spark).
     environment = {

@@ -1,14 +1,15 @@
 -- Cost-driver volumes per customer and month, one row per (period, customer, driver) with a non-zero volume.
--- Each event counts in the month of its own date; a return counts for the customer of the returned line.
+-- Each event counts in the month of its own date; a return counts for the customer of the returned line (a
+-- pre-history return: the customer its returns file gives, or none).
 {{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
--- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering
+-- not materialized: DuckDB would otherwise materialize every period before filtering
 -- (cte_not_materialized: a DuckDB hint, nothing on Spark).
 with order_lines as {{ cte_not_materialized() }} (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
 
 returns as (
-    select * from {{ ref('stg_erp__returns') }}
+    select * from {{ ref('int_returns_joined_to_order_lines') }}
 ),
 
 tickets as (
@@ -42,15 +43,10 @@ order_drivers as (
 ),
 
 return_drivers as (
-    select
-        returns.period,
-        order_lines.customer_id,
-        'returns' as driver,
-        cast(count(*) as decimal(18, 4)) as driver_volume
+    select period, customer_id, 'returns' as driver, cast(count(*) as decimal(18, 4)) as driver_volume
     from returns
-    inner join order_lines
-        on returns.order_id = order_lines.order_id and returns.line_no = order_lines.line_no
-    group by returns.period, order_lines.customer_id
+    where customer_id is not null
+    group by period, customer_id
 ),
 
 support_drivers as (

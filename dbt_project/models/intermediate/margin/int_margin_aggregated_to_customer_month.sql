@@ -1,14 +1,15 @@
 -- Product margin per customer and month. Sales belong to the month of order_date; a return (its credit,
--- restocked cost and list value) to the month of return_date, at the price and customer of the returned line.
+-- restocked cost and list value) to the month of return_date, at the price and customer of the returned line
+-- (a priced pre-history return: those its returns file gives, without a list value; an unpriced one: none).
 {{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
--- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering
+-- not materialized: DuckDB would otherwise materialize every period before filtering
 -- (cte_not_materialized: a DuckDB hint, nothing on Spark).
 with order_lines as {{ cte_not_materialized() }} (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
 
 returns as (
-    select * from {{ ref('stg_erp__returns') }}
+    select * from {{ ref('int_returns_joined_to_order_lines') }}
 ),
 
 products as (
@@ -31,18 +32,16 @@ sales as (
 
 credits as (
     select
-        returns.period,
-        order_lines.customer_id,
+        period,
+        customer_id,
         cast(0 as decimal(18, 2)) as gross_revenue,
         cast(0 as decimal(18, 2)) as discounts,
-        sum(returns.returned_quantity * order_lines.unit_price) as returns_credit,
-        -sum(returns.returned_quantity * products.unit_cost) as cogs,
-        -sum(returns.returned_quantity * products.list_price) as list_revenue
+        sum(returned_quantity * unit_price) as returns_credit,
+        -sum(returned_quantity * unit_cost) as cogs,
+        -sum(returned_quantity * coalesce(list_price, 0)) as list_revenue
     from returns
-    inner join order_lines
-        on returns.order_id = order_lines.order_id and returns.line_no = order_lines.line_no
-    inner join products on order_lines.product_id = products.product_id
-    group by returns.period, order_lines.customer_id
+    where is_priced
+    group by period, customer_id
 ),
 
 combined as (
