@@ -10,11 +10,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipelines.config import Paths
-from pipelines.ingest import dirty_months
-from pipelines.partitions import range_tags
-from pipelines.publish import current_database
 
+from pipelines.defs.partitions import range_tags
+from pipelines.engines.duckdb_ingest import dirty_months
+from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, run_pipeline
 from pipelines.summary import prehistory_lines
 from tests.conftest import SMALL
@@ -133,7 +133,8 @@ def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest
     what to do, not requested (their partitions do not exist yet) and not an error; the months of the
     partitions are requested as one run. Months before a declared start of history are reported as such."""
     from dagster import DagsterInstance
-    from pipelines.automation import refresh_requests
+
+    from pipelines.defs.automation import refresh_requests
 
     with DagsterInstance.ephemeral() as instance:
         requests, said = refresh_requests(instance, small_landing, first_partition="2024-02")

@@ -400,7 +400,7 @@ def load(
 # The months of returns whose order lines a month of order lines brings to raw for the first time: returns
 # promoted before their lines, i.e. pre-history returns of a start of history now moved earlier. Their credit
 # belongs to their own month, now at the line's price and customer: those months await publication too, and the
-# run restates them (pipelines/assets/transform.py).
+# run restates them (pipelines/defs/assets/transform.py).
 _RETURNS_FINDING_THEIR_LINES = f"""
 insert or replace into {AWAITING}
 select returns._period, 'returns', current_timestamp::timestamp, count(*)

@@ -127,7 +127,7 @@ def months_in_landing(landing: Path) -> list[str]:
     return inventory.months
 
 
-# The declared start of history (YYYY-MM): the Dagster partitions begin there (pipelines/partitions.py) and a
+# The declared start of history (YYYY-MM): the Dagster partitions begin there (pipelines/defs/partitions.py) and a
 # return of a line ordered before it is a pre-history return (data_checks/suites.py). Default: the first month in
 # the landing zone. Moving it earlier and loading the older months is a backward backfill.
 FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
