@@ -596,6 +596,33 @@ def _restore_snapshot_record(control: Path, record: tuple) -> None:
         con.execute(f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, ?, ?)", list(record))
 
 
+_FORMATS = {"%Y-%m-%d": "yyyy-MM-dd", "%Y-%m": "yyyy-MM"}
+
+
+def _date_format(sql: str) -> str:
+    """``strftime(<expression>, '<format>')`` -> ``date_format(<expression>, '<Spark format>')``, the expression
+    possibly a call itself (its parentheses are matched)."""
+    out, at = [], 0
+    while (start := sql.find("strftime(", at)) >= 0:
+        depth, i = 0, start + len("strftime")
+        comma = None
+        while True:
+            char = sql[i]
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif char == "," and depth == 1:
+                comma = i
+            i += 1
+        expression, fmt = sql[start + len("strftime(") : comma].strip(), sql[comma + 1 : i].strip()
+        out.append(sql[at:start] + f"date_format({expression}, '{_FORMATS[fmt.strip(chr(39))]}')")
+        at = i + 1
+    return "".join(out) + sql[at:]
+
+
 def spark_frame_sql(source_name: str) -> tuple[str, list[str]]:
     """The source's suite frame SQL (data_checks.suites, one text for both engines) in Spark's spelling, and
     the ``$name`` parameters it takes. The rewrites are mechanical: ``$name`` -> ``:name``,
@@ -612,12 +639,7 @@ def spark_frame_sql(source_name: str) -> tuple[str, list[str]]:
         return ", ".join(f"{prefix}{_name(name)}" for name in source.table_columns)
 
     sql = re.sub(rf"(\w+\.)?\*\s+exclude\s*\(\s*{re.escape(lineage)}\s*\)", columns, sql, flags=re.IGNORECASE)
-    formats = {"%Y-%m-%d": "yyyy-MM-dd", "%Y-%m": "yyyy-MM"}
-    sql = re.sub(
-        r"strftime\(\s*([\w.$]+)\s*,\s*'([^']*)'\s*\)",
-        lambda m: f"date_format({m.group(1)}, '{formats[m.group(2)]}')",
-        sql,
-    )
+    sql = _date_format(sql)
     sql = re.sub(r"\bas\s+varchar\b", "as string", sql, flags=re.IGNORECASE)
     sql = re.sub(r"([\w.]+)\s*\+\s*to_months\(\s*(cast\(\$\w+ as integer\))\s*\)", r"add_months(\1, \2)", sql)
     parameters = sorted(set(re.findall(r"\$(\w+)", sql)))
