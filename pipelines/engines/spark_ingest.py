@@ -665,6 +665,25 @@ def validation_frame(
     return spark.sql(sql, args=args) if args else spark.sql(sql)
 
 
+def _returns_finding_their_lines(spark: SparkSession, landed: DataFrame, period: date) -> list[tuple[date, int]]:
+    """The later months of returns (in ``raw``) whose lines this month of order lines brings to the warehouse
+    for the first time (pre-history returns until then), with how many: they await publication too, so the run
+    restates them (issue 18; duckdb_ingest's _RETURNS_FINDING_THEIR_LINES)."""
+    from pyspark.sql import functions as F
+
+    key = ["order_id", "line_no"]
+    known = spark.table(f"{RAW}.order_lines").select(*key)
+    later = spark.table(f"{RAW}.returns").where(F.col("_period") > F.lit(period)).select("_period", *key)
+    found = (
+        later.join(landed.select(*key).distinct(), key, "inner")
+        .join(known, key, "left_anti")
+        .groupBy("_period")
+        .count()
+        .collect()
+    )
+    return [(row["_period"], int(row["count"])) for row in found]
+
+
 def promote(
     spark: SparkSession, source_name: str, month: str | None = None, control: Path | None = None
 ) -> int:
@@ -678,10 +697,11 @@ def promote(
     landed = _partition(spark.table(f"{LANDED}.{source.name}"), period)
     rows = landed.count()
     if period is not None:
+        finding = _returns_finding_their_lines(spark, landed, period) if source.name == "order_lines" else []
         with _control(control) as con:
-            con.execute(
+            con.executemany(
                 f"insert or replace into {AWAITING} values (?, ?, localtimestamp, ?)",
-                [period, source.name, rows],
+                [[period, source.name, rows], *([month, "returns", n] for month, n in finding)],
             )
     target = f"{RAW}.{source.name}"
     if rows:
