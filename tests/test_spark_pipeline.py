@@ -47,7 +47,6 @@ if shutil.which("java") is None:
 
 from pipelines.engines.spark_warehouse import SparkRuntime
 
-LEFT_OUT_ON_SPARK: set[str] = set()  # every published table is built on Spark too
 RELATIVE_TOLERANCE = 1e-9  # doubles that differ in the last bits (Spark and DuckDB sum in different orders)
 
 
@@ -111,9 +110,8 @@ def compare_publications(spark_db: Path, duck_db: Path) -> dict[str, object]:
         duckdb.connect(str(duck_db), read_only=True) as duck,
     ):
         spark_tables, duck_tables = _tables(spark) - {"publish_log"}, _tables(duck) - {"publish_log"}
-        assert spark_tables <= duck_tables, f"only on Spark: {spark_tables - duck_tables}"
-        assert duck_tables - spark_tables <= LEFT_OUT_ON_SPARK, (
-            f"missing on Spark: {duck_tables - spark_tables}"
+        assert spark_tables == duck_tables, (
+            f"only on Spark: {spark_tables - duck_tables}, missing: {duck_tables - spark_tables}"
         )
         problems, exact, close = [], [], []
         for table in sorted(spark_tables):
@@ -173,7 +171,7 @@ def test_cprof_run_on_spark_publishes_what_duckdb_publishes(
     print(
         f"\nSpark pipeline: cprof run {run_seconds:.1f} s, one-month refresh {refresh_seconds:.1f} s; "
         f"{len(first['exact'])} tables equal ({first['rows']} rows), within {RELATIVE_TOLERANCE:g}: "
-        f"{first['close'] or 'none'}; left out on Spark for now: {sorted(LEFT_OUT_ON_SPARK)}"
+        f"{first['close'] or 'none'}"
     )
 
 
