@@ -158,7 +158,7 @@ def test_dbt_dies_with_a_killed_run_and_the_next_run_publishes_and_tells_of_it(d
 def test_a_new_writer_waits_for_the_children_of_an_earlier_writer(tmp_path, monkeypatch):
     """A child holding the children lock (as cprof-dbt does while dbt lives) holds back the next writer until it
     exits; one that never exits is named after the grace period."""
-    from pipelines import lock
+    from pipelines.lib import lock
     from tests.test_operations import Process
 
     def child(seconds: float) -> Process:

@@ -6,7 +6,7 @@ from scipy.integrate import quad
 from scipy.optimize import check_grad
 from scipy.special import beta, betaln, gamma, hyp2f1
 
-from pipelines import clv
+from pipelines.domain import clv
 
 # Time unit: weeks. True parameters chosen so that all four are well identified by the sample below; with
 # the paper's CDNOW values (r 0.24, alpha 4.41, a 0.79, b 2.43) the standard error of b is 8-11 % at 10,000
