@@ -142,13 +142,13 @@ def test_the_sample_on_spark_gives_duckdbs_raw_tables_and_suite_results(
     assert spark_messages == duck_messages  # every suite passed, with as many expectations on both engines
     for source in SOURCES:
         for schema in ("landed", "raw"):
-            declared = [*source.columns, "_period", "_source_file"]
+            declared = [*source.table_columns, "_period", "_source_file"]
             duck_rows = con.execute(
                 f"select {', '.join(declared)} from {qualified(schema, source.name)}"
             ).fetchall()
             frame = spark.table(f"{schema}.{source.name}")
             assert dict(frame.dtypes) == {
-                **{name: spark_ingest.spark_type(kind) for name, kind in source.columns.items()},
+                **{name: spark_ingest.spark_type(kind) for name, kind in source.table_columns.items()},
                 "_source_file": "string",
                 "_loaded_at": "timestamp_ntz",
                 "_period": "date",
