@@ -6,6 +6,9 @@ with at least one order: what BG/NBD counts, what Gamma-Gamma's spend is per, an
 the range's first on, since a month's purchases enter every later summary; earlier months are kept.
 """
 
+from datetime import date
+
+import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -44,6 +47,11 @@ CUSTOMER_CLV_COLUMNS = [
 ]
 
 
+def _summary(wh: Warehouse, period: date) -> pd.DataFrame:
+    """One as-of month's per-customer summary (what a fit takes), in customer order."""
+    return wh.read(SUMMARY, where=[Filter("period", "=", period)], order_by=["customer_id"])
+
+
 @asset(
     key=AssetKey(["marts", "customer_clv"]),
     group_name="marts",
@@ -68,7 +76,7 @@ def customer_clv(
         # One month in memory at a time: the seam stages each frame before the months replace the mart's.
         nonlocal last_fit, rows
         for period in periods:
-            month = wh.read(SUMMARY, where=[Filter("period", "=", period)], order_by=["customer_id"])
+            month = _summary(wh, period)
             try:
                 scored, last_fit = score_month(month, settings)
             except (ValueError, RuntimeError, FloatingPointError) as exc:  # too little data to fit
@@ -123,10 +131,7 @@ def customer_clv_holdout(
                 description=f"{len(periods)} months of data: too few for a {settings.holdout_months}-month holdout",
             )
         calibration_end, last = periods[-1 - settings.holdout_months], periods[-1]
-        calibration = wh.read(
-            SUMMARY, where=[Filter("period", "=", calibration_end)], order_by=["customer_id"]
-        )
-        final = wh.read(SUMMARY, where=[Filter("period", "=", last)], order_by=["customer_id"])
+        calibration, final = _summary(wh, calibration_end), _summary(wh, last)
     report = holdout_calibration(calibration, final)
     ratio = report["aggregate_ratio"]
     return AssetCheckResult(
