@@ -5,9 +5,11 @@
 Generates 37 months (about --lines order lines in all), holds the last month back, runs the full build of
 the first 36 (``cprof run``: ingest, input checks, dbt build, CLV, satisfaction and scorecard, publish), then
 lands the 37th month and refreshes it alone. The floor is one DuckDB query that reads every landing file once
-and counts its rows: the cost of touching the data at all. Prints a table of phases (wall seconds, peak memory
-of the whole process tree, rows per second), writes it to bench/results/, and ends with one ``key=value`` line.
-Not part of ``make test``.
+and counts its rows: the cost of touching the data at all; the second floor one typed read of every landing
+file into a table of a DuckDB file: the cost of landing it in a warehouse. Prints a table of phases (wall
+seconds, peak memory of the whole process tree, rows per second) and the runs' fixed costs (dbt invocations
+and nodes, Dagster events, processes started, time in the CLV model fits), writes them to bench/results/, and
+ends with one ``key=value`` line. Not part of ``make test``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,29 +55,56 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-def tree_rss(root: int) -> int:
-    """Resident memory of a process and all its descendants (dbt runs as a child process)."""
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += _rss_bytes(pid)
-        stack += _children(pid)
-    return total
+def _process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().split(b"\0")
+    except OSError:
+        return "?"
+    args = [w.decode(errors="replace") for w in words if w]
+    if not args:
+        return "?"
+    if not Path(args[0]).name.startswith("python"):
+        return Path(args[0]).name
+    # A Python process is named by its script or module (dbt, a worker), not by the interpreter.
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in ("-m", "-c"):
+            return f"python {arg} {next(rest, '')[:40]}"
+        if not arg.startswith("-"):
+            return Path(arg).name
+    return "python"
 
 
 class MemorySampler:
-    """Samples the process tree's resident memory every 50 ms, with timestamps, in a background thread."""
+    """Samples the process tree's resident memory every 50 ms, with timestamps, in a background thread, and
+    remembers every descendant process it sees (when first seen, and its name): the process start-ups of a run.
+    A child that lives less than the 50 ms between samples can be missed."""
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, int]] = []
+        self.processes: dict[int, tuple[float, str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         pid = os.getpid()
         while not self._stop.is_set():
-            self.samples.append((time.time(), tree_rss(pid)))
+            now, total, stack = time.time(), 0, [pid]
+            while stack:
+                current = stack.pop()
+                total += _rss_bytes(current)
+                children = _children(current)
+                for child in children:
+                    if child not in self.processes:
+                        self.processes[child] = (now, _process_name(child))
+                stack += children
+            self.samples.append((now, total))
             self._stop.wait(0.05)
+
+    def started(self, start: float, end: float) -> list[str]:
+        """The names of the processes first seen between ``start`` and ``end``."""
+        return [name for at, name in self.processes.values() if start <= at <= end]
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -108,6 +139,7 @@ class Report:
     rows: int
     phases: list[Phase] = field(default_factory=list)
     figures: dict[str, object] = field(default_factory=dict)
+    costs: dict[str, FixedCosts] = field(default_factory=dict)
 
 
 def _timed(sampler: MemorySampler, name: str, rows: int, work):
@@ -134,6 +166,85 @@ def _run_phases(sampler: MemorySampler, summary, label: str, rows: int) -> list[
     return phases
 
 
+_DBT_FINISHED = re.compile(r"Finished running (.+?) in \d+ hours?")
+
+
+def dbt_nodes(log: Path) -> tuple[int, dict[str, int]]:
+    """From a run's dbt log: how many dbt invocations, and the nodes they ran by kind (models, tests, seeds;
+    dbt's own "Finished running ..." lines; exposures are not run and not counted)."""
+    invocations, kinds = 0, Counter()
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for match in _DBT_FINISHED.finditer(re.sub(r"\x1b\[[0-9;]*m", "", text)):
+        invocations += 1
+        for count, kind in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", match.group(1)):
+            if "exposure" not in kind:
+                kinds[kind.removesuffix("s")] += int(count)
+    return invocations, dict(kinds)
+
+
+def dagster_events(run_id: str | None) -> Counter:
+    """The Dagster events of a run (the instance's event log: steps, materializations, checks, logs), by type."""
+    if run_id is None:
+        return Counter()
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        return Counter(
+            record.dagster_event.event_type_value if record.dagster_event else "log message"
+            for record in instance.all_logs(run_id)
+        )
+
+
+def clv_fit_seconds(run_id: str | None) -> float | None:
+    """The customer_clv asset's time in its model fits, from its materialization's ``fit_seconds``."""
+    if run_id is None:
+        return None
+    from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            materialization = record.dagster_event.step_materialization_data.materialization
+            if materialization.asset_key == AssetKey(["marts", "customer_clv"]):
+                value = materialization.metadata.get("fit_seconds")
+                return None if value is None else float(value.value)
+    return None
+
+
+@dataclass
+class FixedCosts:
+    """What a run pays for besides the data: dbt invocations and nodes, Dagster events, process start-ups."""
+
+    dbt_invocations: int
+    dbt_nodes: dict[str, int]
+    events: Counter
+    processes: list[str]
+    clv_fit_s: float | None
+
+    def rows(self, label: str) -> list[str]:
+        nodes = ", ".join(f"{n} {kind}s" for kind, n in sorted(self.dbt_nodes.items()))
+        top = ", ".join(f"{n} {kind}" for kind, n in self.events.most_common(4))
+        started = ", ".join(f"{n} {name}" for name, n in Counter(self.processes).most_common())
+        return [
+            f"| {label}: dbt | {self.dbt_invocations} invocations, {sum(self.dbt_nodes.values())} nodes ({nodes}) |",
+            f"| {label}: Dagster events | {sum(self.events.values())} ({top}) |",
+            f"| {label}: processes started | {len(self.processes)} ({started or 'none'}) |",
+            f"| {label}: CLV model fits | "
+            + ("not reported" if self.clv_fit_s is None else f"{self.clv_fit_s:.2f} s")
+            + " |",
+        ]
+
+
+def fixed_costs(sampler: MemorySampler, paths, summary, start: float, end: float) -> FixedCosts:
+    invocations, nodes = dbt_nodes(paths.logs / "dbt-build.log")
+    return FixedCosts(
+        invocations,
+        nodes,
+        dagster_events(summary.run_id),
+        sampler.started(start, end),
+        clv_fit_seconds(summary.run_id),
+    )
+
+
 def _data_lines(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1
@@ -152,6 +263,31 @@ def floor_query(landing: Path) -> int:
     )
     with duckdb.connect() as con:
         return int(con.execute(f"select sum(n) from ({parts})", globs).fetchone()[0])
+
+
+def typed_floor(landing: Path, database: Path) -> int:
+    """The second floor: one typed read of every landing file into a table of a DuckDB file, one table per
+    source (its declared columns and types, DuckDB's own casts, no exact-parsing checks, no validation):
+    the cost of landing the data in a warehouse at all. Returns the rows written."""
+    import duckdb
+
+    from pipelines.engines.sql import ident, literal
+    from pipelines.landing.sources import SOURCES
+
+    database.unlink(missing_ok=True)
+    rows = 0
+    with duckdb.connect(str(database)) as con:
+        for source in SOURCES:
+            pattern = f"{source.name}/*.csv" if source.kind == "monthly" else f"reference/{source.name}.csv"
+            columns = ", ".join(f"{literal(name)}: {literal(kind)}" for name, kind in source.columns.items())
+            con.execute(
+                f"create table {ident(source.name)} as select * from read_csv(?, header = true, "
+                f"auto_detect = false, columns = {{{columns}}})",
+                [str(landing / pattern)],
+            )
+            rows += con.execute(f"select count(*) from {ident(source.name)}").fetchone()[0]
+    database.unlink(missing_ok=True)
+    return int(rows)
 
 
 def machine() -> str:
@@ -234,13 +370,24 @@ def run(args: argparse.Namespace) -> Report:
         floor.rows = counted
         report.phases.append(floor)
         print(f"bench: floor {floor.seconds:.1f}s ({counted:,} rows)", flush=True)
+        typed_rows, typed = _timed(
+            sampler,
+            "second floor: one typed read of every landing file into a table",
+            0,
+            lambda: typed_floor(paths.landing, data / "typed_floor.duckdb"),
+        )
+        typed.rows = typed_rows
+        report.phases.append(typed)
+        print(f"bench: second floor {typed.seconds:.1f}s ({typed_rows:,} rows)", flush=True)
 
+        started = time.time()
         summary, full = _timed(
             sampler, "full build (36 months)", counted, lambda: run_pipeline(paths, progress=say)
         )
         full.rows = counted
         report.phases += _run_phases(sampler, summary, "full", counted)
         report.phases.append(full)
+        report.costs["full"] = fixed_costs(sampler, paths, summary, started, time.time())
         print(f"bench: full build {full.seconds:.1f}s", flush=True)
 
         for source in MONTHLY:
@@ -248,6 +395,7 @@ def run(args: argparse.Namespace) -> Report:
                 held / source.name / f"{new_month}.csv", paths.landing / source.name / f"{new_month}.csv"
             )
         new_rows = sum(_data_lines(paths.landing / s.name / f"{new_month}.csv") for s in MONTHLY)
+        started = time.time()
         summary, incremental = _timed(
             sampler,
             f"one-month refresh ({new_month})",
@@ -256,6 +404,7 @@ def run(args: argparse.Namespace) -> Report:
         )
         report.phases += _run_phases(sampler, summary, "refresh", new_rows)
         report.phases.append(incremental)
+        report.costs["refresh"] = fixed_costs(sampler, paths, summary, started, time.time())
         print(f"bench: one-month refresh {incremental.seconds:.1f}s", flush=True)
         peak = sampler.peak()
 
@@ -268,9 +417,18 @@ def run(args: argparse.Namespace) -> Report:
         "floor_s": round(floor.seconds, 2),
         "full_build_s": round(full.seconds, 2),
         "incremental_s": round(incremental.seconds, 2),
+        "second_floor_s": round(typed.seconds, 2),
         "full_build_over_floor": round(full.seconds / floor.seconds, 2),
+        "full_build_over_second_floor": round(full.seconds / typed.seconds, 2),
         "incremental_over_full": round(incremental.seconds / full.seconds, 3),
         "peak_rss_gb": round(peak / 2**30, 2),
+        "clv_fit_s": report.costs["full"].clv_fit_s,
+        "dbt_nodes_full": sum(report.costs["full"].dbt_nodes.values()),
+        "dbt_nodes_refresh": sum(report.costs["refresh"].dbt_nodes.values()),
+        "dagster_events_full": sum(report.costs["full"].events.values()),
+        "dagster_events_refresh": sum(report.costs["refresh"].events.values()),
+        "processes_full": len(report.costs["full"].processes),
+        "processes_refresh": len(report.costs["refresh"].processes),
         "memory_limit": os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB",
         "engine": args.engine,
     }
@@ -296,6 +454,9 @@ def render(report: Report, args: argparse.Namespace, started: datetime) -> str:
         f"DuckDB memory limit {report.figures['memory_limit']}.\n\n"
         f"Landing files: {report.figures['landing_gb']} GB, {report.rows:,} rows in all.\n\n"
         f"{table}\n\n"
+        "Fixed costs of the two runs:\n\n| run: what | count |\n|---|---|\n"
+        + "\n".join(row for label, costs in report.costs.items() for row in costs.rows(label))
+        + "\n\n"
         "Peak memory is the resident memory of the whole process tree (this process and dbt's), sampled every "
         "50 ms; rows/s counts every landing row of the run (order lines for generate).\n\n"
         f"```\n{figures}\n```\n"
