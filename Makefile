@@ -42,9 +42,9 @@ demo: install
 
 # Each Spark test module runs in its own pytest process (one JVM and one metastore per process).
 test: install install-spark
-	$(BIN)/python -m pytest -m "not spark"
-	$(BIN)/python -m pytest tests/test_spark_ingest.py
-	$(BIN)/python -m pytest tests/test_spark_pipeline.py
+	$(BIN)/python -m pytest -m "not spark" --durations=25
+	$(BIN)/python -m pytest tests/test_spark_ingest.py --durations=5
+	$(BIN)/python -m pytest tests/test_spark_pipeline.py --durations=5
 
 DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)
 DEV_PORT ?= 3000

@@ -96,8 +96,9 @@ class MemorySampler:
                 total += _rss_bytes(current)
                 children = _children(current)
                 for child in children:
-                    if child not in self.processes:
-                        self.processes[child] = (now, _process_name(child))
+                    # Named again at each sighting: the first may come between fork and exec.
+                    first_seen = self.processes.get(child, (now, ""))[0]
+                    self.processes[child] = (first_seen, _process_name(child))
                 stack += children
             self.samples.append((now, total))
             self._stop.wait(0.05)
@@ -170,15 +171,14 @@ _DBT_FINISHED = re.compile(r"Finished running (.+?) in \d+ hours?")
 
 
 def dbt_nodes(log: Path) -> tuple[int, dict[str, int]]:
-    """From a run's dbt log: how many dbt invocations, and the nodes they ran by kind (models, tests, seeds;
-    dbt's own "Finished running ..." lines; exposures are not run and not counted)."""
+    """From a run's dbt log: how many dbt invocations, and the nodes they ran by kind (models, tests, seeds,
+    exposures; from dbt's own "Finished running ..." lines)."""
     invocations, kinds = 0, Counter()
     text = log.read_text(errors="replace") if log.exists() else ""
     for match in _DBT_FINISHED.finditer(re.sub(r"\x1b\[[0-9;]*m", "", text)):
         invocations += 1
         for count, kind in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", match.group(1)):
-            if "exposure" not in kind:
-                kinds[kind.removesuffix("s")] += int(count)
+            kinds[kind.removesuffix("s")] += int(count)
     return invocations, dict(kinds)
 
 
@@ -190,7 +190,7 @@ def dagster_events(run_id: str | None) -> Counter:
 
     with DagsterInstance.get() as instance:
         return Counter(
-            record.dagster_event.event_type_value if record.dagster_event else "log message"
+            record.dagster_event.event_type.name if record.dagster_event else "log message"
             for record in instance.all_logs(run_id)
         )
 

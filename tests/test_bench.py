@@ -1,0 +1,51 @@
+"""The benchmark's measuring parts (bench/__main__.py), on real artefacts: a real run's dbt log and Dagster
+event log, real landing files, a real child process. The benchmark itself is not run here (it is not a test)."""
+
+import csv
+import re
+import subprocess
+import sys
+
+from bench.__main__ import MemorySampler, dagster_events, dbt_nodes, typed_floor
+
+
+def test_dbt_nodes_counts_every_node_of_both_dbt_invocations(published_sample):
+    log = published_sample.logs / "dbt-build.log"
+    invocations, kinds = dbt_nodes(log)
+    # dbt numbers the nodes of each invocation "k of N START": N per invocation.
+    totals = {int(n) for n in re.findall(r"\d+ of (\d+) START", log.read_text())}
+    assert invocations == 2
+    assert sum(kinds.values()) == sum(totals)
+    assert kinds["seed"] == 2 and kinds["exposure"] == 2 and kinds["data test"] > 50
+
+
+def test_dagster_events_are_counted_by_type_from_the_instance(published_sample, monkeypatch):
+    from dagster import DagsterInstance
+
+    monkeypatch.setenv("DAGSTER_HOME", str(published_sample.dagster_home))
+    with DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+    events = dagster_events(run.run_id)
+    assert events["RUN_SUCCESS"] == 1
+    assert events["STEP_START"] == events["STEP_SUCCESS"] > 10
+    assert sum(events.values()) > 100
+
+
+def test_typed_floor_writes_every_row_of_every_landing_file(small_landing, tmp_path):
+    expected = 0
+    for path in small_landing.rglob("*.csv"):
+        with path.open(newline="") as handle:
+            expected += sum(1 for _ in csv.reader(handle)) - 1
+    database = tmp_path / "floor.duckdb"
+    assert typed_floor(small_landing, database) == expected > 1000
+    assert not database.exists()
+
+
+def test_the_memory_sampler_names_the_processes_a_run_starts():
+    with MemorySampler() as sampler:
+        subprocess.run(["sleep", "0.3"], check=True)
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.3)"], check=True)
+    names = sampler.started(0, float("inf"))
+    assert "sleep" in names
+    assert "python -c import time; time.sleep(0.3)" in names
+    assert sampler.peak() > 10 * 2**20
