@@ -84,6 +84,7 @@ class MemorySampler:
     def __init__(self) -> None:
         self.samples: list[tuple[float, int]] = []
         self.processes: dict[int, tuple[float, str]] = {}
+        self.load: list[float] = []  # the machine's 1-minute load average at each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -101,6 +102,7 @@ class MemorySampler:
                     self.processes[child] = (first_seen, _process_name(child))
                 stack += children
             self.samples.append((now, total))
+            self.load.append(os.getloadavg()[0])
             self._stop.wait(0.05)
 
     def started(self, start: float, end: float) -> list[str]:
@@ -382,7 +384,7 @@ def run(args: argparse.Namespace) -> Report:
 
         started = time.time()
         summary, full = _timed(
-            sampler, "full build (36 months)", counted, lambda: run_pipeline(paths, progress=say)
+            sampler, f"full build ({args.months} months)", counted, lambda: run_pipeline(paths, progress=say)
         )
         full.rows = counted
         report.phases += _run_phases(sampler, summary, "full", counted)
@@ -422,6 +424,7 @@ def run(args: argparse.Namespace) -> Report:
         "full_build_over_second_floor": round(full.seconds / typed.seconds, 2),
         "incremental_over_full": round(incremental.seconds / full.seconds, 3),
         "peak_rss_gb": round(peak / 2**30, 2),
+        "load_average": round(sum(sampler.load) / max(len(sampler.load), 1), 1),
         "clv_fit_s": report.costs["full"].clv_fit_s,
         "dbt_nodes_full": sum(report.costs["full"].dbt_nodes.values()),
         "dbt_nodes_refresh": sum(report.costs["refresh"].dbt_nodes.values()),
@@ -452,7 +455,9 @@ def render(report: Report, args: argparse.Namespace, started: datetime) -> str:
         f"Command: `python -m bench --lines {args.lines} --months {args.months} --seed {args.seed}"
         f"{' --engine ' + args.engine if args.engine != 'duckdb' else ''}`; "
         f"DuckDB memory limit {report.figures['memory_limit']}.\n\n"
-        f"Landing files: {report.figures['landing_gb']} GB, {report.rows:,} rows in all.\n\n"
+        f"Landing files: {report.figures['landing_gb']} GB, {report.rows:,} rows in all. Mean load average of "
+        f"the machine during the benchmark: {report.figures['load_average']} ({os.cpu_count()} cores; about 1 "
+        "is this benchmark alone).\n\n"
         f"{table}\n\n"
         "Fixed costs of the two runs:\n\n| run: what | count |\n|---|---|\n"
         + "\n".join(row for label, costs in report.costs.items() for row in costs.rows(label))
