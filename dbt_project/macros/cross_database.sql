@@ -54,6 +54,23 @@
 {% macro spark__decimal_mean(expression) %}cast(sum({{ expression }}) as double) / nullif(count({{ expression }}), 0){% endmacro %}
 
 {#-
+    The mean of a DECIMAL expression with `input_scale` decimals, rounded half away from zero to `scale`
+    decimals (scale >= input_scale) in exact integer arithmetic, then given as a DOUBLE: the same number on
+    every engine, even when the exact mean lies halfway between two roundings (629,429.73 over 120 customers is
+    5,245.24775: a mean computed in double precision may fall either side of that half, and round either way).
+    Null when the expression has no non-null value.
+-#}
+{% macro rounded_mean(expression, input_scale, scale) -%}
+    {%- set total = "sum(cast((" ~ expression ~ ") * " ~ (10 ** input_scale) ~ " as " ~ type_int128() ~ "))" -%}
+    {%- set count = "count(" ~ expression ~ ")" -%}
+    {%- set half_up = integer_divide(
+        "2 * abs(" ~ total ~ ") * " ~ (10 ** (scale - input_scale)) ~ " + " ~ count,
+        "2 * nullif(" ~ count ~ ", 0)"
+    ) -%}
+    cast(case when {{ total }} < 0 then -({{ half_up }}) else {{ half_up }} end as double) / {{ 10 ** scale }}
+{%- endmacro %}
+
+{#-
     The sum of a group's `term`s added one by one in the order of `order_by` (unique within the group), left to
     right, a null term making the sum null: a floating-point sum whose additions, and so whose bits, do not
     depend on how the engine groups the rows. DuckDB reduces the ordered list; Spark folds the sorted

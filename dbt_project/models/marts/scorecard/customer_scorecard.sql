@@ -45,7 +45,7 @@ profit_metrics as (
         period,
         coalesce(segment, 'all') as segment,
         sum(profit) as customer_profit_t12m,
-        {{ decimal_mean('case when profit < 0 then 1.0 else 0.0 end') }} as pct_unprofitable_customers,
+        {{ rounded_mean('case when profit < 0 then 1 else 0 end', 0, 4) }} as pct_unprofitable_customers,
         {{ ratio('sum(revenue) filter (where profit < 0)', 'nullif(sum(revenue), 0)') }} as unprofitable_revenue_share
     from customer_t12m
     group by grouping sets ((period, segment), (period))
@@ -88,7 +88,7 @@ clv_metrics as (
     select
         clv.period,
         coalesce(customers.segment, 'all') as segment,
-        {{ decimal_mean('clv.clv_profit') }} as mean_profit_clv
+        {{ rounded_mean('clv.clv_profit', 2, 4) }} as mean_profit_clv
     from {{ source('python_marts', 'customer_clv') }} as clv
     inner join {{ ref('stg_crm__customers') }} as customers on clv.customer_id = customers.customer_id
     group by grouping sets ((clv.period, customers.segment), (clv.period))
