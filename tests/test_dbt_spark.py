@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 
 from pipelines.engines.sql import ident, literal, qualified
-from tests.test_dbt_macros import ROUNDED_MEANS, ROUNDED_MEANS_SQL
 from pipelines.lib.config import Paths
+from tests.test_dbt_macros import ROUNDED_MEANS, ROUNDED_MEANS_SQL
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
 pytest.importorskip("dbt.adapters.spark", reason="the spark extra is not installed (make install-spark)")
