@@ -1,5 +1,5 @@
 """Scoring customers with the fitted CLV models: the arithmetic of revenue and profit CLV, the defection flag,
-and the holdout calibration on a simulated BG/NBD population."""
+the holdout calibration on a simulated BG/NBD population, and warm starts (the sample's stored fits)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from dagster import AssetKey
 
 from pipelines.domain.clv import discounted_expected_orders, expected_spend, fit_bg_nbd, fit_gamma_gamma
 from pipelines.domain.clv_scoring import DAYS_PER_MONTH, ClvSettings, holdout_calibration, score_month
+from pipelines.run import dagster_instance
 
 TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # days, as the sample generator uses
 
@@ -175,3 +177,11 @@ def test_the_stored_parameters_of_the_sample_are_each_months_cold_optimum(publis
         for fitted, prefix in ((fit_bg_nbd(x, t_x, T), "bg_nbd_"), (fit_gamma_gamma(x, m), "gamma_gamma_")):
             gap = max(abs(row[prefix + k] / v - 1) for k, v in fitted.items())
             assert gap < 1e-6, (row["period"], prefix, gap)
+    # The run scored the months in order: the first cold, each later one warm; the fits' time is in the metadata.
+    event = dagster_instance(published_sample).get_latest_materialization_event(
+        AssetKey(["marts", "customer_clv"])
+    )
+    metadata = event.asset_materialization.metadata
+    assert metadata["months_scored"].value == len(scored)
+    assert metadata["fits_warm_started"].value == len(scored) - 1
+    assert 0 < metadata["fit_seconds"].value < 60

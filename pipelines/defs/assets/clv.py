@@ -145,7 +145,8 @@ def customer_clv(
         periods = wh.distinct(SUMMARY, "period", window.filters())
         start = _stored_fit(wh, window.first)
         wh.replace_periods(CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS, scored_frames(wh, periods, start), window)
-        wh.replace_periods(PARAMETERS, PARAMETER_COLUMNS, [_parameter_rows(fits)], window)
+        # After the mart: a failure between the two writes fails the run, and rerunning the range rewrites both.
+        wh.replace_periods(PARAMETERS, PARAMETER_COLUMNS, [_parameter_rows(fits)] if fits else [], window)
     for month, reason in skipped.items():
         context.log.warning(f"customer_clv: {month} not scored: {reason}")
     metadata = {
