@@ -158,7 +158,7 @@ def customer_clv(
         "annual_discount_rate": settings.annual_discount_rate,
         "p_alive_threshold": settings.p_alive_threshold,
         # The two fits of every scored month, in seconds (the scoring after them not included).
-        "fit_seconds": MetadataValue.float(round(sum(fit.seconds for fit in fits), 3)),
+        "fit_seconds": MetadataValue.float(round(sum((fit.seconds for fit in fits), 0.0), 3)),
         "fits_warm_started": warm_started,
     }
     if last_fit is not None:
