@@ -1,14 +1,17 @@
 """Scoring customers with the fitted CLV models: the arithmetic of revenue and profit CLV, the defection flag,
-and the holdout calibration on a simulated BG/NBD population."""
+the holdout calibration on a simulated BG/NBD population, and warm starts (the sample's stored fits)."""
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from dagster import AssetKey
 
 from pipelines.domain.clv import discounted_expected_orders, expected_spend, fit_bg_nbd, fit_gamma_gamma
 from pipelines.domain.clv_scoring import DAYS_PER_MONTH, ClvSettings, holdout_calibration, score_month
+from pipelines.run import dagster_instance
 
 TRUTH = {"r": 0.9, "alpha": 30.0, "a": 0.6, "b": 9.0}  # days, as the sample generator uses
 
@@ -124,3 +127,61 @@ def test_fits_match_the_models_fitted_directly(population):
     assert fit.gamma_gamma == fit_gamma_gamma(x, m)
     for name, value in TRUTH.items():  # 4,000 customers over 18 months: in the neighbourhood of the truth
         assert abs(fit.bg_nbd[name] / value - 1) < 0.35, (name, fit.bg_nbd)
+
+
+def _with_gamma_gamma_spend(summary: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The summary with mean repeat spends from a Gamma-Gamma population (spend rates differ between customers,
+    so q and v are identified; summary_as_of's spends share one rate, which lets q and v run off together)."""
+    rng = np.random.default_rng(seed)
+    x = summary["frequency"].to_numpy(float)
+    rate = rng.gamma(3.5, 1 / 50.0, len(x))
+    spend = np.zeros(len(x))
+    spend[x > 0] = rng.gamma(2.0 * x[x > 0], 1 / rate[x > 0]) / x[x > 0]
+    return summary.assign(monetary_value=spend)
+
+
+def test_a_month_warm_started_from_the_month_before_scores_as_a_cold_start(population):
+    """The next as-of month starts from this month's fit: the same parameters to 1e-6 and the same scores."""
+    before, after = (
+        _with_gamma_gamma_spend(summary_as_of(population, days, period, seed=9), seed=days)
+        for days, period in ((510, "2025-05-01"), (540, "2025-06-01"))
+    )
+    _, previous = score_month(before, ClvSettings())
+    cold, cold_fit = score_month(after, ClvSettings())
+    warm, warm_fit = score_month(after, ClvSettings(), start=previous)
+    for model in ("bg_nbd", "gamma_gamma"):
+        cold_params, warm_params = getattr(cold_fit, model), getattr(warm_fit, model)
+        assert max(abs(warm_params[k] / cold_params[k] - 1) for k in cold_params) < 1e-6, (model, warm_params)
+    assert warm_fit.seconds > 0
+    for column in ("p_alive", "expected_orders", "clv_revenue", "clv_profit"):
+        # clv_profit is a difference (spend x margin - cost) that can be near 0: an absolute 1e-3 (in money)
+        assert np.allclose(warm[column], cold[column], rtol=1e-5, atol=1e-3), column
+
+
+def test_the_stored_parameters_of_the_sample_are_each_months_cold_optimum(published_sample):
+    """The pipeline warm-starts each as-of month from the stored fit of the month before; on the sample's real
+    summaries every stored fit is the cold start's optimum to 1e-6, for both models, and one row per scored month."""
+    with duckdb.connect(str(published_sample.warehouse), read_only=True) as con:
+        stored = con.execute("select * from fits.clv_parameters order by period").df()
+        scored = [
+            row[0]
+            for row in con.execute("select distinct period from marts.customer_clv order by 1").fetchall()
+        ]
+        summaries = con.execute(
+            "select * from intermediate.int_clv_summary_by_as_of_month order by period, customer_id"
+        ).df()
+    assert [p.date() for p in stored["period"]] == scored and len(scored) >= 2
+    for _, row in stored.iterrows():
+        month = summaries[summaries["period"] == row["period"]]
+        x, t_x, T, m = (month[c].to_numpy(float) for c in ("frequency", "recency", "t", "monetary_value"))
+        for fitted, prefix in ((fit_bg_nbd(x, t_x, T), "bg_nbd_"), (fit_gamma_gamma(x, m), "gamma_gamma_")):
+            gap = max(abs(row[prefix + k] / v - 1) for k, v in fitted.items())
+            assert gap < 1e-6, (row["period"], prefix, gap)
+    # The run scored the months in order: the first cold, each later one warm; the fits' time is in the metadata.
+    event = dagster_instance(published_sample).get_latest_materialization_event(
+        AssetKey(["marts", "customer_clv"])
+    )
+    metadata = event.asset_materialization.metadata
+    assert metadata["months_scored"].value == len(scored)
+    assert metadata["fits_warm_started"].value == len(scored) - 1
+    assert 0 < metadata["fit_seconds"].value < 60

@@ -19,6 +19,7 @@ Two orders of a customer on one day are one transaction, whose spend and cost ar
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from pipelines.domain.clv import (
     expected_spend,
     fit_bg_nbd,
     fit_gamma_gamma,
+    one_blas_thread,
     p_alive,
 )
 
@@ -47,9 +49,12 @@ class ClvSettings:
 
 @dataclass(frozen=True)
 class Fit:
+    """One as-of month's fitted parameters; ``seconds``: how long the two fits took (not part of the result)."""
+
     period: object
     bg_nbd: dict[str, float]
     gamma_gamma: dict[str, float]
+    seconds: float = 0.0
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series, fallback: float) -> np.ndarray:
@@ -57,14 +62,27 @@ def _ratio(numerator: pd.Series, denominator: pd.Series, fallback: float) -> np.
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
 
 
-def score_month(summary: pd.DataFrame, settings: ClvSettings) -> tuple[pd.DataFrame, Fit]:
-    """Fit both models on one as-of month's summary and score every customer in it."""
+def score_month(
+    summary: pd.DataFrame, settings: ClvSettings, start: Fit | None = None
+) -> tuple[pd.DataFrame, Fit]:
+    """Fit both models on one as-of month's summary and score every customer in it.
+
+    ``start``: a fit to warm-start both models from (the previous as-of month's), else a cold start; the optimum
+    is the same to 1e-6 either way. BLAS runs on one thread throughout (pipelines/domain/clv.py,
+    ``one_blas_thread``)."""
+    with one_blas_thread():
+        return _score_month(summary, settings, start)
+
+
+def _score_month(summary: pd.DataFrame, settings: ClvSettings, start: Fit | None) -> tuple[pd.DataFrame, Fit]:
     x = summary["frequency"].to_numpy(float)
     t_x = summary["recency"].to_numpy(float)
     T = summary["t"].to_numpy(float)
     m = summary["monetary_value"].to_numpy(float)
-    bg = fit_bg_nbd(x, t_x, T)
-    gg = fit_gamma_gamma(x, m)
+    began = time.perf_counter()
+    bg = fit_bg_nbd(x, t_x, T, start=None if start is None else start.bg_nbd)
+    gg = fit_gamma_gamma(x, m, start=None if start is None else start.gamma_gamma)
+    seconds = time.perf_counter() - began
     horizon_days = settings.horizon_months * DAYS_PER_MONTH
     discounted = discounted_expected_orders(
         bg, x, t_x, T, settings.horizon_months, DAYS_PER_MONTH, settings.annual_discount_rate, 12
@@ -98,7 +116,7 @@ def score_month(summary: pd.DataFrame, settings: ClvSettings) -> tuple[pd.DataFr
             "cost_to_serve_per_order": cost_per_day,
         }
     )
-    return scored, Fit(summary["period"].iloc[0], bg, gg)
+    return scored, Fit(summary["period"].iloc[0], bg, gg, seconds)
 
 
 def holdout_calibration(calibration: pd.DataFrame, final: pd.DataFrame) -> dict[str, float | str]:
