@@ -229,9 +229,11 @@ def test_a_key_repeated_across_months_fails_its_unique_test_under_the_refresh_wi
     _copy_warehouse(
         built,
         tmp_path,
-        "insert into raw.returns select return_id, order_id, line_no, date '2024-03-20', quantity, reason, "
-        "order_date, customer_id, unit_price, unit_cost, date '2024-03-01', _source_file, _loaded_at from raw.returns "
-        "where return_date < date '2024-02-01' order by return_id limit 1",
+        # raw is a view of the promoted rows in the store (pipelines/engines/duckdb_ingest.py): plant the row there
+        "insert into store.returns select return_id, order_id, line_no, date '2024-03-20', quantity, reason, "
+        "order_date, customer_id, unit_price, unit_cost, date '2024-03-01', _source_file, _loaded_at, "
+        "(select generation from landed._generations where source = 'returns' and period = date '2024-03-01' "
+        "and promoted) from raw.returns where return_date < date '2024-02-01' order by return_id limit 1",
     )
     monkeypatch.setenv("CPROF_PERIOD_FROM", "2024-03-01")
     monkeypatch.setenv("CPROF_PERIOD_TO", "2024-03-01")
@@ -245,7 +247,7 @@ def test_a_null_fails_its_models_not_null_test_naming_the_column(built: Paths, t
     warehouse = _copy_warehouse(
         built,
         tmp_path,
-        "update raw.order_lines set quantity = null where (order_id, line_no) in "
+        "update store.order_lines set quantity = null where (order_id, line_no) in "
         "(select (order_id, line_no) from raw.order_lines order by order_id, line_no limit 2)",
     )
     done = _dbt_test(tmp_path, "stg_erp__order_lines,test_name:not_null_columns", "--store-failures")

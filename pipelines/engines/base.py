@@ -147,8 +147,8 @@ class Warehouse(ABC):
 
     @abstractmethod
     def promote(self, source: str, month: str | None) -> int:
-        """Copy a validated partition from ``landed`` to ``raw`` (what dbt reads), replacing that month or the
-        snapshot; returns its rows."""
+        """Make a validated partition of ``landed`` what ``raw`` (what dbt reads) shows, replacing that month or
+        the snapshot; returns its rows. DuckDB marks the stored generation promoted (no copy); Spark copies it."""
 
     @abstractmethod
     def snapshot_promoted(self, source: str) -> bool:

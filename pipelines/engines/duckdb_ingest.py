@@ -1,8 +1,10 @@
 """Loading landing files into the working warehouse. Plain functions, no Dagster.
 
 A file is first loaded into ``landed.<source>`` (quarantine), validated there, and only then promoted to
-``raw.<source>``, which the dbt models read. Every load and promotion is one transaction: a monthly file
-replaces exactly its month (``_period``), a snapshot the whole table. A file that is missing, unreadable or does not parse raises
+``raw.<source>``, which the dbt models read. Its rows are written once, into ``store.<source>``, as a new
+generation of their partition; ``landed`` and ``raw`` are views of each partition's latest and promoted
+generation, so promotion copies nothing (see GENERATIONS below). Every load and promotion is one transaction:
+a monthly file replaces exactly its month (``_period``), a snapshot the whole table. A file that is missing, unreadable or does not parse raises
 :class:`LandingError` naming the path (and, where DuckDB reports them, the line and column); the
 transaction is rolled back, so the warehouse keeps what it had.
 
@@ -17,6 +19,7 @@ header-only month of a source that declares empty months abnormal (order lines, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -25,8 +28,7 @@ import duckdb
 from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
 from data_checks.structure import LandingError, check_columns, check_csv_header
 from pipelines.engines.base import LoadResult
-from pipelines.engines.duckdb_tables import replace_rows
-from pipelines.engines.sql import ident, literal
+from pipelines.engines.sql import ident, literal, qualified
 from pipelines.landing.inventory import (
     file_sha256,
     find_file,
@@ -150,13 +152,45 @@ def _inexact_values(
     return LandingError(path, describe_offenders(offenders, where))
 
 
-LANDED, RAW = "landed", "raw"
+LANDED, RAW, STORE = "landed", "raw", "store"
+
+# Rows are written once. ``store.<source>`` holds every load of every partition, each load tagged with its own
+# generation (``_generation``, unique across the warehouse); ``landed._generations`` says which partition
+# (source, period; NULL for a snapshot) each generation belongs to, how many rows it has, and whether it was
+# promoted. ``landed.<source>`` and ``raw.<source>`` are views over the store: ``landed`` shows each partition's
+# latest load (quarantine), ``raw`` only its promoted one. So a load is visible in ``landed`` at once and in
+# ``raw`` only once its suite has passed and the partition is promoted: promotion is a small metadata write
+# (plus deleting the superseded generation), not a copy; a failed partition leaves ``raw`` as it was.
+GENERATIONS = "landed._generations"
+GENERATIONS_DDL = (
+    f"create table if not exists {GENERATIONS} (generation bigint not null, source varchar not null, "
+    "period date, rows bigint not null, promoted boolean not null)"
+)
 
 
-def _ddl(source: Source, schema: str) -> str:
-    columns = {**source.table_columns, **LINEAGE_COLUMNS}
-    body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-    return f"create table if not exists {schema}.{source.name} ({body})"
+def _columns(source: Source) -> dict[str, str]:
+    return {**source.table_columns, **LINEAGE_COLUMNS}
+
+
+def _ddl(source: Source, schema: str = STORE) -> str:
+    body = ", ".join(
+        f"{ident(name)} {kind}" for name, kind in {**_columns(source), "_generation": "BIGINT"}.items()
+    )
+    return f"create table if not exists {qualified(schema, source.name)} ({body})"
+
+
+def _view_sql(source: Source, schema: str) -> str:
+    """``landed.<source>``: each partition's latest generation; ``raw.<source>``: its promoted one."""
+    which = (
+        "select max(generation) from landed._generations where source = {name} group by period"
+        if schema == LANDED
+        else "select generation from landed._generations where source = {name} and promoted"
+    ).format(name=literal(source.name))
+    columns = ", ".join(ident(name) for name in _columns(source))
+    return (
+        f"create or replace view {qualified(schema, source.name)} as select {columns} "
+        f"from {qualified(STORE, source.name)} where _generation in ({which})"
+    )
 
 
 # Which file each snapshot in ``landed`` came from, and whether that content has been promoted to ``raw`` (so it
@@ -178,53 +212,120 @@ AWAITING_DDL = (
 )
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every landed and raw table that does not exist yet (empty), so rules can join against them."""
-    present = set(
+def _catalog(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(``schema.name``, ``table`` or ``view``) of everything in the landed, raw and store schemas."""
+    return set(
         con.execute(
-            "select schema_name || '.' || table_name from duckdb_tables() "
-            "where database_name = current_database() and schema_name in (?, ?)",
-            [LANDED, RAW],
+            "select schema_name || '.' || table_name, 'table' from duckdb_tables() "
+            "where database_name = current_database() and schema_name in (?, ?, ?) union all "
+            "select schema_name || '.' || view_name, 'view' from duckdb_views() "
+            "where database_name = current_database() and schema_name in (?, ?, ?)",
+            [LANDED, RAW, STORE] * 2,
         ).fetchall()
     )
-    wanted = {(f"{schema}.{source.name}",) for schema in (LANDED, RAW) for source in SOURCES}
-    if (
-        wanted | {(SNAPSHOT_FILES,), (AWAITING,)} <= present
-    ):  # one query instead of 25 catalog statements on every call
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the store, its records and the landed and raw views that do not exist yet (empty), so rules can
+    join against them. A warehouse from before the store (landed and raw as tables, each row written twice) is
+    upgraded in one transaction, keeping every partition: raw's as promoted generations, landed's that differ
+    from raw (loaded, not promoted) as newer ones."""
+    present = _catalog(con)
+    wanted = {(f"{STORE}.{source.name}", "table") for source in SOURCES} | {
+        (f"{schema}.{source.name}", "view") for schema in (LANDED, RAW) for source in SOURCES
+    }
+    records = {(GENERATIONS, "table"), (SNAPSHOT_FILES, "table"), (AWAITING, "table")}
+    if wanted | records <= present:  # one query instead of 40 catalog statements on every call
         _add_optional_columns(con)
         return
-    for schema in (LANDED, RAW):
-        con.execute(f"create schema if not exists {schema}")
+    con.execute("begin transaction")
+    try:
+        for schema in (LANDED, RAW, STORE):
+            con.execute(f"create schema if not exists {schema}")
+        con.execute(GENERATIONS_DDL)
+        con.execute(SNAPSHOT_FILES_DDL)
+        con.execute(AWAITING_DDL)
         for source in SOURCES:
-            con.execute(_ddl(source, schema))
-    con.execute(SNAPSHOT_FILES_DDL)
-    con.execute(AWAITING_DDL)
+            con.execute(_ddl(source))
+            if (f"{RAW}.{source.name}", "table") in present:
+                _upgrade(con, source, present)
+            for schema in (LANDED, RAW):
+                con.execute(_view_sql(source, schema))
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection, source: Source, present: set[tuple[str, str]]) -> None:
+    """Move a source of a warehouse from before the store into it (inside ensure_tables' transaction): each
+    partition of ``raw.<source>`` becomes a promoted generation, each partition of ``landed.<source>`` whose rows
+    differ from raw's a newer, unpromoted one; then the old tables are dropped (the views take their names)."""
+    old = {schema: qualified(schema, source.name) for schema in (RAW, LANDED)}
+    for schema, table in old.items():
+        if (f"{schema}.{source.name}", "table") in present:
+            _complete_columns(con, source, table)
+    if (f"{LANDED}.{source.name}", "table") not in present:
+        con.execute(f"create temp table _landed_old as select * from {old[RAW]} limit 0")
+        old[LANDED] = "_landed_old"
+    store = qualified(STORE, source.name)
+    fingerprint = "select _period, count(*) as n, sum(hash(t)) as h from {table} as t group by _period"
+    for schema, promoted in ((RAW, True), (LANDED, False)):
+        # raw: every partition; landed: those whose content is not raw's (a load not promoted)
+        differs = (
+            "" if promoted else f"except select _period, n, h from ({fingerprint.format(table=old[RAW])})"
+        )
+        con.execute(
+            "create or replace temp table _upgrade_partitions as "
+            "select _period, n, (select coalesce(max(generation), 0) from landed._generations) "
+            "+ row_number() over (order by _period) as generation "
+            f"from (select _period, n, h from ({fingerprint.format(table=old[schema])}) {differs})"
+        )
+        con.execute(
+            f"insert into {store} select t.*, p.generation from {old[schema]} as t "
+            "join _upgrade_partitions as p on t._period is not distinct from p._period"
+        )
+        con.execute(
+            f"insert into {GENERATIONS} select generation, ?, _period, n, ? from _upgrade_partitions",
+            [source.name, promoted],
+        )
+    con.execute("drop table _upgrade_partitions")
+    con.execute("drop table if exists _landed_old")
+    for schema in (RAW, LANDED):
+        if (f"{schema}.{source.name}", "table") in present:
+            con.execute(f"drop table {qualified(schema, source.name)}")
+
+
+def _complete_columns(con: duckdb.DuckDBPyConnection, source: Source, table: str, extra: str = "") -> bool:
+    """Give ``table`` (one of ``source``) the columns a warehouse written before the source declared its
+    optional columns lacks (NULL), in the spec's column order (``extra``: one more last column kept); True
+    when it had to be rebuilt."""
+    schema, name = (part.strip('"') for part in table.split("."))
+    found = [
+        column
+        for (column,) in con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = ? and table_name = ? order by column_index",
+            [schema, name],
+        ).fetchall()
+    ]
+    wanted = {**_columns(source), **({extra: "BIGINT"} if extra else {})}
+    if found == list(wanted):
+        return False
+    columns = ", ".join(
+        ident(column) if column in found else f"cast(null as {kind}) as {ident(column)}"
+        for column, kind in wanted.items()
+    )
+    con.execute(f"create or replace table {table} as select {columns} from {table}")
+    return True
 
 
 def _add_optional_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """A warehouse written before a source declared its optional columns gets them (NULL), in the tables'
-    column order: rows are inserted by position."""
+    """A store written before a source declared its optional columns gets them (NULL), and its views too."""
     for source in SOURCES:
-        if not source.optional:
-            continue
-        for schema in (LANDED, RAW):
-            found = [
-                name
-                for (name,) in con.execute(
-                    "select column_name from duckdb_columns() where database_name = current_database() "
-                    "and schema_name = ? and table_name = ? order by column_index",
-                    [schema, source.name],
-                ).fetchall()
-            ]
-            wanted = [*source.table_columns, *LINEAGE_COLUMNS]
-            if found == wanted:
-                continue
-            table = f"{schema}.{source.name}"
-            columns = ", ".join(
-                ident(name) if name in found else f"cast(null as {kind}) as {ident(name)}"
-                for name, kind in {**source.table_columns, **LINEAGE_COLUMNS}.items()
-            )
-            con.execute(f"create or replace table {table} as select {columns} from {table}")
+        if source.optional and _complete_columns(con, source, qualified(STORE, source.name), "_generation"):
+            for schema in (LANDED, RAW):
+                con.execute(_view_sql(source, schema))
 
 
 def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: str) -> int | None:
@@ -260,41 +361,62 @@ def snapshot_promoted(con: duckdb.DuckDBPyConnection, source_name: str) -> bool:
     return bool(row and row[0])
 
 
-def _replace_partition(
+def _transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], int]) -> int:
+    """Run ``work`` in one transaction: all of it or, on any error, nothing."""
+    con.execute("begin transaction")
+    try:
+        result = work()
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return result
+
+
+_PARTITION = "source = ? and period is not distinct from ?"
+
+
+def _drop_generations(con: duckdb.DuckDBPyConnection, source: Source, where: str, params: list) -> None:
+    """Delete the generations of ``source`` that match ``where`` (on landed._generations), rows and record."""
+    doomed = f"select generation from {GENERATIONS} where {where}"
+    con.execute(f"delete from {qualified(STORE, source.name)} where _generation in ({doomed})", params)
+    con.execute(f"delete from {GENERATIONS} where {where}", params)
+
+
+def _write_generation(
     con: duckdb.DuckDBPyConnection,
     source: Source,
-    schema: str,
     period: date | None,
     select_sql: str,
-    params: list,
+    params: dict,
     also: tuple[str, list] | None = None,
     if_empty: LandingError | None = None,
-    before: tuple[str, list] | None = None,
 ) -> int:
-    """In one transaction: replace the period's rows (a snapshot: all rows) of ``schema.<source>`` with the
-    rows of ``select_sql``; returns how many there are. ``also`` is one more statement (and its parameters) for
-    the same transaction, given the row count as its last parameter; ``before`` one run before the rows are
-    replaced. ``if_empty`` is raised when there are no rows. On any error the table keeps what it had."""
-    table = f"{schema}.{source.name}"
+    """In one transaction: write the rows of ``select_sql`` (the source's columns and lineage) into the store as
+    a new generation of the period (a snapshot: of the whole source), which ``landed`` shows from then on; a
+    previous load of the period that was never promoted is deleted (superseded), the promoted one stays what
+    ``raw`` shows. Returns how many rows there are. ``also`` is one more statement (and its parameters) for the
+    same transaction, given the row count as its last parameter; ``if_empty`` is raised when there are no rows.
+    On any error the warehouse keeps what it had."""
     ensure_tables(con)
 
-    def check(con: duckdb.DuckDBPyConnection, rows: int) -> None:
+    def work() -> int:
+        _drop_generations(con, source, f"{_PARTITION} and not promoted", [source.name, period])
+        (generation,) = con.execute(f"select coalesce(max(generation), 0) + 1 from {GENERATIONS}").fetchone()
+        rows = con.execute(
+            f"insert into {qualified(STORE, source.name)} select *, cast($generation as bigint) from ({select_sql})",
+            {**params, "generation": generation},
+        ).fetchone()[0]
         if rows == 0 and if_empty is not None:
             raise if_empty
+        con.execute(
+            f"insert into {GENERATIONS} values (?, ?, ?, ?, false)", [generation, source.name, period, rows]
+        )
         if also is not None:
             con.execute(also[0], [*also[1], rows])
+        return int(rows)
 
-    return replace_rows(
-        con,
-        table,
-        _ddl(source, schema),
-        None if period is None else "_period = ?",
-        [] if period is None else [period],
-        select_sql,
-        params,
-        after=check,
-        before=None if before is None else (lambda con: con.execute(*before)),
-    )
+    return _transaction(con, work)
 
 
 def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
@@ -372,10 +494,9 @@ def load(
         empty_month_error(path, source) if source.kind == "monthly" and not source.empty_month_ok else None
     )
     try:
-        rows = _replace_partition(
+        rows = _write_generation(
             con,
             source,
-            LANDED,
             period,
             f"select *, cast($period as date), $source_file, current_timestamp::timestamp "
             f"from ({_select_sql(source, stored, present)})",
@@ -416,30 +537,41 @@ group by returns._period
 
 
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
-    """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing it there. A month is
-    recorded, in the same transaction, as awaiting publication (see ``dirty_months``); a month of order lines
-    also records the later months of the returns whose lines it brings (pre-history returns until then)."""
+    """Make the partition's latest load, validated, what ``raw.<source>`` shows: in one transaction, mark its
+    generation promoted and delete the one it supersedes (no rows are copied). A month is recorded, in the same
+    transaction, as awaiting publication (see ``dirty_months``); a month of order lines also records the later
+    months of the returns whose lines it brings (pre-history returns until then). Promoting again what is
+    promoted changes nothing but these records."""
     source = BY_NAME[source_name]
     period = month_start(month) if month else None
-    where = "where _period = ?" if period is not None else ""
-    return _replace_partition(
-        con,
-        source,
-        RAW,
-        period,
-        f"select * from {LANDED}.{source.name} {where}",
-        [period] if period else [],
-        before=(_RETURNS_FINDING_THEIR_LINES, [period, period]) if source.name == "order_lines" else None,
-        also=(
-            f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
-            [period, source.name],
+    ensure_tables(con)
+
+    def work() -> int:
+        if source.name == "order_lines":
+            con.execute(_RETURNS_FINDING_THEIR_LINES, [period, period])
+        latest = con.execute(
+            f"select generation, rows from {GENERATIONS} where {_PARTITION} order by generation desc limit 1",
+            [source.name, period],
+        ).fetchone()
+        generation, rows = latest if latest is not None else (None, 0)
+        # everything older than the latest load: the promoted generation it supersedes
+        _drop_generations(
+            con, source, f"{_PARTITION} and generation is distinct from ?", [source.name, period, generation]
         )
-        if period is not None
-        else (
-            f"update {SNAPSHOT_FILES} set promoted_at = current_timestamp::timestamp where source = ? and rows = ?",
-            [source.name],
-        ),
-    )
+        con.execute(f"update {GENERATIONS} set promoted = true where generation = ?", [generation])
+        if period is not None:
+            con.execute(
+                f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
+                [period, source.name, rows],
+            )
+        else:
+            con.execute(
+                f"update {SNAPSHOT_FILES} set promoted_at = current_timestamp::timestamp where source = ? and rows = ?",
+                [source.name, rows],
+            )
+        return int(rows)
+
+    return _transaction(con, work)
 
 
 def dirty_months(warehouse: Path) -> list[str] | None:
