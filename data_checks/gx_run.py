@@ -11,11 +11,18 @@ use (it takes seconds). The Data Docs site is kept under the data directory, ``g
 
 from __future__ import annotations
 
+import ctypes
 import html
+import itertools
 import os
 import re
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +200,77 @@ class LandingValidator:
         or a Spark DataFrame (Spark's), validated by GX's pandas or Spark execution engine. On Spark the suite
         runs first without samples, and again with them only when something failed: the outcome and its
         messages are the same as on pandas."""
+        identifier, outcome = self._run(source, month, frame, file)
+        self._record(outcome, identifier)
+        return outcome
+
+    def validate_all(
+        self, source: str, partitions: Iterable[tuple[str | None, Any, str]], workers: int | None = None
+    ) -> Iterator[Outcome]:
+        """Validate ``source``'s partitions, given lazily as (month, frame, file), and yield their outcomes in
+        the order given: every partition is validated, each exactly as :meth:`validate` does.
+
+        pandas frames are validated by a pool of ``workers`` processes (default: :func:`gx_workers`) forked from
+        this one once GX and the suite are ready, while this process reads the next frame (the iterator runs
+        here only: the warehouse connection is never used in a worker). At most ``workers + 1`` frames are in
+        flight. A partition that fails is validated once more here, so its result is in this process's GX
+        context and its Data Docs page is rendered as before. The workers are killed when the iteration ends
+        early (a failure, an interrupt) and die with this process if it is killed. Spark frames, one worker, or
+        a platform without fork: one partition at a time, here."""
+        workers = gx_workers() if workers is None else workers
+        partitions = iter(partitions)
+        first = next(partitions, None)
+        if first is None:
+            return
+        if workers < 2 or not isinstance(first[1], pd.DataFrame) or "fork" not in get_all_start_methods():
+            yield self.validate(source, *first)
+            for partition in partitions:
+                yield self.validate(source, *partition)
+            return
+        global _FORKED
+        self._checkpoint(source)  # GX imported and the suite built before the fork: the workers inherit them
+        _FORKED = self
+        pool = ProcessPoolExecutor(
+            workers, mp_context=get_context("fork"), initializer=_worker_started, initargs=(os.getpid(),)
+        )
+        in_flight: deque[tuple[str | None, Any, str, Future]] = deque()
+        done = False
+        try:
+            for month, frame, file in itertools.chain([first], partitions):
+                in_flight.append(
+                    (month, frame, file, pool.submit(_validate_in_worker, source, month, frame, file))
+                )
+                del frame
+                while len(in_flight) > workers:
+                    yield self._settle(source, *in_flight.popleft())
+            while in_flight:
+                yield self._settle(source, *in_flight.popleft())
+            done = True
+        finally:
+            _FORKED = None
+            if not done:  # do not wait for validations nobody will read
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _settle(self, source: str, month: str | None, frame: Any, file: str, future: Future) -> Outcome:
+        """The outcome of a partition a worker validated, recorded here (a failure validated again, here)."""
+        outcome = future.result()
+        if not outcome.success:
+            return self.validate(source, month, frame, file)
+        self._record(outcome, None)
+        return outcome
+
+    def _record(self, outcome: Outcome, identifier: Any) -> None:
+        self._outcomes.append(outcome)
+        if outcome.failures:
+            self._pending.append(identifier)
+        self._run_page_stale = True
+        if not self.defer_docs or outcome.failures:  # the page of a failure is wanted now
+            self.build_docs()
+
+    def _run(self, source: str, month: str | None, frame: Any, file: str) -> tuple[Any, Outcome]:
+        """Validate one partition: GX's identifier of the result, and the outcome (nothing recorded)."""
         from great_expectations.core.run_identifier import RunIdentifier
 
         spark = not isinstance(frame, pd.DataFrame)
@@ -215,14 +293,9 @@ class LandingValidator:
                 frame.unpersist()
         identifier, validation = next(iter(result.run_results.items()))
         failures = [_failure(r) for r in validation.results if not r.success]
-        outcome = Outcome(source, month, file, rows, len(validation.results), failures, self.docs_index)
-        self._outcomes.append(outcome)
-        if failures:
-            self._pending.append(identifier)
-        self._run_page_stale = True
-        if not self.defer_docs or failures:  # the page of a failure is wanted now
-            self.build_docs()
-        return outcome
+        return identifier, Outcome(
+            source, month, file, rows, len(validation.results), failures, self.docs_index
+        )
 
     def skip(self, source: str, reason: str) -> None:
         """Record that ``source``'s suite was deliberately not run (say why), for the run page."""
@@ -345,6 +418,42 @@ def run_counts(outcomes: list[Outcome]) -> str:
         f"{sum(len(o.failures) for o in failed)} failed. Suites: {len(sources)} of {len(SUITES)} run"
         + (f", {not_run} not run (listed below)." if not_run else ".")
     )
+
+
+WORKERS_ENV = "CPROF_GX_WORKERS"
+
+
+def gx_workers() -> int:
+    """How many processes validate a source's partitions at once: $CPROF_GX_WORKERS, else the usable cores."""
+    value = os.environ.get(WORKERS_ENV) or str(len(os.sched_getaffinity(0)))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_ENV} is a number of processes (1 or more), got {value!r}")
+    return int(value)
+
+
+# The validator a pool of workers was forked from (set in the parent only while its pool runs).
+_FORKED: LandingValidator | None = None
+
+
+def _worker_started(parent: int) -> None:
+    """In a forked worker: die with the parent (even when it is killed outright), leave signals to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's: it kills the workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own pipes end the worker with the parent's exit
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _validate_in_worker(source: str, month: str | None, frame: pd.DataFrame, file: str) -> Outcome:
+    assert _FORKED is not None, "a validation worker is forked from a validator's validate_all"
+    return _FORKED._run(source, month, frame, file)[1]
 
 
 _VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}
