@@ -12,6 +12,7 @@ use (it takes seconds). The Data Docs site is kept under the data directory, ``g
 from __future__ import annotations
 
 import ctypes
+import gc
 import html
 import itertools
 import os
@@ -219,12 +220,14 @@ class LandingValidator:
         a platform without fork: one partition at a time, here."""
         workers = gx_workers() if workers is None else workers
         partitions = iter(partitions)
-        first = next(partitions, None)
-        if first is None:
-            return
-        if workers < 2 or not isinstance(first[1], pd.DataFrame) or "fork" not in get_all_start_methods():
-            yield self.validate(source, *first)
-            for partition in partitions:
+        ahead = list(itertools.islice(partitions, 2))  # one partition alone is validated here
+        if (
+            len(ahead) < 2
+            or workers < 2
+            or not isinstance(ahead[0][1], pd.DataFrame)
+            or "fork" not in get_all_start_methods()
+        ):
+            for partition in itertools.chain(ahead, partitions):
                 yield self.validate(source, *partition)
             return
         global _FORKED
@@ -234,12 +237,19 @@ class LandingValidator:
             workers, mp_context=get_context("fork"), initializer=_worker_started, initargs=(os.getpid(),)
         )
         in_flight: deque[tuple[str | None, Any, str, Future]] = deque()
-        done = False
+        forked = done = False
         try:
-            for month, frame, file in itertools.chain([first], partitions):
-                in_flight.append(
-                    (month, frame, file, pool.submit(_validate_in_worker, source, month, frame, file))
-                )
+            for month, frame, file in itertools.chain(ahead, partitions):
+                if not forked:  # the first submission forks the workers: their collector then leaves the
+                    gc.freeze()  # inherited objects alone, instead of copying every page it touches
+                try:
+                    in_flight.append(
+                        (month, frame, file, pool.submit(_validate_in_worker, source, month, frame, file))
+                    )
+                finally:
+                    if not forked:
+                        gc.unfreeze()
+                        forked = True
                 del frame
                 while len(in_flight) > workers:
                     yield self._settle(source, *in_flight.popleft())
