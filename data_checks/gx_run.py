@@ -214,10 +214,12 @@ class LandingValidator:
         pandas frames are validated by a pool of ``workers`` processes (default: :func:`gx_workers`) forked from
         this one once GX and the suite are ready, while this process reads the next frame (the iterator runs
         here only: the warehouse connection is never used in a worker). At most ``workers + 1`` frames are in
-        flight. A partition that fails is validated once more here, so its result is in this process's GX
-        context and its Data Docs page is rendered as before. The workers are killed when the iteration ends
-        early (a failure, an interrupt) and die with this process if it is killed. Spark frames, one worker, or
-        a platform without fork: one partition at a time, here."""
+        memory here: one per worker and the one being read, and at most ``ROWS_IN_FLIGHT`` rows at the workers
+        (a bigger frame is validated here). A partition that fails is validated once more
+        here, so its result is in this process's GX context and its Data Docs page is rendered as before. The
+        workers are killed when the iteration ends early (a failure, an interrupt) and die with this process
+        if it is killed. Spark frames, one partition, one worker, or a platform without fork: one partition at
+        a time, here."""
         workers = gx_workers() if workers is None else workers
         partitions = iter(partitions)
         ahead = list(itertools.islice(partitions, 2))  # one partition alone is validated here
@@ -239,7 +241,17 @@ class LandingValidator:
         in_flight: deque[tuple[str | None, Any, str, Future]] = deque()
         forked = done = False
         try:
-            for month, frame, file in itertools.chain(ahead, partitions):
+            for month, frame, file in itertools.chain(ahead, partitions):  # read while the workers validate
+                if len(frame) > ROWS_IN_FLIGHT:  # too big to copy to a worker: validated here, in its turn
+                    while in_flight:
+                        yield self._settle(source, *in_flight.popleft())
+                    yield self.validate(source, month, frame, file)
+                    continue
+                while in_flight and (
+                    len(in_flight) >= workers
+                    or sum(len(item[1]) for item in in_flight) + len(frame) > ROWS_IN_FLIGHT
+                ):
+                    yield self._settle(source, *in_flight.popleft())
                 if not forked:  # the first submission forks the workers: their collector then leaves the
                     gc.freeze()  # inherited objects alone, instead of copying every page it touches
                 try:
@@ -251,8 +263,6 @@ class LandingValidator:
                         gc.unfreeze()
                         forked = True
                 del frame
-                while len(in_flight) > workers:
-                    yield self._settle(source, *in_flight.popleft())
             while in_flight:
                 yield self._settle(source, *in_flight.popleft())
             done = True
@@ -431,6 +441,9 @@ def run_counts(outcomes: list[Outcome]) -> str:
 
 
 WORKERS_ENV = "CPROF_GX_WORKERS"
+# Rows handed to the workers at a time: each holds a copy of its frame, and a month of order lines at 100 million
+# lines (2.7 million rows, about a gigabyte as pandas) is validated in the run's process instead.
+ROWS_IN_FLIGHT = 1_000_000
 
 
 def gx_workers() -> int:

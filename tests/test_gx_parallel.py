@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from data_checks import gx_run
 from data_checks.gx_run import WORKERS_ENV, LandingValidator
 from pipelines.engines import duckdb_ingest
 from pipelines.landing.sources import SNAPSHOTS
@@ -80,9 +81,12 @@ def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, m
     assert "21 validations (one per source and partition, 11 sources), 3 failed" in page
 
 
-def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(tmp_path: Path, small_landing: Path):
+def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
+    tmp_path: Path, small_landing: Path, monkeypatch
+):
     """The same partitions, one with two failures: the pool's outcomes, messages and samples equal those of
-    validating one partition at a time here."""
+    validating one partition at a time here; also when its row budget lets one frame at a time go to the
+    workers, or none (each frame is then validated here)."""
     landing = tmp_path / "landing"
     shutil.copytree(small_landing, landing)
     _plant(landing / "order_lines" / "2024-02.csv", "quantity", "-4")
@@ -93,18 +97,22 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(tmp_path: Pat
             duckdb_ingest.promote(con, source.name)
         for month in MONTHS:
             duckdb_ingest.load(con, landing, "order_lines", month)
+        rows = [len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS]
 
-        def partitions():
-            for month in MONTHS:
-                yield month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv"
+        def outcomes(workers: int, name: str) -> list:
+            frames = (
+                (month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv")
+                for month in MONTHS
+            )
+            found = list(
+                LandingValidator(tmp_path / name).validate_all("order_lines", frames, workers=workers)
+            )
+            return [replace(o, docs=None) for o in found]  # each validator writes its docs in its own folder
 
-        pooled = list(
-            LandingValidator(tmp_path / "pool").validate_all("order_lines", partitions(), workers=2)
-        )
-        alone = list(
-            LandingValidator(tmp_path / "alone").validate_all("order_lines", partitions(), workers=1)
-        )
-    assert [o.month for o in pooled] == MONTHS
-    assert [replace(o, docs=None) for o in pooled] == [replace(o, docs=None) for o in alone]  # docs: own dirs
-    assert [o.success for o in pooled] == [True, False, True]
-    assert "ship_mode: 1 unexpected (e.g. drone)" in pooled[1].message()
+        alone = outcomes(1, "alone")
+        assert [o.month for o in alone] == MONTHS
+        assert [o.success for o in alone] == [True, False, True]
+        assert "ship_mode: 1 unexpected (e.g. drone)" in alone[1].message()
+        for budget in (gx_run.ROWS_IN_FLIGHT, max(rows), min(rows) - 1):
+            monkeypatch.setattr(gx_run, "ROWS_IN_FLIGHT", budget)
+            assert outcomes(2, f"pool-{budget}") == alone, budget
