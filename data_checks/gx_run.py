@@ -20,7 +20,6 @@ import re
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from multiprocessing import get_all_start_methods, get_context
@@ -211,15 +210,16 @@ class LandingValidator:
         """Validate ``source``'s partitions, given lazily as (month, frame, file), and yield their outcomes in
         the order given: every partition is validated, each exactly as :meth:`validate` does.
 
-        pandas frames are validated by a pool of ``workers`` processes (default: :func:`gx_workers`) forked from
-        this one once GX and the suite are ready, while this process reads the next frame (the iterator runs
-        here only: the warehouse connection is never used in a worker). At most ``workers + 1`` frames are in
-        memory here: one per worker and the one being read, and at most ``ROWS_IN_FLIGHT`` rows at the workers
-        (a bigger frame is validated here). A partition that fails is validated once more
-        here, so its result is in this process's GX context and its Data Docs page is rendered as before. The
-        workers are killed when the iteration ends early (a failure, an interrupt) and die with this process
-        if it is killed. Spark frames, one partition, one worker, or a platform without fork: one partition at
-        a time, here."""
+        pandas frames are validated by up to ``workers`` processes at once (default: :func:`gx_workers`), each
+        forked for one partition once it is read, so it inherits GX, the suite and the frame without a copy
+        (pickling a month of order lines at 10 million lines took longer than validating it), and sends back
+        its outcome. This process reads the next frame meanwhile (the iterator runs here only: the warehouse
+        connection is never used in a worker) and holds at most ``workers + 1`` frames, of at most
+        ``ROWS_IN_FLIGHT`` rows at the workers (a bigger frame is validated here). A partition that fails, or
+        whose worker died, is validated once more here, so its result is in this process's GX context and its
+        Data Docs page is rendered as before. The workers are killed when the iteration ends early (a failure,
+        an interrupt) and die with this process if it is killed. Spark frames, one partition, one worker, or a
+        platform without fork: one partition at a time, here."""
         workers = gx_workers() if workers is None else workers
         partitions = iter(partitions)
         ahead = list(itertools.islice(partitions, 2))  # one partition alone is validated here
@@ -232,17 +232,12 @@ class LandingValidator:
             for partition in itertools.chain(ahead, partitions):
                 yield self.validate(source, *partition)
             return
-        global _FORKED
-        self._checkpoint(source)  # GX imported and the suite built before the fork: the workers inherit them
-        _FORKED = self
-        pool = ProcessPoolExecutor(
-            workers, mp_context=get_context("fork"), initializer=_worker_started, initargs=(os.getpid(),)
-        )
-        in_flight: deque[tuple[str | None, Any, str, Future]] = deque()
-        forked = done = False
+        self._checkpoint(source)  # GX imported and the suite built before the forks: the workers inherit them
+        context = get_context("fork")
+        in_flight: deque[tuple[str | None, Any, str, Any, Any]] = deque()
         try:
             for month, frame, file in itertools.chain(ahead, partitions):  # read while the workers validate
-                if len(frame) > ROWS_IN_FLIGHT:  # too big to copy to a worker: validated here, in its turn
+                if len(frame) > ROWS_IN_FLIGHT:  # validated here, in its turn (see ROWS_IN_FLIGHT)
                     while in_flight:
                         yield self._settle(source, *in_flight.popleft())
                     yield self.validate(source, month, frame, file)
@@ -252,31 +247,42 @@ class LandingValidator:
                     or sum(len(item[1]) for item in in_flight) + len(frame) > ROWS_IN_FLIGHT
                 ):
                     yield self._settle(source, *in_flight.popleft())
-                if not forked:  # the first submission forks the workers: their collector then leaves the
-                    gc.freeze()  # inherited objects alone, instead of copying every page it touches
+                receive, send = context.Pipe(duplex=False)
+                worker = context.Process(
+                    target=_validate_in_worker,
+                    args=(self, send, os.getpid(), source, month, frame, file),
+                    name=f"gx {source} {month}",
+                    daemon=True,
+                )
+                gc.freeze()  # the worker's collector leaves the inherited objects alone (fewer pages copied)
                 try:
-                    in_flight.append(
-                        (month, frame, file, pool.submit(_validate_in_worker, source, month, frame, file))
-                    )
+                    worker.start()
                 finally:
-                    if not forked:
-                        gc.unfreeze()
-                        forked = True
+                    gc.unfreeze()
+                send.close()
+                in_flight.append((month, frame, file, worker, receive))
                 del frame
             while in_flight:
                 yield self._settle(source, *in_flight.popleft())
-            done = True
-        finally:
-            _FORKED = None
-            if not done:  # do not wait for validations nobody will read
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    process.kill()
-            pool.shutdown(wait=True, cancel_futures=True)
+        finally:  # the iteration ended early (a failure, an interrupt): nobody will read the rest
+            for _, _, _, worker, receive in in_flight:
+                worker.kill()
+                worker.join()
+                receive.close()
 
-    def _settle(self, source: str, month: str | None, frame: Any, file: str, future: Future) -> Outcome:
-        """The outcome of a partition a worker validated, recorded here (a failure validated again, here)."""
-        outcome = future.result()
-        if not outcome.success:
+    def _settle(
+        self, source: str, month: str | None, frame: Any, file: str, worker: Any, receive: Any
+    ) -> Outcome:
+        """The outcome of a partition a worker validated, recorded here. A failure is validated again here
+        (for its GX result and page), and so is a partition whose worker died without an outcome."""
+        try:
+            outcome = receive.recv()
+        except EOFError:
+            outcome = None
+        finally:
+            receive.close()
+            worker.join()
+        if outcome is None or not outcome.success:
             return self.validate(source, month, frame, file)
         self._record(outcome, None)
         return outcome
@@ -441,8 +447,9 @@ def run_counts(outcomes: list[Outcome]) -> str:
 
 
 WORKERS_ENV = "CPROF_GX_WORKERS"
-# Rows handed to the workers at a time: each holds a copy of its frame, and a month of order lines at 100 million
-# lines (2.7 million rows, about a gigabyte as pandas) is validated in the run's process instead.
+# Rows at the workers at a time: the run's process keeps each frame until its worker is done (to validate a failure
+# again), so a month of order lines at 100 million lines (2.7 million rows, over a gigabyte as pandas at the 456
+# bytes a row measured at 10 million) is validated in the run's process instead, one frame in memory as before.
 ROWS_IN_FLIGHT = 1_000_000
 
 
@@ -454,10 +461,6 @@ def gx_workers() -> int:
     return int(value)
 
 
-# The validator a pool of workers was forked from (set in the parent only while its pool runs).
-_FORKED: LandingValidator | None = None
-
-
 def _worker_started(parent: int) -> None:
     """In a forked worker: die with the parent (even when it is killed outright), leave signals to it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's: it kills the workers
@@ -465,7 +468,7 @@ def _worker_started(parent: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the pool's own pipes end the worker with the parent's exit
+    except (OSError, AttributeError):  # not Linux: a daemonic worker is ended when the parent exits
         pass
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
@@ -474,9 +477,15 @@ def _worker_started(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _validate_in_worker(source: str, month: str | None, frame: pd.DataFrame, file: str) -> Outcome:
-    assert _FORKED is not None, "a validation worker is forked from a validator's validate_all"
-    return _FORKED._run(source, month, frame, file)[1]
+def _validate_in_worker(
+    validator: LandingValidator, send: Any, parent: int, source: str, month: str | None, frame: Any, file: str
+) -> None:
+    """In a worker forked with the frame in memory (nothing is copied to it): validate, send the outcome."""
+    _worker_started(parent)
+    try:
+        send.send(validator._run(source, month, frame, file)[1])
+    finally:
+        send.close()
 
 
 _VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}
