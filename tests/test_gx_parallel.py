@@ -4,6 +4,7 @@ check names that month, and nothing of that source reaches raw; the pool's outco
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -116,3 +117,27 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
         for budget in (gx_run.ROWS_IN_FLIGHT, max(rows), min(rows) - 1):
             monkeypatch.setattr(gx_run, "ROWS_IN_FLIGHT", budget)
             assert outcomes(2, f"pool-{budget}") == alone, budget
+
+
+def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landing: Path):
+    """Reading a month fails while workers validate the months before it: the error reaches the check, and
+    no worker process is left behind."""
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for source in SNAPSHOTS:
+            duckdb_ingest.load(con, small_landing, source.name)
+            duckdb_ingest.promote(con, source.name)
+        for month in MONTHS[:2]:
+            duckdb_ingest.load(con, small_landing, "order_lines", month)
+
+        def frames():
+            for month in MONTHS:  # the last month was never loaded: its frame is empty, and we refuse it
+                frame = duckdb_ingest.validation_frame(con, "order_lines", month)
+                if frame.empty:
+                    raise RuntimeError(f"no rows for {month}")
+                yield month, frame, f"{month}.csv"
+
+        validator = LandingValidator(tmp_path / "docs")
+        with pytest.raises(RuntimeError, match="no rows for 2024-03"):
+            # two workers take 2024-01 and 2024-02; the third month is read while they validate
+            list(validator.validate_all("order_lines", frames(), workers=2))
+    assert multiprocessing.active_children() == []  # ended and reaped before the error reached the check
