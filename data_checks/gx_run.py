@@ -222,13 +222,16 @@ class LandingValidator:
         platform without fork: one partition at a time, here."""
         workers = gx_workers() if workers is None else workers
         partitions = iter(partitions)
-        ahead = list(itertools.islice(partitions, 2))  # one partition alone is validated here
-        if (
-            len(ahead) < 2
-            or workers < 2
-            or not isinstance(ahead[0][1], pd.DataFrame)
-            or "fork" not in get_all_start_methods()
-        ):
+        first = next(partitions, None)
+        if first is None:
+            return
+        ahead = [first]
+        forking = workers > 1 and isinstance(first[1], pd.DataFrame) and "fork" in get_all_start_methods()
+        if forking and len(first[1]) <= ROWS_IN_FLIGHT:
+            second = next(partitions, None)  # one partition alone is validated here
+            ahead += [second] if second is not None else []
+            forking = second is not None
+        if not forking:
             for partition in itertools.chain(ahead, partitions):
                 yield self.validate(source, *partition)
             return
