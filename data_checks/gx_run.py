@@ -1,7 +1,8 @@
 """Running a landing suite with Great Expectations 1.x on one partition, and reading its result.
 
 On DuckDB, GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the
-partition is read from DuckDB into a DataFrame, one partition at a time so memory stays bounded. On Spark, the
+partition is read from DuckDB into a DataFrame, a few partitions at a time so memory stays bounded, and the
+months of a source are validated by worker processes forked for each (``LandingValidator.validate_all``). On Spark, the
 partition stays a Spark DataFrame and GX's Spark datasource validates it with its Spark execution engine, on the
 session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
 suites, the expectations and the messages are the same on both. GX is imported on first
@@ -210,10 +211,10 @@ class LandingValidator:
         """Validate ``source``'s partitions, given lazily as (month, frame, file), and yield their outcomes in
         the order given: every partition is validated, each exactly as :meth:`validate` does.
 
-        pandas frames are validated by up to ``workers`` processes at once (default: :func:`gx_workers`, the idle cores), each
-        forked for one partition once it is read, so it inherits GX, the suite and the frame without a copy
-        (pickling a month of order lines at 10 million lines took longer than validating it), and sends back
-        its outcome. This process reads the next frame meanwhile (the iterator runs here only: the warehouse
+        pandas frames are validated by up to ``workers`` processes at once (default: :func:`gx_workers`, the
+        idle cores), each forked for one partition once it is read, so it inherits GX, the suite and the frame
+        without a copy (pickling a month of order lines at 10 million lines took longer than validating it),
+        and sends back its outcome. This process reads the next frame meanwhile (the iterator runs here only: the warehouse
         connection is never used in a worker) and holds at most ``workers + 1`` frames, of at most
         ``ROWS_IN_FLIGHT`` rows at the workers (a bigger frame is validated here). A partition that fails, or
         whose worker died, is validated once more here, so its result is in this process's GX context and its
