@@ -212,7 +212,7 @@ class LandingValidator:
         the order given: every partition is validated, each exactly as :meth:`validate` does.
 
         pandas frames are validated by up to ``workers`` processes at once (default: :func:`gx_workers`, the
-        idle cores), each forked for one partition once it is read, so it inherits GX, the suite and the frame
+        usable cores), each forked for one partition once it is read, so it inherits GX, the suite and the frame
         without a copy (pickling a month of order lines at 10 million lines took longer than validating it),
         and sends back its outcome. This process reads the next frame meanwhile (the iterator runs here only: the warehouse
         connection is never used in a worker) and holds at most ``workers + 1`` frames, of at most
@@ -458,15 +458,10 @@ ROWS_IN_FLIGHT = 1_000_000
 
 
 def gx_workers() -> int:
-    """How many processes validate a source's partitions at once: $CPROF_GX_WORKERS, else the cores that are
-    idle now. A worker costs 15-20 % more CPU than validating in this process (its fork and the pages it copies
-    on write), which pays only on a core nobody else uses: on the 2-core machine, busy with other work, two
-    workers were slower than one process. Idle cores: the usable ones less the 1-minute load average, this run
-    counted as one of them."""
-    value = os.environ.get(WORKERS_ENV)
-    if value is None or value == "":
-        cores = len(os.sched_getaffinity(0))
-        return max(1, min(cores, round(cores + 1 - os.getloadavg()[0])))
+    """How many processes validate a source's partitions at once: $CPROF_GX_WORKERS, else the usable cores. A
+    worker costs about a fifth more CPU than validating in this process (its fork and the pages it copies on
+    write), so on a machine whose cores are all busy with other work ``1`` may be as fast."""
+    value = os.environ.get(WORKERS_ENV) or str(len(os.sched_getaffinity(0)))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{WORKERS_ENV} is a number of processes (1 or more), got {value!r}")
     return int(value)
