@@ -216,7 +216,8 @@ class LandingValidator:
         without a copy (pickling a month of order lines at 10 million lines took longer than validating it),
         and sends back its outcome. This process reads the next frame meanwhile (the iterator runs here only: the warehouse
         connection is never used in a worker) and holds at most ``workers + 1`` frames, of at most
-        ``ROWS_IN_FLIGHT`` rows at the workers (a bigger frame is validated here). A partition that fails, or
+        ``ROWS_IN_FLIGHT`` rows at the workers (a bigger frame, or one under ``FORK_MIN_ROWS``, is validated
+        here). A partition that fails, or
         whose worker died, is validated once more here, so its result is in this process's GX context and its
         Data Docs page is rendered as before. The workers are killed when the iteration ends early (a failure,
         an interrupt) and die with this process if it is killed. Spark frames, one partition, one worker, or a
@@ -228,7 +229,7 @@ class LandingValidator:
             return
         ahead = [first]
         forking = workers > 1 and isinstance(first[1], pd.DataFrame) and "fork" in get_all_start_methods()
-        if forking and len(first[1]) <= ROWS_IN_FLIGHT:
+        if forking and FORK_MIN_ROWS <= len(first[1]) <= ROWS_IN_FLIGHT:
             second = next(partitions, None)  # one partition alone is validated here
             ahead += [second] if second is not None else []
             forking = second is not None
@@ -241,7 +242,7 @@ class LandingValidator:
         in_flight: deque[tuple[str | None, Any, str, Any, Any]] = deque()
         try:
             for month, frame, file in itertools.chain(ahead, partitions):  # read while the workers validate
-                if len(frame) > ROWS_IN_FLIGHT:  # validated here, in its turn (see ROWS_IN_FLIGHT)
+                if not FORK_MIN_ROWS <= len(frame) <= ROWS_IN_FLIGHT:  # validated here, in its turn
                     while in_flight:
                         yield self._settle(source, *in_flight.popleft())
                     yield self.validate(source, month, frame, file)
@@ -455,6 +456,9 @@ WORKERS_ENV = "CPROF_GX_WORKERS"
 # again), so a month of order lines at 100 million lines (2.7 million rows, over a gigabyte as pandas at the 456
 # bytes a row measured at 10 million) is validated in the run's process instead, one frame in memory as before.
 ROWS_IN_FLIGHT = 1_000_000
+# A smaller frame is validated here: a worker's fork and the pages it copies cost about 60 ms of system time,
+# measured at 1 million lines, where every month (at most 26,000 rows) validated in workers took as long as here.
+FORK_MIN_ROWS = 100_000
 
 
 def gx_workers() -> int:

@@ -50,7 +50,8 @@ def _plant(path: Path, column: str, value: str, row: int = 2) -> None:
 
 
 def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch):
-    monkeypatch.setenv(WORKERS_ENV, "2")  # the months are validated by a pool of two worker processes
+    monkeypatch.setenv(WORKERS_ENV, "2")  # the months are validated by two worker processes,
+    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)  # small as they are
     for source, month, column, value, _ in PLANTED:
         _plant(data_paths.landing / source / f"{month}.csv", column, value)
 
@@ -92,6 +93,7 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
     shutil.copytree(small_landing, landing)
     _plant(landing / "order_lines" / "2024-02.csv", "quantity", "-4")
     _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
+    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         for source in SNAPSHOTS:
             duckdb_ingest.load(con, landing, source.name)
@@ -119,9 +121,10 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
             assert outcomes(2, f"pool-{budget}") == alone, budget
 
 
-def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landing: Path):
+def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landing: Path, monkeypatch):
     """Reading a month fails while workers validate the months before it: the error reaches the check, and
     no worker process is left behind."""
+    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         for source in SNAPSHOTS:
             duckdb_ingest.load(con, small_landing, source.name)
