@@ -189,14 +189,17 @@ def _suite_check(source: Source):
         validator = validator_for(paths.data_dir, checks.defer_docs)
         start = history_start(paths.landing)
         outcomes = []
+        files = {month: find_file(paths.landing, source, month) for month in _months(context, source)}
         with warehouse.session() as wh:
-            for month in _months(context, source):  # one partition in memory at a time
-                frame = wh.validation_frame(source.name, month, start)
-                file = find_file(paths.landing, source, month)
-                outcome = validator.validate(source.name, month, frame, str(file))
-                del frame
+            # Read here, one month at a time, while worker processes validate the months read before (a few
+            # frames in memory at once); the outcomes come back in month order.
+            partitions = (
+                (month, wh.validation_frame(source.name, month, start), str(file))
+                for month, file in files.items()
+            )
+            for outcome in validator.validate_all(source.name, partitions):
                 (context.log.info if outcome.success else context.log.error)(outcome.message())
-                outcomes.append((month, file, outcome))
+                outcomes.append((outcome.month, files[outcome.month], outcome))
         failures = [(month, o) for month, _, o in outcomes if not o.success]
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
