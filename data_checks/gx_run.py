@@ -279,9 +279,14 @@ class LandingValidator:
         self, source: str, month: str | None, frame: Any, file: str, worker: Any, receive: Any
     ) -> Outcome:
         """The outcome of a partition a worker validated, recorded here. A failure is validated again here
-        (for its GX result and page), and so is a partition whose worker died without an outcome."""
+        (for its GX result and page), and so is a partition whose worker died without an outcome or did not
+        answer within ``WORKER_TIMEOUT_SECONDS``."""
         try:
-            outcome = receive.recv()
+            # A worker that neither answers nor dies in time (forked from a process with other threads, it could
+            # wait forever on a lock one of them held) is killed, and its partition validated here.
+            outcome = receive.recv() if receive.poll(WORKER_TIMEOUT_SECONDS) else None
+            if outcome is None:
+                worker.kill()
         except EOFError:
             outcome = None
         finally:
@@ -459,6 +464,9 @@ ROWS_IN_FLIGHT = 1_000_000
 # A smaller frame is validated here: a worker's fork and the pages it copies cost about 60 ms of system time,
 # measured at 1 million lines, where every month (at most 26,000 rows) validated in workers took as long as here.
 FORK_MIN_ROWS = 100_000
+# How long a worker may take over one partition (at most ROWS_IN_FLIGHT rows: seconds when it works) before
+# it is killed and the partition validated in the run's process.
+WORKER_TIMEOUT_SECONDS = 300.0
 
 
 def gx_workers() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,3 +145,37 @@ def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landi
             # two workers take 2024-01 and 2024-02; the third month is read while they validate
             list(validator.validate_all("order_lines", frames(), workers=2))
     assert multiprocessing.active_children() == []  # ended and reaped before the error reached the check
+
+
+def _hang(validator, send, parent, *args) -> None:
+    """A worker stuck for good (as one forked while another thread held a lock it then needs would be)."""
+    gx_run._worker_started(parent)
+    time.sleep(3600)
+
+
+def test_a_worker_that_hangs_is_killed_and_its_month_validated_here(
+    tmp_path: Path, small_landing: Path, monkeypatch
+):
+    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for source in SNAPSHOTS:
+            duckdb_ingest.load(con, small_landing, source.name)
+            duckdb_ingest.promote(con, source.name)
+        for month in MONTHS:
+            duckdb_ingest.load(con, small_landing, "order_lines", month)
+
+        def outcomes(workers: int, name: str) -> list:
+            frames = (
+                (month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv")
+                for month in MONTHS
+            )
+            found = LandingValidator(tmp_path / name).validate_all("order_lines", frames, workers=workers)
+            return [replace(o, docs=None) for o in found]
+
+        alone = outcomes(1, "alone")
+        monkeypatch.setattr(gx_run, "_validate_in_worker", _hang)
+        monkeypatch.setattr(gx_run, "WORKER_TIMEOUT_SECONDS", 1.0)
+        started = time.monotonic()
+        assert outcomes(2, "hung") == alone
+    assert time.monotonic() - started < 60  # each hung worker waited for 1 s, not for ever
+    assert multiprocessing.active_children() == []
