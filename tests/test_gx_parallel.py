@@ -50,6 +50,15 @@ def _plant(path: Path, column: str, value: str, row: int = 2) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, workers: int) -> list:
+    """The outcomes of validating the loaded months of order lines with ``workers`` processes."""
+    frames = (
+        (month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv") for month in MONTHS
+    )
+    found = LandingValidator(docs).validate_all("order_lines", frames, workers=workers)
+    return [replace(o, docs=None) for o in found]  # each validator writes its docs in its own folder
+
+
 def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch):
     monkeypatch.setenv(WORKERS_ENV, "2")  # the months are validated by two worker processes,
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)  # small as they are
@@ -103,23 +112,13 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
             duckdb_ingest.load(con, landing, "order_lines", month)
         rows = [len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS]
 
-        def outcomes(workers: int, name: str) -> list:
-            frames = (
-                (month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv")
-                for month in MONTHS
-            )
-            found = list(
-                LandingValidator(tmp_path / name).validate_all("order_lines", frames, workers=workers)
-            )
-            return [replace(o, docs=None) for o in found]  # each validator writes its docs in its own folder
-
-        alone = outcomes(1, "alone")
+        alone = _outcomes(con, tmp_path / "alone", 1)
         assert [o.month for o in alone] == MONTHS
         assert [o.success for o in alone] == [True, False, True]
         assert "ship_mode: 1 unexpected (e.g. drone)" in alone[1].message()
         for budget in (gx_run.ROWS_IN_FLIGHT, max(rows), min(rows) - 1):
             monkeypatch.setattr(gx_run, "ROWS_IN_FLIGHT", budget)
-            assert outcomes(2, f"pool-{budget}") == alone, budget
+            assert _outcomes(con, tmp_path / f"pool-{budget}", 2) == alone, budget
 
 
 def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landing: Path, monkeypatch):
@@ -164,18 +163,10 @@ def test_a_worker_that_hangs_is_killed_and_its_month_validated_here(
         for month in MONTHS:
             duckdb_ingest.load(con, small_landing, "order_lines", month)
 
-        def outcomes(workers: int, name: str) -> list:
-            frames = (
-                (month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv")
-                for month in MONTHS
-            )
-            found = LandingValidator(tmp_path / name).validate_all("order_lines", frames, workers=workers)
-            return [replace(o, docs=None) for o in found]
-
-        alone = outcomes(1, "alone")
+        alone = _outcomes(con, tmp_path / "alone", 1)
         monkeypatch.setattr(gx_run, "_validate_in_worker", _hang)
         monkeypatch.setattr(gx_run, "WORKER_TIMEOUT_SECONDS", 1.0)
         started = time.monotonic()
-        assert outcomes(2, "hung") == alone
+        assert _outcomes(con, tmp_path / "hung", 2) == alone
     assert time.monotonic() - started < 60  # each hung worker waited for 1 s, not for ever
     assert multiprocessing.active_children() == []
