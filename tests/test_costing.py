@@ -175,13 +175,16 @@ def test_a_month_with_support_tickets_and_no_orders_shows_as_a_loss(built: Paths
 
 def _dbt_test(data_dir: Path, select: str, *more: str) -> subprocess.CompletedProcess:
     """``dbt test --select`` against the warehouse in ``data_dir``."""
+    return run_dbt(data_dir, "test", "--select", select, *more)
+
+
+def run_dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """dbt's command line ``args`` on the project, against the warehouse in ``data_dir`` (its target and logs
+    there too)."""
     return subprocess.run(
         [
             dbt_executable(),
-            "test",
-            "--select",
-            select,
-            *more,
+            *args,
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",

@@ -4,12 +4,9 @@ tests/test_dbt_spark.py runs the same query on Spark and expects the same number
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-from pipelines.defs.dbt import dbt_executable
-from pipelines.lib.config import DBT_PROJECT_DIR
+from tests.test_costing import run_dbt
 
 # Means whose exact value lies halfway between two roundings: in double precision they fall below the half
 # (0.015 is 0.01499999...), so a mean computed in doubles and then rounded goes down, on one engine or both.
@@ -26,29 +23,8 @@ ROUNDED_MEANS = {"up": 0.02, "away_from_zero": -0.02, "exact": 0.015, "share": 0
 
 
 def test_rounded_mean_rounds_the_exact_mean_half_away_from_zero(tmp_path: Path):
-    done = subprocess.run(
-        [
-            dbt_executable(),
-            "show",
-            "--inline",
-            ROUNDED_MEANS_SQL,
-            "--output",
-            "json",
-            "--log-format",
-            "json",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "CPROF_DATA_DIR": str(tmp_path)},
+    done = run_dbt(
+        tmp_path, "show", "--inline", ROUNDED_MEANS_SQL, "--output", "json", "--log-format", "json"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     previews = [

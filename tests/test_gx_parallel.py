@@ -50,6 +50,16 @@ def _plant(path: Path, column: str, value: str, row: int = 2) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _load_order_lines(con: duckdb.DuckDBPyConnection, landing: Path, months: list[str]) -> None:
+    """The snapshots loaded and promoted (the suites check references against them), ``months`` of order
+    lines loaded into quarantine."""
+    for source in SNAPSHOTS:
+        duckdb_ingest.load(con, landing, source.name)
+        duckdb_ingest.promote(con, source.name)
+    for month in months:
+        duckdb_ingest.load(con, landing, "order_lines", month)
+
+
 def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, workers: int) -> list:
     """The outcomes of validating the loaded months of order lines with ``workers`` processes."""
     frames = (
@@ -105,11 +115,7 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
     _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        for source in SNAPSHOTS:
-            duckdb_ingest.load(con, landing, source.name)
-            duckdb_ingest.promote(con, source.name)
-        for month in MONTHS:
-            duckdb_ingest.load(con, landing, "order_lines", month)
+        _load_order_lines(con, landing, MONTHS)
         rows = [len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS]
 
         alone = _outcomes(con, tmp_path / "alone", 1)
@@ -126,11 +132,7 @@ def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landi
     no worker process is left behind."""
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        for source in SNAPSHOTS:
-            duckdb_ingest.load(con, small_landing, source.name)
-            duckdb_ingest.promote(con, source.name)
-        for month in MONTHS[:2]:
-            duckdb_ingest.load(con, small_landing, "order_lines", month)
+        _load_order_lines(con, small_landing, MONTHS[:2])
 
         def frames():
             for month in MONTHS:  # the last month was never loaded: its frame is empty, and we refuse it
@@ -157,11 +159,7 @@ def test_a_worker_that_hangs_is_killed_and_its_month_validated_here(
 ):
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        for source in SNAPSHOTS:
-            duckdb_ingest.load(con, small_landing, source.name)
-            duckdb_ingest.promote(con, source.name)
-        for month in MONTHS:
-            duckdb_ingest.load(con, small_landing, "order_lines", month)
+        _load_order_lines(con, small_landing, MONTHS)
 
         alone = _outcomes(con, tmp_path / "alone", 1)
         monkeypatch.setattr(gx_run, "_validate_in_worker", _hang)
