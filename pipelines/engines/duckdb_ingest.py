@@ -19,7 +19,6 @@ header-only month of a source that declares empty months abnormal (order lines, 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import duckdb
 from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
 from data_checks.structure import LandingError, check_columns, check_csv_header
 from pipelines.engines.base import LoadResult
+from pipelines.engines.duckdb_tables import in_transaction
 from pipelines.engines.sql import ident, literal, qualified
 from pipelines.landing.inventory import (
     file_sha256,
@@ -238,8 +238,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     if wanted | records <= present:  # one query instead of 40 catalog statements on every call
         _add_optional_columns(con)
         return
-    con.execute("begin transaction")
-    try:
+
+    def create() -> None:
         for schema in (LANDED, RAW, STORE):
             con.execute(f"create schema if not exists {schema}")
         con.execute(GENERATIONS_DDL)
@@ -251,10 +251,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
                 _upgrade(con, source, present)
             for schema in (LANDED, RAW):
                 con.execute(_view_sql(source, schema))
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+
+    in_transaction(con, create)
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection, source: Source, present: set[tuple[str, str]]) -> None:
@@ -361,18 +359,6 @@ def snapshot_promoted(con: duckdb.DuckDBPyConnection, source_name: str) -> bool:
     return bool(row and row[0])
 
 
-def _transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], int]) -> int:
-    """Run ``work`` in one transaction: all of it or, on any error, nothing."""
-    con.execute("begin transaction")
-    try:
-        result = work()
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return result
-
-
 _PARTITION = "source = ? and period is not distinct from ?"
 
 
@@ -416,7 +402,7 @@ def _write_generation(
             con.execute(also[0], [*also[1], rows])
         return int(rows)
 
-    return _transaction(con, work)
+    return in_transaction(con, work)
 
 
 def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
@@ -571,7 +557,7 @@ def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None 
             )
         return int(rows)
 
-    return _transaction(con, work)
+    return in_transaction(con, work)
 
 
 def dirty_months(warehouse: Path) -> list[str] | None:

@@ -5,7 +5,7 @@ the publication's patch of a release uses it too)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -16,6 +16,9 @@ from pipelines.engines.sql import ident, qualified
 def table_ddl(table: str, columns: Sequence[Column]) -> str:
     body = ", ".join(f"{ident(c.name)} {c.type}{'' if c.nullable else ' not null'}" for c in columns)
     return f"create table if not exists {qualified(*table.split('.'))} ({body})"
+
+
+T = TypeVar("T")
 
 
 def replace_rows(
@@ -34,8 +37,8 @@ def replace_rows(
     exists), insert the rows of ``insert_sql``, then call ``after(con, rows inserted)`` inside the same
     transaction (a check, or bookkeeping; it may raise); ``before(con)`` runs first, in the same transaction.
     Returns the number of rows inserted. Any error rolls back: the table keeps what it had."""
-    con.execute("begin transaction")
-    try:
+
+    def work() -> int:
         if before is not None:
             before(con)
         if where is None:
@@ -44,11 +47,21 @@ def replace_rows(
             con.execute(ddl)
         if where is not None:
             con.execute(f"delete from {table} where {where}", list(params))
-        inserted = con.execute(f"insert into {table} {insert_sql}", insert_params).fetchone()[0]
+        inserted = int(con.execute(f"insert into {table} {insert_sql}", insert_params).fetchone()[0])
         if after is not None:
-            after(con, int(inserted))
+            after(con, inserted)
+        return inserted
+
+    return in_transaction(con, work)
+
+
+def in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], T]) -> T:
+    """Run ``work`` in one transaction of ``con``: all of it or, on any error, nothing."""
+    con.execute("begin transaction")
+    try:
+        result = work()
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    return int(inserted)
+    return result
