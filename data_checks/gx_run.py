@@ -1,8 +1,9 @@
 """Running a landing suite with Great Expectations 1.x on one partition, and reading its result.
 
 On DuckDB, GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the
-partition is read from DuckDB into a DataFrame, a few partitions at a time so memory stays bounded, and the
-months of a source are validated by worker processes forked for each (``LandingValidator.validate_all``). On Spark, the
+partition is read from DuckDB into a DataFrame, one partition at a time so memory stays bounded (with
+``CPROF_GX_WORKERS`` above 1, a few at a time, validated by worker processes forked for each:
+``LandingValidator.validate_all``). On Spark, the
 partition stays a Spark DataFrame and GX's Spark datasource validates it with its Spark execution engine, on the
 session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
 suites, the expectations and the messages are the same on both. GX is imported on first
@@ -12,7 +13,6 @@ use (it takes seconds). The Data Docs site is kept under the data directory, ``g
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import html
 import itertools
@@ -31,6 +31,7 @@ import pandas as pd
 
 from data_checks.suites import SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
+from pipelines.lib.dbt_child import die_with_parent
 
 SAMPLE_SIZE = 5
 
@@ -484,16 +485,7 @@ def _worker_started(parent: int) -> None:
     """In a forked worker: die with the parent (even when it is killed outright), leave signals to it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's: it kills the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: a daemonic worker is ended when the parent exits
-        pass
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
+    die_with_parent(parent)
 
 
 def _validate_in_worker(
