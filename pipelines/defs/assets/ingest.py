@@ -191,8 +191,8 @@ def _suite_check(source: Source):
         outcomes = []
         files = {month: find_file(paths.landing, source, month) for month in _months(context, source)}
         with warehouse.session() as wh:
-            # Read here, one month at a time, while worker processes validate the months read before (a few
-            # frames in memory at once); the outcomes come back in month order.
+            # Read here one month at a time and validated in month order: here by default, or with
+            # CPROF_GX_WORKERS above 1 by worker processes while the next month is read (a few frames at once).
             partitions = (
                 (month, wh.validation_frame(source.name, month, start), str(file))
                 for month, file in files.items()
