@@ -416,6 +416,11 @@ _suite(
 )
 
 
+# The column that says which month a row belongs to, in a frame of several months validated at once
+# (Warehouse.validation_frames); the validator removes it before Great Expectations sees the frame.
+PARTITION_COLUMN = "_cprof_partition"
+
+
 def rules_for(source: str) -> list[Rule]:
     return SUITES[source].rules()
 

@@ -1,6 +1,7 @@
-"""Every partition that reaches raw is validated, also when worker processes validate the months in parallel:
-a violation planted in the first, a middle and the last month of a full build (one source each) is caught, the
-check names that month, and nothing of that source reaches raw; the pool's outcomes equal one process's."""
+"""Every partition that reaches raw is validated, also when several months are validated in one Great
+Expectations run (the default) or worker processes validate the months in parallel: a violation planted in the
+first, a middle and the last month of a full build (one source each) is caught, the check names that month, and
+nothing of that source reaches raw; the batches' and the pool's outcomes equal those of one month at a time."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pandas.testing import assert_frame_equal
 
 from data_checks import gx_run
-from data_checks.gx_run import WORKERS_ENV, LandingValidator
+from data_checks.gx_run import BATCH_ENV, WORKERS_ENV, LandingValidator, batch_minimum_rows, plan_batches
+from data_checks.suites import PARTITION_COLUMN, SUITES
 from pipelines.engines import duckdb_ingest
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
@@ -69,9 +72,15 @@ def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, workers: int) -> list:
     return [replace(o, docs=None) for o in found]  # each validator writes its docs in its own folder
 
 
-def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch):
-    monkeypatch.setenv(WORKERS_ENV, "2")  # the months are validated by two worker processes,
-    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)  # small as they are
+@pytest.mark.parametrize("mode", ["batches", "workers"])
+def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch, mode: str):
+    if mode == "workers":
+        monkeypatch.setenv(WORKERS_ENV, "2")  # the months are validated by two worker processes,
+        monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)  # small as they are
+    else:  # the default: a source's three months in one validation, validated again one by one when it fails
+        monkeypatch.delenv(WORKERS_ENV, raising=False)
+        monkeypatch.delenv(BATCH_ENV, raising=False)
+        runs = _count_runs(monkeypatch)
     for source, month, column, value, _ in PLANTED:
         _plant(data_paths.landing / source / f"{month}.csv", column, value)
 
@@ -101,6 +110,10 @@ def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, m
     # every month of every source that ran was validated: 6 snapshots and 5 monthly sources (returns waits for
     # raw.order_lines) of 3 months; 3 failed
     assert "21 validations (one per source and partition, 11 sources), 3 failed" in page
+    if mode == "batches":  # GX ran once per snapshot, once per clean monthly source, 1 + 3 per failed one
+        assert sorted(runs, key=str) == sorted([None] * 6 + ["2024-01..2024-03"] * 5 + MONTHS * 3, key=str), (
+            runs
+        )
 
 
 def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
@@ -168,3 +181,111 @@ def test_a_worker_that_hangs_is_killed_and_its_month_validated_here(
         assert _outcomes(con, tmp_path / "hung", 2) == alone
     assert time.monotonic() - started < 60  # each hung worker waited for 1 s, not for ever
     assert multiprocessing.active_children() == []
+
+
+def test_months_are_batched_in_order_within_the_row_budget():
+    rows = {"2024-01": 40, "2024-02": 50, "2024-03": 0, "2024-04": 120, "2024-05": 30, "2024-06": 70}
+    months = list(rows)
+    assert plan_batches(months, rows, 100, 0) == [
+        ["2024-01", "2024-02", "2024-03"],
+        ["2024-04"],  # over the budget: alone
+        ["2024-05", "2024-06"],
+    ]
+    # a month under the suite's row minimum is validated alone, so its own row-count expectation fails
+    assert plan_batches(months, rows, 100, 1) == [
+        ["2024-01", "2024-02"],
+        ["2024-03"],
+        ["2024-04"],
+        ["2024-05", "2024-06"],
+    ]
+    assert plan_batches(months, rows, 40, 0) == [
+        ["2024-01"],
+        ["2024-02"],
+        ["2024-03"],
+        ["2024-04"],
+        ["2024-05"],
+        ["2024-06"],
+    ]
+
+
+def test_only_suites_whose_expectations_hold_in_each_month_are_batched(monkeypatch):
+    # every landing suite qualifies; the monthly ones that require rows say how many
+    assert {source: batch_minimum_rows(source) for source in SUITES} == {
+        **{source: 1 for source in SUITES},
+        "returns": 0,
+        "support_tickets": 0,
+        "sales_visits": 0,
+        "survey_responses": 0,
+    }
+    rules = SUITES["gl_costs"].rules
+    for extra in [
+        (
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "amount", "mostly": 0.9},
+        ),  # may hold overall, not per month
+        ("ExpectColumnMeanToBeBetween", {"column": "amount", "min_value": 0}),
+        ("ExpectTableRowCountToBeBetween", {"min_value": 1, "max_value": 10}),
+    ]:
+        suite = replace(SUITES["gl_costs"], rules=lambda extra=extra: [*rules(), extra])
+        monkeypatch.setitem(SUITES, "gl_costs", suite)
+        assert batch_minimum_rows("gl_costs") is None, extra
+
+
+def _count_runs(monkeypatch) -> list:
+    """The partitions (a month, or first..last of a batch) GX runs a suite on from now on, in order."""
+    runs = []
+    real_run = LandingValidator._run
+    monkeypatch.setattr(
+        LandingValidator,
+        "_run",
+        lambda self, source, month, *a: runs.append(month) or real_run(self, source, month, *a),
+    )
+    return runs
+
+
+def _validate_months(con: duckdb.DuckDBPyConnection, docs: Path, months: list[str], rows: dict) -> list:
+    """The outcomes of validating the loaded ``months`` of order lines in batches (CPROF_GX_BATCH_ROWS)."""
+    found = LandingValidator(docs).validate_months(
+        "order_lines",
+        {month: f"{month}.csv" for month in months},
+        lambda month: duckdb_ingest.validation_frame(con, "order_lines", month),
+        lambda batch: duckdb_ingest.validation_frames(con, "order_lines", batch),
+        rows,
+    )
+    return [replace(o, docs=None) for o in found]
+
+
+def _values(frame):
+    """The frame's values, a missing one as None, whatever its column's dtype."""
+    return frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
+
+
+def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small_landing: Path, monkeypatch):
+    """Three months, the middle one with two failures, validated in batches of every size: the outcomes,
+    messages and samples equal validating each month alone; a clean batch is one GX run."""
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    _plant(landing / "order_lines" / "2024-02.csv", "quantity", "-4")
+    _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        _load_order_lines(con, landing, MONTHS)
+        alone = _outcomes(con, tmp_path / "alone", 1)
+        rows = {month: len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS}
+        together = duckdb_ingest.validation_frames(con, "order_lines", MONTHS)
+        assert together[PARTITION_COLUMN].value_counts().to_dict() == rows
+        for month in MONTHS:  # each month's rows of the batch frame are its own frame's
+            own = duckdb_ingest.validation_frame(con, "order_lines", month)
+            part = together[together[PARTITION_COLUMN] == month].drop(columns=PARTITION_COLUMN)
+            # the same values; an all-NULL text column is object alone and text beside a month with values
+            assert_frame_equal(_values(part), _values(own))
+
+        for budget in (0, sum(rows.values()), rows["2024-01"] + rows["2024-02"], 1):
+            monkeypatch.setenv(BATCH_ENV, str(budget))
+            assert _validate_months(con, tmp_path / f"batch-{budget}", MONTHS, rows) == alone, budget
+        runs = _count_runs(monkeypatch)
+        clean = [m for m in MONTHS if m != "2024-02"]
+        monkeypatch.setenv(BATCH_ENV, str(sum(rows.values())))
+        found = _validate_months(con, tmp_path / "clean", clean, rows)
+        assert runs == ["2024-01..2024-03"]
+        assert [(o.month, o.rows, o.success) for o in found] == [(m, rows[m], True) for m in clean]

@@ -146,6 +146,13 @@ class Warehouse(ABC):
         ``history_start`` (YYYY-MM): the start of history, for the returns' pre-history rule."""
 
     @abstractmethod
+    def validation_frames(self, source: str, months: list[str], history_start: str | None = None) -> Any:
+        """Several months' validation frames as one frame of the same kind, each row with its month (YYYY-MM) in
+        ``data_checks.suites.PARTITION_COLUMN``: each month's rows are exactly its :meth:`validation_frame`.
+        The input checks validate a few months in one Great Expectations validation this way
+        (data_checks.gx_run.LandingValidator.validate_months)."""
+
+    @abstractmethod
     def promote(self, source: str, month: str | None) -> int:
         """Make a validated partition of ``landed`` what ``raw`` (what dbt reads) shows, replacing that month or
         the snapshot; returns its rows. DuckDB marks the stored generation promoted (no copy); Spark copies it."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -57,6 +58,7 @@ __all__ = [
     "months_in_landing",
     "promote",
     "validation_frame",
+    "validation_frames",
 ]
 
 
@@ -602,7 +604,34 @@ def validation_frame(
     from data_checks.suites import SUITES, frame_parameters
 
     sql = SUITES[source_name].frame_sql
-    parameters = frame_parameters(sql, month, history_start)
+    return _frame(con, sql, frame_parameters(sql, month, history_start))
+
+
+def validation_frames(
+    con: duckdb.DuckDBPyConnection, source_name: str, months: list[str], history_start: str | None = None
+):
+    """Several months' validation frames in one (one query, one conversion to pandas), each row with its month
+    (YYYY-MM) in ``PARTITION_COLUMN``: each month's rows are exactly its :func:`validation_frame`, whose
+    query runs once per month with its own ``$period`` (renamed ``$period_<i>``: a parameter name, never a
+    value), the branches joined by ``union all``."""
+    from data_checks.suites import PARTITION_COLUMN, SUITES, frame_parameters, period_parameter
+
+    sql = SUITES[source_name].frame_sql
+    parameters = {k: v for k, v in frame_parameters(sql, None, history_start).items() if k != "period"}
+    branches = []
+    for index, month in enumerate(months):
+        name = f"period_{index}"
+        branch = PERIOD_PARAMETER.sub(f"${name}", sql)
+        branches.append(f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})")
+        parameters[name] = period_parameter(month)
+        parameters[f"month_{index}"] = month
+    return _frame(con, " union all ".join(branches), parameters)
+
+
+PERIOD_PARAMETER = re.compile(r"\$period\b")
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any]):
     try:  # the partition was loaded, so its tables exist: the catalog is probed only when one does not
         result = con.execute(sql, parameters)  # (the probe took a third of the frame's time, every month)
     except duckdb.CatalogException:

@@ -136,6 +136,11 @@ class DuckDBWarehouse(Warehouse):
     ) -> pd.DataFrame:
         return duckdb_ingest.validation_frame(self.con, source, month, history_start)
 
+    def validation_frames(
+        self, source: str, months: list[str], history_start: str | None = None
+    ) -> pd.DataFrame:
+        return duckdb_ingest.validation_frames(self.con, source, months, history_start)
+
     def promote(self, source: str, month: str | None) -> int:
         return duckdb_ingest.promote(self.con, source, month)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +64,7 @@ __all__ = [
     "spark_type",
     "unchanged_snapshots",
     "validation_frame",
+    "validation_frames",
 ]
 
 LANDED, RAW = "landed", "raw"
@@ -663,6 +665,22 @@ def validation_frame(
     values = frame_parameters(" ".join(f"${name}" for name in parameters), month, history_start)
     args: dict[str, Any] = {name: values[name] for name in parameters}
     return spark.sql(sql, args=args) if args else spark.sql(sql)
+
+
+def validation_frames(
+    spark: SparkSession, source_name: str, months: list[str], history_start: str | None = None
+) -> DataFrame:
+    """Several months' validation frames in one, each row with its month (YYYY-MM) in ``PARTITION_COLUMN``:
+    each month's :func:`validation_frame`, with its own parameters, the months joined by ``unionByName``."""
+    from pyspark.sql import functions as F
+
+    from data_checks.suites import PARTITION_COLUMN
+
+    frames = [
+        validation_frame(spark, source_name, month, history_start).withColumn(PARTITION_COLUMN, F.lit(month))
+        for month in months
+    ]
+    return functools.reduce(lambda joined, frame: joined.unionByName(frame), frames)
 
 
 def _returns_finding_their_lines(spark: SparkSession, landed: DataFrame, period: date) -> list[tuple[date, int]]:

@@ -491,6 +491,11 @@ class SparkWarehouse(Warehouse):
 
         return spark_ingest.validation_frame(self.spark, source, month, history_start)
 
+    def validation_frames(self, source: str, months: list[str], history_start: str | None = None) -> Any:
+        from pipelines.engines import spark_ingest
+
+        return spark_ingest.validation_frames(self.spark, source, months, history_start)
+
     def promote(self, source: str, month: str | None) -> int:
         from pipelines.engines import spark_ingest
 

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from data_checks.gx_run import validator_for
-from data_checks.suites import SUITES
+from data_checks.suites import SUITES, period_parameter
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     monthly_partitions,
@@ -31,7 +31,7 @@ from pipelines.defs.partitions import (
     single_run,
 )
 from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
-from pipelines.engines.base import LoadResult
+from pipelines.engines.base import Filter, LoadResult
 from pipelines.landing.inventory import LandingInventory, find_file, history_start, landing_inventory
 from pipelines.landing.sources import SOURCES, Source
 
@@ -191,13 +191,22 @@ def _suite_check(source: Source):
         outcomes = []
         files = {month: find_file(paths.landing, source, month) for month in _months(context, source)}
         with warehouse.session() as wh:
-            # Read here one month at a time and validated in month order: here by default, or with
-            # CPROF_GX_WORKERS above 1 by worker processes while the next month is read (a few frames at once).
-            partitions = (
-                (month, wh.validation_frame(source.name, month, start), str(file))
-                for month, file in files.items()
+            # Validated in month order, a few consecutive months in one validation (up to CPROF_GX_BATCH_ROWS
+            # rows; a batch that fails is validated again month by month), or with CPROF_GX_WORKERS above 1 one
+            # month at a time by worker processes while the next month is read.
+            rows = None
+            if source.kind == "monthly" and len(files) > 1:
+                periods = [period_parameter(month) for month in files]
+                counted = wh.count_by(f"landed.{source.name}", "_period", [Filter("_period", "in", periods)])
+                rows = {month: counted.get(period, 0) for month, period in zip(files, periods, strict=True)}
+            outcomes_of = validator.validate_months(
+                source.name,
+                {month: str(file) for month, file in files.items()},
+                lambda month: wh.validation_frame(source.name, month, start),
+                lambda months: wh.validation_frames(source.name, months, start),
+                rows,
             )
-            for outcome in validator.validate_all(source.name, partitions):
+            for outcome in outcomes_of:
                 (context.log.info if outcome.success else context.log.error)(outcome.message())
                 outcomes.append((outcome.month, files[outcome.month], outcome))
         failures = [(month, o) for month, _, o in outcomes if not o.success]
