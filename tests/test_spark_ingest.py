@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -21,12 +22,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data_checks.gx_run import LandingValidator
+from data_checks.gx_run import BATCH_ENV, WORKERS_ENV, LandingValidator
 from data_checks.structure import LandingError
+from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.sql import literal, qualified
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.lib.config import Paths
+from tests.test_gx_parallel import _count_runs
 from tests.test_landing_rules import _set
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
@@ -126,6 +129,38 @@ def both(spark: SparkSession, spark_paths: Paths, small_landing: Path, tmp_path_
     )
     yield con, duck_messages, spark_messages
     con.close()
+
+
+def test_months_validated_together_on_spark_give_the_outcomes_of_one_month_at_a_time(
+    both, spark: SparkSession, tmp_path: Path, monkeypatch
+):
+    """Spark's frame of several months (validation_frames) holds each month's own frame, and validating the
+    months in one GX run gives each month the outcome of validating it alone."""
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    monkeypatch.delenv(BATCH_ENV, raising=False)
+    source = "support_tickets"
+    files = {month: f"{month}.csv" for month in MONTHS}
+
+    def frame_of(month):
+        return spark_ingest.validation_frame(spark, source, month)
+
+    def frames_of(months):
+        return spark_ingest.validation_frames(spark, source, months)
+
+    together = frames_of(MONTHS)
+    rows = {month: int(n) for month, n in together.groupBy(PARTITION_COLUMN).count().collect()}
+    assert rows == {month: frame_of(month).count() for month in MONTHS}
+    for month in MONTHS:
+        part = together.where(F.col(PARTITION_COLUMN) == month).drop(PARTITION_COLUMN)
+        assert part.exceptAll(frame_of(month)).count() == 0 == frame_of(month).exceptAll(part).count()
+    alone = [
+        replace(LandingValidator(tmp_path / "alone").validate(source, m, frame_of(m), files[m]), docs=None)
+        for m in MONTHS
+    ]
+    runs = _count_runs(monkeypatch)
+    found = LandingValidator(tmp_path / "together").validate_months(source, files, frame_of, frames_of, rows)
+    assert [replace(o, docs=None) for o in found] == alone
+    assert runs == [f"{MONTHS[0]}..{MONTHS[-1]}"]
 
 
 def _sorted(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
