@@ -105,12 +105,19 @@ run_monitoring:
   max_resume_run_attempts: 0
   poll_interval_seconds: 30
 """
-DAGSTER_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
+# Dagster's SQLite event log (in $DAGSTER_HOME/history/runs, where Dagster keeps it), storing the per-month
+# materializations of one asset in one transaction instead of two each (pipelines/defs/event_storage.py).
+EVENT_LOG_YAML = """event_log_storage:
+  module: pipelines.defs.event_storage
+  class: BatchingSqliteEventLogStorage
+"""
+DAGSTER_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML + EVENT_LOG_YAML
 # What earlier versions wrote: such a file is brought up to date, a team's own settings are kept.
 PREVIOUS_DAGSTER_YAMLS = (
     _TELEMETRY_YAML + _CONCURRENCY_YAML,
     _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML,
     _TELEMETRY_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
+    _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
 )
 
 
