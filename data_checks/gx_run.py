@@ -33,6 +33,7 @@ import pandas as pd
 from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
 from pipelines.lib.dbt_child import die_with_parent
+from pipelines.lib.memory import release_freed_memory
 
 SAMPLE_SIZE = 5
 
@@ -241,6 +242,7 @@ class LandingValidator:
                 yield self.validate(source, batch[0], frame_of(batch[0]), files[batch[0]])
             else:
                 yield from self._validate_batch(source, batch, frames_of(batch), files, frame_of, minimum)
+        release_freed_memory()  # the batches' frames are gone; their pages go back to the system
 
     def _validate_batch(
         self,
