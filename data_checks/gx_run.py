@@ -258,7 +258,9 @@ class LandingValidator:
         else:  # Spark: one job counts the months' rows
             rows = {row[0]: int(row[1]) for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
             frame = frame.drop(PARTITION_COLUMN)
-        _, together = self._run(source, f"{months[0]}..{months[-1]}", frame, ", ".join(files[m] for m in months))
+        _, together = self._run(
+            source, f"{months[0]}..{months[-1]}", frame, ", ".join(files[m] for m in months)
+        )
         del frame
         for month in months:
             if together.success and rows.get(month, 0) >= minimum:
@@ -392,6 +394,13 @@ class LandingValidator:
         finally:
             if spark:
                 frame.unpersist()
+            # GX's execution engine keeps the last batch it validated (the whole frame) until the next one:
+            # let it go now, so a check holds one frame at a time and none after it.
+            batches = (
+                self._datasource_for("spark" if spark else "pandas").get_execution_engine().batch_manager
+            )
+            batches.reset_batch_cache()
+            batches.batch_data_cache.clear()
         identifier, validation = next(iter(result.run_results.items()))
         failures = [_failure(r) for r in validation.results if not r.success]
         return identifier, Outcome(
