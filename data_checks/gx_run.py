@@ -224,16 +224,14 @@ class LandingValidator:
         Great Expectations spends 0.1-0.4 s on a validation whatever its size (222 validations in a 37-month
         build), so consecutive months are validated together, up to :func:`batch_rows` rows at a time, when
         every expectation of the suite holds of each month whenever it holds of their union
-        (:func:`batchable`). A batch that passes is every month in it passing (each month's outcome counts its
+        (:func:`batch_minimum_rows`). A batch that passes is every month in it passing (each month's outcome counts its
         own rows); a batch that fails is validated again month by month, so each month's outcome, messages,
         samples and Data Docs page are exactly those of validating it alone. Without ``frames_of``, with
         ``CPROF_GX_WORKERS`` above 1, or with batching off: one month at a time (:meth:`validate_all`)."""
         months = list(files)
         budget = batch_rows()
-        if frames_of is None or rows is None or None in files or budget == 0 or gx_workers() > 1:
-            yield from self.validate_all(source, ((month, frame_of(month), files[month]) for month in months))
-            return
-        minimum = batch_minimum_rows(source)
+        batching = frames_of is not None and rows is not None and None not in files and budget > 0
+        minimum = batch_minimum_rows(source) if batching and gx_workers() == 1 else None
         if minimum is None:
             yield from self.validate_all(source, ((month, frame_of(month), files[month]) for month in months))
             return
@@ -396,11 +394,12 @@ class LandingValidator:
                 frame.unpersist()
             # GX's execution engine keeps the last batch it validated (the whole frame) until the next one:
             # let it go now, so a check holds one frame at a time and none after it.
-            batches = (
-                self._datasource_for("spark" if spark else "pandas").get_execution_engine().batch_manager
-            )
-            batches.reset_batch_cache()
-            batches.batch_data_cache.clear()
+            engine = self._datasource_for(
+                "spark" if spark else "pandas"
+            ).execution_engine  # None: none made yet
+            if engine is not None:
+                engine.batch_manager.reset_batch_cache()
+                engine.batch_manager.batch_data_cache.clear()
         identifier, validation = next(iter(result.run_results.items()))
         failures = [_failure(r) for r in validation.results if not r.success]
         return identifier, Outcome(

@@ -49,7 +49,7 @@ def _stable(*values: float) -> tuple[float, ...]:
 class Answers:
     """The answers to ``questions`` of every month a run's windows cover, read once (one query, one
     factorisation of the ids) instead of once per trailing window (each month's answers were read and pivoted
-    twelve times: 12 of the 21 s of satisfaction at 10 million lines). One entry per answer: its month, its
+    twelve times: 10.8 s of the 27 s satisfaction and scorecard took at 10 million lines). One entry per answer: its month, its
     response (a code in response_id order), its question (a position in ``questions``) and its score."""
 
     questions: list[str]
@@ -57,6 +57,7 @@ class Answers:
     responses: np.ndarray
     columns: np.ndarray
     scores: np.ndarray
+    response_count: int  # distinct responses: their codes are 0 to response_count - 1
 
 
 def _answers(wh: Warehouse, first: date, last: date, questions: list[str]) -> Answers:
@@ -72,13 +73,19 @@ def _answers(wh: Warehouse, first: date, last: date, questions: list[str]) -> An
             Filter("question_id", "in", questions),
         ],
     )
-    responses, _ = pd.factorize(long["response_id"], sort=True)
+    responses, ids = pd.factorize(long["response_id"], sort=True)
+    columns = pd.Categorical(long["question_id"], categories=questions).codes.astype(np.int64)
+    if (responses < 0).any() or (columns < 0).any():  # dbt's tests of the staging model stop a run first
+        raise ValueError(
+            f"{RESPONSES}: an answer without a response_id or with a question outside {questions}"
+        )
     return Answers(
         questions,
         pd.to_datetime(long["period"]).to_numpy(),
         responses,
-        pd.Categorical(long["question_id"], categories=questions).codes.astype(np.int64),
+        columns,
         long["score"].to_numpy(dtype=float, na_value=np.nan),
+        len(ids),
     )
 
 
@@ -89,7 +96,7 @@ def _window(answers: Answers, period: date) -> pd.DataFrame:
     month = answers.periods
     inside = (month >= np.datetime64(shift_month(period, -11))) & (month <= np.datetime64(period))
     responses = answers.responses[inside]
-    present = np.zeros(len(answers.responses) and int(answers.responses.max()) + 1, dtype=bool)
+    present = np.zeros(answers.response_count, dtype=bool)
     present[responses] = True  # the window's responses, in response_id order (codes are in that order)
     row = (np.cumsum(present) - 1)[responses]
     rows, width = int(present.sum()), len(answers.questions)
