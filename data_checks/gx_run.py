@@ -262,8 +262,8 @@ class LandingValidator:
         del frame
         for month in months:
             if together.success and rows.get(month, 0) >= minimum:
-                outcome = Outcome(
-                    source, month, files[month], rows[month], together.evaluated, [], self.docs_index
+                outcome = Outcome(  # a month may have no rows where its suite allows that
+                    source, month, files[month], rows.get(month, 0), together.evaluated, [], self.docs_index
                 )
                 self._record(outcome, None)
                 yield outcome

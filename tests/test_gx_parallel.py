@@ -289,3 +289,42 @@ def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small
         found = _validate_months(con, tmp_path / "clean", clean, rows)
         assert runs == ["2024-01..2024-03"]
         assert [(o.month, o.rows, o.success) for o in found] == [(m, rows[m], True) for m in clean]
+
+
+def test_an_empty_month_batched_where_its_suite_allows_it(tmp_path: Path, small_landing: Path, monkeypatch):
+    """Support tickets may have an empty month (no row-count minimum): batched with the others, it passes with
+    0 rows, as validated alone."""
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    monkeypatch.delenv(BATCH_ENV, raising=False)
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    empty = landing / "support_tickets" / "2024-02.csv"
+    empty.write_text(empty.read_text().splitlines()[0] + "\n")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for source in SNAPSHOTS:
+            duckdb_ingest.load(con, landing, source.name)
+            duckdb_ingest.promote(con, source.name)
+        for month in MONTHS:
+            duckdb_ingest.load(con, landing, "support_tickets", month)
+        files = {month: f"{month}.csv" for month in MONTHS}
+
+        def frame_of(month):
+            return duckdb_ingest.validation_frame(con, "support_tickets", month)
+
+        rows = {month: len(frame_of(month)) for month in MONTHS}
+        assert rows["2024-02"] == 0 < min(rows["2024-01"], rows["2024-03"])
+        alone = [
+            LandingValidator(tmp_path / "alone").validate("support_tickets", m, frame_of(m), files[m])
+            for m in MONTHS
+        ]
+        runs = _count_runs(monkeypatch)
+        found = LandingValidator(tmp_path / "together").validate_months(
+            "support_tickets",
+            files,
+            frame_of,
+            lambda batch: duckdb_ingest.validation_frames(con, "support_tickets", batch),
+            rows,
+        )
+        assert [replace(o, docs=None) for o in found] == [replace(o, docs=None) for o in alone]
+        assert runs == ["2024-01..2024-03"]
+        assert alone[1].rows == 0 and alone[1].success
