@@ -53,22 +53,22 @@ def _plant(path: Path, column: str, value: str, row: int = 2) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _load_order_lines(con: duckdb.DuckDBPyConnection, landing: Path, months: list[str]) -> None:
-    """The snapshots loaded and promoted (the suites check references against them), ``months`` of order
-    lines loaded into quarantine."""
-    for source in SNAPSHOTS:
-        duckdb_ingest.load(con, landing, source.name)
-        duckdb_ingest.promote(con, source.name)
+def _load_months(
+    con: duckdb.DuckDBPyConnection, landing: Path, months: list[str], source: str = "order_lines"
+) -> None:
+    """The snapshots loaded and promoted (the suites check references against them), ``months`` of
+    ``source`` loaded into quarantine."""
+    for snapshot in SNAPSHOTS:
+        duckdb_ingest.load(con, landing, snapshot.name)
+        duckdb_ingest.promote(con, snapshot.name)
     for month in months:
-        duckdb_ingest.load(con, landing, "order_lines", month)
+        duckdb_ingest.load(con, landing, source, month)
 
 
-def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, workers: int) -> list:
-    """The outcomes of validating the loaded months of order lines with ``workers`` processes."""
-    frames = (
-        (month, duckdb_ingest.validation_frame(con, "order_lines", month), f"{month}.csv") for month in MONTHS
-    )
-    found = LandingValidator(docs).validate_all("order_lines", frames, workers=workers)
+def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, workers: int, source: str = "order_lines") -> list:
+    """The outcomes of validating the loaded MONTHS of ``source`` with ``workers`` processes."""
+    frames = ((month, duckdb_ingest.validation_frame(con, source, month), f"{month}.csv") for month in MONTHS)
+    found = LandingValidator(docs).validate_all(source, frames, workers=workers)
     return [replace(o, docs=None) for o in found]  # each validator writes its docs in its own folder
 
 
@@ -128,7 +128,7 @@ def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
     _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_order_lines(con, landing, MONTHS)
+        _load_months(con, landing, MONTHS)
         rows = [len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS]
 
         alone = _outcomes(con, tmp_path / "alone", 1)
@@ -145,7 +145,7 @@ def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landi
     no worker process is left behind."""
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_order_lines(con, small_landing, MONTHS[:2])
+        _load_months(con, small_landing, MONTHS[:2])
 
         def frames():
             for month in MONTHS:  # the last month was never loaded: its frame is empty, and we refuse it
@@ -172,7 +172,7 @@ def test_a_worker_that_hangs_is_killed_and_its_month_validated_here(
 ):
     monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_order_lines(con, small_landing, MONTHS)
+        _load_months(con, small_landing, MONTHS)
 
         alone = _outcomes(con, tmp_path / "alone", 1)
         monkeypatch.setattr(gx_run, "_validate_in_worker", _hang)
@@ -243,13 +243,15 @@ def _count_runs(monkeypatch) -> list:
     return runs
 
 
-def _validate_months(con: duckdb.DuckDBPyConnection, docs: Path, months: list[str], rows: dict) -> list:
-    """The outcomes of validating the loaded ``months`` of order lines in batches (CPROF_GX_BATCH_ROWS)."""
+def _validate_months(
+    con: duckdb.DuckDBPyConnection, docs: Path, months: list[str], rows: dict, source: str = "order_lines"
+) -> list:
+    """The outcomes of validating the loaded ``months`` of ``source`` in batches (CPROF_GX_BATCH_ROWS)."""
     found = LandingValidator(docs).validate_months(
-        "order_lines",
+        source,
         {month: f"{month}.csv" for month in months},
-        lambda month: duckdb_ingest.validation_frame(con, "order_lines", month),
-        lambda batch: duckdb_ingest.validation_frames(con, "order_lines", batch),
+        lambda month: duckdb_ingest.validation_frame(con, source, month),
+        lambda batch: duckdb_ingest.validation_frames(con, source, batch),
         rows,
     )
     return [replace(o, docs=None) for o in found]
@@ -269,7 +271,7 @@ def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small
     _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
     monkeypatch.delenv(WORKERS_ENV, raising=False)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_order_lines(con, landing, MONTHS)
+        _load_months(con, landing, MONTHS)
         alone = _outcomes(con, tmp_path / "alone", 1)
         rows = {month: len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS}
         together = duckdb_ingest.validation_frames(con, "order_lines", MONTHS)
@@ -301,30 +303,12 @@ def test_an_empty_month_batched_where_its_suite_allows_it(tmp_path: Path, small_
     empty = landing / "support_tickets" / "2024-02.csv"
     empty.write_text(empty.read_text().splitlines()[0] + "\n")
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        for source in SNAPSHOTS:
-            duckdb_ingest.load(con, landing, source.name)
-            duckdb_ingest.promote(con, source.name)
-        for month in MONTHS:
-            duckdb_ingest.load(con, landing, "support_tickets", month)
-        files = {month: f"{month}.csv" for month in MONTHS}
-
-        def frame_of(month):
-            return duckdb_ingest.validation_frame(con, "support_tickets", month)
-
-        rows = {month: len(frame_of(month)) for month in MONTHS}
+        _load_months(con, landing, MONTHS, "support_tickets")
+        rows = {month: len(duckdb_ingest.validation_frame(con, "support_tickets", month)) for month in MONTHS}
         assert rows["2024-02"] == 0 < min(rows["2024-01"], rows["2024-03"])
-        alone = [
-            LandingValidator(tmp_path / "alone").validate("support_tickets", m, frame_of(m), files[m])
-            for m in MONTHS
-        ]
+        alone = _outcomes(con, tmp_path / "alone", 1, "support_tickets")
         runs = _count_runs(monkeypatch)
-        found = LandingValidator(tmp_path / "together").validate_months(
-            "support_tickets",
-            files,
-            frame_of,
-            lambda batch: duckdb_ingest.validation_frames(con, "support_tickets", batch),
-            rows,
-        )
-        assert [replace(o, docs=None) for o in found] == [replace(o, docs=None) for o in alone]
+        found = _validate_months(con, tmp_path / "together", MONTHS, rows, "support_tickets")
+        assert found == alone
         assert runs == ["2024-01..2024-03"]
         assert alone[1].rows == 0 and alone[1].success
