@@ -63,6 +63,9 @@ class Outcome:
     evaluated: int
     failures: list[Failure] = field(default_factory=list)
     docs: Path | None = None
+    # The months validated with this one in a single GX run (first..last of the batch), when it was batched:
+    # its outcome is the same as alone, so outcomes compare equal either way.
+    batch: str | None = field(default=None, compare=False)
 
     @property
     def success(self) -> bool:
@@ -256,14 +259,20 @@ class LandingValidator:
         else:  # Spark: one job counts the months' rows
             rows = {row[0]: int(row[1]) for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
             frame = frame.drop(PARTITION_COLUMN)
-        _, together = self._run(
-            source, f"{months[0]}..{months[-1]}", frame, ", ".join(files[m] for m in months)
-        )
+        batch = f"{months[0]}..{months[-1]}"
+        _, together = self._run(source, batch, frame, ", ".join(files[m] for m in months))
         del frame
         for month in months:
             if together.success and rows.get(month, 0) >= minimum:
                 outcome = Outcome(  # a month may have no rows where its suite allows that
-                    source, month, files[month], rows.get(month, 0), together.evaluated, [], self.docs_index
+                    source,
+                    month,
+                    files[month],
+                    rows.get(month, 0),
+                    together.evaluated,
+                    [],
+                    self.docs_index,
+                    batch,
                 )
                 self._record(outcome, None)
                 yield outcome
@@ -521,11 +530,18 @@ def run_counts(outcomes: list[Outcome]) -> str:
     failed = [o for o in outcomes if not o.success]
     sources = {o.source for o in outcomes}
     not_run = len(set(SUITES) - sources)
+    batched = [o for o in outcomes if o.batch]
     return (
         f"{len(outcomes)} validations (one per source and partition, {len(sources)} sources), "
         f"{len(failed)} failed; {sum(o.evaluated for o in outcomes):,} expectations evaluated, "
         f"{sum(len(o.failures) for o in failed)} failed. Suites: {len(sources)} of {len(SUITES)} run"
         + (f", {not_run} not run (listed below)." if not_run else ".")
+        + (
+            f" {len(batched)} of the partitions passed in {len({(o.source, o.batch) for o in batched})} runs "
+            f"of Great Expectations that validated consecutive months together ({BATCH_ENV})."
+            if batched
+            else ""
+        )
     )
 
 

@@ -114,6 +114,10 @@ def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, m
         assert sorted(runs, key=str) == sorted([None] * 6 + ["2024-01..2024-03"] * 5 + MONTHS * 3, key=str), (
             runs
         )
+        # the page says which partitions passed together: the two clean monthly sources' 3 months each
+        assert "6 of the partitions passed in 2 runs of Great Expectations that validated consecutive" in page
+    else:
+        assert "runs of Great Expectations" not in page
 
 
 def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
