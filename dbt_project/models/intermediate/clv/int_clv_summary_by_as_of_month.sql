@@ -77,9 +77,10 @@ trailing_purchase_days as (
         purchase_days.customer_id,
         count(*) as purchase_days_t12m
     from as_of
+    -- the window of trailing_figures, by month: a month-end date minus 12 months is not a month-end date
+    -- (2025-02-28 - 12 months = 2024-02-28 would let 2024-02-29 in)
     inner join purchase_days
-        on purchase_days.order_date > as_of.as_of_date - interval 12 month
-        and purchase_days.order_date <= as_of.as_of_date
+        on purchase_days.period > as_of.period - interval 12 month and purchase_days.period <= as_of.period
     group by as_of.period, purchase_days.customer_id
 ),
 
