@@ -1,6 +1,7 @@
-"""Dagster's event log with a partitioned output's materializations stored in one transaction per database
-(pipelines/defs/event_storage.py): what it stores and answers equals Dagster's own SQLite storage, event by
-event; a real run uses it, and Dagster sees every month of every partitioned asset materialized."""
+"""Dagster's event log with a partitioned output's materializations stored in one transaction per database, and
+an engine kept per database (pipelines/defs/event_storage.py): what it stores and answers equals Dagster's own
+SQLite storage, event by event; a real run uses it, and Dagster sees every month of every partitioned asset
+materialized."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import time
 from pathlib import Path
 
 from dagster import AssetKey, AssetMaterialization, DagsterEventType, EventRecordsFilter
-from dagster._core.events import DagsterEvent, StepMaterializationData
+from dagster._core.events import DagsterEvent, EngineEventData, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from pipelines.defs.event_storage import BatchingSqliteEventLogStorage
+from pipelines.defs.event_storage import KEPT_ENGINES, BatchingSqliteEventLogStorage
 from pipelines.lib.config import Paths
 from pipelines.run import dagster_instance
 
@@ -99,3 +100,49 @@ def test_a_run_uses_it_and_every_month_is_materialized(published_sample: Paths):
         AssetKey(["marts", "customer_clv"]),
     ):
         assert sorted(instance.get_materialized_partitions(key)) == months, key
+
+
+def _engine_event(run_id: str, message: str) -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None,
+        level=20,
+        user_message=message,
+        run_id=run_id,
+        timestamp=time.time(),
+        step_key="step",
+        job_name="job",
+        dagster_event=DagsterEvent(
+            DagsterEventType.ENGINE_EVENT.value, "job", message=message, event_specific_data=EngineEventData()
+        ),
+    )
+
+
+def _logs(storage: SqliteEventLogStorage, run_id: str) -> list[tuple]:
+    return [(entry.dagster_event_type, entry.user_message) for entry in storage.get_logs_for_run(run_id)]
+
+
+def test_events_stored_one_at_a_time_on_kept_engines_read_back_as_dagsters(tmp_path: Path):
+    """Each event on its own (the path of every event but a partitioned output's materializations), over the
+    kept engines: the same logs and asset answers as Dagster's storage, for more runs than engines are kept."""
+    ours = BatchingSqliteEventLogStorage(str(tmp_path / "ours"))
+    dagsters = SqliteEventLogStorage(str(tmp_path / "dagsters"))
+    runs = [f"run-{index}" for index in range(KEPT_ENGINES + 8)]
+    for storage in (ours, dagsters):
+        for run_id in runs:
+            for event in [_engine_event(run_id, f"{run_id} starts"), *_materializations(KEYS[0], run_id)[:2]]:
+                storage.store_event(event)
+            storage.store_event(_engine_event(run_id, f"{run_id} ends"))
+    for run_id in runs:
+        assert _logs(ours, run_id) == _logs(dagsters, run_id)
+        assert _logs(ours, run_id)[-1] == (DagsterEventType.ENGINE_EVENT, f"{run_id} ends")
+    assert sorted(ours.get_materialized_partitions(KEYS[0])) == MONTHS[:2]
+    assert len(ours._engines) == KEPT_ENGINES  # the oldest runs' engines were let go, their logs still read
+
+
+def test_a_wiped_log_is_made_again_on_the_next_event(tmp_path: Path):
+    ours = BatchingSqliteEventLogStorage(str(tmp_path / "ours"))
+    ours.store_event(_engine_event("run-1", "before"))
+    ours.wipe()  # deletes the run's database file; its engine is kept
+    assert ours.get_logs_for_run("run-1") == []
+    ours.store_event(_engine_event("run-1", "after"))
+    assert _logs(ours, "run-1") == [(DagsterEventType.ENGINE_EVENT, "after")]
