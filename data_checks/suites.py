@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from pipelines.landing.inventory import month_start
 from pipelines.landing.sources import BY_NAME
 
 # Plausible bounds; anything outside is a data error to look at, not a fact to cost.
@@ -436,7 +437,5 @@ def frame_parameters(sql: str, month: str | None, history_start: str | None = No
 
 
 def period_parameter(month: str | None) -> date | None:
-    if month is None:
-        return None
-    year, number = (int(part) for part in month.split("-"))
-    return date(year, number, 1)
+    """A frame's ``$period``: the first day of the month (YYYY-MM), or None for a snapshot."""
+    return None if month is None else month_start(month)

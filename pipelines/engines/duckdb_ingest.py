@@ -614,7 +614,7 @@ def validation_frames(
     (YYYY-MM) in ``PARTITION_COLUMN``: each month's rows are exactly its :func:`validation_frame`, whose
     query runs once per month with its own ``$period`` (renamed ``$period_<i>``: a parameter name, never a
     value), the branches joined by ``union all``."""
-    from data_checks.suites import PARTITION_COLUMN, SUITES, frame_parameters, period_parameter
+    from data_checks.suites import PARTITION_COLUMN, SUITES, frame_parameters
 
     sql = SUITES[source_name].frame_sql
     parameters = {k: v for k, v in frame_parameters(sql, None, history_start).items() if k != "period"}
@@ -623,7 +623,7 @@ def validation_frames(
         name = f"period_{index}"
         branch = PERIOD_PARAMETER.sub(f"${name}", sql)
         branches.append(f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})")
-        parameters[name] = period_parameter(month)
+        parameters[name] = month_start(month)
         parameters[f"month_{index}"] = month
     return _frame(con, " union all ".join(branches), parameters)
 

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from data_checks.gx_run import validator_for
-from data_checks.suites import SUITES, period_parameter
+from data_checks.suites import SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     monthly_partitions,
@@ -32,7 +32,13 @@ from pipelines.defs.partitions import (
 )
 from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
 from pipelines.engines.base import Filter, LoadResult
-from pipelines.landing.inventory import LandingInventory, find_file, history_start, landing_inventory
+from pipelines.landing.inventory import (
+    LandingInventory,
+    find_file,
+    history_start,
+    landing_inventory,
+    month_start,
+)
 from pipelines.landing.sources import SOURCES, Source
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; we rely on them knowingly.
@@ -196,7 +202,7 @@ def _suite_check(source: Source):
             # month at a time by worker processes while the next month is read.
             rows = None
             if source.kind == "monthly" and len(files) > 1:
-                periods = [period_parameter(month) for month in files]
+                periods = [month_start(month) for month in files]
                 counted = wh.count_by(f"landed.{source.name}", "_period", [Filter("_period", "in", periods)])
                 rows = {month: counted.get(period, 0) for month, period in zip(files, periods, strict=True)}
             outcomes_of = validator.validate_months(
