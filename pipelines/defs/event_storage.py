@@ -16,7 +16,7 @@ forgotten (wiped, upgraded) is initialized again before its next use, as Dagster
 
 This storage turns the batching on for the process that uses it (``DAGSTER_EVENT_BATCH_SIZE``, unless it is
 set). It is named in ``dagster.yaml`` (pipelines/lib/config.py), so the webserver and the daemon load it too;
-like pipelines/defs/monitoring.py, it imports only Dagster.
+like pipelines/defs/monitoring.py, it imports only Dagster (and SQLAlchemy, which Dagster's storage is built on).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 BATCH_SIZE = "1000"
 
 
-# Engines kept, most recently used first out last: a webserver reading many runs' databases keeps this many.
+# At most this many engines are kept, the least recently used let go first: a webserver that reads many runs'
+# databases keeps no more than these.
 KEPT_ENGINES = 32
 
 
