@@ -26,7 +26,7 @@ from data_checks.gx_run import BATCH_ENV, WORKERS_ENV, LandingValidator
 from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
-from pipelines.engines.sql import literal, qualified
+from pipelines.engines.sql import literal, qualified, spark_literal
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.lib.config import Paths
 from tests.test_gx_parallel import _count_runs
@@ -401,3 +401,63 @@ def test_a_changed_snapshot_is_not_promoted_until_it_is(
     assert spark_ingest.promote(spark, "products") == result.rows
     assert spark_ingest.snapshot_promoted(spark, "products")
     assert "products" in spark_ingest.unchanged_snapshots(spark_paths, landing)
+
+
+def test_rows_are_written_once_and_promotion_points_raw_at_them(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    """A load writes its rows once, into a generation folder; promotion points raw's partition at that folder
+    (no copy); a folder neither table reads is deleted: the one raw left, a failed load's, one a killed process
+    left behind."""
+    warehouse = spark_paths.data_dir / "spark" / "warehouse"
+    generations = warehouse / spark_ingest.GENERATIONS_DIR / "order_lines" / "2024-02-01"
+    period = date(2024, 2, 1)
+
+    def where(schema: str) -> str:
+        return spark_ingest._location(spark, f"{schema}.order_lines", period)
+
+    def content(schema: str):
+        table = spark.table(f"{schema}.order_lines").where(F.col("_period") == F.lit(period))
+        table = table.drop("_loaded_at", "_source_file")
+        return table.select(F.count("*"), F.sum(F.hash(*table.columns))).first()
+
+    def files_of_the_month() -> set[Path]:
+        return {
+            p.parent
+            for p in warehouse.rglob("part-*.parquet")
+            if "order_lines" in str(p) and "2024-02" in str(p)
+        }
+
+    spark_ingest.load(spark, spark_paths.landing, "order_lines", MONTH)  # earlier tests left other rows
+    spark_ingest.promote(spark, "order_lines", MONTH)
+    assert [f"file:{p}" for p in generations.iterdir()] == [where("landed")] == [where("raw")]
+    assert files_of_the_month() == set(generations.iterdir())  # one copy of the month's rows
+    promoted = content("raw")
+
+    path = _landing_copy(spark_paths, tmp_path, "order_lines")
+    # A generation as a process killed between writing it and pointing landed at it leaves it behind.
+    left_behind = generations / "0123456789abcdef"
+    left_behind.mkdir()
+    (left_behind / "part-00000-x.snappy.parquet").write_bytes(b"")
+    spark_ingest.load(spark, path.parents[1], "order_lines", MONTH)
+    assert not left_behind.exists()
+    assert where("landed") != where("raw")
+    assert content("raw") == promoted  # quarantine: raw reads what it read
+    assert len(list(generations.iterdir())) == 2
+
+    _set(path, 3, "quantity", "2.5")  # fails the load inside Spark's job
+    with pytest.raises(LandingError, match="quantity"):
+        spark_ingest.load(spark, path.parents[1], "order_lines", MONTH)
+    assert len(list(generations.iterdir())) == 2  # the failed load's generation is gone
+
+    spark_ingest.promote(spark, "order_lines", MONTH)
+    assert where("raw") == where("landed")
+    assert [f"file:{p}" for p in generations.iterdir()] == [where("raw")]  # raw's old generation deleted
+    assert content("raw") == content("landed") == promoted
+    assert len(files_of_the_month()) == 1
+
+
+def test_a_spark_literal_reads_back_as_its_text(spark: SparkSession):
+    """Paths reach Spark's ``alter table ... location`` as literals: quotes and backslashes survive its parser."""
+    for text in ["/data/it's here", "C:\\data\\new", "a\\'b", "\\\\", "semi;colon -- dash"]:
+        assert spark.sql(f"select {spark_literal(text)} as t").first()["t"] == text

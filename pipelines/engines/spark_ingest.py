@@ -4,9 +4,10 @@ the Spark counterpart of ``pipelines/engines/duckdb_ingest.py``, with the same r
 A file is loaded into ``landed.<source>`` (quarantine), validated there (data_checks.gx_run, GX's Spark execution
 engine), and only then promoted to ``raw.<source>``, which the dbt models read. Tables live in the session's
 metastore as Parquet, every one partitioned by ``_period``: a monthly file replaces exactly its month, a snapshot
-is the table's one partition whose ``_period`` is NULL. Each write is one ``insert overwrite`` in Spark's dynamic
-partition-overwrite mode: the new files are staged and swapped in when the job commits, so a file that fails
-half-way (a value that is not exact raises inside the job) leaves every partition as it was. Column types are
+is the table's one partition whose ``_period`` is NULL. A file's rows are written once (GENERATIONS below): into
+a new folder of their own, a generation, which no table reads until the load points ``landed``'s partition at it
+(one metastore statement); promotion points ``raw``'s partition at the same folder, copying nothing. A file that
+fails half-way (a value that is not exact raises inside the job) leaves every partition as it was. Column types are
 the Spark equivalents of the DuckDB DDL: VARCHAR -> string, DECIMAL(p,s) kept, DATE -> date, TIMESTAMP ->
 ``timestamp_ntz`` (a wall-clock time without zone, as DuckDB's TIMESTAMP and the landing spec's). As Spark puts
 partition columns last, a table's columns are the source's, ``_source_file``, ``_loaded_at`` and ``_period``.
@@ -31,6 +32,7 @@ import codecs
 import csv
 import functools
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -44,6 +46,7 @@ from data_checks.structure import LandingError, check_columns, check_csv_header
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import LoadResult
 from pipelines.engines.duckdb_ingest import AWAITING, AWAITING_DDL, SNAPSHOT_FILES, SNAPSHOT_FILES_DDL
+from pipelines.engines.sql import spark_literal
 from pipelines.landing.inventory import file_sha256, find_file, month_start
 from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, SNAPSHOTS, SOURCES, Source
 from pipelines.lib.config import Paths
@@ -152,22 +155,6 @@ def ensure_tables(spark: SparkSession) -> None:
     _ENSURED.add(key)
 
 
-@contextmanager
-def _dynamic_overwrite(spark: SparkSession) -> Iterator[None]:
-    """Spark's dynamic partition overwrite for the block: an ``insert overwrite`` replaces exactly the partitions
-    its rows fall in, staged and swapped in at commit (the session's setting is restored after)."""
-    key = "spark.sql.sources.partitionOverwriteMode"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, "dynamic")
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        elif before.lower() != "dynamic":
-            spark.conf.set(key, before)
-
-
 def _partition(frame: DataFrame, period: date | None) -> DataFrame:
     from pyspark.sql import functions as F
 
@@ -178,11 +165,90 @@ def _count(spark: SparkSession, table: str, period: date | None) -> int:
     return _partition(spark.table(table), period).count()
 
 
-def _drop_partition(spark: SparkSession, table: str, period: date | None) -> None:
-    """Empty a partition (a month with no rows: an overwrite writing nothing leaves a partition as it was)."""
-    spec = "null" if period is None else f"date'{period.isoformat()}'"  # a date, never text from data
+# -- generations: each load's rows in a folder of their own ----------------------------------------------------
+#
+# ``<warehouse dir>/cprof_generations/<source>/<YYYY-MM-DD | snapshot>/<generation>``: a load writes its rows
+# into a new generation folder (a Spark job; the files appear when it commits, and a failed job's folder is
+# removed), then points ``landed``'s partition at it; a promotion points ``raw``'s partition at the folder
+# ``landed``'s reads. Each pointing is one metastore statement (``alter table ... set location``, or ``add
+# partition ... location`` for a new partition), so a reader sees the old rows or the new, never a mix. A
+# folder neither table reads any more is deleted; one left behind by a process killed between writing and
+# pointing is swept at the next load of its partition. Partitions are never dropped or overwritten in place: on
+# these managed tables either would delete the files the other table may still read. (Tables written by an
+# older version, in Spark's default partition folders, switch to generations at their next load.)
+
+GENERATIONS_DIR = "cprof_generations"
+
+
+def _spec(period: date | None) -> str:
+    """The partition spec of a month (a date, never text from data) or of the snapshot (NULL)."""
+    value = "null" if period is None else f"date'{period.isoformat()}'"
+    return f"(_period = {value})"
+
+
+def _hadoop_path(spark: SparkSession, location: str):
+    """The JVM ``Path`` of ``location``, fully qualified (``file:/...``), and its Hadoop file system."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs.makeQualified(path), fs
+
+
+def _qualified(spark: SparkSession, location: str) -> str:
+    return _hadoop_path(spark, location)[0].toString()
+
+
+def _generations_of(spark: SparkSession, source: Source, period: date | None) -> str:
+    """The folder of a partition's generations, qualified."""
+    root = spark.conf.get("spark.sql.warehouse.dir").rstrip("/")
+    return _qualified(
+        spark, f"{root}/{GENERATIONS_DIR}/{source.name}/{period.isoformat() if period else 'snapshot'}"
+    )
+
+
+def _location(spark: SparkSession, table: str, period: date | None) -> str | None:
+    """The folder a table's partition reads (qualified), or None when the table has no such partition."""
+    from pyspark.errors import AnalysisException
+
     schema, name = table.split(".")
-    spark.sql(f"alter table {_name(schema, name)} drop if exists partition (_period = {spec})")
+    try:
+        rows = spark.sql(f"describe formatted {_name(schema, name)} partition {_spec(period)}").collect()
+    except AnalysisException:  # no such partition
+        return None
+    # The partition's location comes first; the table's follows it.
+    found = next((row.data_type for row in rows if row.col_name == "Location"), None)
+    return _qualified(spark, found) if found else None
+
+
+def _point(spark: SparkSession, table: str, period: date | None, location: str, before: str | None) -> None:
+    """Make the partition of ``table`` read the files in ``location`` (``before``: the folder it read until now,
+    None when it did not exist)."""
+    schema, name = table.split(".")
+    target = spark_literal(location)
+    if before is None:
+        spark.sql(f"alter table {_name(schema, name)} add partition {_spec(period)} location {target}")
+    elif before != location:
+        spark.sql(f"alter table {_name(schema, name)} partition {_spec(period)} set location {target}")
+
+
+def _delete(spark: SparkSession, location: str) -> None:
+    path, fs = _hadoop_path(spark, location)
+    fs.delete(path, True)
+
+
+def _release(spark: SparkSession, location: str | None, read: set[str | None]) -> None:
+    """Delete ``location``, a folder a partition read until now, unless it is one the tables still ``read``."""
+    if location is not None and location not in read:
+        _delete(spark, location)
+
+
+def _sweep(spark: SparkSession, source: Source, period: date | None, read: set[str | None]) -> None:
+    """Delete the generations of a partition other than those the tables ``read`` (a killed process's)."""
+    folder, fs = _hadoop_path(spark, _generations_of(spark, source, period))
+    if fs.exists(folder):
+        for status in fs.listStatus(folder):
+            if status.getPath().toString() not in read:
+                fs.delete(status.getPath(), True)
 
 
 # -- the control file (outside Spark) -------------------------------------------------------------------------
@@ -515,6 +581,9 @@ def load(
 
     ensure_tables(spark)
     table = f"{LANDED}.{source.name}"
+    types = {
+        field.name: field.dataType for field in spark.table(table).schema.fields if field.name != "_period"
+    }
     columns = []
     for name, kind in source.columns.items():
         typed = stored is not None and stored.get(name) == kind
@@ -531,23 +600,35 @@ def load(
         *absent,
         F.lit(str(path)).alias("_source_file"),
         F.expr("localtimestamp()").alias("_loaded_at"),
-        F.lit(period).cast("date").alias("_period"),
     )
+    rows_frame = rows_frame.select(
+        *(F.col(_name(name)).cast(kind).alias(name) for name, kind in types.items())
+    )
+    before, promoted = (_location(spark, f"{schema}.{source.name}", period) for schema in (LANDED, RAW))
+    _sweep(spark, source, period, {before, promoted})
+    generation = f"{_generations_of(spark, source, period)}/{uuid.uuid4().hex}"
+    try:
+        if has_rows:
+            rows_frame.write.parquet(generation)
+        else:  # a month with no rows: a generation with no files
+            folder, fs = _hadoop_path(spark, generation)
+            fs.mkdirs(folder)
+    except Exception as exc:
+        _delete(spark, generation)
+        error = _explain_failure(spark, path, source, stored, exc)
+        raise error from exc
     previous = _snapshot_record(control, source_name) if period is None else None
     if period is None:  # landed is about to differ from raw: no longer "promoted" until it is again
         with _control(control) as con:
             con.execute(f"update {SNAPSHOT_FILES} set promoted_at = null where source = ?", [source_name])
     try:
-        if has_rows:
-            with _dynamic_overwrite(spark):
-                rows_frame.write.insertInto(table, overwrite=True)
-        else:
-            _drop_partition(spark, table, period)
-    except Exception as exc:
+        _point(spark, table, period, generation, before)
+    except Exception:
         if previous is not None:
             _restore_snapshot_record(control, previous)
-        error = _explain_failure(spark, path, source, stored, exc)
-        raise error from exc
+        _release(spark, generation, {_location(spark, table, period)})  # unless the statement took effect
+        raise
+    _release(spark, before, {promoted})
     rows = _count(spark, table, period) if has_rows else 0
     if period is None:
         with _control(control) as con:
@@ -683,7 +764,9 @@ def validation_frames(
     return functools.reduce(lambda joined, frame: joined.unionByName(frame), frames)
 
 
-def _returns_finding_their_lines(spark: SparkSession, landed: DataFrame, period: date) -> list[tuple[date, int]]:
+def _returns_finding_their_lines(
+    spark: SparkSession, landed: DataFrame, period: date
+) -> list[tuple[date, int]]:
     """The later months of returns (in ``raw``) whose lines this month of order lines brings to the warehouse
     for the first time (pre-history returns until then), with how many: they await publication too, so the run
     restates them (issue 18; duckdb_ingest's _RETURNS_FINDING_THEIR_LINES)."""
@@ -705,9 +788,10 @@ def _returns_finding_their_lines(spark: SparkSession, landed: DataFrame, period:
 def promote(
     spark: SparkSession, source_name: str, month: str | None = None, control: Path | None = None
 ) -> int:
-    """Copy a validated partition from ``landed.<source>`` to ``raw.<source>``, replacing that month (or the
-    snapshot) there; returns its rows. A month is first recorded in the control file as awaiting publication
-    (see ``dirty_months``); a snapshot is recorded as promoted only after ``raw`` has it."""
+    """Make a validated partition of ``landed.<source>`` that of ``raw.<source>``, replacing that month (or the
+    snapshot) there: ``raw``'s partition is pointed at the generation ``landed``'s reads, and nothing is copied;
+    returns its rows. A month is first recorded in the control file as awaiting publication (see
+    ``dirty_months``); a snapshot is recorded as promoted only after ``raw`` has it."""
     source = BY_NAME[source_name]
     control = control or _control_of(spark)
     period = month_start(month) if month else None
@@ -722,11 +806,13 @@ def promote(
                 [[period, source.name, rows], *([month, "returns", n] for month, n in finding)],
             )
     target = f"{RAW}.{source.name}"
-    if rows:
-        with _dynamic_overwrite(spark):
-            landed.select(*spark.table(target).columns).write.insertInto(target, overwrite=True)
+    location, before = _location(spark, f"{LANDED}.{source.name}", period), _location(spark, target, period)
+    if location is None:  # nothing was loaded for the partition: raw has none either
+        if before is not None:
+            spark.sql(f"alter table {_name(RAW, source.name)} drop if exists partition {_spec(period)}")
     else:
-        _drop_partition(spark, target, period)
+        _point(spark, target, period, location, before)
+        _release(spark, before, {location})
     if period is None:
         with _control(control) as con:
             con.execute(

@@ -36,6 +36,12 @@ def spark_ident(name: str) -> str:
     return "`" + _text(name).replace("`", "``") + "`"
 
 
+def spark_literal(value: str | Path) -> str:
+    """A quoted Spark SQL string literal (a path in ``ALTER TABLE ... LOCATION``), its backslashes and quotes
+    escaped: Spark's parser reads backslash escapes in string literals."""
+    return "'" + _text(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def spark_qualified(*parts: str) -> str:
     """A backquoted, dotted Spark SQL name: ``spark_qualified("marts", "whale_curve")``."""
     return ".".join(spark_ident(part) for part in parts)
