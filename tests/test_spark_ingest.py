@@ -27,6 +27,7 @@ from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.sql import literal, qualified, spark_literal
+from pipelines.landing.sources import BY_NAME as SOURCES_BY_NAME
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.lib.config import Paths
 from tests.test_gx_parallel import _count_runs
@@ -461,3 +462,79 @@ def test_a_spark_literal_reads_back_as_its_text(spark: SparkSession):
     """Paths reach Spark's ``alter table ... location`` as literals: quotes and backslashes survive its parser."""
     for text in ["/data/it's here", "C:\\data\\new", "a\\'b", "\\\\", "semi;colon -- dash"]:
         assert spark.sql(f"select {spark_literal(text)} as t").first()["t"] == text
+
+
+def _with_optional_columns(path: Path, names: list[str], bad: str | None = None) -> None:
+    """The returns file with the optional columns ``names`` appended: each return's line as the source system
+    exports it (made up, different per row), empty on every third return; ``bad``: the first return's
+    unit_price."""
+    rows = [line.split(",") for line in _lines(path)]
+    values = {
+        "order_date": lambda i: f"2024-01-{i % 28 + 1:02d}",
+        "customer_id": lambda i: f"C{i:06d}",
+        "unit_price": lambda i: f"{i}.{i % 100:02d}",
+        "unit_cost": lambda i: f"{i // 2}.5",
+    }
+    rows[0] += names
+    for i, row in enumerate(rows[1:], start=1):
+        row += ["" if i % 3 == 0 else values[name](i) for name in names]
+    if bad is not None:
+        rows[1][rows[0].index("unit_price")] = bad
+    path.write_text("\n".join(",".join(row) for row in rows) + "\n")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["order_date", "customer_id", "unit_price", "unit_cost"], ["order_date", "customer_id"]],
+    ids=["all four", "two"],
+)
+def test_the_returns_optional_columns_load_on_spark_as_on_duckdb(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path, names: list[str]
+):
+    """The same rows in ``landed`` on both engines, and the same outcome of the returns' suite over them."""
+    con = both[0]
+    path = _landing_copy(spark_paths, tmp_path, "returns")
+    _with_optional_columns(path, names)
+    declared = [*SOURCES_BY_NAME["returns"].table_columns, "_period"]
+    duckdb_ingest.load(con, path.parents[1], "returns", MONTH)
+    duck_rows = con.execute(
+        f"select {', '.join(declared)} from landed.returns where _period = ?", [date(2024, 2, 1)]
+    ).fetchall()
+    spark_ingest.load(spark, path.parents[1], "returns", MONTH)
+    spark_rows = [
+        tuple(row)
+        for row in spark.table("landed.returns")
+        .where(F.col("_period") == F.lit(date(2024, 2, 1)))
+        .select(*declared)
+        .collect()
+    ]
+    assert any(row[declared.index("customer_id")] is not None for row in spark_rows)
+    assert len(spark_rows) == len(duck_rows) > 0
+    pd.testing.assert_frame_equal(
+        _sorted(spark_rows, declared), _sorted(duck_rows, declared), check_exact=True, obj="returns"
+    )
+    on_duckdb = LandingValidator(tmp_path / "duck").validate(
+        "returns", MONTH, duckdb_ingest.validation_frame(con, "returns", MONTH), str(path)
+    )
+    on_spark = LandingValidator(tmp_path / "spark").validate(
+        "returns", MONTH, spark_ingest.validation_frame(spark, "returns", MONTH), str(path)
+    )
+    assert on_spark.success == on_duckdb.success
+    assert on_spark.message().splitlines()[0] == on_duckdb.message().splitlines()[0]
+    assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
+
+
+def test_an_inexact_value_in_an_optional_column_fails_on_spark_with_duckdbs_message(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    path = _landing_copy(spark_paths, tmp_path, "returns")
+    _with_optional_columns(path, ["order_date", "customer_id", "unit_price", "unit_cost"], bad="12.345")
+    landed = spark.table("landed.returns").where(F.col("_period") == F.lit(date(2024, 2, 1)))
+    before = landed.select(F.count("*"), F.sum(F.hash(*landed.columns))).first()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con, pytest.raises(LandingError) as on_duckdb:
+        duckdb_ingest.load(con, path.parents[1], "returns", MONTH)
+    with pytest.raises(LandingError) as on_spark:
+        spark_ingest.load(spark, path.parents[1], "returns", MONTH)
+    assert "unit_price" in str(on_spark.value) and "12.345" in str(on_spark.value)
+    assert str(on_spark.value) == str(on_duckdb.value)
+    assert landed.select(F.count("*"), F.sum(F.hash(*landed.columns))).first() == before

@@ -373,13 +373,14 @@ def _csv_has_rows(path: Path) -> bool:
         return any(line.strip() for line in handle)
 
 
-def _csv_text(spark: SparkSession, path: Path, source: Source) -> DataFrame:
-    """The CSV file's rows, every column as text exactly as written (NULL when empty), with each row's position
-    in the file and, for a row whose fields do not match the header, its text (``_CORRUPT``)."""
+def _csv_text(spark: SparkSession, path: Path, kinds: dict[str, str]) -> DataFrame:
+    """The CSV file's rows, every column (``kinds``: the file's columns, in its order) as text exactly as written
+    (NULL when empty), with each row's position in the file and, for a row whose fields do not match the
+    header, its text (``_CORRUPT``)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    schema = StructType([StructField(name, StringType()) for name in [*source.columns, _CORRUPT]])
+    schema = StructType([StructField(name, StringType()) for name in [*kinds, _CORRUPT]])
     frame = (
         spark.read.schema(schema)
         .option("header", True)
@@ -405,14 +406,16 @@ def _parquet(spark: SparkSession, path: Path) -> DataFrame:
 _FLOATS = ("DOUBLE", "FLOAT")
 
 
-def _parquet_text(frame: DataFrame, source: Source, stored: dict[str, str], keep_typed: bool) -> DataFrame:
-    """The Parquet file's columns as text, except (with ``keep_typed``) those already stored in their declared
-    type. A double becomes its shortest exact decimal: 8.0 fits an INTEGER column (the ``.0`` dropped), 8.4
+def _parquet_text(
+    frame: DataFrame, kinds: dict[str, str], stored: dict[str, str], keep_typed: bool
+) -> DataFrame:
+    """The Parquet file's columns (``kinds``: their declared types) as text, except (with ``keep_typed``) those
+    already stored in their declared type. A double becomes its shortest exact decimal: 8.0 fits an INTEGER column (the ``.0`` dropped), 8.4
     does not (as on DuckDB)."""
     from pyspark.sql import functions as F
 
     columns = [F.col(_ROW)]
-    for name, kind in source.columns.items():
+    for name, kind in kinds.items():
         column = F.col(_name(name))
         if stored.get(name) == kind and keep_typed:
             text = column
@@ -451,11 +454,11 @@ def _checked(name: str, kind: str) -> Column:
     return F.when(_fits(name, kind), F.col(_name(name)).cast(spark_type(kind))).otherwise(failure).alias(name)
 
 
-def _malformed_rows(text: DataFrame, path: Path, source: Source) -> LandingError | None:
+def _malformed_rows(text: DataFrame, path: Path, kinds: dict[str, str]) -> LandingError | None:
     """The first CSV row whose fields do not match the header, as DuckDB's reader would name it."""
     from pyspark.sql import functions as F
 
-    bad = text.where(F.col(_CORRUPT).isNotNull()).select(_ROW, _CORRUPT, *source.columns)
+    bad = text.where(F.col(_CORRUPT).isNotNull()).select(_ROW, _CORRUPT, *kinds)
     first = bad.orderBy(_ROW).limit(1).collect()
     if not first:
         return None
@@ -465,12 +468,12 @@ def _malformed_rows(text: DataFrame, path: Path, source: Source) -> LandingError
     where = f"line {line}: " if line else ""
     return LandingError(
         path,
-        f"does not parse: {where}expected {len(source.columns)} columns, found {len(fields)} "
+        f"does not parse: {where}expected {len(kinds)} columns, found {len(fields)} "
         f"(the line reads: {raw.strip()[:200]})",
     )
 
 
-def _inexact_values(text: DataFrame, source: Source, where) -> LandingError | None:
+def _inexact_values(text: DataFrame, kinds: dict[str, str], where) -> LandingError | None:
     """The values of the file that are not exactly of their declared type (the first three in file order, with
     their line or row, and how many in all), or None when every value fits. ``text``: every column as text,
     with ``_ROW``; ``where``: the rows shown (0-based) -> how a person finds them."""
@@ -485,7 +488,7 @@ def _inexact_values(text: DataFrame, source: Source, where) -> LandingError | No
             F.col(_name(name)).alias("value"),
             F.lit(kind).alias("kind"),
         )
-        for name, kind in source.columns.items()
+        for name, kind in kinds.items()
         if rule_for(kind) is not None
     ]
     if not parts:
@@ -512,17 +515,10 @@ def _spark_error_line(exc: BaseException) -> str:
 # -- load, validate, promote ---------------------------------------------------------------------------------
 
 
-def _without_optional_columns(path: Path, source: Source, present: list[str] | None) -> None:
-    """The Spark engine loads a source's optional columns (the returns' order_date, customer_id, unit_price,
-    unit_cost: issue 18) as NULL; a file that carries them is refused, naming them, rather than loaded without
-    them (DuckDB's engine reads them)."""
-    carried = [name for name in source.optional if name in (present or [])]
-    if carried:
-        raise LandingError(
-            path,
-            f"optional column(s) {', '.join(carried)} are not read by the Spark engine yet (DuckDB's engine "
-            "reads them): export the file without them, or run this month with CPROF_ENGINE=duckdb",
-        )
+def _kinds(source: Source, present: list[str]) -> dict[str, str]:
+    """The declared type of each column of a file (``present``: its columns, checked by check_columns: the
+    source's, then any of its optional ones), in the file's order."""
+    return {name: source.table_columns[name] for name in present}
 
 
 def load(
@@ -553,11 +549,11 @@ def load(
     period = month_start(month) if month else None
     path = find_file(landing, source, month)
     if path.suffix == ".csv":
-        _without_optional_columns(path, source, check_csv_header(path, source))
+        kinds = _kinds(source, check_csv_header(path, source))
         _check_utf8(path)
         has_rows = _csv_has_rows(path)
         stored = None
-        text = _csv_text(spark, path, source)
+        text = _csv_text(spark, path, kinds)
     else:
         try:
             raw = _parquet(spark, path)
@@ -565,9 +561,9 @@ def load(
         except Exception as exc:  # not a Parquet file Spark can read
             raise LandingError(path, f"does not parse: {_spark_error_line(exc)}") from exc
         check_columns(path, source, list(stored))
-        _without_optional_columns(path, source, list(stored))
+        kinds = _kinds(source, list(stored))
         has_rows = raw.limit(1).count() > 0
-        text = _parquet_text(raw, source, stored, keep_typed=True)
+        text = _parquet_text(raw, kinds, stored, keep_typed=True)
     checksum = file_sha256(path)
     stat = path.stat()
     if skip_unchanged and period is None:
@@ -585,16 +581,20 @@ def load(
         field.name: field.dataType for field in spark.table(table).schema.fields if field.name != "_period"
     }
     columns = []
-    for name, kind in source.columns.items():
+    for name, kind in kinds.items():
         typed = stored is not None and stored.get(name) == kind
         columns.append(F.col(_name(name)).alias(name) if typed else _checked(name, kind))
     if stored is None:  # a CSV row whose fields do not match the header fails the job too
         columns[0] = (
             F.when(F.col(_CORRUPT).isNull(), columns[0])
             .otherwise(F.raise_error(F.lit(f"{_FAILURE}malformed row")))
-            .alias(next(iter(source.columns)))
+            .alias(next(iter(kinds)))
         )
-    absent = [F.lit(None).cast(spark_type(kind)).alias(name) for name, kind in source.optional.items()]
+    absent = [
+        F.lit(None).cast(spark_type(kind)).alias(name)
+        for name, kind in source.optional.items()
+        if name not in kinds
+    ]
     rows_frame = text.select(
         *columns,
         *absent,
@@ -615,7 +615,7 @@ def load(
             fs.mkdirs(folder)
     except Exception as exc:
         _delete(spark, generation)
-        error = _explain_failure(spark, path, source, stored, exc)
+        error = _explain_failure(spark, path, kinds, stored, exc)
         raise error from exc
     previous = _snapshot_record(control, source_name) if period is None else None
     if period is None:  # landed is about to differ from raw: no longer "promoted" until it is again
@@ -640,7 +640,7 @@ def load(
 
 
 def _explain_failure(
-    spark: SparkSession, path: Path, source: Source, stored: dict[str, str] | None, exc: BaseException
+    spark: SparkSession, path: Path, kinds: dict[str, str], stored: dict[str, str] | None, exc: BaseException
 ) -> LandingError:
     """After a failed load: the malformed row or the inexact values of the file, else Spark's own words."""
     from py4j.protocol import Py4JError
@@ -648,19 +648,19 @@ def _explain_failure(
 
     try:
         if stored is None:
-            text = _csv_text(spark, path, source).cache()
+            text = _csv_text(spark, path, kinds).cache()
             try:
-                problem = _malformed_rows(text, path, source)
+                problem = _malformed_rows(text, path, kinds)
                 if problem is None:
                     found = _inexact_values(
-                        text, source, lambda rows: {r: f"line {n}" for r, n in csv_lines(path, rows).items()}
+                        text, kinds, lambda rows: {r: f"line {n}" for r, n in csv_lines(path, rows).items()}
                     )
                     problem = found and LandingError(path, found)
             finally:
                 text.unpersist()
         else:
-            text = _parquet_text(_parquet(spark, path), source, stored, keep_typed=False)
-            found = _inexact_values(text, source, lambda rows: {r: f"row {r + 1}" for r in rows})
+            text = _parquet_text(_parquet(spark, path), kinds, stored, keep_typed=False)
+            found = _inexact_values(text, kinds, lambda rows: {r: f"row {r + 1}" for r in rows})
             problem = found and LandingError(path, found)
     except (PySparkException, Py4JError, OSError):  # the file itself does not read: Spark's words below
         problem = None
