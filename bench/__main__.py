@@ -253,18 +253,23 @@ def _data_lines(path: Path) -> int:
 
 
 def floor_query(landing: Path) -> int:
-    """One DuckDB query that reads every landing file once and counts the rows of all of them."""
+    """One DuckDB query that reads every landing file once and counts the rows of all of them. The files of a
+    folder that share their header line are read by one ``read_csv`` of their list. (Until 2026-11-26 the query
+    read each folder by a glob with ``union_by_name``, which sniffs and binds every file's columns by name: at
+    10M lines that took 5.1-5.5 s against 2.2-2.4 s for the same reads, and the floor, and so every ratio to
+    it, was off by that much.)"""
     import duckdb
 
-    from pipelines.landing.sources import MONTHLY
-
-    globs = [str(landing / s.name / "*.csv") for s in MONTHLY] + [str(landing / "reference" / "*.csv")]
+    groups: dict[tuple[str, bytes], list[str]] = {}
+    for path in sorted(landing.rglob("*.csv")):
+        with path.open("rb") as handle:
+            header = handle.readline()
+        groups.setdefault((path.parent.name, header.strip()), []).append(str(path))
     parts = " union all ".join(
-        "select count(*) as n from read_csv(?, header = true, all_varchar = true, union_by_name = true)"
-        for _ in globs
+        "select count(*) as n from read_csv(?, header = true, all_varchar = true)" for _ in groups
     )
     with duckdb.connect() as con:
-        return int(con.execute(f"select sum(n) from ({parts})", globs).fetchone()[0])
+        return int(con.execute(f"select sum(n) from ({parts})", list(groups.values())).fetchone()[0])
 
 
 def typed_floor(landing: Path, database: Path) -> int:

@@ -3,10 +3,12 @@ event log, real landing files, a real child process. The benchmark itself is not
 
 import csv
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from bench.__main__ import MemorySampler, dagster_events, dbt_nodes, typed_floor
+from bench.__main__ import MemorySampler, dagster_events, dbt_nodes, floor_query, typed_floor
 
 
 def test_dbt_nodes_counts_every_node_of_both_dbt_invocations(published_sample):
@@ -31,14 +33,30 @@ def test_dagster_events_are_counted_by_type_from_the_instance(published_sample, 
     assert sum(events.values()) > 100
 
 
-def test_typed_floor_writes_every_row_of_every_landing_file(small_landing, tmp_path):
+def _data_rows(landing: Path) -> int:
     expected = 0
-    for path in small_landing.rglob("*.csv"):
+    for path in landing.rglob("*.csv"):
         with path.open(newline="") as handle:
             expected += sum(1 for _ in csv.reader(handle)) - 1
+    return expected
+
+
+def test_typed_floor_writes_every_row_of_every_landing_file(small_landing, tmp_path):
     database = tmp_path / "floor.duckdb"
-    assert typed_floor(small_landing, database) == expected > 1000
+    assert typed_floor(small_landing, database) == _data_rows(small_landing) > 1000
     assert not database.exists()
+
+
+def test_the_floor_counts_every_row_of_every_landing_file_whatever_its_columns(small_landing, tmp_path):
+    """Files of one folder with different headers (a returns month carrying optional columns) are read too."""
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    returns = max((landing / "returns").glob("*.csv"))
+    lines = returns.read_text().splitlines()
+    returns.write_text(
+        "\n".join([lines[0] + ",order_date", *(line + ",2024-01-05" for line in lines[1:])]) + "\n"
+    )
+    assert floor_query(landing) == _data_rows(landing) > 1000
 
 
 def test_the_memory_sampler_names_the_processes_a_run_starts():
