@@ -410,8 +410,8 @@ def _parquet_text(
     frame: DataFrame, kinds: dict[str, str], stored: dict[str, str], keep_typed: bool
 ) -> DataFrame:
     """The Parquet file's columns (``kinds``: their declared types) as text, except (with ``keep_typed``) those
-    already stored in their declared type. A double becomes its shortest exact decimal: 8.0 fits an INTEGER column (the ``.0`` dropped), 8.4
-    does not (as on DuckDB)."""
+    already stored in their declared type. A double becomes its shortest exact decimal: 8.0 fits an INTEGER
+    column (the ``.0`` dropped), 8.4 does not (as on DuckDB)."""
     from pyspark.sql import functions as F
 
     columns = [F.col(_ROW)]
