@@ -242,9 +242,10 @@ def _release(spark: SparkSession, location: str | None, read: set[str | None]) -
         _delete(spark, location)
 
 
-def _sweep(spark: SparkSession, source: Source, period: date | None, read: set[str | None]) -> None:
-    """Delete the generations of a partition other than those the tables ``read`` (a killed process's)."""
-    folder, fs = _hadoop_path(spark, _generations_of(spark, source, period))
+def _sweep(spark: SparkSession, generations: str, read: set[str | None]) -> None:
+    """Delete the generations in a partition's folder ``generations`` other than those the tables ``read`` (a
+    killed process's)."""
+    folder, fs = _hadoop_path(spark, generations)
     if fs.exists(folder):
         for status in fs.listStatus(folder):
             if status.getPath().toString() not in read:
@@ -605,8 +606,9 @@ def load(
         *(F.col(_name(name)).cast(kind).alias(name) for name, kind in types.items())
     )
     before, promoted = (_location(spark, f"{schema}.{source.name}", period) for schema in (LANDED, RAW))
-    _sweep(spark, source, period, {before, promoted})
-    generation = f"{_generations_of(spark, source, period)}/{uuid.uuid4().hex}"
+    generations = _generations_of(spark, source, period)
+    _sweep(spark, generations, {before, promoted})
+    generation = f"{generations}/{uuid.uuid4().hex}"
     try:
         if has_rows:
             rows_frame.write.parquet(generation)
