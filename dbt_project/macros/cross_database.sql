@@ -46,13 +46,6 @@
     )
 {%- endmacro %}
 
-{#- The mean of a DECIMAL column as DuckDB's avg() gives it: the exact sum divided in double precision. -#}
-{% macro decimal_mean(expression) %}
-    {{- return(adapter.dispatch('decimal_mean', 'cprof')(expression)) -}}
-{% endmacro %}
-{% macro default__decimal_mean(expression) %}avg({{ expression }}){% endmacro %}
-{% macro spark__decimal_mean(expression) %}cast(sum({{ expression }}) as double) / nullif(count({{ expression }}), 0){% endmacro %}
-
 {#-
     The mean of a DECIMAL expression with `input_scale` decimals, rounded half away from zero to `scale`
     decimals (scale >= input_scale) in exact integer arithmetic, then given as a DOUBLE: the same number on

@@ -41,21 +41,46 @@ from threadpoolctl import threadpool_limits
 BG_NBD_PARAMS = ("r", "alpha", "a", "b")
 GAMMA_GAMMA_PARAMS = ("p", "q", "v")
 MIN_CUSTOMERS = 10
+# The starts every fit searches from (_minimise keeps the best optimum): the first is the default, which also sets
+# the search range. BG/NBD: (r, a, b), alpha = r / (the observed repeat purchase rate); Gamma-Gamma: (p, q), v such
+# that the population mean p v / (q - 1) is the observed mean spend. Spread over the shapes customer bases take
+# (CDNOW's estimates, r 0.24, a 0.79, b 2.43 and p 6.25, q 3.74, lie between them), so that one start reaching a
+# flat region or a local optimum does not decide the fit; on the demo's 24 months all three reach the same optimum
+# wherever the month identifies one.
+BG_NBD_STARTS = ((1.0, 1.0, 1.0), (0.25, 0.25, 4.0), (4.0, 4.0, 16.0))
+GAMMA_GAMMA_STARTS = ((2.0, 2.0), (0.5, 1.5), (6.0, 4.0))
 # Log-parameters are searched within +-ln(1e8) of their default (cold) starting values; an optimum on that bound
 # means the data do not identify the parameter (e.g. b -> infinity when nobody seems to drop out).
 _LOG_SEARCH_RANGE = np.log(1e8)
 # Distance from the removable singularities of eq. 10 below which it is interpolated (_alive_expected_orders).
 _NEAR_SINGULAR = 1e-4
-# The polish after the search (_minimise): Newton steps on the analytic gradient, the Hessian from its forward
+# The polish after each search (_minimise): Newton steps on the analytic gradient, the Hessian from its forward
 # differences at _HESSIAN_STEP in each log-parameter, at most _POLISH_STEPS of them; L-BFGS-B with tight
 # tolerances first where they stall. scipy's default L-BFGS-B tolerances, which the search keeps, stop up to 1e-2
 # apart in a weakly identified parameter from different starts (tight ones still 2e-6 apart on a hundred
-# customers); Newton's steps go to where the gradient vanishes to rounding, so a warm and a cold start agree to
-# 1e-6 (tests/test_clv.py, tests/test_clv_scoring.py), in about 15 more evaluations of the likelihood.
+# customers); Newton's steps go to where the gradient vanishes to rounding, so starts that reach the same optimum
+# agree to 1e-6 (tests/test_clv.py), in about 15 more evaluations of the likelihood.
 _POLISH_FUNCTION_TOLERANCE = 1e-15
 _POLISH_GRADIENT = 1e-10
 _HESSIAN_STEP = 1e-5
 _POLISH_STEPS = 8
+# Identification (_curvature): the Hessian of the mean negative log-likelihood per customer, in log-parameters, by
+# central differences of the analytic gradient at _CURVATURE_STEP (accurate to about 1e-9). An optimum is identified
+# when its smallest eigenvalue exceeds _MIN_CURVATURE, a hundred times that accuracy: along every direction the
+# likelihood falls away from the optimum. Where it does not, the maximum lies on the edge of the parameter space (the
+# demo's first month: a -> 0, nobody is seen to drop out after one month, and b is then free) and the estimates are
+# whatever point of a flat ridge the search stopped on. Measured on the demo: 1e-12 to 3e-9 in its first month,
+# 1.4e-5 in its second (the weakest of the identified months), 5e-4 to 2e-2 after.
+_CURVATURE_STEP = 1e-4
+_MIN_CURVATURE = 1e-7
+# A maximum is where the gradient vanishes: polished optima reach 1e-10 or less (the demo's flat first month 2e-8).
+# A larger gradient at the best point means the optimiser stopped on rounding noise while the likelihood still
+# rises towards the edge of the parameter space (identical spends: p -> infinity).
+_MAX_GRADIENT = 1e-6
+# Which searches' optima are polished (_contenders): within 1e-6 (relative) of the lowest objective, and one of
+# those whose log-parameters agree to 1e-2 (where scipy's default tolerances leave starts reaching one optimum).
+_CONTENDING = 1e-6
+_SAME_OPTIMUM = 1e-2
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -287,18 +312,22 @@ def bg_nbd_log_likelihood(
     return np.logaddexp(alive, dropped)[data.inverse]
 
 
-def fit_bg_nbd(
-    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, start: Mapping[str, float] | None = None
-) -> dict[str, float]:
+class NotIdentified(RuntimeError):
+    """The month's data do not identify the model: no start converged, a parameter ran to the edge of the search
+    range, or the likelihood is flat along some direction at its best optimum (a maximum on the edge of the
+    parameter space). The message names the model, the point reached and why."""
+
+
+def fit_bg_nbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> dict[str, float]:
     """Maximum-likelihood BG/NBD parameters ``{r, alpha, a, b}`` (alpha in the time unit of the inputs).
 
-    ``start``: parameters to start the search from (a warm start, e.g. the previous month's fit); the optimum is
-    the same as from the default start, to 1e-6, in fewer iterations.
+    The search runs from each of three fixed starts (:data:`BG_NBD_STARTS`, alpha scaled to the data) and keeps
+    the highest likelihood, so the result is a function of the data alone: the same whatever was fitted before.
 
-    Raises RuntimeError if the optimiser fails or a parameter runs off to 1e8 times (or 1e-8 times) its
-    starting value. Without evidence of heterogeneity in dropout the likelihood keeps rising as a and b grow
-    together (the Beta distribution of p narrows to a point); the fit then stops where the likelihood is
-    flat to the optimiser's tolerance, with large a and b but a meaningful a / (a + b).
+    Raises :class:`NotIdentified` (a RuntimeError) if no start converges, a parameter runs off to 1e8 times (or
+    1e-8 times) its default starting value, or the best optimum is not a strict maximum (:func:`_minimise`):
+    without evidence of dropout (one month of history) a -> 0 and b is free; without evidence of heterogeneity
+    in dropout a and b grow together without bound. ValueError for data that cannot be fitted at all.
     """
     x, t_x, T_ = _validate_rft(frequency, recency, T)
     _require_customers(len(x), "fit_bg_nbd")
@@ -307,8 +336,9 @@ def fit_bg_nbd(
     if T_.sum() == 0:
         raise ValueError("T is 0 for every customer: there is no observation time to fit on")
     data = _BgNbdData.of(x, t_x, T_)
-    # r = 1 and alpha = 1 / (observed repeat purchase rate) put the start on the scale of the time unit.
-    cold = np.log([1.0, T_.sum() / x.sum(), 1.0, 1.0])
+    # alpha = r / (observed repeat purchase rate) puts each start on the scale of the time unit.
+    rate = x.sum() / T_.sum()
+    starts = [np.log([r, r / rate, a, b]) for r, a, b in BG_NBD_STARTS]
     same_day = int(((x > 0) & (t_x == 0)).sum())
     hint = (
         f"; {same_day} customer(s) have repeat purchases at recency 0, which lets the likelihood grow "
@@ -316,9 +346,7 @@ def fit_bg_nbd(
         if same_day
         else ""
     )
-    log_params = _minimise(
-        lambda p: _bg_nbd_objective(p, data), cold, "BG/NBD", BG_NBD_PARAMS, hint, _warm(start, BG_NBD_PARAMS)
-    )
+    log_params = _minimise(lambda p: _bg_nbd_objective(p, data), starts, "BG/NBD", BG_NBD_PARAMS, hint)
     return dict(zip(BG_NBD_PARAMS, np.exp(log_params).tolist(), strict=True))
 
 
@@ -517,54 +545,98 @@ def gamma_gamma_log_likelihood(
     return result
 
 
-def fit_gamma_gamma(
-    frequency: ArrayLike, monetary_value: ArrayLike, start: Mapping[str, float] | None = None
-) -> dict[str, float]:
+def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> dict[str, float]:
     """Maximum-likelihood Gamma-Gamma parameters ``{p, q, v}`` from customers with repeat purchases.
 
-    ``start``: parameters to start the search from (a warm start), as for :func:`fit_bg_nbd`.
-
     ``monetary_value`` is the mean value of each customer's repeat purchases; customers with frequency 0
-    are ignored. The model assumes spend per order is independent of purchase frequency.
+    are ignored. The model assumes spend per order is independent of purchase frequency. The search runs from
+    each of three fixed starts (:data:`GAMMA_GAMMA_STARTS`, v scaled to the data) and keeps the highest
+    likelihood; :class:`NotIdentified` as for :func:`fit_bg_nbd`.
     """
     x, m = _validate_fm(frequency, monetary_value)
     data = _GammaGammaData.of(x, m)
     _require_customers(len(data.x), "fit_gamma_gamma (customers with repeat purchases)")
-    # p = q = 2 with v matching the mean spend: the population mean order value is p v / (q - 1).
-    cold = np.log([2.0, 2.0, (data.xm.sum() / data.x.sum()) * (2.0 - 1.0) / 2.0])
+    # v such that the population mean order value p v / (q - 1) is the observed mean repeat spend.
+    mean = data.xm.sum() / data.x.sum()
+    starts = [np.log([p, q, mean * (q - 1) / p]) for p, q in GAMMA_GAMMA_STARTS]
     log_params = _minimise(
-        lambda p: _gamma_gamma_objective(p, data),
-        cold,
-        "Gamma-Gamma",
-        GAMMA_GAMMA_PARAMS,
-        warm=_warm(start, GAMMA_GAMMA_PARAMS),
+        lambda p: _gamma_gamma_objective(p, data), starts, "Gamma-Gamma", GAMMA_GAMMA_PARAMS
     )
     return dict(zip(GAMMA_GAMMA_PARAMS, np.exp(log_params).tolist(), strict=True))
 
 
-def expected_spend(
+# The population mean spend per order (what a customer without repeat purchases is expected to spend): the model's
+# p v / (q - 1) when q > MODEL_MEAN_MIN_Q, else the observed mean of the repeat customers' mean spends.
+MODEL_MEAN_MIN_Q = 2.0
+
+
+@dataclass(frozen=True)
+class PopulationMean:
+    """The population mean spend per order and the rule that gave it: ``model`` (p v / (q - 1)) or ``observed``
+    (the mean over repeat customers of their mean spend)."""
+
+    value: float
+    rule: str
+
+
+def population_mean_spend(
     params: Mapping[str, float], frequency: ArrayLike, monetary_value: ArrayLike
+) -> PopulationMean:
+    """The mean spend per order of the population, for customers whose own spend the model has not seen.
+
+    Gamma-Gamma's mean is p v / (q - 1) (Fader & Hardie 2013): spend per order is Gamma(p, nu) and nu is
+    Gamma(q, v), so the population's mean spend p / nu has mean p v / (q - 1) when q > 1 and variance
+    p^2 v^2 / ((q - 1)^2 (q - 2)) when q > 2. Below q = 2 the fitted population has no finite variance of mean
+    spend: its mean is carried by a tail beyond the data, and it explodes as q -> 1 (the demo's 2024-11, q = 1.003,
+    gave 179,341 against 43-45k either side, where the repeat customers' mean spend is 3,300). There the model's
+    mean is not used: the observed mean of the repeat customers' mean spends is, which estimates the same quantity
+    without the model (E(m | x) = p v / (q - 1) for every x under the model) and stays within the data. Where
+    q > 2 (CDNOW: 3.74) the model's mean is kept, so the published CDNOW figures are reproduced.
+    """
+    p, q, v = _params(params, GAMMA_GAMMA_PARAMS)
+    x, m = _validate_fm(frequency, monetary_value)
+    if q > MODEL_MEAN_MIN_Q:
+        return PopulationMean(p * v / (q - 1), "model")
+    repeat = x > 0
+    if not repeat.any():
+        raise ValueError("population_mean_spend needs customers with repeat purchases when q <= 2")
+    return PopulationMean(float(m[repeat].mean()), "observed")
+
+
+def expected_spend(
+    params: Mapping[str, float],
+    frequency: ArrayLike,
+    monetary_value: ArrayLike,
+    population_mean: float | None = None,
 ) -> np.ndarray:
     """Expected value of each customer's future orders, E(M | x, m) (Fader & Hardie 2013).
 
-    A weighted mean of the population mean v p / (q - 1) and the customer's own mean m:
-    (q - 1) / (p x + q - 1) * v p / (q - 1) + p x / (p x + q - 1) * m; the population mean for x = 0.
+    For a customer with repeat purchases, the posterior mean p (v + x m) / (p x + q - 1): for q > 1 a weighted
+    mean of the population mean v p / (q - 1) and the customer's own mean m, with weight p x / (p x + q - 1) on m;
+    it needs p x + q > 1. For x = 0, the population mean: ``population_mean`` when given (see
+    :func:`population_mean_spend`), else the model's v p / (q - 1), which needs q > 1.
     """
     p, q, v = _params(params, GAMMA_GAMMA_PARAMS)
-    if q <= 1:
-        raise ValueError(f"expected_spend needs q > 1 (the mean spend is infinite otherwise), got q = {q:g}")
     x, m = _validate_fm(frequency, monetary_value)
-    return p * (v + x * m) / (p * x + q - 1)
+    repeat = x > 0
+    if population_mean is None and (~repeat).any():
+        if q <= 1:
+            raise ValueError(
+                f"expected_spend needs q > 1 (the mean spend is infinite otherwise), got q = {q:g}"
+            )
+        population_mean = p * v / (q - 1)
+    if (p * x[repeat] + q <= 1).any():
+        raise ValueError(
+            f"expected_spend needs p x + q > 1 for every repeat customer, got p = {p:g}, q = {q:g}"
+        )
+    result = np.full_like(x, np.nan if population_mean is None else float(population_mean))
+    result[repeat] = p * (v + x[repeat] * m[repeat]) / (p * x[repeat] + q - 1)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Optimisation
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _warm(start: Mapping[str, float] | None, names: tuple[str, ...]) -> np.ndarray | None:
-    """The log of a warm start's parameters (checked), or None for a cold start."""
-    return None if start is None else np.log(_params(start, names))
 
 
 def one_blas_thread() -> threadpool_limits:
@@ -580,40 +652,89 @@ def one_blas_thread() -> threadpool_limits:
 
 def _minimise(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
-    cold: np.ndarray,
+    starts: list[np.ndarray],
     model: str,
     names: tuple[str, ...],
     hint: str = "",
-    warm: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Minimise over log-parameters with L-BFGS-B and the analytic gradient; RuntimeError if it fails.
+    """The best optimum, over log-parameters, of L-BFGS-B with the analytic gradient from each of ``starts``,
+    the contending ones polished (:func:`_contenders`, :func:`_polish`); :class:`NotIdentified` unless it is a
+    strict maximum inside the search range.
 
-    The search starts from ``warm`` when given, else from ``cold``; its range is set by ``cold`` either way, so a
-    warm start changes the path, not where the search may go. Its optimum is then polished (:func:`_polish`), so
-    that the result does not depend on the start. BLAS runs on one thread (:func:`one_blas_thread`).
+    The search range is +-ln(1e8) around the first start (the default one) for every start. The best optimum is
+    the lowest objective among the starts that converged (the first of equals): it does not depend on anything but
+    the data. It is identified when it lies inside the range, the gradient vanishes there (below _MAX_GRADIENT)
+    and the likelihood falls away from it in every direction (:func:`_curvature` above _MIN_CURVATURE). BLAS runs
+    on one thread (:func:`one_blas_thread`).
     The objective is a mean per customer, so the tolerances mean the same for any number of customers; they leave
     an optimisation error far below the sampling error of the estimates.
     """
-    bounds = [(s - _LOG_SEARCH_RANGE, s + _LOG_SEARCH_RANGE) for s in cold]
-    start = cold if warm is None else np.clip(warm, [low for low, _ in bounds], [high for _, high in bounds])
+    bounds = [(s - _LOG_SEARCH_RANGE, s + _LOG_SEARCH_RANGE) for s in starts[0]]
+    searched = []
+    failures = []
     with one_blas_thread():
-        result = minimize(
-            objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000}
-        )
-        polished = _polish(objective, result, bounds) if result.success else None
-    reached = dict(zip(names, np.exp(result.x).round(8).tolist(), strict=True))
-    if polished is None:
-        raise RuntimeError(
-            f"{model} fit did not converge: {result.message} "
-            f"(after {result.nit} iterations, at {reached}){hint}"
-        )
-    for name, value, (low, high) in zip(names, polished, bounds, strict=True):
-        if min(value - low, high - value) < 1e-6:
-            raise RuntimeError(
-                f"{model} fit did not converge: {name} ran to {np.exp(value):g}, the edge of the search "
-                f"range, so the data do not identify it{hint}"
+        for start in starts:
+            result = minimize(
+                objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000}
             )
-    return polished
+            if result.success:
+                searched.append(result)
+            else:
+                reached = dict(zip(names, np.exp(result.x).round(8).tolist(), strict=True))
+                failures.append(f"{result.message} (after {result.nit} iterations, at {reached})")
+        if not searched:
+            raise NotIdentified(f"{model} fit did not converge from any start: {'; '.join(failures)}{hint}")
+        found = [(objective(x)[0], x) for x in (_polish(objective, r, bounds) for r in _contenders(searched))]
+        best = min(found, key=lambda candidate: candidate[0])[1]
+        at = dict(zip(names, [float(f"{v:.6g}") for v in np.exp(best)], strict=True))
+        for name, value, (low, high) in zip(names, best, bounds, strict=True):
+            if min(value - low, high - value) < 1e-6:
+                raise NotIdentified(
+                    f"{model} fit did not converge: {name} ran to {np.exp(value):g}, the edge of the search "
+                    f"range, so the data do not identify it{hint}"
+                )
+        gradient = float(np.abs(objective(best)[1]).max())
+        if gradient > _MAX_GRADIENT:
+            raise NotIdentified(
+                f"{model} has no maximum inside the parameter space for these data: the likelihood still "
+                f"rises at the best point reached {at} (gradient {gradient:.2g} per customer){hint}"
+            )
+        curvature = _curvature(objective, best)
+    if curvature <= _MIN_CURVATURE:
+        raise NotIdentified(
+            f"{model} is not identified by these data: the likelihood is flat along a direction of its "
+            f"parameters at its best optimum {at} (smallest curvature {curvature:.2g} per customer, at most "
+            f"{_MIN_CURVATURE:g}): its maximum lies on the edge of the parameter space{hint}"
+        )
+    return best
+
+
+def _contenders(searched: list) -> list:
+    """The searches' optima worth polishing: those within _CONTENDING of the lowest objective (L-BFGS-B stops
+    within about 2e-9 of its optimum's value relative, and a polish gains no more), one per optimum (the lowest of
+    those whose log-parameters are within _SAME_OPTIMUM of each other), in the order of the starts. Starts that
+    reach one optimum, as on any data that identify the model, cost one polish."""
+    lowest = min(float(r.fun) for r in searched)
+    kept: list = []
+    for result in searched:
+        if float(result.fun) > lowest + _CONTENDING * max(1.0, abs(lowest)):
+            continue
+        twin = next((i for i, k in enumerate(kept) if np.abs(k.x - result.x).max() < _SAME_OPTIMUM), None)
+        if twin is None:
+            kept.append(result)
+        elif float(result.fun) < float(kept[twin].fun):
+            kept[twin] = result
+    return kept
+
+
+def _curvature(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray) -> float:
+    """The smallest eigenvalue of the objective's Hessian at ``x``, from central differences of its gradient."""
+    hessian = np.empty((len(x), len(x)))
+    for i in range(len(x)):
+        step = np.zeros(len(x))
+        step[i] = _CURVATURE_STEP
+        hessian[:, i] = (objective(x + step)[1] - objective(x - step)[1]) / (2 * _CURVATURE_STEP)
+    return float(np.linalg.eigvalsh((hessian + hessian.T) / 2).min())
 
 
 def _polish(

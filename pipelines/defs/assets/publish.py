@@ -45,6 +45,7 @@ PUBLISHED_MARTS = (
     "whale_curve",
     "costing_comparison",
     "customer_clv",
+    "clv_fits",
     "customer_retention",
     "customer_satisfaction",
     "satisfaction_drivers",

@@ -1,7 +1,7 @@
 -- The per-customer purchase summary the CLV models are fitted on, as of the end of each month in the data
 -- (time unit: days). A purchase is a day with at least one order: frequency counts the repeat purchase days
 -- after the first, recency is the age at the last purchase, T the age at the month end, and monetary_value
--- the mean value (after line discounts) of the repeat purchase days.
+-- the mean value (after line discounts) of the repeat purchase days, rounded half away from zero to the cent.
 -- Also carries what profit CLV needs from activity-based costing over the trailing 12 months, with the
 -- purchase days of that window: cost-to-serve is divided per purchase day, the transaction the models count
 -- (a customer who orders twice on a day makes one purchase, and bears that day's cost once per purchase).
@@ -52,7 +52,7 @@ summary as (
         count(*) - 1 as frequency,
         {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} as recency,
         {{ dbt.datediff('min(order_date)', 'any_value(as_of_date)', 'day') }} as t,
-        coalesce({{ decimal_mean('case when order_date > first_purchase then purchase_value end') }}, 0) as monetary_value
+        coalesce({{ rounded_mean('case when order_date > first_purchase then purchase_value end', 2, 2) }}, 0) as monetary_value
     from history
     group by period, customer_id
 ),
