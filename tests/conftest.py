@@ -49,6 +49,18 @@ def published_sample(tmp_path_factory, small_landing: Path) -> Paths:
     return paths
 
 
+@pytest.fixture(scope="session")
+def demo_published(tmp_path_factory) -> Paths:
+    """The demo (``GenerateConfig()``'s defaults: 2,000 customers, 24 months) generated, built and published
+    once, as ``make demo`` does. Tests read it, or work on a copy of it."""
+    from pipelines.run import run_pipeline
+
+    paths = Paths(tmp_path_factory.mktemp("demo") / "data")
+    generate(GenerateConfig(), paths.landing)
+    run_pipeline(paths, progress=lambda _: None)
+    return paths
+
+
 @pytest.fixture
 def data_paths(tmp_path: Path, small_landing: Path) -> Paths:
     """A fresh data directory whose landing zone is a private copy of the small sample."""
