@@ -158,6 +158,7 @@ COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("quadrant", "t.ipa_quadrant"),
             ("responses", "t.responses"),
             ("r2", _float("t.r_squared", 4)),
+            ("window", "t.window_months"),
         ],
     ),
     "retention": (

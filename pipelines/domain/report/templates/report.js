@@ -398,7 +398,8 @@ function renderDrivers() {
       + `<br>${(IPA[quadrant] || [words(quadrant)])[0]}<br>${num(r.responses)} responses, R\u00b2 ${num(r.r2, 2)}`),
     hovertemplate: "%{hovertext}<extra></extra>",
   })), {
-    title: title(`Importance and performance, 12 months to ${monthName(D.months[S.m])} (all customers)`, 14),
+    title: title(`Importance and performance, ${rows.length && rows[0].window < 12 ? `${rows[0].window} months (partial window)` : "12 months"} `
+      + `to ${monthName(D.months[S.m])} (all customers)`, 14),
     xaxis: { title: { text: "Importance (share of explained satisfaction)" }, ticksuffix: " %" },
     yaxis: { title: { text: "Mean score" } },
   });
