@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.domain.report import REPORT, REPORT_DIR
+from pipelines.domain.report.data import CLV_FITTED
 from pipelines.engines import engine_name
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import PARQUET_DIR, current_database
@@ -25,7 +26,7 @@ select
     max(cumulative_profit_pct) as peak_pct,
     avg(case when profit_t12m < 0 then 1.0 else 0.0 end) as unprofitable_share,
     count(*) as customers,
-    any_value(months_in_window) as months
+    any_value(window_months) as months
 from marts.whale_curve
 where period = (select max(period) from marts.whale_curve)
 group by period
@@ -52,32 +53,37 @@ limit 5
 """
 
 DEFECTION_SQL = """
-select
-    period,
-    customer_id,
-    profit_t12m,
-    p_alive,
-    clv_profit,
-    count(*) over () as defection_prone,
-    (select count(*) from marts.customer_clv c where c.period = v.period) as scored
-from marts.customer_clv as v
-where period = (select max(period) from marts.customer_clv) and defection_prone
+select period, customer_id, profit_t12m, p_alive, clv_profit, count(*) over () as defection_prone
+from marts.customer_clv
+where period = ? and defection_prone
 order by profit_t12m desc
 limit 5
 """
 
+# The latest CLV month, whether its models were fitted ({fitted}: an expression over customer_clv), and its
+# totals (null when not fitted: its model columns are).
 CLV_TOTALS_SQL = """
-select max(period), count(*), sum(clv_revenue), sum(clv_profit)
+select period, count(*), bool_and({fitted}), sum(clv_revenue), sum(clv_profit)
 from marts.customer_clv
 where period = (select max(period) from marts.customer_clv)
+group by period
 """
 
 SCORECARD_SQL = """
-select metric, actual, target, status, trend, owner
+select metric, actual, target, status, trend, owner, status_reason, window_months
 from marts.customer_scorecard
 where segment = 'all' and period = (select max(period) from marts.customer_scorecard)
 order by case status when 'red' then 0 when 'amber' then 1 when 'green' then 2 else 3 end, metric
 """
+
+# Why a scorecard row is not scored, as the summary says it (customer_scorecard.status_reason).
+NOT_SCORED = {
+    "partial_window": "window of {window} months of history",
+    "clv_not_fitted": "the month's CLV models were not fitted",
+    "clv_missing": "no CLV for the month",
+    "no_value": "nothing to measure",
+    "no_target": "no target",
+}
 
 PREHISTORY_SQL = """
 select
@@ -155,14 +161,16 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
         largest_losses = con.execute(HIDDEN_LOSSES_SQL, [period, period]).fetchall()
         months_total, balanced = con.execute(RECONCILIATION_SQL).fetchone()
         logged = con.execute("select count(*) from marts.publish_log").fetchone()[0]
-        clv_period, clv_customers, clv_revenue, clv_profit = con.execute(CLV_TOTALS_SQL).fetchone()
-        defecting = con.execute(DEFECTION_SQL).fetchall()
+        clv = con.execute(CLV_TOTALS_SQL.format(fitted=CLV_FITTED)).fetchone()
+        clv_period, clv_customers, clv_fitted, clv_revenue, clv_profit = clv or (None, 0, False, None, None)
+        defecting = con.execute(DEFECTION_SQL, [clv_period]).fetchall() if clv_fitted else []
         scorecard = con.execute(SCORECARD_SQL).fetchall()
         prehistory = prehistory_lines(con)
     for line in prehistory:
         print(line)
     print()
-    print(f"Customer profitability, trailing {months} months to {period:%Y-%m} ({ranked:,} customers)")
+    partial = "" if months == 12 else f" (partial: history holds {months} of the 12)"
+    print(f"Customer profitability, trailing 12 months to {period:%Y-%m}{partial} ({ranked:,} customers)")
     print(f"  whale curve peak: {peak:,.1f} % of total profit, earned by the profitable customers")
     print(f"  unprofitable customers under activity-based costing: {unprofitable:.1%}")
     print(f"  months reconciled to the cent (ABC, traditional, ledger): {balanced} of {months_total}")
@@ -183,7 +191,7 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
                 f"{_money(abc):>12}"
             )
     print()
-    if clv_customers:
+    if clv_customers and clv_fitted:
         print(
             f"Customer lifetime value as of {clv_period:%Y-%m} ({clv_customers:,} customers, 12-month horizon)"
         )
@@ -193,30 +201,41 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
         if defecting:
             print(f"  defection-prone customers of high past profit: {defecting[0][5]:,}; the most valuable:")
             print(f"    {'customer':<10} {'profit t12m':>12} {'P(alive)':>9} {'profit CLV':>12}")
-            for _, customer, profit, alive, value, _, _ in defecting:
+            for _, customer, profit, alive, value, _ in defecting:
                 print(f"    {customer:<10} {_money(profit):>12} {alive:>9.2f} {_money(value):>12}")
         else:
             print("  no customer of high past profit is defection-prone")
+    elif clv_customers:
+        print(
+            f"Customer lifetime value as of {clv_period:%Y-%m}: not fitted ({clv_customers:,} customers; the "
+            "models could not be fitted on the month's summary, see the customer_clv asset's metadata)"
+        )
     else:
         print("Customer lifetime value: no month could be scored yet (see the customer_clv asset's metadata)")
     if scorecard:
         print()
         counts = {
-            status: sum(1 for row in scorecard if row[3] == status) for status in ("green", "amber", "red")
+            status: sum(1 for row in scorecard if row[3] == status)
+            for status in ("green", "amber", "red", "not_scored")
         }
         print(
             f"Customer scorecard, {period:%Y-%m}, all customers: {counts['green']} green, {counts['amber']} amber, "
-            f"{counts['red']} red"
+            f"{counts['red']} red, {counts['not_scored']} not scored"
         )
-        for metric, actual, target, status, trend, owner in scorecard:
+        for metric, actual, target, status, trend, owner, reason, window in scorecard:
             if status in ("red", "amber"):
                 print(
                     f"  {status:<5} {metric:<28} {_figure(metric, actual):>12} vs target {_figure(metric, target):>12}"
                     f"  ({owner}, trend {trend or 'n/a'})"
                 )
+            elif status == "not_scored":
+                why = NOT_SCORED.get(reason, reason).format(window=window)
+                print(f"  not scored {metric:<22} {_figure(metric, actual):>12}  ({why})")
     print()
     print("Outputs")
-    print(f"  report             {database.parent / REPORT_DIR / REPORT}  (open it in a browser; works offline)")
+    print(
+        f"  report             {database.parent / REPORT_DIR / REPORT}  (open it in a browser; works offline)"
+    )
     print(f"  published marts    {database}  (schema marts; what BI tools read)")
     print(f"  Parquet per mart   {database.parent / PARQUET_DIR}")
     print(f"  publish log        marts.publish_log in the published file ({logged} tables published so far)")

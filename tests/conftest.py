@@ -51,8 +51,8 @@ def published_sample(tmp_path_factory, small_landing: Path) -> Paths:
 
 @pytest.fixture(scope="session")
 def demo_published(tmp_path_factory) -> Paths:
-    """The demo (``GenerateConfig()`` defaults: 2,000 customers, 24 months) generated, built and published once, as
-    ``make demo`` does. Tests that audit the published figures read it; none writes to it."""
+    """The demo (``GenerateConfig()``'s defaults: 2,000 customers, 24 months) generated, built and published
+    once, as ``make demo`` does. Tests read it, or work on a copy of it."""
     from pipelines.run import run_pipeline
 
     paths = Paths(tmp_path_factory.mktemp("demo") / "data")

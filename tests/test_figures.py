@@ -87,7 +87,8 @@ def test_profit_clv_divides_cost_to_serve_per_purchase_day_for_a_customer_orderi
 
 
 def test_scorecard_trend_compares_the_published_actuals(published_sample: Paths, tmp_path: Path):
-    """Two months whose actuals both publish as 0.0666 are 'flat', though the later one is larger unrounded."""
+    """Two months whose actuals both publish as 0.0666 are 'flat', though the later one is larger unrounded.
+    (The sample's windows are partial, which would leave no trend: the two months are planted whole.)"""
     paths = Paths(tmp_path / "data")
     paths.data_dir.mkdir()
     shutil.copy(published_sample.warehouse, paths.warehouse)
@@ -95,7 +96,8 @@ def test_scorecard_trend_compares_the_published_actuals(published_sample: Paths,
         con.execute("alter table marts.customer_retention alter retention_rate type double")
         for period, rate in (("2024-02-01", 0.06658), ("2024-03-01", 0.06664)):
             updated = con.execute(
-                "update marts.customer_retention set retention_rate = ? where segment = 'all' and period = ?",
+                "update marts.customer_retention set retention_rate = ?, window_months = 12, "
+                "prior_window_months = 12, window_complete = true where segment = 'all' and period = ?",
                 [rate, period],
             ).fetchone()[0]
             assert updated == 1

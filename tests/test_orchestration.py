@@ -144,7 +144,7 @@ def _snapshot_checks(paths: Paths, run_id: str) -> dict[str, int]:
 SENTINELS = {
     # table: (column, sentinel value)
     "marts.customer_profitability": ("region", "'SENTINEL'"),
-    "marts.whale_curve": ("months_in_window", "-1"),
+    "marts.whale_curve": ("window_months", "-1"),
     "marts.customer_retention": ("retention_rate", "-1"),
     "marts.customer_clv": ("t", "-1"),
     "marts.satisfaction_drivers": ("responses", "-1"),

@@ -284,3 +284,99 @@ def test_an_empty_publication_gets_a_page_that_says_so(published_sample: Paths, 
     with open_page(write_report(empty, tmp_path / "report")) as session:
         assert "no customer months yet" in session.page.text_content("#loading")
         assert session.errors == []
+
+
+# The mode-bar controls that work in the page alone (drag modes, zoom, PNG download): any other control, such as
+# Plotly's "Share chart..." / "Edit in Chart Studio" (which post the chart's data to Plotly's cloud), fails.
+OFFLINE_CONTROLS = {
+    "Download plot as a PNG",
+    "Zoom",
+    "Pan",
+    "Box Select",
+    "Lasso Select",
+    "Zoom in",
+    "Zoom out",
+    "Autoscale",
+    "Reset axes",
+    "Toggle Spike Lines",
+    "Show closest data on hover",
+    "Compare data on hover",
+}
+
+MODEBAR_JS = """
+() => [...document.querySelectorAll("div.chart")].map((el) => ({
+    id: el.id,
+    controls: [...el.querySelectorAll(".modebar-btn")].map((b) => b.getAttribute("data-title")),
+    links: [...el.querySelectorAll("a[href]")].map((a) => a.getAttribute("href")),
+}))
+"""
+
+
+def test_no_chart_has_a_control_that_talks_to_a_server(report: Path):
+    """Every chart of the page, the customer drill-down's too: each mode-bar control is an offline one, and
+    pressing every one of them requests nothing and opens no window."""
+    with open_page(report) as session:
+        page = session.page
+        page.locator("#worst-table tbody tr[data-customer]").first.click()
+        page.wait_for_selector("#customer-panel:not([hidden])")
+        charts = page.evaluate(MODEBAR_JS)
+        assert {chart["id"] for chart in charts} >= CHARTS
+        assert all(chart["controls"] for chart in charts), charts  # the mode bar is there, offline controls
+        unknown = {chart["id"]: set(chart["controls"]) - OFFLINE_CONTROLS for chart in charts}
+        assert not any(unknown.values()), unknown
+        assert not any(chart["links"] for chart in charts), charts
+        pages_before = len(session.context.pages)
+        for chart in charts:
+            buttons = page.locator(f"#{chart['id']} .modebar-btn")
+            for k in range(buttons.count()):
+                page.locator(f"#{chart['id']}").hover()
+                buttons.nth(k).click()
+        assert session.errors == [] and session.blocked == []
+        assert len(session.context.pages) == pages_before
+
+
+def test_a_figure_that_is_not_whole_is_shown_as_not_scored_never_coloured(report: Path, con):
+    """The sample's first month: its trailing windows hold one month of history. The page shows each scorecard
+    row's published status, a partial one as 'partial' (never red, amber or green), and the weight not scored."""
+    first = con.execute("select min(period) from marts.customer_scorecard").fetchone()[0]
+    published = dict(
+        con.execute(
+            "select metric, coalesce(status_reason, status) from marts.customer_scorecard "
+            "where period = ? and segment = 'all'",
+            [first],
+        ).fetchall()
+    )
+    not_scored = con.execute(
+        "select owner, not_scored_weight from marts.incentive_attainment where period = ? order by owner",
+        [first],
+    ).fetchall()
+    with open_page(report) as session:
+        page = session.page
+        page.select_option("#month", label=f"{first:%b %Y}")
+        page.wait_for_selector(f'body[data-month="{first:%Y-%m}"]', state="attached")
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll("#scorecard-table tbody tr[data-metric]")].map((tr) => ({
+                metric: tr.dataset.metric, status: tr.dataset.status,
+                badge: tr.querySelector('[data-field="status"] .badge').textContent,
+                colour: tr.querySelector('[data-field="status"] .badge').className }))"""
+        )
+        attainment = page.eval_on_selector_all(
+            "#attainment-table tbody tr", "rows => rows.map((r) => r.cells[4].textContent)"
+        )
+        trend_symbols = page.evaluate(
+            "() => document.getElementById('chart-trend-customer_profit_t12m').data[0].marker.symbol"
+        )
+        assert session.errors == []
+    assert published["customer_profit_t12m"] == "partial_window"
+    for row in shown:
+        reason = published[row["metric"]]
+        if reason in ("green", "amber", "red"):
+            assert row["status"] == reason and row["badge"] == reason.capitalize()
+        else:
+            assert row["status"] == "not_scored", row
+            assert not {"green", "amber", "red"} & set(row["colour"].split()), row
+            assert row["badge"] == {"partial_window": "partial", "no_target": "no target"}.get(
+                reason, row["badge"]
+            )
+    assert attainment == [f"{weight:.2f}" for _, weight in not_scored]
+    assert trend_symbols[0] == "circle-open"  # a partial month is drawn hollow grey, not in a status colour

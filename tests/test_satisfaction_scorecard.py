@@ -125,15 +125,19 @@ def test_customer_nps_and_csat_follow_their_definitions(published_sample: Paths,
 
 
 def test_scorecard_statuses_honour_direction_and_tolerance(published_sample: Paths, published):
+    """Each scored row against its target (its own, else the company's for rates and averages); a row that is
+    not whole (the sample's three months hold no complete 12-month window) is not scored, with its reason."""
     targets = {
         (m, s): (t, d, tol, o, w)
         for m, s, t, d, tol, o, w in duckdb.connect()
         .execute(f"select * from read_csv('{published_sample.landing}/reference/scorecard_targets.csv')")
         .fetchall()
     }
+    intensive = {"pct_unprofitable_customers", "unprofitable_revenue_share", "retention_rate", "nps"}
+    intensive |= {"satisfaction_index", "mean_profit_clv"}
     rows = published.execute(
-        "select period, segment, metric, actual, target, variance, status, owner, incentive_weight "
-        "from marts.customer_scorecard"
+        "select period, segment, metric, actual, target, variance, status, owner, incentive_weight, "
+        "status_reason, window_complete from marts.customer_scorecard"
     ).fetchall()
     assert {r[2] for r in rows} == {
         "customer_profit_t12m",
@@ -145,35 +149,50 @@ def test_scorecard_statuses_honour_direction_and_tolerance(published_sample: Pat
         "satisfaction_index",
         "mean_profit_clv",
     }
-    assert {r[1] for r in rows} >= {"all", "enterprise", "mid_market", "small_business"}
-    checked = 0
-    for period, segment, metric, actual, target, variance, status, owner, weight in rows:
+    segments = {r[1] for r in rows}
+    assert segments >= {"all", "enterprise", "mid_market", "small_business"}
+    assert len(rows) == len({r[0] for r in rows}) * len(segments) * 8  # every month, segment and metric
+    checked = partial = 0
+    for period, segment, metric, actual, target, variance, status, owner, weight, reason, whole in rows:
         own = targets.get((metric, segment))
-        if own is None or actual is None:
+        goal = own or (targets.get((metric, "all")) if segment == "all" or metric in intensive else None)
+        if not whole:
+            assert (status, reason) == ("not_scored", "partial_window"), (period, segment, metric)
+            partial += 1
             continue
-        goal, direction, tolerance, who, incentive = own
-        goal, tolerance = Decimal(str(goal)), Decimal(str(tolerance))
-        assert target == goal and variance == actual - goal and owner == who
-        assert weight == Decimal(str(incentive))
-        better = actual >= goal if direction == "higher" else actual <= goal
-        near = actual >= goal - tolerance if direction == "higher" else actual <= goal + tolerance
+        if status == "not_scored":
+            assert reason in ("no_target", "no_value", "clv_not_fitted", "clv_missing"), (
+                period,
+                segment,
+                metric,
+            )
+            assert reason != "no_target" or goal is None
+            continue
+        target_value, direction, tolerance, who, _ = goal
+        goal_value, tolerance = Decimal(str(target_value)), Decimal(str(tolerance))
+        assert reason is None and target == goal_value and variance == actual - goal_value and owner == who
+        assert weight == (Decimal(str(own[4])) if own else 0)
+        better = actual >= goal_value if direction == "higher" else actual <= goal_value
+        near = actual >= goal_value - tolerance if direction == "higher" else actual <= goal_value + tolerance
         assert status == ("green" if better else "amber" if near else "red"), (period, segment, metric)
         checked += 1
-    assert checked >= 8
-    assert len({r[6] for r in rows if r[6]}) >= 2  # the sample is not all one colour
+    assert checked >= 4 and partial >= 5 * len(segments) * 3  # the five trailing-12 metrics, every month
+    assert len({r[6] for r in rows}) >= 2  # the sample is not all one colour
 
 
 def test_incentive_attainment_sums_the_weights_on_target(published):
     mismatched = published.execute(
         """
         select count(*) from marts.incentive_attainment as a
-        join (
+        full join (
             select period, owner,
                    coalesce(sum(incentive_weight) filter (where status = 'green'), 0) as green,
-                   sum(incentive_weight) as total
+                   sum(incentive_weight) as total,
+                   coalesce(sum(incentive_weight) filter (where status = 'not_scored'), 0) as not_scored
             from marts.customer_scorecard where owner is not null and segment = 'all' group by period, owner
         ) as s using (period, owner)
-        where coalesce(a.attained_weight, 0) <> s.green or a.total_weight <> s.total
+        where a.attained_weight is distinct from s.green or a.total_weight is distinct from s.total
+            or a.not_scored_weight is distinct from s.not_scored
         """
     ).fetchone()[0]
     assert mismatched == 0

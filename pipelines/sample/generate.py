@@ -306,7 +306,8 @@ class _Customers:
     segment: np.ndarray  # index into SEGMENTS
     region: np.ndarray  # index into REGIONS
     size: np.ndarray  # relative spend
-    first_day: np.ndarray  # day of the first order (acquisition)
+    first_day: np.ndarray  # day of the first order in the window
+    acquired_day: np.ndarray  # the acquisition: the first order, or before the window (early customers)
     demanding: np.ndarray  # costly to serve: express, small orders, tickets, visits
 
     @property
@@ -329,7 +330,12 @@ def _draw_customers(
     first_day = np.where(early, rng.integers(0, min(45, horizon), n), rng.integers(0, horizon, n))
     value_rank = (rate * size).argsort().argsort() / n
     demanding = rng.random(n) < np.where(value_rank > 0.8, 0.35, 0.05)
-    return _Customers(segment, region, size, first_day, demanding), rate, p_drop
+    # The CRM dates an early customer's acquisition before the window (1 day to 5 years before it opens), so that
+    # the window's first months do not count them as acquisitions. Drawn from a child stream: the sample's own
+    # stream, and so every other figure of a seeded sample, is untouched.
+    before = rng.spawn(1)[0].integers(1, 5 * 365 + 1, n)
+    acquired_day = np.where(early, -before, first_day)
+    return _Customers(segment, region, size, first_day, acquired_day, demanding), rate, p_drop
 
 
 @dataclass(frozen=True)
@@ -616,7 +622,7 @@ def _draw_block(
                 "customer_number": c0 + np.arange(n),
                 "segment_code": customers.segment,
                 "region_code": customers.region,
-                "acquired_day": customers.first_day,
+                "acquired_day": customers.acquired_day,
             }
         ),
         "order_lines": pd.DataFrame(

@@ -2,9 +2,11 @@
 
 As of each month, attribute weights are derived (Johnson's relative weights, pipelines/domain/satisfaction.py) from
 the responses of the trailing 12 months, the window a month's few responses need to be estimated reliably;
-performance (mean score) is taken over the same window. The satisfaction of each customer, weighted by these
-weights, is the dbt model customer_satisfaction (dbt_project/models/marts/satisfaction), built after this asset
-in the same run.
+performance (mean score) is taken over the same window. Near the start of history (the first month in the
+warehouse) the window holds fewer than 12 months: ``window_months`` counts the months of history in it and
+``window_complete`` says when it holds all 12. The satisfaction of each customer, weighted by these weights, is
+the dbt model customer_satisfaction (dbt_project/models/marts/satisfaction), built after this asset in the same
+run.
 
 A run for months first..last rebuilds the months whose trailing window it can change, first..last + 11, and
 keeps the others.
@@ -24,6 +26,9 @@ from pipelines.engines.base import Column, Filter, Warehouse
 
 DRIVERS = AssetKey(["marts", "satisfaction_drivers"])
 STAGING = [AssetKey(["staging", name]) for name in ("stg_survey__responses", "stg_survey__questions")]
+# The months in the warehouse (every month has customer rows): history starts at the first of them.
+HISTORY = AssetKey(["marts", "customer_profitability"])
+HISTORY_TABLE = "marts.customer_profitability"
 
 DRIVERS_TABLE = "marts.satisfaction_drivers"
 DRIVERS_COLUMNS = [
@@ -35,6 +40,8 @@ DRIVERS_COLUMNS = [
     Column("ipa_quadrant", "varchar", nullable=False),
     Column("responses", "integer", nullable=False),
     Column("r_squared", "double", nullable=False),
+    Column("window_months", "integer", nullable=False),
+    Column("window_complete", "boolean", nullable=False),
 ]
 RESPONSES = "staging.stg_survey__responses"
 
@@ -116,7 +123,7 @@ def _window(answers: Answers, period: date) -> pd.DataFrame:
         AssetSpec(
             DRIVERS,
             group_name="marts",
-            deps=STAGING,
+            deps=[*STAGING, HISTORY],
             kinds={"duckdb", "python"},
             description="Per month and survey attribute: derived importance (relative weights over the trailing "
             "12 months, summing to 1), mean score over the same window, and the importance-performance quadrant.",
@@ -133,6 +140,7 @@ def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
         overall = next(q for q, kind, _ in questions if kind == "overall")
         labels = {q: label for q, _, label in questions}
         periods = wh.distinct(RESPONSES, "period", rebuilt.filters())
+        history = pd.to_datetime(pd.Series(wh.distinct(HISTORY_TABLE, "period"), dtype="object"))
         answers = _answers(wh, periods[0], periods[-1], [overall, *attributes]) if periods else None
         drivers, skipped = [], {}
         for period in periods:
@@ -145,6 +153,9 @@ def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
                 skipped[str(period)[:7]] = str(exc)
                 continue
             means = window[attributes].mean().to_numpy()
+            held = int(
+                ((history > pd.Timestamp(shift_month(period, -12))) & (history <= pd.Timestamp(period))).sum()
+            )
             for q, weight, mean, quadrant in zip(
                 attributes, weights, means, ipa_quadrant(weights, means), strict=True
             ):
@@ -157,6 +168,8 @@ def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
                         quadrant,
                         len(window),
                         *_stable(r_squared),
+                        held,
+                        held == 12,
                     )
                 )
         frame = pd.DataFrame(drivers, columns=[c.name for c in DRIVERS_COLUMNS])

@@ -134,6 +134,8 @@ COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("owner", "t.owner"),
             ("weight", "cast(t.incentive_weight as double)"),
             ("direction", "t.direction"),
+            ("reason", "t.status_reason"),
+            ("window", "t.window_months"),
         ],
     ),
     "attainment": (
@@ -143,6 +145,7 @@ COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("attained", "cast(t.attained_weight as double)"),
             ("total", "cast(t.total_weight as double)"),
             ("attainment", "cast(t.attainment as double)"),
+            ("not_scored", "cast(t.not_scored_weight as double)"),
         ],
     ),
     "drivers": (
@@ -155,6 +158,7 @@ COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("quadrant", "t.ipa_quadrant"),
             ("responses", "t.responses"),
             ("r2", _float("t.r_squared", 4)),
+            ("window", "t.window_months"),
         ],
     ),
     "retention": (
@@ -212,6 +216,11 @@ COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
 }
+
+
+# An expression over marts.customer_clv: true for the rows of a month whose CLV models were fitted (a month not
+# fitted has no model figures).
+CLV_FITTED = "fit_status = 'fitted'"
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -326,11 +335,17 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
                 "inner join report_months as months on t.period = months.period order by all"
             ).fetchall()
             data[key] = [dict(zip(["m", *(name for name, _ in columns)], row, strict=True)) for row in rows]
-        whale_size = {}
+        whale_size, whale_window, clv_fitted = {}, {}, {}
         if "whale_curve" in tables:
-            whale_size = dict(
+            for m, size, window in con.execute(
+                "select months.m, count(*), any_value(t.window_months) from pub.marts.whale_curve as t "
+                "inner join report_months as months on t.period = months.period group by all"
+            ).fetchall():
+                whale_size[m], whale_window[m] = size, window
+        if "customer_clv" in tables:
+            clv_fitted = dict(
                 con.execute(
-                    "select months.m, count(*) from pub.marts.whale_curve as t "
+                    f"select months.m, bool_and({CLV_FITTED}) from pub.marts.customer_clv as t "
                     "inner join report_months as months on t.period = months.period group by all"
                 ).fetchall()
             )
@@ -350,6 +365,8 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
             "customers_total": int(customers_total),
             "bounds": asdict(bounds),
             "whale_customers": {int(m): int(n) for m, n in whale_size.items()},
+            "whale_window_months": {int(m): int(n) for m, n in whale_window.items()},
+            "clv_fitted": {int(m): bool(fitted) for m, fitted in clv_fitted.items()},
         },
         "months": [f"{m:%Y-%m}" for m in months],
         "customers": customers,

@@ -1,6 +1,8 @@
 -- Whale curve as of each period: customers ranked by ABC profit over the trailing 12 months (the as-of month
 -- and the 11 before it), with cumulative profit as a percentage of the total. The curve's peak shows how much
 -- more than the total the profitable customers earn; the tail shows the customers who destroy it.
+-- Near the start of history (the first month in the warehouse) the window holds fewer than 12 months:
+-- window_months counts them, window_complete says when it holds all 12.
 {{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'refresh_reach_months': 11}) }}
 with customer_months as (
     select period, customer_id, abc_profit from {{ ref('customer_profitability') }}
@@ -23,10 +25,11 @@ trailing_profit as (
     group by as_of.as_of_period, customer_months.customer_id
 ),
 
-window_months as (
+-- The months of history in each window (every month in the warehouse has customer rows).
+coverage as (
     select
         as_of.as_of_period as period,
-        count(distinct customer_months.period) as months_in_window
+        count(distinct customer_months.period) as window_months
     from as_of
     inner join customer_months
         on customer_months.period > as_of.as_of_period - interval 12 month
@@ -58,9 +61,10 @@ final as (
         {{ double_as_decimal(ratio("100 * ranked.cumulative_profit", "nullif(ranked.total_profit, 0)"), 12, 4) }}
             as cumulative_profit_pct,
         {{ double_as_decimal(ratio("100 * ranked.customer_rank", "ranked.customers"), 9, 4) }} as cumulative_customer_pct,
-        cast(window_months.months_in_window as integer) as months_in_window
+        cast(coverage.window_months as integer) as window_months,
+        coverage.window_months = 12 as window_complete
     from ranked
-    inner join window_months on ranked.period = window_months.period
+    inner join coverage on ranked.period = coverage.period
 )
 
 select * from final

@@ -28,13 +28,26 @@ const IPA = {
   possible_overkill: ["Possible overkill", "#0072B2"],
 };
 const STATUS_COLOURS = { green: "#1b7f3b", amber: "#c77700", red: "#c0281c" };
+// Why a scorecard row is not scored (customer_scorecard.status_reason): its badge and its explanation.
+const NOT_SCORED = {
+  partial_window: ["partial", (r) => `partial window: ${r.window} months of history, not all of the metric's window`],
+  clv_not_fitted: ["not fitted", () => "the month's CLV models were not fitted"],
+  clv_missing: ["no CLV", () => "no CLV was published for the month"],
+  no_value: ["no value", () => "nothing to measure in the month"],
+  no_target: ["no target", () => "no target for the segment"],
+};
 const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
   "#7f7f7f", "#8c564b"];
 const BLUE = "#0072B2", ORANGE = "#D55E00", GREY = "#9aa3b2";
 const MINUS = "\u2212";
 const ACRONYMS = new Set(["ceo", "cfo", "coo", "cto", "cmo", "vp", "nps", "clv", "abc"]);
 const SIDE_LEGEND = { orientation: "v", x: 1.02, xanchor: "left", y: 1, yanchor: "top", font: { size: 11 } };
-const CONFIG = { displaylogo: false, responsive: true };
+// No control that talks to a server: no "Share chart"/"Edit in Chart Studio" (they post the chart's data,
+// customer names and profits, to Plotly's cloud), no link to it. The offline controls (zoom, pan, PNG) stay.
+const CONFIG = {
+  displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false, showLink: false,
+  plotlyServerURL: "", modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio"],
+};
 const LAYOUT = {
   font: { family: "system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif", size: 12, color: "#1d2330" },
   margin: { l: 70, r: 20, t: 70, b: 46 },
@@ -194,22 +207,35 @@ function customerCell(c) {
 
 // --- views -------------------------------------------------------------------------------------------------
 
+function notScored(r) { // [badge text, explanation] of a row that is not scored
+  const [badge, why] = NOT_SCORED[r.reason] || [words(r.reason), () => words(r.reason)];
+  return [badge, why(r)];
+}
+function statusBadge(r) {
+  if (r.status !== "not_scored") return `<span class="badge ${esc(r.status)}">${words(r.status)}</span>`;
+  const [badge, why] = notScored(r);
+  const kind = r.reason === "no_target" ? "grey" : "unscored";
+  return `<span class="badge ${kind}" title="Not scored: ${esc(why)}">${esc(badge)}</span>`;
+}
+
 function renderScorecard() {
   const order = Object.keys(METRICS);
   const rows = (D.scorecard || []).filter((r) => r.m === S.m && r.segment === S.segment)
     .sort((a, b) => order.indexOf(a.metric) - order.indexOf(b.metric));
   fillTable("scorecard-table", rows.map((r) => {
-    const badge = r.status ? `<span class="badge ${r.status}">${words(r.status)}</span>` : '<span class="badge grey">no target</span>';
     const arrow = { up: "\u2191 up", down: "\u2193 down", flat: "\u2192 flat" }[r.trend] || "\u2013";
-    return `<tr data-metric="${esc(r.metric)}" data-actual="${r.actual === null ? "" : r.actual}">`
+    const scored = r.status !== "not_scored";
+    return `<tr data-metric="${esc(r.metric)}" data-actual="${r.actual === null ? "" : r.actual}" `
+      + `data-status="${esc(r.status)}"${scored ? "" : ' class="unscored"'}>`
       + cell(esc((METRICS[r.metric] || [r.metric])[0]))
       + cell(metricValue(r.metric, r.actual), true, ' data-field="actual"')
       + cell(metricValue(r.metric, r.target), true) + cell(metricValue(r.metric, r.variance, true), true)
-      + cell(badge) + cell(arrow) + cell(esc(words(r.owner))) + "</tr>";
+      + cell(statusBadge(r), false, ' data-field="status"') + cell(arrow) + cell(esc(words(r.owner))) + "</tr>";
   }));
   const attained = (D.attainment || []).filter((r) => r.m === S.m);
   fillTable("attainment-table", attained.map((r) => "<tr>" + cell(esc(words(r.owner)))
-    + cell(num(r.attained || 0, 2), true) + cell(num(r.total, 2), true) + cell(pct(r.attainment), true) + "</tr>"));
+    + cell(num(r.attained, 2), true) + cell(num(r.total, 2), true) + cell(pct(r.attainment), true)
+    + cell(num(r.not_scored, 2), true) + "</tr>"));
 }
 
 function renderTrends() {
@@ -242,12 +268,15 @@ function renderTrends() {
     const scale = kind === "rate" ? 100 : 1;
     const xs = rows.map((r) => D.months[r.m]);
     const hover = rows.map((r) => `${label}, ${D.months[r.m]}<br>actual ${metricValue(metric, r.actual)}`
-      + `<br>target ${metricValue(metric, r.target)}<br>status ${r.status || "no target"}`);
+      + `<br>target ${metricValue(metric, r.target)}<br>`
+      + (r.status === "not_scored" ? `not scored: ${esc(notScored(r)[1])}` : `status ${r.status}`));
     draw(`chart-trend-${metric}`, [
       { type: "scatter", mode: "lines+markers", name: "Actual", x: xs,
         y: rows.map((r) => (r.actual === null ? null : r.actual * scale)),
         line: { color: "#1d2330", width: 1.5 },
-        marker: { size: 7, color: rows.map((r) => STATUS_COLOURS[r.status] || GREY) },
+        // a figure not scored is grey, hollow when it is partial or unfitted (no target: filled)
+        marker: { size: 7, color: rows.map((r) => STATUS_COLOURS[r.status] || GREY),
+          symbol: rows.map((r) => (r.status === "not_scored" && r.reason !== "no_target" ? "circle-open" : "circle")) },
         text: hover, hovertemplate: "%{text}<extra></extra>" },
       { type: "scatter", mode: "lines", name: "Target", x: xs,
         y: rows.map((r) => (r.target === null ? null : r.target * scale)),
@@ -258,13 +287,20 @@ function renderTrends() {
   }
 }
 
+function whaleSpan(m) { // the whale curve's window as of month m: "12 months", or what history holds of it
+  const held = D.meta.whale_window_months[m]; // months of history in the 12-month window
+  return held !== undefined && held < 12 ? [`${held} months (partial window)`, held] : ["12 months", null];
+}
+
 function renderWhale() {
+  const [span, held] = whaleSpan(S.m);
+  const partial = held !== null;
   const rows = IX.whale.byMonth[S.m].slice().sort((a, b) => D.whale.rank[a] - D.whale.rank[b]);
   const total = D.meta.whale_customers[S.m] || rows.length;
   const text = rows.map((i) => {
     const c = D.whale.c[i];
     return `<b>${esc(customerLabel(c))}</b><br>${words(D.customers.segment[c])}<br>rank ${num(D.whale.rank[i])} of ${num(total)}`
-      + `<br>ABC profit, 12 months: ${money(D.whale.p12[i])}<br>cumulative profit ${num(D.whale.cpp[i], 1)} % of the total`;
+      + `<br>ABC profit, ${span}: ${money(D.whale.p12[i])}<br>cumulative profit ${num(D.whale.cpp[i], 1)} % of the total`;
   });
   const traces = [{
     type: "scatter", mode: "lines+markers", name: "All customers", x: rows.map((i) => D.whale.ccp[i]),
@@ -282,15 +318,17 @@ function renderWhale() {
   rows.forEach((i, k) => { if (D.whale.cpp[i] > D.whale.cpp[rows[peak]]) peak = k; });
   const annotations = rows.length ? [{ x: traces[0].x[peak], y: traces[0].y[peak], text: `peak ${num(traces[0].y[peak], 0)} % at ${num(traces[0].x[peak], 0)} % of customers`, showarrow: true, arrowhead: 0, ax: 40, ay: -24 }] : [];
   draw("chart-whale", traces, {
-    title: title(`Whale curve: 12 months to ${monthName(D.months[S.m])}`, 14),
+    title: title(`Whale curve: ${span} to ${monthName(D.months[S.m])}`, 14),
     xaxis: { title: { text: "Customers, most profitable first (cumulative %)" }, range: [0, 100], ticksuffix: " %" },
     yaxis: { title: { text: "Cumulative ABC profit (% of total)" }, ticksuffix: " %" },
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 100, y1: 100, line: { color: "#8a93a3", dash: "dash", width: 1 } }],
     annotations,
   });
   const shown = rows.length < total ? ` The report holds ${num(rows.length)} of the ${num(total)} ranked customers; the line joins their published points.` : "";
-  document.getElementById("whale-note").textContent = `Customers ranked by ABC profit over the 12 months to ${monthName(D.months[S.m])}`
-    + (S.segment === "all" ? "." : `; ${segmentText()} marked.`) + shown;
+  document.getElementById("whale-note").textContent = `Customers ranked by ABC profit over the ${span} to ${monthName(D.months[S.m])}`
+    + (S.segment === "all" ? "." : `; ${segmentText()} marked.`) + shown
+    + (partial ? ` The 12-month window reaches before the start of history: it holds ${held} months.` : "");
+  document.getElementById("worst-title").textContent = `Least profitable customers, ${partial ? span : "last 12 months"}`;
 
   const worst = rows.filter((i) => inSegment(D.customers.segment[D.whale.c[i]]))
     .sort((a, b) => D.whale.p12[a] - D.whale.p12[b]).slice(0, 10);
@@ -360,17 +398,24 @@ function renderDrivers() {
       + `<br>${(IPA[quadrant] || [words(quadrant)])[0]}<br>${num(r.responses)} responses, R\u00b2 ${num(r.r2, 2)}`),
     hovertemplate: "%{hovertext}<extra></extra>",
   })), {
-    title: title(`Importance and performance, 12 months to ${monthName(D.months[S.m])} (all customers)`, 14),
+    title: title(`Importance and performance, ${rows.length && rows[0].window < 12 ? `${rows[0].window} months (partial window)` : "12 months"} `
+      + `to ${monthName(D.months[S.m])} (all customers)`, 14),
     xaxis: { title: { text: "Importance (share of explained satisfaction)" }, ticksuffix: " %" },
     yaxis: { title: { text: "Mean score" } },
   });
 }
 
+function clvFitted(m) { return D.meta.clv_fitted[m] !== false; }
+
 function renderClv() {
   const C = D.clv;
-  const rows = C ? IX.clv.byMonth[S.m].filter((i) => inSegment(D.customers.segment[C.c[i]])) : [];
+  const fitted = clvFitted(S.m);
+  const rows = C && fitted ? IX.clv.byMonth[S.m].filter((i) => inSegment(D.customers.segment[C.c[i]])) : [];
   const lead = document.getElementById("clv-lead");
-  if (!rows.length) {
+  if (!fitted) {
+    lead.textContent = `The CLV models were not fitted as of ${monthName(D.months[S.m])} (the month's purchase `
+      + "summary does not identify them): no lifetime value, P(alive) or defection flag for this month.";
+  } else if (!rows.length) {
     lead.textContent = `No customer is scored as of ${monthName(D.months[S.m])} (too little history to fit the models).`;
   } else {
     const total = rows.reduce((s, i) => s + C.clvp[i], 0);
@@ -554,10 +599,12 @@ function renderCustomer() {
   fact("Profit decile", i === undefined ? "\u2013" : `${P.decile[i]} (1 = most profitable)`);
   fact("Matrix quadrant", i === undefined ? "\u2013" : (QUADRANTS[decode(P, "quad", i)] || [words(decode(P, "quad", i))])[0]);
   const w = IX.whale.get(S.m, c);
-  fact("ABC profit, 12 months", w === undefined ? "\u2013" : money(D.whale.p12[w]));
+  fact(`ABC profit, ${whaleSpan(S.m)[0]}`, w === undefined ? "\u2013" : money(D.whale.p12[w]));
   fact("Whale-curve rank", w === undefined ? "\u2013" : `${num(D.whale.rank[w])} of ${num(D.meta.whale_customers[S.m])}`);
   const [clvMonth, k] = latestAtOrBefore("clv", c);
-  if (k !== undefined) {
+  if (k !== undefined && !clvFitted(clvMonth)) {
+    fact("CLV", `not fitted as of ${D.months[clvMonth]}`);
+  } else if (k !== undefined) {
     const C = D.clv;
     fact(`Profit CLV (${D.months[clvMonth]})`, money(C.clvp[k]));
     fact("Revenue CLV", money(C.clvr[k]));
@@ -719,6 +766,7 @@ function setUp() {
     const library = document.createElement("script");
     library.textContent = await unpack("plotly-js");
     document.head.appendChild(library);
+    Plotly.setPlotConfig(CONFIG); // the default of every chart, not only of those drawn through draw()
     D = JSON.parse(await unpack("report-data"));
     setUp();
     document.body.dataset.ready = "true";
