@@ -34,6 +34,7 @@ from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
 from pipelines.lib.dbt_child import die_with_parent
 from pipelines.lib.memory import release_freed_memory
+from pipelines.lib.settings import setting, whole
 
 SAMPLE_SIZE = 5
 
@@ -550,6 +551,9 @@ BATCH_ENV = "CPROF_GX_BATCH_ROWS"
 # row, measured at 10 million lines), so the input checks' memory stays near a month's at 100 million lines, where
 # a month has 2.7 million rows and is validated alone as before.
 DEFAULT_BATCH_ROWS = 1_000_000
+BATCH_ROWS = setting(
+    BATCH_ENV, whole(), "a whole number of rows (0: one month at a time)", DEFAULT_BATCH_ROWS
+)
 
 # Expectations that hold of every month of a frame of several months whenever they hold of the whole: a test of
 # each value on its own (without ``mostly``), a key unique in the whole (so in each part), the columns and their
@@ -569,10 +573,7 @@ _HOLD_IN_EACH_PART = {
 def batch_rows() -> int:
     """The most rows one validation of several months may hold: $CPROF_GX_BATCH_ROWS, else
     DEFAULT_BATCH_ROWS; 0 validates one month at a time."""
-    value = os.environ.get(BATCH_ENV) or str(DEFAULT_BATCH_ROWS)
-    if not value.isdigit():
-        raise ValueError(f"{BATCH_ENV} is a number of rows (0: one month at a time), got {value!r}")
-    return int(value)
+    return BATCH_ROWS.get()
 
 
 def batch_minimum_rows(source: str) -> int | None:
@@ -613,6 +614,7 @@ def plan_batches(months: list[str], rows: dict[str, int], budget: int, minimum: 
 
 
 WORKERS_ENV = "CPROF_GX_WORKERS"
+WORKERS = setting(WORKERS_ENV, whole(1), "a whole number of processes, 1 or more", 1)
 # Rows at the workers at a time: the run's process keeps each frame until its worker is done (to validate a failure
 # again), so a month of order lines at 100 million lines (2.7 million rows, over a gigabyte as pandas at the 456
 # bytes a row measured at 10 million) is validated in the run's process instead, one frame in memory as before.
@@ -630,10 +632,7 @@ def gx_workers() -> int:
     process). Measured at 10 million lines on this 2-core machine, two workers made the input checks no faster
     (48.2 s against 46.6 s with one) and raised the build's peak memory from 2.6 to 3.7 GB: a worker costs about
     a fifth more CPU than validating here (its fork and the pages it copies on write). More cores may differ."""
-    value = os.environ.get(WORKERS_ENV) or "1"
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{WORKERS_ENV} is a number of processes (1 or more), got {value!r}")
-    return int(value)
+    return WORKERS.get()
 
 
 def _worker_started(parent: int) -> None:

@@ -13,7 +13,6 @@ GX is imported lazily (it takes seconds); this module only describes the suites 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +20,7 @@ from typing import Any
 
 from pipelines.landing.inventory import month_start
 from pipelines.landing.sources import BY_NAME
+from pipelines.lib.settings import setting, whole
 
 # Plausible bounds; anything outside is a data error to look at, not a fact to cost.
 MAX_HANDLING_MINUTES = 8 * 60
@@ -35,13 +35,13 @@ Rule = tuple[str, dict[str, Any]]  # (GX expectation class name, its keyword arg
 # history) only when it is dated within this many months of the start; later, it is an unknown order line.
 RETURN_WINDOW_ENV = "CPROF_RETURN_WINDOW_MONTHS"
 DEFAULT_RETURN_WINDOW_MONTHS = 3
+RETURN_WINDOW = setting(
+    RETURN_WINDOW_ENV, whole(), "a whole number of months (0 or more)", DEFAULT_RETURN_WINDOW_MONTHS
+)
 
 
 def return_window_months() -> int:
-    value = os.environ.get(RETURN_WINDOW_ENV) or str(DEFAULT_RETURN_WINDOW_MONTHS)
-    if not value.isdigit():
-        raise ValueError(f"{RETURN_WINDOW_ENV} is a whole number of months, got {value!r}")
-    return int(value)
+    return RETURN_WINDOW.get()
 
 
 @dataclass(frozen=True)

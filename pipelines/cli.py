@@ -1,6 +1,7 @@
 """``cprof``: generate sample data and run the customer-profitability pipeline.
 
-Exit codes: 0 success, 1 a pipeline step or an input failed (the message names which), 2 bad arguments.
+Exit codes: 0 success, 1 a pipeline step or an input failed (the message names which), 2 bad arguments or a bad
+setting (a ``CPROF_`` variable; the message names it).
 """
 
 from __future__ import annotations
@@ -214,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[ENGINE_ENV] = args.engine
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
+    from pipelines.lib.settings import SettingError, check_settings
+
+    if args.command != "generate":
+        try:  # every CPROF_ setting, before anything runs (or is imported): a bad one is one line
+            check_settings()
+        except SettingError as exc:
+            print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
+            return 2
     from data_checks.structure import LandingError
     from pipelines.defs.dbt import DbtProjectError
     from pipelines.lib.lock import DataDirLocked

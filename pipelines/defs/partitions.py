@@ -13,7 +13,6 @@ archive) ends at its newest month, or at ``CPROF_LAST_MONTH`` when that is set. 
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from datetime import date
@@ -23,14 +22,16 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
 from pipelines.engines.sql import ident
-from pipelines.landing.inventory import FIRST_MONTH_ENV, months_in_landing
+from pipelines.landing.inventory import FIRST_MONTH, months_in_landing
 from pipelines.lib.config import paths
+from pipelines.lib.settings import MONTH, month, setting
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
 DEFAULT_FIRST_MONTH = "2020-01"
 LAST_MONTH_ENV = "CPROF_LAST_MONTH"
+LAST_MONTH = setting(LAST_MONTH_ENV, month, MONTH)
 
 
 def partition_months(
@@ -51,8 +52,8 @@ def _monthly_partitions() -> MonthlyPartitionsDefinition:
     first, last = partition_months(
         months_in_landing(paths().landing),
         date.today(),
-        os.environ.get(FIRST_MONTH_ENV) or None,
-        os.environ.get(LAST_MONTH_ENV) or None,
+        FIRST_MONTH.get(),
+        LAST_MONTH.get(),
     )
     if last is None:
         return MonthlyPartitionsDefinition(start_date=partition_key(first), end_offset=0)

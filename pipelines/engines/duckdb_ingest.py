@@ -622,7 +622,9 @@ def validation_frames(
     for index, month in enumerate(months):
         name = f"period_{index}"
         branch = PERIOD_PARAMETER.sub(f"${name}", sql)
-        branches.append(f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})")
+        branches.append(
+            f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})"
+        )
         parameters[name] = month_start(month)
         parameters[f"month_{index}"] = month
     return _frame(con, " union all ".join(branches), parameters)

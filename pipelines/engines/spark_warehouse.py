@@ -22,7 +22,6 @@ as Parquet files DuckDB reads. Landing files are loaded by ``pipelines/engines/s
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -39,6 +38,7 @@ import pandas as pd
 
 from pipelines.engines.base import Column, Filter, LoadResult, PeriodWindow, Warehouse
 from pipelines.engines.sql import ident, literal, spark_qualified
+from pipelines.lib.settings import host_port, jvm_memory, setting, text
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 MASTER_ENV = "CPROF_SPARK_MASTER"
 THRIFT_ENV = "CPROF_SPARK_THRIFT"
 DRIVER_MEMORY_ENV = "CPROF_SPARK_DRIVER_MEMORY"
+MASTER = setting(MASTER_ENV, text, "a Spark master URL (local[2], spark://host:7077)")
+THRIFT = setting(THRIFT_ENV, host_port, "host:port of a Spark Thrift server")
+DRIVER_MEMORY = setting(DRIVER_MEMORY_ENV, jvm_memory, "a JVM memory size (2g, 512m)", "2g")
 # What dbt's spark_thrift target reads (dbt_project/profiles.yml): where the Thrift server listens.
 THRIFT_HOST_ENV = "CPROF_SPARK_THRIFT_HOST"
 THRIFT_PORT_ENV = "CPROF_SPARK_THRIFT_PORT"
@@ -109,9 +112,9 @@ class SparkRuntime:
         driver_memory: str | None = None,
     ):
         self.paths = paths
-        self.master = master or os.environ.get(MASTER_ENV) or LOCAL_MASTER
-        self.thrift = thrift or os.environ.get(THRIFT_ENV) or None
-        self.driver_memory = driver_memory or os.environ.get(DRIVER_MEMORY_ENV) or "2g"
+        self.master = master or MASTER.get() or LOCAL_MASTER
+        self.thrift = thrift or THRIFT.get()
+        self.driver_memory = driver_memory or DRIVER_MEMORY.get()
         self.home = paths.data_dir / SPARK_DIR
         self.seconds: dict[str, float] = {}  # how long Spark and its Thrift server took to start
         self._spark: SparkSession | None = None

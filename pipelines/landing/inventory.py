@@ -5,7 +5,6 @@ engines (pipelines/engines/) load what this finds."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from data_checks.structure import LandingError
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS, Source
+from pipelines.lib.settings import MONTH, month, setting
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -131,14 +131,14 @@ def months_in_landing(landing: Path) -> list[str]:
 # return of a line ordered before it is a pre-history return (data_checks/suites.py). Default: the first month in
 # the landing zone. Moving it earlier and loading the older months is a backward backfill.
 FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
+FIRST_MONTH = setting(FIRST_MONTH_ENV, month, MONTH)
 
 
 def history_start(landing: Path) -> str | None:
     """The start of history: ``$CPROF_FIRST_MONTH`` when set, else the first month in the landing zone (None
     without one)."""
-    declared = os.environ.get(FIRST_MONTH_ENV)
+    declared = FIRST_MONTH.get()
     if declared:
-        month_start(declared)  # YYYY-MM, or a ValueError saying so
         return declared
     months = months_in_landing(landing)
     return months[0] if months else None
