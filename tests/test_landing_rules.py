@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,11 +21,12 @@ from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context,
 from pipelines.defs.assets.ingest import ingest_assets
 from pipelines.defs.automation import landing_sensor, refresh_requests
 from pipelines.defs.resources import DataDir, resources_for
-from pipelines.engines.duckdb_ingest import LandingError, load
+from pipelines.engines.duckdb_ingest import LandingError, load, promote
 from pipelines.engines.sql import literal
-from pipelines.landing.inventory import landing_inventory, months_in_landing
+from pipelines.landing.inventory import file_sha256, landing_inventory, months_in_landing, take_inventory
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from tests.test_data_checks import _copy, publication_fingerprint
 
 MONTH = "2024-02"
@@ -275,3 +277,158 @@ def test_a_run_launched_in_dagster_fails_on_a_misnamed_file_in_its_folder(data_p
     assert failure.step_key == "landed__returns"
     assert f"{bad}: '2024-1' is not a month" in failure.step_failure_data.error.cause.message
     assert visits is not None and visits.asset_materialization.metadata["ignored"].value == [str(lock)]
+
+
+# --- whole files -------------------------------------------------------------------------------------
+
+# A writer in its own process, as an export is: appends ``rest`` to ``path`` in small pieces, starting once the
+# process ``pid`` has the file open (a load reading it) or at once when pid is 0; exits 3 if that never happens.
+WRITER = """
+import os, sys, time
+path, rest, pid, pause = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3]), float(sys.argv[4])
+deadline = time.monotonic() + 60
+def reading():
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(f"{fds}/{fd}") == path:
+                return True
+        except OSError:
+            pass
+    return False
+while pid and not reading():
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.0005)
+with open(path, "ab") as handle:
+    for start in range(0, len(rest), max(1, len(rest) // 40)):
+        handle.write(rest[start : start + max(1, len(rest) // 40)])
+        handle.flush()
+        time.sleep(pause)
+"""
+
+
+def _writer(path: Path, rest: bytes, tmp_path: Path, pid: int = 0, pause: float = 0.005) -> subprocess.Popen:
+    pending = tmp_path / "rest.bin"
+    pending.write_bytes(rest)
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(pending), str(pid), str(pause)])
+
+
+def _half_written(path: Path, copies: int = 1) -> bytes:
+    """Leave the first half of the file (its data lines repeated ``copies`` times) at ``path``; return the rest."""
+    header, *rows = path.read_text().splitlines(keepends=True)
+    rows = rows * copies
+    path.write_text(header + "".join(rows[: len(rows) // 2]))
+    return "".join(rows[len(rows) // 2 :]).encode()
+
+
+def test_a_file_that_grows_while_it_is_loaded_fails_naming_it_and_loads_nothing(
+    con, data_paths: Paths, tmp_path: Path
+):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    rest = _half_written(path, copies=300)  # about 80,000 lines: the load reads for a while
+    inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=0)
+    before = _landed(con, "order_lines")
+    writer = _writer(path, rest, tmp_path, pid=os.getpid())
+    try:
+        with pytest.raises(LandingError) as caught:
+            load(con, data_paths.landing, "order_lines", MONTH, expected=inventory["order_lines", MONTH])
+    finally:
+        assert writer.wait(timeout=60) == 0, "the writer never saw the load open the file"
+    message = str(caught.value)
+    assert message.startswith(f"{path}: changed since the run took its inventory"), message
+    assert "rename it into place" in message
+    assert _landed(con, "order_lines") == before  # nothing of it reached landed
+
+
+def test_the_inventory_waits_for_recent_files_and_names_one_still_being_written(data_paths: Paths, tmp_path):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    rest = _half_written(path, copies=4)
+    writer = _writer(path, rest, tmp_path, pause=0.1)  # 40 pieces, one every 0.1 s
+    try:
+        with pytest.raises(
+            LandingError, match=r"still being written: it went from [\d,]+ to [\d,]+ bytes within 1s"
+        ):
+            take_inventory({("order_lines", MONTH): path}, quiet_seconds=1)
+    finally:
+        writer.wait(timeout=60)
+    started = time.monotonic()
+    path.touch()  # complete now, and just modified: watched for a second, then taken
+    inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=1)
+    assert time.monotonic() - started >= 0.9
+    assert inventory["order_lines", MONTH].sha256 == file_sha256(path)
+
+
+def test_a_month_cut_short_against_its_promoted_load_fails_unless_confirmed(
+    con, data_paths: Paths, monkeypatch
+):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    full = load(con, data_paths.landing, "order_lines", MONTH).rows
+    promote(con, "order_lines", MONTH)
+    header, *rows = path.read_text().splitlines(keepends=True)
+    path.write_text(header + "".join(rows[: int(full * 0.4)]))  # 60 % of the lines gone
+    before = _landed(con, "order_lines")
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path}: {int(full * 0.4):,} rows where its previous load, validated and promoted, had"
+    ), message
+    assert f"--accept-row-drop {MONTH}:order_lines" in message and "CPROF_MAX_ROW_DROP=0.5" in message
+    assert _landed(con, "order_lines") == before
+    monkeypatch.setenv("CPROF_MAX_ROW_DROP", "0.7")  # a fall within the limit loads
+    assert load(con, data_paths.landing, "order_lines", MONTH).rows == int(full * 0.4)
+    monkeypatch.delenv("CPROF_MAX_ROW_DROP")
+    assert load(con, data_paths.landing, "order_lines", MONTH, accept_row_drop=True).rows == int(full * 0.4)
+
+
+def _cprof(paths: Paths, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--progress", "steps", *args],
+        env={**os.environ, "CPROF_DATA_DIR": str(paths.data_dir), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_run_never_publishes_a_half_written_month(published_sample: Paths, tmp_path: Path):
+    """The issue's case: December's file half written when the run reads it. Being written, it fails the run's
+    inventory; stopped half way, it fails its load against the month's previous load, until confirmed."""
+    paths = _copy(published_sample, tmp_path / "data")
+    before = publication_fingerprint(paths.published)
+    path = paths.landing / "order_lines" / "2024-03.csv"
+    header, *rows = path.read_text().splitlines(keepends=True)
+    rest = _half_written(path)
+    writer = _writer(path, rest, tmp_path, pause=0.5)  # 20 s of writing
+    try:
+        done = _cprof(paths, "--from", "2024-03", "--to", "2024-03")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert done.returncode == 1
+    assert f"{path}: still being written" in done.stderr, done.stderr
+    assert publication_fingerprint(paths.published) == before
+
+    kept = int(len(rows) * 0.4)
+    path.write_text(header + "".join(rows[:kept]))  # the writer stopped with 40 % of the month written
+    done = _cprof(paths, "--from", "2024-03", "--to", "2024-03")
+    assert done.returncode == 1
+    assert (
+        f"{path}: {kept:,} rows where its previous load, validated and promoted, had {len(rows):,}"
+        in done.stderr
+    )
+    assert publication_fingerprint(paths.published) == before
+
+    done = _cprof(paths, "--from", "2024-03", "--to", "2024-03", "--accept-row-drop", "2024-03:order_lines")
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as published:
+        revenue = published.execute(
+            "select sum(gross_revenue) from marts.customer_profitability where period = date '2024-03-01'"
+        ).fetchone()[0]
+        landed = published.execute(
+            "select sum(cast(quantity as integer) * cast(unit_price as decimal(18, 2))) "
+            f"from read_csv({literal(path)}, header = true, all_varchar = true)"
+        ).fetchone()[0]
+    assert revenue == landed  # what the confirmed file holds, and nothing else

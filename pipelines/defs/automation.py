@@ -56,7 +56,7 @@ from pipelines.defs.partitions import (
     shift_month,
 )
 from pipelines.defs.resources import DataDir
-from pipelines.landing.inventory import FIRST_MONTH_ENV, file_sha256, history_start, landing_inventory
+from pipelines.landing.inventory import FIRST_MONTH_ENV, history_start, is_unchanged, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 from pipelines.lib.settings import number, setting
 
@@ -171,11 +171,9 @@ def _recorded(
 def _changed(recorded: dict | None, found: tuple[str, int, int]) -> bool:
     """Whether the landing file ``found`` differs from the one recorded: size and modification time first,
     then, when one of them differs, its SHA-256 (a copy with new times is the same file)."""
-    if recorded is None:
-        return True
-    if (recorded.get("bytes"), recorded.get("mtime_ns")) == found[1:]:
-        return False
-    return recorded.get("sha256") is None or file_sha256(Path(found[0])) != recorded["sha256"]
+    return recorded is None or not is_unchanged(
+        Path(found[0]), recorded.get("bytes"), recorded.get("mtime_ns"), recorded.get("sha256")
+    )
 
 
 def _run_months(tags: dict[str, str]) -> tuple[str, str] | None:

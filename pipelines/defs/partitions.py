@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from dagster import BackfillPolicy, MonthlyPartitionsDefinition
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
 from pipelines.engines.sql import ident
@@ -87,6 +91,22 @@ def range_tags(first: str, last: str) -> dict[str, str]:
         ASSET_PARTITION_RANGE_START_TAG: partition_key(first),
         ASSET_PARTITION_RANGE_END_TAG: partition_key(last),
     }
+
+
+def months_of_run(tags: dict[str, str]) -> list[str]:
+    """The months (YYYY-MM, in order) a run covers, from its tags (a partition or a partition range), for a step
+    whose own asset is not partitioned; [] for a run of no partition."""
+    if PARTITION_NAME_TAG in tags:
+        return [month_of_key(tags[PARTITION_NAME_TAG])]
+    if ASSET_PARTITION_RANGE_START_TAG not in tags:
+        return []
+    month = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
+    last = date.fromisoformat(tags[ASSET_PARTITION_RANGE_END_TAG])
+    months = []
+    while month <= last:
+        months.append(f"{month:%Y-%m}")
+        month = shift_month(month, 1)
+    return months
 
 
 def run_months(context) -> list[str]:

@@ -20,6 +20,7 @@ from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import Column, LoadResult, PeriodWindow, Warehouse, where_sql
 from pipelines.engines.duckdb_tables import replace_rows, table_ddl
 from pipelines.engines.sql import ident, literal, qualified
+from pipelines.landing.inventory import FileStamp
 
 SCRATCH = "scratch"  # frames staged here, one at a time, before they replace a table's periods
 
@@ -128,8 +129,18 @@ class DuckDBWarehouse(Warehouse):
             self.con.execute(f"drop table if exists {staged}")
 
     # -- ingest
-    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
-        return duckdb_ingest.load(self.con, landing, source, month, reuse_unchanged)
+    def load(
+        self,
+        landing: Path,
+        source: str,
+        month: str | None,
+        reuse_unchanged: bool,
+        expected: FileStamp | None = None,
+        accept_row_drop: bool = False,
+    ) -> LoadResult:
+        return duckdb_ingest.load(
+            self.con, landing, source, month, reuse_unchanged, expected, accept_row_drop
+        )
 
     def validation_frame(
         self, source: str, month: str | None, history_start: str | None = None

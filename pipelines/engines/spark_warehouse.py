@@ -38,6 +38,7 @@ import pandas as pd
 
 from pipelines.engines.base import Column, Filter, LoadResult, PeriodWindow, Warehouse
 from pipelines.engines.sql import ident, literal, spark_qualified
+from pipelines.landing.inventory import FileStamp
 from pipelines.lib.settings import host_port, jvm_memory, setting, text
 
 if TYPE_CHECKING:
@@ -484,10 +485,26 @@ class SparkWarehouse(Warehouse):
         self.spark.sql(f"alter table {target} drop if exists {specs}")
 
     # -- ingest (pipelines/engines/spark_ingest.py)
-    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
+    def load(
+        self,
+        landing: Path,
+        source: str,
+        month: str | None,
+        reuse_unchanged: bool,
+        expected: FileStamp | None = None,
+        accept_row_drop: bool = False,
+    ) -> LoadResult:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.load(self.spark, landing, source, month, reuse_unchanged)
+        return spark_ingest.load(
+            self.spark,
+            landing,
+            source,
+            month,
+            reuse_unchanged,
+            expected=expected,
+            accept_row_drop=accept_row_drop,
+        )
 
     def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:
         from pipelines.engines import spark_ingest
