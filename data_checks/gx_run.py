@@ -22,7 +22,7 @@ import re
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from glob import escape as glob_escape
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -46,13 +46,50 @@ class Failure:
     unexpected_count: int | None
     samples: list[Any]
     observed: Any = None
+    # Each sample's row, by the values of the source's key columns (GX's unexpected_index_list), and where the
+    # file holds it ("line 6", "lines 2, 3", "row 4"; "" when not found): the same order as ``samples``.
+    keys: list[tuple] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+
+    def examples(self) -> str:
+        """The sample values, each with its place in the file when known: ``C777777 at line 6``."""
+        places = self.where + [""] * (len(self.samples) - len(self.where))
+        shown = [
+            f"{value} at {place}" if place else str(value)
+            for value, place in list(zip(self.samples, places, strict=True))[:SAMPLE_SIZE]
+        ]
+        # the rows of a repeated key are one sample, with all its lines; values without a place stay each
+        return ", ".join(dict.fromkeys(shown) if all(places) else shown)
 
     def describe(self) -> str:
         subject = f" on {self.column}" if self.column else ""
         if self.unexpected_count is not None:
-            shown = ", ".join(str(v) for v in self.samples[:SAMPLE_SIZE])
-            return f"{self.expectation}{subject}: {self.unexpected_count} unexpected (e.g. {shown})"
+            return f"{self.expectation}{subject}: {self.unexpected_count} unexpected (e.g. {self.examples()})"
         return f"{self.expectation}{subject}: observed {self.observed}"
+
+
+def with_places(failures: list[Failure], source: str, file: str) -> list[Failure]:
+    """The failures with the file's line (CSV) or row (Parquet) of each sample, read from the file once."""
+    from data_checks.positions import row_positions
+
+    keys = [key for failure in failures for key in failure.keys]
+    if not keys:
+        return failures
+    try:
+        found = row_positions(Path(file), source, keys)
+    except Exception:  # noqa: BLE001 - a place is an aid to the message: without it, the message stands
+        return failures
+    placed = []
+    for failure in failures:
+        where = []
+        for key in failure.keys:
+            places = found.get(key, [])
+            if len(places) > 1:  # a repeated key: every line (row) it is on
+                where.append(f"{places[0].split()[0]}s " + ", ".join(p.split()[1] for p in places))
+            else:
+                where.append(places[0] if places else "")
+        placed.append(replace(failure, where=where))
+    return placed
 
 
 @dataclass(frozen=True)
@@ -191,7 +228,12 @@ class LandingValidator:
             result_format = (
                 {"result_format": "BOOLEAN_ONLY"}
                 if quick
-                else {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+                else {
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                    # each sample's row by its key, to name its line in the file (with_places)
+                    "unexpected_index_column_names": list(BY_NAME[source].key),
+                }
             )
             self._checkpoints[key] = context.checkpoints.add(
                 gx.Checkpoint(
@@ -261,7 +303,7 @@ class LandingValidator:
             rows = {row[0]: int(row[1]) for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
             frame = frame.drop(PARTITION_COLUMN)
         batch = f"{months[0]}..{months[-1]}"
-        _, together = self._run(source, batch, frame, ", ".join(files[m] for m in months))
+        _, together = self._run(source, batch, frame, ", ".join(files[m] for m in months), locate=False)
         del frame
         for month in months:
             if together.success and rows.get(month, 0) >= minimum:
@@ -380,8 +422,12 @@ class LandingValidator:
         if not self.defer_docs or outcome.failures:  # the page of a failure is wanted now
             self.build_docs()
 
-    def _run(self, source: str, month: str | None, frame: Any, file: str) -> tuple[Any, Outcome]:
-        """Validate one partition: GX's identifier of the result, and the outcome (nothing recorded)."""
+    def _run(
+        self, source: str, month: str | None, frame: Any, file: str, locate: bool = True
+    ) -> tuple[Any, Outcome]:
+        """Validate one partition: GX's identifier of the result, and the outcome (nothing recorded). With
+        ``locate``, a failure's samples are given their lines in ``file`` (a batch's failures are not: each of
+        its months is validated again alone)."""
         from great_expectations.core.run_identifier import RunIdentifier
 
         spark = not isinstance(frame, pd.DataFrame)
@@ -411,7 +457,9 @@ class LandingValidator:
                 engine.batch_manager.reset_batch_cache()
                 engine.batch_manager.batch_data_cache.clear()
         identifier, validation = next(iter(result.run_results.items()))
-        failures = [_failure(r) for r in validation.results if not r.success]
+        failures = [_failure(r, BY_NAME[source].key) for r in validation.results if not r.success]
+        if failures and locate:
+            failures = with_places(failures, source, file)
         return identifier, Outcome(
             source, month, file, rows, len(validation.results), failures, self.docs_index
         )
@@ -648,7 +696,7 @@ def _validate_in_worker(
     """In a worker forked with the frame in memory (nothing is copied to it): validate, send the outcome."""
     _worker_started(parent)
     try:
-        send.send(validator._run(source, month, frame, file)[1])
+        send.send(validator._run(source, month, frame, file, locate=False)[1])  # a failure is validated again
     finally:
         send.close()
 
@@ -664,7 +712,7 @@ def validator_for(root: Path, defer_docs: bool = False) -> LandingValidator:
     return _VALIDATORS[key]
 
 
-def _failure(result) -> Failure:
+def _failure(result, key: tuple[str, ...]) -> Failure:
     config = result.expectation_config
     details = result.result or {}
     column = config.kwargs.get("column") or config.kwargs.get("column_list")
@@ -677,12 +725,15 @@ def _failure(result) -> Failure:
             observed=result.exception_info.get("exception_message"),
         )
     samples = details.get("partial_unexpected_list") or []
+    rows = details.get("partial_unexpected_index_list") or []
+    keys = [tuple(_plain(row.get(name)) for name in key) for row in rows if isinstance(row, dict)]
     return Failure(
         expectation=config.type,
         column=str(column) if column else None,
         unexpected_count=details.get("unexpected_count"),
         samples=[_plain(value) for value in samples],
         observed=details.get("observed_value"),
+        keys=keys if len(keys) == len(samples) else [],
     )
 
 

@@ -236,6 +236,26 @@ PREHISTORY_SQL = """
         this_month.return_date < history.start + to_months(cast($return_window as integer))
     )
 """
+# What a returns file says of the returned line (its optional columns) must be what the order line in raw says,
+# when raw has it: the credit and the restocked cost are taken from the line (dbt's int_returns_joined_to_order_lines),
+# so a contradiction would be silently overruled. Each column is compared only where the file gives it.
+_LINE_FACTS = (
+    ("order_date", "this_month.order_date", "lines.order_date", "strftime({}, '%Y-%m-%d')"),
+    ("customer_id", "this_month.customer_id", "lines.customer_id", "{}"),
+    ("unit_price", "this_month.unit_price", "lines.unit_price", "cast({} as varchar)"),
+    ("unit_cost", "this_month.unit_cost", "products.unit_cost", "cast({} as varchar)"),
+)
+_CONTRADICTS_ORDER_LINE = (
+    "case when lines.order_id is not null and ("
+    + " or ".join(f"{given} <> {known}" for _, given, known, _ in _LINE_FACTS)
+    + ") then this_month.order_id || ' line ' || cast(this_month.line_no as varchar) || ': ' || concat_ws('; ', "
+    + ", ".join(
+        f"case when {given} <> {known} then '{name} ' || {text.format(given)} || ' where the order line has ' "
+        f"|| {text.format(known)} end"
+        for name, given, known, text in _LINE_FACTS
+    )
+    + ") end as _contradicts_order_line"
+)
 _suite(
     "returns",
     f"""
@@ -272,11 +292,13 @@ _suite(
             then strftime(this_month.return_date, '%Y-%m-%d') || ' before order date '
                 || strftime(coalesce(lines.order_date, this_month.order_date), '%Y-%m-%d')
         end as _returned_before_ordered,
+        {_CONTRADICTS_ORDER_LINE},
         {_outside_month("this_month.return_date", "return_date")}
     from this_month
     cross join history
     left join raw.order_lines as lines
         on this_month.order_id = lines.order_id and this_month.line_no = lines.line_no
+    left join raw.products as products on lines.product_id = products.product_id
     left join raw.customers as customers on this_month.customer_id = customers.customer_id
     left join returned_now
         on this_month.order_id = returned_now.order_id and this_month.line_no = returned_now.line_no
@@ -291,6 +313,7 @@ _suite(
                 "_unknown_customer_id",
                 "_returned_more_than_ordered",
                 "_returned_before_ordered",
+                "_contradicts_order_line",
                 "_return_date_outside_month",
             ],
         ),
@@ -303,12 +326,14 @@ _suite(
         _null("_unknown_customer_id"),
         _null("_returned_more_than_ordered"),
         _null("_returned_before_ordered"),
+        _null("_contradicts_order_line"),
         _null("_return_date_outside_month"),
     ],
     "Returns of the month: unique return_id, each of a known order line or of one ordered before the start of "
     "history (a pre-history return: by its order_date, or undated within the return window of the start), "
     "whose customer, when given, is known; never more than was ordered (over all months), not before the order, "
-    "return_date inside the file's month.",
+    "the line's order date, customer, unit price and unit cost, when the file gives them, those of the order line "
+    "in raw (when raw has it); return_date inside the file's month.",
 )
 
 

@@ -344,9 +344,9 @@ def test_a_planted_violation_fails_the_spark_suite_with_duckdbs_messages(
     assert not on_spark.success
     assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
     described = "\n".join(f.describe() for f in on_spark.failures)
-    assert "_unknown_customer_id: 1 unexpected (e.g. C999999)" in described
-    assert "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14)" in described
-    assert "expect_column_values_to_be_between on quantity: 1 unexpected (e.g. -4)" in described
+    assert "_unknown_customer_id: 1 unexpected (e.g. C999999 at line 3)" in described
+    assert "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14 at line 6)" in described
+    assert "expect_column_values_to_be_between on quantity: 1 unexpected (e.g. -4 at line 8)" in described
     assert on_spark.message().splitlines()[0] == on_duckdb.message().splitlines()[0]
 
 

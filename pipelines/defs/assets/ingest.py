@@ -230,7 +230,7 @@ def _suite_check(source: Source):
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
             f"| {f.unexpected_count if f.unexpected_count is not None else ''} "
-            f"| {', '.join(str(v) for v in f.samples)} |"
+            f"| {f.examples()} |"
             for month, outcome in failures
             for f in outcome.failures
         )
