@@ -349,6 +349,7 @@ def _run_locked(
     from pipelines.definitions import build_definitions
     from pipelines.defs.assets.transform import dbt_models
 
+    open_runtime(paths).check_writable()  # a reader holding the warehouse: one line, before the run starts
     instance = dagster_instance(paths)
     fail_dead_runs(instance, say=progress)
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their

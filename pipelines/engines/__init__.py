@@ -61,6 +61,11 @@ class Runtime(Protocol):
 
     def close(self) -> None: ...
 
+    def check_writable(self) -> None:
+        """Raise WarehouseInUse (pipelines/lib/lock.py), one line naming the process, when another process holds
+        the working warehouse's files open so that a run could not write them."""
+        ...
+
     # The run's bookkeeping, read and written outside a session (before a run, and after its publication swap).
     def dirty_months(self) -> list[str] | None:
         """Months promoted to ``raw`` by a run that did not publish them (None: unknown, a writer holds it)."""

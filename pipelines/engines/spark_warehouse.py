@@ -244,6 +244,16 @@ class SparkRuntime:
             self._spark.stop()
             self._spark = None
 
+    def check_writable(self) -> None:
+        """The control file is a DuckDB file: a process holding it open keeps a run out (Spark's own metastore
+        says for itself when another Spark holds it)."""
+        from pipelines.engines.duckdb_warehouse import open_for_writing
+        from pipelines.engines.spark_ingest import control_path
+
+        control = control_path(self.paths)
+        if control.exists():
+            open_for_writing(control, {}).close()
+
     # -- the run's bookkeeping (pipelines/engines/spark_ingest.py)
     def dirty_months(self) -> list[str] | None:
         from pipelines.engines import spark_ingest
