@@ -199,6 +199,18 @@ def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
     return lines
 
 
+def _notes(result: ExecuteInProcessResult) -> list[str]:
+    """What the assets said a person must know of what they computed (their ``notes`` metadata: a survey question
+    left out of months' weights for want of answers, a month not derived)."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        said = materialization.metadata.get("notes")
+        for note in said.value if said is not None else []:
+            lines.append(f"note: {materialization.asset_key.to_user_string()}: {note}")
+    return lines
+
+
 class _ByThread(io.TextIOBase):
     """stdout for the length of a run: what the run's own thread prints (dagster-dbt echoes dbt's log there) goes
     to the log file, what other threads print (the progress lines) to the console."""
@@ -426,6 +438,8 @@ def _run_locked(
         )
     for warning in (c for c in checks if not c.passed and c.severity == AssetCheckSeverity.WARN):
         progress(f"warning: {warning.asset_key.to_user_string()} {warning.check_name}: {warning.description}")
+    for line in _notes(result):
+        progress(line)
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]
     if AssetKey(["published", "marts"]) not in materialized:
         raise PipelineError(
