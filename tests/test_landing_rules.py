@@ -375,7 +375,7 @@ def test_a_month_cut_short_against_its_promoted_load_fails_unless_confirmed(
     assert message.startswith(
         f"{path}: {int(full * 0.4):,} rows where its previous load, validated and promoted, had"
     ), message
-    assert f"--accept-row-drop {MONTH}:order_lines" in message and "CPROF_MAX_ROW_DROP=0.5" in message
+    assert f"--accept-row-drop {MONTH}:order_lines" in message and "CPROF_MAX_ROW_DROP=0.3" in message
     assert _landed(con, "order_lines") == before
     monkeypatch.setenv("CPROF_MAX_ROW_DROP", "0.7")  # a fall within the limit loads
     assert load(con, data_paths.landing, "order_lines", MONTH).rows == int(full * 0.4)

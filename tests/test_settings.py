@@ -61,6 +61,10 @@ BAD = [
     ("CPROF_SPARK_THRIFT", "localhost", "host:port"),
     ("CPROF_SPARK_DRIVER_MEMORY", "2 gigs", "a JVM memory size"),
     ("CPROF_NOTIFY_COMMAND", 'page "on call', "a command line"),
+    ("CPROF_MAX_ROW_DROP", "50%", "a fraction between 0 and 1"),
+    ("CPROF_MAX_ROW_DROP", "1.5", "a fraction between 0 and 1"),
+    ("CPROF_LANDING_QUIET_SECONDS", "-1", "a number of seconds"),
+    ("CPROF_ALLOW_EXTERNAL_LINKS", "maybe", "1 or 0"),
 ]
 
 

@@ -270,8 +270,9 @@ def verify_unchanged(expected: FileStamp) -> None:
 MAX_ROW_DROP = setting(
     "CPROF_MAX_ROW_DROP",
     number(0, 1),
-    "a fraction between 0 and 1 (0.5: a reload of a month with over half its rows gone fails; 1: never)",
-    0.5,
+    "a fraction between 0 and 1 (0.3: a reload of a month with over 30% of its rows gone fails; 1: never)",
+    # 0.3: the December, 3,000 lines of 5,390 (44 % fewer), fails; a correction of a few lines passes
+    0.3,
 )
 ACCEPT_ROW_DROP_TAG = "cprof/accept_row_drop"  # run tag: MONTH:SOURCE or MONTH, comma-separated
 
