@@ -76,17 +76,14 @@ def _nested_kind(kind: str) -> str | None:
 def check_scalar_columns(path: Path, source: Source, stored: dict[str, str]) -> None:
     """Every column the spec declares (all of them plain values) is stored as a plain value in the Parquet file:
     a struct, list or map column is refused naming it, rather than loaded as the text of the structure."""
-    nested = {
-        name: (kind, _nested_kind(kind))
-        for name, kind in stored.items()
-        if name in source.table_columns and _nested_kind(kind)
-    }
+    nested = {name: _nested_kind(kind) for name, kind in stored.items() if name in source.table_columns}
+    nested = {name: what for name, what in nested.items() if what}
     if nested:
         raise LandingError(
             path,
             "; ".join(
-                f"column {name} is a {what} ({kind}) where the spec declares {source.table_columns[name]}"
-                for name, (kind, what) in nested.items()
+                f"column {name} is a {what} where the spec declares {source.table_columns[name]}"
+                for name, what in nested.items()
             )
             + ": landing files hold plain values (rule: one value of the declared type per column); export "
             "the column flat",

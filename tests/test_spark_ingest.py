@@ -27,6 +27,7 @@ from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.sql import literal, qualified, spark_literal
+from pipelines.landing.inventory import take_inventory
 from pipelines.landing.sources import BY_NAME as SOURCES_BY_NAME
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.lib.config import Paths
@@ -272,6 +273,25 @@ BAD = {  # case: (source, damage)
         lambda p: p.write_text("\n".join(",".join(r.split(",")[:-1]) for r in _lines(p))),
     ),
     "missing file": ("order_lines", lambda p: p.unlink()),
+    "a nested Parquet column": (
+        "order_lines",
+        lambda p: _to_parquet(p, "select * replace ({{'id': customer_id}} as customer_id) from {csv}"),
+    ),
+    "a zero-byte Parquet file": (
+        "order_lines",
+        lambda p: (p.unlink(), p.with_suffix(".parquet").write_bytes(b"")),
+    ),
+    "an unterminated quote": (
+        "order_lines",
+        lambda p: p.write_text(p.read_text().replace(",web\n", ',"web\n', 1)),
+    ),
+    "a line with too few fields": (
+        "order_lines",
+        lambda p: p.write_text(
+            "\n".join(r if i != 3 else ",".join(r.split(",")[:6]) for i, r in enumerate(_lines(p)))
+        ),
+    ),
+    "a link out of the data directory": ("order_lines", lambda p: (p.unlink(), p.symlink_to("/etc/passwd"))),
 }
 
 
@@ -297,7 +317,7 @@ def test_a_bad_file_fails_on_spark_with_duckdbs_message_and_changes_nothing(
 def test_a_malformed_csv_row_fails_naming_its_line(
     both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
 ):
-    """DuckDB's reader words its own message; Spark's names the same file and line."""
+    """Both engines read a file their reader refused again with Python's csv module: the same words."""
     path = _landing_copy(spark_paths, tmp_path, "order_lines")
     landing = path.parents[1]
     lines = _lines(path)
@@ -307,15 +327,56 @@ def test_a_malformed_csv_row_fails_naming_its_line(
         duckdb_ingest.load(con, landing, "order_lines", MONTH)
     with pytest.raises(LandingError) as on_spark:
         spark_ingest.load(spark, landing, "order_lines", MONTH)
-    assert str(on_duckdb.value).startswith(f"{path}: does not parse: line 4"), on_duckdb.value
-    assert str(on_spark.value).startswith(f"{path}: does not parse: line 4: expected 10 columns, found 6"), (
-        on_spark.value
-    )
+    assert str(on_spark.value) == str(on_duckdb.value)
+    assert str(on_spark.value).startswith(
+        f"{path}: does not parse: line 4: expected 10 fields (the header's), found 6"
+    ), on_spark.value
 
     path.write_bytes(path.read_bytes().replace(b"standard", b"stand\xe4rd", 1))
     with pytest.raises(LandingError, match="not utf-8") as on_spark:
         spark_ingest.load(spark, landing, "order_lines", MONTH)
     assert str(on_spark.value).startswith(f"{path}: does not parse: line "), on_spark.value
+
+
+def test_a_month_cut_short_or_changed_fails_on_spark_as_on_duckdb(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    """Whole files on Spark: a month reloaded with far fewer rows than its promoted load, and a file that changed
+    after the run's inventory, fail with DuckDB's words and change nothing; a confirmed fall loads."""
+    con = both[0]
+    path = spark_paths.landing / "order_lines" / f"{MONTH}.csv"
+    original = path.read_text()
+    header, *rows = original.splitlines(keepends=True)
+    table = spark.table("landed.order_lines").where(F.col("_period") == F.lit(date(2024, 2, 1)))
+    before = table.select(F.count("*"), F.sum(F.hash(*table.columns))).first()
+    try:
+        path.write_text(header + "".join(rows[: len(rows) // 4]))
+        errors = []
+        for load in (
+            lambda: duckdb_ingest.load(con, spark_paths.landing, "order_lines", MONTH),
+            lambda: spark_ingest.load(spark, spark_paths.landing, "order_lines", MONTH),
+        ):
+            with pytest.raises(LandingError) as caught:
+                load()
+            errors.append(str(caught.value))
+        assert errors[0] == errors[1] and "--accept-row-drop 2024-02:order_lines" in errors[1], errors
+        assert table.select(F.count("*"), F.sum(F.hash(*table.columns))).first() == before
+
+        inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=0)
+        path.write_text(original)
+        with pytest.raises(LandingError, match="changed since the run took its inventory"):
+            spark_ingest.load(
+                spark, spark_paths.landing, "order_lines", MONTH, expected=inventory["order_lines", MONTH]
+            )
+        assert table.select(F.count("*"), F.sum(F.hash(*table.columns))).first() == before
+
+        path.write_text(header + "".join(rows[: len(rows) // 4]))
+        assert spark_ingest.load(
+            spark, spark_paths.landing, "order_lines", MONTH, accept_row_drop=True
+        ).rows == (len(rows) // 4)
+    finally:
+        path.write_text(original)
+        spark_ingest.load(spark, spark_paths.landing, "order_lines", MONTH, accept_row_drop=True)
 
 
 # --- a planted violation: GX on Spark says what GX on pandas says --------------------------------------------

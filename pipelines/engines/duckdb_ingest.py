@@ -6,7 +6,9 @@ generation of their partition; ``landed`` and ``raw`` are views of each partitio
 generation, so promotion copies nothing (see GENERATIONS below). Every load and promotion is one transaction:
 a monthly file replaces exactly its month (``_period``), a snapshot the whole table. A file that is missing, unreadable or does not parse raises
 :class:`LandingError` naming the path (and, where DuckDB reports them, the line and column); the
-transaction is rolled back, so the warehouse keeps what it had.
+transaction is rolled back, so the warehouse keeps what it had. Only whole files are loaded: the file parsed
+must be the one the run inventoried, before and after it is read, and a month reloaded with far fewer rows than
+its promoted load fails unless confirmed (pipelines/landing/inventory.py, docs/landing.md).
 
 Values are parsed exactly (data_checks.parsing): each is read as text and must be written in its column's
 declared type (pipelines.landing.sources) before it is cast, so nothing is rounded or reinterpreted on the way in; a value
@@ -443,9 +445,9 @@ def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
         if line.strip() and not re.match(r"LINE \d+:", line.strip()) and set(line.strip()) != {"^"}
     ]
     if "CSV Error on Line" not in text and lines:  # not the CSV reader's: its first line is the reason
-        reason = re.sub(r"^[\w ]*Error: ", "", lines[0]).replace(f"'{path}'", "").replace("File  ", "file ")
+        reason = " ".join(re.sub(r"^[\w ]*Error: ", "", lines[0]).replace(f"'{path}'", "").split())
         kind = "a Parquet file" if path.suffix == ".parquet" else "a landing file"
-        return LandingError(path, f"does not parse: not {kind} DuckDB can read: {reason.strip()}")
+        return LandingError(path, f"does not parse: not {kind} DuckDB can read: {reason}")
     line_no = re.search(r"CSV Error on Line: (\d+)", text)
     column = re.search(r'converting column "([^"]+)"', text)
     original = next(
