@@ -48,7 +48,6 @@ from data_checks.structure import (
     check_parquet_file,
     check_scalar_columns,
     csv_problem,
-    utf8_problem,
 )
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import LoadResult
@@ -356,9 +355,11 @@ def snapshot_promoted(spark: SparkSession, source_name: str, control: Path | Non
 # -- reading a landing file as text ---------------------------------------------------------------------------
 
 
-def _check_utf8(path: Path) -> None:
-    """Spark decodes a CSV file replacing bytes that are not UTF-8: refuse such a file first, naming the line."""
-    problem = utf8_problem(path)
+def _check_csv_format(path: Path) -> None:
+    """Spark decodes a CSV file replacing bytes that are not UTF-8, and reads a quote that never closes as one value
+    holding the rest of the file: refuse such a file first, in DuckDB's words (data_checks.structure.csv_problem:
+    the line where it stops being UTF-8, where the quote opens, or with the wrong number of fields)."""
+    problem = csv_problem(path)
     if problem:
         raise LandingError(path, f"does not parse: {problem}")
 
@@ -553,7 +554,7 @@ def load(
     path = file.path
     if path.suffix == ".csv":
         kinds = _kinds(source, check_csv_header(path, source))
-        _check_utf8(path)
+        _check_csv_format(path)
         has_rows = _csv_has_rows(path)
         stored = None
         text = _csv_text(spark, path, kinds)
@@ -659,16 +660,11 @@ def load(
 def _explain_failure(
     spark: SparkSession, path: Path, kinds: dict[str, str], stored: dict[str, str] | None, exc: BaseException
 ) -> LandingError:
-    """After a failed load: the malformed row or the inexact values of the file, else Spark's own words. A CSV
-    file's format is read again with Python's csv module first (data_checks.structure.csv_problem), as on
-    DuckDB: the same words for an unterminated quote or a line with too many or too few fields."""
+    """After a failed load: the malformed row or the inexact values of the file, else Spark's own words (a CSV
+    file's format was checked before it was read: _check_csv_format)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
-    if stored is None:
-        found = csv_problem(path)
-        if found:
-            return LandingError(path, f"does not parse: {found}")
     try:
         if stored is None:
             text = _csv_text(spark, path, kinds).cache()
