@@ -17,15 +17,23 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context, materialize
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from data_checks.gx_run import LandingValidator
 from pipelines.defs.assets.ingest import ingest_assets
 from pipelines.defs.automation import landing_sensor, refresh_requests
+from pipelines.defs.partitions import months_of_run, range_tags
 from pipelines.defs.resources import DataDir, resources_for
 from pipelines.engines.duckdb_ingest import LandingError, load, promote, validation_frame
 from pipelines.engines.sql import literal
-from pipelines.landing.inventory import file_sha256, landing_inventory, months_in_landing, take_inventory
-from pipelines.landing.sources import SNAPSHOTS
+from pipelines.landing.inventory import (
+    file_sha256,
+    find_file,
+    landing_inventory,
+    months_in_landing,
+    take_inventory,
+)
+from pipelines.landing.sources import BY_NAME, MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
 from tests.test_data_checks import _copy, publication_fingerprint
@@ -365,6 +373,22 @@ def test_the_inventory_waits_for_recent_files_and_names_one_still_being_written(
     inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=1)
     assert time.monotonic() - started >= 0.9
     assert inventory["order_lines", MONTH].sha256 == file_sha256(path)
+
+
+def test_a_runs_inventory_holds_every_file_of_its_months_whatever_step_takes_it(data_paths: Paths):
+    """The first step to load a file takes the run's inventory, a snapshot's step included: from the run's tags."""
+    for tags, months in (
+        (range_tags("2024-02", "2024-03"), ["2024-02", "2024-03"]),
+        ({PARTITION_NAME_TAG: "2024-01-01"}, ["2024-01"]),
+        ({}, []),  # a run of no partition (the reference snapshots alone)
+    ):
+        assert months_of_run(tags) == months
+        inventory = DataDir(path=str(data_paths.data_dir)).run_inventory("run", months_of_run(tags))
+        expected = {(s.name, None) for s in SNAPSHOTS} | {(s.name, m) for m in months for s in MONTHLY}
+        assert set(inventory) == expected
+        for (source, month), stamp in inventory.items():
+            assert stamp.path == find_file(data_paths.landing, BY_NAME[source], month)
+            assert stamp.sha256 == file_sha256(stamp.path) and stamp.bytes == stamp.path.stat().st_size
 
 
 def test_a_month_cut_short_against_its_promoted_load_fails_unless_confirmed(

@@ -100,12 +100,12 @@ def months_of_run(tags: dict[str, str]) -> list[str]:
         return [month_of_key(tags[PARTITION_NAME_TAG])]
     if ASSET_PARTITION_RANGE_START_TAG not in tags:
         return []
-    month = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
+    current = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
     last = date.fromisoformat(tags[ASSET_PARTITION_RANGE_END_TAG])
     months = []
-    while month <= last:
-        months.append(f"{month:%Y-%m}")
-        month = shift_month(month, 1)
+    while current <= last:
+        months.append(f"{current:%Y-%m}")
+        current = shift_month(current, 1)
     return months
 
 
