@@ -22,7 +22,7 @@ import re
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from glob import escape as glob_escape
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -34,6 +34,7 @@ from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
 from pipelines.lib.dbt_child import die_with_parent
 from pipelines.lib.memory import release_freed_memory
+from pipelines.lib.settings import setting, whole
 
 SAMPLE_SIZE = 5
 
@@ -45,13 +46,50 @@ class Failure:
     unexpected_count: int | None
     samples: list[Any]
     observed: Any = None
+    # Each sample's row, by the values of the source's key columns (GX's unexpected_index_list), and where the
+    # file holds it ("line 6", "lines 2, 3", "row 4"; "" when not found): the same order as ``samples``.
+    keys: list[tuple] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+
+    def examples(self) -> str:
+        """The sample values, each with its place in the file when known: ``C777777 at line 6``."""
+        places = self.where + [""] * (len(self.samples) - len(self.where))
+        shown = [
+            f"{value} at {place}" if place else str(value)
+            for value, place in list(zip(self.samples, places, strict=True))[:SAMPLE_SIZE]
+        ]
+        # the rows of a repeated key are one sample, with all its lines; values without a place stay each
+        return ", ".join(dict.fromkeys(shown) if all(places) else shown)
 
     def describe(self) -> str:
         subject = f" on {self.column}" if self.column else ""
         if self.unexpected_count is not None:
-            shown = ", ".join(str(v) for v in self.samples[:SAMPLE_SIZE])
-            return f"{self.expectation}{subject}: {self.unexpected_count} unexpected (e.g. {shown})"
+            return f"{self.expectation}{subject}: {self.unexpected_count} unexpected (e.g. {self.examples()})"
         return f"{self.expectation}{subject}: observed {self.observed}"
+
+
+def with_places(failures: list[Failure], source: str, file: str) -> list[Failure]:
+    """The failures with the file's line (CSV) or row (Parquet) of each sample, read from the file once."""
+    from data_checks.positions import row_positions
+
+    keys = [key for failure in failures for key in failure.keys]
+    if not keys:
+        return failures
+    try:
+        found = row_positions(Path(file), source, keys)
+    except Exception:  # noqa: BLE001 - a place is an aid to the message: without it, the message stands
+        return failures
+    placed = []
+    for failure in failures:
+        where = []
+        for key in failure.keys:
+            places = found.get(key, [])
+            if len(places) > 1:  # a repeated key: every line (row) it is on
+                where.append(f"{places[0].split()[0]}s " + ", ".join(p.split()[1] for p in places))
+            else:
+                where.append(places[0] if places else "")
+        placed.append(replace(failure, where=where))
+    return placed
 
 
 @dataclass(frozen=True)
@@ -190,7 +228,12 @@ class LandingValidator:
             result_format = (
                 {"result_format": "BOOLEAN_ONLY"}
                 if quick
-                else {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+                else {
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                    # each sample's row by its key, to name its line in the file (with_places)
+                    "unexpected_index_column_names": list(BY_NAME[source].key),
+                }
             )
             self._checkpoints[key] = context.checkpoints.add(
                 gx.Checkpoint(
@@ -260,7 +303,7 @@ class LandingValidator:
             rows = {row[0]: int(row[1]) for row in frame.groupBy(PARTITION_COLUMN).count().collect()}
             frame = frame.drop(PARTITION_COLUMN)
         batch = f"{months[0]}..{months[-1]}"
-        _, together = self._run(source, batch, frame, ", ".join(files[m] for m in months))
+        _, together = self._run(source, batch, frame, ", ".join(files[m] for m in months), locate=False)
         del frame
         for month in months:
             if together.success and rows.get(month, 0) >= minimum:
@@ -379,8 +422,12 @@ class LandingValidator:
         if not self.defer_docs or outcome.failures:  # the page of a failure is wanted now
             self.build_docs()
 
-    def _run(self, source: str, month: str | None, frame: Any, file: str) -> tuple[Any, Outcome]:
-        """Validate one partition: GX's identifier of the result, and the outcome (nothing recorded)."""
+    def _run(
+        self, source: str, month: str | None, frame: Any, file: str, locate: bool = True
+    ) -> tuple[Any, Outcome]:
+        """Validate one partition: GX's identifier of the result, and the outcome (nothing recorded). With
+        ``locate``, a failure's samples are given their lines in ``file`` (a batch's failures are not: each of
+        its months is validated again alone)."""
         from great_expectations.core.run_identifier import RunIdentifier
 
         spark = not isinstance(frame, pd.DataFrame)
@@ -410,7 +457,9 @@ class LandingValidator:
                 engine.batch_manager.reset_batch_cache()
                 engine.batch_manager.batch_data_cache.clear()
         identifier, validation = next(iter(result.run_results.items()))
-        failures = [_failure(r) for r in validation.results if not r.success]
+        failures = [_failure(r, BY_NAME[source].key) for r in validation.results if not r.success]
+        if failures and locate:
+            failures = with_places(failures, source, file)
         return identifier, Outcome(
             source, month, file, rows, len(validation.results), failures, self.docs_index
         )
@@ -550,6 +599,9 @@ BATCH_ENV = "CPROF_GX_BATCH_ROWS"
 # row, measured at 10 million lines), so the input checks' memory stays near a month's at 100 million lines, where
 # a month has 2.7 million rows and is validated alone as before.
 DEFAULT_BATCH_ROWS = 1_000_000
+BATCH_ROWS = setting(
+    BATCH_ENV, whole(), "a whole number of rows (0: one month at a time)", DEFAULT_BATCH_ROWS
+)
 
 # Expectations that hold of every month of a frame of several months whenever they hold of the whole: a test of
 # each value on its own (without ``mostly``), a key unique in the whole (so in each part), the columns and their
@@ -569,10 +621,7 @@ _HOLD_IN_EACH_PART = {
 def batch_rows() -> int:
     """The most rows one validation of several months may hold: $CPROF_GX_BATCH_ROWS, else
     DEFAULT_BATCH_ROWS; 0 validates one month at a time."""
-    value = os.environ.get(BATCH_ENV) or str(DEFAULT_BATCH_ROWS)
-    if not value.isdigit():
-        raise ValueError(f"{BATCH_ENV} is a number of rows (0: one month at a time), got {value!r}")
-    return int(value)
+    return BATCH_ROWS.get()
 
 
 def batch_minimum_rows(source: str) -> int | None:
@@ -613,6 +662,7 @@ def plan_batches(months: list[str], rows: dict[str, int], budget: int, minimum: 
 
 
 WORKERS_ENV = "CPROF_GX_WORKERS"
+WORKERS = setting(WORKERS_ENV, whole(1), "a whole number of processes, 1 or more", 1)
 # Rows at the workers at a time: the run's process keeps each frame until its worker is done (to validate a failure
 # again), so a month of order lines at 100 million lines (2.7 million rows, over a gigabyte as pandas at the 456
 # bytes a row measured at 10 million) is validated in the run's process instead, one frame in memory as before.
@@ -630,10 +680,7 @@ def gx_workers() -> int:
     process). Measured at 10 million lines on this 2-core machine, two workers made the input checks no faster
     (48.2 s against 46.6 s with one) and raised the build's peak memory from 2.6 to 3.7 GB: a worker costs about
     a fifth more CPU than validating here (its fork and the pages it copies on write). More cores may differ."""
-    value = os.environ.get(WORKERS_ENV) or "1"
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{WORKERS_ENV} is a number of processes (1 or more), got {value!r}")
-    return int(value)
+    return WORKERS.get()
 
 
 def _worker_started(parent: int) -> None:
@@ -649,7 +696,7 @@ def _validate_in_worker(
     """In a worker forked with the frame in memory (nothing is copied to it): validate, send the outcome."""
     _worker_started(parent)
     try:
-        send.send(validator._run(source, month, frame, file)[1])
+        send.send(validator._run(source, month, frame, file, locate=False)[1])  # a failure is validated again
     finally:
         send.close()
 
@@ -665,7 +712,7 @@ def validator_for(root: Path, defer_docs: bool = False) -> LandingValidator:
     return _VALIDATORS[key]
 
 
-def _failure(result) -> Failure:
+def _failure(result, key: tuple[str, ...]) -> Failure:
     config = result.expectation_config
     details = result.result or {}
     column = config.kwargs.get("column") or config.kwargs.get("column_list")
@@ -678,12 +725,15 @@ def _failure(result) -> Failure:
             observed=result.exception_info.get("exception_message"),
         )
     samples = details.get("partial_unexpected_list") or []
+    rows = details.get("partial_unexpected_index_list") or []
+    keys = [tuple(_plain(row.get(name)) for name in key) for row in rows if isinstance(row, dict)]
     return Failure(
         expectation=config.type,
         column=str(column) if column else None,
         unexpected_count=details.get("unexpected_count"),
         samples=[_plain(value) for value in samples],
         observed=details.get("observed_value"),
+        keys=keys if len(keys) == len(samples) else [],
     )
 
 

@@ -13,7 +13,6 @@ GX is imported lazily (it takes seconds); this module only describes the suites 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +20,7 @@ from typing import Any
 
 from pipelines.landing.inventory import month_start
 from pipelines.landing.sources import BY_NAME
+from pipelines.lib.settings import setting, whole
 
 # Plausible bounds; anything outside is a data error to look at, not a fact to cost.
 MAX_HANDLING_MINUTES = 8 * 60
@@ -35,13 +35,13 @@ Rule = tuple[str, dict[str, Any]]  # (GX expectation class name, its keyword arg
 # history) only when it is dated within this many months of the start; later, it is an unknown order line.
 RETURN_WINDOW_ENV = "CPROF_RETURN_WINDOW_MONTHS"
 DEFAULT_RETURN_WINDOW_MONTHS = 3
+RETURN_WINDOW = setting(
+    RETURN_WINDOW_ENV, whole(), "a whole number of months (0 or more)", DEFAULT_RETURN_WINDOW_MONTHS
+)
 
 
 def return_window_months() -> int:
-    value = os.environ.get(RETURN_WINDOW_ENV) or str(DEFAULT_RETURN_WINDOW_MONTHS)
-    if not value.isdigit():
-        raise ValueError(f"{RETURN_WINDOW_ENV} is a whole number of months, got {value!r}")
-    return int(value)
+    return RETURN_WINDOW.get()
 
 
 @dataclass(frozen=True)
@@ -236,6 +236,26 @@ PREHISTORY_SQL = """
         this_month.return_date < history.start + to_months(cast($return_window as integer))
     )
 """
+# What a returns file says of the returned line (its optional columns) must be what the order line in raw says,
+# when raw has it: the credit and the restocked cost are taken from the line (dbt's int_returns_joined_to_order_lines),
+# so a contradiction would be silently overruled. Each column is compared only where the file gives it.
+_LINE_FACTS = (
+    ("order_date", "this_month.order_date", "lines.order_date", "strftime({}, '%Y-%m-%d')"),
+    ("customer_id", "this_month.customer_id", "lines.customer_id", "{}"),
+    ("unit_price", "this_month.unit_price", "lines.unit_price", "cast({} as varchar)"),
+    ("unit_cost", "this_month.unit_cost", "products.unit_cost", "cast({} as varchar)"),
+)
+_CONTRADICTS_ORDER_LINE = (
+    "case when lines.order_id is not null and ("
+    + " or ".join(f"{given} <> {known}" for _, given, known, _ in _LINE_FACTS)
+    + ") then this_month.order_id || ' line ' || cast(this_month.line_no as varchar) || ': ' || concat_ws('; ', "
+    + ", ".join(
+        f"case when {given} <> {known} then '{name} ' || {text.format(given)} || ' where the order line has ' "
+        f"|| {text.format(known)} end"
+        for name, given, known, text in _LINE_FACTS
+    )
+    + ") end as _contradicts_order_line"
+)
 _suite(
     "returns",
     f"""
@@ -272,11 +292,13 @@ _suite(
             then strftime(this_month.return_date, '%Y-%m-%d') || ' before order date '
                 || strftime(coalesce(lines.order_date, this_month.order_date), '%Y-%m-%d')
         end as _returned_before_ordered,
+        {_CONTRADICTS_ORDER_LINE},
         {_outside_month("this_month.return_date", "return_date")}
     from this_month
     cross join history
     left join raw.order_lines as lines
         on this_month.order_id = lines.order_id and this_month.line_no = lines.line_no
+    left join raw.products as products on lines.product_id = products.product_id
     left join raw.customers as customers on this_month.customer_id = customers.customer_id
     left join returned_now
         on this_month.order_id = returned_now.order_id and this_month.line_no = returned_now.line_no
@@ -291,6 +313,7 @@ _suite(
                 "_unknown_customer_id",
                 "_returned_more_than_ordered",
                 "_returned_before_ordered",
+                "_contradicts_order_line",
                 "_return_date_outside_month",
             ],
         ),
@@ -303,12 +326,14 @@ _suite(
         _null("_unknown_customer_id"),
         _null("_returned_more_than_ordered"),
         _null("_returned_before_ordered"),
+        _null("_contradicts_order_line"),
         _null("_return_date_outside_month"),
     ],
     "Returns of the month: unique return_id, each of a known order line or of one ordered before the start of "
     "history (a pre-history return: by its order_date, or undated within the return window of the start), "
     "whose customer, when given, is known; never more than was ordered (over all months), not before the order, "
-    "return_date inside the file's month.",
+    "the line's order date, customer, unit price and unit cost, when the file gives them, those of the order line "
+    "in raw (when raw has it); return_date inside the file's month.",
 )
 
 

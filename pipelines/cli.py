@@ -1,6 +1,7 @@
 """``cprof``: generate sample data and run the customer-profitability pipeline.
 
-Exit codes: 0 success, 1 a pipeline step or an input failed (the message names which), 2 bad arguments.
+Exit codes: 0 success, 1 a pipeline step or an input failed (the message names which), 2 bad arguments or a bad
+setting (a ``CPROF_`` variable; the message names it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ def _month(value: str) -> str:
         month_start(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value
+
+
+def _row_drop(value: str) -> str:
+    """MONTH or MONTH:SOURCE (a monthly source of the landing spec)."""
+    from pipelines.landing.sources import MONTHLY
+
+    month, _, source = value.partition(":")
+    _month(month)
+    names = [s.name for s in MONTHLY]
+    if source and source not in names:
+        raise argparse.ArgumentTypeError(f"{source!r} is not a monthly source ({', '.join(names)})")
     return value
 
 
@@ -67,6 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         wait_seconds=args.wait,
         live=live,
+        accept_row_drop=args.accept_row_drop,
     )
     _say(f"{args.command}: finished in {time.perf_counter() - started:.1f}s")
     if args.command == "backfill":
@@ -105,6 +119,16 @@ def _run_options(command: argparse.ArgumentParser) -> None:
         "Parquet tables under <data>/spark/, and a Thrift server in it on a free local port where dbt builds "
         "the models (dbt target spark_thrift); $CPROF_SPARK_MASTER and $CPROF_SPARK_THRIFT=host:port use a "
         "cluster's master and Thrift server instead (untested). The publication is the same DuckDB file",
+    )
+    command.add_argument(
+        "--accept-row-drop",
+        type=_row_drop,
+        action="append",
+        default=[],
+        metavar="YYYY-MM[:SOURCE]",
+        help="confirm that a month reloaded with far fewer rows than its last promoted load (more than "
+        "CPROF_MAX_ROW_DROP fewer, default 30%) really has them, for one source (2025-12:order_lines) or all of "
+        "the month's; without it such a load fails, as a file cut short or still being written would. Repeatable",
     )
     command.add_argument(
         "--progress",
@@ -214,6 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[ENGINE_ENV] = args.engine
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
+    from pipelines.lib.settings import SettingError, check_settings
+
+    if args.command != "generate":
+        try:  # every CPROF_ setting, before anything runs (or is imported): a bad one is one line
+            check_settings()
+        except SettingError as exc:
+            print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
+            return 2
     from data_checks.structure import LandingError
     from pipelines.defs.dbt import DbtProjectError
     from pipelines.lib.lock import DataDirLocked

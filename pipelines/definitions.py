@@ -34,8 +34,10 @@ from pipelines.defs.resources import resources_for
 from pipelines.engines import engine_name
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths, paths, quiet_telemetry
+from pipelines.lib.settings import check_settings
 
 quiet_telemetry()
+check_settings()  # a bad CPROF_ setting fails the code location's load with one line naming it
 
 ASSETS = [
     *ingest_assets,

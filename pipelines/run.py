@@ -55,7 +55,7 @@ from data_checks.gx_run import validator_for
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
 from pipelines.engines import engine_name, open_runtime
-from pipelines.landing.inventory import find_file, history_start, months_in_landing
+from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.lib.lock import data_dir_lock
@@ -199,6 +199,18 @@ def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
     return lines
 
 
+def _notes(result: ExecuteInProcessResult) -> list[str]:
+    """What the assets said a person must know of what they computed (their ``notes`` metadata: a survey question
+    left out of months' weights for want of answers, a month not derived)."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        said = materialization.metadata.get("notes")
+        for note in said.value if said is not None else []:
+            lines.append(f"note: {materialization.asset_key.to_user_string()}: {note}")
+    return lines
+
+
 class _ByThread(io.TextIOBase):
     """stdout for the length of a run: what the run's own thread prints (dagster-dbt echoes dbt's log there) goes
     to the log file, what other threads print (the progress lines) to the console."""
@@ -277,12 +289,16 @@ def _check_partitions_cover(months: list[str]) -> None:
     """The code location's monthly partitions are fixed when it is imported, from the landing zone of
     ``$CPROF_DATA_DIR`` (or ``CPROF_FIRST_MONTH`` / ``CPROF_LAST_MONTH``): a run of months outside them would
     fail in every step with Dagster's invariant error. Say so before anything runs."""
-    from pipelines.defs.partitions import FIRST_MONTH_ENV, LAST_MONTH_ENV, monthly_partitions, partition_key
+    from pipelines.defs.partitions import LAST_MONTH_ENV, monthly_partitions, partition_key
+    from pipelines.landing.inventory import FIRST_MONTH_ENV
 
     keys = set(monthly_partitions.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
     if outside:
-        first, last = monthly_partitions.get_first_partition_key(), monthly_partitions.get_last_partition_key()
+        first, last = (
+            monthly_partitions.get_first_partition_key(),
+            monthly_partitions.get_last_partition_key(),
+        )
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
             f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded from the landing "
@@ -300,6 +316,7 @@ def run_pipeline(
     full_refresh: bool = False,
     wait_seconds: float = 0.0,
     live: bool = True,
+    accept_row_drop: list[str] = (),
 ) -> RunSummary:
     """Refresh the months first..last (default: every month in the landing zone) in one Dagster run of the
     ``refresh`` job over that partition range: ingest and check the reference snapshots and the months, build
@@ -308,12 +325,14 @@ def run_pipeline(
 
     Holds the data directory's writer lock throughout (waiting up to ``wait_seconds`` for another writer), and
     first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
-    ``live`` how long steps go (months ingested, suites, dbt nodes)."""
+    ``live`` how long steps go (months ingested, suites, dbt nodes). ``accept_row_drop`` (MONTH or MONTH:SOURCE)
+    confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop)."""
     # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
     months = select_months(paths, first or history_start(paths.landing), last)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
-        return _run_locked(paths, with_dirty_months(paths, months, progress), progress, full_refresh, live)
+        months = with_dirty_months(paths, months, progress)
+        return _run_locked(paths, months, progress, full_refresh, live, accept_row_drop)
 
 
 def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str], None]) -> list[str]:
@@ -332,17 +351,25 @@ def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str],
 
 
 def _run_locked(
-    paths: Paths, months: list[str], progress: Callable[[str], None], full_refresh: bool, live: bool
+    paths: Paths,
+    months: list[str],
+    progress: Callable[[str], None],
+    full_refresh: bool,
+    live: bool,
+    accept_row_drop: list[str] = (),
 ) -> RunSummary:
     from pipelines.definitions import build_definitions
     from pipelines.defs.assets.transform import dbt_models
 
+    open_runtime(paths).check_writable()  # a reader holding the warehouse: one line, before the run starts
     instance = dagster_instance(paths)
     fail_dead_runs(instance, say=progress)
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = frozenset() if full_refresh else frozenset(open_runtime(paths).unchanged_snapshots(paths.landing))
+    reused = (
+        frozenset() if full_refresh else frozenset(open_runtime(paths).unchanged_snapshots(paths.landing))
+    )
     defs = build_definitions(paths, defer_docs=True, without_snapshots=reused)
     summary = RunSummary(months=months)
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
@@ -353,6 +380,8 @@ def _run_locked(
     tags = range_tags(months[0], months[-1])
     if full_refresh:
         tags[FULL_REFRESH_TAG] = "true"
+    if accept_row_drop:
+        tags[ACCEPT_ROW_DROP_TAG] = ",".join(accept_row_drop)
     if reused:
         progress(f"reference snapshots unchanged since validated and promoted: {', '.join(sorted(reused))}")
     log = paths.logs / "dbt-build.log"
@@ -409,6 +438,8 @@ def _run_locked(
         )
     for warning in (c for c in checks if not c.passed and c.severity == AssetCheckSeverity.WARN):
         progress(f"warning: {warning.asset_key.to_user_string()} {warning.check_name}: {warning.description}")
+    for line in _notes(result):
+        progress(line)
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]
     if AssetKey(["published", "marts"]) not in materialized:
         raise PipelineError(

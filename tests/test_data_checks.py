@@ -151,12 +151,12 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "unknown customer": (
         "order_lines",
         _edit("customer_id", "C999999"),
-        "_unknown_customer_id: 1 unexpected (e.g. C999999)",
+        "_unknown_customer_id: 1 unexpected (e.g. C999999 at line 2)",
     ),
     "unknown product": (
         "order_lines",
         _edit("product_id", "P99999"),
-        "_unknown_product_id: 1 unexpected (e.g. P99999)",
+        "_unknown_product_id: 1 unexpected (e.g. P99999 at line 2)",
     ),
     "unknown ship mode": (
         "order_lines",
@@ -171,7 +171,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "future-dated order": (
         "order_lines",
         _edit("order_date", "2031-02-14"),
-        "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14)",
+        "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14 at line 2)",
     ),
     "return of more than was ordered": (
         "returns",
@@ -181,12 +181,12 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "return of an unknown order line dated inside history": (
         "returns",
         lambda p: _dated_unknown_line(p, "2024-01-20"),
-        "_unknown_order_line: 1 unexpected (e.g. O999999999 line 1 ordered 2024-01-20, history from 2024-01)",
+        "_unknown_order_line: 1 unexpected (e.g. O999999999 line 1 ordered 2024-01-20, history from 2024-01 at line 2)",
     ),
     "pre-history return of an unknown customer": (
         "returns",
         lambda p: _dated_unknown_line(p, "2023-12-20", customer="C424242"),
-        "_unknown_customer_id: 1 unexpected (e.g. C424242)",
+        "_unknown_customer_id: 1 unexpected (e.g. C424242 at line 2)",
     ),
     "implausible handling minutes": (
         "support_tickets",
@@ -196,7 +196,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "ticket of an unknown customer": (
         "support_tickets",
         _edit("customer_id", "C424242"),
-        "_unknown_customer_id: 1 unexpected (e.g. C424242)",
+        "_unknown_customer_id: 1 unexpected (e.g. C424242 at line 2)",
     ),
     "negative visit hours": (
         "sales_visits",
@@ -206,7 +206,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "ledger line for an unknown cost centre": (
         "gl_costs",
         _edit("cost_center", "marketing"),
-        "_unknown_cost_center: 1 unexpected (e.g. marketing)",
+        "_unknown_cost_center: 1 unexpected (e.g. marketing at line 2)",
     ),
     "ledger period mismatch": ("gl_costs", _edit("period", "2024-01"), "_period_not_the_files_month"),
     "duplicate ledger line": ("gl_costs", _duplicate_first_row, "expect_compound_columns_to_be_unique"),
@@ -225,7 +225,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "unknown survey question": (
         "survey_responses",
         _edit("question_id", "Q_MOOD"),
-        "_unknown_question_id: 1 unexpected (e.g. Q_MOOD)",
+        "_unknown_question_id: 1 unexpected (e.g. Q_MOOD at line 2)",
     ),
 }
 
@@ -260,8 +260,8 @@ def test_failed_check_report_names_source_partition_rule_count_and_samples(publi
         run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
     message = str(caught.value)
     assert f"order_lines {MONTH} (" in message and " expectations failed" in message
-    assert "quantity: 1 unexpected (e.g. -4)" in message
-    assert "_unknown_customer_id: 1 unexpected (e.g. C777777)" in message
+    assert "quantity: 1 unexpected (e.g. -4 at line 4)" in message  # data row 3: the header is line 1
+    assert "_unknown_customer_id: 1 unexpected (e.g. C777777 at line 6)" in message
     docs = paths.data_dir / "gx" / "data_docs" / "run.html"
     assert f"Data Docs: {docs}" in message and docs.exists()
     page = docs.read_text()  # the run's page lists the failed validation, and links GX's page of it

@@ -14,6 +14,7 @@ from pipelines.engines import UnknownEngine, dbt_target, engine_name, open_runti
 from pipelines.engines.base import Column, Filter, PeriodWindow
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import SettingError
 
 COLUMNS = [
     Column("period", "date", nullable=False),
@@ -100,8 +101,10 @@ def test_the_engine_setting_picks_the_runtime_and_the_dbt_target(tmp_path: Path,
     monkeypatch.setenv("CPROF_ENGINE", "Spark ")
     assert engine_name() == "spark"
     monkeypatch.setenv("CPROF_ENGINE", "oracle")
-    with pytest.raises(UnknownEngine, match="CPROF_ENGINE='oracle'"):
+    with pytest.raises(SettingError, match="^CPROF_ENGINE='oracle': expected one of duckdb, spark$"):
         engine_name()
+    with pytest.raises(UnknownEngine, match="the engines are duckdb, spark"):
+        engine_name("oracle")
     runtime = open_runtime(Paths(tmp_path), "duckdb")
     assert runtime.engine == "duckdb" and runtime.dirty_months() == []
     with runtime.session() as wh:

@@ -10,21 +10,32 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context, materialize
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+from data_checks.gx_run import LandingValidator
 from pipelines.defs.assets.ingest import ingest_assets
 from pipelines.defs.automation import landing_sensor, refresh_requests
+from pipelines.defs.partitions import months_of_run, range_tags
 from pipelines.defs.resources import DataDir, resources_for
-from pipelines.engines.duckdb_ingest import LandingError, load
+from pipelines.engines.duckdb_ingest import LandingError, load, promote, validation_frame
 from pipelines.engines.sql import literal
-from pipelines.landing.inventory import landing_inventory, months_in_landing
-from pipelines.landing.sources import SNAPSHOTS
+from pipelines.landing.inventory import (
+    file_sha256,
+    find_file,
+    landing_inventory,
+    months_in_landing,
+    take_inventory,
+)
+from pipelines.landing.sources import BY_NAME, MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
+from pipelines.publication.publish import current_database
 from tests.test_data_checks import _copy, publication_fingerprint
 
 MONTH = "2024-02"
@@ -275,3 +286,392 @@ def test_a_run_launched_in_dagster_fails_on_a_misnamed_file_in_its_folder(data_p
     assert failure.step_key == "landed__returns"
     assert f"{bad}: '2024-1' is not a month" in failure.step_failure_data.error.cause.message
     assert visits is not None and visits.asset_materialization.metadata["ignored"].value == [str(lock)]
+
+
+# --- whole files -------------------------------------------------------------------------------------
+
+# A writer in its own process, as an export is: appends ``rest`` to ``path`` in small pieces, starting once the
+# process ``pid`` has the file open (a load reading it) or at once when pid is 0; exits 3 if that never happens.
+WRITER = """
+import os, sys, time
+path, rest, pid, pause = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3]), float(sys.argv[4])
+deadline = time.monotonic() + 60
+print("ready", flush=True)
+def reading():
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(f"{fds}/{fd}") == path:
+                return True
+        except OSError:
+            pass
+    return False
+while pid and not reading():
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.0005)
+with open(path, "ab") as handle:
+    for start in range(0, len(rest), max(1, len(rest) // 40)):
+        handle.write(rest[start : start + max(1, len(rest) // 40)])
+        handle.flush()
+        time.sleep(pause)
+"""
+
+
+def _writer(path: Path, rest: bytes, tmp_path: Path, pid: int = 0, pause: float = 0.005) -> subprocess.Popen:
+    pending = tmp_path / "rest.bin"
+    pending.write_bytes(rest)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(pending), str(pid), str(pause)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout.readline() == "ready\n"  # started, and watching
+    return writer
+
+
+def _half_written(path: Path, copies: int = 1) -> bytes:
+    """Leave the first half of the file (its data lines repeated ``copies`` times) at ``path``; return the rest."""
+    header, *rows = path.read_text().splitlines(keepends=True)
+    rows = rows * copies
+    path.write_text(header + "".join(rows[: len(rows) // 2]))
+    return "".join(rows[len(rows) // 2 :]).encode()
+
+
+def test_a_file_that_grows_while_it_is_loaded_fails_naming_it_and_loads_nothing(
+    con, data_paths: Paths, tmp_path: Path
+):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    rest = _half_written(path, copies=1000)  # about 275,000 lines: the load reads for a while
+    inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=0)
+    before = _landed(con, "order_lines")
+    writer = _writer(path, rest, tmp_path, pid=os.getpid())
+    try:
+        with pytest.raises(LandingError) as caught:
+            load(con, data_paths.landing, "order_lines", MONTH, expected=inventory["order_lines", MONTH])
+    finally:
+        assert writer.wait(timeout=60) == 0, "the writer never saw the load open the file"
+    message = str(caught.value)
+    assert message.startswith(f"{path}: changed since the run took its inventory"), message
+    assert "rename it into place" in message
+    assert _landed(con, "order_lines") == before  # nothing of it reached landed
+
+
+def test_the_inventory_waits_for_recent_files_and_names_one_still_being_written(data_paths: Paths, tmp_path):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    rest = _half_written(path, copies=4)
+    writer = _writer(path, rest, tmp_path, pause=0.1)  # 40 pieces, one every 0.1 s
+    try:
+        with pytest.raises(
+            LandingError, match=r"still being written: it went from [\d,]+ to [\d,]+ bytes within 1s"
+        ):
+            take_inventory({("order_lines", MONTH): path}, quiet_seconds=1)
+    finally:
+        writer.wait(timeout=60)
+    started = time.monotonic()
+    path.touch()  # complete now, and just modified: watched for a second, then taken
+    inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=1)
+    assert time.monotonic() - started >= 0.9
+    assert inventory["order_lines", MONTH].sha256 == file_sha256(path)
+
+
+def test_a_runs_inventory_holds_every_file_of_its_months_whatever_step_takes_it(data_paths: Paths):
+    """The first step to load a file takes the run's inventory, a snapshot's step included: from the run's tags."""
+    for tags, months in (
+        (range_tags("2024-02", "2024-03"), ["2024-02", "2024-03"]),
+        ({PARTITION_NAME_TAG: "2024-01-01"}, ["2024-01"]),
+        ({}, []),  # a run of no partition (the reference snapshots alone)
+    ):
+        assert months_of_run(tags) == months
+        inventory = DataDir(path=str(data_paths.data_dir)).run_inventory("run", months_of_run(tags))
+        expected = {(s.name, None) for s in SNAPSHOTS} | {(s.name, m) for m in months for s in MONTHLY}
+        assert set(inventory) == expected
+        for (source, month), stamp in inventory.items():
+            assert stamp.path == find_file(data_paths.landing, BY_NAME[source], month)
+            assert stamp.sha256 == file_sha256(stamp.path) and stamp.bytes == stamp.path.stat().st_size
+
+
+def test_a_month_cut_short_against_its_promoted_load_fails_unless_confirmed(
+    con, data_paths: Paths, monkeypatch
+):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    full = load(con, data_paths.landing, "order_lines", MONTH).rows
+    promote(con, "order_lines", MONTH)
+    header, *rows = path.read_text().splitlines(keepends=True)
+    path.write_text(header + "".join(rows[: int(full * 0.4)]))  # 60 % of the lines gone
+    before = _landed(con, "order_lines")
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path}: {int(full * 0.4):,} rows where its previous load, validated and promoted, had"
+    ), message
+    assert f"--accept-row-drop {MONTH}:order_lines" in message and "CPROF_MAX_ROW_DROP=0.3" in message
+    assert _landed(con, "order_lines") == before
+    monkeypatch.setenv("CPROF_MAX_ROW_DROP", "0.7")  # a fall within the limit loads
+    assert load(con, data_paths.landing, "order_lines", MONTH).rows == int(full * 0.4)
+    monkeypatch.delenv("CPROF_MAX_ROW_DROP")
+    assert load(con, data_paths.landing, "order_lines", MONTH, accept_row_drop=True).rows == int(full * 0.4)
+
+
+def _cprof(paths: Paths, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--progress", "steps", *args],
+        env={**os.environ, "CPROF_DATA_DIR": str(paths.data_dir), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_run_never_publishes_a_half_written_month(published_sample: Paths, tmp_path: Path):
+    """The issue's case: December's file half written when the run reads it. Being written, it fails the run's
+    inventory; stopped half way, it fails its load against the month's previous load, until confirmed."""
+    paths = _copy(published_sample, tmp_path / "data")
+    before = publication_fingerprint(paths.published)
+    path = paths.landing / "order_lines" / "2024-03.csv"
+    header, *rows = path.read_text().splitlines(keepends=True)
+    rest = _half_written(path)
+    writer = _writer(path, rest, tmp_path, pause=0.5)  # 20 s of writing
+    try:
+        done = _cprof(paths, "--from", "2024-03", "--to", "2024-03")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert done.returncode == 1
+    assert f"{path}: still being written" in done.stderr, done.stderr
+    assert publication_fingerprint(paths.published) == before
+
+    kept = int(len(rows) * 0.4)
+    path.write_text(header + "".join(rows[:kept]))  # the writer stopped with 40 % of the month written
+    done = _cprof(paths, "--from", "2024-03", "--to", "2024-03")
+    assert done.returncode == 1
+    assert (
+        f"{path}: {kept:,} rows where its previous load, validated and promoted, had {len(rows):,}"
+        in done.stderr
+    )
+    assert publication_fingerprint(paths.published) == before
+
+    done = _cprof(paths, "--from", "2024-03", "--to", "2024-03", "--accept-row-drop", "2024-03:order_lines")
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as published:
+        revenue = published.execute(
+            "select sum(gross_revenue) from marts.customer_profitability where period = date '2024-03-01'"
+        ).fetchone()[0]
+        landed = published.execute(
+            "select sum(cast(quantity as integer) * cast(unit_price as decimal(18, 2))) "
+            f"from read_csv({literal(path)}, header = true, all_varchar = true)"
+        ).fetchone()[0]
+    assert revenue == landed  # what the confirmed file holds, and nothing else
+
+
+# --- what is not data ---------------------------------------------------------------------------------
+
+SECRET = "TOP-SECRET-7f3a: a line no error may show"
+
+
+def test_a_link_leaving_the_data_directory_is_refused_and_its_content_never_shown(
+    con, data_paths: Paths, tmp_path: Path, monkeypatch
+):
+    month_file = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    outside = tmp_path / "elsewhere" / "secret.csv"
+    outside.parent.mkdir()
+    outside.write_text(SECRET + "\n")
+    good = month_file.read_bytes()
+    month_file.unlink()
+    month_file.symlink_to(outside)
+    for attempt in (
+        lambda: months_in_landing(data_paths.landing),
+        lambda: load(con, data_paths.landing, "order_lines", MONTH),
+    ):
+        with pytest.raises(LandingError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert message.startswith(
+            f"{month_file}: a symbolic link to {outside}, outside the data directory"
+        ), message
+        assert "CPROF_ALLOW_EXTERNAL_LINKS=1" in message and SECRET not in message
+    # A folder linked from elsewhere is refused the same way; a link to nothing always.
+    visits = data_paths.landing / "sales_visits"
+    visits.rename(tmp_path / "elsewhere" / "visits")
+    visits.symlink_to(tmp_path / "elsewhere" / "visits")
+    dangling = data_paths.landing / "returns" / "2024-04.csv"
+    dangling.symlink_to(tmp_path / "nothing.csv")
+    problems = dict(landing_inventory(data_paths.landing).problems)
+    assert (
+        problems[visits].startswith("a symbolic link to") and "outside the data directory" in problems[visits]
+    )
+    assert (
+        problems[dangling]
+        == f"a symbolic link to {tmp_path / 'nothing.csv'}, which does not exist; put the file itself here"
+    )
+
+    # Allowed: a link within the data directory, and any link when the setting says so.
+    inside = data_paths.data_dir / "exports" / "order_lines.csv"
+    inside.parent.mkdir()
+    inside.write_bytes(good)
+    month_file.unlink()
+    month_file.symlink_to(inside)
+    rows = load(con, data_paths.landing, "order_lines", MONTH).rows
+    outside.write_bytes(good)
+    month_file.unlink()
+    month_file.symlink_to(outside)
+    monkeypatch.setenv("CPROF_ALLOW_EXTERNAL_LINKS", "1")
+    assert load(con, data_paths.landing, "order_lines", MONTH).rows == rows > 0
+
+
+def test_cprof_refuses_a_link_to_a_system_file_without_quoting_it(data_paths: Paths):
+    month_file = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    month_file.unlink()
+    month_file.symlink_to("/etc/passwd")
+    done = _cprof(data_paths)
+    assert done.returncode == 1
+    assert f"{month_file}: a symbolic link to /etc/passwd, outside the data directory" in done.stderr, (
+        done.stderr
+    )
+    first_line = Path("/etc/passwd").read_text().splitlines()[0]
+    assert first_line not in done.stderr + done.stdout and "root:" not in done.stderr + done.stdout
+
+
+NESTED = {  # how a column is stored nested, as DuckDB writes it to Parquet
+    "struct": "{{'id': customer_id}}",
+    "list": "[customer_id]",
+    "map": "map([customer_id], [1])",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NESTED))
+def test_a_nested_parquet_column_is_refused_naming_it(con, data_paths: Paths, kind: str):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    before = _landed(con, "order_lines")
+    parquet = _to_parquet(
+        con, path, f"select * replace ({NESTED[kind]} as customer_id) from {{csv}}", ", all_varchar = true"
+    )
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{parquet}: column customer_id is a {kind} where the spec declares VARCHAR: "
+    ), message
+    assert _landed(con, "order_lines") == before
+
+
+NOT_PARQUET = {
+    "zero bytes": (lambda data: b"", "does not parse: too small to be a Parquet file (0 bytes)"),
+    "cut short": (
+        lambda data: data[:-7],
+        "does not parse: not a Parquet file: it does not end with Parquet's magic",
+    ),
+    "a CSV file named .parquet": (
+        lambda data: b"order_id,line_no\nO1,1\n",
+        "it does not begin with Parquet's magic",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_PARQUET))
+def test_a_file_that_is_not_parquet_keeps_the_reason_not_sql(con, data_paths: Paths, case: str):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    parquet = _to_parquet(con, path, "select * from {csv}", ", all_varchar = true")
+    damage, expected = NOT_PARQUET[case]
+    parquet.write_bytes(damage(parquet.read_bytes()))
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert message.startswith(f"{parquet}: {expected}".split(": it")[0]) and expected in message, message
+    assert "LINE 1" not in message and "select" not in message
+
+
+def test_an_unterminated_quote_names_the_line_where_it_opens(con, data_paths: Paths):
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ',"' + lines[5].rsplit(",", 1)[1]  # line 6: ...,"web
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LandingError) as caught:
+        load(con, data_paths.landing, "order_lines", MONTH)
+    message = str(caught.value)
+    assert message == (
+        f"{path}: does not parse: line 6: a quoted value opens on this line and is never closed (rule: a value "
+        "holding a comma, a double quote or a line break is enclosed in double quotes, and a double quote inside "
+        "it is written twice)"
+    )
+    assert lines[6] not in message  # not the next line as the "reason"
+
+
+# --- the input checks name the lines of their samples ----------------------------------------------------
+
+
+def _validate(con, data_paths: Paths, tmp_path: Path, source: str, path: Path):
+    load(con, data_paths.landing, source, MONTH)
+    validator = LandingValidator(tmp_path / "docs")
+    outcome = validator.validate(source, MONTH, validation_frame(con, source, MONTH), str(path))
+    return outcome, validator
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_check_messages_name_the_line_of_each_sample(con, data_paths: Paths, tmp_path: Path, kind: str):
+    for snapshot in SNAPSHOTS:
+        promote(con, snapshot.name)
+    path = data_paths.landing / "order_lines" / f"{MONTH}.csv"
+    _set(path, 4, "customer_id", "C777777")
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows.insert(9, rows[7])  # data row 7 repeated as data row 9: lines 8 and 10 share a key
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    if kind == "parquet":
+        path = _to_parquet(con, path, "select * from {csv}", ", all_varchar = true")
+    outcome, validator = _validate(con, data_paths, tmp_path, "order_lines", path)
+    message = outcome.message()
+    place = "line" if kind == "csv" else "row"
+    row = 5 if kind == "csv" else 4  # CSV: the header is line 1
+    assert f"_unknown_customer_id: 1 unexpected (e.g. C777777 at {place} {row})" in message, message
+    first, second = (8, 10) if kind == "csv" else (7, 9)
+    key = (rows[7][0], int(rows[7][1]))
+    assert (
+        f"expect_compound_columns_to_be_unique on ['order_id', 'line_no']: 2 unexpected (e.g. {key} at {place}s {first}, {second})"
+        in message
+    )
+    page = validator.build_docs().read_text()  # the run page says the same
+    assert f"C777777 at {place} {row}" in page
+
+
+def test_a_return_contradicting_its_order_line_fails_naming_the_line(con, data_paths: Paths, tmp_path: Path):
+    for snapshot in SNAPSHOTS:
+        promote(con, snapshot.name)
+    for month in ("2024-01", MONTH):
+        load(con, data_paths.landing, "order_lines", month)
+        promote(con, "order_lines", month)
+    known = {
+        (o, int(n)): (d, c, p)
+        for o, n, d, c, p in con.execute(
+            "select order_id, line_no, strftime(order_date, '%Y-%m-%d'), customer_id, cast(unit_price as varchar) "
+            "from raw.order_lines"
+        ).fetchall()
+    }
+    path = data_paths.landing / "returns" / f"{MONTH}.csv"
+    with path.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    header += ["order_date", "customer_id", "unit_price", "unit_cost"]
+    for row in rows:  # the file exports each returned line's facts, as they are
+        order_date, customer, price = known[row[1], int(row[2])]
+        cost = con.execute(
+            "select cast(p.unit_cost as varchar) from raw.order_lines l join raw.products p using (product_id) "
+            "where l.order_id = ? and l.line_no = ?",
+            [row[1], int(row[2])],
+        ).fetchone()[0]
+        row += [order_date, customer, price, cost]
+    rows[2][header.index("customer_id")] = "C000002" if rows[2][7] != "C000002" else "C000003"
+    rows[2][header.index("unit_price")] = "0.01"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    outcome, _ = _validate(con, data_paths, tmp_path, "returns", path)
+    expected = (
+        f"{rows[2][1]} line {rows[2][2]}: customer_id {rows[2][7]} where the order line has "
+        f"{known[rows[2][1], int(rows[2][2])][1]}; unit_price 0.01 where the order line has "
+        f"{known[rows[2][1], int(rows[2][2])][2]}"
+    )
+    assert [f.describe() for f in outcome.failures] == [
+        f"expect_column_values_to_be_null on _contradicts_order_line: 1 unexpected (e.g. {expected} at line 4)"
+    ]

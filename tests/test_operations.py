@@ -32,6 +32,7 @@ from pipelines.defs.monitoring import WORKER_TAG
 from pipelines.lib.config import PROJECT_ROOT, Paths
 from pipelines.lib.lock import DataDirLocked, data_dir_lock
 from pipelines.run import QUIET, dagster_instance, workspace_origins
+from tests.test_data_checks import _copy, publication_fingerprint
 
 BIN = Path(sys.executable).parent
 
@@ -145,6 +146,43 @@ def test_the_lock_waits_then_names_the_holder_and_is_reentrant(tmp_path):
     # the kernel released the killed holder's lock; in one process the lock is re-entrant
     with data_dir_lock(tmp_path, wait_seconds=0) as outer, data_dir_lock(tmp_path) as inner:
         assert inner is outer and outer.count == 2
+
+
+def test_a_reader_holding_the_warehouse_fails_cprof_once_naming_it(published_sample: Paths, tmp_path: Path):
+    """An analyst's session reading warehouse.duckdb: one line naming the reader, not DuckDB's lock error per step."""
+    paths = _copy(published_sample, tmp_path / "data")
+    before = publication_fingerprint(paths.published)
+    reader = Process(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import duckdb, time\n"
+                f"con = duckdb.connect({str(paths.warehouse)!r}, read_only=True)\n"
+                "print('reading', flush=True); time.sleep(120)"
+            ),
+        ]
+    )
+    try:
+        reader.wait_for("reading", 60)
+        done = subprocess.run(
+            [str(BIN / "cprof"), "--data-dir", str(paths.data_dir), "run", "--progress", "steps"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        reader.kill()
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        f"cprof run: error: the working warehouse {paths.warehouse} is held by another program: "
+        f"process {reader.popen.pid} ("
+    ), line
+    assert " is reading it" in line and "published/current/cprof.duckdb" in line
+    assert "Conflicting lock" not in done.stdout + done.stderr
+    assert publication_fingerprint(paths.published) == before
 
 
 def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_path):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
+from dagster import AssetKey
 
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
+from pipelines.run import dagster_instance, run_pipeline
 from pipelines.sample.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH, GenerateConfig, generate
 
 
@@ -207,3 +210,52 @@ def test_retention_counts_add_up(published):
     for _, rate, retained, prior in rows:
         if prior:
             assert float(rate) == pytest.approx(retained / prior, abs=1e-4)
+
+
+def test_a_question_added_before_its_answers_changes_no_weight_index_or_score(
+    published_sample: Paths, tmp_path
+):
+    """The issue's December: a question in survey_questions.csv that no response answers yet. Every month keeps
+    its drivers and its customers' indexes, equal to those computed without the question, and the run says the
+    question was left out (the small sample's last month, 2024-03, stands for December)."""
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.landing, paths.landing)
+    questions = paths.landing / "reference" / "survey_questions.csv"
+    questions.write_text(
+        questions.read_text() + 'ATTR_SUSTAINABILITY,attribute,"Satisfaction with sustainability"\n'
+    )
+    said: list[str] = []
+    run_pipeline(paths, progress=said.append)
+
+    tables = {
+        "drivers": "select period, question_id, importance_weight, mean_score, ipa_quadrant, responses, r_squared "
+        "from marts.satisfaction_drivers order by all",
+        "satisfaction": "select * from marts.customer_satisfaction order by all",
+        "index": "select period, segment, actual, status, trend from marts.customer_scorecard "
+        "where metric = 'satisfaction_index' order by all",
+    }
+    found = {}
+    for name, built in (("without", published_sample), ("with", paths)):
+        with duckdb.connect(str(current_database(built.published)), read_only=True) as con:
+            found[name] = {table: con.execute(sql).fetchall() for table, sql in tables.items()}
+    without, with_question = found["without"], found["with"]
+    assert {row[0] for row in with_question["drivers"]} == {row[0] for row in without["drivers"]}
+    assert len(without["drivers"]) == 5 * len(
+        {row[0] for row in without["drivers"]}
+    )  # five attributes a month
+    assert with_question == without  # drivers, every customer's index, the company index: unchanged
+    assert any(index is not None for *_, index in with_question["satisfaction"])
+
+    note = (
+        "note: marts/satisfaction_drivers: ATTR_SUSTAINABILITY has no answers in the 12-month windows of "
+        "2024-01..2024-03: it is left out of those months' weights and satisfaction index"
+    )
+    assert any(line.startswith(note) for line in said), said
+    materialization = (
+        dagster_instance(paths)
+        .get_latest_materialization_event(AssetKey(["marts", "satisfaction_drivers"]))
+        .asset_materialization
+    )
+    assert materialization.metadata["questions_without_answers"].value == {
+        month: ["ATTR_SUSTAINABILITY"] for month in ("2024-01", "2024-02", "2024-03")
+    }

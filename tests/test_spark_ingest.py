@@ -27,6 +27,7 @@ from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.sql import literal, qualified, spark_literal
+from pipelines.landing.inventory import take_inventory
 from pipelines.landing.sources import BY_NAME as SOURCES_BY_NAME
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.lib.config import Paths
@@ -272,6 +273,25 @@ BAD = {  # case: (source, damage)
         lambda p: p.write_text("\n".join(",".join(r.split(",")[:-1]) for r in _lines(p))),
     ),
     "missing file": ("order_lines", lambda p: p.unlink()),
+    "a nested Parquet column": (
+        "order_lines",
+        lambda p: _to_parquet(p, "select * replace ({{'id': customer_id}} as customer_id) from {csv}"),
+    ),
+    "a zero-byte Parquet file": (
+        "order_lines",
+        lambda p: (p.unlink(), p.with_suffix(".parquet").write_bytes(b"")),
+    ),
+    "an unterminated quote": (
+        "order_lines",
+        lambda p: p.write_text(p.read_text().replace(",web\n", ',"web\n', 1)),
+    ),
+    "a line with too few fields": (
+        "order_lines",
+        lambda p: p.write_text(
+            "\n".join(r if i != 3 else ",".join(r.split(",")[:6]) for i, r in enumerate(_lines(p)))
+        ),
+    ),
+    "a link out of the data directory": ("order_lines", lambda p: (p.unlink(), p.symlink_to("/etc/passwd"))),
 }
 
 
@@ -297,7 +317,7 @@ def test_a_bad_file_fails_on_spark_with_duckdbs_message_and_changes_nothing(
 def test_a_malformed_csv_row_fails_naming_its_line(
     both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
 ):
-    """DuckDB's reader words its own message; Spark's names the same file and line."""
+    """Both engines read a file their reader refused again with Python's csv module: the same words."""
     path = _landing_copy(spark_paths, tmp_path, "order_lines")
     landing = path.parents[1]
     lines = _lines(path)
@@ -307,15 +327,56 @@ def test_a_malformed_csv_row_fails_naming_its_line(
         duckdb_ingest.load(con, landing, "order_lines", MONTH)
     with pytest.raises(LandingError) as on_spark:
         spark_ingest.load(spark, landing, "order_lines", MONTH)
-    assert str(on_duckdb.value).startswith(f"{path}: does not parse: line 4"), on_duckdb.value
-    assert str(on_spark.value).startswith(f"{path}: does not parse: line 4: expected 10 columns, found 6"), (
-        on_spark.value
-    )
+    assert str(on_spark.value) == str(on_duckdb.value)
+    assert str(on_spark.value).startswith(
+        f"{path}: does not parse: line 4: expected 10 fields (the header's), found 6"
+    ), on_spark.value
 
     path.write_bytes(path.read_bytes().replace(b"standard", b"stand\xe4rd", 1))
     with pytest.raises(LandingError, match="not utf-8") as on_spark:
         spark_ingest.load(spark, landing, "order_lines", MONTH)
     assert str(on_spark.value).startswith(f"{path}: does not parse: line "), on_spark.value
+
+
+def test_a_month_cut_short_or_changed_fails_on_spark_as_on_duckdb(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    """Whole files on Spark: a month reloaded with far fewer rows than its promoted load, and a file that changed
+    after the run's inventory, fail with DuckDB's words and change nothing; a confirmed fall loads."""
+    con = both[0]
+    path = spark_paths.landing / "order_lines" / f"{MONTH}.csv"
+    original = path.read_text()
+    header, *rows = original.splitlines(keepends=True)
+    table = spark.table("landed.order_lines").where(F.col("_period") == F.lit(date(2024, 2, 1)))
+    before = table.select(F.count("*"), F.sum(F.hash(*table.columns))).first()
+    try:
+        path.write_text(header + "".join(rows[: len(rows) // 4]))
+        errors = []
+        for load in (
+            lambda: duckdb_ingest.load(con, spark_paths.landing, "order_lines", MONTH),
+            lambda: spark_ingest.load(spark, spark_paths.landing, "order_lines", MONTH),
+        ):
+            with pytest.raises(LandingError) as caught:
+                load()
+            errors.append(str(caught.value))
+        assert errors[0] == errors[1] and "--accept-row-drop 2024-02:order_lines" in errors[1], errors
+        assert table.select(F.count("*"), F.sum(F.hash(*table.columns))).first() == before
+
+        inventory = take_inventory({("order_lines", MONTH): path}, quiet_seconds=0)
+        path.write_text(original)
+        with pytest.raises(LandingError, match="changed since the run took its inventory"):
+            spark_ingest.load(
+                spark, spark_paths.landing, "order_lines", MONTH, expected=inventory["order_lines", MONTH]
+            )
+        assert table.select(F.count("*"), F.sum(F.hash(*table.columns))).first() == before
+
+        path.write_text(header + "".join(rows[: len(rows) // 4]))
+        assert spark_ingest.load(
+            spark, spark_paths.landing, "order_lines", MONTH, accept_row_drop=True
+        ).rows == (len(rows) // 4)
+    finally:
+        path.write_text(original)
+        spark_ingest.load(spark, spark_paths.landing, "order_lines", MONTH, accept_row_drop=True)
 
 
 # --- a planted violation: GX on Spark says what GX on pandas says --------------------------------------------
@@ -344,9 +405,9 @@ def test_a_planted_violation_fails_the_spark_suite_with_duckdbs_messages(
     assert not on_spark.success
     assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
     described = "\n".join(f.describe() for f in on_spark.failures)
-    assert "_unknown_customer_id: 1 unexpected (e.g. C999999)" in described
-    assert "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14)" in described
-    assert "expect_column_values_to_be_between on quantity: 1 unexpected (e.g. -4)" in described
+    assert "_unknown_customer_id: 1 unexpected (e.g. C999999 at line 3)" in described
+    assert "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14 at line 6)" in described
+    assert "expect_column_values_to_be_between on quantity: 1 unexpected (e.g. -4 at line 8)" in described
     assert on_spark.message().splitlines()[0] == on_duckdb.message().splitlines()[0]
 
 
@@ -382,7 +443,11 @@ def test_a_header_only_month_empties_the_month_where_that_is_normal(
     path.write_text(_lines(path)[0] + "\n")
     landed = spark.table("landed.returns").where(F.col("_period") == F.lit(date(2024, 2, 1)))
     assert landed.count() > 0
-    assert spark_ingest.load(spark, path.parents[1], "returns", MONTH).rows == 0
+    with pytest.raises(
+        LandingError, match=r"0 rows where its previous load, validated and promoted, had \d+"
+    ):
+        spark_ingest.load(spark, path.parents[1], "returns", MONTH)  # a month emptied: confirmed, it loads
+    assert spark_ingest.load(spark, path.parents[1], "returns", MONTH, accept_row_drop=True).rows == 0
     assert landed.count() == 0
     assert spark_ingest.promote(spark, "returns", MONTH) == 0
     assert spark.table("raw.returns").where(F.col("_period") == F.lit(date(2024, 2, 1))).count() == 0
@@ -464,20 +529,27 @@ def test_a_spark_literal_reads_back_as_its_text(spark: SparkSession):
         assert spark.sql(f"select {spark_literal(text)} as t").first()["t"] == text
 
 
-def _with_optional_columns(path: Path, names: list[str], bad: str | None = None) -> None:
+def _with_optional_columns(
+    path: Path, names: list[str], con: duckdb.DuckDBPyConnection, bad: str | None = None
+) -> None:
     """The returns file with the optional columns ``names`` appended: each return's line as the source system
-    exports it (made up, different per row), empty on every third return; ``bad``: the first return's
-    unit_price."""
+    exports it (as raw has it on ``con``: a return contradicting its line fails the suite), empty on every third
+    return; ``bad``: the first return's unit_price."""
     rows = [line.split(",") for line in _lines(path)]
-    values = {
-        "order_date": lambda i: f"2024-01-{i % 28 + 1:02d}",
-        "customer_id": lambda i: f"C{i:06d}",
-        "unit_price": lambda i: f"{i}.{i % 100:02d}",
-        "unit_cost": lambda i: f"{i // 2}.5",
+    facts = {
+        (order, line): dict(
+            zip(["order_date", "customer_id", "unit_price", "unit_cost"], values, strict=True)
+        )
+        for order, line, *values in con.execute(
+            "select l.order_id, l.line_no, strftime(l.order_date, '%Y-%m-%d'), l.customer_id, "
+            "cast(l.unit_price as varchar), cast(p.unit_cost as varchar) "
+            "from raw.order_lines as l join raw.products as p using (product_id)"
+        ).fetchall()
     }
     rows[0] += names
     for i, row in enumerate(rows[1:], start=1):
-        row += ["" if i % 3 == 0 else values[name](i) for name in names]
+        line = facts[row[1], int(row[2])]
+        row += ["" if i % 3 == 0 else line[name] for name in names]
     if bad is not None:
         rows[1][rows[0].index("unit_price")] = bad
     path.write_text("\n".join(",".join(row) for row in rows) + "\n")
@@ -494,7 +566,7 @@ def test_the_returns_optional_columns_load_on_spark_as_on_duckdb(
     """The same rows in ``landed`` on both engines, and the same outcome of the returns' suite over them."""
     con = both[0]
     path = _landing_copy(spark_paths, tmp_path, "returns")
-    _with_optional_columns(path, names)
+    _with_optional_columns(path, names, con)
     declared = [*SOURCES_BY_NAME["returns"].table_columns, "_period"]
     duckdb_ingest.load(con, path.parents[1], "returns", MONTH)
     duck_rows = con.execute(
@@ -519,7 +591,7 @@ def test_the_returns_optional_columns_load_on_spark_as_on_duckdb(
     on_spark = LandingValidator(tmp_path / "spark").validate(
         "returns", MONTH, spark_ingest.validation_frame(spark, "returns", MONTH), str(path)
     )
-    assert on_spark.success == on_duckdb.success
+    assert on_spark.success == on_duckdb.success and on_duckdb.success  # each line as raw has it
     assert on_spark.message().splitlines()[0] == on_duckdb.message().splitlines()[0]
     assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
 
@@ -528,7 +600,9 @@ def test_an_inexact_value_in_an_optional_column_fails_on_spark_with_duckdbs_mess
     both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
 ):
     path = _landing_copy(spark_paths, tmp_path, "returns")
-    _with_optional_columns(path, ["order_date", "customer_id", "unit_price", "unit_cost"], bad="12.345")
+    _with_optional_columns(
+        path, ["order_date", "customer_id", "unit_price", "unit_cost"], both[0], bad="12.345"
+    )
     landed = spark.table("landed.returns").where(F.col("_period") == F.lit(date(2024, 2, 1)))
     before = landed.select(F.count("*"), F.sum(F.hash(*landed.columns))).first()
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con, pytest.raises(LandingError) as on_duckdb:

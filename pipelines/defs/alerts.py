@@ -45,9 +45,12 @@ from dagster._core.storage.tags import (
 )
 
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import setting, text
 
 NOTIFY_LOG_ENV = "CPROF_NOTIFY_LOG"
 NOTIFY_COMMAND_ENV = "CPROF_NOTIFY_COMMAND"
+NOTIFY_LOG = setting(NOTIFY_LOG_ENV, text, "the path of a file to append failures to")
+NOTIFY_COMMAND = setting(NOTIFY_COMMAND_ENV, shlex.split, "a command line (quotes balanced)")
 COMMAND_TIMEOUT_SECONDS = 60
 
 
@@ -128,12 +131,10 @@ class CommandNotifier:
 
 def configured_notifiers(paths: Paths, environ: dict[str, str] | None = None) -> list[Notifier]:
     environ = os.environ if environ is None else environ
-    notifiers: list[Notifier] = [
-        LogNotifier(Path(environ.get(NOTIFY_LOG_ENV) or paths.logs / "failures.jsonl"))
-    ]
-    command = environ.get(NOTIFY_COMMAND_ENV, "").strip()
+    notifiers: list[Notifier] = [LogNotifier(Path(NOTIFY_LOG.get(environ) or paths.logs / "failures.jsonl"))]
+    command = NOTIFY_COMMAND.get(environ)
     if command:
-        notifiers.append(CommandNotifier(shlex.split(command)))
+        notifiers.append(CommandNotifier(command))
     return notifiers
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,8 +56,9 @@ from pipelines.defs.partitions import (
     shift_month,
 )
 from pipelines.defs.resources import DataDir
-from pipelines.landing.inventory import FIRST_MONTH_ENV, file_sha256, history_start, landing_inventory
+from pipelines.landing.inventory import FIRST_MONTH_ENV, history_start, is_unchanged, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
+from pipelines.lib.settings import number, setting
 
 # The monthly close runs at 06:00 UTC on the 3rd, when the ledger of the previous month has closed; the
 # published marts are due by 09:00 (pipelines.defs.assets.publish.PUBLISH_DEADLINE_CRON).
@@ -117,6 +117,9 @@ RETRY_LIMIT = (
 )
 RETRY_BACKOFF_ENV = "CPROF_RETRY_BACKOFF_SECONDS"
 DEFAULT_RETRY_BACKOFF_SECONDS = 600  # wait after the first failure; doubled after each further one
+RETRY_BACKOFF = setting(
+    RETRY_BACKOFF_ENV, number(), "a number of seconds (0 or more)", DEFAULT_RETRY_BACKOFF_SECONDS
+)
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -128,7 +131,7 @@ UNFINISHED = [
 
 def retry_backoff_seconds(failures: int) -> float:
     """How long after its last failed refresh a month is retried, after ``failures`` failures (1, 2, ...)."""
-    base = float(os.environ.get(RETRY_BACKOFF_ENV) or DEFAULT_RETRY_BACKOFF_SECONDS)
+    base = float(RETRY_BACKOFF.get())
     return base * 2 ** (failures - 1)
 
 
@@ -168,11 +171,9 @@ def _recorded(
 def _changed(recorded: dict | None, found: tuple[str, int, int]) -> bool:
     """Whether the landing file ``found`` differs from the one recorded: size and modification time first,
     then, when one of them differs, its SHA-256 (a copy with new times is the same file)."""
-    if recorded is None:
-        return True
-    if (recorded.get("bytes"), recorded.get("mtime_ns")) == found[1:]:
-        return False
-    return recorded.get("sha256") is None or file_sha256(Path(found[0])) != recorded["sha256"]
+    return recorded is None or not is_unchanged(
+        Path(found[0]), recorded.get("bytes"), recorded.get("mtime_ns"), recorded.get("sha256")
+    )
 
 
 def _run_months(tags: dict[str, str]) -> tuple[str, str] | None:

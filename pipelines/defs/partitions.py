@@ -13,24 +13,29 @@ archive) ends at its newest month, or at ``CPROF_LAST_MONTH`` when that is set. 
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from datetime import date
 
 from dagster import BackfillPolicy, MonthlyPartitionsDefinition
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
 from pipelines.engines.sql import ident
-from pipelines.landing.inventory import FIRST_MONTH_ENV, months_in_landing
+from pipelines.landing.inventory import FIRST_MONTH, months_in_landing
 from pipelines.lib.config import paths
+from pipelines.lib.settings import MONTH, month, setting
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
 DEFAULT_FIRST_MONTH = "2020-01"
 LAST_MONTH_ENV = "CPROF_LAST_MONTH"
+LAST_MONTH = setting(LAST_MONTH_ENV, month, MONTH)
 
 
 def partition_months(
@@ -51,8 +56,8 @@ def _monthly_partitions() -> MonthlyPartitionsDefinition:
     first, last = partition_months(
         months_in_landing(paths().landing),
         date.today(),
-        os.environ.get(FIRST_MONTH_ENV) or None,
-        os.environ.get(LAST_MONTH_ENV) or None,
+        FIRST_MONTH.get(),
+        LAST_MONTH.get(),
     )
     if last is None:
         return MonthlyPartitionsDefinition(start_date=partition_key(first), end_offset=0)
@@ -86,6 +91,22 @@ def range_tags(first: str, last: str) -> dict[str, str]:
         ASSET_PARTITION_RANGE_START_TAG: partition_key(first),
         ASSET_PARTITION_RANGE_END_TAG: partition_key(last),
     }
+
+
+def months_of_run(tags: dict[str, str]) -> list[str]:
+    """The months (YYYY-MM, in order) a run covers, from its tags (a partition or a partition range), for a step
+    whose own asset is not partitioned; [] for a run of no partition."""
+    if PARTITION_NAME_TAG in tags:
+        return [month_of_key(tags[PARTITION_NAME_TAG])]
+    if ASSET_PARTITION_RANGE_START_TAG not in tags:
+        return []
+    current = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
+    last = date.fromisoformat(tags[ASSET_PARTITION_RANGE_END_TAG])
+    months = []
+    while current <= last:
+        months.append(f"{current:%Y-%m}")
+        current = shift_month(current, 1)
+    return months
 
 
 def run_months(context) -> list[str]:

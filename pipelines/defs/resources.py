@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from pipelines.defs.dbt import dbt_resource
 from pipelines.domain.clv_scoring import ClvSettings
 from pipelines.engines import DBT_TARGET_ENV, Runtime, dbt_target, engine_name, open_runtime
 from pipelines.engines.base import Warehouse
+from pipelines.landing.inventory import FileKey, FileStamp, run_files, take_inventory
 from pipelines.lib.config import Paths
 
 
@@ -47,13 +48,28 @@ class WarehouseResource(ConfigurableResource):
 
 
 class DataDir(ConfigurableResource):
-    """The data directory: landing zone, warehouse, publications, logs."""
+    """The data directory: landing zone, warehouse, publications, logs; and the run's inventory of its landing
+    files, taken once per run (kept with the run's id: the resource lives as long as the run's process)."""
 
     path: str
+
+    _inventory: tuple[str, dict[FileKey, FileStamp]] | None = PrivateAttr(default=None)
 
     @property
     def paths(self) -> Paths:
         return Paths(Path(self.path))
+
+    def run_inventory(
+        self, run_id: str, months: list[str], say: Callable[[str], None] | None = None
+    ) -> dict[FileKey, FileStamp]:
+        """The size, modification time and SHA-256 of every landing file of the run (the snapshots, and every
+        monthly source's file of ``months``), taken by the first step that loads a file, before anything is
+        loaded (pipelines.landing.inventory.take_inventory: a file still being written fails it, named). Each
+        load then reads only the file inventoried."""
+        if self._inventory is None or self._inventory[0] != run_id:
+            landing = self.paths.landing
+            self._inventory = (run_id, take_inventory(run_files(landing, months), say=say))
+        return self._inventory[1]
 
 
 class LandingChecks(ConfigurableResource):

@@ -8,9 +8,10 @@ an engine module.
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
+
+from pipelines.lib.settings import choice, memory_size, setting
 
 if TYPE_CHECKING:
     from datetime import date
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 ENGINE_ENV = "CPROF_ENGINE"
 ENGINES = ("duckdb", "spark")
+ENGINE = setting(ENGINE_ENV, choice(*ENGINES), f"one of {', '.join(ENGINES)}", "duckdb")
 # The dbt target each engine builds the models with (dbt_project/profiles.yml): on Spark, dbt connects to the
 # Thrift server the run's Spark session starts (the `spark` target, Spark in dbt's process, serves dbt alone).
 DBT_TARGETS = {"duckdb": "local", "spark": "spark_thrift"}
@@ -33,7 +35,7 @@ class UnknownEngine(ValueError):
 
 def engine_name(value: str | None = None) -> str:
     """The engine chosen: ``value``, else ``$CPROF_ENGINE``, else duckdb."""
-    name = (value or os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
+    name = (value or ENGINE.get()).strip().lower()
     if name not in ENGINES:
         raise UnknownEngine(f"{ENGINE_ENV}={name!r}: the engines are {', '.join(ENGINES)}")
     return name
@@ -58,6 +60,11 @@ class Runtime(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def check_writable(self) -> None:
+        """Raise WarehouseInUse (pipelines/lib/lock.py), one line naming the process, when another process holds
+        the working warehouse's files open so that a run could not write them."""
+        ...
 
     # The run's bookkeeping, read and written outside a session (before a run, and after its publication swap).
     def dirty_months(self) -> list[str] | None:
@@ -86,6 +93,12 @@ def open_runtime(paths: Paths, engine: str | None = None, **options: object) -> 
 
 
 MEMORY_LIMIT_ENV = "CPROF_DUCKDB_MEMORY_LIMIT"
+MEMORY_LIMIT = setting(
+    MEMORY_LIMIT_ENV,
+    memory_size,
+    "a memory size DuckDB takes: a number and a unit (4GB, 512MB, 2GiB) or a percentage",
+    "4GB",
+)
 
 
 def duckdb_settings(paths: Paths) -> dict[str, object]:
@@ -93,7 +106,7 @@ def duckdb_settings(paths: Paths) -> dict[str, object]:
     limit (``$CPROF_DUCKDB_MEMORY_LIMIT``, default 4GB) past which DuckDB spills to ``<data>/duckdb_tmp``, and
     no insertion-order guarantee, which lets large inserts stream."""
     return {
-        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or "4GB",
+        "memory_limit": MEMORY_LIMIT.get(),
         "temp_directory": str(paths.data_dir / "duckdb_tmp"),
         "preserve_insertion_order": False,
     }

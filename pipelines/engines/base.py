@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the publication is a DuckDB file whatever the engine; only 
     import duckdb
     import pandas as pd
 
+    from pipelines.landing.inventory import FileStamp
+
 Operator = Literal["=", "<", "<=", ">", ">=", "in"]
 OPERATORS = ("=", "<", "<=", ">", ">=", "in")
 
@@ -135,9 +137,20 @@ class Warehouse(ABC):
 
     # -- ingest: quarantine, validation, promotion --------------------------------------------------------------
     @abstractmethod
-    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
+    def load(
+        self,
+        landing: Path,
+        source: str,
+        month: str | None,
+        reuse_unchanged: bool,
+        expected: FileStamp | None = None,
+        accept_row_drop: bool = False,
+    ) -> LoadResult:
         """Parse a landing file exactly (data_checks.parsing) into ``landed.<source>``, replacing that
-        month (or the snapshot); a file that does not parse raises LandingError and changes nothing."""
+        month (or the snapshot); a file that does not parse raises LandingError and changes nothing. Only the
+        file ``expected`` (as the run's inventory found it) is loaded: one that changed before or while it was
+        parsed raises LandingError naming it; so does a month with far fewer rows than its promoted load
+        (``CPROF_MAX_ROW_DROP``) unless ``accept_row_drop``."""
 
     @abstractmethod
     def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:

@@ -6,7 +6,9 @@ generation of their partition; ``landed`` and ``raw`` are views of each partitio
 generation, so promotion copies nothing (see GENERATIONS below). Every load and promotion is one transaction:
 a monthly file replaces exactly its month (``_period``), a snapshot the whole table. A file that is missing, unreadable or does not parse raises
 :class:`LandingError` naming the path (and, where DuckDB reports them, the line and column); the
-transaction is rolled back, so the warehouse keeps what it had.
+transaction is rolled back, so the warehouse keeps what it had. Only whole files are loaded: the file parsed
+must be the one the run inventoried, before and after it is read, and a month reloaded with far fewer rows than
+its promoted load fails unless confirmed (pipelines/landing/inventory.py, docs/landing.md).
 
 Values are parsed exactly (data_checks.parsing): each is read as text and must be written in its column's
 declared type (pipelines.landing.sources) before it is cast, so nothing is rounded or reinterpreted on the way in; a value
@@ -19,6 +21,7 @@ header-only month of a source that declares empty months abnormal (order lines, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,17 +29,28 @@ from typing import Any
 import duckdb
 
 from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
-from data_checks.structure import LandingError, check_columns, check_csv_header
+from data_checks.structure import (
+    LandingError,
+    check_columns,
+    check_csv_header,
+    check_parquet_file,
+    check_scalar_columns,
+    csv_problem,
+)
 from pipelines.engines.base import LoadResult
 from pipelines.engines.duckdb_tables import in_transaction
 from pipelines.engines.sql import ident, literal, qualified
 from pipelines.landing.inventory import (
+    FileStamp,
     file_sha256,
+    file_to_load,
     find_file,
     history_start,
     landing_inventory,
     month_start,
     months_in_landing,
+    row_drop_error,
+    verify_unchanged,
 )
 from pipelines.landing.sources import (
     BY_NAME,
@@ -379,13 +393,15 @@ def _write_generation(
     params: dict,
     also: tuple[str, list] | None = None,
     if_empty: LandingError | None = None,
+    check: Callable[[int, int | None], None] | None = None,
 ) -> int:
     """In one transaction: write the rows of ``select_sql`` (the source's columns and lineage) into the store as
     a new generation of the period (a snapshot: of the whole source), which ``landed`` shows from then on; a
     previous load of the period that was never promoted is deleted (superseded), the promoted one stays what
     ``raw`` shows. Returns how many rows there are. ``also`` is one more statement (and its parameters) for the
-    same transaction, given the row count as its last parameter; ``if_empty`` is raised when there are no rows.
-    On any error the warehouse keeps what it had."""
+    same transaction, given the row count as its last parameter; ``if_empty`` is raised when there are no rows;
+    ``check`` is called before the commit with the row count and the rows of the partition's promoted generation
+    (None: none), and may raise. On any error the warehouse keeps what it had."""
     ensure_tables(con)
 
     def work() -> int:
@@ -397,6 +413,11 @@ def _write_generation(
         ).fetchone()[0]
         if rows == 0 and if_empty is not None:
             raise if_empty
+        if check is not None:
+            promoted = con.execute(
+                f"select rows from {GENERATIONS} where {_PARTITION} and promoted", [source.name, period]
+            ).fetchone()
+            check(int(rows), None if promoted is None else int(promoted[0]))
         con.execute(
             f"insert into {GENERATIONS} values (?, ?, ?, ?, false)", [generation, source.name, period, rows]
         )
@@ -408,9 +429,25 @@ def _write_generation(
 
 
 def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
-    """Turn DuckDB's reader error into one line: file line, column, the rule broken and the offending line."""
+    """Turn DuckDB's reader error into one line: file line, column, the rule broken and the offending line. A
+    CSV file is read again with Python's csv module first (data_checks.structure.csv_problem), which names the
+    line where a quoted value opens, where DuckDB names the line it was on and quotes the lines after; a file
+    DuckDB cannot read at all (a zero-byte or corrupt Parquet file) keeps DuckDB's reason, without the SQL."""
+    if path.suffix == ".csv" and path.is_file():
+        problem = csv_problem(path)
+        if problem:
+            return LandingError(path, f"does not parse: {problem}")
     text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # DuckDB quotes the statement under its message ("LINE 1: select ...", then a caret): never show it.
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not re.match(r"LINE \d+:", line.strip()) and set(line.strip()) != {"^"}
+    ]
+    if "CSV Error on Line" not in text and lines:  # not the CSV reader's: its first line is the reason
+        reason = " ".join(re.sub(r"^[\w ]*Error: ", "", lines[0]).replace(f"'{path}'", "").split())
+        kind = "a Parquet file" if path.suffix == ".parquet" else "a landing file"
+        return LandingError(path, f"does not parse: not {kind} DuckDB can read: {reason}")
     line_no = re.search(r"CSV Error on Line: (\d+)", text)
     column = re.search(r'converting column "([^"]+)"', text)
     original = next(
@@ -449,10 +486,17 @@ def load(
     source_name: str,
     month: str | None = None,
     skip_unchanged: bool = False,
+    expected: FileStamp | None = None,
+    accept_row_drop: bool = False,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted
     to ``raw``): a month of a monthly source, or a whole snapshot. With ``skip_unchanged``, a snapshot file
-    with the checksum of the content already promoted is not loaded again (``unchanged`` in the result)."""
+    with the checksum of the content already promoted is not loaded again (``unchanged`` in the result).
+
+    Only whole files are loaded: ``expected`` is the file as the run's inventory found it (size, modification
+    time, SHA-256; without it, as it is when the load starts), and a file that differs from it before or after
+    it was parsed fails, naming it, with nothing of it loaded. A month whose rows fall by more than
+    ``CPROF_MAX_ROW_DROP`` against the generation promoted for it fails too, unless ``accept_row_drop``."""
     source = BY_NAME[source_name]
     if (source.kind == "monthly") != (month is not None):
         raise ValueError(
@@ -460,27 +504,36 @@ def load(
             f"{'a month is required' if month is None else 'it has no months'}"
         )
     period = month_start(month) if month else None
-    path = find_file(landing, source, month)
+    file = file_to_load(landing, source, month, expected)
+    path = file.path
     stored, present = None, None
     if path.suffix == ".csv":
         present = check_csv_header(path, source)
     else:
+        check_parquet_file(path)
         try:
             stored = _parquet_types(con, path)
         except duckdb.Error as exc:
             raise _explain_duckdb_error(path, exc) from exc
         check_columns(path, source, list(stored))
-    checksum = file_sha256(path)
-    stat = path.stat()
+        check_scalar_columns(path, source, stored)
     if skip_unchanged and period is None:
-        promoted = promoted_snapshot(con, source_name, checksum)
+        promoted = promoted_snapshot(con, source_name, file.sha256)
         if promoted is not None:
             return LoadResult(
-                source_name, path, month, promoted, checksum, stat.st_size, stat.st_mtime_ns, unchanged=True
+                source_name, path, month, promoted, file.sha256, file.bytes, file.mtime_ns, unchanged=True
             )
     empty = (
         empty_month_error(path, source) if source.kind == "monthly" and not source.empty_month_ok else None
     )
+
+    def whole(rows: int, promoted: int | None) -> None:
+        """Before the commit: the bytes parsed were the file inventoried, and no sharp fall in rows."""
+        verify_unchanged(file)
+        drop = row_drop_error(path, source.name, month, rows, promoted) if not accept_row_drop else None
+        if drop is not None:
+            raise drop
+
     try:
         rows = _write_generation(
             con,
@@ -493,17 +546,19 @@ def load(
             if period is not None
             else (
                 f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, current_timestamp::timestamp, null)",
-                [source_name, checksum],
+                [source_name, file.sha256],
             ),
             if_empty=empty,
+            check=whole,
         )
     except duckdb.Error as exc:
+        verify_unchanged(file)  # a file cut short or grown while it was read: say so, not how it broke
         try:
             inexact = _inexact_values(con, path, source, present)
         except duckdb.Error:  # the file itself does not parse: DuckDB's reader says where
             inexact = None
         raise (inexact or _explain_duckdb_error(path, exc)) from exc
-    return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
+    return LoadResult(source_name, path, month, rows, file.sha256, file.bytes, file.mtime_ns)
 
 
 # The months of returns whose order lines a month of order lines brings to raw for the first time: returns
@@ -622,7 +677,9 @@ def validation_frames(
     for index, month in enumerate(months):
         name = f"period_{index}"
         branch = PERIOD_PARAMETER.sub(f"${name}", sql)
-        branches.append(f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})")
+        branches.append(
+            f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})"
+        )
         parameters[name] = month_start(month)
         parameters[f"month_{index}"] = month
     return _frame(con, " union all ".join(branches), parameters)

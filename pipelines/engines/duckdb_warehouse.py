@@ -20,8 +20,22 @@ from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import Column, LoadResult, PeriodWindow, Warehouse, where_sql
 from pipelines.engines.duckdb_tables import replace_rows, table_ddl
 from pipelines.engines.sql import ident, literal, qualified
+from pipelines.landing.inventory import FileStamp
+from pipelines.lib.lock import warehouse_in_use
 
 SCRATCH = "scratch"  # frames staged here, one at a time, before they replace a table's periods
+
+
+def open_for_writing(database: Path, config: dict[str, object]) -> duckdb.DuckDBPyConnection:
+    """A connection that may write the working file; WarehouseInUse, one line naming the holder, when another
+    process (a reader) has the file open."""
+    try:
+        return duckdb.connect(str(database), read_only=False, config=config)
+    except duckdb.IOException as exc:
+        in_use = warehouse_in_use(database, exc)
+        if in_use is None:
+            raise
+        raise in_use from None
 
 
 class DuckDBWarehouse(Warehouse):
@@ -36,7 +50,7 @@ class DuckDBWarehouse(Warehouse):
     def con(self) -> duckdb.DuckDBPyConnection:
         """The session's connection, opened on first use (publishing needs none: it attaches the file)."""
         if self._con is None:
-            self._con = duckdb.connect(str(self.database), read_only=False, config=self.config)
+            self._con = open_for_writing(self.database, self.config)
         return self._con
 
     # -- reads
@@ -128,8 +142,18 @@ class DuckDBWarehouse(Warehouse):
             self.con.execute(f"drop table if exists {staged}")
 
     # -- ingest
-    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
-        return duckdb_ingest.load(self.con, landing, source, month, reuse_unchanged)
+    def load(
+        self,
+        landing: Path,
+        source: str,
+        month: str | None,
+        reuse_unchanged: bool,
+        expected: FileStamp | None = None,
+        accept_row_drop: bool = False,
+    ) -> LoadResult:
+        return duckdb_ingest.load(
+            self.con, landing, source, month, reuse_unchanged, expected, accept_row_drop
+        )
 
     def validation_frame(
         self, source: str, month: str | None, history_start: str | None = None
@@ -207,6 +231,10 @@ class DuckDBRuntime:
 
     def close(self) -> None:
         pass
+
+    def check_writable(self) -> None:
+        if self.database.exists():
+            open_for_writing(self.database, self.config).close()
 
     def dirty_months(self) -> list[str] | None:
         return duckdb_ingest.dirty_months(self.database)

@@ -28,7 +28,6 @@ promoted only after ``raw`` has it. A crash can only make the next run do more (
 
 from __future__ import annotations
 
-import codecs
 import csv
 import functools
 import re
@@ -42,12 +41,27 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from data_checks.parsing import csv_lines, describe_offenders, rule_for
-from data_checks.structure import LandingError, check_columns, check_csv_header
+from data_checks.structure import (
+    LandingError,
+    check_columns,
+    check_csv_header,
+    check_parquet_file,
+    check_scalar_columns,
+    csv_problem,
+)
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import LoadResult
 from pipelines.engines.duckdb_ingest import AWAITING, AWAITING_DDL, SNAPSHOT_FILES, SNAPSHOT_FILES_DDL
 from pipelines.engines.sql import spark_literal
-from pipelines.landing.inventory import file_sha256, find_file, month_start
+from pipelines.landing.inventory import (
+    FileStamp,
+    file_sha256,
+    file_to_load,
+    find_file,
+    month_start,
+    row_drop_error,
+    verify_unchanged,
+)
 from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, SNAPSHOTS, SOURCES, Source
 from pipelines.lib.config import Paths
 
@@ -341,30 +355,13 @@ def snapshot_promoted(spark: SparkSession, source_name: str, control: Path | Non
 # -- reading a landing file as text ---------------------------------------------------------------------------
 
 
-def _check_utf8(path: Path) -> None:
-    """Spark decodes a CSV file replacing bytes that are not UTF-8: refuse such a file first, naming the line."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line, offset = 1, 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                byte = offset + exc.start
-                line += block[: exc.start].count(b"\n")
-                raise LandingError(
-                    path,
-                    f"does not parse: line {line}: not UTF-8 text at byte {byte} (not utf-8): re-export as UTF-8",
-                ) from exc
-            line += block.count(b"\n")
-            offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise LandingError(
-                path,
-                f"does not parse: line {line}: not UTF-8 text at the end (not utf-8): re-export as UTF-8",
-            ) from exc
+def _check_csv_format(path: Path) -> None:
+    """Spark decodes a CSV file replacing bytes that are not UTF-8, and reads a quote that never closes as one value
+    holding the rest of the file: refuse such a file first, in DuckDB's words (data_checks.structure.csv_problem:
+    the line where it stops being UTF-8, where the quote opens, or with the wrong number of fields)."""
+    problem = csv_problem(path)
+    if problem:
+        raise LandingError(path, f"does not parse: {problem}")
 
 
 def _csv_has_rows(path: Path) -> bool:
@@ -529,6 +526,8 @@ def load(
     month: str | None = None,
     skip_unchanged: bool = False,
     control: Path | None = None,
+    expected: FileStamp | None = None,
+    accept_row_drop: bool = False,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted to
     ``raw``): a month of a monthly source (its ``_period`` partition replaced), or a whole snapshot. Every value is
@@ -537,7 +536,10 @@ def load(
     A header-only month fails where the spec says empty months are not normal, and empties the month where
     they are. With ``skip_unchanged``, a snapshot file with the checksum of the content already promoted is not
     loaded again (``unchanged`` in the result). ``control``: the control file (default: beside the session's
-    warehouse directory, ``<data>/spark/control.duckdb``)."""
+    warehouse directory, ``<data>/spark/control.duckdb``). Only whole files, as on DuckDB: ``expected`` is the
+    file as the run's inventory found it, and a file that differs from it before or after it was read, or a
+    month whose rows fall by more than ``CPROF_MAX_ROW_DROP`` against its promoted load (unless
+    ``accept_row_drop``), fails naming the file and changes nothing."""
     from pyspark.sql import functions as F
 
     source = BY_NAME[source_name]
@@ -548,30 +550,31 @@ def load(
         )
     control = control or _control_of(spark)
     period = month_start(month) if month else None
-    path = find_file(landing, source, month)
+    file = file_to_load(landing, source, month, expected)
+    path = file.path
     if path.suffix == ".csv":
         kinds = _kinds(source, check_csv_header(path, source))
-        _check_utf8(path)
+        _check_csv_format(path)
         has_rows = _csv_has_rows(path)
         stored = None
         text = _csv_text(spark, path, kinds)
     else:
+        check_parquet_file(path)
         try:
             raw = _parquet(spark, path)
             stored = {name: _declared_kind(kind) for name, kind in raw.dtypes if name != _ROW}
         except Exception as exc:  # not a Parquet file Spark can read
             raise LandingError(path, f"does not parse: {_spark_error_line(exc)}") from exc
         check_columns(path, source, list(stored))
+        check_scalar_columns(path, source, {name: kind for name, kind in raw.dtypes if name != _ROW})
         kinds = _kinds(source, list(stored))
         has_rows = raw.limit(1).count() > 0
         text = _parquet_text(raw, kinds, stored, keep_typed=True)
-    checksum = file_sha256(path)
-    stat = path.stat()
     if skip_unchanged and period is None:
-        promoted = _promoted_rows(control, source_name, checksum)
+        promoted = _promoted_rows(control, source_name, file.sha256)
         if promoted is not None:
             return LoadResult(
-                source_name, path, month, promoted, checksum, stat.st_size, stat.st_mtime_ns, unchanged=True
+                source_name, path, month, promoted, file.sha256, file.bytes, file.mtime_ns, unchanged=True
             )
     if not has_rows and source.kind == "monthly" and not source.empty_month_ok:
         raise duckdb_ingest.empty_month_error(path, source)
@@ -617,8 +620,21 @@ def load(
             fs.mkdirs(folder)
     except Exception as exc:
         _delete(spark, generation)
+        verify_unchanged(file)  # a file cut short or grown while it was read: say so, not how it broke
         error = _explain_failure(spark, path, kinds, stored, exc)
         raise error from exc
+    try:  # the rows written are the file inventoried, and not far fewer than the month's promoted load
+        verify_unchanged(file)
+        if period is not None and promoted is not None and not accept_row_drop:
+            written = spark.read.parquet(generation).count() if has_rows else 0
+            drop = row_drop_error(
+                path, source.name, month, written, _count(spark, f"{RAW}.{source.name}", period)
+            )
+            if drop is not None:
+                raise drop
+    except LandingError:
+        _delete(spark, generation)
+        raise
     previous = _snapshot_record(control, source_name) if period is None else None
     if period is None:  # landed is about to differ from raw: no longer "promoted" until it is again
         with _control(control) as con:
@@ -636,15 +652,16 @@ def load(
         with _control(control) as con:
             con.execute(
                 f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, localtimestamp, null)",
-                [source_name, checksum, rows],
+                [source_name, file.sha256, rows],
             )
-    return LoadResult(source_name, path, month, rows, checksum, stat.st_size, stat.st_mtime_ns)
+    return LoadResult(source_name, path, month, rows, file.sha256, file.bytes, file.mtime_ns)
 
 
 def _explain_failure(
     spark: SparkSession, path: Path, kinds: dict[str, str], stored: dict[str, str] | None, exc: BaseException
 ) -> LandingError:
-    """After a failed load: the malformed row or the inexact values of the file, else Spark's own words."""
+    """After a failed load: the malformed row or the inexact values of the file, else Spark's own words (a CSV
+    file's format was checked before it was read: _check_csv_format)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 

@@ -22,7 +22,6 @@ as Parquet files DuckDB reads. Landing files are loaded by ``pipelines/engines/s
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -39,6 +38,8 @@ import pandas as pd
 
 from pipelines.engines.base import Column, Filter, LoadResult, PeriodWindow, Warehouse
 from pipelines.engines.sql import ident, literal, spark_qualified
+from pipelines.landing.inventory import FileStamp
+from pipelines.lib.settings import host_port, jvm_memory, setting, text
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 MASTER_ENV = "CPROF_SPARK_MASTER"
 THRIFT_ENV = "CPROF_SPARK_THRIFT"
 DRIVER_MEMORY_ENV = "CPROF_SPARK_DRIVER_MEMORY"
+MASTER = setting(MASTER_ENV, text, "a Spark master URL (local[2], spark://host:7077)")
+THRIFT = setting(THRIFT_ENV, host_port, "host:port of a Spark Thrift server")
+DRIVER_MEMORY = setting(DRIVER_MEMORY_ENV, jvm_memory, "a JVM memory size (2g, 512m)", "2g")
 # What dbt's spark_thrift target reads (dbt_project/profiles.yml): where the Thrift server listens.
 THRIFT_HOST_ENV = "CPROF_SPARK_THRIFT_HOST"
 THRIFT_PORT_ENV = "CPROF_SPARK_THRIFT_PORT"
@@ -109,9 +113,9 @@ class SparkRuntime:
         driver_memory: str | None = None,
     ):
         self.paths = paths
-        self.master = master or os.environ.get(MASTER_ENV) or LOCAL_MASTER
-        self.thrift = thrift or os.environ.get(THRIFT_ENV) or None
-        self.driver_memory = driver_memory or os.environ.get(DRIVER_MEMORY_ENV) or "2g"
+        self.master = master or MASTER.get() or LOCAL_MASTER
+        self.thrift = thrift or THRIFT.get()
+        self.driver_memory = driver_memory or DRIVER_MEMORY.get()
         self.home = paths.data_dir / SPARK_DIR
         self.seconds: dict[str, float] = {}  # how long Spark and its Thrift server took to start
         self._spark: SparkSession | None = None
@@ -239,6 +243,16 @@ class SparkRuntime:
         if self._spark is not None:
             self._spark.stop()
             self._spark = None
+
+    def check_writable(self) -> None:
+        """The control file is a DuckDB file: a process holding it open keeps a run out (Spark's own metastore
+        says for itself when another Spark holds it)."""
+        from pipelines.engines.duckdb_warehouse import open_for_writing
+        from pipelines.engines.spark_ingest import control_path
+
+        control = control_path(self.paths)
+        if control.exists():
+            open_for_writing(control, {}).close()
 
     # -- the run's bookkeeping (pipelines/engines/spark_ingest.py)
     def dirty_months(self) -> list[str] | None:
@@ -481,10 +495,26 @@ class SparkWarehouse(Warehouse):
         self.spark.sql(f"alter table {target} drop if exists {specs}")
 
     # -- ingest (pipelines/engines/spark_ingest.py)
-    def load(self, landing: Path, source: str, month: str | None, reuse_unchanged: bool) -> LoadResult:
+    def load(
+        self,
+        landing: Path,
+        source: str,
+        month: str | None,
+        reuse_unchanged: bool,
+        expected: FileStamp | None = None,
+        accept_row_drop: bool = False,
+    ) -> LoadResult:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.load(self.spark, landing, source, month, reuse_unchanged)
+        return spark_ingest.load(
+            self.spark,
+            landing,
+            source,
+            month,
+            reuse_unchanged,
+            expected=expected,
+            accept_row_drop=accept_row_drop,
+        )
 
     def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:
         from pipelines.engines import spark_ingest

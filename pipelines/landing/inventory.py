@@ -1,18 +1,29 @@
 """The landing zone's files: where each source's month or snapshot is, which files break the naming spec, which
-are ignored (hidden and editor files), which months have landed, and file digests. Engine-free: the warehouse
-engines (pipelines/engines/) load what this finds."""
+are ignored (hidden and editor files), which months have landed, and what a run's files are when it starts
+(size, modification time, SHA-256: a run loads only those bytes). Engine-free: the warehouse engines
+(pipelines/engines/) load what this finds.
+
+A landing file arrives whole: it is written under another name (a hidden one, ``.2025-12.csv.part``, which the
+landing zone ignores) and renamed into place, so it appears complete at once (docs/landing.md). Enforced here:
+a run takes its inventory before it loads anything, waiting for files modified in the last
+``CPROF_LANDING_QUIET_SECONDS`` to stay unchanged that long (a file still being written fails the run, named),
+and every load checks the file it parsed is the one inventoried (the engines' ``load``). A symbolic link whose
+target leaves the data directory is refused unless ``CPROF_ALLOW_EXTERNAL_LINKS`` is set.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from data_checks.structure import LandingError
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS, Source
+from pipelines.lib.settings import FLAG, MONTH, flag, month, number, setting
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -24,12 +35,47 @@ def month_start(label: str) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
+ALLOW_EXTERNAL_LINKS = setting("CPROF_ALLOW_EXTERNAL_LINKS", flag, FLAG, False)
+
+
+def link_problem(path: Path, landing: Path) -> str | None:
+    """What is wrong with ``path`` (a folder or file of the landing zone) being a symbolic link, or None: a link
+    whose target is outside the data directory (the landing zone's parent) is refused unless
+    ``CPROF_ALLOW_EXTERNAL_LINKS`` is set, so a link cannot make a run read, and an error quote, a file from
+    anywhere on the machine; a link to nothing is refused always. Only the target's path is said, never its
+    content."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if not target.exists():
+        return f"a symbolic link to {target}, which does not exist; put the file itself here"
+    inside = (landing.parent.resolve(), landing.resolve())
+    if ALLOW_EXTERNAL_LINKS.get() or any(target.is_relative_to(root) for root in inside):
+        return None
+    return (
+        f"a symbolic link to {target}, outside the data directory {landing.parent}: landing files are copied "
+        f"into the landing zone, not linked from elsewhere (set {ALLOW_EXTERNAL_LINKS.name}=1 to accept such links)"
+    )
+
+
+def _refuse_links(landing: Path, path: Path) -> None:
+    """Raise LandingError for a refused link on the way from the landing zone to ``path`` (its folder, itself)."""
+    for part in (path.parent, path):
+        problem = link_problem(part, landing)
+        if problem:
+            raise LandingError(part, problem)
+
+
 def find_file(landing: Path, source: Source, month: str | None = None) -> Path:
-    """The landing file of ``source`` (for ``month`` if monthly); CSV or Parquet."""
+    """The landing file of ``source`` (for ``month`` if monthly); CSV or Parquet. A refused symbolic link (see
+    :func:`link_problem`) raises LandingError naming it."""
     folder, stem = (
         (landing / source.name, month) if source.kind == "monthly" else (landing / "reference", source.name)
     )
     candidates = [folder / f"{stem}{ext}" for ext in EXTENSIONS]
+    for candidate in candidates:
+        if candidate.is_symlink() or folder.is_symlink():
+            _refuse_links(landing, candidate)
     found = [p for p in candidates if p.is_file()]
     if not found:
         raise LandingError(
@@ -104,14 +150,16 @@ def landing_inventory(landing: Path) -> LandingInventory:
             problems.append(
                 (entry, f"not part of the landing zone: it holds only the folders {', '.join(folders)}")
             )
+        elif problem := link_problem(entry, landing):
+            problems.append((entry, problem))
     for folder, stems in folders.items():
-        if not (landing / folder).is_dir():
+        if not (landing / folder).is_dir() or link_problem(landing / folder, landing):
             continue
         for path in sorted((landing / folder).iterdir()):
             if ignorable(path.name):
                 ignored.append(path)
                 continue
-            problem = _name_problem(path, stems)
+            problem = link_problem(path, landing) or _name_problem(path, stems)
             if problem:
                 problems.append((path, problem))
             elif stems is None:
@@ -131,14 +179,14 @@ def months_in_landing(landing: Path) -> list[str]:
 # return of a line ordered before it is a pre-history return (data_checks/suites.py). Default: the first month in
 # the landing zone. Moving it earlier and loading the older months is a backward backfill.
 FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
+FIRST_MONTH = setting(FIRST_MONTH_ENV, month, MONTH)
 
 
 def history_start(landing: Path) -> str | None:
     """The start of history: ``$CPROF_FIRST_MONTH`` when set, else the first month in the landing zone (None
     without one)."""
-    declared = os.environ.get(FIRST_MONTH_ENV)
+    declared = FIRST_MONTH.get()
     if declared:
-        month_start(declared)  # YYYY-MM, or a ValueError saying so
         return declared
     months = months_in_landing(landing)
     return months[0] if months else None
@@ -150,3 +198,164 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A landing file as a run found it before loading anything: size, modification time and SHA-256. What a
+    load records (and the landing sensor compares with the file later)."""
+
+    path: Path
+    bytes: int
+    mtime_ns: int
+    sha256: str
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def still_being_written(
+    path: Path, before: tuple[int, int], after: tuple[int, int], seconds: float | None = None
+) -> LandingError:
+    when = f"within {seconds:g}s" if seconds is not None else "while the run read it"
+    return LandingError(
+        path,
+        f"still being written: it went from {before[0]:,} to {after[0]:,} bytes {when}, so nothing of it was "
+        "loaded. A landing file must arrive whole: write it under a hidden name (.<name>.part) and rename it "
+        "into place when complete (docs/landing.md); then run again",
+    )
+
+
+def stamp(path: Path) -> FileStamp:
+    """The file's size, modification time and SHA-256, taken so that they belong together: a file that
+    changes while it is read raises LandingError naming it."""
+    before = _stat(path)
+    sha256 = file_sha256(path)
+    after = _stat(path)
+    if after != before:
+        raise still_being_written(path, before, after)
+    return FileStamp(path, *before, sha256)
+
+
+def is_unchanged(path: Path, size: int | None, mtime_ns: int | None, sha256: str | None) -> bool:
+    """Whether the file at ``path`` is the one recorded (size, mtime_ns, sha256): size and modification time
+    first, and when either differs its SHA-256 (a copy with new times is the same file). The landing sensor's
+    test of a corrected file, and a load's test that it parsed the bytes the run inventoried."""
+    if (size, mtime_ns) == _stat(path):
+        return True
+    return sha256 is not None and file_sha256(path) == sha256
+
+
+def changed_since_inventory(expected: FileStamp) -> LandingError:
+    found = _stat(expected.path) if expected.path.exists() else None
+    now = f"{found[0]:,} bytes now, other content" if found else "gone now"
+    return LandingError(
+        expected.path,
+        f"changed since the run took its inventory ({expected.bytes:,} bytes then, {now}), so nothing of it "
+        "was loaded: a file still being written, or replaced during the run. A landing "
+        "file must arrive whole: write it under a hidden name and rename it into place (docs/landing.md); "
+        "then run again",
+    )
+
+
+def verify_unchanged(expected: FileStamp) -> None:
+    """Raise LandingError naming the file unless it is still the one stamped (bytes and content)."""
+    path = expected.path
+    if not path.exists() or not is_unchanged(path, expected.bytes, expected.mtime_ns, expected.sha256):
+        raise changed_since_inventory(expected)
+
+
+MAX_ROW_DROP = setting(
+    "CPROF_MAX_ROW_DROP",
+    number(0, 1),
+    "a fraction between 0 and 1 (0.3: a reload of a month with over 30% of its rows gone fails; 1: never)",
+    # 0.3: the issue's December, 3,000 lines of 5,390 (44 % fewer), fails; a correction of a few lines passes
+    0.3,
+)
+ACCEPT_ROW_DROP_TAG = "cprof/accept_row_drop"  # run tag: MONTH:SOURCE or MONTH, comma-separated
+
+
+def accepts_row_drop(tags: dict[str, str], source: str, month: str | None) -> bool:
+    """Whether a run's tags (``cprof run --accept-row-drop``) confirm a fall of rows of ``source`` in ``month``."""
+    confirmed = {part.strip() for part in tags.get(ACCEPT_ROW_DROP_TAG, "").split(",") if part.strip()}
+    return month is not None and bool({month, f"{month}:{source}"} & confirmed)
+
+
+def row_drop_error(
+    path: Path, source: str, month: str | None, rows: int, promoted: int | None
+) -> LandingError | None:
+    """A month reloaded with far fewer rows than the load of it that was validated and promoted (more than
+    ``CPROF_MAX_ROW_DROP`` fewer): the mark of a file cut short or still being written. None when it is not
+    one (a snapshot, a first load, a fall within the limit)."""
+    limit = MAX_ROW_DROP.get()
+    if month is None or not promoted or rows >= promoted * (1 - limit):
+        return None
+    return LandingError(
+        path,
+        f"{rows:,} rows where its previous load, validated and promoted, had {promoted:,} "
+        f"({1 - rows / promoted:.0%} fewer; {MAX_ROW_DROP.name}={limit:g} allows {limit:.0%}), so nothing of it "
+        "was loaded: a file cut short or still being written looks like this (land files whole: docs/landing.md). "
+        f"If the month really has fewer rows, confirm it: cprof run --from {month} --to {month} "
+        f"--accept-row-drop {month}:{source} (a run from Dagster: tag {ACCEPT_ROW_DROP_TAG}={month}:{source})",
+    )
+
+
+def file_to_load(landing: Path, source: Source, month: str | None, expected: FileStamp | None) -> FileStamp:
+    """The file a load reads: the one the run inventoried (``expected``), checked to be still that file, or,
+    without an inventory, the file as it is now. LandingError when it changed, or moved (a CSV replaced by a
+    Parquet file). The load checks it once more after parsing it (:func:`verify_unchanged`)."""
+    path = find_file(landing, source, month)
+    if expected is None:
+        return stamp(path)
+    if path != expected.path:
+        raise changed_since_inventory(expected)
+    verify_unchanged(expected)
+    return expected
+
+
+QUIET_SECONDS = setting(
+    "CPROF_LANDING_QUIET_SECONDS", number(), "a number of seconds (0 or more; 0: no wait)", 5.0
+)
+
+
+FileKey = tuple[str, str | None]  # (source, month; None for a snapshot)
+
+
+def run_files(landing: Path, months: Iterable[str]) -> dict[FileKey, Path]:
+    """Every landing file a run of ``months`` reads: the reference snapshots, and each monthly source's file of
+    each month. A file that is missing or refused is left out: its own load fails, naming it."""
+    keys = [(source, None) for source in SNAPSHOTS] + [(s, label) for label in months for s in MONTHLY]
+    found = {}
+    for source, label in keys:
+        try:
+            found[source.name, label] = find_file(landing, source, label)
+        except LandingError:
+            continue
+    return found
+
+
+def take_inventory(
+    files: dict[FileKey, Path],
+    quiet_seconds: float | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[FileKey, FileStamp]:
+    """The run's inventory of ``files``, before it loads any: each file's size, modification time and SHA-256.
+    A file modified less than ``quiet_seconds`` (default ``CPROF_LANDING_QUIET_SECONDS``) ago is watched until
+    it has been unchanged that long; one that changes meanwhile is still being written, and raises
+    LandingError naming it (nothing is loaded: the run fails before its first load)."""
+    quiet = QUIET_SECONDS.get() if quiet_seconds is None else quiet_seconds
+    seen = {path: _stat(path) for path in files.values()}
+    youngest = max((mtime for _, mtime in seen.values()), default=0) / 1e9
+    wait = min(youngest + quiet - time.time(), quiet)  # a modification time in the future waits no longer
+    if wait > 0:
+        recent = [path for path, (_, mtime) in seen.items() if mtime / 1e9 + quiet > time.time()]
+        if say is not None:
+            say(f"landing: waiting {wait:.1f}s for {len(recent)} recently modified file(s) to stay unchanged")
+        time.sleep(wait)
+        for path in recent:
+            now = _stat(path)
+            if now != seen[path]:
+                raise still_being_written(path, seen[path], now, quiet)
+    return {key: stamp(path) for key, path in files.items()}

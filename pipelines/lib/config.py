@@ -16,9 +16,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.lib.settings import directory, setting
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DATA_DIR_ENV = "CPROF_DATA_DIR"
+DATA_DIR = setting(DATA_DIR_ENV, directory, "the path of a directory (it need not exist yet), not of a file")
 WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
 
 
@@ -57,7 +60,7 @@ class Paths:
 
 def data_dir() -> Path:
     """The data directory: ``$CPROF_DATA_DIR``, or ``data/`` under the project."""
-    return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT / "data").expanduser().resolve()
+    return Path(DATA_DIR.get() or PROJECT_ROOT / "data").expanduser().resolve()
 
 
 def paths() -> Paths:

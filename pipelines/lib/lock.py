@@ -28,6 +28,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -90,6 +91,39 @@ def worker_alive(host: str, pid: int, started: float | None) -> bool | None:
 
 class DataDirLocked(Exception):
     """Another process writes to this data directory; the message names it."""
+
+
+class WarehouseInUse(DataDirLocked):
+    """Another process has the working warehouse file open (a reader: an analyst's DuckDB session, a notebook,
+    a BI tool), so no run can write it; the message names that process when DuckDB says which."""
+
+
+_DUCKDB_LOCK = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def warehouse_in_use(database: Path, error: Exception) -> WarehouseInUse | None:
+    """DuckDB's error on opening ``database`` for writing while another process holds it, in one line; None for
+    any other error. DuckDB names the holder's program and pid, and says a read-only open would work when the
+    holder is a reader."""
+    text = str(error)
+    if "Could not set lock on file" not in text:
+        return None
+    found = _DUCKDB_LOCK.search(text)
+    who = "another process"
+    if found:
+        pid = int(found.group("pid"))
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            command = ""
+        command = " ".join(command.split())[:160]  # one line, whatever the command line holds
+        who = f"process {pid} ({command or found.group('program')})"
+    role = "reading it" if "read-only mode" in text else "holding it open"
+    return WarehouseInUse(
+        f"the working warehouse {database} is held by another program: {who} is {role}, and DuckDB lets no "
+        "one write a file another process has open. Close that session and run again; readers belong on the "
+        "publication, published/current/cprof.duckdb, which a run never locks"
+    )
 
 
 def _describe(holder: dict) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.engines import MEMORY_LIMIT
 from pipelines.engines.base import Warehouse
 from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal, qualified
@@ -53,6 +54,7 @@ PUBLISHED_STORAGE_FORMAT = 64
 
 class PublicationFormatError(Exception):
     """The DuckDB in use could not write the publication in the storage format the BI tools read."""
+
 
 @dataclass(frozen=True)
 class TableDoc:
@@ -154,7 +156,9 @@ def publish(
     is published and ``current`` stays as it was."""
     tables = warehouse.marts()
     if not tables:
-        raise ValueError(f"the {warehouse.engine} warehouse has no tables in schema marts: run the dbt build first")
+        raise ValueError(
+            f"the {warehouse.engine} warehouse has no tables in schema marts: run the dbt build first"
+        )
     run_id = run_id or uuid.uuid4().hex
     releases = published / RELEASES
     releases.mkdir(parents=True, exist_ok=True)
@@ -176,7 +180,7 @@ def publish(
         )
         if patching:
             shutil.copyfile(previous, partial)
-        limit = os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB"
+        limit = MEMORY_LIMIT.get()
         # Spill where a file database would (beside it), not in the working directory.
         spill = {"memory_limit": limit, "temp_directory": str(building / f"{DATABASE}.tmp")}
         with duckdb.connect(":memory:", config=spill) as con:

@@ -26,6 +26,7 @@ from data_checks.suites import SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     monthly_partitions,
+    months_of_run,
     partition_key,
     run_months,
     single_run,
@@ -34,6 +35,7 @@ from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
 from pipelines.engines.base import Filter, LoadResult
 from pipelines.landing.inventory import (
     LandingInventory,
+    accepts_row_drop,
     find_file,
     history_start,
     landing_inventory,
@@ -144,10 +146,19 @@ def _landed_asset(source: Source) -> AssetsDefinition:
     ) -> MaterializeResult:
         data_dir.paths.data_dir.mkdir(parents=True, exist_ok=True)
         ignored = _check_folder(data_dir, source)
+        tags = context.run.tags
+        inventory = data_dir.run_inventory(context.run.run_id, months_of_run(tags), say=context.log.info)
         metadata = {}
         with warehouse.session() as wh:
             for month in _months(context, source):
-                result = wh.load(data_dir.paths.landing, source.name, month, _reuse_snapshot(context, source))
+                result = wh.load(
+                    data_dir.paths.landing,
+                    source.name,
+                    month,
+                    _reuse_snapshot(context, source),
+                    expected=inventory.get((source.name, month)),
+                    accept_row_drop=accepts_row_drop(tags, source.name, month),
+                )
                 context.log.info(
                     f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}"
                     + (
@@ -219,7 +230,7 @@ def _suite_check(source: Source):
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
             f"| {f.unexpected_count if f.unexpected_count is not None else ''} "
-            f"| {', '.join(str(v) for v in f.samples)} |"
+            f"| {f.examples()} |"
             for month, outcome in failures
             for f in outcome.failures
         )

@@ -10,6 +10,11 @@ run.
 
 A run for months first..last rebuilds the months whose trailing window it can change, first..last + 11, and
 keeps the others.
+
+A question nobody answered in a month's window (one added to survey_questions.csv before its first answers) is
+left out of that month's weights, and so of its satisfaction index: the other attributes' weights come from the
+responses that answer them, exactly as without the question. The asset's metadata (``notes``,
+``questions_without_answers``) and ``cprof run``'s output say so, as they say which months could not be derived.
 """
 
 from dataclasses import dataclass
@@ -19,12 +24,14 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from pipelines.defs.automation import contiguous
 from pipelines.defs.partitions import monthly_partitions, refresh_window, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 from pipelines.engines.base import Column, Filter, Warehouse
 
 DRIVERS = AssetKey(["marts", "satisfaction_drivers"])
+NOTES = "notes"  # metadata: what a person must know of this materialization; cprof run prints it
 STAGING = [AssetKey(["staging", name]) for name in ("stg_survey__responses", "stg_survey__questions")]
 # The months in the warehouse (every month has customer rows): history starts at the first of them.
 HISTORY = AssetKey(["marts", "customer_profitability"])
@@ -98,8 +105,9 @@ def _answers(wh: Warehouse, first: date, last: date, questions: list[str]) -> An
 
 def _window(answers: Answers, period: date) -> pd.DataFrame:
     """The complete responses of the trailing 12 months to ``period``: one row per response (in response_id
-    order), one column per question (the overall question, then the attributes); a response that misses an
-    answer is left out."""
+    order), one column per question answered in the window (the overall question, then the attributes); a
+    question nobody answered in the window has no column, and a response that misses an answer to one of the
+    others is left out."""
     month = answers.periods
     inside = (month >= np.datetime64(shift_month(period, -11))) & (month <= np.datetime64(period))
     responses = answers.responses[inside]
@@ -112,7 +120,30 @@ def _window(answers: Answers, period: date) -> pd.DataFrame:
         raise ValueError(f"{RESPONSES}: a question answered twice in one response, in the window to {period}")
     grid = np.full(rows * width, np.nan)
     grid[cells] = answers.scores[inside]
-    return pd.DataFrame(grid.reshape(rows, width), columns=answers.questions).dropna()
+    frame = pd.DataFrame(grid.reshape(rows, width), columns=answers.questions)
+    # A question without a single answer in the window would otherwise empty it (every response misses it).
+    return frame.loc[:, frame.notna().any()].dropna()
+
+
+def _spans(months: list[str]) -> str:
+    """Months as ranges of consecutive months: 2024-01..2024-03, 2024-06."""
+    return ", ".join(g[0] if len(g) == 1 else f"{g[0]}..{g[-1]}" for g in contiguous(months))
+
+
+def notes(unanswered: dict[str, list[str]], skipped: dict[str, str]) -> list[str]:
+    """What a person must know of the weights derived: the questions left out of months' weights for want of
+    answers, and the months not derived at all."""
+    by_question: dict[str, list[str]] = {}
+    for month, questions in unanswered.items():
+        for question in questions:
+            by_question.setdefault(question, []).append(month)
+    said = [
+        f"{question} has no answers in the 12-month windows of {_spans(sorted(months))}: it is left out of "
+        "those months' weights and satisfaction index (the other attributes' weights come from the responses "
+        "that answer them)"
+        for question, months in sorted(by_question.items())
+    ]
+    return said + [f"{month} not derived: {reason}" for month, reason in sorted(skipped.items())]
 
 
 # A multi-asset of one asset: its step is named `satisfaction` (the phase of a run in pipelines/run.py).
@@ -142,22 +173,25 @@ def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
         periods = wh.distinct(RESPONSES, "period", rebuilt.filters())
         history = pd.to_datetime(pd.Series(wh.distinct(HISTORY_TABLE, "period"), dtype="object"))
         answers = _answers(wh, periods[0], periods[-1], [overall, *attributes]) if periods else None
-        drivers, skipped = [], {}
+        drivers, skipped, unanswered = [], {}, {}
         for period in periods:
             window = _window(answers, period)
+            answered = [q for q in attributes if q in window.columns]
+            if len(answered) < len(attributes):
+                unanswered[str(period)[:7]] = [q for q in attributes if q not in window.columns]
             try:
-                weights, r_squared = relative_weights(
-                    window[attributes].to_numpy(), window[overall].to_numpy()
-                )
+                if overall not in window.columns or not answered:
+                    raise ValueError("no answers to the overall question or to any attribute in the window")
+                weights, r_squared = relative_weights(window[answered].to_numpy(), window[overall].to_numpy())
             except ValueError as exc:
                 skipped[str(period)[:7]] = str(exc)
                 continue
-            means = window[attributes].mean().to_numpy()
+            means = window[answered].mean().to_numpy()
             held = int(
                 ((history > pd.Timestamp(shift_month(period, -12))) & (history <= pd.Timestamp(period))).sum()
             )
             for q, weight, mean, quadrant in zip(
-                attributes, weights, means, ipa_quadrant(weights, means), strict=True
+                answered, weights, means, ipa_quadrant(weights, means), strict=True
             ):
                 drivers.append(
                     (
@@ -174,13 +208,16 @@ def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
                 )
         frame = pd.DataFrame(drivers, columns=[c.name for c in DRIVERS_COLUMNS])
         wh.replace_periods(DRIVERS_TABLE, DRIVERS_COLUMNS, [frame], rebuilt)
-    for month, reason in skipped.items():
-        context.log.warning(f"satisfaction_drivers: {month} not derived: {reason}")
+    said = notes(unanswered, skipped)
+    for note in said:
+        context.log.warning(f"satisfaction_drivers: {note}")
     latest = frame[frame.period == frame.period.max()] if len(frame) else frame
     yield MaterializeResult(
         asset_key=DRIVERS,
         metadata={
             "dagster/row_count": MetadataValue.int(len(frame)),
+            NOTES: MetadataValue.json(said),
+            "questions_without_answers": MetadataValue.json(unanswered),
             "months_not_derived": MetadataValue.json(skipped),
             "latest_weights": MetadataValue.json(
                 {r.question_id: round(r.importance_weight, 4) for r in latest.itertuples()}

@@ -14,7 +14,6 @@ it left out.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +22,12 @@ from typing import Any
 import duckdb
 
 from pipelines.engines.sql import literal
+from pipelines.lib.settings import setting, whole
 
 MONTHS_ENV = "CPROF_REPORT_MONTHS"
 CUSTOMERS_ENV = "CPROF_REPORT_CUSTOMERS"
+MONTHS = setting(MONTHS_ENV, whole(1), "a whole number of months, 1 or more")
+CUSTOMERS = setting(CUSTOMERS_ENV, whole(1), "a whole number of customers, 1 or more")
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,7 @@ class Bounds:
     def from_env(cls) -> Bounds:
         """The defaults, overridden by ``CPROF_REPORT_MONTHS`` and ``CPROF_REPORT_CUSTOMERS`` when set."""
         default = cls()
-        months = int(os.environ.get(MONTHS_ENV) or default.months)
-        customers = int(os.environ.get(CUSTOMERS_ENV) or default.customers)
-        if months < 1 or customers < 1:
-            raise ValueError(
-                f"{MONTHS_ENV} and {CUSTOMERS_ENV} must be at least 1 (got {months}, {customers})"
-            )
-        return cls(months, customers)
+        return cls(MONTHS.get() or default.months, CUSTOMERS.get() or default.customers)
 
 
 def _cents(column: str) -> str:

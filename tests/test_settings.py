@@ -1,0 +1,121 @@
+"""Every CPROF_ setting is validated at start-up: a bad value fails with one line naming the variable, the value
+and what is expected, from ``cprof`` and when Dagster loads the code location, before anything runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML
+from pipelines.lib.settings import SettingError, check_settings, declared
+
+# Variables the project sets for its own child processes, or a test's hook: not settings a person gives.
+NOT_SETTINGS = {
+    "CPROF_PERIOD_FROM": "the run's range, set for dbt (pipelines/defs/assets/transform.py)",
+    "CPROF_PERIOD_TO": "the run's range, set for dbt",
+    "CPROF_DBT_TARGET": "set for dbt from the engine (pipelines/engines/__init__.py)",
+    "CPROF_DBT_PARENT": "set for cprof-dbt, the pid of the run (pipelines/defs/dbt.py)",
+    "CPROF_SPARK_THRIFT_HOST": "set for dbt from the run's Spark session",
+    "CPROF_SPARK_THRIFT_PORT": "set for dbt from the run's Spark session",
+    "CPROF_ALERT_SUBJECT": "set for a notify command (pipelines/defs/alerts.py)",
+    "CPROF_ALERT_RUN_ID": "set for a notify command",
+    "CPROF_ALERT_JOB": "set for a notify command",
+    "CPROF_PAUSE_AT": "a test's hook in publishing (pipelines/publication/publish.py)",
+}
+
+
+def _named_in_code() -> set[str]:
+    found = set()
+    for folder in ("pipelines", "data_checks"):
+        for path in (PROJECT_ROOT / folder).rglob("*.py"):
+            found |= set(re.findall(r"[\"'](CPROF_[A-Z_]+)[\"']", path.read_text()))
+    found |= set(
+        re.findall(r"env_var\('(CPROF_[A-Z_]+)'", (PROJECT_ROOT / "dbt_project/profiles.yml").read_text())
+    )
+    return found
+
+
+def test_every_variable_the_code_reads_is_a_declared_setting():
+    named = _named_in_code()
+    assert "CPROF_FIRST_MONTH" in named and "CPROF_GX_WORKERS" in named  # the scan finds them
+    assert named - set(NOT_SETTINGS) == set(declared()), "declare each setting where it is read"
+
+
+BAD = [
+    ("CPROF_FIRST_MONTH", "2025-13", "a month, YYYY-MM"),
+    ("CPROF_FIRST_MONTH", "2025-1", "a month, YYYY-MM"),
+    ("CPROF_LAST_MONTH", "December", "a month, YYYY-MM"),
+    ("CPROF_ENGINE", "oracle", "one of duckdb, spark"),
+    ("CPROF_DUCKDB_MEMORY_LIMIT", "lots", "a memory size"),
+    ("CPROF_GX_BATCH_ROWS", "-1", "a whole number of rows"),
+    ("CPROF_GX_WORKERS", "0", "1 or more"),
+    ("CPROF_RETURN_WINDOW_MONTHS", "3.5", "a whole number of months"),
+    ("CPROF_REPORT_MONTHS", "0", "1 or more"),
+    ("CPROF_REPORT_CUSTOMERS", "all", "a whole number of customers"),
+    ("CPROF_RETRY_BACKOFF_SECONDS", "10m", "a number of seconds"),
+    ("CPROF_SPARK_THRIFT", "localhost", "host:port"),
+    ("CPROF_SPARK_DRIVER_MEMORY", "2 gigs", "a JVM memory size"),
+    ("CPROF_NOTIFY_COMMAND", 'page "on call', "a command line"),
+    ("CPROF_MAX_ROW_DROP", "50%", "a fraction between 0 and 1"),
+    ("CPROF_MAX_ROW_DROP", "1.5", "a fraction between 0 and 1"),
+    ("CPROF_LANDING_QUIET_SECONDS", "-1", "a number of seconds"),
+    ("CPROF_ALLOW_EXTERNAL_LINKS", "maybe", "1 or 0"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), BAD, ids=[f"{n}={v}" for n, v, _ in BAD])
+def test_a_bad_setting_fails_with_one_line_naming_it(name: str, value: str, expected: str):
+    with pytest.raises(SettingError) as caught:
+        check_settings({name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name}={value!r}: expected ") and expected in message, message
+    assert "\n" not in message
+
+
+def test_good_and_unset_settings_pass():
+    check_settings({})
+    check_settings({"CPROF_FIRST_MONTH": "2024-01", "CPROF_GX_WORKERS": "2", "CPROF_ENGINE": "Spark"})
+
+
+def test_the_data_directory_may_not_be_a_file(tmp_path: Path):
+    a_file = tmp_path / "data"
+    a_file.write_text("")
+    with pytest.raises(SettingError, match=r"^CPROF_DATA_DIR="):
+        check_settings({"CPROF_DATA_DIR": str(a_file)})
+
+
+@pytest.mark.parametrize("value", ["2025-13", "2025-1"])
+def test_cprof_names_a_bad_month_in_one_line(tmp_path: Path, value: str):
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--data-dir", str(tmp_path / "data"), "run"],
+        env={**os.environ, "CPROF_FIRST_MONTH": value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"cprof run: error: CPROF_FIRST_MONTH={value!r}: expected a month, YYYY-MM (month 01 to 12), e.g. 2024-01"
+    ]
+
+
+def test_the_code_location_fails_to_load_naming_the_setting(tmp_path: Path):
+    """What the webserver and the daemon meet: the load of workspace.yaml's code location."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", str(WORKSPACE_YAML)],
+        env={**os.environ, "CPROF_DATA_DIR": str(tmp_path / "data"), "CPROF_GX_BATCH_ROWS": "1e6"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "SettingError: CPROF_GX_BATCH_ROWS='1e6': expected a whole number of rows" in output, output
