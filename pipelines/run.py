@@ -53,7 +53,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
-from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
+from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import engine_name, open_runtime
 from pipelines.landing.inventory import find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
@@ -282,7 +282,10 @@ def _check_partitions_cover(months: list[str]) -> None:
     keys = set(monthly_partitions.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
     if outside:
-        first, last = monthly_partitions.get_first_partition_key(), monthly_partitions.get_last_partition_key()
+        first, last = (
+            monthly_partitions.get_first_partition_key(),
+            monthly_partitions.get_last_partition_key(),
+        )
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
             f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded from the landing "
@@ -313,22 +316,28 @@ def run_pipeline(
     months = select_months(paths, first or history_start(paths.landing), last)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
-        return _run_locked(paths, with_dirty_months(paths, months, progress), progress, full_refresh, live)
+        # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
+        # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
+        widened = RefreshRange(tuple(months), tuple(open_runtime(paths).dirty_months() or ())).sentence()
+        if widened:
+            progress(widened)
+        return _run_locked(paths, months, progress, full_refresh, live)
 
 
-def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str], None]) -> list[str]:
-    """``months`` widened to every month a failed run promoted to ``raw`` without publishing (the warehouse's
-    record of them, read under the writer lock), saying so. The refresh covers one contiguous range, so a dirty
-    month before the range widens it backwards: the later months depend on it and are rebuilt after it."""
-    dirty = [m for m in open_runtime(paths).dirty_months() or [] if m not in months]
-    if not dirty:
-        return months
-    widened = select_months(paths, min(months[0], dirty[0]), max(months[-1], dirty[-1]))
-    progress(
-        f"also refreshing {', '.join(dirty)}: promoted to raw by a run that did not publish it "
-        f"(the run covers {widened[0]} to {widened[-1]})"
-    )
-    return widened
+def _said(result: ExecuteInProcessResult) -> list[str]:
+    """What the run's steps said a person should know, from their metadata: a changed reference snapshot that
+    restates history (``restates`` of raw/<snapshot>), months the publication leaves out or shows as last
+    released (``held`` of published/marts)."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        restates = materialization.metadata.get("restates")
+        if restates is not None:
+            lines.append(restates.value)
+        held = materialization.metadata.get("held")
+        if materialization.asset_key == AssetKey(["published", "marts"]) and held is not None:
+            lines += [f"warning: {line}" for line in held.value]
+    return list(dict.fromkeys(lines))
 
 
 def _run_locked(
@@ -342,7 +351,9 @@ def _run_locked(
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = frozenset() if full_refresh else frozenset(open_runtime(paths).unchanged_snapshots(paths.landing))
+    reused = (
+        frozenset() if full_refresh else frozenset(open_runtime(paths).unchanged_snapshots(paths.landing))
+    )
     defs = build_definitions(paths, defer_docs=True, without_snapshots=reused)
     summary = RunSummary(months=months)
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
@@ -392,11 +403,14 @@ def _run_locked(
     )
     if summary.data_docs:
         progress(f"data docs: {summary.data_docs}")
+    for line in _said(result):
+        progress(line)
     failed_suites = [c for c in suites if not c.passed]
     if failed_suites:
         raise PipelineError(
-            f"ingest of {span} failed its data checks; the failing sources were not promoted to raw and "
-            "nothing was published:\n" + "\n".join(c.description or c.check_name for c in failed_suites)
+            f"ingest of {span} failed its data checks; a month reaches raw only whole, so the months of the "
+            "failing sources are held out of raw (all their sources) and nothing was published:\n"
+            + "\n".join(c.description or c.check_name for c in failed_suites)
         )
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if failed or not result.success:

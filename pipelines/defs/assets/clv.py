@@ -138,10 +138,9 @@ def customer_clv(
             rows += len(scored)
             yield scored
 
+    rebuilt = refresh_window(context, None, warehouse)  # the run's months and those awaiting publication, on
     with warehouse.session() as wh:
-        window = refresh_window(context, reach_months=None).or_everything_if_missing(
-            wh, CUSTOMER_CLV, PARAMETERS
-        )
+        window = rebuilt.or_everything_if_missing(wh, CUSTOMER_CLV, PARAMETERS)
         periods = wh.distinct(SUMMARY, "period", window.filters())
         start = _stored_fit(wh, window.first)
         wh.replace_periods(CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS, scored_frames(wh, periods, start), window)
