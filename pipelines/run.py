@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import sys
 import threading
 import time
@@ -52,6 +51,7 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
+from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import engine_name, open_runtime
@@ -108,27 +108,13 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
     return months
 
 
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
-
-
-def _readable(message: str) -> str:
-    """An error message without colour codes; for dbt, only the errors dbt reported, not the wrapper's prose."""
-    message = ANSI_ESCAPE.sub("", message)
-    if DBT_ERRORS_MARKER in message:
-        message = message.split(DBT_ERRORS_MARKER, 1)[1]
-    lines = [line.rstrip() for line in message.strip().splitlines()]
-    return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1]))
-
-
 def _step_errors(result: ExecuteInProcessResult) -> list[str]:
-    """The errors of the steps that failed (other than by a failed check), readable."""
+    """The errors of the steps that failed (other than by a failed check): what each step's code raised, not
+    Dagster's wrapper around it, readable."""
     messages = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
-            error = event.step_failure_data.error
-            cause = error.cause if error and error.cause else error
-            message = _readable(cause.message) if cause else "failed"
+            message = root_cause(event.step_failure_data.error)
             if "blocking asset check" not in message:  # already named by the failed check itself
                 messages.append(f"{event.step_key}: {message}")
     return messages

@@ -154,6 +154,11 @@ class Warehouse(ABC):
     def columns(self, table: str) -> list[str]:
         """The column names of ``table``, in order ([] when it does not exist)."""
 
+    @abstractmethod
+    def preview(self, sql: str, limit: int) -> pd.DataFrame:
+        """The first ``limit`` rows of a query dbt compiled for this engine (a failed data test's: the rows that
+        break it), read after the build to say which keys fail. Never SQL of our own, nor values from data."""
+
     # -- the one write of a table keyed by period -------------------------------------------------------------
     @abstractmethod
     def replace_periods(

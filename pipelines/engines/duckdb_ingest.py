@@ -628,7 +628,7 @@ def mark_validated(
 
 _MONTHLY_PARTITIONS = f"""
 select latest.source, strftime(latest.period, '%Y-%m'), latest.validated, latest.promoted, partitions.in_raw,
-    latest.validation_run
+    latest.validation_run, latest.rows
 from {GENERATIONS} as latest
 inner join (
     select source, period, max(generation) as generation, bool_or(promoted) as in_raw

@@ -100,6 +100,10 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return [column for (column,) in rows]
 
+    def preview(self, sql: str, limit: int) -> pd.DataFrame:
+        query = sql.strip().rstrip(";")
+        return self.con.execute(f"select * from (\n{query}\n) as failing limit {int(limit)}").df()
+
     # -- the one write of a table keyed by period
     def replace_periods(
         self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame], window: PeriodWindow

@@ -372,6 +372,9 @@ class SparkWarehouse(Warehouse):
             return declared
         return actual
 
+    def preview(self, sql: str, limit: int) -> pd.DataFrame:
+        return self._pandas(self.spark.sql(sql.strip().rstrip(";")).limit(int(limit)))
+
     def _declared(self, table: str) -> list[str] | None:
         properties = {
             row.key: row.value

@@ -34,6 +34,7 @@ class Partition:
     released: bool  # its latest load is what ``raw`` shows
     in_raw: bool  # ``raw`` shows a load of it (the latest, or an earlier one)
     run_id: str | None = None  # the run that validated the latest load, or whose suite failed it
+    rows: int = 0  # of the latest load
 
 
 def next_month(month: str) -> str:

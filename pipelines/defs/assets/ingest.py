@@ -3,10 +3,10 @@ Expectations check validates that partition, and ``raw/<source>`` releases it to
 
 A failing partition never reaches ``raw``: the check blocks the release, and the last good data stays. Monthly
 sources are partitioned by month (a run may cover a range of months: each asset handles them in order, one
-transaction per month); snapshots load whole. A month reaches ``raw`` only whole: ``raw/<source>`` marks its
-months validated, and releases every month whose six sources' latest loads have passed their suites (and whose
-earlier months are in raw), all six sources at once (pipelines/engines/whole_months.py); whichever source's step
-completes a month releases it. The work is done by plain functions of the engines
+transaction per month); snapshots load whole. A month reaches ``raw`` only whole: the check records each month's
+outcome on its load, and ``raw/<source>`` releases every month whose six sources' latest loads have passed their
+suites (and whose earlier months are in raw), all six sources at once (pipelines/engines/whole_months.py);
+whichever source's step completes a month releases it. The work is done by plain functions of the engines
 (:mod:`pipelines.engines.duckdb_ingest`, :mod:`pipelines.engines.spark_ingest`) and :mod:`data_checks`; these
 assets only wire them to Dagster.
 """
@@ -221,11 +221,13 @@ def _suite_check(source: Source):
             for outcome in outcomes_of:
                 (context.log.info if outcome.success else context.log.error)(outcome.message())
                 outcomes.append((outcome.month, files[outcome.month], outcome))
-            # A month that failed keeps its month out of raw; the record says in which run (the raw step marks
-            # the months that passed, once all of the run's have).
+            # Each month's outcome is recorded on its load: one that passed waits, held out of raw, until its
+            # month is whole; one that failed keeps its month out (the record says in which run). Recorded here,
+            # where the suite runs: when one month of a range fails, Dagster skips the source's raw step for
+            # every month of the range, and the months that passed stay validated for the next raw step.
             for month, _, outcome in outcomes:
-                if month is not None and not outcome.success:
-                    wh.mark_validated(source.name, month, False, context.run.run_id)
+                if month is not None:
+                    wh.mark_validated(source.name, month, outcome.success, context.run.run_id)
         failures = [(month, o) for month, _, o in outcomes if not o.success]
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
@@ -286,10 +288,6 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         with warehouse.session() as wh:
             if source.kind != "monthly":
                 return _release_snapshot(context, wh, source, data_dir)
-            validated = {
-                month: wh.mark_validated(source.name, month, True, context.run.run_id)
-                for month in _months(context, source)
-            }
             released = wh.release_whole_months()
             state = wh.whole_months()
         for release in released:
@@ -298,7 +296,8 @@ def _raw_asset(source: Source) -> AssetsDefinition:
                 + (", ".join(f"{name} {rows}" for name, rows in release.rows.items()) or "nothing new")
             )
         metadata = {}
-        for month, rows in validated.items():
+        for month in _months(context, source):
+            rows = state.by_month[month][source.name].rows
             values = {
                 "rows": MetadataValue.int(rows),
                 "dagster/row_count": MetadataValue.int(rows),

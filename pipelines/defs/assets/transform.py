@@ -16,11 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetKey, Failure, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.assets.ingest import fail_unless_released
 from pipelines.defs.dbt import dbt_project, ensure_manifest
+from pipelines.defs.dbt_failures import explain_failed_tests
+from pipelines.defs.explain import readable
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     RefreshRange,
@@ -138,9 +140,28 @@ def _dbt_build(
         **warehouse.dbt_environment(),
     }
     with _environment(**environment):
-        yield from with_row_counts(
-            context, dbt.cli(args, context=context, target_path=paths.dbt_target).stream(), warehouse, months
-        )
+        try:
+            yield from with_row_counts(
+                context,
+                dbt.cli(args, context=context, target_path=paths.dbt_target).stream(),
+                warehouse,
+                months,
+            )
+        except Exception as exc:
+            # A failed data test in words: the keys, months and files of the rows that break it.
+            try:
+                with warehouse.session() as wh:
+                    explained = explain_failed_tests(paths.dbt_target, wh, paths.landing)
+            except Exception as unexplained:  # noqa: BLE001 - dbt's own error stands
+                context.log.warning(f"the failed dbt tests could not be read back: {unexplained}")
+                explained = []
+            if not explained:
+                raise
+            for paragraph in explained:
+                context.log.error(paragraph)
+            raise Failure(
+                description="\n".join(explained) + f"\n(dbt's error: {readable(str(exc))})"
+            ) from exc
 
 
 def row_counts(warehouse: WarehouseResource, tables: list[tuple[str, str]], months: list[str]) -> dict:
