@@ -4,6 +4,7 @@ the daemon evaluates it, against the real instance of the data directory."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,15 +14,15 @@ import duckdb
 import pytest
 from dagster import SkipReason, build_schedule_context, build_sensor_context
 
-from pipelines.definitions import defs
+from pipelines.definitions import build_definitions, defs
 from pipelines.defs.automation import RETRY_BACKOFF_ENV, landing_sensor
 from pipelines.defs.monitoring import fail_dead_runs
-from pipelines.defs.partitions import range_tags
 from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_ingest import dirty_months
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, dagster_instance, run_pipeline
+from tests.test_alerts import tick
 from tests.test_operations import cprof
 
 CORRECTED = "2024-02"
@@ -96,19 +97,21 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     assert [r.partition_key for r in requests] == [f"{CORRECTED}-01"]
     assert requests[0].run_key.endswith(":retry1")  # not the key of the first attempt: Dagster would drop it
 
-    # The monthly close of 2024-03 refreshes 2024-02 with it.
+    # The monthly close of 2024-03 requests its month: the run rebuilds 2024-02 with it (below).
     schedule = defs.resolve_schedule_def("monthly_close")
     at = datetime(2024, 4, 3, 6, 0, tzinfo=UTC)
     with build_schedule_context(instance, scheduled_execution_time=at) as context:
         (scheduled,) = schedule.evaluate_tick(context).run_requests
-    assert range_tags(CORRECTED, "2024-03").items() <= scheduled.tags.items()
+    assert scheduled.partition_key == "2024-03-01"
 
-    # The next refresh, of a later month, refreshes the dirty month with it and publishes both correctly.
+    # The next refresh, of a later month, rebuilds the dirty month with it (from raw: not reloaded) and
+    # publishes both correctly.
     lines: list[str] = []
     run_pipeline(paths, "2024-03", "2024-03", progress=lines.append, live=False)
-    assert f"also refreshing {CORRECTED}: promoted to raw by a run that did not publish it" in "\n".join(
-        lines
-    )
+    assert (
+        f"also refreshing {CORRECTED}: in raw and awaiting publication (released by a run that did not publish "
+        f"it, or restated); rebuilding {CORRECTED} to 2024-03, not reloading"
+    ) in "\n".join(lines)
     after = _published_ledger(paths)
     assert after[CORRECTED] == before[CORRECTED] + CORRECTION == _raw_ledger(paths, CORRECTED)
     assert after["2024-03"] == before["2024-03"] and after["2024-01"] == before["2024-01"]
@@ -143,6 +146,8 @@ def test_a_month_that_keeps_failing_is_retried_three_times_then_left_to_an_opera
     header, first, *rest = ledger.read_text().splitlines()
     ledger.write_text("\n".join([header, first.rsplit(",", 1)[0] + ",12.3.4", *rest]) + "\n")  # not a number
     instance = dagster_instance(paths)
+    alerts = build_definitions(paths)
+    cursor = tick(alerts, instance, None).cursor  # the failure sensor, as the daemon runs it, from now on
     monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
     for attempt in range(3):
         (request,) = _sensor(paths, instance).run_requests
@@ -155,3 +160,29 @@ def test_a_month_that_keeps_failing_is_retried_three_times_then_left_to_an_opera
         "2024-03: gl_costs changed since it was published, and its last 3 refreshes failed: not retried (limit 3)"
         in (result.skip_message)
     )
+
+    # Each failure was told with its cause (file, line, column, rule) and step, in plain text; the one that
+    # reached the limit, and only it, says no retry comes and what to run. (The landing sensor is not switched
+    # on in this instance: the earlier ones say so.)
+    tick(alerts, instance, cursor)
+    told = [json.loads(line) for line in (paths.logs / "failures.jsonl").read_text().splitlines()]
+    assert len(told) == 3
+    for alert in told:
+        assert alert["step"] == "landed__gl_costs"
+        assert "gl_costs/2024-03.csv" in alert["cause"] and "column amount, value '12.3.4'" in alert["cause"]
+        assert "line 2" in alert["cause"] and "Error occurred while executing op" not in json.dumps(alert)
+        assert "\x1b[" not in json.dumps(alert)
+    assert [alert["final"] for alert in told] == [False, False, True]
+    assert told[0]["retry"] == [
+        (
+            "2024-03: not retried: the landing sensor is stopped; fix the cause and run "
+            "`cprof run --from 2024-03 --to 2024-03`, or start the sensor"
+        )
+    ]
+    assert told[2]["retry"] == [
+        (
+            "2024-03: not retried (limit 3): its last 3 refreshes failed; fix the cause and run "
+            "`cprof run --from 2024-03 --to 2024-03` (or change its files)"
+        )
+    ]
+    assert told[2]["subject"].endswith("in landed__gl_costs; not retried (limit reached)")

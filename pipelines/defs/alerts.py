@@ -234,7 +234,14 @@ def retry_outlook(
     first, _, last = span.partition(" to ")
     now = time.time() if now is None else now
     status = scan_landing(paths.landing)
-    runs = instance.get_run_records(filters=RunsFilter(job_name=REFRESH_JOB))
+    # As of this run's failure: the runs created after it (a retry already under way, or failed too) do not
+    # count, so each failure is told its own attempt, and only the one that reached the limit says so.
+    this = instance.get_run_record_by_id(run.run_id)
+    runs = [
+        record
+        for record in instance.get_run_records(filters=RunsFilter(job_name=REFRESH_JOB))
+        if this is None or record.create_timestamp <= this.create_timestamp
+    ]
     sensing = landing_sensor_running(instance)
     said, final = [], False
     for month in months_from(first, last or first):
@@ -243,7 +250,7 @@ def retry_outlook(
         state = month_state(instance, month, status.files[month], runs)
         command = f"`cprof run --from {month} --to {month}`"
         if state.running:
-            said.append(f"{month}: being refreshed again by run {state.running}")
+            said.append(f"{month}: being refreshed by run {state.running}")
         elif state.reason is None:
             said.append(f"{month}: published since; nothing to retry")
         elif state.failures >= RETRY_LIMIT:
