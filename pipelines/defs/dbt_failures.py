@@ -195,11 +195,17 @@ def _origins(wh: Warehouse, sources: list[str], row: dict[str, Any], landing: Pa
         ]
         if not filters:
             continue
+        if source.kind == "monthly" and isinstance(row.get("period"), date):  # the row's own month
+            filters.append(Filter("_period", "=", _as_date(row["period"])))
         found = wh.read(source.raw_table, ["_period", "_source_file"], filters).drop_duplicates()
         for period, file in sorted(found.itertuples(index=False), key=lambda r: (str(r[0]), str(r[1]))):
             month = "" if period is None or str(period) in ("NaT", "None") else f" {str(period)[:7]}"
             said.append(f"{name}{month} ({_relative(file, landing)})")
     return ", ".join(said)
+
+
+def _as_date(value: date) -> date:
+    return value.date() if isinstance(value, datetime) else value
 
 
 def _comparable(value: Any, kind: str) -> bool:
