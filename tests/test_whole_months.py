@@ -201,3 +201,41 @@ def test_a_snapshot_that_changes_or_removes_rows_restates_every_month_in_raw(war
     assert con.execute(
         "select strftime(period, '%Y-%m'), source, rows from landed._awaiting_publication"
     ).fetchall() == [("2024-01", "customers", 2)]
+
+
+def test_a_changed_segment_in_a_one_month_run_restates_every_published_month(published_sample, tmp_path):
+    from pipelines.lib.config import Paths
+    from pipelines.publication.publish import current_database
+    from pipelines.run import run_pipeline
+
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True)
+
+    def segments() -> dict[str, set[str]]:
+        with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
+            rows = con.execute(
+                "select customer_id, strftime(period, '%Y-%m'), segment from marts.customer_profitability"
+            ).fetchall()
+        found: dict[str, set[str]] = {}
+        for customer, month, segment in rows:
+            found.setdefault(customer, set()).add((month, segment))
+        return found
+
+    before = segments()
+    customer = max(before, key=lambda c: len(before[c]))  # a customer in every month
+    assert len(before[customer]) == 3
+    customers = paths.landing / "reference" / "customers.csv"
+    header, *rows = customers.read_text().splitlines()
+    old = next(row for row in rows if row.startswith(f"{customer},")).split(",")
+    new = "enterprise" if old[2] != "enterprise" else "small_business"
+    changed = [",".join([*old[:2], new, *old[3:]]) if row.startswith(f"{customer},") else row for row in rows]
+    customers.write_text("\n".join([header, *changed]) + "\n")
+
+    said: list[str] = []
+    run_pipeline(paths, "2024-03", "2024-03", progress=said.append, live=False)
+    assert "reference/customers.csv changed 1 existing row(s) (segment): restating 2024-01..2024-03" in said
+    after = segments()
+    assert after[customer] == {(month, new) for month, _ in before[customer]}  # every month, not only March
+    assert {c: s for c, s in after.items() if c != customer} == {
+        c: s for c, s in before.items() if c != customer
+    }
