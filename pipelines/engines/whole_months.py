@@ -178,7 +178,7 @@ class Holdup:
             elif state.validated is False:
                 said.append(f"{path} failed its suite in run {state.run_id or '(unknown)'}")
             else:
-                said.append(f"{path} was loaded but not validated (its run stopped before promoting it)")
+                said.append(f"{path} was loaded and has not passed its suite yet")
         return said
 
     def first_month(self) -> str:
@@ -195,7 +195,7 @@ class Holdup:
             return f"{self.month} {state}: held out of raw until {self.waits_for.month} is whole ({causes})"
         return f"{self.month} {state}: whole, waiting to be released"
 
-    def remedy(self, file_of) -> str:
+    def remedy(self) -> str:
         """What to do, in words."""
         first = self.first_month()
         return (

@@ -348,7 +348,7 @@ def fail_unless_released(wh: Warehouse, months: list[str], landing) -> None:
     raise Failure(
         description="months held out of raw until whole, so nothing was built or published:\n"
         + "\n".join(f"  {line}" for line in lines)
-        + f"\n{held[0].remedy(file_of)}",
+        + f"\n{held[0].remedy()}",
         metadata={"held": MetadataValue.json({h.month: h.sentence(file_of) for h in held})},
     )
 
