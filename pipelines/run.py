@@ -397,6 +397,7 @@ def _run_locked(
             f"ingest of {span} failed its data checks; a month reaches raw only whole, so the months of the "
             "failing sources are held out of raw (all their sources) and nothing was published:\n"
             + "\n".join(c.description or c.check_name for c in failed_suites)
+            + f"\nfix the file(s) named and run `cprof run --from {months[0]} --to {months[-1]}` again"
         )
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if failed or not result.success:
