@@ -48,7 +48,7 @@ def return_window_months() -> int:
 class Suite:
     source: str
     # parameters: $period (DATE, the partition month; NULL for snapshots); the returns' frame also
-    # $history_start (DATE, the first month of history; NULL: the first month of raw.order_lines) and
+    # $history_start (DATE, the first month of history; NULL: the first month of validated.order_lines) and
     # $return_window (INTEGER, months: RETURN_WINDOW_ENV)
     frame_sql: str
     rules: Callable[[], list[Rule]]
@@ -225,7 +225,10 @@ _suite(
     "Order lines of the month: unique (order_id, line_no), known customer and product, positive quantity, "
     "non-negative price and discount, discount within the line value, order_date inside the file's month.",
 )
-# A return's line is looked up in raw.order_lines. One the warehouse does not have is a *pre-history return* when
+# A return's line is looked up in the validated order lines (validated.order_lines: raw as it will be once the
+# validated months are released; a month reaches raw only whole, with its returns, so the month's own lines are
+# validated, not yet released, when its returns are checked), and what was returned before in the validated
+# returns of the other months. One the warehouse does not have is a *pre-history return* when
 # its line was ordered before the start of history (or before the first month of order lines in the warehouse,
 # when a run into an empty warehouse starts later): by the order_date the returns file gives for it, or, when it
 # gives none, when the return is dated within the return window of the start (a later return cannot be of an
@@ -264,11 +267,11 @@ _suite(
     ),
     history as (  -- the start of history, or the first month loaded when the warehouse starts later
         select coalesce(greatest(cast($history_start as date), min(_period)), cast($period as date)) as start
-        from raw.order_lines
+        from validated.order_lines
     ),
     returned_before as (
         select order_id, line_no, sum(quantity) as quantity
-        from raw.returns
+        from validated.returns
         where _period <> $period
         group by order_id, line_no
     ),
@@ -296,7 +299,7 @@ _suite(
         {_outside_month("this_month.return_date", "return_date")}
     from this_month
     cross join history
-    left join raw.order_lines as lines
+    left join validated.order_lines as lines
         on this_month.order_id = lines.order_id and this_month.line_no = lines.line_no
     left join raw.products as products on lines.product_id = products.product_id
     left join raw.customers as customers on this_month.customer_id = customers.customer_id

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import sys
 import threading
 import time
@@ -52,8 +51,9 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
+from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
-from pipelines.defs.partitions import FULL_REFRESH_TAG, range_tags
+from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import engine_name, open_runtime
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
@@ -108,27 +108,13 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
     return months
 
 
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
-
-
-def _readable(message: str) -> str:
-    """An error message without colour codes; for dbt, only the errors dbt reported, not the wrapper's prose."""
-    message = ANSI_ESCAPE.sub("", message)
-    if DBT_ERRORS_MARKER in message:
-        message = message.split(DBT_ERRORS_MARKER, 1)[1]
-    lines = [line.rstrip() for line in message.strip().splitlines()]
-    return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1]))
-
-
 def _step_errors(result: ExecuteInProcessResult) -> list[str]:
-    """The errors of the steps that failed (other than by a failed check), readable."""
+    """The errors of the steps that failed (other than by a failed check): what each step's code raised, not
+    Dagster's wrapper around it, readable."""
     messages = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
-            error = event.step_failure_data.error
-            cause = error.cause if error and error.cause else error
-            message = _readable(cause.message) if cause else "failed"
+            message = root_cause(event.step_failure_data.error)
             if "blocking asset check" not in message:  # already named by the failed check itself
                 messages.append(f"{event.step_key}: {message}")
     return messages
@@ -331,23 +317,28 @@ def run_pipeline(
     months = select_months(paths, first or history_start(paths.landing), last)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
-        months = with_dirty_months(paths, months, progress)
+        # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
+        # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
+        widened = RefreshRange(tuple(months), tuple(open_runtime(paths).dirty_months() or ())).sentence()
+        if widened:
+            progress(widened)
         return _run_locked(paths, months, progress, full_refresh, live, accept_row_drop)
 
 
-def with_dirty_months(paths: Paths, months: list[str], progress: Callable[[str], None]) -> list[str]:
-    """``months`` widened to every month a failed run promoted to ``raw`` without publishing (the warehouse's
-    record of them, read under the writer lock), saying so. The refresh covers one contiguous range, so a dirty
-    month before the range widens it backwards: the later months depend on it and are rebuilt after it."""
-    dirty = [m for m in open_runtime(paths).dirty_months() or [] if m not in months]
-    if not dirty:
-        return months
-    widened = select_months(paths, min(months[0], dirty[0]), max(months[-1], dirty[-1]))
-    progress(
-        f"also refreshing {', '.join(dirty)}: promoted to raw by a run that did not publish it "
-        f"(the run covers {widened[0]} to {widened[-1]})"
-    )
-    return widened
+def _said(result: ExecuteInProcessResult) -> list[str]:
+    """What the run's steps said a person should know, from their metadata: a changed reference snapshot that
+    restates history (``restates`` of raw/<snapshot>), months the publication leaves out or shows as last
+    released (``held`` of published/marts)."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        restates = materialization.metadata.get("restates")
+        if restates is not None:
+            lines.append(restates.value)
+        held = materialization.metadata.get("held")
+        if materialization.asset_key == AssetKey(["published", "marts"]) and held is not None:
+            lines += [f"warning: {line}" for line in held.value]
+    return list(dict.fromkeys(lines))
 
 
 def _run_locked(
@@ -421,11 +412,15 @@ def _run_locked(
     )
     if summary.data_docs:
         progress(f"data docs: {summary.data_docs}")
+    for line in _said(result):
+        progress(line)
     failed_suites = [c for c in suites if not c.passed]
     if failed_suites:
         raise PipelineError(
-            f"ingest of {span} failed its data checks; the failing sources were not promoted to raw and "
-            "nothing was published:\n" + "\n".join(c.description or c.check_name for c in failed_suites)
+            f"ingest of {span} failed its data checks; a month reaches raw only whole, so the months of the "
+            "failing sources are held out of raw (all their sources) and nothing was published:\n"
+            + "\n".join(c.description or c.check_name for c in failed_suites)
+            + f"\nfix the file(s) named and run `cprof run --from {months[0]} --to {months[-1]}` again"
         )
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if failed or not result.success:

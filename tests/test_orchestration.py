@@ -22,7 +22,7 @@ from dagster import (
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.defs.assets.publish import due_month, publication_freshness
-from pipelines.defs.automation import contiguous, landing_sensor
+from pipelines.defs.automation import contiguous, joined, landing_sensor
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -279,6 +279,20 @@ def test_landing_sensor_asks_for_one_run_per_contiguous_range():
         ["2024-03"],
         ["2024-06"],
     ]
+
+
+def test_landing_sensor_joins_ranges_apart_only_by_published_unchanged_months():
+    """A run rebuilds everything from its first month on: two ranges with only clean months between are one run;
+    a month that is not clean (waiting for its retry, missing files) keeps them apart."""
+    due = ["2023-12", "2024-01", "2024-03", "2024-06"]
+    assert joined(due, clean={"2024-02", "2024-04"}) == [
+        ["2023-12", "2024-01", "2024-02", "2024-03"],
+        ["2024-06"],
+    ]
+    assert joined(due, clean={"2024-02", "2024-04", "2024-05"}) == [
+        ["2023-12", "2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
+    ]
+    assert joined(due, clean=set()) == contiguous(due)
 
 
 def test_freshness_check_knows_which_month_is_due(history):

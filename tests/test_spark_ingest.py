@@ -612,3 +612,68 @@ def test_an_inexact_value_in_an_optional_column_fails_on_spark_with_duckdbs_mess
     assert "unit_price" in str(on_spark.value) and "12.345" in str(on_spark.value)
     assert str(on_spark.value) == str(on_duckdb.value)
     assert landed.select(F.count("*"), F.sum(F.hash(*landed.columns))).first() == before
+
+
+def test_a_month_reaches_raw_on_spark_only_whole_and_a_changed_snapshot_restates_history(
+    both, spark: SparkSession, spark_paths: Paths, monkeypatch
+):
+    """Whole months on Spark (pipelines/engines/whole_months.py): the third month's five good sources wait out of
+    raw while its returns fail; the returns are checked against the month's validated, unreleased order lines;
+    the corrected month is released whole. Then a changed customer's segment restates every month in raw."""
+    from data_checks.suites import RETURN_WINDOW_ENV
+
+    monkeypatch.setenv(RETURN_WINDOW_ENV, "0")  # every return must find its line
+    landing, third, control = spark_paths.landing, "2024-03", spark_ingest.control_path(spark_paths)
+    validator = LandingValidator(spark_paths.data_dir / "whole", defer_docs=True)
+    returns = landing / "returns" / f"{third}.csv"
+    good = returns.read_text()
+    march = (landing / "order_lines" / f"{third}.csv").read_text().splitlines()[1:]
+    orders = {row.split(",")[0] for row in march}
+    assert any(
+        row.split(",")[1] in orders for row in good.splitlines()[1:]
+    )  # returns of the month's own lines
+    returns.write_text(good + "R99999999,O999999999,1,2024-03-20,1,damaged\n")
+
+    def validate(source: str) -> bool:
+        result = spark_ingest.load(spark, landing, source, third)
+        frame = spark_ingest.validation_frame(spark, source, third, "2024-01")
+        outcome = validator.validate(source, third, frame, str(result.path))
+        spark_ingest.mark_validated(spark, source, third, outcome.success, "run-1")
+        return outcome.success
+
+    assert [validate(source.name) for source in MONTHLY] == [s.name != "returns" for s in MONTHLY]
+    assert spark_ingest.release_whole_months(spark) == []
+    for source in MONTHLY:
+        assert (
+            spark.table(f"raw.{source.name}").where(F.col("_period") == F.lit(date(2024, 3, 1))).count() == 0
+        )
+    (held,) = spark_ingest.whole_months(spark).holdups([third])
+    assert held.sentence(lambda s, m: f"{s}/{m}.csv") == (
+        f"{third} is not published (held out of raw until whole): returns/{third}.csv failed its suite in run run-1"
+    )
+
+    returns.write_text(good)
+    assert validate("returns")  # its lines are validated, not in raw: the suite reads validated.order_lines
+    (released,) = spark_ingest.release_whole_months(spark)
+    assert released.month == third and set(released.rows) == {s.name for s in MONTHLY}
+    for source in MONTHLY:
+        assert (
+            spark.table(f"raw.{source.name}").where(F.col("_period") == F.lit(date(2024, 3, 1))).count()
+            == (released.rows[source.name])
+        )
+    with duckdb.connect(str(control)) as con:
+        con.execute("delete from landed._awaiting_publication")  # published
+
+    customers = landing / "reference" / "customers.csv"
+    header, first, *rest = customers.read_text().splitlines()
+    cells = first.split(",")
+    cells[2] = "enterprise" if cells[2] != "enterprise" else "small_business"
+    customers.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+    spark_ingest.load(spark, landing, "customers")
+    release = spark_ingest.release_snapshot(spark, "customers")
+    assert (release.changed, release.removed, release.columns) == (1, 0, ["segment"])
+    assert release.restated == ["2024-01", "2024-02", third]
+    with duckdb.connect(str(control), read_only=True) as con:
+        assert con.execute(
+            "select distinct strftime(period, '%Y-%m') from landed._awaiting_publication order by 1"
+        ).fetchall() == [("2024-01",), ("2024-02",), (third,)]

@@ -5,9 +5,13 @@
 publication is late). It is RUNNING by default: the daemon (``dagster dev`` or ``dagster-daemon run``) evaluates
 it every 30 s, from where it left off, so failures while the daemon was down are told when it is back.
 
-Each failed run becomes one message naming the run, its job, its months (the partition or partition range
-tags), the failed steps with their errors, the failed asset checks with their descriptions, the run's error
-and the data directory. Notifiers are chosen from the environment when the sensor runs:
+Each failed run becomes one message, in plain text, that a person can act on: the run, its job and months (the
+partition or partition range tags); the step that failed, or, for a killed run, the step it was running; the
+root cause (the error the step's code raised, not Dagster's wrapper: a file's line, column and rule; a failed
+suite's expectations and sample values; a failed dbt test with the keys that break it); whether the landing
+sensor retries the months (attempt n of 3, after when) or, at the last attempt, that it will not (``not retried
+(limit 3)``: told once, by the run that reached the limit, with the command to run once the cause is fixed);
+the failed steps and checks; the data directory. Notifiers are chosen from the environment when the sensor runs:
 
 * ``CPROF_NOTIFY_LOG=<path>``: one JSON line per failure appended to that file (default: ``<data>/logs/
   failures.jsonl``; always on, so there is a record even when nothing else is configured);
@@ -24,6 +28,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,11 +36,13 @@ from pathlib import Path
 from typing import Protocol
 
 from dagster import (
+    AssetCheckSeverity,
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
     DefaultSensorStatus,
     RunFailureSensorContext,
+    RunsFilter,
     run_failure_sensor,
 )
 from dagster._core.storage.tags import (
@@ -44,6 +51,16 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
+from pipelines.defs.automation import (
+    REFRESH_JOB,
+    RETRY_LIMIT,
+    landing_sensor,
+    month_state,
+    retry_backoff_seconds,
+    scan_landing,
+)
+from pipelines.defs.explain import plain, readable, root_cause, root_error, running_steps
+from pipelines.engines.whole_months import months_from
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import setting, text
 
@@ -65,23 +82,33 @@ class Failure:
     failed_steps: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     data_dir: str = ""
+    step: str = ""  # the step that failed, or that a killed run was running
+    cause: str = ""  # why, in words: the root cause
+    retry: list[str] = field(default_factory=list)  # whether the months are retried, per month
+    final: bool = False  # a month's retries are exhausted: the sensor leaves it to a person
 
     @property
     def subject(self) -> str:
         months = f" ({self.months})" if self.months else ""
-        return f"cprof: run {self.run_id[:8]} of {self.job} failed{months}"
+        step = f" in {self.step}" if self.step else ""
+        final = "; not retried (limit reached)" if self.final else ""
+        return f"cprof: run {self.run_id[:8]} of {self.job} failed{months}{step}{final}"
 
     @property
     def body(self) -> str:
         lines = [
             f"Run {self.run_id} of job {self.job} failed.",
             f"Months: {self.months or 'none (not a partitioned run)'}",
-            f"Data directory: {self.data_dir}",
-            f"Error: {self.error}",
         ]
+        if self.step:
+            lines.append(f"Step: {self.step}")
+        if self.cause:
+            lines.append("Cause: " + self.cause.replace("\n", "\n  "))
+        lines += [f"Retry: {line}" for line in self.retry]
+        lines += [f"Data directory: {self.data_dir}", f"Error: {self.error}"]
         lines += [f"Failed step: {step}" for step in self.failed_steps]
         lines += [f"Failed check: {check}" for check in self.failed_checks]
-        return "\n".join(lines) + "\n"
+        return plain("\n".join(lines)) + "\n"
 
 
 class Notifier(Protocol):
@@ -148,27 +175,113 @@ def run_months_label(run: DagsterRun) -> str:
     return ""
 
 
-def describe_failure(instance: DagsterInstance, run: DagsterRun, error: str, paths: Paths) -> Failure:
-    """The failure of ``run``: its failed steps and failed asset checks, as its event log records them."""
-    steps = []
+def describe_failure(
+    instance: DagsterInstance, run: DagsterRun, error: str, paths: Paths, now: float | None = None
+) -> Failure:
+    """The failure of ``run``: the failed step (or, for a killed run, the step it was in) and the root cause;
+    whether its months are retried; its failed steps and failed asset checks, as its event log records them."""
+    steps, causes, failed = [], [], []
     for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         cause = event.step_failure_data.error if event.step_failure_data else None
-        steps.append(f"{event.step_key}: {cause.message.strip() if cause else record.user_message}")
+        said = root_cause(cause, qualified=False) if cause else record.user_message
+        steps.append(f"{event.step_key}: {said}")
+        failed.append(event.step_key)
+        if cause is not None and root_error(cause).cls_name != "DagsterAssetCheckFailedError":
+            causes.append(f"{event.step_key}: {said}" if len(failed) > 1 else said)
     checks = []
     for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.dagster_event.event_specific_data
         if not evaluation.passed:
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             checks.append(f"{name}: {evaluation.description or 'failed'}")
+            if evaluation.severity == AssetCheckSeverity.ERROR:
+                causes.append(f"{name}: {evaluation.description or 'failed'}")
+    step = ", ".join(failed)
+    if not failed:  # killed: the steps it had started and not finished
+        running = running_steps(instance, run.run_id)
+        if running:
+            step = (
+                f"{', '.join(running)} (running when the run's process died; signal unknown: killed, out of "
+                "memory or its machine restarted)"
+            )
+        causes.append(readable(error))
+    retry, final = retry_outlook(instance, run, paths, now)
     return Failure(
         run_id=run.run_id,
         job=run.job_name,
         months=run_months_label(run),
-        error=error,
-        failed_steps=steps,
-        failed_checks=checks,
+        error=plain(error),
+        failed_steps=[plain(s) for s in steps],
+        failed_checks=[plain(c) for c in checks],
         data_dir=str(paths.data_dir),
+        step=step,
+        cause=plain("\n".join(dict.fromkeys(causes))),
+        retry=retry,
+        final=final,
+    )
+
+
+def retry_outlook(
+    instance: DagsterInstance, run: DagsterRun, paths: Paths, now: float | None = None
+) -> tuple[list[str], bool]:
+    """Whether the landing sensor retries the months of a failed refresh, per month, and whether one of them has
+    reached its limit (the sensor's ``not retried (limit 3)``), from the same records the sensor decides by."""
+    if run.job_name != REFRESH_JOB:
+        return [], False
+    span = run_months_label(run)
+    if not span:
+        return [], False
+    first, _, last = span.partition(" to ")
+    now = time.time() if now is None else now
+    status = scan_landing(paths.landing)
+    # As of this run's failure: the runs created after it (a retry already under way, or failed too) do not
+    # count, so each failure is told its own attempt, and only the one that reached the limit says so.
+    this = instance.get_run_record_by_id(run.run_id)
+    runs = [
+        record
+        for record in instance.get_run_records(filters=RunsFilter(job_name=REFRESH_JOB))
+        if this is None or record.create_timestamp <= this.create_timestamp
+    ]
+    sensing = landing_sensor_running(instance)
+    said, final = [], False
+    for month in months_from(first, last or first):
+        if month not in status.complete_months():
+            continue
+        state = month_state(instance, month, status.files[month], runs)
+        command = f"`cprof run --from {month} --to {month}`"
+        if state.running:
+            said.append(f"{month}: being refreshed by run {state.running}")
+        elif state.reason is None:
+            said.append(f"{month}: published since; nothing to retry")
+        elif state.failures >= RETRY_LIMIT:
+            final = True
+            said.append(
+                f"{month}: not retried (limit {RETRY_LIMIT}): its last {state.failures} refreshes failed; fix the "
+                f"cause and run {command} (or change its files)"
+            )
+        elif not sensing:
+            said.append(
+                f"{month}: not retried: the landing sensor is stopped; fix the cause and run {command}, or start "
+                "the sensor"
+            )
+        else:
+            at = max(now, (state.last_failure or now) + retry_backoff_seconds(max(state.failures, 1)))
+            said.append(
+                f"{month}: the landing sensor retries it, attempt {state.failures + 1} of {RETRY_LIMIT}, after "
+                f"{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S} UTC"
+            )
+    return said, final
+
+
+def landing_sensor_running(instance: DagsterInstance) -> bool:
+    """Whether the landing sensor is switched on in the instance (so the months of a failed run are retried)."""
+    # Dagster's public API has no query of a sensor's state by name; the instance's instigator records do.
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    return any(
+        state.instigator_name == landing_sensor.name and state.is_running
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
     )
 
 

@@ -2,21 +2,26 @@
 are complete or one of them was corrected, or when its last refresh failed.
 
 Both decide from what was published, as the Dagster instance records it (so loads from ``cprof`` and from the UI
-count alike), not from the first step of a run. For each month the sensor takes the last materialization of
-``published/marts`` for it, and compares each landing file with the one the run that published it loaded (the
-``files`` metadata of ``landed/<source>``): a file whose size or modification time differs is a change only when
-its SHA-256 differs too, so a copied data directory (times not preserved) requests nothing. A month is requested
-when it was never published, when a file changed since, or when a run loaded it after its last publication
-without publishing it (the run failed or was killed): it is attempted at most ``RETRY_LIMIT`` times, counted
-from the failed runs of that month since, each after a growing wait (``CPROF_RETRY_BACKOFF_SECONDS``, doubled
-every time), after which it is reported and left to an operator. A month a run is refreshing now waits for it.
-Neither reads the warehouse (a run may be writing it, and even a reader would keep a starting run out): the
-warehouse's own record of such months (``landed._awaiting_publication``) is what every run adds to its range.
+count alike), not from the first step of a run. For each month the sensor takes its last publication: the last
+materialization of ``published/marts`` for it, or a later publication of other months that published it too (every
+run rebuilds and publishes the months awaiting publication: its ``restated_months``), and compares each landing
+file with the one the run that published it loaded (the ``files`` metadata of ``landed/<source>``): a file whose
+size or modification time differs is a change only when its SHA-256 differs too, so a copied data directory
+(times not preserved) requests nothing. A month is requested when it was never published, when a file changed
+since, or when a run loaded it after its last publication without publishing it (the run failed or was killed):
+it is attempted at most ``RETRY_LIMIT`` times, counted from the failed runs of that month since, each after a
+growing wait (``CPROF_RETRY_BACKOFF_SECONDS``, doubled every time), after which it is reported and left to an
+operator. A month a run is refreshing now waits for it. Neither reads the warehouse (a run may be writing it, and
+even a reader would keep a starting run out): the warehouse's own record of months awaiting publication
+(``landed._awaiting_publication``) is what every run, however launched, adds to the months it rebuilds.
 
-Months needing a refresh are requested as one run per contiguous range; a month still missing files is reported
-by name and left alone. Reference snapshots changed on disk are reported too: they restate every month, which is
-a full refresh (``cprof backfill --full-refresh``), not something to start unattended. The monthly close
-requests the previous month, widened to every month loaded after its last publication.
+The months due are requested as few runs as can be: consecutive months as one range, and ranges separated only by
+months that are published and unchanged as one run too (a run rebuilds everything from its first month on anyway:
+dbt's reach, CLV, one publication; reloading the months between costs seconds, a second run a whole build); a
+month still missing files, waiting for its retry or left to an operator splits them. A month still missing files
+is reported by name and left alone. A reference snapshot changed on disk is reported: the next run of any month
+loads it and, when it changes or removes rows, restates every month with it. The monthly close requests the
+previous month (the run adds the months awaiting publication).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from pipelines.defs.partitions import (
     shift_month,
 )
 from pipelines.defs.resources import DataDir
+from pipelines.engines.whole_months import months_from, next_month
 from pipelines.landing.inventory import FIRST_MONTH_ENV, history_start, is_unchanged, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 from pipelines.lib.settings import number, setting
@@ -156,8 +162,28 @@ def _files(record, month: str | None) -> dict | None:
 
 
 def _published_at(instance: DagsterInstance, month: str) -> float | None:
+    """When ``month`` was last published: by a run of it, or by a later run of other months that published it as
+    awaiting publication (``restated_months``: it was released to raw by a run that did not publish it)."""
     record = _last(instance, PUBLISHED, month)
-    return record.timestamp if record else None
+    own = record.timestamp if record else None
+    loaded = [_last(instance, AssetKey(["landed", source.name]), month) for source in MONTHLY]
+    last_load = max((r.timestamp for r in loaded if r is not None), default=None)
+    if last_load is None or (own is not None and own > last_load):
+        return own
+    later = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=PUBLISHED, after_timestamp=last_load), limit=RESTATED_LOOKUP
+    ).records
+    restated = [r.timestamp for r in later if month in _restated_months(r)]
+    return max([own or 0.0, *restated]) if restated else own
+
+
+RESTATED_LOOKUP = 200  # publications since a month's last load looked through for one that restated it
+
+
+def _restated_months(record) -> list[str]:
+    """The months awaiting publication that a publication published with its own (its ``restated_months``)."""
+    found = record.asset_materialization.metadata.get("restated_months") if record else None
+    return list(found.value or []) if found is not None else []
 
 
 def _recorded(
@@ -192,12 +218,10 @@ def _covers(tags: dict[str, str], month: str) -> bool:
     return span is None or span[0] <= month <= span[1]
 
 
-def _loaded_after(
-    instance: DagsterInstance, source: str, month: str, published: float, layer: str = "landed"
-) -> bool:
-    """Whether a run loaded (``layer`` raw: promoted) ``source`` for ``month`` after its last publication: a
-    refresh that did not publish."""
-    record = _last(instance, AssetKey([layer, source]), month)
+def _loaded_after(instance: DagsterInstance, source: str, month: str, published: float) -> bool:
+    """Whether a run loaded ``source`` for ``month`` after its last publication: a refresh that did not
+    publish."""
+    record = _last(instance, AssetKey(["landed", source]), month)
     return record is not None and record.timestamp > published
 
 
@@ -275,6 +299,20 @@ def contiguous(months: list[str]) -> list[list[str]]:
     return groups
 
 
+def joined(months: list[str], clean: set[str]) -> list[list[str]]:
+    """The months due, as the ranges of the runs that refresh them: consecutive months together, and two ranges
+    separated only by ``clean`` months (published and unchanged) as one range over them."""
+    groups: list[list[str]] = []
+    for group in contiguous(months):
+        if groups:
+            between = months_from(next_month(groups[-1][-1]), group[0])[:-1]
+            if all(month in clean for month in between):
+                groups[-1] += [*between, *group]
+                continue
+        groups.append(group)
+    return groups
+
+
 def _refresh_request(group: list[str], run_key: str | None = None) -> RunRequest:
     """A run of the refresh job over the months ``group[0]..group[-1]``: a partition, or a partition range. The
     partition's tag is set here, so the request needs no resolving against the job (a schedule's would)."""
@@ -330,12 +368,13 @@ def refresh_requests(
     complete, older = older_months(landing, status.complete_months(), first_partition)
     incomplete, _ = older_months(landing, status.incomplete_months(), first_partition)
     runs = _refresh_runs(instance)
-    due, waiting = [], []
+    due, waiting, clean = [], [], set()
     for month in complete:
         state = month_state(instance, month, status.files[month], runs)
         if state.running:
             waiting.append(f"{month}: being refreshed by run {state.running}")
         elif state.reason is None:
+            clean.add(month)
             continue
         elif state.failures >= RETRY_LIMIT:
             waiting.append(
@@ -355,9 +394,9 @@ def refresh_requests(
         _refresh_request(
             group,
             f"{group[0]}..{group[-1]}:{status.fingerprint(group)}:"
-            f"retry{max(f for m, f in due if m in group)}",
+            f"retry{max((f for m, f in due if m in group), default=0)}",
         )
-        for group in contiguous([month for month, _ in due])
+        for group in joined([month for month, _ in due], clean)
     ]
     reasons = [f"{month}: requested (attempt {f + 1} of {RETRY_LIMIT})" for month, f in due]
     waiting += [
@@ -366,30 +405,12 @@ def refresh_requests(
     ]
     waiting += older
     waiting += [
-        f"reference/{name} changed since it was loaded: it restates every month; run "
-        "`cprof backfill --full-refresh` when intended"
+        f"reference/{name} changed since it was loaded: the next run of any month loads it, and if it changes or "
+        "removes existing rows restates every published month with it (the run names them); to do it now, run "
+        f"`cprof run --from {complete[-1] if complete else '<YYYY-MM>'}`"
         for name in changed_snapshots(instance, landing)
     ]
     return requests, reasons + waiting + ignored
-
-
-def unpublished_months(instance: DagsterInstance) -> list[str]:
-    """The months a run promoted to ``raw`` after their last publication (or that were never published), that
-    no run is refreshing now: the instance's view of the warehouse's record of months awaiting publication,
-    which the monthly close adds to its month."""
-    runs = _refresh_runs(instance)
-    months = set()
-    for source in MONTHLY:
-        for key in instance.get_materialized_partitions(AssetKey(["raw", source.name])):
-            month = month_of_key(key)
-            if month in months or any(
-                r.dagster_run.status in UNFINISHED and _covers(r.dagster_run.tags, month) for r in runs
-            ):
-                continue
-            published = _published_at(instance, month)
-            if published is None or _loaded_after(instance, source.name, month, published, layer="raw"):
-                months.add(month)
-    return sorted(months)
 
 
 @sensor(
@@ -398,7 +419,8 @@ def unpublished_months(instance: DagsterInstance) -> list[str]:
     default_status=DefaultSensorStatus.STOPPED,
     description="Watches the landing zone and the publications: when a month's complete set of files has arrived, "
     "one of its files was replaced by a corrected one (by content: SHA-256), or its last refresh failed, refreshes "
-    f"that month (and the trailing views it feeds); a failing month is attempted at most {RETRY_LIMIT} times, with a "
+    f"that month (and the trailing views it feeds; one run for months due apart only by published, unchanged ones); "
+    f"a failing month is attempted at most {RETRY_LIMIT} times, with a "
     "growing wait, then reported. Reports the files a month is still waiting for.",
 )
 def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
@@ -427,18 +449,12 @@ def monthly_close_schedule(refresh_job):
         cron_schedule="0 6 3 * *",
         execution_timezone="UTC",
         description="Monthly close: at 06:00 UTC on the 3rd, after the ledger has closed, refresh the previous "
-        "month (ingest, check, dbt build, CLV, satisfaction, scorecard, publish), together with every month a "
-        "run loaded and did not publish (the range widened to cover them).",
+        "month (ingest, check, dbt build, CLV, satisfaction, scorecard, publish); the run rebuilds and publishes "
+        "every month awaiting publication with it (released to raw by a run that did not publish it).",
     )
     def _monthly_close(context: ScheduleEvaluationContext):
         scheduled = context.scheduled_execution_time or datetime.now(UTC)
-        month = f"{shift_month(scheduled.date().replace(day=1), -1):%Y-%m}"
-        unpublished = [m for m in unpublished_months(context.instance) if m != month]
-        if unpublished:
-            context.log.info(
-                f"also refreshing {', '.join(unpublished)}: promoted to raw by a run that did not publish it"
-            )
-        months = sorted({month, *unpublished})
-        return _refresh_request([months[0], months[-1]] if len(months) > 1 else months)
+        # The run rebuilds and publishes the months awaiting publication with it (partitions.refresh_range).
+        return _refresh_request([f"{shift_month(scheduled.date().replace(day=1), -1):%Y-%m}"])
 
     return _monthly_close

@@ -135,22 +135,57 @@ class RefreshWindow(PeriodWindow):
         return RefreshWindow(None, None)
 
 
-def awaiting_after(dirty: list[str] | None, last: str) -> str | None:
-    """The last month after ``last`` (YYYY-MM) of the months awaiting publication (``dirty``, the engine's
-    record), or None: a run over a range ending at ``last`` restates and publishes the months up to it (the
-    returns whose lines the range brought)."""
-    later = [month for month in dirty or [] if month > last]
-    return later[-1] if later else None
+@dataclass(frozen=True)
+class RefreshRange:
+    """The months a run rebuilds and publishes: its own months (its partitions), widened to every month awaiting
+    publication (released to ``raw`` by a run that did not publish it, failed or killed; the months of returns
+    whose lines the run brought; every month when a changed snapshot restates history), backwards included, since
+    later months depend on earlier ones. The months awaiting are in ``raw`` already: they are rebuilt, not
+    reloaded. Computed here, once, for every step that rebuilds or publishes (dbt, the Python marts, the
+    publication), whoever launched the run."""
+
+    months: tuple[str, ...]  # the run's partitions, in order
+    awaiting: tuple[str, ...] = ()  # the warehouse's record of months awaiting publication, in order
+
+    @property
+    def first(self) -> str:
+        return min(self.months[0], *self.awaiting)
+
+    @property
+    def last(self) -> str:
+        return max(self.months[-1], *self.awaiting)
+
+    @property
+    def also(self) -> list[str]:
+        """The months awaiting publication outside the run's own months."""
+        return [month for month in self.awaiting if month not in self.months]
+
+    def sentence(self) -> str | None:
+        """What a run says when it widens its range, or None."""
+        if not self.also:
+            return None
+        return (
+            f"also refreshing {', '.join(self.also)}: in raw and awaiting publication (released by a run that "
+            f"did not publish it, or restated); rebuilding {self.first} to {self.last}, not reloading"
+        )
 
 
-def refresh_window(context, reach_months: int | None) -> RefreshWindow:
+def refresh_range(context, warehouse) -> RefreshRange:
+    """The run's :class:`RefreshRange`; ``warehouse``: the WarehouseResource, whose engine keeps the record of
+    months awaiting publication (read outside any session: DuckDB opens it read only)."""
+    return RefreshRange(tuple(run_months(context)), tuple(warehouse.runtime().dirty_months() or ()))
+
+
+def refresh_window(context, reach_months: int | None, warehouse) -> RefreshWindow:
+    """The periods a table keyed by period rebuilds in this run: the run's refresh range (:func:`refresh_range`)
+    plus the table's reach; every period on a full refresh."""
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
         return RefreshWindow(None, None)
-    months = run_months(context)
-    first = date.fromisoformat(f"{months[0]}-01")
+    widened = refresh_range(context, warehouse)
+    first = date.fromisoformat(f"{widened.first}-01")
     if reach_months is None:
         return RefreshWindow(first, None)
-    return RefreshWindow(first, shift_month(date.fromisoformat(f"{months[-1]}-01"), reach_months))
+    return RefreshWindow(first, shift_month(date.fromisoformat(f"{widened.last}-01"), reach_months))
 
 
 monthly_partitions = _monthly_partitions()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the publication is a DuckDB file whatever the engine; only 
     import duckdb
     import pandas as pd
 
+    from pipelines.engines.whole_months import WholeMonths
     from pipelines.landing.inventory import FileStamp
 
 Operator = Literal["=", "<", "<=", ">", ">=", "in"]
@@ -85,6 +86,39 @@ class LoadResult:
     unchanged: bool = False  # a snapshot whose file is the one already validated and promoted: not reloaded
 
 
+@dataclass(frozen=True)
+class Released:
+    """A whole month released to ``raw``: the rows of each monthly source whose latest load became raw's."""
+
+    month: str  # YYYY-MM
+    rows: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SnapshotRelease:
+    """A reference snapshot released to ``raw``, and what it restates: when it changes or removes rows of the
+    release before it (a new row restates nothing), every month in ``raw`` awaits publication again."""
+
+    source: str
+    rows: int
+    changed: int = 0  # rows of the previous release with the same key and other values
+    removed: int = 0  # rows of the previous release whose key is gone
+    columns: list[str] = field(default_factory=list)  # the columns that changed
+    restated: list[str] = field(default_factory=list)  # YYYY-MM, sorted: the months recorded as awaiting
+
+    def sentence(self, file: str) -> str | None:
+        """What a run says of it (``file``: the landing file), or None when it restates nothing."""
+        if not self.restated:
+            return None
+        parts = []
+        if self.changed:
+            parts.append(f"changed {self.changed} existing row(s) ({', '.join(self.columns)})")
+        if self.removed:
+            parts.append(f"removed {self.removed} row(s)")
+        span = self.restated[0] if len(self.restated) == 1 else f"{self.restated[0]}..{self.restated[-1]}"
+        return f"{file} {' and '.join(parts)}: restating {span}"
+
+
 class Warehouse(ABC):
     """An open session on the working warehouse (see the module's docstring)."""
 
@@ -120,6 +154,11 @@ class Warehouse(ABC):
     @abstractmethod
     def columns(self, table: str) -> list[str]:
         """The column names of ``table``, in order ([] when it does not exist)."""
+
+    @abstractmethod
+    def preview(self, sql: str, limit: int) -> pd.DataFrame:
+        """The first ``limit`` rows of a query dbt compiled for this engine (a failed data test's: the rows that
+        break it), read after the build to say which keys fail. Never SQL of our own, nor values from data."""
 
     # -- the one write of a table keyed by period -------------------------------------------------------------
     @abstractmethod
@@ -166,9 +205,24 @@ class Warehouse(ABC):
         (data_checks.gx_run.LandingValidator.validate_months)."""
 
     @abstractmethod
-    def promote(self, source: str, month: str | None) -> int:
-        """Make a validated partition of ``landed`` what ``raw`` (what dbt reads) shows, replacing that month or
-        the snapshot; returns its rows. DuckDB marks the stored generation promoted (no copy); Spark copies it."""
+    def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
+        """Record whether the month's latest load of ``source`` passed its suite, in run ``run_id``; returns its
+        rows. A validated month is held out of ``raw`` until it is whole (pipelines/engines/whole_months.py)."""
+
+    @abstractmethod
+    def whole_months(self) -> WholeMonths:
+        """What the warehouse holds of every monthly source's months: which are whole, released, held."""
+
+    @abstractmethod
+    def release_whole_months(self) -> list[Released]:
+        """Release to ``raw`` every month that is whole and may be released, all its sources at once, and record
+        it as awaiting publication; returns what was released. Nothing is copied: DuckDB marks the stored
+        generations promoted, Spark points raw's partitions at them."""
+
+    @abstractmethod
+    def release_snapshot(self, source: str) -> SnapshotRelease:
+        """Make a validated snapshot what ``raw`` shows; when it changes or removes rows of the previous release,
+        record every month in ``raw`` as awaiting publication (restated by this run or the next)."""
 
     @abstractmethod
     def snapshot_promoted(self, source: str) -> bool:

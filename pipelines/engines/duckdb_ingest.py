@@ -37,9 +37,10 @@ from data_checks.structure import (
     check_scalar_columns,
     csv_problem,
 )
-from pipelines.engines.base import LoadResult
+from pipelines.engines.base import LoadResult, Released, SnapshotRelease
 from pipelines.engines.duckdb_tables import in_transaction
 from pipelines.engines.sql import ident, literal, qualified
+from pipelines.engines.whole_months import Partition, WholeMonths
 from pipelines.landing.inventory import (
     FileStamp,
     file_sha256,
@@ -55,6 +56,7 @@ from pipelines.landing.inventory import (
 from pipelines.landing.sources import (
     BY_NAME,
     LINEAGE_COLUMNS,
+    MONTHLY,
     SNAPSHOTS,
     SOURCES,
     Source,
@@ -69,10 +71,14 @@ __all__ = [
     "history_start",
     "landing_inventory",
     "load",
+    "mark_validated",
     "months_in_landing",
     "promote",
+    "release_snapshot",
+    "release_whole_months",
     "validation_frame",
     "validation_frames",
+    "whole_months",
 ]
 
 
@@ -172,16 +178,20 @@ LANDED, RAW, STORE = "landed", "raw", "store"
 
 # Rows are written once. ``store.<source>`` holds every load of every partition, each load tagged with its own
 # generation (``_generation``, unique across the warehouse); ``landed._generations`` says which partition
-# (source, period; NULL for a snapshot) each generation belongs to, how many rows it has, and whether it was
-# promoted. ``landed.<source>`` and ``raw.<source>`` are views over the store: ``landed`` shows each partition's
-# latest load (quarantine), ``raw`` only its promoted one. So a load is visible in ``landed`` at once and in
-# ``raw`` only once its suite has passed and the partition is promoted: promotion is a small metadata write
-# (plus deleting the superseded generation), not a copy; a failed partition leaves ``raw`` as it was.
+# (source, period; NULL for a snapshot) each generation belongs to, how many rows it has, whether it passed its
+# suite (``validated``: NULL until its suite has run; ``validation_run`` the run that said so) and whether it
+# was released to raw (``promoted``). ``landed.<source>`` and ``raw.<source>`` are views over the store:
+# ``landed`` shows each partition's latest load (quarantine), ``raw`` only its promoted one, and
+# ``validated.<source>`` its latest validated one: raw as it will be once every validated month is released.
+# So a load is visible in ``landed`` at once and in ``raw`` only once its suite has passed and its month is
+# whole (pipelines/engines/whole_months.py): releasing is a small metadata write (plus deleting the superseded
+# generation), not a copy; a failed partition leaves ``raw`` as it was.
 GENERATIONS = "landed._generations"
 GENERATIONS_DDL = (
     f"create table if not exists {GENERATIONS} (generation bigint not null, source varchar not null, "
-    "period date, rows bigint not null, promoted boolean not null)"
+    "period date, rows bigint not null, promoted boolean not null, validated boolean, validation_run varchar)"
 )
+VALIDATED = "validated"
 
 
 def _columns(source: Source) -> dict[str, str]:
@@ -196,12 +206,14 @@ def _ddl(source: Source, schema: str = STORE) -> str:
 
 
 def _view_sql(source: Source, schema: str) -> str:
-    """``landed.<source>``: each partition's latest generation; ``raw.<source>``: its promoted one."""
-    which = (
-        "select max(generation) from landed._generations where source = {name} group by period"
-        if schema == LANDED
-        else "select generation from landed._generations where source = {name} and promoted"
-    ).format(name=literal(source.name))
+    """``landed.<source>``: each partition's latest generation; ``raw.<source>``: its promoted one;
+    ``validated.<source>``: its latest validated one."""
+    which = {
+        LANDED: "select max(generation) from landed._generations where source = {name} group by period",
+        RAW: "select generation from landed._generations where source = {name} and promoted",
+        VALIDATED: "select max(generation) from landed._generations where source = {name} and validated "
+        "group by period",
+    }[schema].format(name=literal(source.name))
     columns = ", ".join(ident(name) for name in _columns(source))
     return (
         f"create or replace view {qualified(schema, source.name)} as select {columns} "
@@ -233,10 +245,10 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     return set(
         con.execute(
             "select schema_name || '.' || table_name, 'table' from duckdb_tables() "
-            "where database_name = current_database() and schema_name in (?, ?, ?) union all "
+            "where database_name = current_database() and schema_name in (?, ?, ?, ?) union all "
             "select schema_name || '.' || view_name, 'view' from duckdb_views() "
-            "where database_name = current_database() and schema_name in (?, ?, ?)",
-            [LANDED, RAW, STORE] * 2,
+            "where database_name = current_database() and schema_name in (?, ?, ?, ?)",
+            [LANDED, RAW, STORE, VALIDATED] * 2,
         ).fetchall()
     )
 
@@ -248,7 +260,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     from raw (loaded, not promoted) as newer ones."""
     present = _catalog(con)
     wanted = {(f"{STORE}.{source.name}", "table") for source in SOURCES} | {
-        (f"{schema}.{source.name}", "view") for schema in (LANDED, RAW) for source in SOURCES
+        (f"{schema}.{source.name}", "view") for schema in VIEWS for source in SOURCES
     }
     records = {(GENERATIONS, "table"), (SNAPSHOT_FILES, "table"), (AWAITING, "table")}
     if wanted | records <= present:  # one query instead of 40 catalog statements on every call
@@ -256,19 +268,40 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         return
 
     def create() -> None:
-        for schema in (LANDED, RAW, STORE):
+        for schema in (LANDED, RAW, STORE, VALIDATED):
             con.execute(f"create schema if not exists {schema}")
         con.execute(GENERATIONS_DDL)
+        _add_validation_columns(con)
         con.execute(SNAPSHOT_FILES_DDL)
         con.execute(AWAITING_DDL)
         for source in SOURCES:
             con.execute(_ddl(source))
             if (f"{RAW}.{source.name}", "table") in present:
                 _upgrade(con, source, present)
-            for schema in (LANDED, RAW):
+            for schema in VIEWS:
                 con.execute(_view_sql(source, schema))
 
     in_transaction(con, create)
+
+
+VIEWS = (LANDED, RAW, VALIDATED)
+
+
+def _add_validation_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A record of generations from before whole months gets ``validated`` and ``validation_run``: what was
+    promoted had passed its suite; a load never promoted is not known to have."""
+    found = {
+        name
+        for (name,) in con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = 'landed' and table_name = '_generations'"
+        ).fetchall()
+    }
+    if "validated" not in found:
+        con.execute(f"alter table {GENERATIONS} add column validated boolean")
+        con.execute(f"update {GENERATIONS} set validated = true where promoted")
+    if "validation_run" not in found:
+        con.execute(f"alter table {GENERATIONS} add column validation_run varchar")
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection, source: Source, present: set[tuple[str, str]]) -> None:
@@ -300,8 +333,9 @@ def _upgrade(con: duckdb.DuckDBPyConnection, source: Source, present: set[tuple[
             "join _upgrade_partitions as p on t._period is not distinct from p._period"
         )
         con.execute(
-            f"insert into {GENERATIONS} select generation, ?, _period, n, ? from _upgrade_partitions",
-            [source.name, promoted],
+            f"insert into {GENERATIONS} (generation, source, period, rows, promoted, validated) "
+            "select generation, ?, _period, n, ?, ? from _upgrade_partitions",
+            [source.name, promoted, promoted or None],
         )
     con.execute("drop table _upgrade_partitions")
     con.execute("drop table if exists _landed_old")
@@ -338,7 +372,7 @@ def _add_optional_columns(con: duckdb.DuckDBPyConnection) -> None:
     """A store written before a source declared its optional columns gets them (NULL), and its views too."""
     for source in SOURCES:
         if source.optional and _complete_columns(con, source, qualified(STORE, source.name), "_generation"):
-            for schema in (LANDED, RAW):
+            for schema in VIEWS:
                 con.execute(_view_sql(source, schema))
 
 
@@ -419,7 +453,8 @@ def _write_generation(
             ).fetchone()
             check(int(rows), None if promoted is None else int(promoted[0]))
         con.execute(
-            f"insert into {GENERATIONS} values (?, ?, ?, ?, false)", [generation, source.name, period, rows]
+            f"insert into {GENERATIONS} (generation, source, period, rows, promoted) values (?, ?, ?, ?, false)",
+            [generation, source.name, period, rows],
         )
         if also is not None:
             con.execute(also[0], [*also[1], rows])
@@ -581,40 +616,172 @@ group by returns._period
 
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
     """Make the partition's latest load, validated, what ``raw.<source>`` shows: in one transaction, mark its
-    generation promoted and delete the one it supersedes (no rows are copied). A month is recorded, in the same
-    transaction, as awaiting publication (see ``dirty_months``); a month of order lines also records the later
-    months of the returns whose lines it brings (pre-history returns until then). Promoting again what is
-    promoted changes nothing but these records."""
+    generation validated and promoted and delete the one it supersedes (no rows are copied). A month is recorded,
+    in the same transaction, as awaiting publication (see ``dirty_months``); a month of order lines also records
+    the later months of the returns whose lines it brings (pre-history returns until then). Promoting again what
+    is promoted changes nothing but these records. The pipeline releases months whole
+    (:func:`release_whole_months`) and snapshots with :func:`release_snapshot`; this is their one step."""
     source = BY_NAME[source_name]
     period = month_start(month) if month else None
     ensure_tables(con)
+    return in_transaction(con, lambda: _promote(con, source, period))
 
-    def work() -> int:
-        if source.name == "order_lines":
-            con.execute(_RETURNS_FINDING_THEIR_LINES, [period, period])
-        latest = con.execute(
-            f"select generation, rows from {GENERATIONS} where {_PARTITION} order by generation desc limit 1",
-            [source.name, period],
-        ).fetchone()
-        generation, rows = latest if latest is not None else (None, 0)
-        # everything older than the latest load: the promoted generation it supersedes
-        _drop_generations(
-            con, source, f"{_PARTITION} and generation is distinct from ?", [source.name, period, generation]
+
+def _promote(con: duckdb.DuckDBPyConnection, source: Source, period: date | None) -> int:
+    """:func:`promote`, inside the caller's transaction."""
+    if source.name == "order_lines":
+        con.execute(_RETURNS_FINDING_THEIR_LINES, [period, period])
+    latest = con.execute(
+        f"select generation, rows from {GENERATIONS} where {_PARTITION} order by generation desc limit 1",
+        [source.name, period],
+    ).fetchone()
+    generation, rows = latest if latest is not None else (None, 0)
+    # everything older than the latest load: the promoted generation it supersedes
+    _drop_generations(
+        con, source, f"{_PARTITION} and generation is distinct from ?", [source.name, period, generation]
+    )
+    con.execute(
+        f"update {GENERATIONS} set promoted = true, validated = true where generation = ?", [generation]
+    )
+    if period is not None:
+        con.execute(
+            f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
+            [period, source.name, rows],
         )
-        con.execute(f"update {GENERATIONS} set promoted = true where generation = ?", [generation])
-        if period is not None:
-            con.execute(
-                f"insert or replace into {AWAITING} values (?, ?, current_timestamp::timestamp, ?)",
-                [period, source.name, rows],
-            )
-        else:
-            con.execute(
-                f"update {SNAPSHOT_FILES} set promoted_at = current_timestamp::timestamp where source = ? and rows = ?",
-                [source.name, rows],
-            )
-        return int(rows)
+    else:
+        con.execute(
+            f"update {SNAPSHOT_FILES} set promoted_at = current_timestamp::timestamp where source = ? and rows = ?",
+            [source.name, rows],
+        )
+    return int(rows)
+
+
+# -- whole months: validated partitions, released to raw a month at a time (pipelines/engines/whole_months.py) --
+
+
+def _latest_generation(source: Source, period: date | None) -> tuple[str, list]:
+    return (
+        f"generation = (select max(generation) from {GENERATIONS} where {_PARTITION})",
+        [source.name, period],
+    )
+
+
+def mark_validated(
+    con: duckdb.DuckDBPyConnection, source_name: str, month: str, passed: bool, run_id: str | None = None
+) -> int:
+    """Record that the month's latest load passed its suite (``passed``), or failed it, in run ``run_id``;
+    returns its rows. A validated load waits, held out of ``raw``, until its month is whole."""
+    source = BY_NAME[source_name]
+    ensure_tables(con)
+    where, params = _latest_generation(source, month_start(month))
+    con.execute(
+        f"update {GENERATIONS} set validated = ?, validation_run = ? where {where}", [passed, run_id, *params]
+    )
+    row = con.execute(f"select rows from {GENERATIONS} where {where}", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+_MONTHLY_PARTITIONS = f"""
+select latest.source, strftime(latest.period, '%Y-%m'), latest.validated, latest.promoted, partitions.in_raw,
+    latest.validation_run, latest.rows
+from {GENERATIONS} as latest
+inner join (
+    select source, period, max(generation) as generation, bool_or(promoted) as in_raw
+    from {GENERATIONS} where period is not null group by source, period
+) as partitions on latest.generation = partitions.generation
+where latest.source in ({", ".join(literal(source.name) for source in MONTHLY)})
+"""
+
+
+def whole_months(con: duckdb.DuckDBPyConnection) -> WholeMonths:
+    """Every monthly source's months as the warehouse holds them: what is whole, released, held."""
+    ensure_tables(con)
+    return WholeMonths(Partition(*row) for row in con.execute(_MONTHLY_PARTITIONS).fetchall())
+
+
+def release_whole_months(con: duckdb.DuckDBPyConnection) -> list[Released]:
+    """Release every month that is whole and may be released (WholeMonths.to_release), in month order, each in
+    one transaction: all its monthly sources' latest loads become what ``raw`` shows and the month is recorded
+    as awaiting publication. Returns what was released."""
+    released = []
+    for month in whole_months(con).to_release():
+        period = month_start(month)
+
+        def work(period: date = period) -> dict[str, int]:
+            rows = {}
+            for source in MONTHLY:
+                latest = con.execute(
+                    f"select promoted, rows from {GENERATIONS} where {_latest_generation(source, period)[0]}",
+                    [source.name, period],
+                ).fetchone()
+                if latest is not None and not latest[0]:
+                    rows[source.name] = _promote(con, source, period)
+            return rows
+
+        released.append(Released(month, in_transaction(con, work)))
+    return released
+
+
+def release_snapshot(con: duckdb.DuckDBPyConnection, source_name: str) -> SnapshotRelease:
+    """Release a validated snapshot to ``raw`` (:func:`promote`). When it changes or removes rows of the release
+    before it (added rows restate nothing), every month in ``raw`` is recorded as awaiting publication in the same
+    transaction, so this run, or the next if it fails, restates all history with it."""
+    source = BY_NAME[source_name]
+    ensure_tables(con)
+
+    def work() -> SnapshotRelease:
+        previous = con.execute(
+            f"select generation from {GENERATIONS} where {_PARTITION} and promoted", [source.name, None]
+        ).fetchone()
+        latest = con.execute(
+            f"select max(generation) from {GENERATIONS} where {_PARTITION}", [source.name, None]
+        ).fetchone()[0]
+        changed, removed, columns = (0, 0, [])
+        if previous is not None and previous[0] != latest:
+            changed, removed, columns = _snapshot_differences(con, source, previous[0], latest)
+        rows = _promote(con, source, None)
+        restated: list[str] = []
+        if changed or removed:
+            restated = [
+                month
+                for (month,) in con.execute(
+                    f"insert or replace into {AWAITING} "
+                    f"select distinct period, ?, current_timestamp::timestamp, ? from {GENERATIONS} "
+                    "where period is not null and promoted returning strftime(period, '%Y-%m')",
+                    [source.name, changed + removed],
+                ).fetchall()
+            ]
+        return SnapshotRelease(source.name, rows, changed, removed, columns, sorted(restated))
 
     return in_transaction(con, work)
+
+
+def _snapshot_differences(
+    con: duckdb.DuckDBPyConnection, source: Source, previous: int, latest: int
+) -> tuple[int, int, list[str]]:
+    """Of the rows of generation ``previous`` of a snapshot: how many ``latest`` changed (same key, other
+    values) and removed, and the columns that changed."""
+    table = qualified(STORE, source.name)
+    key = list(source.key)
+    values = [name for name in source.table_columns if name not in key]
+    columns = ", ".join(ident(name) for name in source.table_columns)
+    joined = " and ".join(f"old.{ident(name)} = new.{ident(name)}" for name in key)
+    counts = ", ".join(
+        f"count(*) filter (where new.{ident(key[0])} is not null "
+        f"and old.{ident(name)} is distinct from new.{ident(name)})"
+        for name in values
+    )
+    row = con.execute(
+        f"with old as (select {columns} from {table} where _generation = $previous "
+        f"except select {columns} from {table} where _generation = $latest), "
+        f"new as (select {columns} from {table} where _generation = $latest) "
+        f"select count(*) filter (where new.{ident(key[0])} is not null), "
+        f"count(*) filter (where new.{ident(key[0])} is null){', ' + counts if counts else ''} "
+        f"from old left join new on {joined}",
+        {"previous": previous, "latest": latest},
+    ).fetchone()
+    changed, removed, per_column = int(row[0]), int(row[1]), row[2:]
+    return changed, removed, [name for name, n in zip(values, per_column, strict=True) if n]
 
 
 def dirty_months(warehouse: Path) -> list[str] | None:

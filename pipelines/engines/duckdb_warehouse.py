@@ -17,9 +17,18 @@ import duckdb
 import pandas as pd
 
 from pipelines.engines import duckdb_ingest
-from pipelines.engines.base import Column, LoadResult, PeriodWindow, Warehouse, where_sql
+from pipelines.engines.base import (
+    Column,
+    LoadResult,
+    PeriodWindow,
+    Released,
+    SnapshotRelease,
+    Warehouse,
+    where_sql,
+)
 from pipelines.engines.duckdb_tables import replace_rows, table_ddl
 from pipelines.engines.sql import ident, literal, qualified
+from pipelines.engines.whole_months import WholeMonths
 from pipelines.landing.inventory import FileStamp
 from pipelines.lib.lock import warehouse_in_use
 
@@ -105,6 +114,10 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return [column for (column,) in rows]
 
+    def preview(self, sql: str, limit: int) -> pd.DataFrame:
+        query = sql.strip().rstrip(";")
+        return self.con.execute(f"select * from (\n{query}\n) as failing limit {int(limit)}").df()
+
     # -- the one write of a table keyed by period
     def replace_periods(
         self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame], window: PeriodWindow
@@ -165,8 +178,17 @@ class DuckDBWarehouse(Warehouse):
     ) -> pd.DataFrame:
         return duckdb_ingest.validation_frames(self.con, source, months, history_start)
 
-    def promote(self, source: str, month: str | None) -> int:
-        return duckdb_ingest.promote(self.con, source, month)
+    def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
+        return duckdb_ingest.mark_validated(self.con, source, month, passed, run_id)
+
+    def whole_months(self) -> WholeMonths:
+        return duckdb_ingest.whole_months(self.con)
+
+    def release_whole_months(self) -> list[Released]:
+        return duckdb_ingest.release_whole_months(self.con)
+
+    def release_snapshot(self, source: str) -> SnapshotRelease:
+        return duckdb_ingest.release_snapshot(self.con, source)
 
     def snapshot_promoted(self, source: str) -> bool:
         return duckdb_ingest.snapshot_promoted(self.con, source)

@@ -24,6 +24,14 @@ months and unchanged snapshots before a run without starting Spark. Spark's writ
 not one transaction, so they are ordered to make a crash between them safe: a month is marked awaiting
 publication before it is promoted; a snapshot is marked unpromoted before ``landed`` changes and recorded as
 promoted only after ``raw`` has it. A crash can only make the next run do more (revalidate, refresh), never less.
+
+Whole months (pipelines/engines/whole_months.py): a month's validation outcome is recorded in the control file
+(``landed._validations``) with the generation folder it validated, so a later load of the month (another folder)
+is not validated until its own suite passes. A whole month is released by pointing ``raw``'s six partitions at
+``landed``'s, one metastore statement each, after the month is recorded as awaiting publication: Spark has no
+transaction across them, so a crash in between leaves the month partly pointed, and the next raw step of any run
+(before anything is built) completes it. The suites read ``validated.<source>`` as a temporary view: ``raw`` with
+the months validated and not yet released taken from ``landed``.
 """
 
 from __future__ import annotations
@@ -50,9 +58,10 @@ from data_checks.structure import (
     csv_problem,
 )
 from pipelines.engines import duckdb_ingest
-from pipelines.engines.base import LoadResult
+from pipelines.engines.base import LoadResult, Released, SnapshotRelease
 from pipelines.engines.duckdb_ingest import AWAITING, AWAITING_DDL, SNAPSHOT_FILES, SNAPSHOT_FILES_DDL
 from pipelines.engines.sql import spark_literal
+from pipelines.engines.whole_months import Partition, WholeMonths, month_of
 from pipelines.landing.inventory import (
     FileStamp,
     file_sha256,
@@ -62,7 +71,7 @@ from pipelines.landing.inventory import (
     row_drop_error,
     verify_unchanged,
 )
-from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, SNAPSHOTS, SOURCES, Source
+from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SNAPSHOTS, SOURCES, Source
 from pipelines.lib.config import Paths
 
 if TYPE_CHECKING:
@@ -75,13 +84,17 @@ __all__ = [
     "dirty_months",
     "ensure_tables",
     "load",
+    "mark_validated",
     "promote",
+    "release_snapshot",
+    "release_whole_months",
     "snapshot_promoted",
     "spark_frame_sql",
     "spark_type",
     "unchanged_snapshots",
     "validation_frame",
     "validation_frames",
+    "whole_months",
 ]
 
 LANDED, RAW = "landed", "raw"
@@ -234,6 +247,22 @@ def _location(spark: SparkSession, table: str, period: date | None) -> str | Non
     return _qualified(spark, found) if found else None
 
 
+def _locations(spark: SparkSession, table: str) -> dict[date | None, str]:
+    """Every partition of ``table`` and the folder it reads (qualified), with one metastore call: the session
+    catalog's listing (Spark's Python API has none with locations; ``describe formatted`` takes a call per
+    partition, which on Derby took seconds for a year of months)."""
+    schema, name = table.split(".")
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()
+    listed = catalog.listPartitions(schema, name, spark.sparkContext._jvm.scala.Option.empty()).iterator()
+    found: dict[date | None, str] = {}
+    while listed.hasNext():
+        partition = listed.next()
+        value = partition.spec().apply("_period")
+        period = None if value in (None, "__HIVE_DEFAULT_PARTITION__") else date.fromisoformat(value)
+        found[period] = _qualified(spark, partition.location().toString())
+    return found
+
+
 def _point(spark: SparkSession, table: str, period: date | None, location: str, before: str | None) -> None:
     """Make the partition of ``table`` read the files in ``location`` (``before``: the folder it read until now,
     None when it did not exist)."""
@@ -290,7 +319,18 @@ def _control(control: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.execute(f"create schema if not exists {LANDED}")
         con.execute(SNAPSHOT_FILES_DDL)
         con.execute(AWAITING_DDL)
+        con.execute(VALIDATIONS_DDL)
         yield con
+
+
+# The outcome of each monthly partition's last validation, and the generation folder it validated (a later load
+# is another folder: not validated until its own suite passes).
+VALIDATIONS = "landed._validations"
+VALIDATIONS_DDL = (
+    f"create table if not exists {VALIDATIONS} (source varchar not null, period date not null, "
+    "location varchar not null, validated boolean not null, validation_run varchar, rows bigint not null, "
+    "primary key (source, period))"
+)
 
 
 def _promoted_rows(control: Path, source_name: str, sha256: str) -> int | None:
@@ -725,6 +765,9 @@ def _date_format(sql: str) -> str:
     return "".join(out) + sql[at:]
 
 
+VALIDATED_VIEW = "cprof_validated_{name}"  # the temporary view ``validated.<name>`` of the suites is read as
+
+
 def spark_frame_sql(source_name: str) -> tuple[str, list[str]]:
     """The source's suite frame SQL (data_checks.suites, one text for both engines) in Spark's spelling, and
     the ``$name`` parameters it takes. The rewrites are mechanical: ``$name`` -> ``:name``,
@@ -744,6 +787,7 @@ def spark_frame_sql(source_name: str) -> tuple[str, list[str]]:
     sql = _date_format(sql)
     sql = re.sub(r"\bas\s+varchar\b", "as string", sql, flags=re.IGNORECASE)
     sql = re.sub(r"([\w.]+)\s*\+\s*to_months\(\s*(cast\(\$\w+ as integer\))\s*\)", r"add_months(\1, \2)", sql)
+    sql = re.sub(r"\bvalidated\.(\w+)", lambda m: VALIDATED_VIEW.format(name=m.group(1)), sql)
     parameters = sorted(set(re.findall(r"\$(\w+)", sql)))
     sql = re.sub(r"\$(\w+)", r":\1", sql)
     left = [word for word in ("exclude", "strftime", "varchar", "to_months", "$") if word in sql.lower()]
@@ -758,9 +802,15 @@ def validation_frame(
     """The landed partition with its violation columns (data_checks.suites: the same SQL as DuckDB's, the same
     columns), computed against the ``raw`` reference tables, as a Spark DataFrame for GX's Spark engine.
     ``history_start`` (YYYY-MM): the start of history, for the returns' pre-history rule."""
+    ensure_tables(spark)
+    _validated_views(spark, source_name)
+    return _frame(spark, source_name, month, history_start)
+
+
+def _frame(spark: SparkSession, source_name: str, month: str | None, history_start: str | None) -> DataFrame:
+    """:func:`validation_frame`, the tables and views it reads being there."""
     from data_checks.suites import frame_parameters
 
-    ensure_tables(spark)
     sql, parameters = spark_frame_sql(source_name)
     values = frame_parameters(" ".join(f"${name}" for name in parameters), month, history_start)
     args: dict[str, Any] = {name: values[name] for name in parameters}
@@ -776,11 +826,40 @@ def validation_frames(
 
     from data_checks.suites import PARTITION_COLUMN
 
+    ensure_tables(spark)
+    _validated_views(spark, source_name)
     frames = [
-        validation_frame(spark, source_name, month, history_start).withColumn(PARTITION_COLUMN, F.lit(month))
+        _frame(spark, source_name, month, history_start).withColumn(PARTITION_COLUMN, F.lit(month))
         for month in months
     ]
     return functools.reduce(lambda joined, frame: joined.unionByName(frame), frames)
+
+
+def _validated_views(
+    spark: SparkSession, source_name: str, state: WholeMonths | None = None, control: Path | None = None
+) -> None:
+    """The temporary views ``validated.<source>`` the source's suite reads (data_checks.suites): raw as it will
+    be once the validated months are released (those months from ``landed``)."""
+    from pyspark.sql import functions as F
+
+    from data_checks.suites import SUITES
+
+    names = sorted(set(re.findall(r"\bvalidated\.(\w+)", SUITES[source_name].frame_sql)))
+    if not names:
+        return
+    state = state or whole_months(spark, control)
+    for name in names:
+        pending = [
+            date.fromisoformat(f"{month}-01")
+            for month, found in state.by_month.items()
+            if name in found and found[name].validated is True and not found[name].released
+        ]
+        frame = spark.table(f"{RAW}.{name}")
+        if pending:
+            frame = frame.where(~F.col("_period").isin(pending)).unionByName(
+                spark.table(f"{LANDED}.{name}").where(F.col("_period").isin(pending))
+            )
+        frame.createOrReplaceTempView(VALIDATED_VIEW.format(name=name))
 
 
 def _returns_finding_their_lines(
@@ -839,3 +918,135 @@ def promote(
                 [source.name, rows],
             )
     return rows
+
+
+# -- whole months --------------------------------------------------------------------------------------------
+
+
+def mark_validated(
+    spark: SparkSession,
+    source_name: str,
+    month: str,
+    passed: bool,
+    run_id: str | None = None,
+    control: Path | None = None,
+) -> int:
+    """Record that the month's latest load (the generation ``landed`` reads) passed its suite, or failed it, in
+    run ``run_id``; returns its rows. A validated load waits, held out of ``raw``, until its month is whole."""
+    source = BY_NAME[source_name]
+    control = control or _control_of(spark)
+    period = month_start(month)
+    ensure_tables(spark)
+    table = f"{LANDED}.{source.name}"
+    location = _location(spark, table, period)
+    rows = _count(spark, table, period) if location is not None else 0
+    with _control(control) as con:
+        con.execute(
+            f"insert or replace into {VALIDATIONS} values (?, ?, ?, ?, ?, ?)",
+            [source.name, period, location or "", passed, run_id, rows],
+        )
+    return rows
+
+
+def whole_months(spark: SparkSession, control: Path | None = None) -> WholeMonths:
+    """Every monthly source's months as the warehouse holds them (two metastore listings per source and the
+    control file's validations): what is whole, released, held."""
+    control = control or _control_of(spark)
+    ensure_tables(spark)
+    with _control(control) as con:
+        validations = {
+            (source, period): (location, validated, run, rows)
+            for source, period, location, validated, run, rows in con.execute(
+                f"select source, period, location, validated, validation_run, rows from {VALIDATIONS}"
+            ).fetchall()
+        }
+    partitions = []
+    for source in MONTHLY:
+        raw = _locations(spark, f"{RAW}.{source.name}")
+        for period, location in _locations(spark, f"{LANDED}.{source.name}").items():
+            if period is None:
+                continue
+            found = validations.get((source.name, period))
+            current = found is not None and found[0] == location  # the validation is of this load
+            released = raw.get(period) == location  # what raw shows passed its suite when it was promoted
+            partitions.append(
+                Partition(
+                    source.name,
+                    month_of(period),
+                    found[1] if current else (True if released else None),
+                    released,
+                    period in raw,
+                    found[2] if current else None,
+                    found[3] if current else 0,
+                )
+            )
+    return WholeMonths(partitions)
+
+
+def release_whole_months(spark: SparkSession, control: Path | None = None) -> list[Released]:
+    """Release every month that is whole and may be released (WholeMonths.to_release), in month order: each
+    monthly source's partition of ``raw`` pointed at the generation ``landed``'s reads, the month recorded as
+    awaiting publication first (see the module's docstring on a crash in between)."""
+    control = control or _control_of(spark)
+    state = whole_months(spark, control)
+    released = []
+    for month in state.to_release():
+        waiting = [p.source for p in state.by_month[month].values() if not p.released]
+        rows = {name: promote(spark, name, month, control) for name in waiting}
+        released.append(Released(month, rows))
+    return released
+
+
+def release_snapshot(spark: SparkSession, source_name: str, control: Path | None = None) -> SnapshotRelease:
+    """Release a validated snapshot to ``raw`` (:func:`promote`). When it changes or removes rows of the release
+    before it (added rows restate nothing), every month in ``raw`` is first recorded as awaiting publication, so
+    this run, or the next if it fails, restates all history with it."""
+    source = BY_NAME[source_name]
+    control = control or _control_of(spark)
+    ensure_tables(spark)
+    previous = _location(spark, f"{RAW}.{source.name}", None)
+    latest = _location(spark, f"{LANDED}.{source.name}", None)
+    changed, removed, columns = 0, 0, []
+    if previous is not None and previous != latest:
+        changed, removed, columns = _snapshot_differences(spark, source)
+    restated: list[str] = []
+    if changed or removed:
+        periods = sorted({p for s in MONTHLY for p in _locations(spark, f"{RAW}.{s.name}") if p is not None})
+        with _control(control) as con:
+            con.executemany(
+                f"insert or replace into {AWAITING} values (?, ?, localtimestamp, ?)",
+                [[period, source.name, changed + removed] for period in periods],
+            )
+        restated = [month_of(period) for period in periods]
+    rows = promote(spark, source.name, None, control)
+    return SnapshotRelease(source.name, rows, changed, removed, columns, restated)
+
+
+def _snapshot_differences(spark: SparkSession, source: Source) -> tuple[int, int, list[str]]:
+    """Of the rows of the snapshot in ``raw``: how many the one in ``landed`` changed (same key, other values)
+    and removed, and the columns that changed."""
+    from pyspark.sql import functions as F
+
+    names = list(source.table_columns)
+    key = list(source.key)
+    values = [name for name in names if name not in key]
+    old = _partition(spark.table(f"{RAW}.{source.name}"), None).select(*names)
+    new = _partition(spark.table(f"{LANDED}.{source.name}"), None).select(*names)
+    gone = old.exceptAll(new).alias("old")
+    joined = gone.join(new.alias("new"), [F.col(f"old.{k}") == F.col(f"new.{k}") for k in key], "left")
+    present = F.col(f"new.{key[0]}").isNotNull()
+    row = joined.agg(
+        F.sum(F.when(present, 1).otherwise(0)).alias("changed"),
+        F.sum(F.when(present, 0).otherwise(1)).alias("removed"),
+        *(
+            F.sum(
+                F.when(present & ~F.col(f"old.{name}").eqNullSafe(F.col(f"new.{name}")), 1).otherwise(0)
+            ).alias(name)
+            for name in values
+        ),
+    ).collect()[0]
+    return (
+        int(row["changed"] or 0),
+        int(row["removed"] or 0),
+        [name for name in values if row[name]],
+    )

@@ -36,8 +36,17 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from pipelines.engines.base import Column, Filter, LoadResult, PeriodWindow, Warehouse
+from pipelines.engines.base import (
+    Column,
+    Filter,
+    LoadResult,
+    PeriodWindow,
+    Released,
+    SnapshotRelease,
+    Warehouse,
+)
 from pipelines.engines.sql import ident, literal, spark_qualified
+from pipelines.engines.whole_months import WholeMonths
 from pipelines.landing.inventory import FileStamp
 from pipelines.lib.settings import host_port, jvm_memory, setting, text
 
@@ -386,6 +395,9 @@ class SparkWarehouse(Warehouse):
             return declared
         return actual
 
+    def preview(self, sql: str, limit: int) -> pd.DataFrame:
+        return self._pandas(self.spark.sql(sql.strip().rstrip(";")).limit(int(limit)))
+
     def _declared(self, table: str) -> list[str] | None:
         properties = {
             row.key: row.value
@@ -526,10 +538,25 @@ class SparkWarehouse(Warehouse):
 
         return spark_ingest.validation_frames(self.spark, source, months, history_start)
 
-    def promote(self, source: str, month: str | None) -> int:
+    def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.promote(self.spark, source, month)
+        return spark_ingest.mark_validated(self.spark, source, month, passed, run_id)
+
+    def whole_months(self) -> WholeMonths:
+        from pipelines.engines import spark_ingest
+
+        return spark_ingest.whole_months(self.spark)
+
+    def release_whole_months(self) -> list[Released]:
+        from pipelines.engines import spark_ingest
+
+        return spark_ingest.release_whole_months(self.spark)
+
+    def release_snapshot(self, source: str) -> SnapshotRelease:
+        from pipelines.engines import spark_ingest
+
+        return spark_ingest.release_snapshot(self.spark, source)
 
     def snapshot_promoted(self, source: str) -> bool:
         from pipelines.engines import spark_ingest

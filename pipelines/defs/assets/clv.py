@@ -143,12 +143,12 @@ def customer_clv(context: AssetExecutionContext, warehouse: WarehouseResource, c
             rows += len(scored)
             yield scored
 
+    # From the first of the run's months and those awaiting publication onwards (every later summary holds them).
+    rebuilt = refresh_window(context, None, warehouse)
     with warehouse.session() as wh:
-        window = refresh_window(context, reach_months=None)
-        if not (
-            _declared(wh, CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS) and _declared(wh, CLV_FITS, CLV_FITS_COLUMNS)
-        ):
-            window = RefreshWindow(None, None)
+        # a table missing, or written by an earlier version with other columns, is rebuilt whole
+        declared = _declared(wh, CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS) and _declared(wh, CLV_FITS, CLV_FITS_COLUMNS)
+        window = rebuilt if declared else RefreshWindow(None, None)
         periods = wh.distinct(SUMMARY, "period", window.filters())
         wh.replace_periods(CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS, scored_frames(wh, periods), window)
         # After the mart: a failure between the two writes fails the run, and rerunning the range rewrites both.

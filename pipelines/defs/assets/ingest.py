@@ -1,10 +1,14 @@
 """Ingest assets, per landing source: ``landed/<source>`` loads a file into quarantine, its blocking Great
-Expectations check validates that partition, and ``raw/<source>`` promotes it to the raw tables dbt reads.
+Expectations check validates that partition, and ``raw/<source>`` releases it to the raw tables dbt reads.
 
-A failing partition never reaches ``raw``: the check blocks the promotion, and the last good data stays. Monthly
+A failing partition never reaches ``raw``: the check blocks the release, and the last good data stays. Monthly
 sources are partitioned by month (a run may cover a range of months: each asset handles them in order, one
-transaction per month); snapshots load whole. The work is done by plain functions in
-:mod:`pipelines.engines.duckdb_ingest` and :mod:`data_checks`; these assets only wire them to Dagster.
+transaction per month); snapshots load whole. A month reaches ``raw`` only whole: the check records each month's
+outcome on its load, and ``raw/<source>`` releases every month whose six sources' latest loads have passed their
+suites (and whose earlier months are in raw), all six sources at once (pipelines/engines/whole_months.py);
+whichever source's step completes a month releases it. The work is done by plain functions of the engines
+(:mod:`pipelines.engines.duckdb_ingest`, :mod:`pipelines.engines.spark_ingest`) and :mod:`data_checks`; these
+assets only wire them to Dagster.
 """
 
 import warnings
@@ -15,6 +19,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -32,7 +37,8 @@ from pipelines.defs.partitions import (
     single_run,
 )
 from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
-from pipelines.engines.base import Filter, LoadResult
+from pipelines.engines.base import Filter, LoadResult, Warehouse
+from pipelines.engines.whole_months import landing_files
 from pipelines.landing.inventory import (
     LandingInventory,
     accepts_row_drop,
@@ -226,6 +232,13 @@ def _suite_check(source: Source):
             for outcome in outcomes_of:
                 (context.log.info if outcome.success else context.log.error)(outcome.message())
                 outcomes.append((outcome.month, files[outcome.month], outcome))
+            # Each month's outcome is recorded on its load: one that passed waits, held out of raw, until its
+            # month is whole; one that failed keeps its month out (the record says in which run). Recorded here,
+            # where the suite runs: when one month of a range fails, Dagster skips the source's raw step for
+            # every month of the range, and the months that passed stay validated for the next raw step.
+            for month, _, outcome in outcomes:
+                if month is not None:
+                    wh.mark_validated(source.name, month, outcome.success, context.run.run_id)
         failures = [(month, o) for month, _, o in outcomes if not o.success]
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
@@ -273,32 +286,89 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         partitions_def=_partitions(source),
         backfill_policy=_policy(source),
         deps=[AssetKey(["landed", source.name])],
-        description=f"{source.description} Validated rows promoted from landed.{source.name}; what dbt reads.",
+        description=f"{source.description} Validated rows of landed.{source.name}, released to raw when "
+        + ("validated" if source.kind != "monthly" else "their month is whole (every monthly source passed)")
+        + "; what dbt reads.",
         kinds={"duckdb"},
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": source.raw_table},
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def _asset(
+        context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        file_of = landing_files(data_dir.paths.landing)
         with warehouse.session() as wh:
-            if _reuse_snapshot(context, source) and wh.snapshot_promoted(source.name):
-                rows = wh.count(source.raw_table)
-                context.log.info(f"{source.name}: unchanged, {rows} rows already in {source.raw_table}")
-                return MaterializeResult(
-                    metadata={
-                        "rows": MetadataValue.int(rows),
-                        "dagster/row_count": MetadataValue.int(rows),
-                        "unchanged": MetadataValue.bool(True),
-                    }
-                )
-            metadata = {}
-            for month in _months(context, source):
-                rows = wh.promote(source.name, month)
-                metadata[month] = {
-                    "rows": MetadataValue.int(rows),
-                    "dagster/row_count": MetadataValue.int(rows),
-                }
+            if source.kind != "monthly":
+                return _release_snapshot(context, wh, source, data_dir)
+            released = wh.release_whole_months()
+            state = wh.whole_months()
+        for release in released:
+            context.log.info(
+                f"released {release.month} to raw, whole: "
+                + (", ".join(f"{name} {rows}" for name, rows in release.rows.items()) or "nothing new")
+            )
+        metadata = {}
+        for month in _months(context, source):
+            rows = state.by_month[month][source.name].rows
+            values = {
+                "rows": MetadataValue.int(rows),
+                "dagster/row_count": MetadataValue.int(rows),
+                "released": MetadataValue.bool(state.released(month)),
+            }
+            if not state.released(month):
+                held = state.holdup(month)
+                values["held"] = MetadataValue.text(held.sentence(file_of))
+                context.log.info(f"{source.name} {month}: validated; {held.sentence(file_of)}")
+            metadata[month] = values
         return _materialized(context, source, metadata)
 
     return _asset
+
+
+def _release_snapshot(
+    context: AssetExecutionContext, wh: Warehouse, source: Source, data_dir: DataDir
+) -> MaterializeResult:
+    """A validated snapshot reaches raw at once; one that changes or removes rows restates every month."""
+    if _reuse_snapshot(context, source) and wh.snapshot_promoted(source.name):
+        rows = wh.count(source.raw_table)
+        context.log.info(f"{source.name}: unchanged, {rows} rows already in {source.raw_table}")
+        return MaterializeResult(
+            metadata={
+                "rows": MetadataValue.int(rows),
+                "dagster/row_count": MetadataValue.int(rows),
+                "unchanged": MetadataValue.bool(True),
+            }
+        )
+    release = wh.release_snapshot(source.name)
+    landing = data_dir.paths.landing
+    said = release.sentence(str(find_file(landing, source).relative_to(landing)))
+    metadata = {"rows": MetadataValue.int(release.rows), "dagster/row_count": MetadataValue.int(release.rows)}
+    if said:
+        context.log.warning(said)
+        metadata["restates"] = MetadataValue.text(said)
+    return MaterializeResult(metadata=metadata)
+
+
+def fail_unless_released(wh: Warehouse, months: list[str], landing) -> None:
+    """Raise a Failure naming each of ``months`` that is held out of raw (not whole, or waiting for an earlier
+    month that is not), its sources, files and what to do: no marts are built over a month that is not whole."""
+    file_of = landing_files(landing)
+    held = wh.whole_months().holdups(months)
+    if not held:
+        return
+    lines = [holdup.sentence(file_of) for holdup in held]
+    raise Failure(
+        description="months held out of raw until whole, so nothing was built or published:\n"
+        + "\n".join(f"  {line}" for line in lines)
+        + f"\n{held[0].remedy()}",
+        metadata={"held": MetadataValue.json({h.month: h.sentence(file_of) for h in held})},
+    )
+
+
+def unpublished_months(wh: Warehouse, landing) -> list[str]:
+    """In words, every month whose latest loads raw does not show (a failed suite, a load not validated, an
+    earlier month not whole): what a publication leaves out, or shows as last released."""
+    file_of = landing_files(landing)
+    return [holdup.sentence(file_of) for holdup in wh.whole_months().unpublished()]
 
 
 ingest_assets: list[AssetsDefinition] = [

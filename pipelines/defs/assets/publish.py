@@ -21,12 +21,12 @@ from dagster import (
     asset_check,
 )
 
+from pipelines.defs.assets.ingest import unpublished_months
 from pipelines.defs.dbt import ensure_manifest
 from pipelines.defs.partitions import (
-    awaiting_after,
+    FULL_REFRESH_TAG,
     monthly_partitions,
-    refresh_window,
-    run_months,
+    refresh_range,
     shift_month,
     single_run,
 )
@@ -82,15 +82,16 @@ def published_marts(
     context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource
 ) -> MaterializeResult:
     paths = data_dir.paths
-    months = run_months(context)
-    # The dbt build restated the months after the range that awaited publication (pipelines.defs.partitions.awaiting_after).
-    through = awaiting_after(warehouse.runtime().dirty_months(), months[-1]) or months[-1]
-    # Only the periods from the run's first month on can differ from the current publication.
-    changed_from = refresh_window(context, reach_months=None).first
+    # The run rebuilt its months and every month awaiting publication (pipelines.defs.partitions.refresh_range):
+    # only the periods from the first of them on can differ from the current publication.
+    refresh = refresh_range(context, warehouse)
+    full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
+    changed_from = None if full else month_start(refresh.first)
     # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
     # of this run's dbt build, else the project's.
     manifest = paths.dbt_target / "manifest.json"
     with warehouse.session() as wh:
+        held = unpublished_months(wh, paths.landing)
         publication = publish(
             wh,
             paths.published,
@@ -99,17 +100,25 @@ def published_marts(
             docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
             extras=write_release_report,
         )
-    # Published: the run's months no longer await publication. After the swap, by this run (which holds the
+    # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
     # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
-    warehouse.runtime().clear_awaiting_publication(month_start(months[0]), month_start(through))
+    warehouse.runtime().clear_awaiting_publication(month_start(refresh.first), month_start(refresh.last))
     report = report_path(publication.release)
     context.log.info(
         f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"
     )
+    if refresh.also:
+        context.log.info(refresh.sentence())
+    for line in held:  # a month whose latest load did not pass is not in this publication, or is as before
+        context.log.warning(line)
     return MaterializeResult(
         metadata={
             "release": MetadataValue.path(str(publication.release)),
-            "refreshed_months": f"{months[0]} to {months[-1]}",
+            "refreshed_months": f"{refresh.first} to {refresh.last}",
+            # the months awaiting publication it published, its own or not: the landing sensor counts them
+            # as published by this run (pipelines/defs/automation.py)
+            "restated_months": MetadataValue.json(list(refresh.awaiting)),
+            "held": MetadataValue.json(held),
             "report": MetadataValue.path(str(report)),
             "database": MetadataValue.path(str(publication.database)),
             "row_counts": MetadataValue.json(publication.row_counts),

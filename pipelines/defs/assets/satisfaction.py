@@ -162,8 +162,9 @@ def notes(unanswered: dict[str, list[str]], skipped: dict[str, str]) -> list[str
     ],
 )
 def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
+    refresh = refresh_window(context, 11, warehouse)  # the run's months and those awaiting publication, + 11
     with warehouse.session() as wh:
-        rebuilt = refresh_window(context, reach_months=11).or_everything_if_missing(wh, DRIVERS_TABLE)
+        rebuilt = refresh.or_everything_if_missing(wh, DRIVERS_TABLE)
         questions = list(
             wh.read("staging.stg_survey__questions", ["question_id", "kind", "label"]).itertuples(index=False)
         )

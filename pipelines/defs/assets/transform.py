@@ -16,15 +16,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetKey, Failure, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from pipelines.defs.assets.ingest import fail_unless_released
 from pipelines.defs.dbt import dbt_project, ensure_manifest
+from pipelines.defs.dbt_failures import explain_failed_tests
+from pipelines.defs.explain import readable
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
-    awaiting_after,
+    RefreshRange,
     monthly_partitions,
     partition_key,
+    refresh_range,
     run_months,
     single_run,
 )
@@ -77,11 +81,10 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
     return ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
 
 
-def dbt_period_environment(months: list[str], through: str | None = None) -> dict[str, str]:
-    """The months first..last of a run, as dbt's models read them (macros/refresh_window.sql); ``through``: a
-    later last month the refresh reaches (pipelines.defs.partitions.awaiting_after)."""
-    last = max(months[-1], through or months[-1])
-    return {"CPROF_PERIOD_FROM": f"{months[0]}-01", "CPROF_PERIOD_TO": f"{last}-01"}
+def dbt_period_environment(refresh: RefreshRange) -> dict[str, str]:
+    """The months first..last a run rebuilds (its refresh range: its months and those awaiting publication), as
+    dbt's models read them (macros/refresh_window.sql)."""
+    return {"CPROF_PERIOD_FROM": f"{refresh.first}-01", "CPROF_PERIOD_TO": f"{refresh.last}-01"}
 
 
 def _dbt_step(**selection: str):
@@ -100,6 +103,9 @@ def _dbt_step(**selection: str):
 def dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
 ):
+    # No run builds marts over a month that is not whole: its months must all be in raw.
+    with warehouse.session() as wh:
+        fail_unless_released(wh, run_months(context), data_dir.paths.landing)
     yield from _dbt_build(context, dbt, data_dir, warehouse)
 
 
@@ -118,12 +124,12 @@ def _dbt_build(
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
     args = dbt_build_args(context.run.tags.get(FULL_REFRESH_TAG) == "true")
-    # Months after the range awaiting publication (returns whose lines the range brought) are restated too.
-    through = awaiting_after(warehouse.runtime().dirty_months(), months[-1])
-    periods = dbt_period_environment(months, through)
+    # Every month awaiting publication is rebuilt too, before or after the run's own (pipelines.defs.partitions).
+    refresh = refresh_range(context, warehouse)
+    periods = dbt_period_environment(refresh)
     context.log.info(
         f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})"
-        + (f"; through {through}, which awaits publication" if through else "")
+        + (f"; {refresh.sentence()}" if refresh.also else "")
     )
     # dbt's profile reads the warehouse location, and the models the run's months, from the environment.
     # The engine's runtime says which dbt target builds the models, and where it listens (Spark).
@@ -134,9 +140,28 @@ def _dbt_build(
         **warehouse.dbt_environment(),
     }
     with _environment(**environment):
-        yield from with_row_counts(
-            context, dbt.cli(args, context=context, target_path=paths.dbt_target).stream(), warehouse, months
-        )
+        try:
+            yield from with_row_counts(
+                context,
+                dbt.cli(args, context=context, target_path=paths.dbt_target).stream(),
+                warehouse,
+                months,
+            )
+        except Exception as exc:
+            # A failed data test in words: the keys, months and files of the rows that break it.
+            try:
+                with warehouse.session() as wh:
+                    explained = explain_failed_tests(paths.dbt_target, wh, paths.landing)
+            except Exception as unexplained:  # noqa: BLE001 - dbt's own error stands
+                context.log.warning(f"the failed dbt tests could not be read back: {unexplained}")
+                explained = []
+            if not explained:
+                raise
+            for paragraph in explained:
+                context.log.error(paragraph)
+            raise Failure(
+                description="\n".join(explained) + f"\n(dbt's error: {readable(str(exc))})"
+            ) from exc
 
 
 def row_counts(warehouse: WarehouseResource, tables: list[tuple[str, str]], months: list[str]) -> dict:
