@@ -51,6 +51,7 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import validator_for
+from pipelines.defs.assets import NOTES
 from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
@@ -188,13 +189,13 @@ def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
 def _notes(result: ExecuteInProcessResult) -> list[str]:
     """What the assets said a person must know of what they computed (their ``notes`` metadata: a survey question
     left out of months' weights for want of answers, a month not derived)."""
-    lines = []
+    lines: dict[str, None] = {}  # once each: a range's materializations (one per month) carry the same notes
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        said = materialization.metadata.get("notes")
+        said = materialization.metadata.get(NOTES)
         for note in said.value if said is not None else []:
-            lines.append(f"note: {materialization.asset_key.to_user_string()}: {note}")
-    return lines
+            lines[f"note: {materialization.asset_key.to_user_string()}: {note}"] = None
+    return list(lines)
 
 
 class _ByThread(io.TextIOBase):

@@ -26,6 +26,7 @@ from pipelines.defs.automation import contiguous, joined, landing_sensor
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    RefreshRange,
     range_tags,
 )
 from pipelines.defs.resources import DataDir
@@ -107,7 +108,7 @@ def test_a_range_backfill_into_an_empty_directory_publishes_every_month(history,
 def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history):
     paths, _ = copy_of_history
     first = _published_checksums(paths)
-    assert len(first) == 19  # 13 marts, prehistory_returns and 5 dimension tables
+    assert len(first) == 20  # 14 marts (clv_fits among them), prehistory_returns and 5 dimension tables
     said: list[str] = []
     again = run_pipeline(paths, "2024-04", "2024-04", progress=said.append)
     assert _published_checksums(paths) == first
@@ -293,6 +294,17 @@ def test_landing_sensor_joins_ranges_apart_only_by_published_unchanged_months():
         ["2023-12", "2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
     ]
     assert joined(due, clean=set()) == contiguous(due)
+
+
+def test_a_refresh_range_runs_from_its_first_to_its_last_month_whatever_awaits():
+    """The months first..last dbt rebuilds: the run's own when nothing awaits publication (a month's text is
+    not taken apart), widened both ways by months awaiting it."""
+    assert (RefreshRange(("2024-03",)).first, RefreshRange(("2024-03",)).last) == ("2024-03", "2024-03")
+    plain = RefreshRange(("2024-03", "2024-04"))
+    assert (plain.first, plain.last, plain.also, plain.sentence()) == ("2024-03", "2024-04", [], None)
+    widened = RefreshRange(("2024-03", "2024-04"), ("2024-01", "2024-04", "2024-06"))
+    assert (widened.first, widened.last, widened.also) == ("2024-01", "2024-06", ["2024-01", "2024-06"])
+    assert "rebuilding 2024-01 to 2024-06" in widened.sentence()
 
 
 def test_freshness_check_knows_which_month_is_due(history):

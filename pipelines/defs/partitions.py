@@ -149,11 +149,11 @@ class RefreshRange:
 
     @property
     def first(self) -> str:
-        return min(self.months[0], *self.awaiting)
+        return min((*self.months, *self.awaiting))
 
     @property
     def last(self) -> str:
-        return max(self.months[-1], *self.awaiting)
+        return max((*self.months, *self.awaiting))
 
     @property
     def also(self) -> list[str]:

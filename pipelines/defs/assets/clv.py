@@ -26,6 +26,7 @@ from dagster import (
     multi_asset,
 )
 
+from pipelines.defs.assets import NOTES
 from pipelines.defs.partitions import RefreshWindow, monthly_partitions, refresh_window, single_run
 from pipelines.defs.resources import ClvConfig, WarehouseResource
 from pipelines.domain.clv import BG_NBD_PARAMS, GAMMA_GAMMA_PARAMS, NotIdentified
@@ -154,8 +155,13 @@ def customer_clv(context: AssetExecutionContext, warehouse: WarehouseResource, c
         # After the mart: a failure between the two writes fails the run, and rerunning the range rewrites both.
         wh.replace_periods(CLV_FITS, CLV_FITS_COLUMNS, [_fit_rows(fits)] if fits else [], window)
     not_fitted = {str(fit.period)[:7]: fit.reason for fit in fits if fit.status != FITTED}
-    for month, reason in not_fitted.items():
-        context.log.warning(f"customer_clv: {month} published without model figures: {reason}")
+    said = [
+        f"{month} published without model figures (fit_status not_fitted; its CLV metrics are not scored): "
+        f"{reason}"
+        for month, reason in not_fitted.items()
+    ]
+    for note in said:
+        context.log.warning(f"customer_clv: {note}")
     fitted = [fit for fit in fits if fit.status == FITTED]
     metadata = {
         "months_scored": len(fits),
@@ -163,6 +169,7 @@ def customer_clv(context: AssetExecutionContext, warehouse: WarehouseResource, c
         "first_month_scored": str(fits[0].period)[:7] if fits else "",
         "dagster/row_count": MetadataValue.int(rows),
         "months_not_fitted": MetadataValue.json(not_fitted),
+        NOTES: MetadataValue.json(said),
         "horizon_months": settings.horizon_months,
         "annual_discount_rate": settings.annual_discount_rate,
         "p_alive_threshold": settings.p_alive_threshold,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from pipelines.defs.assets import NOTES
 from pipelines.defs.automation import contiguous
 from pipelines.defs.partitions import monthly_partitions, refresh_window, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
@@ -31,7 +32,6 @@ from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 from pipelines.engines.base import Column, Filter, Warehouse
 
 DRIVERS = AssetKey(["marts", "satisfaction_drivers"])
-NOTES = "notes"  # metadata: what a person must know of this materialization; cprof run prints it
 STAGING = [AssetKey(["staging", name]) for name in ("stg_survey__responses", "stg_survey__questions")]
 # The months in the warehouse (every month has customer rows): history starts at the first of them.
 HISTORY = AssetKey(["marts", "customer_profitability"])
