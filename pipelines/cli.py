@@ -127,7 +127,7 @@ def _run_options(command: argparse.ArgumentParser) -> None:
         default=[],
         metavar="YYYY-MM[:SOURCE]",
         help="confirm that a month reloaded with far fewer rows than its last promoted load (more than "
-        "CPROF_MAX_ROW_DROP fewer, default 30%) really has them, for one source (2025-12:order_lines) or all of "
+        "CPROF_MAX_ROW_DROP fewer, default 30%%) really has them, for one source (2025-12:order_lines) or all of "
         "the month's; without it such a load fails, as a file cut short or still being written would. Repeatable",
     )
     command.add_argument(
@@ -150,8 +150,8 @@ FULL_REFRESH_HELP = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cprof",
-        description="Customer profitability pipeline: landing files -> checked DuckDB warehouse -> dbt models "
-        "and CLV -> published marts and report. "
+        description="Customer profitability pipeline: landing files -> checked warehouse (DuckDB, or Spark with "
+        "--engine spark) -> dbt models and CLV -> published marts and report. "
         f"Everything is written under the data directory (${DATA_DIR_ENV}, default data/ in the project).",
     )
     parser.add_argument(

@@ -24,7 +24,7 @@ from pipelines.publication.publish import (
     storage_format,
 )
 
-# The oldest DuckDB the publication is written for (README "For BI users"); BI drivers lag the newest DuckDB.
+# The oldest DuckDB the publication is written for (docs/publishing.md, "For BI users"); BI drivers lag the newest DuckDB.
 OLDEST_READER = "duckdb==1.1.3"
 
 # Dimension and label tables a BI user joins to, with their columns, written out independently of the models.

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-MONEY = "DECIMAL(18,2)"  # cents; see the module docstring and the README ("Landing files")
+MONEY = "DECIMAL(18,2)"  # cents; see the module docstring and docs/landing.md (values)
 
 # The file types a landing folder may hold (lower case, exactly); anything else there fails the run.
 EXTENSIONS = (".csv", ".parquet")

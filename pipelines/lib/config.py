@@ -88,7 +88,7 @@ def quiet_telemetry() -> None:
 # DefaultRunLauncher plus a health check of the worker process (pipelines/defs/monitoring.py), which the
 # DefaultRunLauncher lacks; without it, a killed run stays STARTED and the queue holds back every later run. A
 # dead worker is not restarted (max_resume_run_attempts 0): the next run of the months repairs what it left. For
-# a team, point storage at PostgreSQL (see the README).
+# a team, point storage at PostgreSQL (see docs/OPERATING.md).
 _TELEMETRY_YAML = """telemetry:
   enabled: false
 """
