@@ -56,6 +56,7 @@ from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import engine_name, open_runtime
+from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
@@ -316,6 +317,8 @@ def run_pipeline(
     confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop)."""
     # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
     months = select_months(paths, first or history_start(paths.landing), last)
+    # The span the code location's partitions take when it next loads (cprof records it before the import too).
+    record_landing_history(paths.data_dir)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
