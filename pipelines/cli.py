@@ -52,6 +52,7 @@ def _say(message: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.landing.history import record_landing_history
     from pipelines.sample.generate import GenerateConfig, generate
 
     paths = Paths(args.data_dir)
@@ -60,6 +61,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"generate: {config.customers:,} customers, {config.months} months from {config.start}, seed {config.seed}"
     )
     result = generate(config, paths.landing, progress=lambda m: _say(f"generate: {m}"))
+    record_landing_history(paths.data_dir)  # the sample's months: the span of the Dagster partitions
     counts = ", ".join(f"{name} {count:,}" for name, count in result.row_counts.items())
     _say(f"generate: wrote {paths.landing} in {result.seconds:.1f}s ({counts})")
     return 0
@@ -246,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         except SettingError as exc:
             print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
             return 2
+        from pipelines.landing.history import record_landing_history
+
+        # The span of the Dagster partitions, from the landing zone as it is now, before the definitions are
+        # imported (they read it): the run's months are partitions (pipelines/landing/history.py).
+        record_landing_history(args.data_dir)
     from data_checks.structure import LandingError
     from pipelines.defs.dbt import DbtProjectError
     from pipelines.lib.lock import DataDirLocked

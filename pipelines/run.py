@@ -56,9 +56,10 @@ from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import engine_name, open_runtime
+from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
-from pipelines.lib.config import DATA_DIR_ENV, WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.lib.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.lib.lock import data_dir_lock
 from pipelines.progress import RunFollower
 
@@ -273,9 +274,9 @@ def execute_run(
 
 
 def _check_partitions_cover(months: list[str]) -> None:
-    """The code location's monthly partitions are fixed when it is imported, from the landing zone of
-    ``$CPROF_DATA_DIR`` (or ``CPROF_FIRST_MONTH`` / ``CPROF_LAST_MONTH``): a run of months outside them would
-    fail in every step with Dagster's invariant error. Say so before anything runs."""
+    """The code location's monthly partitions are fixed when it is loaded, from the settings or the span of
+    history recorded in the data directory (pipelines/landing/history.py): a run of months outside them would fail
+    in every step with Dagster's invariant error. Say so before anything runs."""
     from pipelines.defs.partitions import LAST_MONTH_ENV, monthly_partitions, partition_key
     from pipelines.landing.inventory import FIRST_MONTH_ENV
 
@@ -288,10 +289,10 @@ def _check_partitions_cover(months: list[str]) -> None:
         )
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
-            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded from the landing "
-            f"zone of ${DATA_DIR_ENV} ({os.environ.get(DATA_DIR_ENV) or 'unset: data/ in the project'}) or "
-            f"${FIRST_MONTH_ENV} / ${LAST_MONTH_ENV}: point ${DATA_DIR_ENV} at this data directory "
-            "(`cprof --data-dir` does) or set those bounds before the pipeline is imported"
+            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded, from "
+            f"${FIRST_MONTH_ENV} / ${LAST_MONTH_ENV} or the span of history recorded in the data directory "
+            "(history.json): unset those bounds or widen them, or run `cprof run`, which records the landing "
+            "zone's span before it loads the pipeline"
         )
 
 
@@ -316,6 +317,8 @@ def run_pipeline(
     confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop)."""
     # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
     months = select_months(paths, first or history_start(paths.landing), last)
+    # The span the code location's partitions take when it next loads (cprof records it before the import too).
+    record_landing_history(paths.data_dir)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own

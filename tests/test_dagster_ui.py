@@ -190,7 +190,7 @@ def test_the_asset_catalog_shows_nothing_missing(webserver: str, tmp_path: Path)
 def test_partitions_span_the_landing_zone_or_reach_the_last_complete_month_when_it_is_live():
     from datetime import date
 
-    from pipelines.defs.partitions import partition_months
+    from pipelines.landing.history import partition_months
 
     sample = [f"2024-{m:02d}" for m in range(1, 13)]
     # a historic landing zone (a sample, an archive): its own months, none beyond

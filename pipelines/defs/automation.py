@@ -62,6 +62,7 @@ from pipelines.defs.partitions import (
 )
 from pipelines.defs.resources import DataDir
 from pipelines.engines.whole_months import months_from, next_month
+from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import FIRST_MONTH_ENV, history_start, is_unchanged, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 from pipelines.lib.settings import number, setting
@@ -352,6 +353,24 @@ def older_months(landing: Path, months: list[str], first_partition: str) -> tupl
     return [month for month in months if month >= first_partition], said
 
 
+def newer_months(months: list[str]) -> tuple[list[str], list[str]]:
+    """``months`` (sorted) without those after the last month of partitions that end (a historic landing zone
+    recorded as such), and what is said of those: they wait for a reload of the code location, whose partitions
+    then reach them (the sensor recorded the landing zone's new span)."""
+    if monthly_partitions.end is None:
+        return months, []
+    last = month_of_key(monthly_partitions.get_last_partition_key())
+    newer = [month for month in months if month > last]
+    if not newer:
+        return months, []
+    said = (
+        f"{newer[0]}..{newer[-1]}: landed after the partitions' last month ({last}); reload the code location "
+        "(Deployment > Reload, or restart `make dev`) and they are requested, or run "
+        f"`cprof run --from {newer[0]} --to {newer[-1]}`"
+    )
+    return [month for month in months if month <= last], [said]
+
+
 def refresh_requests(
     instance: DagsterInstance, landing: Path, now: float | None = None, first_partition: str | None = None
 ) -> tuple[list[RunRequest], list[str]]:
@@ -367,6 +386,9 @@ def refresh_requests(
     first_partition = first_partition or month_of_key(monthly_partitions.get_first_partition_key())
     complete, older = older_months(landing, status.complete_months(), first_partition)
     incomplete, _ = older_months(landing, status.incomplete_months(), first_partition)
+    complete, newer = newer_months(complete)
+    incomplete, _ = newer_months(incomplete)
+    older += newer
     runs = _refresh_runs(instance)
     due, waiting, clean = [], [], set()
     for month in complete:
@@ -424,6 +446,8 @@ def refresh_requests(
     "growing wait, then reported. Reports the files a month is still waiting for.",
 )
 def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
+    # The landing zone's span, recorded for the next load of the code location (its partitions read it).
+    record_landing_history(data_dir.paths.data_dir)
     requests, waiting = refresh_requests(context.instance, data_dir.paths.landing)
     for line in waiting:
         context.log.info(line)

@@ -78,16 +78,21 @@ class DbtCli(DbtCliResource):
     And dbt dies with the run that started it: ``cli`` tells ``cprof-dbt`` (the executable) its parent's pid.
     """
 
-    def cli(self, args, **kwargs):
-        saved = os.environ.get(PARENT_ENV)
-        os.environ[PARENT_ENV] = str(os.getpid())  # dagster-dbt gives dbt a copy of this environment
+    def cli(self, args, *, environment: dict[str, str] | None = None, **kwargs):
+        """dagster-dbt's ``cli``, with ``environment`` added to the dbt process's environment. dagster-dbt gives
+        dbt a copy of this process's environment and has no parameter for it (dagster-dbt 0.29): so it is set
+        here, the one place that writes this process's environment, only while dbt starts, and restored after."""
+        values = {**(environment or {}), PARENT_ENV: str(os.getpid())}
+        saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
         try:
             return super().cli(args, **kwargs)
         finally:
-            if saved is None:
-                os.environ.pop(PARENT_ENV, None)
-            else:
-                os.environ[PARENT_ENV] = saved
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     @cached_property
     def _cli_version(self) -> version.Version:

@@ -2,13 +2,12 @@
 the publication. A run covers one month or a range of months (a Dagster partition range); the assets process
 the months of the range in order, in that one run.
 
-The partitions are the months the landing zone can hold, so that Dagster's UI counts as "missing" only the
-months a run has not loaded: they begin at ``CPROF_FIRST_MONTH`` (YYYY-MM) when it is set, else at the first
-month in the landing zone when the code location loads (2020-01 without one). They end at the last
-complete month, as time goes by, while the landing zone is live (its newest month is the last complete month
-or the one before, whose files arrive after the close); a historic landing zone (a sample, a demo, an
-archive) ends at its newest month, or at ``CPROF_LAST_MONTH`` when that is set. Reload the code location
-(restart ``make dev``) after landing months outside these bounds.
+The partitions are the months of history, so that Dagster's UI counts as "missing" only the months a run has not
+loaded. Their bounds are configuration, never the landing zone (a stray landing file must not stop the code
+location): ``CPROF_FIRST_MONTH`` / ``CPROF_LAST_MONTH`` when set, else the span recorded in the data directory
+from its landing zone (pipelines/landing/history.py: from the first month landed; to the newest one for a
+historic landing zone such as the demo, else to the last complete month, as time goes by), else 2020-01 to the
+last complete month. Reload the code location (restart ``make dev``) after the recorded span moves.
 """
 
 from __future__ import annotations
@@ -26,43 +25,28 @@ from dagster._core.storage.tags import (
 
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
 from pipelines.engines.sql import ident
-from pipelines.landing.inventory import FIRST_MONTH, months_in_landing
-from pipelines.lib.config import paths
+from pipelines.landing.history import bounds, read_history
+from pipelines.landing.inventory import FIRST_MONTH
+from pipelines.lib.config import data_dir
 from pipelines.lib.settings import MONTH, month, setting
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
-DEFAULT_FIRST_MONTH = "2020-01"
 LAST_MONTH_ENV = "CPROF_LAST_MONTH"
 LAST_MONTH = setting(LAST_MONTH_ENV, month, MONTH)
 
 
-def partition_months(
-    landed: list[str], today: date, configured_first: str | None = None, configured_last: str | None = None
-) -> tuple[str, str | None]:
-    """The first month (YYYY-MM) of the partitions, and the last one for a historic landing zone (None: the
-    last complete month before ``today``, moving with time). ``landed``: the months in the landing zone."""
-    first = configured_first or (landed[0] if landed else DEFAULT_FIRST_MONTH)
-    if configured_last or not landed:
-        return first, configured_last
-    last = landed[-1]
-    closing = shift_month(today.replace(day=1), -2)  # the month whose files may still be on their way
-    live = date.fromisoformat(f"{last}-01") >= closing
-    return first, None if live else last
-
-
-def _monthly_partitions() -> MonthlyPartitionsDefinition:
-    first, last = partition_months(
-        months_in_landing(paths().landing),
-        date.today(),
-        FIRST_MONTH.get(),
-        LAST_MONTH.get(),
-    )
+def monthly_partitions_for(first: str, last: str | None) -> MonthlyPartitionsDefinition:
+    """Monthly partitions from ``first`` (YYYY-MM) to ``last``, or to the last complete month when None."""
     if last is None:
         return MonthlyPartitionsDefinition(start_date=partition_key(first), end_offset=0)
     end = shift_month(date.fromisoformat(partition_key(last)), 1)  # exclusive
     return MonthlyPartitionsDefinition(start_date=partition_key(first), end_date=end.isoformat())
+
+
+def _monthly_partitions() -> MonthlyPartitionsDefinition:
+    return monthly_partitions_for(*bounds(read_history(data_dir()), FIRST_MONTH.get(), LAST_MONTH.get()))
 
 
 # A backfill of any range is one run: every asset handles its months in order, so the per-run overhead is

@@ -11,9 +11,7 @@ range can change (see dbt_project/macros/refresh_window.sql). The run tag ``cpro
 every model whole (``dbt build --full-refresh``), as needed after a change of the reference configuration.
 """
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MetadataValue, Output
@@ -59,20 +57,6 @@ class Translator(DagsterDbtTranslator):
         if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 2:
             return fqn[1]
         return super().get_group_name(dbt_resource_props)
-
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def dbt_build_args(full_refresh: bool = False) -> list[str]:
@@ -139,29 +123,26 @@ def _dbt_build(
         **periods,
         **warehouse.dbt_environment(),
     }
-    with _environment(**environment):
+    try:
+        yield from with_row_counts(
+            context,
+            dbt.cli(args, environment=environment, context=context, target_path=paths.dbt_target).stream(),
+            warehouse,
+            months,
+        )
+    except Exception as exc:
+        # A failed data test in words: the keys, months and files of the rows that break it.
         try:
-            yield from with_row_counts(
-                context,
-                dbt.cli(args, context=context, target_path=paths.dbt_target).stream(),
-                warehouse,
-                months,
-            )
-        except Exception as exc:
-            # A failed data test in words: the keys, months and files of the rows that break it.
-            try:
-                with warehouse.session() as wh:
-                    explained = explain_failed_tests(paths.dbt_target, wh, paths.landing)
-            except Exception as unexplained:  # noqa: BLE001 - dbt's own error stands
-                context.log.warning(f"the failed dbt tests could not be read back: {unexplained}")
-                explained = []
-            if not explained:
-                raise
-            for paragraph in explained:
-                context.log.error(paragraph)
-            raise Failure(
-                description="\n".join(explained) + f"\n(dbt's error: {readable(str(exc))})"
-            ) from exc
+            with warehouse.session() as wh:
+                explained = explain_failed_tests(paths.dbt_target, wh, paths.landing)
+        except Exception as unexplained:  # noqa: BLE001 - dbt's own error stands
+            context.log.warning(f"the failed dbt tests could not be read back: {unexplained}")
+            explained = []
+        if not explained:
+            raise
+        for paragraph in explained:
+            context.log.error(paragraph)
+        raise Failure(description="\n".join(explained) + f"\n(dbt's error: {readable(str(exc))})") from exc
 
 
 def row_counts(warehouse: WarehouseResource, tables: list[tuple[str, str]], months: list[str]) -> dict:
