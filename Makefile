@@ -4,37 +4,73 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK_BUILD := requirements/build.in
+LOCK_BASE := requirements/base.txt
+LOCK_DEV := requirements/dev.txt
+LOCK_SPARK := requirements/spark.txt
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# pip's warnings about this machine's configuration left out, its failures kept (with `set -o pipefail`).
+PIP_QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
+# The locked pip's entry (its line and hashes) of a lock: installed first, as the pip a new venv brings (23.2
+# with Python 3.11.7) refuses a hashed lock holding a dependency with extras (`sqlglot[rs]`).
+LOCKED_PIP := awk '/^pip==/ {found = 1} found {print; if ($$0 !~ /\\$$/) exit}'
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install install-spark demo test dev docs lint clean
+.PHONY: install install-spark lock demo test dev docs lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@echo "== creating $(VENV) with $(PYTHON) and installing (a few minutes the first time)"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	@$(BIN)/python -m pip install --quiet --editable ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+# The environment is the lock (requirements/, `make lock`), hash-checked, and nothing else: the venv is created
+# afresh whenever the lock or pyproject.toml changes, so no package the lock dropped stays behind. pip's
+# resolver only checks the pinned set; the project goes in editable with --no-deps, built by the locked
+# setuptools (--no-build-isolation), so nothing is resolved or fetched beyond the lock.
+$(STAMP): pyproject.toml $(LOCK_DEV)
+	@echo "== creating $(VENV) with $(PYTHON) and installing $(LOCK_DEV) (a few minutes the first time)"
+	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	@set -o pipefail; $(LOCKED_PIP) $(LOCK_DEV) | $(PIP_INSTALL) --require-hashes --no-deps -r /dev/stdin $(PIP_QUIET)
+	@set -o pipefail; $(PIP_INSTALL) --require-hashes --requirement $(LOCK_DEV) $(PIP_QUIET)
+	@set -o pipefail; $(PIP_INSTALL) --no-deps --no-build-isolation --editable . $(PIP_QUIET)
 	@$(BIN)/python -c "import pipelines, dagster, dagster_dbt, dbt, duckdb, pandas, great_expectations" \
 		|| { echo "install failed: see pip's messages above"; exit 1; }
 	@touch $(STAMP)
 
-# The spark extra (pyspark, dbt-spark) and Java 17, which Spark needs: from apt only when `java` is missing.
+# The spark extra (pyspark, dbt-spark) from its lock, and Java 17, which Spark needs: from apt only when `java`
+# is missing. The spark lock holds the dev lock's versions, so this only adds packages.
 SPARK_STAMP := $(VENV)/.installed-spark
 
 install-spark: $(SPARK_STAMP)
 
-$(SPARK_STAMP): $(STAMP)
+$(SPARK_STAMP): $(STAMP) $(LOCK_SPARK)
 	@command -v java >/dev/null || { echo "== installing Java 17 for Spark (apt-get)"; \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
-	@echo "== installing the spark extra (pyspark, dbt-spark)"
-	@$(BIN)/python -m pip install --quiet --editable ".[dev,spark]" 2>&1 | grep -v "^WARNING: Location" || true
+	@echo "== installing the spark extra (pyspark, dbt-spark) from $(LOCK_SPARK)"
+	@set -o pipefail; $(PIP_INSTALL) --require-hashes --requirement $(LOCK_SPARK) $(PIP_QUIET)
 	@$(BIN)/python -c "import pyspark, dbt.adapters.spark" || { echo "install failed: see pip's messages above"; exit 1; }
 	@touch $(SPARK_STAMP)
+
+# Re-resolve the lock from pyproject.toml and requirements/build.in, for every platform (--universal), keeping
+# the locked versions that still fit (UPGRADE=1: the newest everywhere; UPGRADE_PACKAGE=name: that one). Each
+# file is resolved within the one before, so the dev and spark locks agree with the base one. uv does it, in a
+# venv of its own under $(VENV); nothing is installed: `make install` does that. docs/DEVELOPING.md.
+UV_VERSION := 0.13.9
+UV := $(VENV)/uv/bin/uv
+LOCK_ARGS := --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	$(if $(UPGRADE),--upgrade) $(if $(UPGRADE_PACKAGE),--upgrade-package $(UPGRADE_PACKAGE))
+
+lock:
+	@test -x $(UV) || { set -o pipefail; $(PYTHON) -m venv $(VENV)/uv && \
+		$(VENV)/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" $(PIP_QUIET); }
+	@start=$$EPOCHREALTIME; \
+	$(UV) pip compile pyproject.toml $(LOCK_BUILD) $(LOCK_ARGS) -o $(LOCK_BASE) && \
+	$(UV) pip compile pyproject.toml $(LOCK_BUILD) --extra dev -c $(LOCK_BASE) $(LOCK_ARGS) -o $(LOCK_DEV) && \
+	$(UV) pip compile pyproject.toml $(LOCK_BUILD) --extra dev --extra spark -c $(LOCK_DEV) $(LOCK_ARGS) \
+		-o $(LOCK_SPARK) && \
+	$(VENV)/uv/bin/python -c 'import sys, time; print(f"== lock re-resolved in {time.time() - float(sys.argv[1]):.1f} s")' \
+		$$start
 
 demo: install
 	$(BIN)/cprof generate
