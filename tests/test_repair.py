@@ -65,6 +65,19 @@ def _correct_ledger(landing: Path, month: str, by: Decimal) -> None:
     path.write_text("\n".join([header, ",".join([*key, str(Decimal(amount) + by)]), *rest]) + "\n")
 
 
+def _after_a_quiet_sensor_tick(daemon, timeout: float = 150) -> None:
+    """Return once the daemon's landing sensor has finished a tick that requested nothing: its next tick is a
+    minute away (minimum_interval_seconds), so a file changed now is seen first by what the test starts next,
+    not by the sensor (which would otherwise request the month itself, at random, before the test's run)."""
+    marks = ("Sensor landing_sensor skipped", "No run requests returned for landing_sensor")
+    seen = sum(1 for line in list(daemon.lines) if any(mark in line for mark in marks))
+    until(
+        lambda: sum(1 for line in list(daemon.lines) if any(mark in line for mark in marks)) > seen,
+        timeout,
+        "a tick of the landing sensor",
+    )
+
+
 def _kill_once_released(run) -> None:
     """SIGKILL a `cprof run` of one month as soon as its six raw steps are done: the month is released to raw,
     and dbt, just starting, has rebuilt nothing yet (the worst point: every mart of the month is stale)."""
@@ -299,6 +312,7 @@ def test_under_a_real_daemon_every_run_repairs_what_is_dirty_and_a_month_that_fa
         daemon.wait_for("failure_alerts", 180)  # the failure sensor has ticked: failures from now on are told
 
         # A run of a corrected 2024-02 is killed in its dbt build, after releasing the month to raw.
+        _after_a_quiet_sensor_tick(daemon)
         _correct_ledger(paths.landing, CORRECTED, CORRECTION)
         killed = cprof(paths, "run", "--from", CORRECTED, "--to", CORRECTED, "--progress", "live")
         _kill_once_released(killed)
