@@ -149,8 +149,8 @@ class LandingValidator:
 
     @property
     def docs_index(self) -> Path:
-        """The page of this run's validations (``run.html``): GX's own index (``index.html``) draws its table
-        with scripts from public CDNs, so it shows nothing on a machine without internet; this page needs none."""
+        """The page of this run's validations (``run.html``), the site's index: GX's own (``index.html``) draws
+        its table with scripts from public CDNs and is not built (data_checks/data_docs.py)."""
         return self.docs_site / "run.html"
 
     def _gx_context(self):
@@ -166,17 +166,9 @@ class LandingValidator:
             pandas_execution_engine.HASH_THRESHOLD = 0
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            context.add_data_docs_site(
-                site_name="landing",
-                site_config={
-                    "class_name": "SiteBuilder",
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                    "store_backend": {
-                        "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(self.docs_index.parent),
-                    },
-                },
-            )
+            from data_checks.data_docs import site_config
+
+            context.add_data_docs_site(site_name="landing", site_config=site_config(self.docs_site))
             self._datasource = context.data_sources.add_pandas("landing")
             self._context = context
         return self._context
@@ -472,7 +464,9 @@ class LandingValidator:
     def build_docs(self) -> Path | None:
         """Render GX's pages of the failed validations since the last build, and the run page."""
         if self._context is not None and self._pending:
-            self._context.build_data_docs(resource_identifiers=self._pending)
+            # each failed validation's page, and its suite's page (which the validation page links)
+            suites = {identifier.expectation_suite_identifier for identifier in self._pending}
+            self._context.build_data_docs(resource_identifiers=[*self._pending, *suites], build_index=False)
             self._pending = []
         if self._run_page_stale:
             self._write_run_page()
@@ -512,7 +506,7 @@ class LandingValidator:
             "</style></head><body>"
             f"<h1>Landing checks of the run</h1><p>{html.escape(run_counts(self._outcomes))}</p>"
             "<p>Each suite is defined in data_checks/suites.py. A failed validation links Great Expectations' "
-            f"own page of its result.{self._index_note()}</p>"
+            "own page of its result, which links the page of its suite.</p>"
             "<table><tr><th>source</th><th>partition</th><th>rows</th><th>result</th><th>failed expectations</th>"
             f"<th></th></tr>{''.join(rows)}</table>"
             + (
@@ -526,15 +520,6 @@ class LandingValidator:
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(page, encoding="utf-8")
         os.replace(partial, self.docs_index)
-
-    def _index_note(self) -> str:
-        """A link to GX's own index only when GX wrote one (it does when it renders a failed validation)."""
-        if not (self.docs_site / "index.html").exists():
-            return ""
-        return (
-            ' Great Expectations\' <a href="index.html">index of its pages</a> loads its styles and scripts '
-            "from the internet: offline it shows an empty table."
-        )
 
 
 REFERENCE_RE = re.compile(r"\braw\.(\w+)")
