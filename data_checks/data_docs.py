@@ -38,7 +38,8 @@ def site_config(base_directory: Path) -> dict[str, Any]:
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,  # links and a walkthrough about GX itself, not about this run
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(base_directory)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},  # built never: build(build_index=False)
+        # never built (build_docs passes build_index=False), but SiteBuilder requires one
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         "site_section_builders": {
             "expectations": {"view": view},
             "validations": {"view": view},

@@ -23,6 +23,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from glob import escape as glob_escape
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -141,6 +142,7 @@ class LandingValidator:
         self._pending: list = []
         self._outcomes: list[Outcome] = []
         self._skipped: dict[str, str] = {}  # source -> why its suite was not run
+        self._failed_steps: dict[str, str] = {}  # source -> what its landed step raised (its suite never ran)
         self._run_page_stale = False
 
     @property
@@ -461,6 +463,11 @@ class LandingValidator:
         self._skipped[source] = reason
         self._run_page_stale = True
 
+    def load_failed(self, source: str, error: str) -> None:
+        """Record that ``source``'s landed step failed (``error``: what it raised), so its suite never ran."""
+        self._failed_steps[source] = " ".join(line.strip() for line in error.splitlines())
+        self._run_page_stale = True
+
     def build_docs(self) -> Path | None:
         """Render GX's pages of the failed validations since the last build, and the run page."""
         if self._context is not None and self._pending:
@@ -496,7 +503,7 @@ class LandingValidator:
             )
         not_run = "".join(
             f'<tr class="skipped"><td>{html.escape(source)}</td><td>{html.escape(reason)}</td></tr>'
-            for source, reason in suites_not_run(self._outcomes, self._skipped).items()
+            for source, reason in suites_not_run(self._outcomes, self._skipped, self._failed_steps).items()
         )
         page = (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Landing checks of the run</title>'
@@ -522,37 +529,47 @@ class LandingValidator:
         os.replace(partial, self.docs_index)
 
 
-REFERENCE_RE = re.compile(r"\braw\.(\w+)")
+# The tables a suite's frame reads other sources from: their promoted rows (raw) or validated months (validated)
+REFERENCE_RE = re.compile(r"\b(?:raw|validated)\.(\w+)")
 
 
 def references(source: str) -> set[str]:
-    """The sources whose raw tables ``source``'s suite checks references against (transitively)."""
+    """The sources whose tables ``source``'s suite checks references against (transitively)."""
     direct = {name for name in REFERENCE_RE.findall(SUITES[source].frame_sql) if name in SUITES} - {source}
     return direct.union(*(references(name) for name in direct)) if direct else set()
 
 
-def suites_not_run(outcomes: list[Outcome], skipped: dict[str, str]) -> dict[str, str]:
-    """Every suite that validated nothing in the run, and why."""
+def unchanged_reason(validated_at: datetime | None = None) -> str:
+    """Why a reference snapshot's suite did not run: its file is the one that passed it (when, if known)."""
+    when = f" {validated_at:%Y-%m-%d %H:%M}" if validated_at else ""
+    return (
+        f"unchanged since validated{when}, not validated again: the file is the one that passed this suite "
+        "and was promoted (a --full-refresh run validates it again)"
+    )
+
+
+def suites_not_run(
+    outcomes: list[Outcome], skipped: dict[str, str], failed_steps: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Every suite that validated nothing in the run, and why, from what the run recorded: its landed step
+    failed (``failed_steps``), it was left out (``skipped``: an unchanged snapshot), or its step waited for a
+    source it checks references against, whose suite or step failed; else the run did not cover it."""
+    failed_steps = failed_steps or {}
     ran = {o.source for o in outcomes}
-    failed = sorted({o.source for o in outcomes if not o.success})
+    failed = {o.source: f"{o.source} failed its suite" for o in outcomes if not o.success}
+    failed |= {source: f"the step landed.{source} failed" for source in failed_steps}
     reasons = {}
     for source in sorted(set(SUITES) - ran):
         blocked = sorted(references(source) & set(failed))
-        if blocked:
-            names = ", ".join(blocked)
-            reasons[source] = (
-                f"not run: it checks references against raw.{blocked[0]}"
-                + (f" (and {', '.join(blocked[1:])})" if len(blocked) > 1 else "")
-                + f", which was not promoted because {names} failed its suite"
-            )
+        if source in failed_steps:
+            reasons[source] = f"not run: its step landed.{source} failed: {failed_steps[source]}"
         elif source in skipped:
             reasons[source] = skipped[source]
-        elif failed:
-            reasons[source] = f"not run: the run stopped after {', '.join(failed)} failed its suite"
-        elif BY_NAME[source].kind == "snapshot":
+        elif blocked:
             reasons[source] = (
-                "not part of this run: cprof leaves out a reference snapshot whose file is unchanged since it "
-                "passed this suite and was promoted"
+                f"not run: its step landed.{source} waits for {', '.join(blocked)}, which it checks references "
+                f"against; in this run {'; '.join(failed[name] for name in blocked)}, so "
+                f"{'it was' if len(blocked) == 1 else 'they were'} not promoted"
             )
         else:
             reasons[source] = "not part of this run (the run covered other assets)"
