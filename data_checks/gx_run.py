@@ -9,7 +9,8 @@ partition stays a Spark DataFrame and GX's Spark datasource validates it with it
 session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
 suites, the expectations and the messages are the same on both. GX is imported on first
 use (it takes seconds). The Data Docs site is kept under the data directory, ``gx/data_docs/``, with
-``run.html``, a self-contained page of the run's validations linking to GX's page of each.
+``run.html``, a self-contained page of the run's validations linking to GX's page of each failed one (GX's pages
+render offline: data_checks/data_docs.py).
 """
 
 from __future__ import annotations
