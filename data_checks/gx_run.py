@@ -9,7 +9,8 @@ partition stays a Spark DataFrame and GX's Spark datasource validates it with it
 session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
 suites, the expectations and the messages are the same on both. GX is imported on first
 use (it takes seconds). The Data Docs site is kept under the data directory, ``gx/data_docs/``, with
-``run.html``, a self-contained page of the run's validations linking to GX's page of each.
+``run.html``, a self-contained page of the run's validations linking to GX's page of each failed one (GX's pages
+render offline: data_checks/data_docs.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from glob import escape as glob_escape
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -141,6 +143,7 @@ class LandingValidator:
         self._pending: list = []
         self._outcomes: list[Outcome] = []
         self._skipped: dict[str, str] = {}  # source -> why its suite was not run
+        self._failed_steps: dict[str, str] = {}  # source -> what its landed step raised (its suite never ran)
         self._run_page_stale = False
 
     @property
@@ -149,8 +152,8 @@ class LandingValidator:
 
     @property
     def docs_index(self) -> Path:
-        """The page of this run's validations (``run.html``): GX's own index (``index.html``) draws its table
-        with scripts from public CDNs, so it shows nothing on a machine without internet; this page needs none."""
+        """The page of this run's validations (``run.html``), the site's index: GX's own (``index.html``) draws
+        its table with scripts from public CDNs and is not built (data_checks/data_docs.py)."""
         return self.docs_site / "run.html"
 
     def _gx_context(self):
@@ -166,17 +169,9 @@ class LandingValidator:
             pandas_execution_engine.HASH_THRESHOLD = 0
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            context.add_data_docs_site(
-                site_name="landing",
-                site_config={
-                    "class_name": "SiteBuilder",
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                    "store_backend": {
-                        "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(self.docs_index.parent),
-                    },
-                },
-            )
+            from data_checks.data_docs import site_config
+
+            context.add_data_docs_site(site_name="landing", site_config=site_config(self.docs_site))
             self._datasource = context.data_sources.add_pandas("landing")
             self._context = context
         return self._context
@@ -469,10 +464,17 @@ class LandingValidator:
         self._skipped[source] = reason
         self._run_page_stale = True
 
+    def load_failed(self, source: str, error: str) -> None:
+        """Record that ``source``'s landed step failed (``error``: what it raised), so its suite never ran."""
+        self._failed_steps[source] = " ".join(line.strip() for line in error.splitlines())
+        self._run_page_stale = True
+
     def build_docs(self) -> Path | None:
         """Render GX's pages of the failed validations since the last build, and the run page."""
         if self._context is not None and self._pending:
-            self._context.build_data_docs(resource_identifiers=self._pending)
+            # each failed validation's page, and its suite's page (which the validation page links)
+            suites = {identifier.expectation_suite_identifier for identifier in self._pending}
+            self._context.build_data_docs(resource_identifiers=[*self._pending, *suites], build_index=False)
             self._pending = []
         if self._run_page_stale:
             self._write_run_page()
@@ -502,7 +504,7 @@ class LandingValidator:
             )
         not_run = "".join(
             f'<tr class="skipped"><td>{html.escape(source)}</td><td>{html.escape(reason)}</td></tr>'
-            for source, reason in suites_not_run(self._outcomes, self._skipped).items()
+            for source, reason in suites_not_run(self._outcomes, self._skipped, self._failed_steps).items()
         )
         page = (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Landing checks of the run</title>'
@@ -512,7 +514,7 @@ class LandingValidator:
             "</style></head><body>"
             f"<h1>Landing checks of the run</h1><p>{html.escape(run_counts(self._outcomes))}</p>"
             "<p>Each suite is defined in data_checks/suites.py. A failed validation links Great Expectations' "
-            f"own page of its result.{self._index_note()}</p>"
+            "own page of its result, which links the page of its suite.</p>"
             "<table><tr><th>source</th><th>partition</th><th>rows</th><th>result</th><th>failed expectations</th>"
             f"<th></th></tr>{''.join(rows)}</table>"
             + (
@@ -527,47 +529,48 @@ class LandingValidator:
         partial.write_text(page, encoding="utf-8")
         os.replace(partial, self.docs_index)
 
-    def _index_note(self) -> str:
-        """A link to GX's own index only when GX wrote one (it does when it renders a failed validation)."""
-        if not (self.docs_site / "index.html").exists():
-            return ""
-        return (
-            ' Great Expectations\' <a href="index.html">index of its pages</a> loads its styles and scripts '
-            "from the internet: offline it shows an empty table."
-        )
 
-
-REFERENCE_RE = re.compile(r"\braw\.(\w+)")
+# The tables a suite's frame reads other sources from: their promoted rows (raw) or validated months (validated)
+REFERENCE_RE = re.compile(r"\b(?:raw|validated)\.(\w+)")
 
 
 def references(source: str) -> set[str]:
-    """The sources whose raw tables ``source``'s suite checks references against (transitively)."""
+    """The sources whose tables ``source``'s suite checks references against (transitively)."""
     direct = {name for name in REFERENCE_RE.findall(SUITES[source].frame_sql) if name in SUITES} - {source}
     return direct.union(*(references(name) for name in direct)) if direct else set()
 
 
-def suites_not_run(outcomes: list[Outcome], skipped: dict[str, str]) -> dict[str, str]:
-    """Every suite that validated nothing in the run, and why."""
+def unchanged_reason(validated_at: datetime | None = None) -> str:
+    """Why a reference snapshot's suite did not run: its file is the one that passed it (when, if known)."""
+    when = f" {validated_at:%Y-%m-%d %H:%M}" if validated_at else ""
+    return (
+        f"unchanged since validated{when}, not validated again: the file is the one that passed this suite "
+        "and was promoted (a --full-refresh run validates it again)"
+    )
+
+
+def suites_not_run(
+    outcomes: list[Outcome], skipped: dict[str, str], failed_steps: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Every suite that validated nothing in the run, and why, from what the run recorded: its landed step
+    failed (``failed_steps``), it was left out (``skipped``: an unchanged snapshot), or its step waited for a
+    source it checks references against, whose suite or step failed; else the run did not cover it."""
+    failed_steps = failed_steps or {}
     ran = {o.source for o in outcomes}
-    failed = sorted({o.source for o in outcomes if not o.success})
+    failed = {o.source: f"{o.source} failed its suite" for o in outcomes if not o.success}
+    failed |= {source: f"the step landed.{source} failed" for source in failed_steps}
     reasons = {}
     for source in sorted(set(SUITES) - ran):
         blocked = sorted(references(source) & set(failed))
-        if blocked:
-            names = ", ".join(blocked)
-            reasons[source] = (
-                f"not run: it checks references against raw.{blocked[0]}"
-                + (f" (and {', '.join(blocked[1:])})" if len(blocked) > 1 else "")
-                + f", which was not promoted because {names} failed its suite"
-            )
+        if source in failed_steps:
+            reasons[source] = f"not run: its step landed.{source} failed: {failed_steps[source]}"
         elif source in skipped:
             reasons[source] = skipped[source]
-        elif failed:
-            reasons[source] = f"not run: the run stopped after {', '.join(failed)} failed its suite"
-        elif BY_NAME[source].kind == "snapshot":
+        elif blocked:
             reasons[source] = (
-                "not part of this run: cprof leaves out a reference snapshot whose file is unchanged since it "
-                "passed this suite and was promoted"
+                f"not run: its step landed.{source} waits for {', '.join(blocked)}, which it checks references "
+                f"against; in this run {'; '.join(failed[name] for name in blocked)}, so "
+                f"{'it was' if len(blocked) == 1 else 'they were'} not promoted"
             )
         else:
             reasons[source] = "not part of this run (the run covered other assets)"

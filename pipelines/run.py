@@ -50,7 +50,8 @@ from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
-from data_checks.gx_run import validator_for
+from data_checks.gx_run import unchanged_reason, validator_for
+from data_checks.suites import SUITES
 from pipelines.defs.assets import NOTES
 from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
@@ -120,6 +121,16 @@ def _step_errors(result: ExecuteInProcessResult) -> list[str]:
             if "blocking asset check" not in message:  # already named by the failed check itself
                 messages.append(f"{event.step_key}: {message}")
     return messages
+
+
+def _failed_loads(result: ExecuteInProcessResult) -> dict[str, str]:
+    """The sources whose landed step failed (a file that could not be loaded), with what it raised."""
+    steps = {"__".join(AssetKey(["landed", name]).path): name for name in SUITES}
+    return {
+        steps[event.step_key]: root_cause(event.step_failure_data.error)
+        for event in result.get_step_failure_events()
+        if event.step_key in steps and event.step_failure_data
+    }
 
 
 def _step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
@@ -362,10 +373,11 @@ def _run_locked(
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = (
-        frozenset() if full_refresh else frozenset(open_runtime(paths).unchanged_snapshots(paths.landing))
-    )
-    defs = build_definitions(paths, defer_docs=True, without_snapshots=reused)
+    reused = {} if full_refresh else open_runtime(paths).unchanged_snapshots(paths.landing)
+    defs = build_definitions(paths, defer_docs=True, without_snapshots=frozenset(reused))
+    validator = validator_for(paths.data_dir, defer_docs=True)
+    for name, validated_at in reused.items():  # the run page says why their suites did not run
+        validator.skip(name, unchanged_reason(validated_at))
     summary = RunSummary(months=months)
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
     progress(
@@ -398,10 +410,12 @@ def _run_locked(
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
         with log.open("w") as handle, contextlib.redirect_stdout(_ByThread(handle, sys.stdout)):
             result = execute_run(job, instance, tags, QUIET, on_created=follow)
+        for source, error in _failed_loads(result).items():  # their suites could not run
+            validator.load_failed(source, error)
     finally:
         if follower is not None:
             follower.stop()
-        summary.data_docs = validator_for(paths.data_dir, defer_docs=True).build_docs()
+        summary.data_docs = validator.build_docs()
     summary.seconds["run"] = time.perf_counter() - started
     summary.step_windows = _step_windows(instance, result.run_id)
     summary.seconds.update(phase_seconds(summary.step_windows))

@@ -8,9 +8,12 @@ import re
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from data_checks.gx_run import unchanged_reason
 from data_checks.suites import SUITES
+from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
 from pipelines.run import PipelineError, run_pipeline
 
@@ -18,7 +21,15 @@ MONTH = "2024-02"
 
 
 def _links(page: Path) -> list[Path]:
-    return [page.parent / html.unescape(href) for href in re.findall(r'href="([^"]+)"', page.read_text())]
+    return [
+        page.parent / html.unescape(url) for url in re.findall(r'(?:href|src)="([^"]+)"', page.read_text())
+    ]
+
+
+def _not_run(page: Path) -> dict[str, str]:
+    """The run page's table of suites not run: source -> why."""
+    rows = re.findall(r'<tr class="skipped"><td>(\w+)</td><td>([^<]+)</td></tr>', page.read_text())
+    return {source: html.unescape(why) for source, why in rows}
 
 
 def test_a_failed_reference_snapshot_names_the_suites_it_kept_from_running(
@@ -37,11 +48,12 @@ def test_a_failed_reference_snapshot_names_the_suites_it_kept_from_running(
     text = page.read_text()
 
     assert "<td>customers</td><td>snapshot</td>" in text and "FAILED (" in text
-    not_run = dict(re.findall(r'<tr class="skipped"><td>(\w+)</td><td>([^<]+)</td></tr>', text))
+    not_run = _not_run(page)
     # every suite that checks customer references did not run, because raw.customers was not promoted
     for source in ("order_lines", "returns", "support_tickets", "sales_visits", "survey_responses"):
         assert source in not_run, source
-        assert "customers failed its suite" in html.unescape(not_run[source]), not_run[source]
+        assert "customers failed its suite" in not_run[source], not_run[source]
+    assert not_run["products"].startswith("unchanged since validated ")  # left out of the run, unchanged
     ran = set(re.findall(r'<tr class="(?:ok|failed)"><td>(\w+)</td>', text))
     assert ran | set(not_run) == set(SUITES)  # each suite is either listed as run or named as not run
     assert f"Suites: {len(ran)} of {len(SUITES)} run, {len(not_run)} not run" in text
@@ -60,3 +72,40 @@ def test_a_passing_run_links_nothing_that_does_not_exist(published_sample: Paths
     assert [link for link in _links(page) if not link.exists()] == []
     assert "http" not in text
     assert re.search(r"\d+ validations \(one per source and partition, \d+ sources\), 0 failed", text)
+
+
+def test_the_run_page_gives_each_suite_not_run_the_reason_the_run_recorded(
+    published_sample: Paths, tmp_path: Path
+):
+    """A month whose order lines cannot be loaded (text in a quantity), run after a good build: the reference
+    snapshots are unchanged (left out of the run, when they were validated is said), order lines' step failed
+    (named, with its error), and returns' step waited for order lines (named, with why)."""
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(published_sample.data_dir, paths.data_dir, symlinks=True)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        loaded = dict(con.execute("select source, loaded_at from landed._snapshot_files").fetchall())
+    file = paths.landing / "order_lines" / f"{MONTH}.csv"
+    lines = file.read_text().splitlines()
+    quantity = lines[0].split(",").index("quantity")
+    row = lines[3].split(",")
+    row[quantity] = "twelve"
+    lines[3] = ",".join(row)
+    file.write_text("\n".join(lines) + "\n")
+
+    with pytest.raises(PipelineError):
+        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+    page = paths.data_dir / "gx" / "data_docs" / "run.html"
+    not_run = _not_run(page)
+
+    for snapshot in SNAPSHOTS:  # each snapshot: unchanged since the good build validated it, at its load
+        assert not_run[snapshot.name] == unchanged_reason(loaded[snapshot.name]), not_run[snapshot.name]
+        assert (
+            f"unchanged since validated {loaded[snapshot.name]:%Y-%m-%d %H:%M}, not validated again"
+            in (not_run[snapshot.name])
+        )
+    assert not_run["order_lines"].startswith("not run: its step landed.order_lines failed: ")
+    assert "line 4, column quantity, value 'twelve'" in not_run["order_lines"]
+    assert not_run["returns"].startswith("not run: its step landed.returns waits for order_lines")
+    assert "the step landed.order_lines failed" in not_run["returns"]
+    assert "stopped" not in page.read_text()
+    assert [link for link in _links(page) if not link.exists()] == []

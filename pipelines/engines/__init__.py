@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from pipelines.lib.settings import choice, memory_size, setting
 
 if TYPE_CHECKING:
-    from datetime import date
+    from datetime import date, datetime
     from pathlib import Path
 
     from pipelines.engines.base import Warehouse
@@ -71,8 +71,9 @@ class Runtime(Protocol):
         """Months promoted to ``raw`` by a run that did not publish them (None: unknown, a writer holds it)."""
         ...
 
-    def unchanged_snapshots(self, landing: Path) -> set[str]:
-        """Reference snapshots whose landing file is the one already validated and promoted."""
+    def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
+        """Reference snapshots whose landing file is the one already validated and promoted, and when that file
+        was loaded and validated."""
         ...
 
     def clear_awaiting_publication(self, first: date, last: date) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -387,17 +387,32 @@ def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: 
     return None if row is None else int(row[0])
 
 
-def unchanged_snapshots(warehouse: Path, landing: Path) -> set[str]:
-    """The reference snapshots whose landing file is the one already validated and promoted (read only: an
-    empty set when the warehouse or its record does not exist yet, or another process is writing it)."""
+def unchanged_snapshots(warehouse: Path, landing: Path) -> dict[str, datetime]:
+    """The reference snapshots whose landing file is the one already validated and promoted, each with when that
+    file was loaded (and validated, in the same run): read only, nothing when the warehouse or its record does
+    not exist yet, or another process is writing it."""
     if not warehouse.exists():
-        return set()
-    checksums = {source.name: file_sha256(find_file(landing, source)) for source in SNAPSHOTS}
+        return {}
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            return {name for name, sha in checksums.items() if promoted_snapshot(con, name, sha) is not None}
+            return promoted_snapshots_loaded_at(con, landing)
     except duckdb.Error:  # no record yet (read only: no tables made), or another connection holds the file
-        return set()
+        return {}
+
+
+def promoted_snapshots_loaded_at(con: duckdb.DuckDBPyConnection, landing: Path) -> dict[str, datetime]:
+    """The snapshots whose landing file has the checksum of the one promoted, and when that file was loaded.
+    A snapshot is validated in the run that loads it, and an unchanged file is not loaded again, so this is when
+    it was last validated."""
+    found = {}
+    for source in SNAPSHOTS:
+        row = con.execute(
+            f"select loaded_at from {SNAPSHOT_FILES} where source = ? and sha256 = ? and promoted_at is not null",
+            [source.name, file_sha256(find_file(landing, source))],
+        ).fetchone()
+        if row is not None:
+            found[source.name] = row[0]
+    return found
 
 
 def snapshot_promoted(con: duckdb.DuckDBPyConnection, source_name: str) -> bool:

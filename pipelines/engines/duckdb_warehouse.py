@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +261,7 @@ class DuckDBRuntime:
     def dirty_months(self) -> list[str] | None:
         return duckdb_ingest.dirty_months(self.database)
 
-    def unchanged_snapshots(self, landing: Path) -> set[str]:
+    def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
         return duckdb_ingest.unchanged_snapshots(self.database, landing)
 
     def clear_awaiting_publication(self, first: date, last: date) -> int:

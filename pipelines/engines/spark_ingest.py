@@ -42,7 +42,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,14 +64,12 @@ from pipelines.engines.sql import spark_literal
 from pipelines.engines.whole_months import Partition, WholeMonths, month_of
 from pipelines.landing.inventory import (
     FileStamp,
-    file_sha256,
     file_to_load,
-    find_file,
     month_start,
     row_drop_error,
     verify_unchanged,
 )
-from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SNAPSHOTS, SOURCES, Source
+from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SOURCES, Source
 from pipelines.lib.config import Paths
 
 if TYPE_CHECKING:
@@ -355,15 +353,12 @@ def dirty_months(paths: Paths) -> list[str] | None:
     return duckdb_ingest.dirty_months(control_path(paths))  # the control file keeps DuckDB's record
 
 
-def unchanged_snapshots(paths: Paths, landing: Path) -> set[str]:
+def unchanged_snapshots(paths: Paths, landing: Path) -> dict[str, datetime]:
     """The reference snapshots whose landing file is the one already validated and promoted to Spark's ``raw``
-    (by checksum). Reads the control file only (no Spark): an empty set when there is no record yet or another
-    process is writing it."""
-    control = control_path(paths)
-    if not control.exists():
-        return set()
-    checksums = {source.name: file_sha256(find_file(landing, source)) for source in SNAPSHOTS}
-    return {name for name, sha in checksums.items() if _promoted_rows(control, name, sha) is not None}
+    (by checksum), each with when that file was loaded and validated. Reads the control file only (no Spark):
+    nothing when there is no record yet or another process is writing it."""
+    # the control file keeps DuckDB's record
+    return duckdb_ingest.unchanged_snapshots(control_path(paths), landing)
 
 
 def clear_awaiting_publication(paths: Paths, first: date, last: date) -> int:

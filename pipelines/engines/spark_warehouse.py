@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -269,7 +269,7 @@ class SparkRuntime:
 
         return spark_ingest.dirty_months(self.paths)
 
-    def unchanged_snapshots(self, landing: Path) -> set[str]:
+    def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
         from pipelines.engines import spark_ingest
 
         return spark_ingest.unchanged_snapshots(self.paths, landing)

@@ -26,7 +26,7 @@ from dagster import (
     asset_check,
 )
 
-from data_checks.gx_run import validator_for
+from data_checks.gx_run import unchanged_reason, validator_for
 from data_checks.suites import SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
@@ -198,15 +198,10 @@ def _suite_check(source: Source):
             with warehouse.session() as wh:
                 unchanged = wh.snapshot_promoted(source.name)
             if unchanged:
-                validator_for(paths.data_dir, checks.defer_docs).skip(
-                    source.name,
-                    "not run: the snapshot is the file that passed this suite and was promoted (a --full-refresh "
-                    "run validates it again)",
-                )
+                validator_for(paths.data_dir, checks.defer_docs).skip(source.name, unchanged_reason())
                 return AssetCheckResult(
                     passed=True,
-                    description=f"{source.name} snapshot: the file is the one that passed this suite and was "
-                    "promoted; not validated again (a --full-refresh run validates it)",
+                    description=f"{source.name} snapshot: {unchanged_reason()}",
                     metadata={"source": source.name, "partition": "snapshot", "unchanged": True},
                 )
         validator = validator_for(paths.data_dir, checks.defer_docs)
