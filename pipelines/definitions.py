@@ -31,7 +31,6 @@ from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scoreca
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.monitoring import LockedInProcessExecutor
 from pipelines.defs.resources import resources_for
-from pipelines.engines import engine_name
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths, paths, quiet_telemetry
 from pipelines.lib.settings import check_settings
@@ -55,7 +54,7 @@ REFRESH_DESCRIPTION = (
 )
 
 
-def _refresh_job(without_snapshots: frozenset[str] = frozenset(), engine: str | None = None):
+def _refresh_job(without_snapshots: frozenset[str] = frozenset()):
     """The refresh job; ``without_snapshots`` leaves those reference snapshots' ingest assets out (cprof does
     so for snapshots whose files are the ones already validated and promoted)."""
     left_out = AssetSelection.assets(
@@ -104,9 +103,7 @@ def locked_in_process_executor(data_paths: Paths):
 def build_definitions(
     data_paths: Paths, defer_docs: bool = False, without_snapshots: frozenset[str] = frozenset()
 ) -> Definitions:
-    refresh = (
-        _refresh_job(without_snapshots) if without_snapshots or engine_name() != "duckdb" else refresh_job
-    )
+    refresh = _refresh_job(without_snapshots) if without_snapshots else refresh_job
     return Definitions(
         assets=ASSETS,
         asset_checks=[*ingest_checks, customer_clv_holdout, published_on_time],
