@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import itertools
+import sysconfig
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -133,10 +134,18 @@ def lock_problems(pyproject: Mapping, locks: Mapping[str, list[Locked]]) -> list
     return problems
 
 
+def site_packages() -> list[str]:
+    """The environment's own package directories. Not sys.path: importing setuptools (distutils' shim does, when
+    pyspark imports distutils) appends setuptools' `_vendor` folder to it, whose vendored copies carry dist-info
+    of their own but are not installed packages (in the full suite, this test saw autocommand, jaraco.* and others
+    as "installed")."""
+    return sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+
+
 def installed_versions() -> dict[str, str]:
-    """Canonical name -> version of every distribution on sys.path (the first found, as imports see it)."""
+    """Canonical name -> version of every distribution in the environment's site-packages."""
     versions: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=site_packages()):
         versions.setdefault(canonicalize_name(dist.metadata["Name"]), dist.version)
     return versions
 
@@ -190,7 +199,7 @@ def closure_problems(
 
 def installed_requires() -> dict[str, list[str]]:
     requires: dict[str, list[str]] = {}
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=site_packages()):
         requires.setdefault(canonicalize_name(dist.metadata["Name"]), list(dist.requires or []))
     return requires
 
