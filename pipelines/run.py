@@ -334,7 +334,7 @@ def run_pipeline(
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
         # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
-        widened = RefreshRange(tuple(months), tuple(open_runtime(paths).dirty_months() or ())).sentence()
+        widened = RefreshRange.of(months, open_runtime(paths)).sentence()
         if widened:
             progress(widened)
         return _run_locked(paths, months, progress, full_refresh, live, accept_row_drop)

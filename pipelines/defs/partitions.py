@@ -131,6 +131,12 @@ class RefreshRange:
     months: tuple[str, ...]  # the run's partitions, in order
     awaiting: tuple[str, ...] = ()  # the warehouse's record of months awaiting publication, in order
 
+    @classmethod
+    def of(cls, months: list[str], runtime) -> RefreshRange:
+        """``months`` widened by the months ``runtime`` (the engine's) records as awaiting publication (none when
+        it cannot tell: a writer holds the record)."""
+        return cls(tuple(months), tuple(runtime.dirty_months() or ()))
+
     @property
     def first(self) -> str:
         return min((*self.months, *self.awaiting))
@@ -157,7 +163,7 @@ class RefreshRange:
 def refresh_range(context, warehouse) -> RefreshRange:
     """The run's :class:`RefreshRange`; ``warehouse``: the WarehouseResource, whose engine keeps the record of
     months awaiting publication (read outside any session: DuckDB opens it read only)."""
-    return RefreshRange(tuple(run_months(context)), tuple(warehouse.runtime().dirty_months() or ()))
+    return RefreshRange.of(run_months(context), warehouse.runtime())
 
 
 def refresh_window(context, reach_months: int | None, warehouse) -> RefreshWindow:
