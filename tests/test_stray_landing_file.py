@@ -39,17 +39,18 @@ def _env(data_dir: Path) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(data_dir / "dagster_home"), "CPROF_DATA_DIR": str(data_dir)}
 
 
+def _run(command: list[str], data_dir: Path, **options) -> subprocess.CompletedProcess:
+    """``command`` in a process of its own, as `make dev` or a shell runs it on ``data_dir``; its output kept."""
+    return subprocess.run(
+        command, env=_env(data_dir), capture_output=True, text=True, timeout=300, check=False, **options
+    )
+
+
 @pytest.fixture(scope="module")
 def historic_sample(tmp_path_factory) -> Path:
     """A data directory as `cprof generate` leaves it: the demo's 24 months (2024-01..2025-12), few customers."""
     data_dir = tmp_path_factory.mktemp("historic") / "data"
-    done = subprocess.run(
-        [str(BIN / "cprof"), "--data-dir", str(data_dir), "generate", "--customers", "60"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run([str(BIN / "cprof"), "--data-dir", str(data_dir), "generate", "--customers", "60"], data_dir)
     assert done.returncode == 0, done.stderr
     write_dagster_yaml(data_dir / "dagster_home")
     return data_dir
@@ -71,28 +72,16 @@ def _partition_bounds(data_dir: Path) -> tuple[str, str]:
         "keys = graph.get(AssetKey(['published', 'marts'])).partitions_def.get_partition_keys("
         "dynamic_partitions_store=DagsterInstance.get()); print(json.dumps([keys[0], keys[-1]]))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=PROJECT_ROOT,
-    )
+    done = _run([sys.executable, "-c", probe], data_dir, cwd=PROJECT_ROOT)
     assert done.returncode == 0, done.stderr
     first, last = json.loads(done.stdout.splitlines()[-1])
     return first, last
 
 
 def test_the_code_location_loads_with_a_misnamed_landing_file(with_stray_file: Path):
-    done = subprocess.run(
+    done = _run(
         [str(BIN / "dagster"), "definitions", "validate", "-w", str(WORKSPACE_YAML)],
-        env=_env(with_stray_file),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        with_stray_file,
         cwd=PROJECT_ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -111,14 +100,7 @@ def test_the_landing_sensor_names_the_misnamed_file_and_the_rule(with_stray_file
 
 
 def test_cprof_run_names_the_misnamed_file_in_one_line(with_stray_file: Path):
-    done = subprocess.run(
-        [str(BIN / "cprof"), "--data-dir", str(with_stray_file), "run"],
-        env=_env(with_stray_file),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run([str(BIN / "cprof"), "--data-dir", str(with_stray_file), "run"], with_stray_file)
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     (line,) = done.stderr.splitlines()
