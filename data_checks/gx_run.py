@@ -3,8 +3,7 @@
 On DuckDB, GX's pandas datasource is used (its SQL datasource fails on DuckDB: GX issues #10738, #11579): the
 partition is read from DuckDB into a DataFrame. Consecutive months are read and validated together, up to
 ``CPROF_GX_BATCH_ROWS`` rows (a million by default) so memory stays bounded, and a batch that fails is validated
-again month by month (``LandingValidator.validate_months``); with ``CPROF_GX_WORKERS`` above 1, one month at a
-time, validated by worker processes forked for each (``LandingValidator.validate_all``). On Spark, the
+again month by month (``LandingValidator.validate_months``). On Spark, the
 partition stays a Spark DataFrame and GX's Spark datasource validates it with its Spark execution engine, on the
 session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
 suites, the expectations and the messages are the same on both. GX is imported on first
@@ -15,18 +14,13 @@ render offline: data_checks/data_docs.py).
 
 from __future__ import annotations
 
-import gc
 import html
-import itertools
 import os
 import re
-import signal
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from glob import escape as glob_escape
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +28,6 @@ import pandas as pd
 
 from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
-from pipelines.lib.dbt_child import die_with_parent
 from pipelines.lib.memory import release_freed_memory
 from pipelines.lib.settings import setting, whole
 
@@ -267,14 +260,15 @@ class LandingValidator:
         every expectation of the suite holds of each month whenever it holds of their union
         (:func:`batch_minimum_rows`). A batch that passes is every month in it passing (each month's outcome counts its
         own rows); a batch that fails is validated again month by month, so each month's outcome, messages,
-        samples and Data Docs page are exactly those of validating it alone. Without ``frames_of``, with
-        ``CPROF_GX_WORKERS`` above 1, or with batching off: one month at a time (:meth:`validate_all`)."""
+        samples and Data Docs page are exactly those of validating it alone. Without ``frames_of``, or with
+        batching off: one month at a time."""
         months = list(files)
         budget = batch_rows()
         batching = frames_of is not None and rows is not None and None not in files and budget > 0
-        minimum = batch_minimum_rows(source) if batching and gx_workers() == 1 else None
+        minimum = batch_minimum_rows(source) if batching else None
         if minimum is None:
-            yield from self.validate_all(source, ((month, frame_of(month), files[month]) for month in months))
+            for month in months:
+                yield self.validate(source, month, frame_of(month), files[month])
             return
         for batch in plan_batches(months, rows, budget, minimum):
             if len(batch) == 1:
@@ -316,98 +310,6 @@ class LandingValidator:
                 yield outcome
             else:  # validated alone: its own result, messages and page
                 yield self.validate(source, month, frame_of(month), files[month])
-
-    def validate_all(
-        self, source: str, partitions: Iterable[tuple[str | None, Any, str]], workers: int | None = None
-    ) -> Iterator[Outcome]:
-        """Validate ``source``'s partitions, given lazily as (month, frame, file), and yield their outcomes in
-        the order given: every partition is validated, each exactly as :meth:`validate` does.
-
-        pandas frames are validated by up to ``workers`` processes at once (default: :func:`gx_workers`: one,
-        so this process validates them all), each forked for one partition once it is read, so it inherits GX, the suite and the frame
-        without a copy (pickling a month of order lines at 10 million lines took longer than validating it),
-        and sends back its outcome. This process reads the next frame meanwhile (the iterator runs here only: the warehouse
-        connection is never used in a worker) and holds at most ``workers + 1`` frames, of at most
-        ``ROWS_IN_FLIGHT`` rows at the workers (a bigger frame, or one under ``FORK_MIN_ROWS``, is validated
-        here). A partition that fails, or
-        whose worker died, is validated once more here, so its result is in this process's GX context and its
-        Data Docs page is rendered as before. The workers are killed when the iteration ends early (a failure,
-        an interrupt) and die with this process if it is killed. Spark frames, one partition, one worker, or a
-        platform without fork: one partition at a time, here."""
-        workers = gx_workers() if workers is None else workers
-        partitions = iter(partitions)
-        first = next(partitions, None)
-        if first is None:
-            return
-        ahead = [first]
-        forking = workers > 1 and isinstance(first[1], pd.DataFrame) and "fork" in get_all_start_methods()
-        if forking and FORK_MIN_ROWS <= len(first[1]) <= ROWS_IN_FLIGHT:
-            second = next(partitions, None)  # one partition alone is validated here
-            ahead += [second] if second is not None else []
-            forking = second is not None
-        if not forking:
-            for partition in itertools.chain(ahead, partitions):
-                yield self.validate(source, *partition)
-            return
-        self._checkpoint(source)  # GX imported and the suite built before the forks: the workers inherit them
-        context = get_context("fork")
-        in_flight: deque[tuple[str | None, Any, str, Any, Any]] = deque()
-        try:
-            for month, frame, file in itertools.chain(ahead, partitions):  # read while the workers validate
-                if not FORK_MIN_ROWS <= len(frame) <= ROWS_IN_FLIGHT:  # validated here, in its turn
-                    while in_flight:
-                        yield self._settle(source, *in_flight.popleft())
-                    yield self.validate(source, month, frame, file)
-                    continue
-                while in_flight and (
-                    len(in_flight) >= workers
-                    or sum(len(item[1]) for item in in_flight) + len(frame) > ROWS_IN_FLIGHT
-                ):
-                    yield self._settle(source, *in_flight.popleft())
-                receive, send = context.Pipe(duplex=False)
-                worker = context.Process(
-                    target=_validate_in_worker,
-                    args=(self, send, os.getpid(), source, month, frame, file),
-                    name=f"gx {source} {month}",
-                    daemon=True,
-                )
-                gc.freeze()  # the worker's collector leaves the inherited objects alone (fewer pages copied)
-                try:
-                    worker.start()
-                finally:
-                    gc.unfreeze()
-                send.close()
-                in_flight.append((month, frame, file, worker, receive))
-                del frame
-            while in_flight:
-                yield self._settle(source, *in_flight.popleft())
-        finally:  # the iteration ended early (a failure, an interrupt): nobody will read the rest
-            for _, _, _, worker, receive in in_flight:
-                worker.kill()
-                worker.join()
-                receive.close()
-
-    def _settle(
-        self, source: str, month: str | None, frame: Any, file: str, worker: Any, receive: Any
-    ) -> Outcome:
-        """The outcome of a partition a worker validated, recorded here. A failure is validated again here
-        (for its GX result and page), and so is a partition whose worker died without an outcome or did not
-        answer within ``WORKER_TIMEOUT_SECONDS``."""
-        try:
-            # A worker that neither answers nor dies in time (forked from a process with other threads, it could
-            # wait forever on a lock one of them held) is killed, and its partition validated here.
-            outcome = receive.recv() if receive.poll(WORKER_TIMEOUT_SECONDS) else None
-            if outcome is None:
-                worker.kill()
-        except EOFError:
-            outcome = None
-        finally:
-            receive.close()
-            worker.join()
-        if outcome is None or not outcome.success:
-            return self.validate(source, month, frame, file)
-        self._record(outcome, None)
-        return outcome
 
     def _record(self, outcome: Outcome, identifier: Any) -> None:
         self._outcomes.append(outcome)
@@ -662,46 +564,6 @@ def plan_batches(months: list[str], rows: dict[str, int], budget: int, minimum: 
     if current:
         batches.append(current)
     return batches
-
-
-WORKERS_ENV = "CPROF_GX_WORKERS"
-WORKERS = setting(WORKERS_ENV, whole(1), "a whole number of processes, 1 or more", 1)
-# Rows at the workers at a time: the run's process keeps each frame until its worker is done (to validate a failure
-# again), so a month of order lines at 100 million lines (2.7 million rows, over a gigabyte as pandas at the 456
-# bytes a row measured at 10 million) is validated in the run's process instead, one frame in memory as before.
-ROWS_IN_FLIGHT = 1_000_000
-# A smaller frame is validated here: a worker's fork and the pages it copies cost about 60 ms of system time,
-# measured at 1 million lines, where every month (at most 26,000 rows) validated in workers took as long as here.
-FORK_MIN_ROWS = 100_000
-# How long a worker may take over one partition (at most ROWS_IN_FLIGHT rows: seconds when it works) before
-# it is killed and the partition validated in the run's process.
-WORKER_TIMEOUT_SECONDS = 300.0
-
-
-def gx_workers() -> int:
-    """How many processes validate a source's partitions at once: $CPROF_GX_WORKERS, else 1 (in the run's
-    process). Measured at 10 million lines on this 2-core machine, two workers made the input checks no faster
-    (48.2 s against 46.6 s with one) and raised the build's peak memory from 2.6 to 3.7 GB: a worker costs about
-    a fifth more CPU than validating here (its fork and the pages it copies on write). More cores may differ."""
-    return WORKERS.get()
-
-
-def _worker_started(parent: int) -> None:
-    """In a forked worker: die with the parent (even when it is killed outright), leave signals to it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's: it kills the workers
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    die_with_parent(parent)
-
-
-def _validate_in_worker(
-    validator: LandingValidator, send: Any, parent: int, source: str, month: str | None, frame: Any, file: str
-) -> None:
-    """In a worker forked with the frame in memory (nothing is copied to it): validate, send the outcome."""
-    _worker_started(parent)
-    try:
-        send.send(validator._run(source, month, frame, file, locate=False)[1])  # a failure is validated again
-    finally:
-        send.close()
 
 
 _VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}

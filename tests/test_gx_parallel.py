@@ -1,13 +1,11 @@
 """Every partition that reaches raw is validated, also when several months are validated in one Great
-Expectations run (the default) or worker processes validate the months in parallel: a violation planted in the
-first, a middle and the last month of a full build (one source each) is caught, the check names that month, and
-nothing of that source reaches raw; the batches' and the pool's outcomes equal those of one month at a time."""
+Expectations run (the default): a violation planted in the first, a middle and the last month of a full build
+(one source each) is caught, the check names that month, and nothing of that source reaches raw; the batches'
+outcomes equal those of one month at a time."""
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,8 +13,7 @@ import duckdb
 import pytest
 from pandas.testing import assert_frame_equal
 
-from data_checks import gx_run
-from data_checks.gx_run import BATCH_ENV, WORKERS_ENV, LandingValidator, batch_minimum_rows, plan_batches
+from data_checks.gx_run import BATCH_ENV, LandingValidator, batch_minimum_rows, plan_batches
 from data_checks.suites import PARTITION_COLUMN, SUITES
 from pipelines.engines import duckdb_ingest
 from pipelines.landing.sources import SNAPSHOTS
@@ -65,22 +62,20 @@ def _load_months(
         duckdb_ingest.load(con, landing, source, month)
 
 
-def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, workers: int, source: str = "order_lines") -> list:
-    """The outcomes of validating the loaded MONTHS of ``source`` with ``workers`` processes."""
-    frames = ((month, duckdb_ingest.validation_frame(con, source, month), f"{month}.csv") for month in MONTHS)
-    found = LandingValidator(docs).validate_all(source, frames, workers=workers)
+def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, source: str = "order_lines") -> list:
+    """The outcomes of validating the loaded MONTHS of ``source`` one month at a time."""
+    validator = LandingValidator(docs)
+    found = [
+        validator.validate(source, month, duckdb_ingest.validation_frame(con, source, month), f"{month}.csv")
+        for month in MONTHS
+    ]
     return [replace(o, docs=None) for o in found]  # each validator writes its docs in its own folder
 
 
-@pytest.mark.parametrize("mode", ["batches", "workers"])
-def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch, mode: str):
-    if mode == "workers":
-        monkeypatch.setenv(WORKERS_ENV, "2")  # the months are validated by two worker processes,
-        monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)  # small as they are
-    else:  # the default: a source's three months in one validation, validated again one by one when it fails
-        monkeypatch.delenv(WORKERS_ENV, raising=False)
-        monkeypatch.delenv(BATCH_ENV, raising=False)
-        runs = _count_runs(monkeypatch)
+def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch):
+    # the default: a source's three months in one validation, validated again one by one when it fails
+    monkeypatch.delenv(BATCH_ENV, raising=False)
+    runs = _count_runs(monkeypatch)
     for source, month, column, value, _ in PLANTED:
         _plant(data_paths.landing / source / f"{month}.csv", column, value)
 
@@ -115,81 +110,10 @@ def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, m
     # every month of every source that ran was validated: 6 snapshots and 5 monthly sources (returns waits for
     # raw.order_lines) of 3 months; 3 failed
     assert "21 validations (one per source and partition, 11 sources), 3 failed" in page
-    if mode == "batches":  # GX ran once per snapshot, once per clean monthly source, 1 + 3 per failed one
-        assert sorted(runs, key=str) == sorted([None] * 6 + ["2024-01..2024-03"] * 5 + MONTHS * 3, key=str), (
-            runs
-        )
-        # the page says which partitions passed together: the two clean monthly sources' 3 months each
-        assert "6 of the partitions passed in 2 runs of Great Expectations that validated consecutive" in page
-    else:
-        assert "runs of Great Expectations" not in page
-
-
-def test_the_pool_gives_the_outcomes_of_one_process_in_month_order(
-    tmp_path: Path, small_landing: Path, monkeypatch
-):
-    """The same partitions, one with two failures: the pool's outcomes, messages and samples equal those of
-    validating one partition at a time here; also when its row budget lets one frame at a time go to the
-    workers, or none (each frame is then validated here)."""
-    landing = tmp_path / "landing"
-    shutil.copytree(small_landing, landing)
-    _plant(landing / "order_lines" / "2024-02.csv", "quantity", "-4")
-    _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
-    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_months(con, landing, MONTHS)
-        rows = [len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS]
-
-        alone = _outcomes(con, tmp_path / "alone", 1)
-        assert [o.month for o in alone] == MONTHS
-        assert [o.success for o in alone] == [True, False, True]
-        assert "ship_mode: 1 unexpected (e.g. drone" in alone[1].message()  # (no such file: no line)
-        for budget in (gx_run.ROWS_IN_FLIGHT, max(rows), min(rows) - 1):
-            monkeypatch.setattr(gx_run, "ROWS_IN_FLIGHT", budget)
-            assert _outcomes(con, tmp_path / f"pool-{budget}", 2) == alone, budget
-
-
-def test_no_worker_outlives_a_check_that_stops_early(tmp_path: Path, small_landing: Path, monkeypatch):
-    """Reading a month fails while workers validate the months before it: the error reaches the check, and
-    no worker process is left behind."""
-    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_months(con, small_landing, MONTHS[:2])
-
-        def frames():
-            for month in MONTHS:  # the last month was never loaded: its frame is empty, and we refuse it
-                frame = duckdb_ingest.validation_frame(con, "order_lines", month)
-                if frame.empty:
-                    raise RuntimeError(f"no rows for {month}")
-                yield month, frame, f"{month}.csv"
-
-        validator = LandingValidator(tmp_path / "docs")
-        with pytest.raises(RuntimeError, match="no rows for 2024-03"):
-            # two workers take 2024-01 and 2024-02; the third month is read while they validate
-            list(validator.validate_all("order_lines", frames(), workers=2))
-    assert multiprocessing.active_children() == []  # ended and reaped before the error reached the check
-
-
-def _hang(validator, send, parent, *args) -> None:
-    """A worker stuck for good (as one forked while another thread held a lock it then needs would be)."""
-    gx_run._worker_started(parent)
-    time.sleep(3600)
-
-
-def test_a_worker_that_hangs_is_killed_and_its_month_validated_here(
-    tmp_path: Path, small_landing: Path, monkeypatch
-):
-    monkeypatch.setattr(gx_run, "FORK_MIN_ROWS", 0)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        _load_months(con, small_landing, MONTHS)
-
-        alone = _outcomes(con, tmp_path / "alone", 1)
-        monkeypatch.setattr(gx_run, "_validate_in_worker", _hang)
-        monkeypatch.setattr(gx_run, "WORKER_TIMEOUT_SECONDS", 1.0)
-        started = time.monotonic()
-        assert _outcomes(con, tmp_path / "hung", 2) == alone
-    assert time.monotonic() - started < 60  # each hung worker waited for 1 s, not for ever
-    assert multiprocessing.active_children() == []
+    # GX ran once per snapshot, once per clean monthly source, 1 + 3 per failed one
+    assert sorted(runs, key=str) == sorted([None] * 6 + ["2024-01..2024-03"] * 5 + MONTHS * 3, key=str), runs
+    # the page says which partitions passed together: the two clean monthly sources' 3 months each
+    assert "6 of the partitions passed in 2 runs of Great Expectations that validated consecutive" in page
 
 
 def test_months_are_batched_in_order_within_the_row_budget():
@@ -278,10 +202,9 @@ def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small
     shutil.copytree(small_landing, landing)
     _plant(landing / "order_lines" / "2024-02.csv", "quantity", "-4")
     _plant(landing / "order_lines" / "2024-02.csv", "ship_mode", "drone", row=3)
-    monkeypatch.delenv(WORKERS_ENV, raising=False)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         _load_months(con, landing, MONTHS)
-        alone = _outcomes(con, tmp_path / "alone", 1)
+        alone = _outcomes(con, tmp_path / "alone")
         rows = {month: len(duckdb_ingest.validation_frame(con, "order_lines", month)) for month in MONTHS}
         together = duckdb_ingest.validation_frames(con, "order_lines", MONTHS)
         assert together[PARTITION_COLUMN].value_counts().to_dict() == rows
@@ -305,7 +228,6 @@ def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small
 def test_an_empty_month_batched_where_its_suite_allows_it(tmp_path: Path, small_landing: Path, monkeypatch):
     """Support tickets may have an empty month (no row-count minimum): batched with the others, it passes with
     0 rows, as validated alone."""
-    monkeypatch.delenv(WORKERS_ENV, raising=False)
     monkeypatch.delenv(BATCH_ENV, raising=False)
     landing = tmp_path / "landing"
     shutil.copytree(small_landing, landing)
@@ -315,7 +237,7 @@ def test_an_empty_month_batched_where_its_suite_allows_it(tmp_path: Path, small_
         _load_months(con, landing, MONTHS, "support_tickets")
         rows = {month: len(duckdb_ingest.validation_frame(con, "support_tickets", month)) for month in MONTHS}
         assert rows["2024-02"] == 0 < min(rows["2024-01"], rows["2024-03"])
-        alone = _outcomes(con, tmp_path / "alone", 1, "support_tickets")
+        alone = _outcomes(con, tmp_path / "alone", "support_tickets")
         runs = _count_runs(monkeypatch)
         found = _validate_months(con, tmp_path / "together", MONTHS, rows, "support_tickets")
         assert found == alone

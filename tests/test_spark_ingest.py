@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data_checks.gx_run import BATCH_ENV, WORKERS_ENV, LandingValidator
+from data_checks.gx_run import BATCH_ENV, LandingValidator
 from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
@@ -138,7 +138,6 @@ def test_months_validated_together_on_spark_give_the_outcomes_of_one_month_at_a_
 ):
     """Spark's frame of several months (validation_frames) holds each month's own frame, and validating the
     months in one GX run gives each month the outcome of validating it alone."""
-    monkeypatch.delenv(WORKERS_ENV, raising=False)
     monkeypatch.delenv(BATCH_ENV, raising=False)
     source = "support_tickets"
     files = {month: f"{month}.csv" for month in MONTHS}

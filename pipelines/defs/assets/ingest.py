@@ -210,8 +210,7 @@ def _suite_check(source: Source):
         files = {month: find_file(paths.landing, source, month) for month in _months(context, source)}
         with warehouse.session() as wh:
             # Validated in month order, a few consecutive months in one validation (up to CPROF_GX_BATCH_ROWS
-            # rows; a batch that fails is validated again month by month), or with CPROF_GX_WORKERS above 1 one
-            # month at a time by worker processes while the next month is read.
+            # rows; a batch that fails is validated again month by month).
             rows = None
             if source.kind == "monthly" and len(files) > 1:
                 periods = [month_start(month) for month in files]
