@@ -42,7 +42,7 @@ def _named_in_code() -> set[str]:
 
 def test_every_variable_the_code_reads_is_a_declared_setting():
     named = _named_in_code()
-    assert "CPROF_FIRST_MONTH" in named and "CPROF_GX_WORKERS" in named  # the scan finds them
+    assert "CPROF_FIRST_MONTH" in named and "CPROF_GX_BATCH_ROWS" in named  # the scan finds them
     assert named - set(NOT_SETTINGS) == set(declared()), "declare each setting where it is read"
 
 
@@ -53,7 +53,6 @@ BAD = [
     ("CPROF_ENGINE", "oracle", "one of duckdb, spark"),
     ("CPROF_DUCKDB_MEMORY_LIMIT", "lots", "a memory size"),
     ("CPROF_GX_BATCH_ROWS", "-1", "a whole number of rows"),
-    ("CPROF_GX_WORKERS", "0", "1 or more"),
     ("CPROF_RETURN_WINDOW_MONTHS", "3.5", "a whole number of months"),
     ("CPROF_REPORT_MONTHS", "0", "1 or more"),
     ("CPROF_REPORT_CUSTOMERS", "all", "a whole number of customers"),
@@ -79,7 +78,7 @@ def test_a_bad_setting_fails_with_one_line_naming_it(name: str, value: str, expe
 
 def test_good_and_unset_settings_pass():
     check_settings({})
-    check_settings({"CPROF_FIRST_MONTH": "2024-01", "CPROF_GX_WORKERS": "2", "CPROF_ENGINE": "Spark"})
+    check_settings({"CPROF_FIRST_MONTH": "2024-01", "CPROF_GX_BATCH_ROWS": "0", "CPROF_ENGINE": "Spark"})
 
 
 def test_the_data_directory_may_not_be_a_file(tmp_path: Path):
