@@ -1,7 +1,7 @@
 """Landing data is written once: ``store.<source>`` holds each load as a generation, ``landed`` and ``raw`` are
 views of each partition's latest and promoted generation. A month that fails its suite leaves raw as it was, a
-reload is idempotent, each published row is stored once, and a warehouse from before the store is upgraded
-without losing anything."""
+reload is idempotent, each published row is stored once, and a warehouse in a layout from before the store is
+refused with a message saying how to rebuild it, untouched."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.engines.duckdb_ingest import ensure_tables, load, promote
+from pipelines.engines.duckdb_ingest import WarehouseTooOld, ensure_tables, load, promote
 from pipelines.landing.sources import SOURCES
 from pipelines.lib.config import Paths
 from pipelines.run import PipelineError, run_pipeline
@@ -98,53 +98,64 @@ def test_reloading_a_month_is_idempotent(data_paths: Paths):
         assert con.execute("select count(*) from landed._generations").fetchone() == (1,)
 
 
-def _downgrade(con) -> None:
-    """Rewrite a warehouse in the layout from before the store: landed and raw as tables of their own."""
-    for source in SOURCES:
-        for schema in ("landed", "raw"):
-            con.execute(f"create table {schema}._old_{source.name} as select * from {schema}.{source.name}")
-            con.execute(f"drop view {schema}.{source.name}")
-            con.execute(f"alter table {schema}._old_{source.name} rename to {source.name}")
-        con.execute(f"drop table store.{source.name}")
-    con.execute("drop table landed._generations")
-    # written before returns declared their optional columns
-    con.execute("alter table landed.returns drop column order_date")
-    con.execute("alter table raw.returns drop column order_date")
+# Layouts of warehouses written by earlier versions of cprof, each made from a current one.
+EARLIER_LAYOUTS = {
+    # before the store: landed and raw as tables of their own
+    "store": [
+        *(
+            statement
+            for source in SOURCES
+            for schema in ("landed", "raw")
+            for statement in (
+                f"create table {schema}._old_{source.name} as select * from {schema}.{source.name}",
+                f"drop view {schema}.{source.name}",
+                f"alter table {schema}._old_{source.name} rename to {source.name}",
+            )
+        ),
+        *(f"drop table store.{source.name}" for source in SOURCES),
+        "drop table landed._generations",
+    ],
+    # before whole months: the record of generations did not say which were validated
+    "whole months": [
+        "alter table landed._generations drop column validation_run",
+        "alter table landed._generations drop column validated",
+    ],
+    # before returns declared their optional columns
+    "optional columns": [
+        "drop view landed.returns",
+        "drop view raw.returns",
+        "drop view validated.returns",
+        "alter table store.returns drop column order_date",
+    ],
+}
 
 
-def test_a_warehouse_from_before_the_store_is_upgraded_without_losing_anything(data_paths: Paths):
+@pytest.mark.parametrize("layout", EARLIER_LAYOUTS)
+def test_a_warehouse_in_an_earlier_layout_is_refused_untouched(data_paths: Paths, layout: str):
+    """cprof no longer upgrades a warehouse written before the store, whole months or optional columns: every
+    engine call refuses it with one message naming the file, what is old and how to rebuild it, and changes
+    nothing in it."""
     data_paths.data_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(data_paths.warehouse)) as con:
-        for month in ("2024-01", MONTH):
-            load(con, data_paths.landing, "order_lines", month)
-            promote(con, "order_lines", month)
         load(con, data_paths.landing, "returns", MONTH)
         promote(con, "returns", MONTH)
-        load(con, data_paths.landing, "customers")
-        promote(con, "customers")
-        _set_first_quantity(data_paths.landing / "order_lines" / f"{MONTH}.csv", "7")
-        load(con, data_paths.landing, "order_lines", MONTH)  # in quarantine, not promoted
-        _downgrade(con)
-        old = {
-            (schema, source.name): _content(con, f"{schema}.{source.name}")
-            for schema in ("landed", "raw")
-            for source in SOURCES
-        }
-        assert old[("landed", "order_lines")] != old[("raw", "order_lines")]
+        for statement in EARLIER_LAYOUTS[layout]:
+            con.execute(statement)
+        before = (
+            _kinds(con),
+            _content(con, "raw.returns" if layout != "optional columns" else "store.returns"),
+        )
     with duckdb.connect(str(data_paths.warehouse)) as con:
-        ensure_tables(con)  # what every engine call does first
-        assert not {name for _, name, kind in _kinds(con) if kind == "table"} & {s.name for s in SOURCES}
-        for (schema, name), content in old.items():
-            table = f"{schema}.{name}"
-            if name == "returns":  # the optional column the old tables lacked is NULL
-                assert con.execute(
-                    f"select count(*) from {table} where order_date is not null"
-                ).fetchone() == (0,)
-                table = f"(select * exclude (order_date) from {table})"
-            assert _content(con, table) == content, (schema, name)
-        lines = _content(con, "raw.order_lines")[0]
-        assert _stored(con, "order_lines") == lines + _content(con, "landed.order_lines", MONTH)[0]
-        assert _stored(con, "customers") == _content(con, "raw.customers")[0]
-        promote(con, "order_lines", MONTH)  # the quarantined month promotes as it would have
-        assert _content(con, "raw.order_lines") == old[("landed", "order_lines")]
-        assert _stored(con, "order_lines") == lines
+        with pytest.raises(WarehouseTooOld) as caught:
+            ensure_tables(con)  # what every engine call does first
+        message = str(caught.value)
+        assert message.startswith(f"{data_paths.warehouse}: this warehouse was written by an earlier version")
+        assert f"cprof --data-dir {data_paths.data_dir} run --full-refresh" in message, message
+        assert {"store": "raw.returns", "whole months": "no column validated"}.get(
+            layout, "store.returns (no column order_date)"
+        ) in message, message
+        assert "\n" not in message
+        with pytest.raises(WarehouseTooOld):
+            load(con, data_paths.landing, "returns", MONTH)
+        after = _kinds(con), _content(con, "raw.returns" if layout != "optional columns" else "store.returns")
+    assert after == before

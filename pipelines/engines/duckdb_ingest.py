@@ -253,31 +253,30 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     )
 
 
+class WarehouseTooOld(ValueError):
+    """The working warehouse was written by a version of cprof from before the layout this one reads."""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the store, its records and the landed and raw views that do not exist yet (empty), so rules can
-    join against them. A warehouse from before the store (landed and raw as tables, each row written twice) is
-    upgraded in one transaction, keeping every partition: raw's as promoted generations, landed's that differ
-    from raw (loaded, not promoted) as newer ones."""
+    join against them. A warehouse in an earlier layout raises WarehouseTooOld (nothing is changed)."""
     present = _catalog(con)
     wanted = {(f"{STORE}.{source.name}", "table") for source in SOURCES} | {
         (f"{schema}.{source.name}", "view") for schema in VIEWS for source in SOURCES
     }
     records = {(GENERATIONS, "table"), (SNAPSHOT_FILES, "table"), (AWAITING, "table")}
+    _refuse_earlier_layout(con, present)
     if wanted | records <= present:  # one query instead of 40 catalog statements on every call
-        _add_optional_columns(con)
         return
 
     def create() -> None:
         for schema in (LANDED, RAW, STORE, VALIDATED):
             con.execute(f"create schema if not exists {schema}")
         con.execute(GENERATIONS_DDL)
-        _add_validation_columns(con)
         con.execute(SNAPSHOT_FILES_DDL)
         con.execute(AWAITING_DDL)
         for source in SOURCES:
             con.execute(_ddl(source))
-            if (f"{RAW}.{source.name}", "table") in present:
-                _upgrade(con, source, present)
             for schema in VIEWS:
                 con.execute(_view_sql(source, schema))
 
@@ -287,93 +286,37 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 VIEWS = (LANDED, RAW, VALIDATED)
 
 
-def _add_validation_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """A record of generations from before whole months gets ``validated`` and ``validation_run``: what was
-    promoted had passed its suite; a load never promoted is not known to have."""
-    found = {
-        name
-        for (name,) in con.execute(
-            "select column_name from duckdb_columns() where database_name = current_database() "
-            "and schema_name = 'landed' and table_name = '_generations'"
-        ).fetchall()
-    }
-    if "validated" not in found:
-        con.execute(f"alter table {GENERATIONS} add column validated boolean")
-        con.execute(f"update {GENERATIONS} set validated = true where promoted")
-    if "validation_run" not in found:
-        con.execute(f"alter table {GENERATIONS} add column validation_run varchar")
-
-
-def _upgrade(con: duckdb.DuckDBPyConnection, source: Source, present: set[tuple[str, str]]) -> None:
-    """Move a source of a warehouse from before the store into it (inside ensure_tables' transaction): each
-    partition of ``raw.<source>`` becomes a promoted generation, each partition of ``landed.<source>`` whose rows
-    differ from raw's a newer, unpromoted one; then the old tables are dropped (the views take their names)."""
-    old = {schema: qualified(schema, source.name) for schema in (RAW, LANDED)}
-    for schema, table in old.items():
-        if (f"{schema}.{source.name}", "table") in present:
-            _complete_columns(con, source, table)
-    if (f"{LANDED}.{source.name}", "table") not in present:
-        con.execute(f"create temp table _landed_old as select * from {old[RAW]} limit 0")
-        old[LANDED] = "_landed_old"
-    store = qualified(STORE, source.name)
-    fingerprint = "select _period, count(*) as n, sum(hash(t)) as h from {table} as t group by _period"
-    for schema, promoted in ((RAW, True), (LANDED, False)):
-        # raw: every partition; landed: those whose content is not raw's (a load not promoted)
-        differs = (
-            "" if promoted else f"except select _period, n, h from ({fingerprint.format(table=old[RAW])})"
+def _refuse_earlier_layout(con: duckdb.DuckDBPyConnection, present: set[tuple[str, str]]) -> None:
+    """Raise WarehouseTooOld when the warehouse is in a layout from before the store (landed and raw as tables),
+    before whole months (a record of generations without ``validated``) or before a source declared its optional
+    columns (a store table without them). cprof upgraded such warehouses until issue 29; the landing zone holds
+    every row, so the warehouse is rebuilt from it instead."""
+    tables = {f"{schema}.{source.name}" for schema in (LANDED, RAW) for source in SOURCES}
+    found = sorted(name for name, kind in present if kind == "table" and name in tables)
+    if not found and (GENERATIONS, "table") in present:
+        columns: dict[str, list[str]] = {}
+        for table, column in con.execute(
+            "select schema_name || '.' || table_name, column_name from duckdb_columns() "
+            "where database_name = current_database() and schema_name in (?, ?) order by column_index",
+            [LANDED, STORE],
+        ).fetchall():
+            columns.setdefault(table, []).append(column)
+        if "validated" not in columns.get(GENERATIONS, []):
+            found = [f"{GENERATIONS} (no column validated)"]
+        for source in SOURCES:
+            store = f"{STORE}.{source.name}"
+            missing = [c for c in _columns(source) if store in columns and c not in columns[store]]
+            found += [f"{store} (no column {', '.join(missing)})"] if missing else []
+    if found:
+        (path,) = con.execute(
+            "select path from duckdb_databases() where database_name = current_database()"
+        ).fetchone()
+        folder = Path(path).parent
+        raise WarehouseTooOld(
+            f"{path}: this warehouse was written by an earlier version of cprof (found {'; '.join(found)}), "
+            "which this version no longer upgrades. Rebuild it from the landing zone: move the file aside and run "
+            f"`cprof --data-dir {folder} run --full-refresh` (or make a new demo directory with `cprof generate`)"
         )
-        con.execute(
-            "create or replace temp table _upgrade_partitions as "
-            "select _period, n, (select coalesce(max(generation), 0) from landed._generations) "
-            "+ row_number() over (order by _period) as generation "
-            f"from (select _period, n, h from ({fingerprint.format(table=old[schema])}) {differs})"
-        )
-        con.execute(
-            f"insert into {store} select t.*, p.generation from {old[schema]} as t "
-            "join _upgrade_partitions as p on t._period is not distinct from p._period"
-        )
-        con.execute(
-            f"insert into {GENERATIONS} (generation, source, period, rows, promoted, validated) "
-            "select generation, ?, _period, n, ?, ? from _upgrade_partitions",
-            [source.name, promoted, promoted or None],
-        )
-    con.execute("drop table _upgrade_partitions")
-    con.execute("drop table if exists _landed_old")
-    for schema in (RAW, LANDED):
-        if (f"{schema}.{source.name}", "table") in present:
-            con.execute(f"drop table {qualified(schema, source.name)}")
-
-
-def _complete_columns(con: duckdb.DuckDBPyConnection, source: Source, table: str, extra: str = "") -> bool:
-    """Give ``table`` (one of ``source``) the columns a warehouse written before the source declared its
-    optional columns lacks (NULL), in the spec's column order (``extra``: one more last column kept); True
-    when it had to be rebuilt."""
-    schema, name = (part.strip('"') for part in table.split("."))
-    found = [
-        column
-        for (column,) in con.execute(
-            "select column_name from duckdb_columns() where database_name = current_database() "
-            "and schema_name = ? and table_name = ? order by column_index",
-            [schema, name],
-        ).fetchall()
-    ]
-    wanted = {**_columns(source), **({extra: "BIGINT"} if extra else {})}
-    if found == list(wanted):
-        return False
-    columns = ", ".join(
-        ident(column) if column in found else f"cast(null as {kind}) as {ident(column)}"
-        for column, kind in wanted.items()
-    )
-    con.execute(f"create or replace table {table} as select {columns} from {table}")
-    return True
-
-
-def _add_optional_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """A store written before a source declared its optional columns gets them (NULL), and its views too."""
-    for source in SOURCES:
-        if source.optional and _complete_columns(con, source, qualified(STORE, source.name), "_generation"):
-            for schema in VIEWS:
-                con.execute(_view_sql(source, schema))
 
 
 def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: str) -> int | None:
