@@ -6,113 +6,30 @@ partition is read from DuckDB into a DataFrame. Consecutive months are read and 
 again month by month (``LandingValidator.validate_months``). On Spark, the
 partition stays a Spark DataFrame and GX's Spark datasource validates it with its Spark execution engine, on the
 session that made the frame (GX is given no Spark settings, so it neither restarts nor stops that session). The
-suites, the expectations and the messages are the same on both. GX is imported on first
-use (it takes seconds). The Data Docs site is kept under the data directory, ``gx/data_docs/``, with
-``run.html``, a self-contained page of the run's validations linking to GX's page of each failed one (GX's pages
-render offline: data_checks/data_docs.py).
+suites, the expectations and the messages are the same on both. GX is imported on first use (it takes seconds).
+
+What a validation found is an Outcome (data_checks/outcomes.py); which months are validated together is planned
+by data_checks/batching.py. The Data Docs site is kept under the data directory, ``gx/data_docs/``: GX's pages of
+the failed validations (rendered offline: data_checks/data_docs.py) and the run page, ``run.html``
+(data_checks/run_page.py).
 """
 
 from __future__ import annotations
 
-import html
 import os
-import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from datetime import datetime
-from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from data_checks.batching import batch_minimum_rows, batch_rows, plan_batches
+from data_checks.outcomes import SAMPLE_SIZE, Failure, Outcome, with_places
+from data_checks.run_page import write_run_page
 from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
 from pipelines.lib.memory import release_freed_memory
-from pipelines.lib.settings import setting, whole
-
-SAMPLE_SIZE = 5
-
-
-@dataclass(frozen=True)
-class Failure:
-    expectation: str
-    column: str | None
-    unexpected_count: int | None
-    samples: list[Any]
-    observed: Any = None
-    # Each sample's row, by the values of the source's key columns (GX's unexpected_index_list), and where the
-    # file holds it ("line 6", "lines 2, 3", "row 4"; "" when not found): the same order as ``samples``.
-    keys: list[tuple] = field(default_factory=list)
-    where: list[str] = field(default_factory=list)
-
-    def examples(self) -> str:
-        """The sample values, each with its place in the file when known: ``C777777 at line 6``."""
-        places = self.where + [""] * (len(self.samples) - len(self.where))
-        shown = [
-            f"{value} at {place}" if place else str(value)
-            for value, place in list(zip(self.samples, places, strict=True))[:SAMPLE_SIZE]
-        ]
-        # the rows of a repeated key are one sample, with all its lines; values without a place stay each
-        return ", ".join(dict.fromkeys(shown) if all(places) else shown)
-
-    def describe(self) -> str:
-        subject = f" on {self.column}" if self.column else ""
-        if self.unexpected_count is not None:
-            return f"{self.expectation}{subject}: {self.unexpected_count} unexpected (e.g. {self.examples()})"
-        return f"{self.expectation}{subject}: observed {self.observed}"
-
-
-def with_places(failures: list[Failure], source: str, file: str) -> list[Failure]:
-    """The failures with the file's line (CSV) or row (Parquet) of each sample, read from the file once."""
-    from data_checks.positions import row_positions
-
-    keys = [key for failure in failures for key in failure.keys]
-    if not keys:
-        return failures
-    try:
-        found = row_positions(Path(file), source, keys)
-    except Exception:  # noqa: BLE001 - a place is an aid to the message: without it, the message stands
-        return failures
-    placed = []
-    for failure in failures:
-        where = []
-        for key in failure.keys:
-            places = found.get(key, [])
-            if len(places) > 1:  # a repeated key: every line (row) it is on
-                where.append(f"{places[0].split()[0]}s " + ", ".join(p.split()[1] for p in places))
-            else:
-                where.append(places[0] if places else "")
-        placed.append(replace(failure, where=where))
-    return placed
-
-
-@dataclass(frozen=True)
-class Outcome:
-    source: str
-    month: str | None
-    file: str
-    rows: int
-    evaluated: int
-    failures: list[Failure] = field(default_factory=list)
-    docs: Path | None = None
-    # The months validated with this one in a single GX run (first..last of the batch), when it was batched:
-    # its outcome is the same as alone, so outcomes compare equal either way.
-    batch: str | None = field(default=None, compare=False)
-
-    @property
-    def success(self) -> bool:
-        return not self.failures
-
-    def message(self) -> str:
-        where = f"{self.source} {self.month or 'snapshot'} ({self.file}, {self.rows} rows)"
-        if self.success:
-            return f"{where}: all {self.evaluated} expectations passed"
-        lines = [f"{where}: {len(self.failures)} of {self.evaluated} expectations failed"]
-        lines += [f"  - {failure.describe()}" for failure in self.failures]
-        if self.docs:
-            lines.append(f"  Data Docs: {self.docs}")
-        return "\n".join(lines)
 
 
 class LandingValidator:
@@ -384,62 +301,7 @@ class LandingValidator:
         return self.docs_index if self.docs_index.exists() else None
 
     def _write_run_page(self) -> None:
-        rows = []
-        for outcome in self._outcomes:
-            partition = f"{outcome.source} {outcome.month or 'snapshot'}"
-            pages = sorted(self.docs_site.glob(f"validations/**/{glob_escape(partition)}/*/*.html"))
-            link = (
-                f'<a href="{html.escape(str(pages[-1].relative_to(self.docs_site)))}">result</a>'
-                if pages
-                else ""
-            )
-            status = (
-                f"passed ({outcome.evaluated} expectations)"
-                if outcome.success
-                else f"FAILED ({len(outcome.failures)} of {outcome.evaluated} expectations)"
-            )
-            details = "<br>".join(html.escape(f.describe()) for f in outcome.failures)
-            rows.append(
-                f'<tr class="{"ok" if outcome.success else "failed"}"><td>{html.escape(outcome.source)}</td>'
-                f"<td>{html.escape(outcome.month or 'snapshot')}</td><td>{outcome.rows:,}</td>"
-                f"<td>{status}</td><td>{details}</td><td>{link}</td></tr>"
-            )
-        not_run = "".join(
-            f'<tr class="skipped"><td>{html.escape(source)}</td><td>{html.escape(reason)}</td></tr>'
-            for source, reason in suites_not_run(self._outcomes, self._skipped, self._failed_steps).items()
-        )
-        page = (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Landing checks of the run</title>'
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
-            ".failed td{background:#fde8e8}.ok td:nth-child(4){color:#1a7f37}.skipped td{color:#57606a}"
-            "</style></head><body>"
-            f"<h1>Landing checks of the run</h1><p>{html.escape(run_counts(self._outcomes))}</p>"
-            "<p>Each suite is defined in data_checks/suites.py. A failed validation links Great Expectations' "
-            "own page of its result, which links the page of its suite.</p>"
-            "<table><tr><th>source</th><th>partition</th><th>rows</th><th>result</th><th>failed expectations</th>"
-            f"<th></th></tr>{''.join(rows)}</table>"
-            + (
-                "<h2>Suites not run</h2><table><tr><th>source</th><th>why</th></tr>" + not_run + "</table>"
-                if not_run
-                else ""
-            )
-            + "</body></html>"
-        )
-        partial = self.docs_index.with_suffix(".partial")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, self.docs_index)
-
-
-# The tables a suite's frame reads other sources from: their promoted rows (raw) or validated months (validated)
-REFERENCE_RE = re.compile(r"\b(?:raw|validated)\.(\w+)")
-
-
-def references(source: str) -> set[str]:
-    """The sources whose tables ``source``'s suite checks references against (transitively)."""
-    direct = {name for name in REFERENCE_RE.findall(SUITES[source].frame_sql) if name in SUITES} - {source}
-    return direct.union(*(references(name) for name in direct)) if direct else set()
+        write_run_page(self.docs_site, self._outcomes, self._skipped, self._failed_steps)
 
 
 def unchanged_reason(validated_at: datetime | None = None) -> str:
@@ -449,121 +311,6 @@ def unchanged_reason(validated_at: datetime | None = None) -> str:
         f"unchanged since validated{when}, not validated again: the file is the one that passed this suite "
         "and was promoted (a --full-refresh run validates it again)"
     )
-
-
-def suites_not_run(
-    outcomes: list[Outcome], skipped: dict[str, str], failed_steps: dict[str, str] | None = None
-) -> dict[str, str]:
-    """Every suite that validated nothing in the run, and why, from what the run recorded: its landed step
-    failed (``failed_steps``), it was left out (``skipped``: an unchanged snapshot), or its step waited for a
-    source it checks references against, whose suite or step failed; else the run did not cover it."""
-    failed_steps = failed_steps or {}
-    ran = {o.source for o in outcomes}
-    failed = {o.source: f"{o.source} failed its suite" for o in outcomes if not o.success}
-    failed |= {source: f"the step landed.{source} failed" for source in failed_steps}
-    reasons = {}
-    for source in sorted(set(SUITES) - ran):
-        blocked = sorted(references(source) & set(failed))
-        if source in failed_steps:
-            reasons[source] = f"not run: its step landed.{source} failed: {failed_steps[source]}"
-        elif source in skipped:
-            reasons[source] = skipped[source]
-        elif blocked:
-            reasons[source] = (
-                f"not run: its step landed.{source} waits for {', '.join(blocked)}, which it checks references "
-                f"against; in this run {'; '.join(failed[name] for name in blocked)}, so "
-                f"{'it was' if len(blocked) == 1 else 'they were'} not promoted"
-            )
-        else:
-            reasons[source] = "not part of this run (the run covered other assets)"
-    return reasons
-
-
-def run_counts(outcomes: list[Outcome]) -> str:
-    """What the run validated, each count saying what it counts."""
-    failed = [o for o in outcomes if not o.success]
-    sources = {o.source for o in outcomes}
-    not_run = len(set(SUITES) - sources)
-    batched = [o for o in outcomes if o.batch]
-    return (
-        f"{len(outcomes)} validations (one per source and partition, {len(sources)} sources), "
-        f"{len(failed)} failed; {sum(o.evaluated for o in outcomes):,} expectations evaluated, "
-        f"{sum(len(o.failures) for o in failed)} failed. Suites: {len(sources)} of {len(SUITES)} run"
-        + (f", {not_run} not run (listed below)." if not_run else ".")
-        + (
-            f" {len(batched)} of the partitions passed in {len({(o.source, o.batch) for o in batched})} runs "
-            f"of Great Expectations that validated consecutive months together ({BATCH_ENV})."
-            if batched
-            else ""
-        )
-    )
-
-
-BATCH_ENV = "CPROF_GX_BATCH_ROWS"
-# Rows of one validation of several months: a million rows of order lines is about 0.45 GB as pandas (456 bytes a
-# row, measured at 10 million lines), so the input checks' memory stays near a month's at 100 million lines, where
-# a month has 2.7 million rows and is validated alone as before.
-DEFAULT_BATCH_ROWS = 1_000_000
-BATCH_ROWS = setting(
-    BATCH_ENV, whole(), "a whole number of rows (0: one month at a time)", DEFAULT_BATCH_ROWS
-)
-
-# Expectations that hold of every month of a frame of several months whenever they hold of the whole: a test of
-# each value on its own (without ``mostly``), a key unique in the whole (so in each part), the columns and their
-# order (the same in each part). A row count's minimum holds of each month only when that month has that many
-# rows (batch_minimum_rows). A suite with any other expectation is validated one month at a time.
-_HOLD_IN_EACH_PART = {
-    "ExpectColumnValuesToNotBeNull",
-    "ExpectColumnValuesToBeNull",
-    "ExpectColumnValuesToBeBetween",
-    "ExpectColumnValuesToBeInSet",
-    "ExpectColumnValuesToBeUnique",
-    "ExpectCompoundColumnsToBeUnique",
-    "ExpectTableColumnsToMatchOrderedList",
-}
-
-
-def batch_rows() -> int:
-    """The most rows one validation of several months may hold: $CPROF_GX_BATCH_ROWS, else
-    DEFAULT_BATCH_ROWS; 0 validates one month at a time."""
-    return BATCH_ROWS.get()
-
-
-def batch_minimum_rows(source: str) -> int | None:
-    """The fewest rows a month must have to be validated with others (the suite's row-count minimum, else 0);
-    None when the suite has an expectation that may hold of several months together and fail for one of them,
-    so that its months are validated one at a time."""
-    minimum = 0
-    for name, kwargs in rules_for(source):
-        if kwargs.get("mostly") is not None:
-            return None
-        if name == "ExpectTableRowCountToBeBetween" and kwargs.get("max_value") is None:
-            minimum = max(minimum, int(kwargs.get("min_value") or 0))
-        elif name not in _HOLD_IN_EACH_PART:
-            return None
-    return minimum
-
-
-def plan_batches(months: list[str], rows: dict[str, int], budget: int, minimum: int) -> list[list[str]]:
-    """Consecutive months in batches of at most ``budget`` rows; a month with more rows, or fewer than
-    ``minimum``, is a batch of its own (validated alone, as before batching)."""
-    batches: list[list[str]] = []
-    current: list[str] = []
-    total = 0
-    for month in months:
-        count = rows.get(month, 0)
-        alone = count > budget or count < minimum
-        if current and (alone or total + count > budget):
-            batches.append(current)
-            current, total = [], 0
-        if alone:
-            batches.append([month])
-            continue
-        current.append(month)
-        total += count
-    if current:
-        batches.append(current)
-    return batches
 
 
 _VALIDATORS: dict[tuple[Path, bool], LandingValidator] = {}

@@ -445,6 +445,25 @@ _suite(
 )
 
 
+# The sources each monthly suite checks references against, in their promoted (raw) or validated tables: those
+# must be promoted first, so the source's landed asset depends on them (pipelines/defs/assets/ingest.py).
+# tests/test_gx_pages.py checks this against the tables each frame_sql reads.
+REFERENCED: dict[str, tuple[str, ...]] = {
+    "order_lines": ("customers", "products"),
+    "returns": ("order_lines", "customers"),
+    "support_tickets": ("customers",),
+    "sales_visits": ("customers",),
+    "gl_costs": ("cost_centers",),
+    "survey_responses": ("customers", "survey_questions"),
+}
+
+
+def references(source: str) -> set[str]:
+    """The sources whose tables ``source``'s suite checks references against, directly or through another's."""
+    direct = set(REFERENCED.get(source, ()))
+    return direct.union(*(references(name) for name in direct))
+
+
 # The column that says which month a row belongs to, in a frame of several months validated at once
 # (Warehouse.validation_frames); the validator removes it before Great Expectations sees the frame.
 PARTITION_COLUMN = "_cprof_partition"

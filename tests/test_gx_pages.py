@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from data_checks.gx_run import unchanged_reason
-from data_checks.suites import SUITES
+from data_checks.suites import REFERENCED, SUITES, references
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
 from pipelines.run import PipelineError, run_pipeline
@@ -109,3 +109,12 @@ def test_the_run_page_gives_each_suite_not_run_the_reason_the_run_recorded(
     assert "the step landed.order_lines failed" in not_run["returns"]
     assert "stopped" not in page.read_text()
     assert [link for link in _links(page) if not link.exists()] == []
+
+
+def test_each_suite_declares_the_sources_its_frame_reads():
+    """The declared references (which the run page's reasons and the ingest assets' order follow) are the
+    sources whose promoted or validated tables each suite's frame reads, directly or through another's."""
+    for source, suite in SUITES.items():
+        read = set(re.findall(r"\b(?:raw|validated)\.(\w+)", suite.frame_sql)) - {source}
+        assert read <= references(source), source  # nothing read is left undeclared
+        assert set(REFERENCED.get(source, ())) <= read, source  # nothing declared is not read

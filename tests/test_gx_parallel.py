@@ -13,7 +13,8 @@ import duckdb
 import pytest
 from pandas.testing import assert_frame_equal
 
-from data_checks.gx_run import BATCH_ENV, LandingValidator, batch_minimum_rows, plan_batches
+from data_checks.batching import BATCH_ENV, batch_minimum_rows, plan_batches
+from data_checks.gx_run import LandingValidator
 from data_checks.suites import PARTITION_COLUMN, SUITES
 from pipelines.engines import duckdb_ingest
 from pipelines.landing.sources import SNAPSHOTS

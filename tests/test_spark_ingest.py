@@ -22,7 +22,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data_checks.gx_run import BATCH_ENV, LandingValidator
+from data_checks.batching import BATCH_ENV
+from data_checks.gx_run import LandingValidator
 from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest

@@ -27,7 +27,7 @@ from dagster import (
 )
 
 from data_checks.gx_run import unchanged_reason, validator_for
-from data_checks.suites import SUITES
+from data_checks.suites import REFERENCED, SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     monthly_partitions,
@@ -51,16 +51,6 @@ from pipelines.landing.sources import SOURCES, Source
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
-
-# The raw tables each monthly suite checks references against: they must be promoted first.
-REFERENCED = {
-    "order_lines": ("customers", "products"),
-    "returns": ("order_lines", "customers"),
-    "support_tickets": ("customers",),
-    "sales_visits": ("customers",),
-    "gl_costs": ("cost_centers",),
-    "survey_responses": ("customers", "survey_questions"),
-}
 
 
 def _months(context, source: Source) -> list[str | None]:
