@@ -66,7 +66,7 @@ SETTING_MODULES = (
     "pipelines.defs.alerts",
     "pipelines.domain.report.data",
     "data_checks.suites",
-    "data_checks.gx_run",
+    "data_checks.batching",
 )
 
 
