@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import duckdb
 
-from pipelines.domain.report import REPORT, REPORT_DIR
-from pipelines.domain.report.data import CLV_FITTED
 from pipelines.engines import engine_name
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import PARQUET_DIR, current_database
+from pipelines.publication.report import REPORT, REPORT_DIR
+from pipelines.publication.report.data import CLV_FITTED
 from pipelines.run import RunSummary
 
 VOLUME_SQL = """

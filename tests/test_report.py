@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.domain.report import report_path, write_release_report, write_report
-from pipelines.domain.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.engines.sql import ident, literal
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import CURRENT, RELEASES, current_database, publish
+from pipelines.publication.report import report_path, write_release_report, write_report
+from pipelines.publication.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
 from tests.browser import open_page
 
 # Every chart of the page, with the customer drill-down open.

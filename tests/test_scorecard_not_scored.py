@@ -16,10 +16,10 @@ from dagster import AssetKey, materialize
 from pipelines.defs.assets.transform import satisfaction_and_scorecard_models
 from pipelines.defs.resources import resources_for
 from pipelines.domain.clv_scoring import MODEL_COLUMNS
-from pipelines.domain.report import report_path, write_release_report
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import publish
+from pipelines.publication.report import report_path, write_release_report
 from pipelines.run import RunSummary
 from pipelines.summary import print_summary
 from tests.browser import open_page

@@ -31,10 +31,10 @@ from pipelines.defs.partitions import (
     single_run,
 )
 from pipelines.defs.resources import DataDir, WarehouseResource
-from pipelines.domain.report import report_path, write_release_report
 from pipelines.landing.inventory import month_start
 from pipelines.publication.descriptions import published_docs
 from pipelines.publication.publish import current_database, publish
+from pipelines.publication.report import report_path, write_release_report
 
 PUBLISHED_MARTS = (
     "customer_profitability",

@@ -5,7 +5,7 @@ that is still being built, from that release's ``cprof.duckdb``, so every kept r
 a report that fails leaves ``published/current`` as it was. The page is a Jinja2 template
 (``templates/report.html.j2``) with its stylesheet and script beside it; the charts are plotly.js, inlined
 from the ``plotly`` Python package, so nothing is fetched when the page is viewed. The publication's data is
-embedded as gzip-compressed JSON (:mod:`pipelines.domain.report.data`) and drawn in the browser, which is what lets
+embedded as gzip-compressed JSON (:mod:`pipelines.publication.report.data`) and drawn in the browser, which is what lets
 a reader choose the month, the segment and the customer.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import jinja2
 from plotly.offline import get_plotlyjs
 
-from pipelines.domain.report.data import Bounds, read_publication
 from pipelines.publication.publish import DATABASE
+from pipelines.publication.report.data import Bounds, read_publication
 
 REPORT_DIR = "report"
 REPORT = "index.html"
