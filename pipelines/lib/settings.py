@@ -64,7 +64,7 @@ SETTING_MODULES = (
     "pipelines.defs.partitions",
     "pipelines.defs.automation",
     "pipelines.defs.alerts",
-    "pipelines.domain.report.data",
+    "pipelines.publication.report.data",
     "data_checks.suites",
     "data_checks.batching",
 )
