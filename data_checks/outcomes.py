@@ -42,7 +42,7 @@ class Failure:
 
 def with_places(failures: list[Failure], source: str, file: str) -> list[Failure]:
     """The failures with the file's line (CSV) or row (Parquet) of each sample, read from the file once."""
-    from data_checks.positions import row_positions
+    from pipelines.landing.positions import row_positions
 
     keys = [key for failure in failures for key in failure.keys]
     if not keys:

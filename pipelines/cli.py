@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         # The span of the Dagster partitions, from the landing zone as it is now, before the definitions are
         # imported (they read it): the run's months are partitions (pipelines/landing/history.py).
         record_landing_history(args.data_dir)
-    from data_checks.structure import LandingError
     from pipelines.defs.dbt import DbtProjectError
+    from pipelines.landing.structure import LandingError
     from pipelines.lib.lock import DataDirLocked
     from pipelines.run import PipelineError
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from data_checks.structure import LandingError
+from pipelines.landing.structure import LandingError
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import CURRENT, PAUSE_ENV, current_database
 from pipelines.run import PipelineError, run_pipeline

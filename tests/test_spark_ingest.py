@@ -24,13 +24,13 @@ import pytest
 
 from data_checks.batching import BATCH_ENV
 from data_checks.gx_run import LandingValidator
-from data_checks.structure import LandingError
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.sql import literal, qualified, spark_literal
 from pipelines.landing.inventory import take_inventory
 from pipelines.landing.sources import BY_NAME as SOURCES_BY_NAME
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
+from pipelines.landing.structure import LandingError
 from pipelines.lib.config import Paths
 from tests.test_gx_parallel import _count_runs
 from tests.test_landing_rules import _set

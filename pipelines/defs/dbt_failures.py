@@ -16,10 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from data_checks.structure import LandingError
 from pipelines.engines.base import Filter, Warehouse
 from pipelines.landing.inventory import find_file
 from pipelines.landing.sources import BY_NAME
+from pipelines.landing.structure import LandingError
 
 SAMPLE_ROWS = 5  # failing rows read per test
 # What a generic test's failing rows call the tested column, by the test's name.

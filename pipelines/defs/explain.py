@@ -12,7 +12,7 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
 # Dagster's errors around the one a step's code raised: the cause is the error to tell.
 WRAPPERS = frozenset({"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"})
-# An error's own text starts with its class, module-qualified: ``data_checks.structure.LandingError: ...``.
+# An error's own text starts with its class, module-qualified: ``pipelines.landing.structure.LandingError: ...``.
 QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*: ")
 INTERRUPTS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
 

@@ -185,7 +185,7 @@ class Warehouse(ABC):
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
     ) -> LoadResult:
-        """Parse a landing file exactly (data_checks.parsing) into ``landed.<source>``, replacing that
+        """Parse a landing file exactly (pipelines.landing.parsing) into ``landed.<source>``, replacing that
         month (or the snapshot); a file that does not parse raises LandingError and changes nothing. Only the
         file ``expected`` (as the run's inventory found it) is loaded: one that changed before or while it was
         parsed raises LandingError naming it; so does a month with far fewer rows than its promoted load

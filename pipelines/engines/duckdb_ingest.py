@@ -10,7 +10,7 @@ transaction is rolled back, so the warehouse keeps what it had. Only whole files
 must be the one the run inventoried, before and after it is read, and a month reloaded with far fewer rows than
 its promoted load fails unless confirmed (pipelines/landing/inventory.py, docs/landing.md).
 
-Values are parsed exactly (data_checks.parsing): each is read as text and must be written in its column's
+Values are parsed exactly (pipelines.landing.parsing): each is read as text and must be written in its column's
 declared type (pipelines.landing.sources) before it is cast, so nothing is rounded or reinterpreted on the way in; a value
 that is not fails the file naming its line (Parquet: row), column, value and the rule. A landing folder holds
 only files the spec names (``<YYYY-MM>.csv``/``.parquet`` per monthly source, ``<snapshot>.csv``/``.parquet`` in
@@ -28,15 +28,6 @@ from typing import Any
 
 import duckdb
 
-from data_checks.parsing import checked_cast, csv_lines, describe_offenders, offenders_sql
-from data_checks.structure import (
-    LandingError,
-    check_columns,
-    check_csv_header,
-    check_parquet_file,
-    check_scalar_columns,
-    csv_problem,
-)
 from pipelines.engines.base import LoadResult, Released, SnapshotRelease
 from pipelines.engines.duckdb_tables import in_transaction
 from pipelines.engines.sql import ident, literal, qualified
@@ -53,6 +44,15 @@ from pipelines.landing.inventory import (
     row_drop_error,
     verify_unchanged,
 )
+from pipelines.landing.parsing import (
+    checked_cast,
+    csv_lines,
+    csv_text_sql,
+    describe_offenders,
+    offenders_sql,
+    parquet_text_sql,
+    parquet_types,
+)
 from pipelines.landing.sources import (
     BY_NAME,
     LINEAGE_COLUMNS,
@@ -60,6 +60,14 @@ from pipelines.landing.sources import (
     SNAPSHOTS,
     SOURCES,
     Source,
+)
+from pipelines.landing.structure import (
+    LandingError,
+    check_columns,
+    check_csv_header,
+    check_parquet_file,
+    check_scalar_columns,
+    csv_problem,
 )
 
 __all__ = [
@@ -82,64 +90,11 @@ __all__ = [
 ]
 
 
-def _csv_text_sql(source: Source, present: list[str] | None = None) -> str:
-    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written; the file
-    has the columns ``present`` (default: the required ones), and an optional column it lacks is NULL."""
-    present = present or list(source.columns)
-    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in present)
-    return (
-        f"select {_with_absent_as_null(source, present)} from read_csv($path, header = true, auto_detect = false, "
-        "delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
-        f"columns = {{{columns}}})"
-    )
-
-
-def _with_absent_as_null(source: Source, present: list[str] | set[str]) -> str:
-    """The select list of every table column of ``source``, NULL (text) for an optional column not ``present``."""
-    return ", ".join(
-        ident(name) if name in present else f"cast(null as varchar) as {ident(name)}"
-        for name in source.table_columns
-    )
-
-
-_FLOATS = ("FLOAT", "DOUBLE", "REAL")
-
-
-def _parquet_types(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
-    """The DuckDB type of each column of a Parquet file."""
-    return dict(
-        con.execute(
-            "select column_name, column_type from (describe select * from read_parquet(?))", [str(path)]
-        ).fetchall()
-    )
-
-
-def _parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool = False) -> str:
-    """A SELECT over the Parquet file ``$path`` that yields the source's columns as text, except those already
-    stored in their declared type (``stored``: the file's column types), which stay as they are unless
-    ``row_number`` (then everything is text, with the row's position). A double becomes its shortest exact
-    decimal: 8.0 fits an INTEGER column (the trailing ``.0`` dropped), 8.4 does not."""
-    expressions = ["file_row_number"] if row_number else []
-    for name, kind in source.table_columns.items():
-        column = ident(name)
-        if name not in stored:  # an optional column the file does not have
-            text = "cast(null as varchar)"
-        elif stored.get(name) == kind and not row_number:
-            text = column
-        elif stored.get(name) in _FLOATS and kind in ("INTEGER", "BIGINT"):
-            text = f"regexp_replace(cast({column} as varchar), '\\.0$', '')"
-        else:
-            text = f"cast({column} as varchar)"
-        expressions.append(f"{text} as {column}")
-    options = ", file_row_number = true" if row_number else ""
-    return f"select {', '.join(expressions)} from read_parquet($path{options})"
-
-
 def _select_sql(source: Source, stored: dict[str, str] | None, present: list[str] | None = None) -> str:
     """A SELECT over the landing file ``$path`` (CSV with the columns ``present`` when ``stored`` is None, else
     Parquet with these column types) that yields the source's columns in their declared types, each value checked
-    to be written exactly in its type: otherwise the statement fails (data_checks.parsing)."""
-    text = _csv_text_sql(source, present) if stored is None else _parquet_text_sql(source, stored)
+    to be written exactly in its type: otherwise the statement fails (pipelines.landing.parsing)."""
+    text = csv_text_sql(source, present) if stored is None else parquet_text_sql(source, stored)
     casts = ", ".join(
         f"{ident(name) if stored and stored.get(name) == kind else checked_cast(ident(name), kind)} as {ident(name)}"
         for name, kind in source.table_columns.items()
@@ -154,7 +109,7 @@ def _inexact_values(
     in file order, with their line or row, and how many in all), or None when every value fits."""
     if path.suffix == ".csv":
         con.execute(
-            f"create or replace temp table _landing_text as {_csv_text_sql(source, present)}",
+            f"create or replace temp table _landing_text as {csv_text_sql(source, present)}",
             {"path": str(path)},
         )
         try:
@@ -164,7 +119,7 @@ def _inexact_values(
         lines = csv_lines(path, {row[0] for row in offenders})
         where = {row: f"line {line}" for row, line in lines.items()}
     else:
-        relation = f"({_parquet_text_sql(source, _parquet_types(con, path), row_number=True)})"
+        relation = f"({parquet_text_sql(source, parquet_types(con, path), row_number=True)})"
         offenders = con.execute(
             offenders_sql(relation, source.table_columns, "file_row_number"), {"path": str(path)}
         ).fetchall()
@@ -423,7 +378,7 @@ def _write_generation(
 
 def _explain_duckdb_error(path: Path, exc: duckdb.Error) -> LandingError:
     """Turn DuckDB's reader error into one line: file line, column, the rule broken and the offending line. A
-    CSV file is read again with Python's csv module first (data_checks.structure.csv_problem), which names the
+    CSV file is read again with Python's csv module first (pipelines.landing.structure.csv_problem), which names the
     line where a quoted value opens, where DuckDB names the line it was on and quotes the lines after; a file
     DuckDB cannot read at all (a zero-byte or corrupt Parquet file) keeps DuckDB's reason, without the SQL."""
     if path.suffix == ".csv" and path.is_file():
@@ -505,7 +460,7 @@ def load(
     else:
         check_parquet_file(path)
         try:
-            stored = _parquet_types(con, path)
+            stored = parquet_types(con, path)
         except duckdb.Error as exc:
             raise _explain_duckdb_error(path, exc) from exc
         check_columns(path, source, list(stored))

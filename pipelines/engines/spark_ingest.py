@@ -12,11 +12,11 @@ the Spark equivalents of the DuckDB DDL: VARCHAR -> string, DECIMAL(p,s) kept, D
 ``timestamp_ntz`` (a wall-clock time without zone, as DuckDB's TIMESTAMP and the landing spec's). As Spark puts
 partition columns last, a table's columns are the source's, ``_source_file``, ``_loaded_at`` and ``_period``.
 
-Values are parsed exactly (data_checks.parsing): each is read as text and must match its declared type's pattern
+Values are parsed exactly (pipelines.landing.parsing): each is read as text and must match its declared type's pattern
 and cast without loss before it is cast; otherwise the file fails naming its line (Parquet: row), column, value
 and rule, in the very text DuckDB's load gives (the same ``describe_offenders``). A CSV row with a wrong number of
 fields fails the file naming its line. Structure (header, columns), file naming and digests are the engine-free
-checks of data_checks.structure and pipelines.landing.inventory.
+checks of pipelines.landing.structure and pipelines.landing.inventory.
 
 The bookkeeping DuckDB keeps in ``landed._snapshot_files`` and ``landed._awaiting_publication`` is kept here
 outside Spark, in a small DuckDB file, ``<data>/spark/control.duckdb`` (same tables), so ``cprof`` reads dirty
@@ -48,15 +48,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from data_checks.parsing import csv_lines, describe_offenders, rule_for
-from data_checks.structure import (
-    LandingError,
-    check_columns,
-    check_csv_header,
-    check_parquet_file,
-    check_scalar_columns,
-    csv_problem,
-)
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import LoadResult, Released, SnapshotRelease
 from pipelines.engines.duckdb_ingest import AWAITING, AWAITING_DDL, SNAPSHOT_FILES, SNAPSHOT_FILES_DDL
@@ -69,7 +60,16 @@ from pipelines.landing.inventory import (
     row_drop_error,
     verify_unchanged,
 )
+from pipelines.landing.parsing import csv_lines, describe_offenders, rule_for
 from pipelines.landing.sources import BY_NAME, LINEAGE_COLUMNS, MONTHLY, SOURCES, Source
+from pipelines.landing.structure import (
+    LandingError,
+    check_columns,
+    check_csv_header,
+    check_parquet_file,
+    check_scalar_columns,
+    csv_problem,
+)
 from pipelines.lib.config import Paths
 
 if TYPE_CHECKING:
@@ -392,7 +392,7 @@ def snapshot_promoted(spark: SparkSession, source_name: str, control: Path | Non
 
 def _check_csv_format(path: Path) -> None:
     """Spark decodes a CSV file replacing bytes that are not UTF-8, and reads a quote that never closes as one value
-    holding the rest of the file: refuse such a file first, in DuckDB's words (data_checks.structure.csv_problem:
+    holding the rest of the file: refuse such a file first, in DuckDB's words (pipelines.landing.structure.csv_problem:
     the line where it stops being UTF-8, where the quote opens, or with the wrong number of fields)."""
     problem = csv_problem(path)
     if problem:
@@ -566,7 +566,7 @@ def load(
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted to
     ``raw``): a month of a monthly source (its ``_period`` partition replaced), or a whole snapshot. Every value is
-    parsed exactly (data_checks.parsing); a file that is missing, malformed or holds a value not exactly of its
+    parsed exactly (pipelines.landing.parsing); a file that is missing, malformed or holds a value not exactly of its
     type raises LandingError (file, line or Parquet row, column, value, rule: DuckDB's text) and changes nothing.
     A header-only month fails where the spec says empty months are not normal, and empties the month where
     they are. With ``skip_unchanged``, a snapshot file with the checksum of the content already promoted is not

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from data_checks.structure import LandingError
 from pipelines.landing.inventory import find_file
 from pipelines.landing.sources import BY_NAME, MONTHLY
+from pipelines.landing.structure import LandingError
 
 
 @dataclass(frozen=True)

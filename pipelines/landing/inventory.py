@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from data_checks.structure import LandingError
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS, Source
+from pipelines.landing.structure import LandingError
 from pipelines.lib.settings import FLAG, MONTH, flag, month, number, setting
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")

@@ -4,7 +4,7 @@ The sample-data generator writes exactly this layout, ingestion reads it, and th
 the raw tables it produces. Monthly sources live at ``landing/<source>/<YYYY-MM>.csv`` (or ``.parquet``);
 snapshots (reference data and configuration) at ``landing/reference/<source>.csv``.
 
-A column's type is exact: every value must be written in it without loss (data_checks.parsing has the rules).
+A column's type is exact: every value must be written in it without loss (pipelines.landing.parsing has the rules).
 ``INTEGER``/``BIGINT``: digits with an optional sign. ``DECIMAL(p,s)``: at most ``s`` decimal places (zeros beyond
 them are accepted). ``DATE``: ``YYYY-MM-DD``. ``TIMESTAMP``: ``YYYY-MM-DD HH:MM:SS`` (or ``T`` for the space),
 optional fraction up to microseconds, no time zone. ``BOOLEAN``: ``true`` or ``false``. Money is ``DECIMAL(18,2)``:

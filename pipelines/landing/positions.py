@@ -16,10 +16,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data_checks.parsing import csv_lines
-from data_checks.structure import check_csv_header
 from pipelines.engines.sql import ident
+from pipelines.landing.parsing import csv_lines, csv_text_sql, parquet_text_sql, parquet_types
 from pipelines.landing.sources import BY_NAME
+from pipelines.landing.structure import check_csv_header
 
 Key = tuple[Any, ...]
 
@@ -37,8 +37,6 @@ def row_positions(path: Path, source_name: str, keys: list[Key]) -> dict[Key, li
     """For each key (the values of the source's key columns, in order), where the file's rows with that key are:
     ``line N`` (CSV; the header is line 1, a quoted value spanning lines moves the later lines down) or ``row N``
     (Parquet, from 1), in file order. A key the file does not hold is left out."""
-    from pipelines.engines.duckdb_ingest import _csv_text_sql, _parquet_text_sql, _parquet_types
-
     source = BY_NAME[source_name]
     wanted = sorted({tuple(_text(v) for v in key) for key in keys}, key=str)
     if not wanted or not path.is_file():
@@ -53,9 +51,9 @@ def row_positions(path: Path, source_name: str, keys: list[Key]) -> dict[Key, li
     )
     with duckdb.connect() as con:
         if path.suffix == ".csv":
-            rows = f"select row_number() over () - 1 as position, * from ({_csv_text_sql(source, check_csv_header(path, source))})"
+            rows = f"select row_number() over () - 1 as position, * from ({csv_text_sql(source, check_csv_header(path, source))})"
         else:
-            rows = f"select file_row_number as position, * from ({_parquet_text_sql(source, _parquet_types(con, path), row_number=True)})"
+            rows = f"select file_row_number as position, * from ({parquet_text_sql(source, parquet_types(con, path), row_number=True)})"
         con.register(
             "_wanted", pd.DataFrame(wanted, columns=[f"k{i}" for i in range(len(columns))], dtype=object)
         )

@@ -17,9 +17,22 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.engines.sql import ident, literal
+import duckdb
 
-__all__ = ["TypeRule", "checked_cast", "csv_lines", "describe_offenders", "offenders_sql", "rule_for"]
+from pipelines.engines.sql import ident, literal
+from pipelines.landing.sources import Source
+
+__all__ = [
+    "TypeRule",
+    "checked_cast",
+    "csv_lines",
+    "csv_text_sql",
+    "describe_offenders",
+    "offenders_sql",
+    "parquet_text_sql",
+    "parquet_types",
+    "rule_for",
+]
 
 
 @dataclass(frozen=True)
@@ -144,3 +157,59 @@ def describe_offenders(offenders: list[tuple], where: dict[int, str]) -> str:
             f"{rule.words if rule else 'text'}"
         )
     return "\n".join(lines)
+
+
+# -- a landing file read as text, every value as written (DuckDB, whatever the engine) ---------------------
+
+
+def csv_text_sql(source: Source, present: list[str] | None = None) -> str:
+    """A SELECT over the CSV file ``$path`` that yields the source's columns as text, exactly as written; the file
+    has the columns ``present`` (default: the required ones), and an optional column it lacks is NULL."""
+    present = present or list(source.columns)
+    columns = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in present)
+    return (
+        f"select {_with_absent_as_null(source, present)} from read_csv($path, header = true, auto_detect = false, "
+        "delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
+        f"columns = {{{columns}}})"
+    )
+
+
+def _with_absent_as_null(source: Source, present: list[str] | set[str]) -> str:
+    """The select list of every table column of ``source``, NULL (text) for an optional column not ``present``."""
+    return ", ".join(
+        ident(name) if name in present else f"cast(null as varchar) as {ident(name)}"
+        for name in source.table_columns
+    )
+
+
+_FLOATS = ("FLOAT", "DOUBLE", "REAL")
+
+
+def parquet_types(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    """The DuckDB type of each column of a Parquet file."""
+    return dict(
+        con.execute(
+            "select column_name, column_type from (describe select * from read_parquet(?))", [str(path)]
+        ).fetchall()
+    )
+
+
+def parquet_text_sql(source: Source, stored: dict[str, str], row_number: bool = False) -> str:
+    """A SELECT over the Parquet file ``$path`` that yields the source's columns as text, except those already
+    stored in their declared type (``stored``: the file's column types), which stay as they are unless
+    ``row_number`` (then everything is text, with the row's position). A double becomes its shortest exact
+    decimal: 8.0 fits an INTEGER column (the trailing ``.0`` dropped), 8.4 does not."""
+    expressions = ["file_row_number"] if row_number else []
+    for name, kind in source.table_columns.items():
+        column = ident(name)
+        if name not in stored:  # an optional column the file does not have
+            text = "cast(null as varchar)"
+        elif stored.get(name) == kind and not row_number:
+            text = column
+        elif stored.get(name) in _FLOATS and kind in ("INTEGER", "BIGINT"):
+            text = f"regexp_replace(cast({column} as varchar), '\\.0$', '')"
+        else:
+            text = f"cast({column} as varchar)"
+        expressions.append(f"{text} as {column}")
+    options = ", file_row_number = true" if row_number else ""
+    return f"select {', '.join(expressions)} from read_parquet($path{options})"
