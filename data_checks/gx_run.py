@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from data_checks.batching import batch_minimum_rows, batch_rows, plan_batches
-from data_checks.outcomes import SAMPLE_SIZE, Failure, Outcome, with_places
+from data_checks.outcomes import SAMPLE_SIZE, ExpectationFailure, Outcome, with_places
 from data_checks.run_page import write_run_page
 from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
@@ -324,12 +324,12 @@ def validator_for(root: Path, defer_docs: bool = False) -> LandingValidator:
     return _VALIDATORS[key]
 
 
-def _failure(result, key: tuple[str, ...]) -> Failure:
+def _failure(result, key: tuple[str, ...]) -> ExpectationFailure:
     config = result.expectation_config
     details = result.result or {}
     column = config.kwargs.get("column") or config.kwargs.get("column_list")
     if result.exception_info and result.exception_info.get("raised_exception"):
-        return Failure(
+        return ExpectationFailure(
             config.type,
             str(column) if column else None,
             None,
@@ -339,7 +339,7 @@ def _failure(result, key: tuple[str, ...]) -> Failure:
     samples = details.get("partial_unexpected_list") or []
     rows = details.get("partial_unexpected_index_list") or []
     keys = [tuple(_plain(row.get(name)) for name in key) for row in rows if isinstance(row, dict)]
-    return Failure(
+    return ExpectationFailure(
         expectation=config.type,
         column=str(column) if column else None,
         unexpected_count=details.get("unexpected_count"),

@@ -1,5 +1,5 @@
 """What validating one partition of a landing source found, as a person reads it: each failed expectation
-(:class:`Failure`) with sample values and their places in the file, and the partition's :class:`Outcome`."""
+(:class:`ExpectationFailure`) with sample values and their places in the file, and the partition's :class:`Outcome`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ SAMPLE_SIZE = 5
 
 
 @dataclass(frozen=True)
-class Failure:
+class ExpectationFailure:
+    """One expectation of a suite that a partition failed (not Dagster's ``Failure``, which fails a step)."""
+
     expectation: str
     column: str | None
     unexpected_count: int | None
@@ -40,7 +42,7 @@ class Failure:
         return f"{self.expectation}{subject}: observed {self.observed}"
 
 
-def with_places(failures: list[Failure], source: str, file: str) -> list[Failure]:
+def with_places(failures: list[ExpectationFailure], source: str, file: str) -> list[ExpectationFailure]:
     """The failures with the file's line (CSV) or row (Parquet) of each sample, read from the file once."""
     from pipelines.landing.positions import row_positions
 
@@ -71,7 +73,7 @@ class Outcome:
     file: str
     rows: int
     evaluated: int
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[ExpectationFailure] = field(default_factory=list)
     docs: Path | None = None
     # The months validated with this one in a single GX run (first..last of the batch), when it was batched:
     # its outcome is the same as alone, so outcomes compare equal either way.
