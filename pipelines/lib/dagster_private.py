@@ -86,7 +86,7 @@ from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.scheduler.instigation import InstigatorType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlalchemy_compat import db_result
@@ -220,61 +220,47 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     def store_asset_check_event(self, event: EventLogEntry, event_id: int | None) -> None:
         """Dagster's, then (see the module's docstring) a run's evaluation of a check for no partition given to the
         months the run still has planned for it, and an evaluation of a month that names no materialization made
-        to target that month's latest (as Dagster's own evaluation of a one-partition run does)."""
+        to target that month's latest (as Dagster's own evaluation of a one-partition run does): one transaction."""
         super().store_asset_check_event(event, event_id)
         if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id:
             return
         evaluation = event.dagster_event.asset_check_evaluation_data
-        if evaluation.partition is None:
-            months = self._check_rows(event, AssetCheckExecutionRecordStatus.PLANNED)
-        elif evaluation.target_materialization_data is None:
-            months = self._check_rows(event, AssetCheckExecutionRecordStatus.SUCCEEDED, evaluation.partition)
-            months += self._check_rows(event, AssetCheckExecutionRecordStatus.FAILED, evaluation.partition)
-        else:
-            return
-        if months:
-            self._evaluate_months(event, event_id, months)
-
-    def _check_rows(
-        self, event: EventLogEntry, status: AssetCheckExecutionRecordStatus, partition: str | None = None
-    ) -> list[tuple[int, str]]:
-        """(id, partition) of the run's rows of the event's check with ``status`` (of ``partition``, else of
-        any month)."""
-        evaluation = event.dagster_event.asset_check_evaluation_data
-        table = AssetCheckExecutionsTable
+        if evaluation.partition is not None and evaluation.target_materialization_data is not None:
+            return  # Dagster's own evaluation of a one-partition run
+        checks = AssetCheckExecutionsTable
+        rows = checks.c.partition.isnot(None) & (
+            checks.c.execution_status == AssetCheckExecutionRecordStatus.PLANNED.value
+            if evaluation.partition is None
+            else checks.c.partition == evaluation.partition
+        )
+        events = SqlEventLogStorageTable
         with self.index_connection() as conn:
-            return list(
+            months = conn.execute(
+                db.select(checks.c.id, checks.c.partition).where(
+                    checks.c.asset_key == evaluation.asset_key.to_string(),
+                    checks.c.check_name == evaluation.check_name,
+                    checks.c.run_id == event.run_id,
+                    rows,
+                )
+            ).fetchall()
+            if not months:
+                return
+            latest = dict(
                 conn.execute(
-                    db.select(table.c.id, table.c.partition).where(
-                        table.c.asset_key == evaluation.asset_key.to_string(),
-                        table.c.check_name == evaluation.check_name,
-                        table.c.run_id == event.run_id,
-                        table.c.execution_status == status.value,
-                        table.c.partition.isnot(None)
-                        if partition is None
-                        else table.c.partition == partition,
+                    db.select(events.c.partition, db.func.max(events.c.id))
+                    .where(
+                        events.c.asset_key == evaluation.asset_key.to_string(),
+                        events.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value,
+                        events.c.partition.in_([partition for _, partition in months]),
                     )
+                    .group_by(events.c.partition)
                 ).fetchall()
             )
-
-    def _evaluate_months(
-        self, event: EventLogEntry, event_id: int | None, months: list[tuple[int, str]]
-    ) -> None:
-        """The rows ``months`` of the event's check: the event as each month's evaluation, targeting the month's
-        latest materialization, in one transaction."""
-        evaluation = event.dagster_event.asset_check_evaluation_data
-        latest = self.get_latest_storage_id_by_partition(
-            evaluation.asset_key,
-            DagsterEventType.ASSET_MATERIALIZATION,
-            {partition for _, partition in months},
-        )
-        status = (
-            AssetCheckExecutionRecordStatus.SUCCEEDED
-            if evaluation.passed
-            else AssetCheckExecutionRecordStatus.FAILED
-        )
-        table = AssetCheckExecutionsTable
-        with self.index_connection() as conn:
+            status = (
+                AssetCheckExecutionRecordStatus.SUCCEEDED
+                if evaluation.passed
+                else AssetCheckExecutionRecordStatus.FAILED
+            )
             for row_id, partition in months:
                 monthly = AssetCheckEvaluation(
                     asset_key=evaluation.asset_key,
@@ -287,8 +273,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     partition=partition,
                 )
                 conn.execute(
-                    table.update()
-                    .where(table.c.id == row_id)
+                    checks.update()
+                    .where(checks.c.id == row_id)
                     .values(
                         execution_status=status.value,
                         evaluation_event=serialize_value(
