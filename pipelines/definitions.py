@@ -19,8 +19,8 @@ from dagster import (
     ScheduleDefinition,
     define_asset_job,
     executor,
+    in_process_executor,
 )
-from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, _core_in_process_executor_creation
 
 from pipelines.defs.alerts import failure_alert_sensor
 from pipelines.defs.assets.clv import customer_clv, customer_clv_holdout
@@ -92,9 +92,9 @@ def locked_in_process_executor(data_paths: Paths):
     """Dagster's in-process executor (one process: DuckDB allows one writer per file, so steps must not run in
     parallel processes), holding the data directory's writer lock for the run (pipelines/defs/monitoring.py)."""
 
-    @executor(name="in_process", config_schema=IN_PROC_CONFIG)
+    @executor(name="in_process", config_schema=in_process_executor.config_schema)
     def _executor(init_context):
-        inner = _core_in_process_executor_creation(init_context.executor_config)
+        inner = in_process_executor.executor_creation_fn(init_context)
         return LockedInProcessExecutor(data_paths.data_dir, inner)
 
     return _executor

@@ -2,8 +2,9 @@
 the ``refresh`` job over the range's partitions (ingest, check, dbt build, CLV, satisfaction, scorecard,
 publish).
 
-Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process but
-created as runs of the ``pipelines`` code location of ``workspace.yaml``, so ``dagster dev`` shows them in its
+Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process as
+``dagster.execute_job`` executes a reconstructable job, but created as runs of the ``pipelines`` code location of
+``workspace.yaml`` (pipelines/lib/dagster_private.py: nothing public does that), so ``dagster dev`` shows them in its
 Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
 anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
 directory's writer lock (pipelines/lib/lock.py), first fails runs whose process is gone (pipelines/defs/monitoring.py),
@@ -28,27 +29,10 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
-    ExecuteInProcessResult,
     JobDefinition,
+    JobExecutionResult,
+    build_reconstructable_job,
 )
-
-# Executing a run created with the code location's origin: the steps of ``JobDefinition.execute_in_process``
-# (dagster/_core/execution/execute_in_process.py), which has no parameter for the origin.
-from dagster._core.code_pointer import ModuleCodePointer
-from dagster._core.definitions.job_base import InMemoryJob
-from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
-from dagster._core.execution.api import (
-    ExecuteRunWithPlanIterable,
-    create_execution_plan,
-    job_execution_iterator,
-)
-from dagster._core.execution.context_creation_job import (
-    PlanOrchestrationContextManager,
-    orchestration_context_event_generator,
-)
-from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
-from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
-from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from data_checks.gx_run import unchanged_reason, validator_for
 from data_checks.suites import SUITES
@@ -61,6 +45,7 @@ from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.lib.dagster_private import create_workspace_run, execute_created_run
 from pipelines.lib.lock import data_dir_lock
 from pipelines.progress import RunFollower
 
@@ -111,7 +96,7 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
     return months
 
 
-def _step_errors(result: ExecuteInProcessResult) -> list[str]:
+def _step_errors(result: JobExecutionResult) -> list[str]:
     """The errors of the steps that failed (other than by a failed check): what each step's code raised, not
     Dagster's wrapper around it, readable."""
     messages = []
@@ -123,7 +108,7 @@ def _step_errors(result: ExecuteInProcessResult) -> list[str]:
     return messages
 
 
-def _failed_loads(result: ExecuteInProcessResult) -> dict[str, str]:
+def _failed_loads(result: JobExecutionResult) -> dict[str, str]:
     """The sources whose landed step failed (a file that could not be loaded), with what it raised."""
     steps = {"__".join(AssetKey(["landed", name]).path): name for name in SUITES}
     return {
@@ -168,7 +153,7 @@ def phase_seconds(step_windows: dict[str, tuple[float, float]]) -> dict[str, flo
     return phases
 
 
-def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
+def _ingest_lines(result: JobExecutionResult) -> list[str]:
     """Per month: rows loaded (and order lines), and the sources without rows that month; the files ignored.
     From the landed assets' ``files`` and ``ignored`` metadata."""
     months: dict[str, dict[str, int]] = {}
@@ -198,7 +183,7 @@ def _ingest_lines(result: ExecuteInProcessResult) -> list[str]:
     return lines
 
 
-def _notes(result: ExecuteInProcessResult) -> list[str]:
+def _notes(result: JobExecutionResult) -> list[str]:
     """What the assets said a person must know of what they computed (their ``notes`` metadata: a survey question
     left out of months' weights for want of answers, a month not derived)."""
     lines: dict[str, None] = {}  # once each: a range's materializations (one per month) carry the same notes
@@ -228,60 +213,36 @@ class _ByThread(io.TextIOBase):
         self._console.flush()
 
 
-def workspace_origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
-    """The origin of ``job_name`` in the code location of the project's ``workspace.yaml``, as the webserver and
-    the daemon load it: a run created with it is one of that code location's runs, shown in the Overview
-    timeline and on the job's page like a run launched from the UI, and re-executable from there."""
-    (location,) = location_origins_from_yaml_paths([str(WORKSPACE_YAML)])
-    remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
-    target = location.loadable_target_origin
-    pointer = ModuleCodePointer(target.module_name, target.attribute, target.working_directory)
-    code = JobPythonOrigin(
-        job_name, RepositoryPythonOrigin(target.executable_path or sys.executable, pointer)
+def code_location_job(data_dir: str, job_name: str, without_snapshots: tuple[str, ...] = ()) -> JobDefinition:
+    """A job of the code location bound to ``data_dir``, as a run of cprof executes it (the data docs built once,
+    after the run; ``without_snapshots`` left out of ``refresh``): what ``build_reconstructable_job`` rebuilds."""
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(
+        Paths(Path(data_dir)), defer_docs=True, without_snapshots=frozenset(without_snapshots)
     )
-    return remote, code
+    return defs.resolve_job_def(job_name)
 
 
 def execute_run(
-    job: JobDefinition,
+    paths: Paths,
+    job_name: str,
     instance: DagsterInstance,
     tags: dict[str, str],
     run_config: dict,
+    without_snapshots: frozenset[str] = frozenset(),
     on_created: Callable[[str], None] = lambda run_id: None,
-) -> ExecuteInProcessResult:
-    """Execute ``job`` in this process, as ``execute_in_process`` does, but with the job's own executor (which
-    takes the data directory's lock) and a run that carries the workspace's origin and this process's identity."""
-    remote, code = workspace_origins(job.name)
-    plan = create_execution_plan(job, run_config=run_config, instance_ref=instance.get_ref())
-    run = instance.create_run_for_job(
-        job_def=job,
-        execution_plan=plan,
-        run_config=run_config,
-        tags={**job.run_tags, **tags, **worker_tags()},
-        remote_job_origin=remote,
-        job_code_origin=code,
+) -> JobExecutionResult:
+    """Execute a job of the code location in this process, as ``dagster.execute_job`` does (the job's own executor,
+    which takes the data directory's lock), in a run that carries the origin of ``workspace.yaml``'s code location
+    (so the UI shows it as one of its runs) and this process's identity."""
+    arguments = (str(paths.data_dir), job_name, tuple(sorted(without_snapshots)))
+    job = build_reconstructable_job(__name__, code_location_job.__name__, reconstructable_args=arguments)
+    run = create_workspace_run(
+        WORKSPACE_YAML, code_location_job(*arguments), instance, {**tags, **worker_tags()}, run_config
     )
     on_created(run.run_id)
-    events = list(
-        ExecuteRunWithPlanIterable(
-            execution_plan=plan,
-            iterator=job_execution_iterator,
-            execution_context_manager=PlanOrchestrationContextManager(
-                context_event_generator=orchestration_context_event_generator,
-                job=InMemoryJob(job),
-                execution_plan=plan,
-                dagster_run=run,
-                instance=instance,
-                run_config=run_config,
-                executor_defs=None,
-                output_capture=None,
-                raise_on_error=False,
-            ),
-        )
-    )
-    return ExecuteInProcessResult(
-        job_def=job, event_list=events, dagster_run=instance.get_run_by_id(run.run_id), output_capture={}
-    )
+    return execute_created_run(job, run, instance)
 
 
 def _check_partitions_cover(months: list[str]) -> None:
@@ -340,7 +301,7 @@ def run_pipeline(
         return _run_locked(paths, months, progress, full_refresh, live, accept_row_drop)
 
 
-def _said(result: ExecuteInProcessResult) -> list[str]:
+def _said(result: JobExecutionResult) -> list[str]:
     """What the run's steps said a person should know, from their metadata: a changed reference snapshot that
     restates history (``restates`` of raw/<snapshot>), months the publication leaves out or shows as last
     released (``held`` of published/marts)."""
@@ -364,7 +325,6 @@ def _run_locked(
     live: bool,
     accept_row_drop: list[str] = (),
 ) -> RunSummary:
-    from pipelines.definitions import build_definitions
     from pipelines.defs.assets.transform import dbt_models
 
     open_runtime(paths).check_writable()  # a reader holding the warehouse: one line, before the run starts
@@ -374,7 +334,6 @@ def _run_locked(
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
     reused = {} if full_refresh else open_runtime(paths).unchanged_snapshots(paths.landing)
-    defs = build_definitions(paths, defer_docs=True, without_snapshots=frozenset(reused))
     validator = validator_for(paths.data_dir, defer_docs=True)
     for name, validated_at in reused.items():  # the run page says why their suites did not run
         validator.skip(name, unchanged_reason(validated_at))
@@ -396,7 +355,6 @@ def _run_locked(
     progress(
         f"refresh: ingest and check, dbt build, CLV, satisfaction, scorecard, publish; dbt's log in {log}"
     )
-    job = defs.resolve_job_def("refresh")
     dbt_nodes = len(dbt_models.keys) + len(dbt_models.check_keys)
     started = time.perf_counter()
     follower: RunFollower | None = None
@@ -409,7 +367,9 @@ def _run_locked(
     try:
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
         with log.open("w") as handle, contextlib.redirect_stdout(_ByThread(handle, sys.stdout)):
-            result = execute_run(job, instance, tags, QUIET, on_created=follow)
+            result = execute_run(
+                paths, "refresh", instance, tags, QUIET, frozenset(reused), on_created=follow
+            )
         for source, error in _failed_loads(result).items():  # their suites could not run
             validator.load_failed(source, error)
     finally:
@@ -419,7 +379,9 @@ def _run_locked(
     summary.seconds["run"] = time.perf_counter() - started
     summary.step_windows = _step_windows(instance, result.run_id)
     summary.seconds.update(phase_seconds(summary.step_windows))
-    checks = result.get_asset_check_evaluations()
+    # A check's result is its last evaluation of the run: a suite records each month's outcome before it
+    # (pipelines.defs.partitions.evaluated_each_month).
+    checks = list({(c.asset_key, c.check_name): c for c in result.get_asset_check_evaluations()}.values())
     suites = [c for c in checks if c.check_name == "gx_suite"]
     for line in _ingest_lines(result):
         progress(line)

@@ -18,8 +18,9 @@ from dagster import DagsterEventType, DagsterRunStatus, SensorEvaluationContext
 
 from pipelines.definitions import build_definitions
 from pipelines.defs.alerts import NOTIFY_COMMAND_ENV, NOTIFY_LOG_ENV
-from pipelines.lib.config import Paths
-from pipelines.run import QUIET, dagster_instance, execute_run, workspace_origins
+from pipelines.lib.config import WORKSPACE_YAML, Paths
+from pipelines.lib.dagster_private import workspace_origins
+from pipelines.run import QUIET, dagster_instance, execute_run
 
 # A notify command that writes what it was given (subject from the environment, message from stdin) to the
 # file named by its argument: a path with a space and a semicolon, which a shell would have split.
@@ -29,7 +30,7 @@ RECEIVER = "import os, sys; open(sys.argv[1], 'w').write(os.environ['CPROF_ALERT
 def tick(defs, instance, cursor: str | None):
     """One evaluation of the failure sensor, as the daemon runs it: in the code location of workspace.yaml,
     against the instance, from the cursor the last tick left."""
-    remote, _ = workspace_origins("refresh")
+    remote, _ = workspace_origins(WORKSPACE_YAML, "refresh")
     context = SensorEvaluationContext(
         instance_ref=None,
         instance=instance,
@@ -57,7 +58,7 @@ def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notif
     assert not first.run_requests and first.cursor
 
     # The sample is published through 2024-03: today that publication is late, so the check fails its run.
-    result = execute_run(defs.resolve_job_def("check_freshness"), instance, {}, QUIET)
+    result = execute_run(paths, "check_freshness", instance, {}, QUIET)
     run = instance.get_run_by_id(result.run_id)
     assert run.status == DagsterRunStatus.FAILURE
     (evaluation,) = [

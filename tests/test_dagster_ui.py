@@ -107,7 +107,9 @@ query ($path: [String!]!) {
 
 
 def _latest_by_partition(base: str, path: list[str]) -> dict[str, dict]:
-    events = _post(f"{base}/graphql", MATERIALIZATIONS, {"path": path})["assetOrError"]["assetMaterializations"]
+    events = _post(f"{base}/graphql", MATERIALIZATIONS, {"path": path})["assetOrError"][
+        "assetMaterializations"
+    ]
     latest: dict[str, dict] = {}
     for event in events:  # newest first
         values = {}
@@ -158,6 +160,80 @@ def test_dbt_models_report_row_counts_per_partition(webserver: str, published_sa
     assert {key[:7]: m["dagster/row_count"] for key, m in latest.items()} == published
     dims = _latest_by_partition(webserver, ["marts", "dim_customers"])
     assert {m["dagster/row_count"] for m in dims.values()} == {customers}  # a dimension: the table's rows
+
+
+# What the asset page's Events tab asks (its RecentAssetEventsQuery), and how it tells events apart: by run and
+# millisecond (usePaginatedAssetEvents de-duplicates on runId + timestamp + type).
+EVENT_HISTORY = """
+query ($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset { assetEventHistory(limit: 100, eventTypeSelectors: [MATERIALIZATION]) {
+      results { ... on MaterializationEvent { runId timestamp partition } } } } } }
+"""
+
+
+def test_the_events_tab_lists_every_month_of_a_range_run(webserver: str, published_sample: Paths):
+    months = sorted(p.stem for p in (published_sample.landing / "order_lines").glob("*.csv"))
+    assert len(months) > 1  # the sample's run is one run over a range of months
+    for path in (["marts", "customer_profitability"], ["landed", "order_lines"], ["published", "marts"]):
+        history = _post(f"{webserver}/graphql", EVENT_HISTORY, {"path": path})["assetOrError"]
+        events = history["assetEventHistory"]["results"]
+        listed = {(e["runId"], e["timestamp"]): e["partition"] for e in events}  # what the tab keeps
+        assert sorted(listed.values()) == sorted(e["partition"] for e in events), path
+        assert sorted(key[:7] for key in listed.values()) == months, path
+
+
+# What a check's Partitions tab asks (its AssetCheckPartitionHealthQuery).
+CHECK_PARTITIONS = """
+query ($path: [String!]!, $check: String!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    ... on AssetNode { assetCheckOrError(checkName: $check) {
+      ... on AssetCheck { partitionStatuses {
+        ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } }
+"""
+
+ASSET_CHECKS = """
+{ assetNodes { assetKey { path }
+  assetChecksOrError { ... on AssetChecks { checks { name partitionDefinition { type } } } } } }
+"""
+
+# What a check's page lists (its executions, each with the partition it evaluated).
+CHECK_EXECUTIONS = """
+query ($path: [String!]!, $check: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, limit: 100) {
+    status evaluation { partition } } }
+"""
+
+
+def test_every_check_passed_for_every_month_of_a_good_range_run(webserver: str, published_sample: Paths):
+    """Dagster plans each check of a run over months once per month; every one of them is evaluated (none
+    left planned, which the UI shows as skipped), and a partitioned check's Partitions tab shows every month
+    passed."""
+    months = sorted(p.stem for p in (published_sample.landing / "order_lines").glob("*.csv"))
+    nodes = _post(f"{webserver}/graphql", ASSET_CHECKS)["assetNodes"]
+    checks = [
+        (node["assetKey"]["path"], check["name"], check["partitionDefinition"] is not None)
+        for node in nodes
+        for check in node["assetChecksOrError"].get("checks", [])
+    ]
+    partitioned = [(path, name) for path, name, is_partitioned in checks if is_partitioned]
+    assert {"/".join(path) for path, _ in partitioned} >= {"landed/order_lines", "landed/gl_costs"}
+    assert len(checks) > 100  # the suites, the dbt tests, the CLV holdout, the freshness check
+    for path, name, _ in checks:
+        if name == "published_on_time":  # not a check of the refresh run
+            continue
+        executions = _post(f"{webserver}/graphql", CHECK_EXECUTIONS, {"path": path, "check": name})
+        executions = executions["assetCheckExecutions"]
+        assert {e["status"] for e in executions} == {"SUCCEEDED"}, (path, name, executions)
+        evaluated = {e["evaluation"]["partition"][:7] for e in executions if e["evaluation"]["partition"]}
+        assert evaluated == set(months), (path, name, executions)
+    for path, name in partitioned:
+        statuses = _post(f"{webserver}/graphql", CHECK_PARTITIONS, {"path": path, "check": name})
+        ranges = statuses["assetNodeOrError"]["assetCheckOrError"]["partitionStatuses"]["ranges"]
+        # one range, every month of it passed (not "Skipped (3) Passed (0)")
+        assert [(r["startKey"][:7], r["endKey"][:7], r["status"]) for r in ranges] == [
+            (months[0], months[-1], "SUCCEEDED")
+        ], (path, name, ranges)
 
 
 def test_the_asset_catalog_shows_nothing_missing(webserver: str, tmp_path: Path):

@@ -17,12 +17,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context, materialize
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from data_checks.gx_run import LandingValidator
 from pipelines.defs.assets.ingest import ingest_assets
 from pipelines.defs.automation import landing_sensor, refresh_requests
-from pipelines.defs.partitions import months_of_run, range_tags
+from pipelines.defs.partitions import PARTITION_NAME_TAG, months_of_run, range_tags
 from pipelines.defs.resources import DataDir, resources_for
 from pipelines.engines.duckdb_ingest import LandingError, load, promote, validation_frame
 from pipelines.engines.sql import literal

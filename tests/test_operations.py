@@ -29,9 +29,10 @@ from dagster import DagsterEventType, DagsterRunStatus, build_schedule_context
 from pipelines.definitions import build_definitions
 from pipelines.defs.automation import RETRY_BACKOFF_ENV
 from pipelines.defs.monitoring import WORKER_TAG
-from pipelines.lib.config import PROJECT_ROOT, Paths
+from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, Paths
+from pipelines.lib.dagster_private import workspace_origins
 from pipelines.lib.lock import DataDirLocked, data_dir_lock
-from pipelines.run import QUIET, dagster_instance, workspace_origins
+from pipelines.run import QUIET, dagster_instance
 from tests.test_data_checks import _copy, publication_fingerprint
 
 BIN = Path(sys.executable).parent
@@ -244,7 +245,7 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
         instance=instance, scheduled_execution_time=datetime(2024, 4, 3, 6, 0, tzinfo=UTC)
     ) as context:
         (request,) = schedule.evaluate_tick(context).run_requests
-    remote, code = workspace_origins("refresh")
+    remote, code = workspace_origins(WORKSPACE_YAML, "refresh")
     scheduled = instance.create_run_for_job(
         job_def=job,
         run_config=QUIET,

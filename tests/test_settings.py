@@ -133,9 +133,9 @@ ENVIRONMENT_USES = {
     ("pipelines/defs/dbt.py", "os.environ.update(values)"): "dagster-dbt's cli has no env parameter",
     ("pipelines/defs/dbt.py", "os.environ.pop(name"): "restoring it",
     ("pipelines/defs/dbt.py", "os.environ[name] ="): "restoring it",
-    ("pipelines/defs/event_storage.py", "os.environ.setdefault(BATCH_SIZE_ENV"): "Dagster's own setting",
+    ("pipelines/lib/dagster_private.py", "os.environ.setdefault(BATCH_SIZE_ENV"): "Dagster's own setting",
     (
-        "pipelines/defs/event_storage.py",
+        "pipelines/lib/dagster_private.py",
         'os.environ["DAGSTER_HOME"]',
     ): "Dagster's instance directory (a read)",
     ("pipelines/defs/alerts.py", "**os.environ,"): "a notify command's own environment (a child process)",

@@ -45,11 +45,6 @@ from dagster import (
     RunsFilter,
     run_failure_sensor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
 from pipelines.defs.automation import (
     REFRESH_JOB,
@@ -60,6 +55,11 @@ from pipelines.defs.automation import (
     scan_landing,
 )
 from pipelines.defs.explain import plain, readable, root_cause, root_error, running_steps
+from pipelines.defs.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 from pipelines.engines.whole_months import months_from
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import setting, text
@@ -277,7 +277,7 @@ def retry_outlook(
 def landing_sensor_running(instance: DagsterInstance) -> bool:
     """Whether the landing sensor is switched on in the instance (so the months of a failed run are retried)."""
     # Dagster's public API has no query of a sensor's state by name; the instance's instigator records do.
-    from dagster._core.scheduler.instigation import InstigatorType
+    from pipelines.lib.dagster_private import InstigatorType
 
     return any(
         state.instigator_name == landing_sensor.name and state.is_running

@@ -49,11 +49,11 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
     month_of_key,
     monthly_partitions,
     partition_key,

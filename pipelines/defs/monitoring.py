@@ -17,7 +17,7 @@ with the reason, when that process is gone; it runs
   ``poll_interval_seconds``, fails such runs, and the queue then starts the next one.
 
 This module is imported by the Dagster webserver and daemon through ``dagster.yaml``: it imports only Dagster
-and the standard library.
+and the standard library (and pipelines/lib/lock.py and dagster_private.py, which do too).
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, Executor, RunsFilter
-from dagster._core.events import DagsterEvent, EngineEventData
-from dagster._core.executor.in_process import InProcessExecutor
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultRunLauncher,
+    Executor,
+    RunsFilter,
+)
 
+from pipelines.lib.dagster_private import CheckRunHealthResult, EngineEventData, WorkerStatus
 from pipelines.lib.lock import Process, data_dir_lock, process_start_time, worker_alive
 
 WORKER_TAG = "cprof/worker"  # JSON {"host", "pid", "started"} of the process the run executes in
@@ -123,7 +130,7 @@ class LockedInProcessExecutor(Executor):
     another process writes waits up to the ``cprof/lock_wait_seconds`` tag (default 900 s) and then fails,
     naming the holder."""
 
-    def __init__(self, data_dir: Path, inner: InProcessExecutor):
+    def __init__(self, data_dir: Path, inner: Executor):
         self._data_dir = data_dir
         self._inner = inner
 

@@ -13,14 +13,16 @@ last complete month. Reload the code location (restart ``make dev``) after the r
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from dagster import BackfillPolicy, MonthlyPartitionsDefinition
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    BackfillPolicy,
+    MonthlyPartitionsDefinition,
 )
 
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
@@ -29,6 +31,12 @@ from pipelines.landing.history import bounds, read_history
 from pipelines.landing.inventory import FIRST_MONTH
 from pipelines.lib.config import data_dir
 from pipelines.lib.settings import MONTH, month, setting
+
+# The run tags by which Dagster says which partitions a run covers, by their documented names (Dagster's constants
+# for them are in a private module): one partition, or a range (a backfill's single run, cprof's runs).
+PARTITION_NAME_TAG = "dagster/partition"
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
@@ -96,6 +104,35 @@ def months_of_run(tags: dict[str, str]) -> list[str]:
 def run_months(context) -> list[str]:
     """The months (YYYY-MM, in order) of the partition or partition range an asset or check is running for."""
     return sorted(month_of_key(key) for key in context.partition_keys)
+
+
+def evaluated_each_month(
+    context: AssetCheckExecutionContext, result: AssetCheckResult, by_month: Mapping[str, tuple[bool, str]]
+) -> AssetCheckResult:
+    """Record a check's outcome for each month it validated (``by_month``: month -> passed, description) as its
+    evaluation of that month's partition, and return the run's ``result`` (its output, and what blocks).
+
+    Dagster plans a check of a run over a range of months once per month, but the check's result is one
+    evaluation of the range: without these, the months stay planned and the check's Partitions tab shows them
+    skipped after a good run (pipelines/lib/dagster_private.py resolves those of the checks that do not know
+    their months' outcomes). A run of one partition needs none: Dagster records the result as that month's."""
+    op = context.op_execution_context
+    if op.has_partition_key:
+        return result
+    (spec,) = op.assets_def.check_specs
+    for validated, (passed, description) in by_month.items():
+        op.log_event(
+            AssetCheckEvaluation(
+                asset_key=spec.asset_key,
+                check_name=spec.name,
+                passed=passed,
+                severity=result.severity,
+                description=description,
+                blocking=spec.blocking,
+                partition=partition_key(validated),
+            )
+        )
+    return result
 
 
 FULL_REFRESH_TAG = "cprof/full_refresh"

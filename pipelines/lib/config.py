@@ -109,18 +109,21 @@ run_monitoring:
   poll_interval_seconds: 30
 """
 # Dagster's SQLite event log (in $DAGSTER_HOME/history/runs, where Dagster keeps it), storing the per-month
-# materializations of one asset in one transaction instead of two each (pipelines/defs/event_storage.py).
-EVENT_LOG_YAML = """event_log_storage:
-  module: pipelines.defs.event_storage
+# materializations of one asset in one transaction instead of two each (pipelines/lib/dagster_private.py).
+_EVENT_LOG_YAML = """event_log_storage:
+  module: {module}
   class: BatchingSqliteEventLogStorage
 """
-DAGSTER_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML + EVENT_LOG_YAML
+EVENT_LOG_YAML = _EVENT_LOG_YAML.format(module="pipelines.lib.dagster_private")
+_BASE_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
+DAGSTER_YAML = _BASE_YAML + EVENT_LOG_YAML
 # What earlier versions wrote: such a file is brought up to date, a team's own settings are kept.
 PREVIOUS_DAGSTER_YAMLS = (
     _TELEMETRY_YAML + _CONCURRENCY_YAML,
     _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML,
     _TELEMETRY_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
-    _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
+    _BASE_YAML,
+    _BASE_YAML + _EVENT_LOG_YAML.format(module="pipelines.defs.event_storage"),  # the storage's module before
 )
 
 

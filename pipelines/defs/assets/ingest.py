@@ -30,6 +30,7 @@ from data_checks.gx_run import unchanged_reason, validator_for
 from data_checks.suites import REFERENCED, SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
+    evaluated_each_month,
     monthly_partitions,
     months_of_run,
     partition_key,
@@ -258,7 +259,10 @@ def _suite_check(source: Source):
             description = (
                 f"{source.name}: {len(outcomes)} partitions passed ({outcomes[0][0]} to {last_month})"
             )
-        return AssetCheckResult(passed=not failures, description=description, metadata=metadata)
+        result = AssetCheckResult(passed=not failures, description=description, metadata=metadata)
+        # each month validated, its own outcome (a reference snapshot has no month)
+        by_month = {month: (o.success, o.message()) for month, _, o in outcomes if month is not None}
+        return evaluated_each_month(context, result, by_month)
 
     return _check
 
