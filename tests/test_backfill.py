@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pipelines.defs.partitions import range_tags
-from pipelines.engines.duckdb_ingest import dirty_months
+from pipelines.engines.duckdb_ingest import months_awaiting_publication
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, run_pipeline
@@ -98,7 +98,8 @@ def test_start_mid_stream_then_backfill_backwards_publishes_what_loading_in_orde
     shutil.copytree(held_back, paths.landing, dirs_exist_ok=True)
     run_pipeline(paths, OLDER, OLDER, progress=said.append)
     assert _published(paths, "select count(*) from marts.prehistory_returns") == [(0,)]
-    assert dirty_months(paths.warehouse) == []  # the months of those returns, restated, were published
+    # the months of those returns, restated, were published
+    assert months_awaiting_publication(paths.warehouse) == []
     assert _published_checksums(paths) == _published_checksums(published_sample)  # every table, as the one run over all months
 
 

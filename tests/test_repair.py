@@ -28,7 +28,7 @@ from pipelines.definitions import build_definitions, defs
 from pipelines.defs.automation import RETRY_BACKOFF_ENV, landing_sensor
 from pipelines.defs.monitoring import fail_dead_runs
 from pipelines.defs.resources import DataDir
-from pipelines.engines.duckdb_ingest import dirty_months
+from pipelines.engines.duckdb_ingest import months_awaiting_publication
 from pipelines.landing.sources import MONTHLY
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
@@ -112,7 +112,7 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
 
     assert _raw_ledger(paths, CORRECTED) == before[CORRECTED] + CORRECTION
     assert _published_ledger(paths) == before  # nothing published
-    assert dirty_months(paths.warehouse) == [CORRECTED]  # ...and the warehouse knows it
+    assert months_awaiting_publication(paths.warehouse) == [CORRECTED]  # ...and the warehouse knows it
 
     # The daemon's run monitoring fails the killed run; the sensor, as the daemon evaluates it, requests the
     # month again once the backoff has passed, and says when before.
@@ -148,7 +148,7 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     after = _published_ledger(paths)
     assert after[CORRECTED] == before[CORRECTED] + CORRECTION == _raw_ledger(paths, CORRECTED)
     assert after["2024-03"] == before["2024-03"] and after["2024-01"] == before["2024-01"]
-    assert dirty_months(paths.warehouse) == []
+    assert months_awaiting_publication(paths.warehouse) == []
 
     # Published: the sensor has nothing left to ask for.
     result = _sensor(paths, instance)
@@ -319,7 +319,7 @@ def test_under_a_real_daemon_every_run_repairs_what_is_dirty_and_a_month_that_fa
         (killed_run,) = [run.run_id for run in instance.get_runs() if "dagster/sensor_name" not in run.tags][
             :1
         ]
-        assert dirty_months(paths.warehouse) == [CORRECTED]
+        assert months_awaiting_publication(paths.warehouse) == [CORRECTED]
         alert = _alert(paths, killed_run, 180)  # the daemon's run monitoring failed it; the sensor told it
         assert alert["step"].startswith("dbt_models (running when the run's process died")
         assert "its process is gone" in alert["cause"]
@@ -335,7 +335,7 @@ def test_under_a_real_daemon_every_run_repairs_what_is_dirty_and_a_month_that_fa
         ledger = _published_ledger(paths)
         assert months == ["2024-01", "2024-02", "2024-03", "2024-04"] and balanced
         assert ledger[CORRECTED] == before[CORRECTED] + CORRECTION == _raw_ledger(paths, CORRECTED)
-        assert dirty_months(paths.warehouse) == []
+        assert months_awaiting_publication(paths.warehouse) == []
 
         # 2024-05's returns fail their suite, its five other sources pass: the month stays out of raw.
         _land(generated, paths.landing, ["2024-05"])

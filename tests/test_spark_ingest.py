@@ -196,7 +196,7 @@ def test_the_sample_on_spark_gives_duckdbs_raw_tables_and_suite_results(
                 _sorted(spark_rows, declared), _sorted(duck_rows, declared), check_exact=True, obj=source.name
             )
     # The bookkeeping, in the control file: cprof reads it without Spark.
-    assert spark_ingest.dirty_months(spark_paths) == MONTHS
+    assert spark_ingest.months_awaiting_publication(spark_paths) == MONTHS
     assert set(spark_ingest.unchanged_snapshots(spark_paths, spark_paths.landing)) == {
         s.name for s in SNAPSHOTS
     }
@@ -206,7 +206,7 @@ def test_the_sample_on_spark_gives_duckdbs_raw_tables_and_suite_results(
     assert spark_ingest.clear_awaiting_publication(spark_paths, date(2024, 1, 1), date(2024, 1, 1)) == len(
         MONTHLY
     )
-    assert spark_ingest.dirty_months(spark_paths) == ["2024-02"]
+    assert spark_ingest.months_awaiting_publication(spark_paths) == ["2024-02"]
 
 
 # --- bad files: DuckDB's messages --------------------------------------------------------------------------

@@ -74,12 +74,12 @@ __all__ = [
     "LandingError",
     "LoadResult",
     "clear_awaiting_publication",
-    "dirty_months",
     "find_file",
     "history_start",
     "landing_inventory",
     "load",
     "mark_validated",
+    "months_awaiting_publication",
     "months_in_landing",
     "promote",
     "release_snapshot",
@@ -186,7 +186,7 @@ SNAPSHOT_FILES_DDL = (
 
 
 # The months promoted to ``raw`` whose refresh has not been published yet: written in the promotion's transaction,
-# cleared by the run that publishes them (after the swap). A month listed here is "dirty": raw holds data the
+# cleared by the run that publishes them (after the swap). A month listed here awaits publication: raw holds data the
 # marts and the publication do not reflect yet, because the run that promoted it failed or was killed after.
 AWAITING = "landed._awaiting_publication"
 AWAITING_DDL = (
@@ -530,7 +530,7 @@ group by returns._period
 def promote(con: duckdb.DuckDBPyConnection, source_name: str, month: str | None = None) -> int:
     """Make the partition's latest load, validated, what ``raw.<source>`` shows: in one transaction, mark its
     generation validated and promoted and delete the one it supersedes (no rows are copied). A month is recorded,
-    in the same transaction, as awaiting publication (see ``dirty_months``); a month of order lines also records
+    in the same transaction, as awaiting publication (see ``months_awaiting_publication``); a month of order lines also records
     the later months of the returns whose lines it brings (pre-history returns until then). Promoting again what
     is promoted changes nothing but these records. The pipeline releases months whole
     (:func:`release_whole_months`) and snapshots with :func:`release_snapshot`; this is their one step."""
@@ -697,7 +697,7 @@ def _snapshot_differences(
     return changed, removed, [name for name, n in zip(values, per_column, strict=True) if n]
 
 
-def dirty_months(warehouse: Path) -> list[str] | None:
+def months_awaiting_publication(warehouse: Path) -> list[str] | None:
     """The months (YYYY-MM, sorted) promoted to ``raw`` by a run that did not publish them (it failed or was
     killed after promoting): the next run refreshes them with its own. Read only: [] when there is no
     warehouse or no record yet, None when another process holds the warehouse for writing."""
@@ -708,7 +708,7 @@ def dirty_months(warehouse: Path) -> list[str] | None:
             rows = con.execute(
                 f"select distinct strftime(period, '%Y-%m') from {AWAITING} order by 1"
             ).fetchall()
-    except duckdb.CatalogException:  # a warehouse from before the record: nothing is known to be dirty
+    except duckdb.CatalogException:  # no record yet: no month is known to await publication
         return []
     except duckdb.IOException:  # a writer holds it (a run): unknown
         return None

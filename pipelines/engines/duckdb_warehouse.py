@@ -259,7 +259,7 @@ class DuckDBRuntime:
             open_for_writing(self.database, self.config).close()
 
     def dirty_months(self) -> list[str] | None:
-        return duckdb_ingest.dirty_months(self.database)
+        return duckdb_ingest.months_awaiting_publication(self.database)
 
     def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
         return duckdb_ingest.unchanged_snapshots(self.database, landing)

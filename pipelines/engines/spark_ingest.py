@@ -19,8 +19,8 @@ fields fails the file naming its line. Structure (header, columns), file naming 
 checks of pipelines.landing.structure and pipelines.landing.inventory.
 
 The bookkeeping DuckDB keeps in ``landed._snapshot_files`` and ``landed._awaiting_publication`` is kept here
-outside Spark, in a small DuckDB file, ``<data>/spark/control.duckdb`` (same tables), so ``cprof`` reads dirty
-months and unchanged snapshots before a run without starting Spark. Spark's writes and the control file's are
+outside Spark, in a small DuckDB file, ``<data>/spark/control.duckdb`` (same tables), so ``cprof`` reads the
+months awaiting publication and unchanged snapshots before a run without starting Spark. Spark's writes and the control file's are
 not one transaction, so they are ordered to make a crash between them safe: a month is marked awaiting
 publication before it is promoted; a snapshot is marked unpromoted before ``landed`` changes and recorded as
 promoted only after ``raw`` has it. A crash can only make the next run do more (revalidate, refresh), never less.
@@ -79,10 +79,10 @@ __all__ = [
     "LandingError",
     "clear_awaiting_publication",
     "control_path",
-    "dirty_months",
     "ensure_tables",
     "load",
     "mark_validated",
+    "months_awaiting_publication",
     "promote",
     "release_snapshot",
     "release_whole_months",
@@ -346,11 +346,12 @@ def _promoted_rows(control: Path, source_name: str, sha256: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def dirty_months(paths: Paths) -> list[str] | None:
+def months_awaiting_publication(paths: Paths) -> list[str] | None:
     """The months (YYYY-MM, sorted) promoted to Spark's ``raw`` by a run that did not publish them (it failed or
     was killed after promoting): the next run refreshes them with its own. Reads the control file only (no Spark):
     [] when there is no record yet, None when another process holds it for writing."""
-    return duckdb_ingest.dirty_months(control_path(paths))  # the control file keeps DuckDB's record
+    # the control file keeps DuckDB's record
+    return duckdb_ingest.months_awaiting_publication(control_path(paths))
 
 
 def unchanged_snapshots(paths: Paths, landing: Path) -> dict[str, datetime]:
@@ -884,7 +885,7 @@ def promote(
     """Make a validated partition of ``landed.<source>`` that of ``raw.<source>``, replacing that month (or the
     snapshot) there: ``raw``'s partition is pointed at the generation ``landed``'s reads, and nothing is copied;
     returns its rows. A month is first recorded in the control file as awaiting publication (see
-    ``dirty_months``); a snapshot is recorded as promoted only after ``raw`` has it."""
+    ``months_awaiting_publication``); a snapshot is recorded as promoted only after ``raw`` has it."""
     source = BY_NAME[source_name]
     control = control or _control_of(spark)
     period = month_start(month) if month else None

@@ -267,7 +267,7 @@ class SparkRuntime:
     def dirty_months(self) -> list[str] | None:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.dirty_months(self.paths)
+        return spark_ingest.months_awaiting_publication(self.paths)
 
     def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
         from pipelines.engines import spark_ingest
