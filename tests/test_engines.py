@@ -106,6 +106,6 @@ def test_the_engine_setting_picks_the_runtime_and_the_dbt_target(tmp_path: Path,
     with pytest.raises(UnknownEngine, match="the engines are duckdb, spark"):
         engine_name("oracle")
     runtime = open_runtime(Paths(tmp_path), "duckdb")
-    assert runtime.engine == "duckdb" and runtime.dirty_months() == []
+    assert runtime.engine == "duckdb" and runtime.months_awaiting_publication() == []
     with runtime.session() as wh:
         assert wh.engine == "duckdb" and wh.marts() == []

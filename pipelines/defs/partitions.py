@@ -172,7 +172,7 @@ class RefreshRange:
     def of(cls, months: list[str], runtime) -> RefreshRange:
         """``months`` widened by the months ``runtime`` (the engine's) records as awaiting publication (none when
         it cannot tell: a writer holds the record)."""
-        return cls(tuple(months), tuple(runtime.dirty_months() or ()))
+        return cls(tuple(months), tuple(runtime.months_awaiting_publication() or ()))
 
     @property
     def first(self) -> str:

@@ -67,7 +67,7 @@ class Runtime(Protocol):
         ...
 
     # The run's bookkeeping, read and written outside a session (before a run, and after its publication swap).
-    def dirty_months(self) -> list[str] | None:
+    def months_awaiting_publication(self) -> list[str] | None:
         """Months promoted to ``raw`` by a run that did not publish them (None: unknown, a writer holds it)."""
         ...
 

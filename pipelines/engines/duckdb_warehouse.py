@@ -258,7 +258,7 @@ class DuckDBRuntime:
         if self.database.exists():
             open_for_writing(self.database, self.config).close()
 
-    def dirty_months(self) -> list[str] | None:
+    def months_awaiting_publication(self) -> list[str] | None:
         return duckdb_ingest.months_awaiting_publication(self.database)
 
     def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:

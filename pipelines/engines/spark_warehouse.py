@@ -264,7 +264,7 @@ class SparkRuntime:
             open_for_writing(control, {}).close()
 
     # -- the run's bookkeeping (pipelines/engines/spark_ingest.py)
-    def dirty_months(self) -> list[str] | None:
+    def months_awaiting_publication(self) -> list[str] | None:
         from pipelines.engines import spark_ingest
 
         return spark_ingest.months_awaiting_publication(self.paths)
