@@ -36,7 +36,7 @@ from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
 from pipelines.lib.dbt_child import die_with_parent
 from pipelines.lib.memory import release_freed_memory
-from pipelines.lib.settings import setting, whole
+from pipelines.lib.settings import Settings, setting, whole
 
 SAMPLE_SIZE = 5
 
@@ -256,6 +256,7 @@ class LandingValidator:
         frame_of: Callable[[str | None], Any],
         frames_of: Callable[[list[str]], Any] | None = None,
         rows: dict[str, int] | None = None,
+        batch_rows: int = Settings.gx_batch_rows,
     ) -> Iterator[Outcome]:
         """Validate ``source``'s partitions (``files``: month, or None for a snapshot, to its file), yielding one
         outcome per partition in the order given. ``frame_of(month)`` reads one month's frame;
@@ -263,14 +264,15 @@ class LandingValidator:
         (Warehouse.validation_frames), and ``rows`` their landed rows per month, to plan those batches.
 
         Great Expectations spends 0.1-0.4 s on a validation whatever its size (222 validations in a 37-month
-        build), so consecutive months are validated together, up to :func:`batch_rows` rows at a time, when
+        build), so consecutive months are validated together, up to ``batch_rows`` rows at a time (the setting
+        ``gx_batch_rows``; 0: one month at a time), when
         every expectation of the suite holds of each month whenever it holds of their union
         (:func:`batch_minimum_rows`). A batch that passes is every month in it passing (each month's outcome counts its
         own rows); a batch that fails is validated again month by month, so each month's outcome, messages,
         samples and Data Docs page are exactly those of validating it alone. Without ``frames_of``, with
         ``CPROF_GX_WORKERS`` above 1, or with batching off: one month at a time (:meth:`validate_all`)."""
         months = list(files)
-        budget = batch_rows()
+        budget = batch_rows
         batching = frames_of is not None and rows is not None and None not in files and budget > 0
         minimum = batch_minimum_rows(source) if batching and gx_workers() == 1 else None
         if minimum is None:
@@ -590,21 +592,12 @@ def run_counts(outcomes: list[Outcome]) -> str:
         + (f", {not_run} not run (listed below)." if not_run else ".")
         + (
             f" {len(batched)} of the partitions passed in {len({(o.source, o.batch) for o in batched})} runs "
-            f"of Great Expectations that validated consecutive months together ({BATCH_ENV})."
+            f"of Great Expectations that validated consecutive months together ({Settings.variable('gx_batch_rows')})."
             if batched
             else ""
         )
     )
 
-
-BATCH_ENV = "CPROF_GX_BATCH_ROWS"
-# Rows of one validation of several months: a million rows of order lines is about 0.45 GB as pandas (456 bytes a
-# row, measured at 10 million lines), so the input checks' memory stays near a month's at 100 million lines, where
-# a month has 2.7 million rows and is validated alone as before.
-DEFAULT_BATCH_ROWS = 1_000_000
-BATCH_ROWS = setting(
-    BATCH_ENV, whole(), "a whole number of rows (0: one month at a time)", DEFAULT_BATCH_ROWS
-)
 
 # Expectations that hold of every month of a frame of several months whenever they hold of the whole: a test of
 # each value on its own (without ``mostly``), a key unique in the whole (so in each part), the columns and their
@@ -619,12 +612,6 @@ _HOLD_IN_EACH_PART = {
     "ExpectCompoundColumnsToBeUnique",
     "ExpectTableColumnsToMatchOrderedList",
 }
-
-
-def batch_rows() -> int:
-    """The most rows one validation of several months may hold: $CPROF_GX_BATCH_ROWS, else
-    DEFAULT_BATCH_ROWS; 0 validates one month at a time."""
-    return BATCH_ROWS.get()
 
 
 def batch_minimum_rows(source: str) -> int | None:

@@ -56,12 +56,13 @@ from pipelines.defs.assets import NOTES
 from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
-from pipelines.engines import engine_name, open_runtime
+from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
 from pipelines.lib.lock import data_dir_lock
+from pipelines.lib.settings import Settings
 from pipelines.progress import RunFollower
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -288,8 +289,7 @@ def _check_partitions_cover(months: list[str]) -> None:
     """The code location's monthly partitions are fixed when it is loaded, from the settings or the span of
     history recorded in the data directory (pipelines/landing/history.py): a run of months outside them would fail
     in every step with Dagster's invariant error. Say so before anything runs."""
-    from pipelines.defs.partitions import LAST_MONTH_ENV, monthly_partitions, partition_key
-    from pipelines.landing.inventory import FIRST_MONTH_ENV
+    from pipelines.defs.partitions import monthly_partitions, partition_key
 
     keys = set(monthly_partitions.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
@@ -301,14 +301,14 @@ def _check_partitions_cover(months: list[str]) -> None:
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
             f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded, from "
-            f"${FIRST_MONTH_ENV} / ${LAST_MONTH_ENV} or the span of history recorded in the data directory "
+            f"${Settings.variable('first_month')} / ${Settings.variable('last_month')} or the span of history recorded in the data directory "
             "(history.json): unset those bounds or widen them, or run `cprof run`, which records the landing "
             "zone's span before it loads the pipeline"
         )
 
 
 def run_pipeline(
-    paths: Paths,
+    settings: Settings,
     first: str | None = None,
     last: str | None = None,
     progress: Callable[[str], None] = print,
@@ -325,19 +325,21 @@ def run_pipeline(
     Holds the data directory's writer lock throughout (waiting up to ``wait_seconds`` for another writer), and
     first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
     ``live`` how long steps go (months ingested, suites, dbt nodes). ``accept_row_drop`` (MONTH or MONTH:SOURCE)
-    confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop)."""
-    # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
-    months = select_months(paths, first or history_start(paths.landing), last)
+    confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop).
+    ``settings``: the process's (pipelines/lib/settings.py), the data directory's among them."""
+    paths = settings.paths
+    # Without a first month, the run starts at the start of history (the setting first_month, else the landing's).
+    months = select_months(paths, first or history_start(paths.landing, settings.first_month), last)
     # The span the code location's partitions take when it next loads (cprof records it before the import too).
     record_landing_history(paths.data_dir)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
         # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
-        widened = RefreshRange.of(months, open_runtime(paths)).sentence()
+        widened = RefreshRange.of(months, open_runtime(settings)).sentence()
         if widened:
             progress(widened)
-        return _run_locked(paths, months, progress, full_refresh, live, accept_row_drop)
+        return _run_locked(settings, months, progress, full_refresh, live, accept_row_drop)
 
 
 def _said(result: ExecuteInProcessResult) -> list[str]:
@@ -357,7 +359,7 @@ def _said(result: ExecuteInProcessResult) -> list[str]:
 
 
 def _run_locked(
-    paths: Paths,
+    settings: Settings,
     months: list[str],
     progress: Callable[[str], None],
     full_refresh: bool,
@@ -367,14 +369,15 @@ def _run_locked(
     from pipelines.definitions import build_definitions
     from pipelines.defs.assets.transform import dbt_models
 
-    open_runtime(paths).check_writable()  # a reader holding the warehouse: one line, before the run starts
+    paths = settings.paths
+    open_runtime(settings).check_writable()  # a reader holding the warehouse: one line, before the run starts
     instance = dagster_instance(paths)
     fail_dead_runs(instance, say=progress)
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = {} if full_refresh else open_runtime(paths).unchanged_snapshots(paths.landing)
-    defs = build_definitions(paths, defer_docs=True, without_snapshots=frozenset(reused))
+    reused = {} if full_refresh else open_runtime(settings).unchanged_snapshots(paths.landing)
+    defs = build_definitions(settings, defer_docs=True, without_snapshots=frozenset(reused))
     validator = validator_for(paths.data_dir, defer_docs=True)
     for name, validated_at in reused.items():  # the run page says why their suites did not run
         validator.skip(name, unchanged_reason(validated_at))
@@ -382,7 +385,7 @@ def _run_locked(
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
     progress(
         f"run: {len(months)} month(s), {span}{', full refresh' if full_refresh else ''}, "
-        f"data directory {paths.data_dir}, engine {engine_name()}"
+        f"data directory {paths.data_dir}, engine {settings.engine}"
     )
     tags = range_tags(months[0], months[-1])
     if full_refresh:

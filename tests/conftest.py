@@ -15,6 +15,7 @@ import pytest
 os.environ["CPROF_DATA_DIR"] = tempfile.mkdtemp(prefix="cprof-tests-default-data-")
 
 from pipelines.lib.config import Paths, quiet_telemetry
+from pipelines.lib.settings import Settings
 from pipelines.sample.generate import GenerateConfig, generate
 
 quiet_telemetry()
@@ -45,7 +46,7 @@ def published_sample(tmp_path_factory, small_landing: Path) -> Paths:
 
     paths = Paths(tmp_path_factory.mktemp("published") / "data")
     shutil.copytree(small_landing, paths.landing)
-    run_pipeline(paths, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     return paths
 
 
@@ -57,7 +58,7 @@ def demo_published(tmp_path_factory) -> Paths:
 
     paths = Paths(tmp_path_factory.mktemp("demo") / "data")
     generate(GenerateConfig(), paths.landing)
-    run_pipeline(paths, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     return paths
 
 

@@ -1,4 +1,5 @@
-"""Where everything lives. One environment variable, ``CPROF_DATA_DIR``, holds all the pipeline writes.
+"""Where everything lives. One directory, the data directory (the setting ``data_dir``, ``CPROF_DATA_DIR``:
+pipelines/lib/settings.py), holds all the pipeline writes.
 
 Layout under the data directory::
 
@@ -16,12 +17,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.lib.settings import directory, setting
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# dbt's profile (dbt_project/profiles.yml) reads the data directory from its own environment under this name.
 DATA_DIR_ENV = "CPROF_DATA_DIR"
-DATA_DIR = setting(DATA_DIR_ENV, directory, "the path of a directory (it need not exist yet), not of a file")
 WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
 
 
@@ -56,15 +55,6 @@ class Paths:
     @property
     def dbt_target(self) -> Path:
         return self.data_dir / "dbt_target"
-
-
-def data_dir() -> Path:
-    """The data directory: ``$CPROF_DATA_DIR``, or ``data/`` under the project."""
-    return Path(DATA_DIR.get() or PROJECT_ROOT / "data").expanduser().resolve()
-
-
-def paths() -> Paths:
-    return Paths(data_dir())
 
 
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
