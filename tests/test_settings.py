@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,17 @@ def test_a_settings_variable_is_its_field_name():
     """One name per idea: the field ``first_month`` is the variable CPROF_FIRST_MONTH."""
     for name, declaration in Settings.declarations().items():
         assert declaration.name == f"CPROF_{name.upper()}", name
+
+
+def test_the_settings_table_is_the_settings():
+    """docs/settings.md has a row for every field: its variable, name and default (the data directory's said)."""
+    table = (PROJECT_ROOT / "docs" / "settings.md").read_text()
+    rows = {line.split(" | ")[0].strip("| `") for line in table.splitlines() if line.startswith("| `CPROF_")}
+    assert rows == set(declared())
+    for field in fields(Settings):
+        default = "data/ in the project" if field.name == "data_dir" else field.default
+        row = f"| `{Settings.variable(field.name)}` | `{field.name}` | {'unset' if default is None else default} |"
+        assert row in table, row
 
 
 # Settings still read from the environment where they are used (pipelines/lib/settings.py: setting()), with why:
