@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.lib.config import DATA_DIR_ENV, quiet_telemetry
+from pipelines.lib.config import DATA_DIR_ENV, plan_ranges_in_one_event
 from pipelines.lib.settings import ENGINES, SettingError, Settings, check_settings
 
 MONTH_HELP = "YYYY-MM"
@@ -230,7 +230,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_telemetry()
+    plan_ranges_in_one_event()
     try:  # every CPROF_ setting, read once, before anything runs (or is imported): a bad one is one line
         settings, bad = check_settings(os.environ), None
     except SettingError as exc:

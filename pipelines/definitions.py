@@ -36,10 +36,10 @@ from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.monitoring import LockedInProcessExecutor
 from pipelines.defs.resources import resources_for
 from pipelines.landing.sources import SNAPSHOTS
-from pipelines.lib.config import Paths, quiet_telemetry
+from pipelines.lib.config import Paths, plan_ranges_in_one_event
 from pipelines.lib.settings import Settings, check_settings
 
-quiet_telemetry()
+plan_ranges_in_one_event()
 
 ASSETS = [
     *ingest_assets,

@@ -60,7 +60,7 @@ from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
-from pipelines.lib.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.lib.config import WORKSPACE_YAML, Paths, plan_ranges_in_one_event, write_dagster_yaml
 from pipelines.lib.lock import data_dir_lock
 from pipelines.lib.settings import Settings
 from pipelines.progress import RunFollower
@@ -85,7 +85,7 @@ class RunSummary:
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
     """The persistent Dagster instance under the data directory (telemetry off)."""
-    quiet_telemetry()
+    plan_ranges_in_one_event()
     write_dagster_yaml(paths.dagster_home)
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
     return DagsterInstance.get()

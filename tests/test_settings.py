@@ -184,6 +184,7 @@ ENVIRONMENT_USES = {
     # Child processes' own environments.
     ("pipelines/defs/dbt.py", "{**os.environ,"): "dbt parse's own environment (a child process)",
     ("pipelines/defs/dbt.py", "os.environ.get(name)"): "dbt's environment around dagster-dbt's cli, restored",
+    ("pipelines/defs/dbt.py", "telemetry_off(os.environ), **(env"): "dbt's usage statistics off, unless set",
     ("pipelines/defs/dbt.py", "os.environ.update(values)"): "dagster-dbt's cli has no env parameter",
     ("pipelines/defs/dbt.py", "os.environ.pop(name"): "restoring it",
     ("pipelines/defs/dbt.py", "os.environ[name] ="): "restoring it",
@@ -200,14 +201,8 @@ ENVIRONMENT_USES = {
     ("pipelines/run.py", 'os.environ["DAGSTER_HOME"] ='): "DagsterInstance.get() reads it",
     (
         "pipelines/lib/config.py",
-        'os.environ.setdefault("DO_NOT_TRACK"',
-    ): "telemetry off, for the children too",
-    ("pipelines/lib/config.py", 'os.environ.setdefault("DBT_SEND'): "telemetry off",
-    ("pipelines/lib/config.py", 'os.environ.setdefault("DAGSTER_DISABLE'): "telemetry off",
-    (
-        "pipelines/lib/config.py",
         "os.environ.setdefault(PLANNED_EVENTS_ENV",
-    ): "Dagster's planned events per range",
+    ): "Dagster reads it itself, in the process that plans a run",
     ("data_checks/gx_run.py", 'os.environ.setdefault("GX_ANALYTICS'): "GX telemetry off",
     # A test's hook.
     ("pipelines/publication/publish.py", "os.environ.get(PAUSE_ENV)"): "a test's fault-injection hook",

@@ -14,6 +14,7 @@ Layout under the data directory::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,16 +61,30 @@ class Paths:
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
-def quiet_telemetry() -> None:
-    """Turn off dbt's and Dagster's usage statistics for this process and its children, and have Dagster
-    plan a run over a range of months in one event per asset."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+def plan_ranges_in_one_event() -> None:
+    """Have Dagster plan a run over a range of months in one event per asset. Dagster reads the variable itself,
+    in the process that plans the run (cprof's, the code location's), so it is a process-wide default (the
+    Makefile exports it too); a value already set is kept."""
     # A run over a range of months records one "materialization planned" event per asset instead of one per
     # asset and month (2,124 events, 26 s of a 36-month build on SQLite storage). Dagster's trade-off: when
     # such a run fails, its partitions are not marked failed in the UI (the run is).
     os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
+
+
+# Usage statistics off, for the child processes the project starts (dbt: pipelines/defs/dbt.py): dbt reads these
+# in its own process. In this process Dagster's telemetry is off by the instance's dagster.yaml (below), and the
+# Makefile exports the same variables for the commands it runs.
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+}
+
+
+def telemetry_off(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of TELEMETRY_OFF that ``environ`` does not set (a person's own value is kept), for a child
+    process's environment."""
+    return {name: value for name, value in TELEMETRY_OFF.items() if name not in environ}
 
 
 # The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a
