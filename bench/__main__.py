@@ -353,12 +353,13 @@ def run(args: argparse.Namespace) -> Report:
     os.environ["CPROF_LANDING_QUIET_SECONDS"] = "0"
 
     from pipelines.landing.sources import MONTHLY
-    from pipelines.lib.config import Paths
+    from pipelines.lib.settings import Settings
     from pipelines.run import run_pipeline
     from pipelines.sample.generate import GenerateConfig, generate
 
     shutil.rmtree(data, ignore_errors=True)
-    paths = Paths(data)
+    settings = Settings.from_environ(os.environ)  # read once, as cprof does; the runs get them as an argument
+    paths = settings.paths
     say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
 
     with MemorySampler() as sampler:
@@ -401,7 +402,10 @@ def run(args: argparse.Namespace) -> Report:
 
         started = time.time()
         summary, full = _timed(
-            sampler, f"full build ({args.months} months)", counted, lambda: run_pipeline(paths, progress=say)
+            sampler,
+            f"full build ({args.months} months)",
+            counted,
+            lambda: run_pipeline(settings, progress=say),
         )
         full.rows = counted
         report.phases += _run_phases(sampler, summary, "full", counted)
@@ -419,7 +423,7 @@ def run(args: argparse.Namespace) -> Report:
             sampler,
             f"one-month refresh ({new_month})",
             new_rows,
-            lambda: run_pipeline(paths, new_month, new_month, progress=say),
+            lambda: run_pipeline(settings, new_month, new_month, progress=say),
         )
         report.phases += _run_phases(sampler, summary, "refresh", new_rows)
         report.phases.append(incremental)
@@ -449,7 +453,7 @@ def run(args: argparse.Namespace) -> Report:
         "dagster_events_refresh": sum(report.costs["refresh"].events.values()),
         "processes_full": len(report.costs["full"].processes),
         "processes_refresh": len(report.costs["refresh"].processes),
-        "memory_limit": os.environ.get("CPROF_DUCKDB_MEMORY_LIMIT") or "4GB",
+        "memory_limit": settings.duckdb_memory_limit,
         "engine": args.engine,
     }
     if not args.keep:

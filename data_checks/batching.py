@@ -1,7 +1,7 @@
 """Which months of a source are validated together, in one run of Great Expectations.
 
 GX spends 0.1-0.4 s on a validation whatever its size (222 validations in a 37-month build), so consecutive
-months are validated together, up to :func:`batch_rows` rows at a time, when every expectation of the suite
+months are validated together, up to the setting ``gx_batch_rows`` (``CPROF_GX_BATCH_ROWS``) rows at a time, when every expectation of the suite
 holds of each month whenever it holds of their union (:func:`batch_minimum_rows`). The validator
 (data_checks/gx_run.py) validates a failed batch again month by month.
 """
@@ -9,16 +9,6 @@ holds of each month whenever it holds of their union (:func:`batch_minimum_rows`
 from __future__ import annotations
 
 from data_checks.suites import rules_for
-from pipelines.lib.settings import setting, whole
-
-BATCH_ENV = "CPROF_GX_BATCH_ROWS"
-# Rows of one validation of several months: a million rows of order lines is about 0.45 GB as pandas (456 bytes a
-# row, measured at 10 million lines), so the input checks' memory stays near a month's at 100 million lines, where
-# a month has 2.7 million rows and is validated alone as before.
-DEFAULT_BATCH_ROWS = 1_000_000
-BATCH_ROWS = setting(
-    BATCH_ENV, whole(), "a whole number of rows (0: one month at a time)", DEFAULT_BATCH_ROWS
-)
 
 # Expectations that hold of every month of a frame of several months whenever they hold of the whole: a test of
 # each value on its own (without ``mostly``), a key unique in the whole (so in each part), the columns and their
@@ -33,12 +23,6 @@ _HOLD_IN_EACH_PART = {
     "ExpectCompoundColumnsToBeUnique",
     "ExpectTableColumnsToMatchOrderedList",
 }
-
-
-def batch_rows() -> int:
-    """The most rows one validation of several months may hold: $CPROF_GX_BATCH_ROWS, else
-    DEFAULT_BATCH_ROWS; 0 validates one month at a time."""
-    return BATCH_ROWS.get()
 
 
 def batch_minimum_rows(source: str) -> int | None:

@@ -24,12 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from data_checks.batching import batch_minimum_rows, batch_rows, plan_batches
+from data_checks.batching import batch_minimum_rows, plan_batches
 from data_checks.outcomes import SAMPLE_SIZE, ExpectationFailure, Outcome, with_places
 from data_checks.run_page import write_run_page
 from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
 from pipelines.landing.sources import BY_NAME
 from pipelines.lib.memory import release_freed_memory
+from pipelines.lib.settings import Settings
 
 
 class LandingValidator:
@@ -166,6 +167,7 @@ class LandingValidator:
         frame_of: Callable[[str | None], Any],
         frames_of: Callable[[list[str]], Any] | None = None,
         rows: dict[str, int] | None = None,
+        batch_rows: int = Settings.gx_batch_rows,
     ) -> Iterator[Outcome]:
         """Validate ``source``'s partitions (``files``: month, or None for a snapshot, to its file), yielding one
         outcome per partition in the order given. ``frame_of(month)`` reads one month's frame;
@@ -173,14 +175,15 @@ class LandingValidator:
         (Warehouse.validation_frames), and ``rows`` their landed rows per month, to plan those batches.
 
         Great Expectations spends 0.1-0.4 s on a validation whatever its size (222 validations in a 37-month
-        build), so consecutive months are validated together, up to :func:`batch_rows` rows at a time, when
+        build), so consecutive months are validated together, up to ``batch_rows`` rows at a time (the setting
+        ``gx_batch_rows``; 0: one month at a time), when
         every expectation of the suite holds of each month whenever it holds of their union
         (:func:`batch_minimum_rows`). A batch that passes is every month in it passing (each month's outcome counts its
         own rows); a batch that fails is validated again month by month, so each month's outcome, messages,
         samples and Data Docs page are exactly those of validating it alone. Without ``frames_of``, or with
         batching off: one month at a time."""
         months = list(files)
-        budget = batch_rows()
+        budget = batch_rows
         batching = frames_of is not None and rows is not None and None not in files and budget > 0
         minimum = batch_minimum_rows(source) if batching else None
         if minimum is None:

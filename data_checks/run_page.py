@@ -12,9 +12,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from data_checks.batching import BATCH_ENV
 from data_checks.outcomes import Outcome
 from data_checks.suites import SUITES, references
+from pipelines.lib.settings import Settings
 
 TEMPLATES = Path(__file__).with_name("data_docs_templates")
 
@@ -94,7 +94,7 @@ def run_counts(outcomes: list[Outcome]) -> str:
         + (f", {not_run} not run (listed below)." if not_run else ".")
         + (
             f" {len(batched)} of the partitions passed in {len({(o.source, o.batch) for o in batched})} runs "
-            f"of Great Expectations that validated consecutive months together ({BATCH_ENV})."
+            f"of Great Expectations that validated consecutive months together ({Settings.variable('gx_batch_rows')})."
             if batched
             else ""
         )

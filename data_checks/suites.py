@@ -20,7 +20,7 @@ from typing import Any
 
 from pipelines.landing.inventory import month_start
 from pipelines.landing.sources import BY_NAME
-from pipelines.lib.settings import setting, whole
+from pipelines.lib.settings import Settings
 
 # Plausible bounds; anything outside is a data error to look at, not a fact to cost.
 MAX_HANDLING_MINUTES = 8 * 60
@@ -33,15 +33,7 @@ Rule = tuple[str, dict[str, Any]]  # (GX expectation class name, its keyword arg
 # How long after an order its lines may come back, in months: a return of a line the warehouse does not have, and
 # whose order date the returns file does not give, is a pre-history return (of a line ordered before the start of
 # history) only when it is dated within this many months of the start; later, it is an unknown order line.
-RETURN_WINDOW_ENV = "CPROF_RETURN_WINDOW_MONTHS"
-DEFAULT_RETURN_WINDOW_MONTHS = 3
-RETURN_WINDOW = setting(
-    RETURN_WINDOW_ENV, whole(), "a whole number of months (0 or more)", DEFAULT_RETURN_WINDOW_MONTHS
-)
-
-
-def return_window_months() -> int:
-    return RETURN_WINDOW.get()
+# (The setting return_window_months, CPROF_RETURN_WINDOW_MONTHS: pipelines/lib/settings.py.)
 
 
 @dataclass(frozen=True)
@@ -49,7 +41,7 @@ class Suite:
     source: str
     # parameters: $period (DATE, the partition month; NULL for snapshots); the returns' frame also
     # $history_start (DATE, the first month of history; NULL: the first month of validated.order_lines) and
-    # $return_window (INTEGER, months: RETURN_WINDOW_ENV)
+    # $return_window (INTEGER, months: the setting return_window_months)
     frame_sql: str
     rules: Callable[[], list[Rule]]
     description: str = ""
@@ -473,12 +465,17 @@ def rules_for(source: str) -> list[Rule]:
     return SUITES[source].rules()
 
 
-def frame_parameters(sql: str, month: str | None, history_start: str | None = None) -> dict[str, Any]:
+def frame_parameters(
+    sql: str,
+    month: str | None,
+    history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
+) -> dict[str, Any]:
     """The parameters a suite's frame SQL takes, of those it names."""
     values = {
         "period": period_parameter(month),
         "history_start": period_parameter(history_start),
-        "return_window": return_window_months(),
+        "return_window": return_window,
     }
     return {name: value for name, value in values.items() if f"${name}" in sql}
 

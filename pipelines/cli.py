@@ -7,13 +7,14 @@ setting (a ``CPROF_`` variable; the message names it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
-from pipelines.engines import ENGINE_ENV, ENGINES
-from pipelines.lib.config import DATA_DIR_ENV, Paths, data_dir, quiet_telemetry
+from pipelines.lib.config import DATA_DIR_ENV, plan_ranges_in_one_event
+from pipelines.lib.settings import ENGINES, SettingError, Settings, check_settings
 
 MONTH_HELP = "YYYY-MM"
 
@@ -55,7 +56,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pipelines.landing.history import record_landing_history
     from pipelines.sample.generate import GenerateConfig, generate
 
-    paths = Paths(args.data_dir)
+    paths = args.settings.paths
     config = GenerateConfig(customers=args.customers, months=args.months, start=args.start, seed=args.seed)
     _say(
         f"generate: {config.customers:,} customers, {config.months} months from {config.start}, seed {config.seed}"
@@ -71,11 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.run import run_pipeline
     from pipelines.summary import print_checksums, print_summary
 
-    paths = Paths(args.data_dir)
+    paths = args.settings.paths
     started = time.perf_counter()
     live = args.progress == "live" or (args.progress == "auto" and sys.stdout.isatty())
     summary = run_pipeline(
-        paths,
+        args.settings,
         args.first,
         args.last,
         progress=_say,
@@ -88,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.command == "backfill":
         print_checksums(paths)
     else:
-        print_summary(paths, summary)
+        print_summary(paths, summary, args.settings.engine)
     return 0
 
 
@@ -99,7 +100,7 @@ def _seconds(value: str) -> float:
     return number
 
 
-def _run_options(command: argparse.ArgumentParser) -> None:
+def _run_options(command: argparse.ArgumentParser, settings: Settings) -> None:
     """Options of the commands that write the data directory (run, backfill)."""
     command.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
     command.add_argument(
@@ -115,8 +116,8 @@ def _run_options(command: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default=None,
-        help=f"the warehouse engine (default: ${ENGINE_ENV}, else duckdb; now "
-        f"{os.environ.get(ENGINE_ENV) or 'duckdb'}). duckdb: one file, <data>/warehouse.duckdb. spark (needs "
+        help=f"the warehouse engine (default: ${Settings.variable('engine')}, else duckdb; now "
+        f"{settings.engine}). duckdb: one file, <data>/warehouse.duckdb. spark (needs "
         "`make install-spark` and Java 17): one Spark session for the run, local[2] with its metastore and "
         "Parquet tables under <data>/spark/, and a Thrift server in it on a free local port where dbt builds "
         "the models (dbt target spark_thrift); $CPROF_SPARK_MASTER and $CPROF_SPARK_THRIFT=host:port use a "
@@ -149,7 +150,8 @@ FULL_REFRESH_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    """cprof's arguments; ``settings`` (the environment's) give the defaults its help shows."""
     parser = argparse.ArgumentParser(
         prog="cprof",
         description="Customer profitability pipeline: landing files -> checked warehouse (DuckDB, or Spark with "
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"data directory (default: ${DATA_DIR_ENV}, else data/ under the project; now {data_dir()})",
+        help=f"data directory (default: ${DATA_DIR_ENV}, else data/ under the project; now {settings.data_dir})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--from", dest="first", type=_month, metavar=MONTH_HELP, help="first month to process")
     run.add_argument("--to", dest="last", type=_month, metavar=MONTH_HELP, help="last month to process")
-    _run_options(run)
+    _run_options(run, settings)
     run.set_defaults(func=cmd_run)
 
     backfill = commands.add_parser(
@@ -222,37 +224,39 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--to", dest="last", type=_month, metavar=MONTH_HELP, required=True, help="last month"
     )
-    _run_options(backfill)
+    _run_options(backfill, settings)
     backfill.set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_telemetry()
-    parser = build_parser()
+    plan_ranges_in_one_event()
+    try:  # every CPROF_ setting, read once, before anything runs (or is imported): a bad one is one line
+        settings, bad = check_settings(os.environ), None
+    except SettingError as exc:
+        settings, bad = Settings(), exc
+    parser = build_parser(settings)
     args = parser.parse_args(argv)
-    args.data_dir = (args.data_dir or data_dir()).expanduser().resolve()
-    # Everything below, the Dagster partitions (bounded by the landing zone's months) included, reads the data
-    # directory from the environment: make it the one this command was given.
-    os.environ[DATA_DIR_ENV] = str(args.data_dir)
-    # The engine reaches the run's Dagster resource (and the code location) the same way.
+    if bad is not None:
+        print(f"cprof {args.command}: error: {bad}", file=sys.stderr)
+        return 2
+    # The options override the environment's settings; from here on the settings travel as arguments.
+    if args.data_dir is not None:
+        settings = dataclasses.replace(settings, data_dir=args.data_dir.expanduser().resolve())
     if getattr(args, "engine", None):
-        os.environ[ENGINE_ENV] = args.engine
+        settings = dataclasses.replace(settings, engine=args.engine)
+    args.settings = settings
+    # The Dagster partitions (bounded by the landing zone's months) are fixed when the definitions are imported,
+    # from the environment's data directory: make it the one this command was given.
+    os.environ[DATA_DIR_ENV] = str(settings.data_dir)
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
-    from pipelines.lib.settings import SettingError, check_settings
-
     if args.command != "generate":
-        try:  # every CPROF_ setting, before anything runs (or is imported): a bad one is one line
-            check_settings()
-        except SettingError as exc:
-            print(f"cprof {args.command}: error: {exc}", file=sys.stderr)
-            return 2
         from pipelines.landing.history import record_landing_history
 
         # The span of the Dagster partitions, from the landing zone as it is now, before the definitions are
         # imported (they read it): the run's months are partitions (pipelines/landing/history.py).
-        record_landing_history(args.data_dir)
+        record_landing_history(settings.data_dir)
     from pipelines.defs.dbt import DbtProjectError
     from pipelines.landing.structure import LandingError
     from pipelines.lib.lock import DataDirLocked

@@ -1,7 +1,9 @@
 """The Dagster code location: ``workspace.yaml`` and ``dagster dev`` load ``defs`` from here.
 
-``build_definitions`` binds the same assets, jobs, schedule and sensors to any data directory (the CLI and the
-tests use it); ``defs`` is bound to ``$CPROF_DATA_DIR``, or ``data/`` under the project.
+``build_definitions`` binds the same assets, jobs, schedule and sensors to any :class:`Settings` (their data
+directory among them; the CLI and the tests use it); ``defs`` is bound to the settings of this process's
+environment (``CPROF_DATA_DIR``, or ``data/`` under the project, ...), read once, here, when the code location
+loads.
 
 Every monthly asset shares one partitions definition (pipelines/defs/partitions.py) and runs a range of months in
 one run. ``refresh`` is the job the monthly-close schedule, the landing sensor, ``cprof run`` and
@@ -11,6 +13,8 @@ publish.
 """
 
 from __future__ import annotations
+
+import os
 
 from dagster import (
     AssetSelection,
@@ -32,11 +36,10 @@ from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.monitoring import LockedInProcessExecutor
 from pipelines.defs.resources import resources_for
 from pipelines.landing.sources import SNAPSHOTS
-from pipelines.lib.config import Paths, paths, quiet_telemetry
-from pipelines.lib.settings import check_settings
+from pipelines.lib.config import Paths, plan_ranges_in_one_event
+from pipelines.lib.settings import Settings, check_settings
 
-quiet_telemetry()
-check_settings()  # a bad CPROF_ setting fails the code location's load with one line naming it
+plan_ranges_in_one_event()
 
 ASSETS = [
     *ingest_assets,
@@ -101,7 +104,7 @@ def locked_in_process_executor(data_paths: Paths):
 
 
 def build_definitions(
-    data_paths: Paths, defer_docs: bool = False, without_snapshots: frozenset[str] = frozenset()
+    settings: Settings, defer_docs: bool = False, without_snapshots: frozenset[str] = frozenset()
 ) -> Definitions:
     refresh = _refresh_job(without_snapshots) if without_snapshots else refresh_job
     return Definitions(
@@ -109,10 +112,11 @@ def build_definitions(
         asset_checks=[*ingest_checks, customer_clv_holdout, published_on_time],
         jobs=[refresh, ingest_reference_job, freshness_job],
         schedules=[monthly_close_schedule(refresh), freshness_schedule],
-        sensors=[landing_sensor, failure_alert_sensor(data_paths)],
-        resources=resources_for(data_paths, defer_docs),
-        executor=locked_in_process_executor(data_paths),
+        sensors=[landing_sensor, failure_alert_sensor(settings)],
+        resources=resources_for(settings, defer_docs),
+        executor=locked_in_process_executor(settings.paths),
     )
 
 
-defs = build_definitions(paths())
+# A bad CPROF_ setting fails the code location's load with one line naming it.
+defs = build_definitions(check_settings(os.environ))

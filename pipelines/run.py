@@ -40,13 +40,14 @@ from pipelines.defs.assets import NOTES
 from pipelines.defs.explain import root_cause
 from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
-from pipelines.engines import engine_name, open_runtime
+from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
-from pipelines.lib.config import WORKSPACE_YAML, Paths, quiet_telemetry, write_dagster_yaml
+from pipelines.lib.config import WORKSPACE_YAML, Paths, plan_ranges_in_one_event, write_dagster_yaml
 from pipelines.lib.dagster_private import create_workspace_run, execute_created_run
 from pipelines.lib.lock import data_dir_lock
+from pipelines.lib.settings import Settings
 from pipelines.progress import RunFollower
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -69,7 +70,7 @@ class RunSummary:
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
     """The persistent Dagster instance under the data directory (telemetry off)."""
-    quiet_telemetry()
+    plan_ranges_in_one_event()
     write_dagster_yaml(paths.dagster_home)
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
     return DagsterInstance.get()
@@ -213,19 +214,22 @@ class _ByThread(io.TextIOBase):
         self._console.flush()
 
 
-def code_location_job(data_dir: str, job_name: str, without_snapshots: tuple[str, ...] = ()) -> JobDefinition:
-    """A job of the code location bound to ``data_dir``, as a run of cprof executes it (the data docs built once,
-    after the run; ``without_snapshots`` left out of ``refresh``): what ``build_reconstructable_job`` rebuilds."""
+def code_location_job(
+    settings: tuple[tuple[str, str], ...], job_name: str, without_snapshots: tuple[str, ...] = ()
+) -> JobDefinition:
+    """A job of the code location bound to the run's settings (as their variables' text,
+    ``Settings.to_environ``), as a run of cprof executes it (the data docs built once, after the run;
+    ``without_snapshots`` left out of ``refresh``): what ``build_reconstructable_job`` rebuilds."""
     from pipelines.definitions import build_definitions
 
     defs = build_definitions(
-        Paths(Path(data_dir)), defer_docs=True, without_snapshots=frozenset(without_snapshots)
+        Settings.from_environ(dict(settings)), defer_docs=True, without_snapshots=frozenset(without_snapshots)
     )
     return defs.resolve_job_def(job_name)
 
 
 def execute_run(
-    paths: Paths,
+    settings: Settings,
     job_name: str,
     instance: DagsterInstance,
     tags: dict[str, str],
@@ -236,7 +240,7 @@ def execute_run(
     """Execute a job of the code location in this process, as ``dagster.execute_job`` does (the job's own executor,
     which takes the data directory's lock), in a run that carries the origin of ``workspace.yaml``'s code location
     (so the UI shows it as one of its runs) and this process's identity."""
-    arguments = (str(paths.data_dir), job_name, tuple(sorted(without_snapshots)))
+    arguments = (tuple(sorted(settings.to_environ().items())), job_name, tuple(sorted(without_snapshots)))
     job = build_reconstructable_job(__name__, code_location_job.__name__, reconstructable_args=arguments)
     run = create_workspace_run(
         WORKSPACE_YAML, code_location_job(*arguments), instance, {**tags, **worker_tags()}, run_config
@@ -249,8 +253,7 @@ def _check_partitions_cover(months: list[str]) -> None:
     """The code location's monthly partitions are fixed when it is loaded, from the settings or the span of
     history recorded in the data directory (pipelines/landing/history.py): a run of months outside them would fail
     in every step with Dagster's invariant error. Say so before anything runs."""
-    from pipelines.defs.partitions import LAST_MONTH_ENV, monthly_partitions, partition_key
-    from pipelines.landing.inventory import FIRST_MONTH_ENV
+    from pipelines.defs.partitions import monthly_partitions, partition_key
 
     keys = set(monthly_partitions.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
@@ -262,14 +265,14 @@ def _check_partitions_cover(months: list[str]) -> None:
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
             f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded, from "
-            f"${FIRST_MONTH_ENV} / ${LAST_MONTH_ENV} or the span of history recorded in the data directory "
+            f"${Settings.variable('first_month')} / ${Settings.variable('last_month')} or the span of history recorded in the data directory "
             "(history.json): unset those bounds or widen them, or run `cprof run`, which records the landing "
             "zone's span before it loads the pipeline"
         )
 
 
 def run_pipeline(
-    paths: Paths,
+    settings: Settings,
     first: str | None = None,
     last: str | None = None,
     progress: Callable[[str], None] = print,
@@ -286,19 +289,21 @@ def run_pipeline(
     Holds the data directory's writer lock throughout (waiting up to ``wait_seconds`` for another writer), and
     first marks failed any run of the instance whose process is gone. Says each step as it finishes, and with
     ``live`` how long steps go (months ingested, suites, dbt nodes). ``accept_row_drop`` (MONTH or MONTH:SOURCE)
-    confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop)."""
-    # Without a first month, the run starts at the start of history ($CPROF_FIRST_MONTH, else the landing's first).
-    months = select_months(paths, first or history_start(paths.landing), last)
+    confirms months whose reload has far fewer rows than their promoted load (run tag cprof/accept_row_drop).
+    ``settings``: the process's (pipelines/lib/settings.py), the data directory's among them."""
+    paths = settings.paths
+    # Without a first month, the run starts at the start of history (the setting first_month, else the landing's).
+    months = select_months(paths, first or history_start(paths.landing, settings.first_month), last)
     # The span the code location's partitions take when it next loads (cprof records it before the import too).
     record_landing_history(paths.data_dir)
     _check_partitions_cover(months)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
         # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
-        widened = RefreshRange.of(months, open_runtime(paths)).sentence()
+        widened = RefreshRange.of(months, open_runtime(settings)).sentence()
         if widened:
             progress(widened)
-        return _run_locked(paths, months, progress, full_refresh, live, accept_row_drop)
+        return _run_locked(settings, months, progress, full_refresh, live, accept_row_drop)
 
 
 def _said(result: JobExecutionResult) -> list[str]:
@@ -318,7 +323,7 @@ def _said(result: JobExecutionResult) -> list[str]:
 
 
 def _run_locked(
-    paths: Paths,
+    settings: Settings,
     months: list[str],
     progress: Callable[[str], None],
     full_refresh: bool,
@@ -327,13 +332,14 @@ def _run_locked(
 ) -> RunSummary:
     from pipelines.defs.assets.transform import dbt_models
 
-    open_runtime(paths).check_writable()  # a reader holding the warehouse: one line, before the run starts
+    paths = settings.paths
+    open_runtime(settings).check_writable()  # a reader holding the warehouse: one line, before the run starts
     instance = dagster_instance(paths)
     fail_dead_runs(instance, say=progress)
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = {} if full_refresh else open_runtime(paths).unchanged_snapshots(paths.landing)
+    reused = {} if full_refresh else open_runtime(settings).unchanged_snapshots(paths.landing)
     validator = validator_for(paths.data_dir, defer_docs=True)
     for name, validated_at in reused.items():  # the run page says why their suites did not run
         validator.skip(name, unchanged_reason(validated_at))
@@ -341,7 +347,7 @@ def _run_locked(
     span = f"{months[0]} to {months[-1]}" if len(months) > 1 else months[0]
     progress(
         f"run: {len(months)} month(s), {span}{', full refresh' if full_refresh else ''}, "
-        f"data directory {paths.data_dir}, engine {engine_name()}"
+        f"data directory {paths.data_dir}, engine {settings.engine}"
     )
     tags = range_tags(months[0], months[-1])
     if full_refresh:
@@ -368,7 +374,7 @@ def _run_locked(
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
         with log.open("w") as handle, contextlib.redirect_stdout(_ByThread(handle, sys.stdout)):
             result = execute_run(
-                paths, "refresh", instance, tags, QUIET, frozenset(reused), on_created=follow
+                settings, "refresh", instance, tags, QUIET, frozenset(reused), on_created=follow
             )
         for source, error in _failed_loads(result).items():  # their suites could not run
             validator.load_failed(source, error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import duckdb
 
-from pipelines.engines import engine_name
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import PARQUET_DIR, current_database
 from pipelines.publication.report import REPORT, REPORT_DIR
@@ -136,10 +135,11 @@ def prehistory_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
-def print_summary(paths: Paths, summary: RunSummary) -> None:
+def print_summary(paths: Paths, summary: RunSummary, engine: str = "duckdb") -> None:
+    """What a run did, from the working warehouse (``engine``'s) and the publication."""
     print()
     print(f"Summary, {summary.months[0]} to {summary.months[-1]} ({len(summary.months)} months)")
-    if engine_name() == "duckdb":
+    if engine == "duckdb":
         with duckdb.connect(str(paths.warehouse), read_only=True) as con:
             customers, orders, lines, responses = con.execute(VOLUME_SQL).fetchone()
         print(
@@ -147,7 +147,7 @@ def print_summary(paths: Paths, summary: RunSummary) -> None:
             f"survey responses {responses:,}"
         )
     else:  # the working warehouse is Spark's, stopped with the run: the ingest lines above give the rows loaded
-        print(f"  loaded into the {engine_name()} warehouse under {paths.data_dir / 'spark'}")
+        print(f"  loaded into the {engine} warehouse under {paths.data_dir / 'spark'}")
     print(
         f"  dbt: {summary.dbt_models} models built, {summary.dbt_tests_passed} tests passed (conservation included)"
     )

@@ -14,10 +14,14 @@ import pytest
 # it at an empty directory first, so the suite sees the same partitions after a demo as on a fresh clone.
 os.environ["CPROF_DATA_DIR"] = tempfile.mkdtemp(prefix="cprof-tests-default-data-")
 
-from pipelines.lib.config import Paths, quiet_telemetry
+from pipelines.lib.config import TELEMETRY_OFF, Paths, plan_ranges_in_one_event
+from pipelines.lib.settings import Settings
 from pipelines.sample.generate import GenerateConfig, generate
 
-quiet_telemetry()
+# As the Makefile does for the commands it runs: usage statistics off for every process the tests start.
+for name, value in TELEMETRY_OFF.items():
+    os.environ.setdefault(name, value)
+plan_ranges_in_one_event()
 SMALL = GenerateConfig(customers=120, months=3, start="2024-01", seed=7)
 
 
@@ -45,7 +49,7 @@ def published_sample(tmp_path_factory, small_landing: Path) -> Paths:
 
     paths = Paths(tmp_path_factory.mktemp("published") / "data")
     shutil.copytree(small_landing, paths.landing)
-    run_pipeline(paths, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     return paths
 
 
@@ -57,7 +61,7 @@ def demo_published(tmp_path_factory) -> Paths:
 
     paths = Paths(tmp_path_factory.mktemp("demo") / "data")
     generate(GenerateConfig(), paths.landing)
-    run_pipeline(paths, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     return paths
 
 

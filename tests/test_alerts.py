@@ -17,9 +17,9 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus, SensorEvaluationContext
 
 from pipelines.definitions import build_definitions
-from pipelines.defs.alerts import NOTIFY_COMMAND_ENV, NOTIFY_LOG_ENV
 from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.dagster_private import workspace_origins
+from pipelines.lib.settings import Settings
 from pipelines.run import QUIET, dagster_instance, execute_run
 
 # A notify command that writes what it was given (subject from the environment, message from stdin) to the
@@ -45,12 +45,18 @@ def tick(defs, instance, cursor: str | None):
 
 
 def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notifiers(
-    published_sample: Paths, tmp_path: Path, monkeypatch
+    published_sample: Paths, tmp_path: Path
 ):
     paths = Paths(tmp_path / "data")
     shutil.copytree(published_sample.data_dir, paths.data_dir)
     instance = dagster_instance(paths)
-    defs = build_definitions(paths)
+    log = tmp_path / "alerts" / "failures.jsonl"
+    received = tmp_path / "received; rm -rf x.txt"
+    command = shlex.join([sys.executable, "-c", RECEIVER, str(received)])  # quoted as a person would set it
+    settings = Settings.from_environ(
+        {"CPROF_DATA_DIR": str(paths.data_dir), "CPROF_NOTIFY_LOG": str(log), "CPROF_NOTIFY_COMMAND": command}
+    )
+    defs = build_definitions(settings)
     sensor = defs.get_repository_def().get_sensor_def("failure_alerts")
     assert sensor.default_status.value == "RUNNING"
 
@@ -58,7 +64,7 @@ def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notif
     assert not first.run_requests and first.cursor
 
     # The sample is published through 2024-03: today that publication is late, so the check fails its run.
-    result = execute_run(paths, "check_freshness", instance, {}, QUIET)
+    result = execute_run(settings, "check_freshness", instance, {}, QUIET)
     run = instance.get_run_by_id(result.run_id)
     assert run.status == DagsterRunStatus.FAILURE
     (evaluation,) = [
@@ -67,10 +73,6 @@ def test_a_late_publication_fails_its_run_and_the_failure_sensor_tells_the_notif
     ]
     assert not evaluation.passed and "published through 2024-03" in evaluation.description
 
-    log = tmp_path / "alerts" / "failures.jsonl"
-    received = tmp_path / "received; rm -rf x.txt"
-    monkeypatch.setenv(NOTIFY_LOG_ENV, str(log))
-    monkeypatch.setenv(NOTIFY_COMMAND_ENV, shlex.join([sys.executable, "-c", RECEIVER, str(received)]))
     second = tick(defs, instance, first.cursor)
     assert not second.run_requests
 
@@ -138,7 +140,7 @@ def test_dbt_dies_with_a_killed_run_and_the_next_run_publishes_and_tells_of_it(d
     until(lambda: not running(dbt), 5, f"dbt (pid {dbt}) gone with the killed run", poll=0.1)
 
     instance = dagster_instance(paths)
-    defs = build_definitions(paths)
+    defs = build_definitions(Settings(data_dir=paths.data_dir))
     cursor = tick(defs, instance, None).cursor
     (killed,) = instance.get_runs()
 

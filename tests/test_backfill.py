@@ -14,6 +14,7 @@ import pytest
 from pipelines.defs.partitions import range_tags
 from pipelines.engines.duckdb_ingest import months_awaiting_publication
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, run_pipeline
 from pipelines.summary import prehistory_lines
@@ -68,7 +69,7 @@ def test_start_mid_stream_then_backfill_backwards_publishes_what_loading_in_orde
 
     # 1. The first load starts at 2024-02: its returns of January's lines are pre-history, published, not errors.
     said: list[str] = []
-    run_pipeline(paths, progress=said.append)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=said.append)
     listed = _published(
         paths,
         "select return_id, is_priced, returns_credit, unknown from marts.prehistory_returns order by return_id",
@@ -96,7 +97,7 @@ def test_start_mid_stream_then_backfill_backwards_publishes_what_loading_in_orde
 
     # 2. The older month is found later: land it and backfill it. Everything it reaches is restated.
     shutil.copytree(held_back, paths.landing, dirs_exist_ok=True)
-    run_pipeline(paths, OLDER, OLDER, progress=said.append)
+    run_pipeline(Settings(data_dir=paths.data_dir), OLDER, OLDER, progress=said.append)
     assert _published(paths, "select count(*) from marts.prehistory_returns") == [(0,)]
     # the months of those returns, restated, were published
     assert months_awaiting_publication(paths.warehouse) == []
@@ -111,25 +112,20 @@ def _month_of(paths: Paths, return_id: str) -> str:
     raise AssertionError(f"{return_id} in no returns file")
 
 
-def test_an_undated_return_of_an_unknown_line_after_the_return_window_is_an_error(
-    data_paths: Paths, monkeypatch: pytest.MonkeyPatch
-):
+def test_an_undated_return_of_an_unknown_line_after_the_return_window_is_an_error(data_paths: Paths):
     """Past the return window of the start of history, a line the warehouse does not have cannot be older than
     history: the run stops at the returns suite, as for any unknown line."""
-    monkeypatch.setenv("CPROF_RETURN_WINDOW_MONTHS", "1")
     returns = data_paths.landing / "returns" / "2024-02.csv"
     rows = [row.split(",") for row in returns.read_text().splitlines()]
     rows[1][1] = "O999999999"
     returns.write_text("\n".join(",".join(row) for row in rows) + "\n")
     with pytest.raises(PipelineError) as caught:
-        run_pipeline(data_paths, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=data_paths.data_dir, return_window_months=1), progress=lambda _: None)
     assert "_unknown_order_line: 1 unexpected (e.g. O999999999 line" in str(caught.value)
     assert "history from 2024-01" in str(caught.value)
 
 
-def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest(
-    small_landing: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest(small_landing: Path):
     """Older months landed after the code location loaded (its partitions begin at 2024-02) are reported with
     what to do, not requested (their partitions do not exist yet) and not an error; the months of the
     partitions are requested as one run. Months before a declared start of history are reported as such."""
@@ -145,8 +141,7 @@ def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest
             and "`cprof backfill --from 2024-01 --to 2024-01`" in line
             for line in said
         ), said
-        monkeypatch.setenv("CPROF_FIRST_MONTH", "2024-02")
-        _, said = refresh_requests(instance, small_landing, first_partition="2024-02")
+        _, said = refresh_requests(instance, small_landing, first_partition="2024-02", first_month="2024-02")
         assert any(
             line.startswith("2024-01..2024-01: before the start of history ($CPROF_FIRST_MONTH=2024-02)")
             for line in said
@@ -158,6 +153,6 @@ def test_a_range_run_into_an_empty_warehouse_may_start_after_the_first_landed_mo
 ):
     """`cprof run --from 2024-02` with January in the landing zone but not loaded: January's lines are before
     the first month loaded, so their returns are pre-history returns, not unknown lines."""
-    run_pipeline(data_paths, "2024-02", "2024-03", progress=lambda _: None)
+    run_pipeline(Settings(data_dir=data_paths.data_dir), "2024-02", "2024-03", progress=lambda _: None)
     listed = _published(data_paths, "select return_id from marts.prehistory_returns order by 1")
     assert [row[0] for row in listed] == [row[0] for row in _prehistory(published_sample)]

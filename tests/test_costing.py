@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.defs.dbt import dbt_executable
 from pipelines.lib.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import PARQUET_DIR, current_database
 from pipelines.run import PipelineError, run_pipeline
 
@@ -290,7 +291,7 @@ def test_broken_configuration_fails_naming_each_problem_and_publishes_nothing(bu
     )
     activities.write_text(text)
     with pytest.raises(PipelineError) as caught:
-        run_pipeline(paths, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     message = str(caught.value)
     assert "cost centre billing: the shares of its activities sum to 110.0000 %" in message
     assert "activity enter_order_line is on cost centre order_entry, which is not in cost_centers" in message

@@ -21,6 +21,7 @@ import pytest
 
 from pipelines.landing.structure import LandingError
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import CURRENT, PAUSE_ENV, current_database
 from pipelines.run import PipelineError, run_pipeline
 
@@ -240,7 +241,7 @@ def test_bad_input_is_stopped_at_its_check(published: Paths, tmp_path: Path, cas
     damage(file)
 
     with pytest.raises((PipelineError, LandingError)) as caught:
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     message = str(caught.value)
     assert expected in message, message
     assert str(file) in message  # which file
@@ -257,7 +258,7 @@ def test_failed_check_report_names_source_partition_rule_count_and_samples(publi
     _edit("quantity", "-4", row=3)(paths.landing / "order_lines" / f"{MONTH}.csv")
     _edit("customer_id", "C777777", row=5)(paths.landing / "order_lines" / f"{MONTH}.csv")
     with pytest.raises(PipelineError) as caught:
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     message = str(caught.value)
     assert f"order_lines {MONTH} (" in message and " expectations failed" in message
     assert "quantity: 1 unexpected (e.g. -4 at line 4)" in message  # data row 3: the header is line 1
@@ -278,9 +279,9 @@ def test_fixed_file_publishes_after_a_failed_run(published: Paths, tmp_path: Pat
     _edit("quantity", "-4")(file)
     before = publication_fingerprint(paths.published)
     with pytest.raises(PipelineError):
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     file.write_bytes(good)
-    run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     after = publication_fingerprint(paths.published)
     assert after[0] != before[0]
     with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
@@ -328,7 +329,7 @@ def test_a_run_killed_while_publishing_leaves_the_previous_publication(
     assert publication_fingerprint(paths.published) == before
     marker.unlink()
 
-    run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     after = publication_fingerprint(paths.published)
     assert after[0] != before[0]
     releases = paths.published / "releases"
@@ -380,7 +381,7 @@ def test_a_reader_during_a_refresh_sees_no_error_and_every_read_reconciles(publi
     try:
         time.sleep(1)
         for _ in range(2):
-            run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+            run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
         time.sleep(1)
         stop.touch()
         out, err = reader.communicate(timeout=120)

@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.definitions import build_definitions
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, dagster_instance, run_pipeline
 from tests.test_alerts import tick
@@ -60,7 +61,7 @@ def test_failed_dbt_tests_are_said_as_keys_months_and_files(copy_of_published: P
     landing = paths.landing
     published = _release(paths)
     instance = dagster_instance(paths)
-    alerts = build_definitions(paths)
+    alerts = build_definitions(Settings(data_dir=paths.data_dir))
     cursor = tick(alerts, instance, None).cursor
 
     # An order line of February exported again in March.
@@ -82,7 +83,7 @@ def test_failed_dbt_tests_are_said_as_keys_months_and_files(copy_of_published: P
     _write(landing / "reference" / "customers.csv", columns, [c for c in customers if c[0] != gone])
 
     with pytest.raises(PipelineError) as failed:
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None, live=False)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None, live=False)
     said = str(failed.value)
     # the repeated line: its key, both months and both files
     repeat = next(line for line in said.splitlines() if f"order_id={order_id}, line_no={line_no}" in line)
@@ -120,7 +121,7 @@ def test_a_ledger_that_breaks_conservation_or_overflows_names_the_month_and_the_
     ]
     _write(ledger_file, columns, negative)
     with pytest.raises(PipelineError) as failed:
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None, live=False)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None, live=False)
     said = str(failed.value)
     assert "dbt test assert_activity_costs_fully_allocated failed" in said
     assert f"period={MONTH}-01, activity=" in said
@@ -130,7 +131,7 @@ def test_a_ledger_that_breaks_conservation_or_overflows_names_the_month_and_the_
     ledger[0][columns.index("amount")] = "9999999999999999.99"
     _write(ledger_file, columns, ledger)
     with pytest.raises(PipelineError) as failed:
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None, live=False)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None, live=False)
     said = str(failed.value)
     assert "dbt model int_ledger_costs_aggregated_to_cost_center_month could not be built" in said
     key = ", ".join(

@@ -19,6 +19,7 @@ import pytest
 
 from pipelines.cli import build_parser
 from pipelines.landing.sources import SOURCES
+from pipelines.lib.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -114,7 +115,7 @@ def makefile_targets() -> set[str]:
 
 
 def cprof_commands() -> dict[str, argparse.ArgumentParser]:
-    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (commands,) = [a for a in build_parser(Settings())._actions if isinstance(a, argparse._SubParsersAction)]
     return dict(commands.choices)
 
 

@@ -10,11 +10,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines.engines import UnknownEngine, dbt_target, engine_name, open_runtime
+from pipelines.engines import dbt_target, open_runtime
 from pipelines.engines.base import Column, Filter, PeriodWindow
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
-from pipelines.lib.config import Paths
-from pipelines.lib.settings import SettingError
+from pipelines.lib.settings import SettingError, Settings
 
 COLUMNS = [
     Column("period", "date", nullable=False),
@@ -95,17 +94,14 @@ def test_reads_bind_every_value(warehouse):
         warehouse.count("marts.facts", [Filter("key", "= 'a' or 1=1 --", "a")])  # type: ignore[arg-type]
 
 
-def test_the_engine_setting_picks_the_runtime_and_the_dbt_target(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("CPROF_ENGINE", raising=False)
-    assert engine_name() == "duckdb" and dbt_target() == "local"
-    monkeypatch.setenv("CPROF_ENGINE", "Spark ")
-    assert engine_name() == "spark"
-    monkeypatch.setenv("CPROF_ENGINE", "oracle")
+def test_the_engine_setting_picks_the_runtime_and_the_dbt_target(tmp_path: Path):
+    unset = Settings.from_environ({"CPROF_DATA_DIR": str(tmp_path)})
+    assert unset.engine == "duckdb" and dbt_target(unset.engine) == "local"
+    spark = Settings.from_environ({"CPROF_DATA_DIR": str(tmp_path), "CPROF_ENGINE": "Spark "})
+    assert spark.engine == "spark" and dbt_target(spark.engine) == "spark_thrift"
     with pytest.raises(SettingError, match="^CPROF_ENGINE='oracle': expected one of duckdb, spark$"):
-        engine_name()
-    with pytest.raises(UnknownEngine, match="the engines are duckdb, spark"):
-        engine_name("oracle")
-    runtime = open_runtime(Paths(tmp_path), "duckdb")
+        Settings.from_environ({"CPROF_ENGINE": "oracle"})
+    runtime = open_runtime(unset)
     assert runtime.engine == "duckdb" and runtime.months_awaiting_publication() == []
     with runtime.session() as wh:
         assert wh.engine == "duckdb" and wh.marts() == []

@@ -15,6 +15,7 @@ from dagster import AssetKey, materialize
 from pipelines.defs.assets.transform import satisfaction_and_scorecard_models
 from pipelines.defs.resources import resources_for
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import RunSummary, run_pipeline
 from pipelines.summary import print_summary
@@ -53,7 +54,7 @@ def test_profit_clv_divides_cost_to_serve_per_purchase_day_for_a_customer_orderi
     """Through the whole pipeline (ingest, dbt, CLV scoring, publication): a customer with two orders on one
     day has the transactions BG/NBD counts (purchase days) as the unit of cost-to-serve and of profit CLV."""
     customer, day = _plant_a_second_order_on_the_same_day(data_paths.landing)
-    run_pipeline(data_paths, progress=lambda _: None)
+    run_pipeline(Settings(data_dir=data_paths.data_dir), progress=lambda _: None)
 
     # Independently of the code: the customer's orders and purchase days, from the landing files.
     lines = [line for line in _landed_order_lines(data_paths.landing) if line["customer_id"] == customer]
@@ -105,7 +106,7 @@ def test_scorecard_trend_compares_the_published_actuals(published_sample: Paths,
     assert materialize(
         [satisfaction_and_scorecard_models],
         partition_key="2024-01-01",
-        resources=resources_for(paths),
+        resources=resources_for(Settings(data_dir=paths.data_dir)),
         selection=[scorecard],
     ).success
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:

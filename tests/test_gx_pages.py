@@ -15,6 +15,7 @@ from data_checks.gx_run import unchanged_reason
 from data_checks.suites import REFERENCED, SUITES, references
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.run import PipelineError, run_pipeline
 
 MONTH = "2024-02"
@@ -43,7 +44,7 @@ def test_a_failed_reference_snapshot_names_the_suites_it_kept_from_running(
     customers.write_text("\n".join(lines) + "\n")
 
     with pytest.raises(PipelineError):
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     page = paths.data_dir / "gx" / "data_docs" / "run.html"
     text = page.read_text()
 
@@ -93,7 +94,7 @@ def test_the_run_page_gives_each_suite_not_run_the_reason_the_run_recorded(
     file.write_text("\n".join(lines) + "\n")
 
     with pytest.raises(PipelineError):
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None)
     page = paths.data_dir / "gx" / "data_docs" / "run.html"
     not_run = _not_run(page)
 

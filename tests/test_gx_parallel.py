@@ -13,12 +13,13 @@ import duckdb
 import pytest
 from pandas.testing import assert_frame_equal
 
-from data_checks.batching import BATCH_ENV, batch_minimum_rows, plan_batches
+from data_checks.batching import batch_minimum_rows, plan_batches
 from data_checks.gx_run import LandingValidator
 from data_checks.suites import PARTITION_COLUMN, SUITES
 from pipelines.engines import duckdb_ingest
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.run import PipelineError, run_pipeline
 
 MONTHS = ["2024-01", "2024-02", "2024-03"]  # the small sample (tests/conftest.py)
@@ -75,13 +76,14 @@ def _outcomes(con: duckdb.DuckDBPyConnection, docs: Path, source: str = "order_l
 
 def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, monkeypatch):
     # the default: a source's three months in one validation, validated again one by one when it fails
-    monkeypatch.delenv(BATCH_ENV, raising=False)
     runs = _count_runs(monkeypatch)
     for source, month, column, value, _ in PLANTED:
         _plant(data_paths.landing / source / f"{month}.csv", column, value)
 
     with pytest.raises(PipelineError) as caught:
-        run_pipeline(data_paths, progress=lambda _: None)  # the full build: every month of the landing zone
+        run_pipeline(
+            Settings(data_dir=data_paths.data_dir), progress=lambda _: None
+        )  # the full build: every month of the landing zone
     message = str(caught.value)
     for source, month, _, _, reported in PLANTED:
         file = data_paths.landing / source / f"{month}.csv"
@@ -178,15 +180,21 @@ def _count_runs(monkeypatch) -> list:
 
 
 def _validate_months(
-    con: duckdb.DuckDBPyConnection, docs: Path, months: list[str], rows: dict, source: str = "order_lines"
+    con: duckdb.DuckDBPyConnection,
+    docs: Path,
+    months: list[str],
+    rows: dict,
+    source: str = "order_lines",
+    batch_rows: int = Settings.gx_batch_rows,
 ) -> list:
-    """The outcomes of validating the loaded ``months`` of ``source`` in batches (CPROF_GX_BATCH_ROWS)."""
+    """The outcomes of validating the loaded ``months`` of ``source`` in batches of ``batch_rows`` rows."""
     found = LandingValidator(docs).validate_months(
         source,
         {month: f"{month}.csv" for month in months},
         lambda month: duckdb_ingest.validation_frame(con, source, month),
         lambda batch: duckdb_ingest.validation_frames(con, source, batch),
         rows,
+        batch_rows,
     )
     return [replace(o, docs=None) for o in found]
 
@@ -216,12 +224,11 @@ def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small
             assert_frame_equal(_values(part), _values(own))
 
         for budget in (0, sum(rows.values()), rows["2024-01"] + rows["2024-02"], 1):
-            monkeypatch.setenv(BATCH_ENV, str(budget))
-            assert _validate_months(con, tmp_path / f"batch-{budget}", MONTHS, rows) == alone, budget
+            found = _validate_months(con, tmp_path / f"batch-{budget}", MONTHS, rows, batch_rows=budget)
+            assert found == alone, budget
         runs = _count_runs(monkeypatch)
         clean = [m for m in MONTHS if m != "2024-02"]
-        monkeypatch.setenv(BATCH_ENV, str(sum(rows.values())))
-        found = _validate_months(con, tmp_path / "clean", clean, rows)
+        found = _validate_months(con, tmp_path / "clean", clean, rows, batch_rows=sum(rows.values()))
         assert runs == ["2024-01..2024-03"]
         assert [(o.month, o.rows, o.success) for o in found] == [(m, rows[m], True) for m in clean]
 
@@ -229,7 +236,6 @@ def test_a_batch_gives_the_outcomes_of_one_month_at_a_time(tmp_path: Path, small
 def test_an_empty_month_batched_where_its_suite_allows_it(tmp_path: Path, small_landing: Path, monkeypatch):
     """Support tickets may have an empty month (no row-count minimum): batched with the others, it passes with
     0 rows, as validated alone."""
-    monkeypatch.delenv(BATCH_ENV, raising=False)
     landing = tmp_path / "landing"
     shutil.copytree(small_landing, landing)
     empty = landing / "support_tickets" / "2024-02.csv"

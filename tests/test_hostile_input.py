@@ -11,6 +11,7 @@ import duckdb
 
 from pipelines.engines.sql import qualified
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import run_pipeline
 
@@ -77,7 +78,7 @@ def test_sql_in_every_kind_of_field_is_inert_and_published_as_text(tmp_path: Pat
     (landing / "order_lines" / ".~lock.2024-02.csv#").write_text("editor lock")
 
     lines: list[str] = []
-    run_pipeline(paths, progress=lines.append)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lines.append)
 
     assert not list(pwned.iterdir()), "a planted statement was executed"
     assert any(line.startswith("ingest 2024-03:") and "no rows: returns 0" in line for line in lines), lines

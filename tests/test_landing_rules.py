@@ -34,6 +34,7 @@ from pipelines.landing.inventory import (
 )
 from pipelines.landing.sources import BY_NAME, MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from tests.test_data_checks import _copy, publication_fingerprint
 
@@ -276,7 +277,7 @@ def test_a_run_launched_in_dagster_fails_on_a_misnamed_file_in_its_folder(data_p
         result = materialize(
             landed,
             partition_key="2024-01-01",
-            resources=resources_for(data_paths),
+            resources=resources_for(Settings(data_dir=data_paths.data_dir)),
             instance=instance,
             raise_on_error=False,
         )
@@ -407,9 +408,8 @@ def test_a_month_cut_short_against_its_promoted_load_fails_unless_confirmed(
     ), message
     assert f"--accept-row-drop {MONTH}:order_lines" in message and "CPROF_MAX_ROW_DROP=0.3" in message
     assert _landed(con, "order_lines") == before
-    monkeypatch.setenv("CPROF_MAX_ROW_DROP", "0.7")  # a fall within the limit loads
-    assert load(con, data_paths.landing, "order_lines", MONTH).rows == int(full * 0.4)
-    monkeypatch.delenv("CPROF_MAX_ROW_DROP")
+    # a fall within the limit (the setting max_row_drop) loads
+    assert load(con, data_paths.landing, "order_lines", MONTH, max_row_drop=0.7).rows == int(full * 0.4)
     assert load(con, data_paths.landing, "order_lines", MONTH, accept_row_drop=True).rows == int(full * 0.4)
 
 

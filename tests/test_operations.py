@@ -27,11 +27,11 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus, build_schedule_context
 
 from pipelines.definitions import build_definitions
-from pipelines.defs.automation import RETRY_BACKOFF_ENV
 from pipelines.defs.monitoring import WORKER_TAG
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, Paths
 from pipelines.lib.dagster_private import workspace_origins
 from pipelines.lib.lock import DataDirLocked, data_dir_lock
+from pipelines.lib.settings import Settings
 from pipelines.run import QUIET, dagster_instance
 from tests.test_data_checks import _copy, publication_fingerprint
 
@@ -239,8 +239,8 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
     known.add(stuck)
 
     # A monthly-close tick (for 2024-03) queued as the scheduler daemon queues it, and the landing sensor on.
-    job = build_definitions(paths).resolve_job_def("refresh")
-    schedule = build_definitions(paths).resolve_schedule_def("monthly_close")
+    job = build_definitions(Settings(data_dir=paths.data_dir)).resolve_job_def("refresh")
+    schedule = build_definitions(Settings(data_dir=paths.data_dir)).resolve_schedule_def("monthly_close")
     with build_schedule_context(
         instance=instance, scheduled_execution_time=datetime(2024, 4, 3, 6, 0, tzinfo=UTC)
     ) as context:
@@ -270,7 +270,7 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
     # The killed runs count as failed attempts of their months: the sensor retries them without its usual wait.
     daemon = Process(
         [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        {**dagster_env(paths), RETRY_BACKOFF_ENV: "0"},
+        {**dagster_env(paths), Settings.variable("retry_backoff_seconds"): "0"},
     )
     port = free_port()
     webserver = Process(

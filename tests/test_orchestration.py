@@ -33,6 +33,7 @@ from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import QUIET, dagster_instance, run_pipeline
 from pipelines.sample.generate import GenerateConfig, generate
@@ -110,13 +111,13 @@ def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history
     first = _published_checksums(paths)
     assert len(first) == 20  # 14 marts (clv_fits among them), prehistory_returns and 5 dimension tables
     said: list[str] = []
-    again = run_pipeline(paths, "2024-04", "2024-04", progress=said.append)
+    again = run_pipeline(Settings(data_dir=paths.data_dir), "2024-04", "2024-04", progress=said.append)
     assert _published_checksums(paths) == first
     # the snapshot files are the ones validated before: cprof leaves their assets out of the run...
     assert _snapshot_checks(paths, again.run_id) == {"reused": 0, "validated": 0}
     assert any(line.startswith("reference snapshots unchanged since validated") for line in said)
     # ...and the whole job, as the schedule and the sensor launch it, reuses them inside the assets
-    job = build_definitions(paths, defer_docs=True).resolve_job_def("refresh")
+    job = build_definitions(Settings(data_dir=paths.data_dir), defer_docs=True).resolve_job_def("refresh")
     scheduled = job.execute_in_process(
         instance=dagster_instance(paths), tags=range_tags("2024-04", "2024-04"), run_config=QUIET
     )
@@ -125,7 +126,9 @@ def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history
     assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
     assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
     assert _published_checksums(paths) == first
-    whole = run_pipeline(paths, "2024-01", "2024-06", progress=lambda _: None, full_refresh=True)
+    whole = run_pipeline(
+        Settings(data_dir=paths.data_dir), "2024-01", "2024-06", progress=lambda _: None, full_refresh=True
+    )
     assert _published_checksums(paths) == first  # incremental and whole rebuilds agree to the byte
     assert _snapshot_checks(paths, whole.run_id) == {"reused": 0, "validated": 6}
 
@@ -187,7 +190,7 @@ def test_a_corrected_old_month_rebuilds_that_month_and_the_trailing_views_and_no
     fields[amount_at] = f"{float(fields[amount_at]) + 100:.2f}"
     ledger.write_text("\n".join([header, ",".join(fields), *rest]) + "\n")
 
-    run_pipeline(paths, "2024-02", "2024-02", progress=lambda _: None)
+    run_pipeline(Settings(data_dir=paths.data_dir), "2024-02", "2024-02", progress=lambda _: None)
 
     rebuilt = _rebuilt_months(paths)
     assert rebuilt["marts.customer_profitability"] == ["2024-02"]  # a month's own figures: that month only

@@ -15,6 +15,7 @@ from pipelines.cli import main
 from pipelines.defs.assets.ingest import ingest_assets, ingest_checks
 from pipelines.defs.resources import resources_for
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.run import PipelineError, run_pipeline
 from pipelines.sample.generate import GenerateConfig, generate
 
@@ -32,7 +33,7 @@ def _snapshot_assets():
 
 def test_two_months_materialize_with_file_metadata_and_reload_is_idempotent(data_paths: Paths):
     instance = DagsterInstance.ephemeral()
-    resources = resources_for(data_paths)
+    resources = resources_for(Settings(data_dir=data_paths.data_dir))
     assert materialize(_snapshot_assets(), resources=resources, instance=instance).success
     for month in ("2024-01", "2024-02"):
         result = materialize(
@@ -63,7 +64,7 @@ def test_two_months_materialize_with_file_metadata_and_reload_is_idempotent(data
 
 def test_run_builds_and_tests_the_dbt_models(data_paths: Paths):
     lines: list[str] = []
-    summary = run_pipeline(data_paths, progress=lines.append)
+    summary = run_pipeline(Settings(data_dir=data_paths.data_dir), progress=lines.append)
     assert summary.months == ["2024-01", "2024-02", "2024-03"]
     assert summary.dbt_models >= 12 and summary.dbt_tests_passed >= 80
     assert any(line.startswith("ingest 2024-03") for line in lines)
@@ -105,13 +106,13 @@ def test_a_failing_dbt_test_fails_the_run_and_names_it(published_sample: Paths, 
         "".join(line for line in customers.read_text().splitlines(True) if not line.startswith(gone))
     )
     with pytest.raises(PipelineError, match="relationships_stg_erp__order_lines_customer_id"):
-        run_pipeline(paths, "2024-03", "2024-03", progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir), "2024-03", "2024-03", progress=lambda _: None)
 
 
 def test_missing_file_fails_before_anything_is_written(data_paths: Paths):
     (data_paths.landing / "gl_costs" / "2024-02.csv").unlink()
     with pytest.raises(Exception, match=r"gl_costs/2024-02\.csv: missing"):
-        run_pipeline(data_paths, progress=lambda _: None)
+        run_pipeline(Settings(data_dir=data_paths.data_dir), progress=lambda _: None)
     assert not data_paths.warehouse.exists()
 
 
@@ -173,7 +174,7 @@ def test_a_warning_check_is_reported_but_does_not_block_publishing(
     monkeypatch.setattr(clv_assets, "holdout_calibration", lambda calibration, final: poor)
     before = current_database(paths.published).resolve()
     lines: list[str] = []
-    run_pipeline(paths, "2024-03", "2024-03", progress=lines.append)
+    run_pipeline(Settings(data_dir=paths.data_dir), "2024-03", "2024-03", progress=lines.append)
     assert any(
         line.startswith("warning: marts/customer_clv holdout_calibration") and "ratio 9.0" in line
         for line in lines
@@ -187,6 +188,8 @@ def test_months_outside_the_loaded_partitions_are_named_before_anything_runs(tmp
     invariant error from every step."""
     paths = Paths(tmp_path / "old")
     generate(GenerateConfig(customers=30, months=1, start="2019-11"), paths.landing)
-    with pytest.raises(PipelineError, match=r"2019-11\.\.2019-11 are outside the pipeline's monthly partitions"):
-        run_pipeline(paths, progress=lambda _: None)
+    with pytest.raises(
+        PipelineError, match=r"2019-11\.\.2019-11 are outside the pipeline's monthly partitions"
+    ):
+        run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     assert not paths.warehouse.exists()

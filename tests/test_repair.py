@@ -25,12 +25,13 @@ from dagster import (
 )
 
 from pipelines.definitions import build_definitions, defs
-from pipelines.defs.automation import RETRY_BACKOFF_ENV, landing_sensor
+from pipelines.defs.automation import landing_sensor
 from pipelines.defs.monitoring import fail_dead_runs
 from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_ingest import months_awaiting_publication
 from pipelines.landing.sources import MONTHLY
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, dagster_instance, run_pipeline
 from pipelines.sample.generate import GenerateConfig
@@ -86,10 +87,10 @@ def _kill_once_released(run) -> None:
     run.kill()
 
 
-def _sensor(paths: Paths, instance):
-    context = build_sensor_context(
-        instance=instance, resources={"data_dir": DataDir(path=str(paths.data_dir))}
-    )
+def _sensor(paths: Paths, instance, retry_backoff: float = Settings.retry_backoff_seconds):
+    """The landing sensor's evaluation, as the daemon runs it, with the setting retry_backoff_seconds."""
+    data_dir = DataDir(path=str(paths.data_dir), retry_backoff_seconds=retry_backoff)
+    context = build_sensor_context(instance=instance, resources={"data_dir": data_dir})
     return landing_sensor(context)
 
 
@@ -100,9 +101,7 @@ def copy_of_published(published_sample: Paths, tmp_path: Path) -> Paths:
     return paths
 
 
-def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_month(
-    copy_of_published, monkeypatch
-):
+def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_month(copy_of_published):
     paths = copy_of_published
     before = _published_ledger(paths)
     _correct_ledger(paths.landing, CORRECTED, CORRECTION)
@@ -118,15 +117,13 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     # month again once the backoff has passed, and says when before.
     instance = dagster_instance(paths)
     assert len(fail_dead_runs(instance)) == 1
-    monkeypatch.setenv(RETRY_BACKOFF_ENV, "600")
-    waiting = _sensor(paths, instance)
+    waiting = _sensor(paths, instance, retry_backoff=600)
     assert isinstance(waiting, SkipReason)
     assert (
         f"{CORRECTED}: gl_costs changed since it was published; 1 refresh(es) failed, attempt 2 of 3 after"
         in (waiting.skip_message)
     )
-    monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
-    requests = _sensor(paths, instance).run_requests
+    requests = _sensor(paths, instance, retry_backoff=0).run_requests
     assert [r.partition_key for r in requests] == [f"{CORRECTED}-01"]
     assert requests[0].run_key.endswith(":retry1")  # not the key of the first attempt: Dagster would drop it
 
@@ -140,7 +137,7 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     # The next refresh, of a later month, rebuilds the dirty month with it (from raw: not reloaded) and
     # publishes both correctly.
     lines: list[str] = []
-    run_pipeline(paths, "2024-03", "2024-03", progress=lines.append, live=False)
+    run_pipeline(Settings(data_dir=paths.data_dir), "2024-03", "2024-03", progress=lines.append, live=False)
     assert (
         f"also refreshing {CORRECTED}: in raw and awaiting publication (released by a run that did not publish "
         f"it, or restated); rebuilding {CORRECTED} to 2024-03, not reloading"
@@ -171,23 +168,22 @@ def test_a_copied_data_directory_requests_nothing(published_sample: Paths, tmp_p
     assert result.skip_message == "every complete month is published and unchanged"
 
 
-def test_a_month_that_keeps_failing_is_retried_three_times_then_left_to_an_operator(
-    copy_of_published, monkeypatch
-):
+def test_a_month_that_keeps_failing_is_retried_three_times_then_left_to_an_operator(copy_of_published):
     paths = copy_of_published
     ledger = paths.landing / "gl_costs" / "2024-03.csv"
     header, first, *rest = ledger.read_text().splitlines()
     ledger.write_text("\n".join([header, first.rsplit(",", 1)[0] + ",12.3.4", *rest]) + "\n")  # not a number
     instance = dagster_instance(paths)
-    alerts = build_definitions(paths)
+    alerts = build_definitions(Settings(data_dir=paths.data_dir, retry_backoff_seconds=0))
     cursor = tick(alerts, instance, None).cursor  # the failure sensor, as the daemon runs it, from now on
-    monkeypatch.setenv(RETRY_BACKOFF_ENV, "0")
     for attempt in range(3):
-        (request,) = _sensor(paths, instance).run_requests
+        (request,) = _sensor(paths, instance, retry_backoff=0).run_requests
         assert request.partition_key == "2024-03-01" and request.run_key.endswith(f":retry{attempt}")
         with pytest.raises(PipelineError, match="12.3.4"):  # the run the request stands for, as cprof runs it
-            run_pipeline(paths, "2024-03", "2024-03", progress=lambda _: None, live=False)
-    result = _sensor(paths, instance)
+            run_pipeline(
+                Settings(data_dir=paths.data_dir), "2024-03", "2024-03", progress=lambda _: None, live=False
+            )
+    result = _sensor(paths, instance, retry_backoff=0)
     assert isinstance(result, SkipReason)
     assert (
         "2024-03: gl_costs changed since it was published, and its last 3 refreshes failed: not retried (limit 3)"
@@ -296,13 +292,17 @@ def test_under_a_real_daemon_every_run_repairs_what_is_dirty_and_a_month_that_fa
     generate(DAEMON_SAMPLE, generated)
     paths = Paths(tmp_path / "data")
     _land(generated, paths.landing, ["2024-01", "2024-02", "2024-03"])
-    run_pipeline(paths, progress=lambda _: None, live=False)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None, live=False)
     before = _published_ledger(paths)
     instance = dagster_instance(paths)
 
     # The daemon (its failure alerts on by default) and the landing sensor, as `make dev` runs them; a month that
     # fails waits an hour for its retry, so each month below is requested once.
-    env = {**dagster_env(paths), RETRY_BACKOFF_ENV: "3600", "CPROF_LAST_MONTH": "2024-06"}
+    env = {
+        **dagster_env(paths),
+        Settings.variable("retry_backoff_seconds"): "3600",
+        "CPROF_LAST_MONTH": "2024-06",
+    }
     started = Process(
         [str(BIN / "dagster"), "sensor", "start", "landing_sensor", "-w", "workspace.yaml"], env
     )
@@ -393,5 +393,5 @@ def test_under_a_real_daemon_every_run_repairs_what_is_dirty_and_a_month_that_fa
     for source in MONTHLY:
         for month in ("2024-05", "2024-06"):
             (clean.landing / source.name / f"{month}.csv").unlink()
-    run_pipeline(clean, progress=lambda _: None, live=False)
+    run_pipeline(Settings(data_dir=clean.data_dir), progress=lambda _: None, live=False)
     assert _publication(clean)[1] == published

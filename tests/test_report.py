@@ -12,9 +12,10 @@ import pytest
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.engines.sql import ident, literal
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import CURRENT, RELEASES, current_database, publish
 from pipelines.publication.report import report_path, write_release_report, write_report
-from pipelines.publication.report.data import CUSTOMERS_ENV, MONTHS_ENV, Bounds, read_publication
+from pipelines.publication.report.data import Bounds, read_publication
 from tests.browser import open_page
 
 # Every chart of the page, with the customer drill-down open.
@@ -237,11 +238,10 @@ def test_clicking_a_customer_on_the_matrix_the_whale_curve_or_a_list_opens_it(re
 
 
 def test_a_bounded_report_holds_the_latest_months_and_the_customers_that_matter_most(
-    published_sample: Paths, con, tmp_path: Path, monkeypatch
+    published_sample: Paths, con, tmp_path: Path
 ):
-    monkeypatch.setenv(MONTHS_ENV, "2")
-    monkeypatch.setenv(CUSTOMERS_ENV, "25")
-    bounds = Bounds.from_env()
+    bounds = Bounds.of(Settings.from_environ({"CPROF_REPORT_MONTHS": "2", "CPROF_REPORT_CUSTOMERS": "25"}))
+    assert bounds == Bounds(2, 25)
     database = current_database(published_sample.published)
     data = read_publication(database, bounds)
     periods = [

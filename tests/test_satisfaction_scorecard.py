@@ -13,6 +13,7 @@ from dagster import AssetKey
 
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import dagster_instance, run_pipeline
 from pipelines.sample.generate import SURVEY_ATTRIBUTES, SURVEY_TRUTH, GenerateConfig, generate
@@ -225,7 +226,7 @@ def test_a_question_added_before_its_answers_changes_no_weight_index_or_score(
         questions.read_text() + 'ATTR_SUSTAINABILITY,attribute,"Satisfaction with sustainability"\n'
     )
     said: list[str] = []
-    run_pipeline(paths, progress=said.append)
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=said.append)
 
     tables = {
         "drivers": "select period, question_id, importance_weight, mean_score, ipa_quadrant, responses, r_squared "

@@ -18,6 +18,7 @@ from pipelines.defs.resources import resources_for
 from pipelines.domain.clv_scoring import MODEL_COLUMNS
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import publish
 from pipelines.publication.report import report_path, write_release_report
 from pipelines.run import RunSummary
@@ -41,7 +42,7 @@ def _rebuild_scorecard(paths: Paths) -> None:
     assert materialize(
         [satisfaction_and_scorecard_models],
         partition_key="2024-01-01",
-        resources=resources_for(paths),
+        resources=resources_for(Settings(data_dir=paths.data_dir)),
         selection=SCORECARD_MODELS,
     ).success
 

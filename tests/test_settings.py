@@ -1,5 +1,6 @@
-"""Every CPROF_ setting is validated at start-up: a bad value fails with one line naming the variable, the value
-and what is expected, from ``cprof`` and when Dagster loads the code location, before anything runs."""
+"""Every CPROF_ setting is read once, at a process's start, into one typed Settings, and validated there: a bad
+value fails with one line naming the variable, the value and what is expected, from ``cprof`` and when Dagster
+loads the code location, before anything runs. No other module reads a setting from the environment."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML
-from pipelines.lib.settings import SettingError, check_settings, declared
+from pipelines.lib.settings import _DECLARED, SettingError, Settings, check_settings, declared
 
 # Variables the project sets for its own child processes, or a test's hook: not settings a person gives.
 NOT_SETTINGS = {
@@ -43,7 +45,37 @@ def _named_in_code() -> set[str]:
 def test_every_variable_the_code_reads_is_a_declared_setting():
     named = _named_in_code()
     assert "CPROF_FIRST_MONTH" in named and "CPROF_GX_BATCH_ROWS" in named  # the scan finds them
-    assert named - set(NOT_SETTINGS) == set(declared()), "declare each setting where it is read"
+    assert named - set(NOT_SETTINGS) == set(declared()), "make each setting a field of Settings"
+
+
+def test_a_settings_variable_is_its_field_name():
+    """One name per idea: the field ``first_month`` is the variable CPROF_FIRST_MONTH."""
+    for name, declaration in Settings.declarations().items():
+        assert declaration.name == f"CPROF_{name.upper()}", name
+
+
+def test_the_settings_table_is_the_settings():
+    """docs/settings.md has a row for every field: its variable, name and default (the data directory's said)."""
+    table = (PROJECT_ROOT / "docs" / "settings.md").read_text()
+    rows = {line.split(" | ")[0].strip("| `") for line in table.splitlines() if line.startswith("| `CPROF_")}
+    assert rows == set(declared())
+    for field in fields(Settings):
+        default = "data/ in the project" if field.name == "data_dir" else field.default
+        row = f"| `{Settings.variable(field.name)}` | `{field.name}` | {'unset' if default is None else default} |"
+        assert row in table, row
+
+
+# Settings still read from the environment where they are used (pipelines/lib/settings.py: setting()), with why:
+# what is left of issue 29 item 1's settings part.
+READ_WHERE_USED = {
+    "CPROF_ALLOW_EXTERNAL_LINKS": "every function that finds a landing file reads it; to be passed to them",
+}
+
+
+def test_only_the_listed_settings_are_read_where_they_are_used():
+    declared()  # imports the modules that declare them
+    assert set(_DECLARED) == set(READ_WHERE_USED)
+    assert not set(_DECLARED) & {d.name for d in Settings.declarations().values()}
 
 
 BAD = [
@@ -76,9 +108,21 @@ def test_a_bad_setting_fails_with_one_line_naming_it(name: str, value: str, expe
     assert "\n" not in message
 
 
-def test_good_and_unset_settings_pass():
-    check_settings({})
-    check_settings({"CPROF_FIRST_MONTH": "2024-01", "CPROF_GX_BATCH_ROWS": "0", "CPROF_ENGINE": "Spark"})
+def test_good_and_unset_settings_pass_typed():
+    assert check_settings({}) == Settings()
+    settings = check_settings(
+        {
+            "CPROF_FIRST_MONTH": "2024-01",
+            "CPROF_ENGINE": "Spark",
+            "CPROF_MAX_ROW_DROP": "0.5",
+            "CPROF_GX_BATCH_ROWS": " 10 ",
+            "CPROF_NOTIFY_COMMAND": "page 'on call'",
+            "CPROF_REPORT_MONTHS": "",  # empty: the default
+        }
+    )
+    assert (settings.first_month, settings.engine, settings.max_row_drop) == ("2024-01", "spark", 0.5)
+    assert settings.gx_batch_rows == 10 and settings.notify_command == ("page", "on call")
+    assert settings.report_months == Settings().report_months == 24
 
 
 def test_the_data_directory_may_not_be_a_file(tmp_path: Path):
@@ -121,47 +165,44 @@ def test_the_code_location_fails_to_load_naming_the_setting(tmp_path: Path):
 
 
 # Every use of the process environment outside pipelines/lib/settings.py, each with why it is there. A new one
-# fails the test below (read a setting through its declaration; give a child process its own environment), and so
-# does one removed without being struck off (the list stays true). What is left of issue 29 item 1's settings
-# part: each line below is to go, or to be confined to building a child process's environment.
+# fails the test below (take the setting from the Settings passed in; give a child process its own environment),
+# and so does one removed without being struck off (the list stays true).
 ENVIRONMENT_USES = {
-    ("pipelines/cli.py", "os.environ.get(ENGINE_ENV)"): "the --engine help shows the engine now (a read)",
-    ("pipelines/cli.py", "os.environ[DATA_DIR_ENV] ="): "the data directory for the import-time partitions",
-    ("pipelines/cli.py", "os.environ[ENGINE_ENV] ="): "--engine for the code location's resources",
+    # Where a process starts: the settings read once.
+    ("pipelines/cli.py", "check_settings(os.environ)"): "cprof's settings, read once at its start",
+    (
+        "pipelines/definitions.py",
+        "check_settings(os.environ)",
+    ): "the code location's, read once when it loads",
+    # The partitions are fixed when the assets are defined, at import: to go when the assets are built from
+    # the Settings (then cprof no longer puts its data directory into its own environment).
+    ("pipelines/defs/partitions.py", "Settings.from_environ(os.environ)"): "the import-time partitions",
+    ("pipelines/cli.py", "os.environ[DATA_DIR_ENV] ="): "--data-dir for the import-time partitions",
+    # Child processes' own environments.
     ("pipelines/defs/dbt.py", "{**os.environ,"): "dbt parse's own environment (a child process)",
     ("pipelines/defs/dbt.py", "os.environ.get(name)"): "dbt's environment around dagster-dbt's cli, restored",
+    ("pipelines/defs/dbt.py", "telemetry_off(os.environ), **(env"): "dbt's usage statistics off, unless set",
     ("pipelines/defs/dbt.py", "os.environ.update(values)"): "dagster-dbt's cli has no env parameter",
     ("pipelines/defs/dbt.py", "os.environ.pop(name"): "restoring it",
     ("pipelines/defs/dbt.py", "os.environ[name] ="): "restoring it",
+    ("pipelines/defs/alerts.py", "**os.environ,"): "a notify command's own environment (a child process)",
+    ("pipelines/lib/dbt_child.py", "os.environ.get(PARENT_ENV)"): "cprof-dbt reads what its parent gave it",
+    ("pipelines/lib/dbt_child.py", "os.environ.get(DATA_DIR_ENV)"): "the data directory dbt was given",
+    ("pipelines/lib/dbt_child.py", "os.environ[DATA_DIR_ENV]"): "the data directory dbt was given",
+    # Dagster's and the frameworks' own variables, read in this process.
     ("pipelines/lib/dagster_private.py", "os.environ.setdefault(BATCH_SIZE_ENV"): "Dagster's own setting",
     (
         "pipelines/lib/dagster_private.py",
         'os.environ["DAGSTER_HOME"]',
     ): "Dagster's instance directory (a read)",
-    ("pipelines/defs/alerts.py", "**os.environ,"): "a notify command's own environment (a child process)",
-    (
-        "pipelines/defs/alerts.py",
-        "environ = os.environ if",
-    ): "the notifiers' settings, read through declarations",
-    ("pipelines/publication/publish.py", "os.environ.get(PAUSE_ENV)"): "a test's fault-injection hook",
     ("pipelines/run.py", 'os.environ["DAGSTER_HOME"] ='): "DagsterInstance.get() reads it",
     (
         "pipelines/lib/config.py",
-        'os.environ.setdefault("DO_NOT_TRACK"',
-    ): "telemetry off, for the children too",
-    ("pipelines/lib/config.py", 'os.environ.setdefault("DBT_SEND'): "telemetry off",
-    ("pipelines/lib/config.py", 'os.environ.setdefault("DAGSTER_DISABLE'): "telemetry off",
-    (
-        "pipelines/lib/config.py",
         "os.environ.setdefault(PLANNED_EVENTS_ENV",
-    ): "Dagster's planned events per range",
-    (
-        "pipelines/lib/dbt_child.py",
-        "os.environ.get(PARENT_ENV)",
-    ): "cprof-dbt starts before anything is imported",
-    ("pipelines/lib/dbt_child.py", "os.environ.get(DATA_DIR_ENV)"): "as dbt's profile reads it",
-    ("pipelines/lib/dbt_child.py", "os.environ[DATA_DIR_ENV]"): "as dbt's profile reads it",
+    ): "Dagster reads it itself, in the process that plans a run",
     ("data_checks/gx_run.py", 'os.environ.setdefault("GX_ANALYTICS'): "GX telemetry off",
+    # A test's hook.
+    ("pipelines/publication/publish.py", "os.environ.get(PAUSE_ENV)"): "a test's fault-injection hook",
 }
 
 

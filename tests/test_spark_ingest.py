@@ -22,7 +22,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data_checks.batching import BATCH_ENV
 from data_checks.gx_run import LandingValidator
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
@@ -139,7 +138,6 @@ def test_months_validated_together_on_spark_give_the_outcomes_of_one_month_at_a_
 ):
     """Spark's frame of several months (validation_frames) holds each month's own frame, and validating the
     months in one GX run gives each month the outcome of validating it alone."""
-    monkeypatch.delenv(BATCH_ENV, raising=False)
     source = "support_tickets"
     files = {month: f"{month}.csv" for month in MONTHS}
 
@@ -622,9 +620,6 @@ def test_a_month_reaches_raw_on_spark_only_whole_and_a_changed_snapshot_restates
     """Whole months on Spark (pipelines/engines/whole_months.py): the third month's five good sources wait out of
     raw while its returns fail; the returns are checked against the month's validated, unreleased order lines;
     the corrected month is released whole. Then a changed customer's segment restates every month in raw."""
-    from data_checks.suites import RETURN_WINDOW_ENV
-
-    monkeypatch.setenv(RETURN_WINDOW_ENV, "0")  # every return must find its line
     landing, third, control = spark_paths.landing, "2024-03", spark_ingest.control_path(spark_paths)
     validator = LandingValidator(spark_paths.data_dir / "whole", defer_docs=True)
     returns = landing / "returns" / f"{third}.csv"
@@ -638,7 +633,9 @@ def test_a_month_reaches_raw_on_spark_only_whole_and_a_changed_snapshot_restates
 
     def validate(source: str) -> bool:
         result = spark_ingest.load(spark, landing, source, third)
-        frame = spark_ingest.validation_frame(spark, source, third, "2024-01")
+        frame = spark_ingest.validation_frame(
+            spark, source, third, "2024-01", 0
+        )  # every return finds its line
         outcome = validator.validate(source, third, frame, str(result.path))
         spark_ingest.mark_validated(spark, source, third, outcome.success, "run-1")
         return outcome.success

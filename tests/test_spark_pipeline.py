@@ -35,6 +35,7 @@ from pipelines.engines.base import Column, Filter, PeriodWindow
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.engines.sql import ident, qualified
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database, publish
 
 pytestmark = pytest.mark.spark
@@ -202,7 +203,7 @@ JAN, FEB, MAR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
 
 
 def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(tmp_path: Path):
-    runtime = SparkRuntime(Paths(tmp_path / "spark_data"))
+    runtime = SparkRuntime(Settings(data_dir=tmp_path / "spark_data", engine="spark"))
     duck = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     table = "marts.sample_mart"
     try:

@@ -15,6 +15,7 @@ import pytest
 from pipelines.engines.duckdb_ingest import WarehouseTooOld, ensure_tables, load, promote
 from pipelines.landing.sources import SOURCES
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 from pipelines.run import PipelineError, run_pipeline
 
 MONTH = "2024-02"
@@ -67,7 +68,7 @@ def test_a_month_that_fails_its_suite_leaves_raw_as_it_was(published_sample: Pat
         before = {month: _content(con, "raw.order_lines", month) for month in ("2024-01", MONTH, "2024-03")}
     _set_first_quantity(paths.landing / "order_lines" / f"{MONTH}.csv", "0")  # parses; the suite says >= 1
     with pytest.raises(PipelineError, match="quantity"):
-        run_pipeline(paths, MONTH, MONTH, progress=lambda _: None, live=False)
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None, live=False)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         assert {month: _content(con, "raw.order_lines", month) for month in before} == before
         assert con.execute(

@@ -11,10 +11,10 @@ import duckdb
 import pytest
 
 from data_checks.gx_run import validator_for
-from data_checks.suites import RETURN_WINDOW_ENV
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.whole_months import Partition, WholeMonths
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
+from pipelines.lib.settings import Settings
 
 SIX = [source.name for source in MONTHLY]
 
@@ -98,10 +98,9 @@ def test_older_months_are_released_as_one_block_up_to_the_first_month_in_raw():
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path, small_landing: Path, monkeypatch):
+def warehouse(tmp_path: Path, small_landing: Path):
     """A fresh warehouse with the sample's snapshots released; every return must find its order line (no
-    return window), so the returns suite depends on the order lines it is given."""
-    monkeypatch.setenv(RETURN_WINDOW_ENV, "0")
+    return window, :func:`_validate`), so the returns suite depends on the order lines it is given."""
     landing = tmp_path / "landing"
     shutil.copytree(small_landing, landing)
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
@@ -116,7 +115,10 @@ def _validate(con, landing: Path, validator, source: str, month: str) -> bool:
     """Load the month's file of ``source`` and run its suite, recording the outcome as the pipeline's check does."""
     file = duckdb_ingest.load(con, landing, source, month).path
     outcome = validator.validate(
-        source, month, duckdb_ingest.validation_frame(con, source, month, "2024-01"), str(file)
+        source,
+        month,
+        duckdb_ingest.validation_frame(con, source, month, "2024-01", return_window=0),
+        str(file),
     )
     duckdb_ingest.mark_validated(con, source, month, outcome.success, "run-1")
     return outcome.success
@@ -233,7 +235,7 @@ def test_a_changed_segment_in_a_one_month_run_restates_every_published_month(pub
     customers.write_text("\n".join([header, *changed]) + "\n")
 
     said: list[str] = []
-    run_pipeline(paths, "2024-03", "2024-03", progress=said.append, live=False)
+    run_pipeline(Settings(data_dir=paths.data_dir), "2024-03", "2024-03", progress=said.append, live=False)
     assert "reference/customers.csv changed 1 existing row(s) (segment): restating 2024-01..2024-03" in said
     after = segments()
     assert after[customer] == {(month, new) for month, _ in before[customer]}  # every month, not only March

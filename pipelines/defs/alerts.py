@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import time
 from collections.abc import Sequence
@@ -61,13 +60,8 @@ from pipelines.defs.partitions import (
     PARTITION_NAME_TAG,
 )
 from pipelines.engines.whole_months import months_from
-from pipelines.lib.config import Paths
-from pipelines.lib.settings import setting, text
+from pipelines.lib.settings import Settings
 
-NOTIFY_LOG_ENV = "CPROF_NOTIFY_LOG"
-NOTIFY_COMMAND_ENV = "CPROF_NOTIFY_COMMAND"
-NOTIFY_LOG = setting(NOTIFY_LOG_ENV, text, "the path of a file to append failures to")
-NOTIFY_COMMAND = setting(NOTIFY_COMMAND_ENV, shlex.split, "a command line (quotes balanced)")
 COMMAND_TIMEOUT_SECONDS = 60
 
 
@@ -156,12 +150,12 @@ class CommandNotifier:
             )
 
 
-def configured_notifiers(paths: Paths, environ: dict[str, str] | None = None) -> list[Notifier]:
-    environ = os.environ if environ is None else environ
-    notifiers: list[Notifier] = [LogNotifier(Path(NOTIFY_LOG.get(environ) or paths.logs / "failures.jsonl"))]
-    command = NOTIFY_COMMAND.get(environ)
-    if command:
-        notifiers.append(CommandNotifier(command))
+def configured_notifiers(settings: Settings) -> list[Notifier]:
+    """The settings' notifiers: the log (``notify_log``, else <data>/logs/failures.jsonl) always, and the
+    ``notify_command`` when set."""
+    notifiers: list[Notifier] = [LogNotifier(settings.notify_log or settings.paths.logs / "failures.jsonl")]
+    if settings.notify_command:
+        notifiers.append(CommandNotifier(list(settings.notify_command)))
     return notifiers
 
 
@@ -176,7 +170,7 @@ def run_months_label(run: DagsterRun) -> str:
 
 
 def describe_failure(
-    instance: DagsterInstance, run: DagsterRun, error: str, paths: Paths, now: float | None = None
+    instance: DagsterInstance, run: DagsterRun, error: str, settings: Settings, now: float | None = None
 ) -> Failure:
     """The failure of ``run``: the failed step (or, for a killed run, the step it was in) and the root cause;
     whether its months are retried; its failed steps and failed asset checks, as its event log records them."""
@@ -206,7 +200,7 @@ def describe_failure(
                 "memory or its machine restarted)"
             )
         causes.append(readable(error))
-    retry, final = retry_outlook(instance, run, paths, now)
+    retry, final = retry_outlook(instance, run, settings, now)
     return Failure(
         run_id=run.run_id,
         job=run.job_name,
@@ -214,7 +208,7 @@ def describe_failure(
         error=plain(error),
         failed_steps=[plain(s) for s in steps],
         failed_checks=[plain(c) for c in checks],
-        data_dir=str(paths.data_dir),
+        data_dir=str(settings.data_dir),
         step=step,
         cause=plain("\n".join(dict.fromkeys(causes))),
         retry=retry,
@@ -223,7 +217,7 @@ def describe_failure(
 
 
 def retry_outlook(
-    instance: DagsterInstance, run: DagsterRun, paths: Paths, now: float | None = None
+    instance: DagsterInstance, run: DagsterRun, settings: Settings, now: float | None = None
 ) -> tuple[list[str], bool]:
     """Whether the landing sensor retries the months of a failed refresh, per month, and whether one of them has
     reached its limit (the sensor's ``not retried (limit 3)``), from the same records the sensor decides by."""
@@ -234,7 +228,7 @@ def retry_outlook(
         return [], False
     first, _, last = span.partition(" to ")
     now = time.time() if now is None else now
-    status = scan_landing(paths.landing)
+    status = scan_landing(settings.paths.landing)
     # As of this run's failure: the runs created after it (a retry already under way, or failed too) do not
     # count, so each failure is told its own attempt, and only the one that reached the limit says so.
     this = instance.get_run_record_by_id(run.run_id)
@@ -266,7 +260,11 @@ def retry_outlook(
                 "the sensor"
             )
         else:
-            at = max(now, (state.last_failure or now) + retry_backoff_seconds(max(state.failures, 1)))
+            at = max(
+                now,
+                (state.last_failure or now)
+                + retry_backoff_seconds(max(state.failures, 1), settings.retry_backoff_seconds),
+            )
             said.append(
                 f"{month}: the landing sensor retries it, attempt {state.failures + 1} of {RETRY_LIMIT}, after "
                 f"{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S} UTC"
@@ -296,8 +294,8 @@ def notify_all(failure: Failure, notifiers: Sequence[Notifier]) -> list[str]:
     return errors
 
 
-def failure_alert_sensor(paths: Paths):
-    """The run-failure sensor for the code location bound to ``paths``."""
+def failure_alert_sensor(settings: Settings):
+    """The run-failure sensor for the code location of ``settings``."""
 
     @run_failure_sensor(
         name="failure_alerts",
@@ -308,9 +306,9 @@ def failure_alert_sensor(paths: Paths):
     )
     def failure_alerts(context: RunFailureSensorContext) -> None:
         failure = describe_failure(
-            context.instance, context.dagster_run, context.failure_event.message or "", paths
+            context.instance, context.dagster_run, context.failure_event.message or "", settings
         )
-        errors = notify_all(failure, configured_notifiers(paths))
+        errors = notify_all(failure, configured_notifiers(settings))
         for error in errors:
             context.log.error(f"notifying the failure of run {failure.run_id} failed: {error}")
         context.log.info(f"told {failure.subject}")

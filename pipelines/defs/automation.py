@@ -63,9 +63,9 @@ from pipelines.defs.partitions import (
 from pipelines.defs.resources import DataDir
 from pipelines.engines.whole_months import months_from, next_month
 from pipelines.landing.history import record_landing_history
-from pipelines.landing.inventory import FIRST_MONTH_ENV, history_start, is_unchanged, landing_inventory
+from pipelines.landing.inventory import history_start, is_unchanged, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
-from pipelines.lib.settings import number, setting
+from pipelines.lib.settings import Settings
 
 # The monthly close runs at 06:00 UTC on the 3rd, when the ledger of the previous month has closed; the
 # published marts are due by 09:00 (pipelines.defs.assets.publish.PUBLISH_DEADLINE_CRON).
@@ -122,11 +122,6 @@ REFRESH_JOB = "refresh"
 RETRY_LIMIT = (
     3  # failed refreshes of a month, since it was last published, after which it is left to an operator
 )
-RETRY_BACKOFF_ENV = "CPROF_RETRY_BACKOFF_SECONDS"
-DEFAULT_RETRY_BACKOFF_SECONDS = 600  # wait after the first failure; doubled after each further one
-RETRY_BACKOFF = setting(
-    RETRY_BACKOFF_ENV, number(), "a number of seconds (0 or more)", DEFAULT_RETRY_BACKOFF_SECONDS
-)
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -136,9 +131,9 @@ UNFINISHED = [
 ]
 
 
-def retry_backoff_seconds(failures: int) -> float:
-    """How long after its last failed refresh a month is retried, after ``failures`` failures (1, 2, ...)."""
-    base = float(RETRY_BACKOFF.get())
+def retry_backoff_seconds(failures: int, base: float) -> float:
+    """How long after its last failed refresh a month is retried, after ``failures`` failures (1, 2, ...):
+    ``base`` (the setting retry_backoff_seconds) after the first, doubled after each further one."""
     return base * 2 ** (failures - 1)
 
 
@@ -327,20 +322,23 @@ def _refresh_runs(instance: DagsterInstance):
     return instance.get_run_records(filters=RunsFilter(job_name=REFRESH_JOB))
 
 
-def older_months(landing: Path, months: list[str], first_partition: str) -> tuple[list[str], list[str]]:
+def older_months(
+    landing: Path, months: list[str], first_partition: str, first_month: str | None
+) -> tuple[list[str], list[str]]:
     """``months`` (sorted) without those before the partitions' first month, and what is said of those: months
     before the declared start of history are not loaded; older months landed after the code location loaded
     (the start of history moved earlier) wait for a reload, after which they are requested as one backfill run."""
     older = [month for month in months if month < first_partition]
     if not older:
         return months, []
-    start = history_start(landing) or first_partition
+    start = history_start(landing, first_month) or first_partition
+    variable = Settings.variable("first_month")
     before_start = [month for month in older if month < start]
     said = []
     if before_start:
         said.append(
-            f"{before_start[0]}..{before_start[-1]}: before the start of history (${FIRST_MONTH_ENV}={start}), not "
-            f"loaded; to backfill them, set ${FIRST_MONTH_ENV} to {before_start[0]} (or unset it) and reload"
+            f"{before_start[0]}..{before_start[-1]}: before the start of history (${variable}={start}), not "
+            f"loaded; to backfill them, set ${variable} to {before_start[0]} (or unset it) and reload"
         )
     landed = [month for month in older if month >= start]
     if landed:
@@ -372,10 +370,16 @@ def newer_months(months: list[str]) -> tuple[list[str], list[str]]:
 
 
 def refresh_requests(
-    instance: DagsterInstance, landing: Path, now: float | None = None, first_partition: str | None = None
+    instance: DagsterInstance,
+    landing: Path,
+    now: float | None = None,
+    first_partition: str | None = None,
+    first_month: str | None = None,
+    retry_backoff: float = Settings.retry_backoff_seconds,
 ) -> tuple[list[RunRequest], list[str]]:
     """The runs the landing zone and the last publications call for, and what is waited for, in words. Months
-    before ``first_partition`` (default: the partitions' first month) are reported, not requested."""
+    before ``first_partition`` (default: the partitions' first month) are reported, not requested.
+    ``first_month`` and ``retry_backoff``: the settings first_month and retry_backoff_seconds."""
     now = time.time() if now is None else now
     status = scan_landing(landing)
     ignored = [f"ignored (hidden or editor files): {', '.join(status.ignored)}"] if status.ignored else []
@@ -384,8 +388,8 @@ def refresh_requests(
             f"nothing loaded until this file is fixed: {problem}" for problem in status.problems
         ] + ignored
     first_partition = first_partition or month_of_key(monthly_partitions.get_first_partition_key())
-    complete, older = older_months(landing, status.complete_months(), first_partition)
-    incomplete, _ = older_months(landing, status.incomplete_months(), first_partition)
+    complete, older = older_months(landing, status.complete_months(), first_partition, first_month)
+    incomplete, _ = older_months(landing, status.incomplete_months(), first_partition, first_month)
     complete, newer = newer_months(complete)
     incomplete, _ = newer_months(incomplete)
     older += newer
@@ -404,8 +408,12 @@ def refresh_requests(
                 f"(limit {RETRY_LIMIT}); see the failed runs, fix the cause and run `cprof run --from {month} "
                 f"--to {month}` (or change its files)"
             )
-        elif state.failures and now < state.last_failure + retry_backoff_seconds(state.failures):
-            at = datetime.fromtimestamp(state.last_failure + retry_backoff_seconds(state.failures), UTC)
+        elif state.failures and now < state.last_failure + retry_backoff_seconds(
+            state.failures, retry_backoff
+        ):
+            at = datetime.fromtimestamp(
+                state.last_failure + retry_backoff_seconds(state.failures, retry_backoff), UTC
+            )
             waiting.append(
                 f"{month}: {state.reason}; {state.failures} refresh(es) failed, attempt {state.failures + 1} of "
                 f"{RETRY_LIMIT} after {at:%Y-%m-%d %H:%M:%S} UTC"
@@ -448,7 +456,12 @@ def refresh_requests(
 def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
     # The landing zone's span, recorded for the next load of the code location (its partitions read it).
     record_landing_history(data_dir.paths.data_dir)
-    requests, waiting = refresh_requests(context.instance, data_dir.paths.landing)
+    requests, waiting = refresh_requests(
+        context.instance,
+        data_dir.paths.landing,
+        first_month=data_dir.first_month,
+        retry_backoff=data_dir.retry_backoff_seconds,
+    )
     for line in waiting:
         context.log.info(line)
     if requests:

@@ -11,7 +11,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
-from pipelines.lib.config import DBT_PROJECT_DIR, quiet_telemetry
+from pipelines.lib.config import DBT_PROJECT_DIR, telemetry_off
 from pipelines.lib.dbt_child import PARENT_ENV
 
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -43,7 +43,6 @@ def ensure_manifest() -> Path:
     """Parse the dbt project when its manifest is missing or older than any model, macro or test."""
     if MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime():
         return MANIFEST
-    quiet_telemetry()
     command = [
         dbt_executable(),
         "parse",
@@ -53,7 +52,7 @@ def ensure_manifest() -> Path:
         "--profiles-dir",
         str(DBT_PROJECT_DIR),
     ]
-    env = {**os.environ, "DBT_LOG_PATH": str(DBT_PROJECT_DIR / "logs")}
+    env = {**os.environ, **telemetry_off(os.environ), "DBT_LOG_PATH": str(DBT_PROJECT_DIR / "logs")}
     done = subprocess.run(command, check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise DbtProjectError(
@@ -82,7 +81,7 @@ class DbtCli(DbtCliResource):
         """dagster-dbt's ``cli``, with ``environment`` added to the dbt process's environment. dagster-dbt gives
         dbt a copy of this process's environment and has no parameter for it (dagster-dbt 0.29): so it is set
         here, the one place that writes this process's environment, only while dbt starts, and restored after."""
-        values = {**(environment or {}), PARENT_ENV: str(os.getpid())}
+        values = {**telemetry_off(os.environ), **(environment or {}), PARENT_ENV: str(os.getpid())}
         saved = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
         try:

@@ -12,6 +12,7 @@ last complete month. Reload the code location (restart ``make dev``) after the r
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,9 +29,7 @@ from dagster import (
 from pipelines.engines.base import PeriodWindow, Warehouse, where_sql
 from pipelines.engines.sql import ident
 from pipelines.landing.history import bounds, read_history
-from pipelines.landing.inventory import FIRST_MONTH
-from pipelines.lib.config import data_dir
-from pipelines.lib.settings import MONTH, month, setting
+from pipelines.lib.settings import Settings
 
 # The run tags by which Dagster says which partitions a run covers, by their documented names (Dagster's constants
 # for them are in a private module): one partition, or a range (a backfill's single run, cprof's runs).
@@ -41,9 +40,6 @@ ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Backfill policies are a beta parameter of @asset in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
-LAST_MONTH_ENV = "CPROF_LAST_MONTH"
-LAST_MONTH = setting(LAST_MONTH_ENV, month, MONTH)
-
 
 def monthly_partitions_for(first: str, last: str | None) -> MonthlyPartitionsDefinition:
     """Monthly partitions from ``first`` (YYYY-MM) to ``last``, or to the last complete month when None."""
@@ -53,8 +49,12 @@ def monthly_partitions_for(first: str, last: str | None) -> MonthlyPartitionsDef
     return MonthlyPartitionsDefinition(start_date=partition_key(first), end_date=end.isoformat())
 
 
-def _monthly_partitions() -> MonthlyPartitionsDefinition:
-    return monthly_partitions_for(*bounds(read_history(data_dir()), FIRST_MONTH.get(), LAST_MONTH.get()))
+def partitions_of(settings: Settings) -> MonthlyPartitionsDefinition:
+    """The monthly partitions of ``settings``: their first_month / last_month, else the span recorded in their
+    data directory."""
+    return monthly_partitions_for(
+        *bounds(read_history(settings.data_dir), settings.first_month, settings.last_month)
+    )
 
 
 # A backfill of any range is one run: every asset handles its months in order, so the per-run overhead is
@@ -215,4 +215,6 @@ def refresh_window(context, reach_months: int | None, warehouse) -> RefreshWindo
     return RefreshWindow(first, shift_month(date.fromisoformat(f"{widened.last}-01"), reach_months))
 
 
-monthly_partitions = _monthly_partitions()
+# Fixed when the assets are defined, at import: from the process's environment (cprof puts its data directory
+# there before importing the definitions).
+monthly_partitions = partitions_of(Settings.from_environ(os.environ))

@@ -1,4 +1,5 @@
-"""Resources, configured once from the data directory (``$CPROF_DATA_DIR`` unless told otherwise)."""
+"""Resources, configured once from the :class:`Settings` a process read at its start (pipelines/lib/settings.py):
+each holds the settings its steps need, as typed fields (the run's configuration in Dagster's UI)."""
 
 from __future__ import annotations
 
@@ -11,26 +12,54 @@ from pydantic import PrivateAttr
 
 from pipelines.defs.dbt import dbt_resource
 from pipelines.domain.clv_scoring import ClvSettings
-from pipelines.engines import DBT_TARGET_ENV, Runtime, dbt_target, engine_name, open_runtime
+from pipelines.publication.report import Bounds
+from pipelines.engines import DBT_TARGET_ENV, Runtime, dbt_target, open_runtime
 from pipelines.engines.base import Warehouse
 from pipelines.landing.inventory import FileKey, FileStamp, run_files, take_inventory
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 
 
 class WarehouseResource(ConfigurableResource):
-    """The working warehouse, on the engine ``CPROF_ENGINE`` picks (pipelines/engines/): steps take a session
-    with ``session()`` and read and write through it. The engine's runtime lives as long as the run's process
-    (one Spark per run, started on first use and stopped when the run ends); a DuckDB session is a connection to
-    the file, opened for the step and always closed after it, even when the step fails."""
+    """The working warehouse, on the engine the settings pick (pipelines/engines/): steps take a session with
+    ``session()`` and read and write through it. The engine's runtime lives as long as the run's process (one
+    Spark per run, started on first use and stopped when the run ends); a DuckDB session is a connection to the
+    file, opened for the step and always closed after it, even when the step fails."""
 
     data_dir: str
-    engine: str = "duckdb"
+    engine: str = Settings.engine
+    duckdb_memory_limit: str = Settings.duckdb_memory_limit
+    spark_master: str | None = Settings.spark_master
+    spark_thrift: str | None = Settings.spark_thrift
+    spark_driver_memory: str = Settings.spark_driver_memory
 
     _runtime: Runtime | None = PrivateAttr(default=None)
 
+    @classmethod
+    def of(cls, settings: Settings) -> WarehouseResource:
+        return cls(
+            data_dir=str(settings.data_dir),
+            engine=settings.engine,
+            duckdb_memory_limit=settings.duckdb_memory_limit,
+            spark_master=settings.spark_master,
+            spark_thrift=settings.spark_thrift,
+            spark_driver_memory=settings.spark_driver_memory,
+        )
+
+    def settings(self) -> Settings:
+        """The warehouse's settings (the others at their defaults: the engine reads only these)."""
+        return Settings(
+            data_dir=Path(self.data_dir),
+            engine=self.engine,
+            duckdb_memory_limit=self.duckdb_memory_limit,
+            spark_master=self.spark_master,
+            spark_thrift=self.spark_thrift,
+            spark_driver_memory=self.spark_driver_memory,
+        )
+
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            self._runtime = open_runtime(Paths(Path(self.data_dir)), self.engine)
+            self._runtime = open_runtime(self.settings())
         return self._runtime
 
     @contextmanager
@@ -39,7 +68,12 @@ class WarehouseResource(ConfigurableResource):
             yield warehouse
 
     def dbt_environment(self) -> dict[str, str]:
-        return {DBT_TARGET_ENV: dbt_target(self.engine), **self.runtime().dbt_environment()}
+        """dbt's own environment: the settings its profile reads, the target, and where the engine listens."""
+        return {
+            **self.settings().dbt_environment(),
+            DBT_TARGET_ENV: dbt_target(self.engine),
+            **self.runtime().dbt_environment(),
+        }
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._runtime is not None:
@@ -48,10 +82,15 @@ class WarehouseResource(ConfigurableResource):
 
 
 class DataDir(ConfigurableResource):
-    """The data directory: landing zone, warehouse, publications, logs; and the run's inventory of its landing
-    files, taken once per run (kept with the run's id: the resource lives as long as the run's process)."""
+    """The data directory: landing zone, warehouse, publications, logs, with the settings of how its landing
+    zone is taken in and watched; and the run's inventory of its landing files, taken once per run (kept with
+    the run's id: the resource lives as long as the run's process)."""
 
     path: str
+    first_month: str | None = Settings.first_month
+    landing_quiet_seconds: float = Settings.landing_quiet_seconds
+    max_row_drop: float = Settings.max_row_drop
+    retry_backoff_seconds: float = Settings.retry_backoff_seconds
 
     _inventory: tuple[str, dict[FileKey, FileStamp]] | None = PrivateAttr(default=None)
 
@@ -68,14 +107,29 @@ class DataDir(ConfigurableResource):
         load then reads only the file inventoried."""
         if self._inventory is None or self._inventory[0] != run_id:
             landing = self.paths.landing
-            self._inventory = (run_id, take_inventory(run_files(landing, months), say=say))
+            files = run_files(landing, months)
+            self._inventory = (run_id, take_inventory(files, self.landing_quiet_seconds, say=say))
         return self._inventory[1]
 
 
 class LandingChecks(ConfigurableResource):
-    """How the landing suites run: ``defer_docs`` renders Data Docs once per run instead of per check."""
+    """How the landing suites run: ``defer_docs`` renders Data Docs once per run instead of per check; the
+    settings of the input checks."""
 
     defer_docs: bool = False
+    gx_batch_rows: int = Settings.gx_batch_rows
+    return_window_months: int = Settings.return_window_months
+
+
+class ReportConfig(ConfigurableResource):
+    """How much of a publication its HTML report holds (pipelines/publication/report)."""
+
+    months: int = Settings.report_months
+    customers: int = Settings.report_customers
+
+    @property
+    def bounds(self) -> Bounds:
+        return Bounds(self.months, self.customers)
 
 
 class ClvConfig(ConfigurableResource):
@@ -97,11 +151,22 @@ class ClvConfig(ConfigurableResource):
         )
 
 
-def resources_for(paths: Paths, defer_docs: bool = False, engine: str | None = None) -> dict[str, object]:
+def resources_for(settings: Settings, defer_docs: bool = False) -> dict[str, object]:
     return {
         "clv": ClvConfig(),
-        "data_dir": DataDir(path=str(paths.data_dir)),
-        "checks": LandingChecks(defer_docs=defer_docs),
-        "warehouse": WarehouseResource(data_dir=str(paths.data_dir), engine=engine_name(engine)),
+        "data_dir": DataDir(
+            path=str(settings.data_dir),
+            first_month=settings.first_month,
+            landing_quiet_seconds=settings.landing_quiet_seconds,
+            max_row_drop=settings.max_row_drop,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
+        ),
+        "checks": LandingChecks(
+            defer_docs=defer_docs,
+            gx_batch_rows=settings.gx_batch_rows,
+            return_window_months=settings.return_window_months,
+        ),
+        "report": ReportConfig(months=settings.report_months, customers=settings.report_customers),
+        "warehouse": WarehouseResource.of(settings),
         "dbt": dbt_resource(),
     }

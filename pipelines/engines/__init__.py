@@ -1,6 +1,6 @@
 """The warehouse engines behind one seam (``pipelines/engines/base.py``): DuckDB, the embedded default, and Spark.
 
-One setting picks the engine and, with it, the dbt target: ``CPROF_ENGINE`` (``duckdb`` unless set; ``spark``
+One setting picks the engine and, with it, the dbt target: ``engine`` (``CPROF_ENGINE``) (``duckdb`` unless set; ``spark``
 needs the ``spark`` extra and Java 17, ``make install-spark``). Assets get their :class:`Warehouse` from the
 Dagster resource (``pipelines/defs/resources.py``), which asks :func:`open_warehouse` here; nothing else imports
 an engine module.
@@ -11,38 +11,25 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
-from pipelines.lib.settings import choice, memory_size, setting
+from pipelines.lib.settings import ENGINES
 
 if TYPE_CHECKING:
     from datetime import date, datetime
     from pathlib import Path
 
     from pipelines.engines.base import Warehouse
-    from pipelines.lib.config import Paths
+    from pipelines.lib.settings import Settings
 
-ENGINE_ENV = "CPROF_ENGINE"
-ENGINES = ("duckdb", "spark")
-ENGINE = setting(ENGINE_ENV, choice(*ENGINES), f"one of {', '.join(ENGINES)}", "duckdb")
+__all__ = ["DBT_TARGETS", "DBT_TARGET_ENV", "ENGINES", "Runtime", "dbt_target", "open_runtime"]
 # The dbt target each engine builds the models with (dbt_project/profiles.yml): on Spark, dbt connects to the
 # Thrift server the run's Spark session starts (the `spark` target, Spark in dbt's process, serves dbt alone).
 DBT_TARGETS = {"duckdb": "local", "spark": "spark_thrift"}
 DBT_TARGET_ENV = "CPROF_DBT_TARGET"
 
 
-class UnknownEngine(ValueError):
-    pass
-
-
-def engine_name(value: str | None = None) -> str:
-    """The engine chosen: ``value``, else ``$CPROF_ENGINE``, else duckdb."""
-    name = (value or ENGINE.get()).strip().lower()
-    if name not in ENGINES:
-        raise UnknownEngine(f"{ENGINE_ENV}={name!r}: the engines are {', '.join(ENGINES)}")
-    return name
-
-
-def dbt_target(engine: str | None = None) -> str:
-    return DBT_TARGETS[engine_name(engine)]
+def dbt_target(engine: str) -> str:
+    """The dbt target ``engine`` (one of ENGINES) builds the models with."""
+    return DBT_TARGETS[engine]
 
 
 class Runtime(Protocol):
@@ -81,33 +68,23 @@ class Runtime(Protocol):
         ...
 
 
-def open_runtime(paths: Paths, engine: str | None = None, **options: object) -> Runtime:
-    """The runtime of ``engine`` (default: ``$CPROF_ENGINE``) on the data directory ``paths``."""
-    name = engine_name(engine)
-    if name == "spark":
+def open_runtime(settings: Settings) -> Runtime:
+    """The runtime of the engine ``settings`` picks, on their data directory."""
+    if settings.engine == "spark":
         from pipelines.engines.spark_warehouse import SparkRuntime
 
-        return SparkRuntime(paths, **options)
+        return SparkRuntime(settings)
     from pipelines.engines.duckdb_warehouse import DuckDBRuntime
 
-    return DuckDBRuntime(paths.warehouse, duckdb_settings(paths))
+    return DuckDBRuntime(settings.paths.warehouse, duckdb_settings(settings))
 
 
-MEMORY_LIMIT_ENV = "CPROF_DUCKDB_MEMORY_LIMIT"
-MEMORY_LIMIT = setting(
-    MEMORY_LIMIT_ENV,
-    memory_size,
-    "a memory size DuckDB takes: a number and a unit (4GB, 512MB, 2GiB) or a percentage",
-    "4GB",
-)
-
-
-def duckdb_settings(paths: Paths) -> dict[str, object]:
+def duckdb_settings(settings: Settings) -> dict[str, object]:
     """DuckDB settings of every connection to the working warehouse (dbt's profile sets the same): a memory
-    limit (``$CPROF_DUCKDB_MEMORY_LIMIT``, default 4GB) past which DuckDB spills to ``<data>/duckdb_tmp``, and
-    no insertion-order guarantee, which lets large inserts stream."""
+    limit (``duckdb_memory_limit``, default 4GB) past which DuckDB spills to ``<data>/duckdb_tmp``, and no
+    insertion-order guarantee, which lets large inserts stream."""
     return {
-        "memory_limit": MEMORY_LIMIT.get(),
-        "temp_directory": str(paths.data_dir / "duckdb_tmp"),
+        "memory_limit": settings.duckdb_memory_limit,
+        "temp_directory": str(settings.data_dir / "duckdb_tmp"),
         "preserve_insertion_order": False,
     }

@@ -21,6 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pipelines.lib.settings import Settings
+
 if TYPE_CHECKING:  # the publication is a DuckDB file whatever the engine; only its writer holds a connection
     import duckdb
     import pandas as pd
@@ -184,21 +186,35 @@ class Warehouse(ABC):
         reuse_unchanged: bool,
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
+        max_row_drop: float = Settings.max_row_drop,
     ) -> LoadResult:
         """Parse a landing file exactly (pipelines.landing.parsing) into ``landed.<source>``, replacing that
         month (or the snapshot); a file that does not parse raises LandingError and changes nothing. Only the
         file ``expected`` (as the run's inventory found it) is loaded: one that changed before or while it was
         parsed raises LandingError naming it; so does a month with far fewer rows than its promoted load
-        (``CPROF_MAX_ROW_DROP``) unless ``accept_row_drop``."""
+        (``max_row_drop``, the setting) unless ``accept_row_drop``."""
 
     @abstractmethod
-    def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:
+    def validation_frame(
+        self,
+        source: str,
+        month: str | None,
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
+    ) -> Any:
         """What the source's Great Expectations suite validates for that partition: a pandas frame on DuckDB,
         a Spark DataFrame on Spark (data_checks.gx_run runs the suite with the matching execution engine).
-        ``history_start`` (YYYY-MM): the start of history, for the returns' pre-history rule."""
+        ``history_start`` (YYYY-MM): the start of history, and ``return_window`` (months, the setting
+        return_window_months), for the returns' pre-history rule."""
 
     @abstractmethod
-    def validation_frames(self, source: str, months: list[str], history_start: str | None = None) -> Any:
+    def validation_frames(
+        self,
+        source: str,
+        months: list[str],
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
+    ) -> Any:
         """Several months' validation frames as one frame of the same kind, each row with its month (YYYY-MM) in
         ``data_checks.suites.PARTITION_COLUMN``: each month's rows are exactly its :meth:`validation_frame`.
         The input checks validate a few months in one Great Expectations validation this way

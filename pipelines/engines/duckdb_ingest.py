@@ -69,6 +69,7 @@ from pipelines.landing.structure import (
     check_scalar_columns,
     csv_problem,
 )
+from pipelines.lib.settings import Settings
 
 __all__ = [
     "LandingError",
@@ -436,6 +437,7 @@ def load(
     skip_unchanged: bool = False,
     expected: FileStamp | None = None,
     accept_row_drop: bool = False,
+    max_row_drop: float = Settings.max_row_drop,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted
     to ``raw``): a month of a monthly source, or a whole snapshot. With ``skip_unchanged``, a snapshot file
@@ -444,7 +446,7 @@ def load(
     Only whole files are loaded: ``expected`` is the file as the run's inventory found it (size, modification
     time, SHA-256; without it, as it is when the load starts), and a file that differs from it before or after
     it was parsed fails, naming it, with nothing of it loaded. A month whose rows fall by more than
-    ``CPROF_MAX_ROW_DROP`` against the generation promoted for it fails too, unless ``accept_row_drop``."""
+    ``max_row_drop`` (the setting) against the generation promoted for it fails too, unless ``accept_row_drop``."""
     source = BY_NAME[source_name]
     if (source.kind == "monthly") != (month is not None):
         raise ValueError(
@@ -478,7 +480,11 @@ def load(
     def whole(rows: int, promoted: int | None) -> None:
         """Before the commit: the bytes parsed were the file inventoried, and no sharp fall in rows."""
         verify_unchanged(file)
-        drop = row_drop_error(path, source.name, month, rows, promoted) if not accept_row_drop else None
+        drop = (
+            None
+            if accept_row_drop
+            else row_drop_error(path, source.name, month, rows, promoted, max_row_drop)
+        )
         if drop is not None:
             raise drop
 
@@ -732,18 +738,23 @@ def validation_frame(
     source_name: str,
     month: str | None = None,
     history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
 ):
     """The landed partition with its violation columns (see data_checks.suites), as a pandas DataFrame.
     ``history_start`` (YYYY-MM): the first month of history, for the returns' rules (default: the first month of
-    order lines in raw)."""
+    order lines in raw); ``return_window``: the setting return_window_months."""
     from data_checks.suites import SUITES, frame_parameters
 
     sql = SUITES[source_name].frame_sql
-    return _frame(con, sql, frame_parameters(sql, month, history_start))
+    return _frame(con, sql, frame_parameters(sql, month, history_start, return_window))
 
 
 def validation_frames(
-    con: duckdb.DuckDBPyConnection, source_name: str, months: list[str], history_start: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    source_name: str,
+    months: list[str],
+    history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
 ):
     """Several months' validation frames in one (one query, one conversion to pandas), each row with its month
     (YYYY-MM) in ``PARTITION_COLUMN``: each month's rows are exactly its :func:`validation_frame`, whose
@@ -752,7 +763,9 @@ def validation_frames(
     from data_checks.suites import PARTITION_COLUMN, SUITES, frame_parameters
 
     sql = SUITES[source_name].frame_sql
-    parameters = {k: v for k, v in frame_parameters(sql, None, history_start).items() if k != "period"}
+    parameters = {
+        k: v for k, v in frame_parameters(sql, None, history_start, return_window).items() if k != "period"
+    }
     branches = []
     for index, month in enumerate(months):
         name = f"period_{index}"

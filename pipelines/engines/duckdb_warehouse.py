@@ -31,6 +31,7 @@ from pipelines.engines.sql import ident, literal, qualified
 from pipelines.engines.whole_months import WholeMonths
 from pipelines.landing.inventory import FileStamp
 from pipelines.lib.lock import warehouse_in_use
+from pipelines.lib.settings import Settings
 
 SCRATCH = "scratch"  # frames staged here, one at a time, before they replace a table's periods
 
@@ -163,20 +164,29 @@ class DuckDBWarehouse(Warehouse):
         reuse_unchanged: bool,
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
+        max_row_drop: float = Settings.max_row_drop,
     ) -> LoadResult:
         return duckdb_ingest.load(
-            self.con, landing, source, month, reuse_unchanged, expected, accept_row_drop
+            self.con, landing, source, month, reuse_unchanged, expected, accept_row_drop, max_row_drop
         )
 
     def validation_frame(
-        self, source: str, month: str | None, history_start: str | None = None
+        self,
+        source: str,
+        month: str | None,
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
     ) -> pd.DataFrame:
-        return duckdb_ingest.validation_frame(self.con, source, month, history_start)
+        return duckdb_ingest.validation_frame(self.con, source, month, history_start, return_window)
 
     def validation_frames(
-        self, source: str, months: list[str], history_start: str | None = None
+        self,
+        source: str,
+        months: list[str],
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
     ) -> pd.DataFrame:
-        return duckdb_ingest.validation_frames(self.con, source, months, history_start)
+        return duckdb_ingest.validation_frames(self.con, source, months, history_start, return_window)
 
     def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         return duckdb_ingest.mark_validated(self.con, source, month, passed, run_id)

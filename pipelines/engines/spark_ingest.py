@@ -71,6 +71,7 @@ from pipelines.landing.structure import (
     csv_problem,
 )
 from pipelines.lib.config import Paths
+from pipelines.lib.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -564,6 +565,7 @@ def load(
     control: Path | None = None,
     expected: FileStamp | None = None,
     accept_row_drop: bool = False,
+    max_row_drop: float = Settings.max_row_drop,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted to
     ``raw``): a month of a monthly source (its ``_period`` partition replaced), or a whole snapshot. Every value is
@@ -574,7 +576,7 @@ def load(
     loaded again (``unchanged`` in the result). ``control``: the control file (default: beside the session's
     warehouse directory, ``<data>/spark/control.duckdb``). Only whole files, as on DuckDB: ``expected`` is the
     file as the run's inventory found it, and a file that differs from it before or after it was read, or a
-    month whose rows fall by more than ``CPROF_MAX_ROW_DROP`` against its promoted load (unless
+    month whose rows fall by more than ``max_row_drop`` (the setting) against its promoted load (unless
     ``accept_row_drop``), fails naming the file and changes nothing."""
     from pyspark.sql import functions as F
 
@@ -664,7 +666,7 @@ def load(
         if period is not None and promoted is not None and not accept_row_drop:
             written = spark.read.parquet(generation).count() if has_rows else 0
             drop = row_drop_error(
-                path, source.name, month, written, _count(spark, f"{RAW}.{source.name}", period)
+                path, source.name, month, written, _count(spark, f"{RAW}.{source.name}", period), max_row_drop
             )
             if drop is not None:
                 raise drop
@@ -793,28 +795,40 @@ def spark_frame_sql(source_name: str) -> tuple[str, list[str]]:
 
 
 def validation_frame(
-    spark: SparkSession, source_name: str, month: str | None = None, history_start: str | None = None
+    spark: SparkSession,
+    source_name: str,
+    month: str | None = None,
+    history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
 ) -> DataFrame:
     """The landed partition with its violation columns (data_checks.suites: the same SQL as DuckDB's, the same
     columns), computed against the ``raw`` reference tables, as a Spark DataFrame for GX's Spark engine.
     ``history_start`` (YYYY-MM): the start of history, for the returns' pre-history rule."""
     ensure_tables(spark)
     _validated_views(spark, source_name)
-    return _frame(spark, source_name, month, history_start)
+    return _frame(spark, source_name, month, history_start, return_window)
 
 
-def _frame(spark: SparkSession, source_name: str, month: str | None, history_start: str | None) -> DataFrame:
+def _frame(
+    spark: SparkSession, source_name: str, month: str | None, history_start: str | None, return_window: int
+) -> DataFrame:
     """:func:`validation_frame`, the tables and views it reads being there."""
     from data_checks.suites import frame_parameters
 
     sql, parameters = spark_frame_sql(source_name)
-    values = frame_parameters(" ".join(f"${name}" for name in parameters), month, history_start)
+    values = frame_parameters(
+        " ".join(f"${name}" for name in parameters), month, history_start, return_window
+    )
     args: dict[str, Any] = {name: values[name] for name in parameters}
     return spark.sql(sql, args=args) if args else spark.sql(sql)
 
 
 def validation_frames(
-    spark: SparkSession, source_name: str, months: list[str], history_start: str | None = None
+    spark: SparkSession,
+    source_name: str,
+    months: list[str],
+    history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
 ) -> DataFrame:
     """Several months' validation frames in one, each row with its month (YYYY-MM) in ``PARTITION_COLUMN``:
     each month's :func:`validation_frame`, with its own parameters, the months joined by ``unionByName``."""
@@ -825,7 +839,9 @@ def validation_frames(
     ensure_tables(spark)
     _validated_views(spark, source_name)
     frames = [
-        _frame(spark, source_name, month, history_start).withColumn(PARTITION_COLUMN, F.lit(month))
+        _frame(spark, source_name, month, history_start, return_window).withColumn(
+            PARTITION_COLUMN, F.lit(month)
+        )
         for month in months
     ]
     return functools.reduce(lambda joined, frame: joined.unionByName(frame), frames)

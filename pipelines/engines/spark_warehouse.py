@@ -48,19 +48,12 @@ from pipelines.engines.base import (
 from pipelines.engines.sql import ident, literal, spark_qualified
 from pipelines.engines.whole_months import WholeMonths
 from pipelines.landing.inventory import FileStamp
-from pipelines.lib.settings import host_port, jvm_memory, setting, text
+from pipelines.lib.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from pipelines.lib.config import Paths
 
-MASTER_ENV = "CPROF_SPARK_MASTER"
-THRIFT_ENV = "CPROF_SPARK_THRIFT"
-DRIVER_MEMORY_ENV = "CPROF_SPARK_DRIVER_MEMORY"
-MASTER = setting(MASTER_ENV, text, "a Spark master URL (local[2], spark://host:7077)")
-THRIFT = setting(THRIFT_ENV, host_port, "host:port of a Spark Thrift server")
-DRIVER_MEMORY = setting(DRIVER_MEMORY_ENV, jvm_memory, "a JVM memory size (2g, 512m)", "2g")
 # What dbt's spark_thrift target reads (dbt_project/profiles.yml): where the Thrift server listens.
 THRIFT_HOST_ENV = "CPROF_SPARK_THRIFT_HOST"
 THRIFT_PORT_ENV = "CPROF_SPARK_THRIFT_PORT"
@@ -107,25 +100,18 @@ def _listening(host: str, port: int) -> bool:
 
 
 class SparkRuntime:
-    """The Spark engine for a run (see the module's docstring). ``options``: ``master`` (default
-    ``$CPROF_SPARK_MASTER``, else ``local[2]``), ``thrift`` (``host:port`` of an existing Thrift server, default
-    ``$CPROF_SPARK_THRIFT``; unset: start one in the session), ``driver_memory`` (default
-    ``$CPROF_SPARK_DRIVER_MEMORY``, else 2g)."""
+    """The Spark engine for a run (see the module's docstring), on the data directory of ``settings``: their
+    ``spark_master`` (unset: ``local[2]``), ``spark_thrift`` (``host:port`` of an existing Thrift server; unset:
+    start one in the session) and ``spark_driver_memory``."""
 
     engine = "spark"
 
-    def __init__(
-        self,
-        paths: Paths,
-        master: str | None = None,
-        thrift: str | None = None,
-        driver_memory: str | None = None,
-    ):
-        self.paths = paths
-        self.master = master or MASTER.get() or LOCAL_MASTER
-        self.thrift = thrift or THRIFT.get()
-        self.driver_memory = driver_memory or DRIVER_MEMORY.get()
-        self.home = paths.data_dir / SPARK_DIR
+    def __init__(self, settings: Settings):
+        self.paths = settings.paths
+        self.master = settings.spark_master or LOCAL_MASTER
+        self.thrift = settings.spark_thrift
+        self.driver_memory = settings.spark_driver_memory
+        self.home = self.paths.data_dir / SPARK_DIR
         self.seconds: dict[str, float] = {}  # how long Spark and its Thrift server took to start
         self._spark: SparkSession | None = None
         self._server: Any = None
@@ -184,7 +170,9 @@ class SparkRuntime:
         else:
             host, _, port = self.thrift.rpartition(":")
             if not host or not port.isdigit():
-                raise ValueError(f"{THRIFT_ENV}={self.thrift!r}: expected host:port of a Spark Thrift server")
+                raise ValueError(
+                    f"{Settings.variable('spark_thrift')}={self.thrift!r}: expected host:port of a Spark Thrift server"
+                )
             self._endpoint = (host, int(port))
         spark = builder.enableHiveSupport().getOrCreate()
         self.seconds["spark_start"] = time.perf_counter() - started
@@ -515,6 +503,7 @@ class SparkWarehouse(Warehouse):
         reuse_unchanged: bool,
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
+        max_row_drop: float = Settings.max_row_drop,
     ) -> LoadResult:
         from pipelines.engines import spark_ingest
 
@@ -526,17 +515,30 @@ class SparkWarehouse(Warehouse):
             reuse_unchanged,
             expected=expected,
             accept_row_drop=accept_row_drop,
+            max_row_drop=max_row_drop,
         )
 
-    def validation_frame(self, source: str, month: str | None, history_start: str | None = None) -> Any:
+    def validation_frame(
+        self,
+        source: str,
+        month: str | None,
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
+    ) -> Any:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.validation_frame(self.spark, source, month, history_start)
+        return spark_ingest.validation_frame(self.spark, source, month, history_start, return_window)
 
-    def validation_frames(self, source: str, months: list[str], history_start: str | None = None) -> Any:
+    def validation_frames(
+        self,
+        source: str,
+        months: list[str],
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
+    ) -> Any:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.validation_frames(self.spark, source, months, history_start)
+        return spark_ingest.validation_frames(self.spark, source, months, history_start, return_window)
 
     def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         from pipelines.engines import spark_ingest

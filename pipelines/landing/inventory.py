@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS, Source
 from pipelines.landing.structure import LandingError
-from pipelines.lib.settings import FLAG, MONTH, flag, month, number, setting
+from pipelines.lib.settings import FLAG, Settings, flag, setting
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -175,19 +175,13 @@ def months_in_landing(landing: Path) -> list[str]:
     return inventory.months
 
 
-# The declared start of history (YYYY-MM): the Dagster partitions begin there (pipelines/defs/partitions.py) and a
-# return of a line ordered before it is a pre-history return (data_checks/suites.py). Default: the first month in
-# the landing zone. Moving it earlier and loading the older months is a backward backfill.
-FIRST_MONTH_ENV = "CPROF_FIRST_MONTH"
-FIRST_MONTH = setting(FIRST_MONTH_ENV, month, MONTH)
-
-
-def history_start(landing: Path) -> str | None:
-    """The start of history: ``$CPROF_FIRST_MONTH`` when set, else the first month in the landing zone (None
-    without one)."""
-    declared = FIRST_MONTH.get()
-    if declared:
-        return declared
+def history_start(landing: Path, first_month: str | None) -> str | None:
+    """The start of history: the declared one, ``first_month`` (the setting; YYYY-MM), when set, else the first
+    month in the landing zone (None without one). The Dagster partitions begin there (pipelines/defs/partitions.py)
+    and a return of a line ordered before it is a pre-history return (data_checks/suites.py). Moving it earlier
+    and loading the older months is a backward backfill."""
+    if first_month:
+        return first_month
     months = months_in_landing(landing)
     return months[0] if months else None
 
@@ -267,13 +261,6 @@ def verify_unchanged(expected: FileStamp) -> None:
         raise changed_since_inventory(expected)
 
 
-MAX_ROW_DROP = setting(
-    "CPROF_MAX_ROW_DROP",
-    number(0, 1),
-    "a fraction between 0 and 1 (0.3: a reload of a month with over 30% of its rows gone fails; 1: never)",
-    # 0.3: the issue's December, 3,000 lines of 5,390 (44 % fewer), fails; a correction of a few lines passes
-    0.3,
-)
 ACCEPT_ROW_DROP_TAG = "cprof/accept_row_drop"  # run tag: MONTH:SOURCE or MONTH, comma-separated
 
 
@@ -284,18 +271,17 @@ def accepts_row_drop(tags: dict[str, str], source: str, month: str | None) -> bo
 
 
 def row_drop_error(
-    path: Path, source: str, month: str | None, rows: int, promoted: int | None
+    path: Path, source: str, month: str | None, rows: int, promoted: int | None, limit: float
 ) -> LandingError | None:
     """A month reloaded with far fewer rows than the load of it that was validated and promoted (more than
-    ``CPROF_MAX_ROW_DROP`` fewer): the mark of a file cut short or still being written. None when it is not
-    one (a snapshot, a first load, a fall within the limit)."""
-    limit = MAX_ROW_DROP.get()
+    ``limit`` fewer, the setting max_row_drop; 1: never): the mark of a file cut short or still being written.
+    None when it is not one (a snapshot, a first load, a fall within the limit)."""
     if month is None or not promoted or rows >= promoted * (1 - limit):
         return None
     return LandingError(
         path,
         f"{rows:,} rows where its previous load, validated and promoted, had {promoted:,} "
-        f"({1 - rows / promoted:.0%} fewer; {MAX_ROW_DROP.name}={limit:g} allows {limit:.0%}), so nothing of it "
+        f"({1 - rows / promoted:.0%} fewer; {Settings.variable('max_row_drop')}={limit:g} allows {limit:.0%}), so nothing of it "
         "was loaded: a file cut short or still being written looks like this (land files whole: docs/landing.md). "
         f"If the month really has fewer rows, confirm it: cprof run --from {month} --to {month} "
         f"--accept-row-drop {month}:{source} (a run from Dagster: tag {ACCEPT_ROW_DROP_TAG}={month}:{source})",
@@ -313,11 +299,6 @@ def file_to_load(landing: Path, source: Source, month: str | None, expected: Fil
         raise changed_since_inventory(expected)
     verify_unchanged(expected)
     return expected
-
-
-QUIET_SECONDS = setting(
-    "CPROF_LANDING_QUIET_SECONDS", number(), "a number of seconds (0 or more; 0: no wait)", 5.0
-)
 
 
 FileKey = tuple[str, str | None]  # (source, month; None for a snapshot)
@@ -338,14 +319,14 @@ def run_files(landing: Path, months: Iterable[str]) -> dict[FileKey, Path]:
 
 def take_inventory(
     files: dict[FileKey, Path],
-    quiet_seconds: float | None = None,
+    quiet_seconds: float,
     say: Callable[[str], None] | None = None,
 ) -> dict[FileKey, FileStamp]:
     """The run's inventory of ``files``, before it loads any: each file's size, modification time and SHA-256.
-    A file modified less than ``quiet_seconds`` (default ``CPROF_LANDING_QUIET_SECONDS``) ago is watched until
-    it has been unchanged that long; one that changes meanwhile is still being written, and raises
-    LandingError naming it (nothing is loaded: the run fails before its first load)."""
-    quiet = QUIET_SECONDS.get() if quiet_seconds is None else quiet_seconds
+    A file modified less than ``quiet_seconds`` (the setting landing_quiet_seconds) ago is watched until it has
+    been unchanged that long; one that changes meanwhile is still being written, and raises LandingError naming
+    it (nothing is loaded: the run fails before its first load)."""
+    quiet = quiet_seconds
     seen = {path: _stat(path) for path in files.values()}
     youngest = max((mtime for _, mtime in seen.values()), default=0) / 1e9
     wait = min(youngest + quiet - time.time(), quiet)  # a modification time in the future waits no longer

@@ -1,4 +1,5 @@
-"""Where everything lives. One environment variable, ``CPROF_DATA_DIR``, holds all the pipeline writes.
+"""Where everything lives. One directory, the data directory (the setting ``data_dir``, ``CPROF_DATA_DIR``:
+pipelines/lib/settings.py), holds all the pipeline writes.
 
 Layout under the data directory::
 
@@ -13,15 +14,14 @@ Layout under the data directory::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.lib.settings import directory, setting
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# dbt's profile (dbt_project/profiles.yml) reads the data directory from its own environment under this name.
 DATA_DIR_ENV = "CPROF_DATA_DIR"
-DATA_DIR = setting(DATA_DIR_ENV, directory, "the path of a directory (it need not exist yet), not of a file")
 WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
 
 
@@ -58,28 +58,33 @@ class Paths:
         return self.data_dir / "dbt_target"
 
 
-def data_dir() -> Path:
-    """The data directory: ``$CPROF_DATA_DIR``, or ``data/`` under the project."""
-    return Path(DATA_DIR.get() or PROJECT_ROOT / "data").expanduser().resolve()
-
-
-def paths() -> Paths:
-    return Paths(data_dir())
-
-
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
-def quiet_telemetry() -> None:
-    """Turn off dbt's and Dagster's usage statistics for this process and its children, and have Dagster
-    plan a run over a range of months in one event per asset."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+def plan_ranges_in_one_event() -> None:
+    """Have Dagster plan a run over a range of months in one event per asset. Dagster reads the variable itself,
+    in the process that plans the run (cprof's, the code location's), so it is a process-wide default (the
+    Makefile exports it too); a value already set is kept."""
     # A run over a range of months records one "materialization planned" event per asset instead of one per
     # asset and month (2,124 events, 26 s of a 36-month build on SQLite storage). Dagster's trade-off: when
     # such a run fails, its partitions are not marked failed in the UI (the run is).
     os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
+
+
+# Usage statistics off, for the child processes the project starts (dbt: pipelines/defs/dbt.py): dbt reads these
+# in its own process. In this process Dagster's telemetry is off by the instance's dagster.yaml (below), and the
+# Makefile exports the same variables for the commands it runs.
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+}
+
+
+def telemetry_off(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of TELEMETRY_OFF that ``environ`` does not set (a person's own value is kept), for a child
+    process's environment."""
+    return {name: value for name, value in TELEMETRY_OFF.items() if name not in environ}
 
 
 # The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.engines import MEMORY_LIMIT
 from pipelines.engines.base import Warehouse
 from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal, qualified
@@ -142,6 +141,7 @@ def publish(
     changed_from: date | None = None,
     docs: Mapping[str, TableDoc] | None = None,
     extras: Callable[[Path], object] | None = None,
+    memory_limit: str | None = None,
 ) -> Publication:
     """Publish every mart of ``warehouse`` (a session of either engine) as a new release and make it current.
 
@@ -153,7 +153,8 @@ def publish(
 
     ``extras``, when given, is called with the release folder while it is still being built, its
     ``cprof.duckdb`` complete: it writes more files into the release (the HTML report). If it raises, nothing
-    is published and ``current`` stays as it was."""
+    is published and ``current`` stays as it was. ``memory_limit``: DuckDB's while it builds the release (the
+    setting ``duckdb_memory_limit``; None: DuckDB's own default)."""
     tables = warehouse.marts()
     if not tables:
         raise ValueError(
@@ -180,9 +181,10 @@ def publish(
         )
         if patching:
             shutil.copyfile(previous, partial)
-        limit = MEMORY_LIMIT.get()
         # Spill where a file database would (beside it), not in the working directory.
-        spill = {"memory_limit": limit, "temp_directory": str(building / f"{DATABASE}.tmp")}
+        spill = {"temp_directory": str(building / f"{DATABASE}.tmp")}
+        if memory_limit is not None:
+            spill["memory_limit"] = memory_limit
         with duckdb.connect(":memory:", config=spill) as con:
             con.execute(
                 f"attach {literal(partial)} as release (storage_version {literal(PUBLISHED_STORAGE_VERSION)})"

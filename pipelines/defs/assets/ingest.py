@@ -155,6 +155,7 @@ def _landed_asset(source: Source) -> AssetsDefinition:
                     _reuse_snapshot(context, source),
                     expected=inventory.get((source.name, month)),
                     accept_row_drop=accepts_row_drop(tags, source.name, month),
+                    max_row_drop=data_dir.max_row_drop,
                 )
                 context.log.info(
                     f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}"
@@ -196,7 +197,7 @@ def _suite_check(source: Source):
                     metadata={"source": source.name, "partition": "snapshot", "unchanged": True},
                 )
         validator = validator_for(paths.data_dir, checks.defer_docs)
-        start = history_start(paths.landing)
+        start = history_start(paths.landing, data_dir.first_month)
         outcomes = []
         files = {month: find_file(paths.landing, source, month) for month in _months(context, source)}
         with warehouse.session() as wh:
@@ -210,9 +211,10 @@ def _suite_check(source: Source):
             outcomes_of = validator.validate_months(
                 source.name,
                 {month: str(file) for month, file in files.items()},
-                lambda month: wh.validation_frame(source.name, month, start),
-                lambda months: wh.validation_frames(source.name, months, start),
+                lambda month: wh.validation_frame(source.name, month, start, checks.return_window_months),
+                lambda months: wh.validation_frames(source.name, months, start, checks.return_window_months),
                 rows,
+                checks.gx_batch_rows,
             )
             for outcome in outcomes_of:
                 (context.log.info if outcome.success else context.log.error)(outcome.message())

@@ -30,7 +30,7 @@ from pipelines.defs.partitions import (
     shift_month,
     single_run,
 )
-from pipelines.defs.resources import DataDir, WarehouseResource
+from pipelines.defs.resources import DataDir, ReportConfig, WarehouseResource
 from pipelines.landing.inventory import month_start
 from pipelines.publication.descriptions import published_docs
 from pipelines.publication.publish import current_database, publish
@@ -79,7 +79,7 @@ PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
     "with the HTML report of it inside the release (report/index.html).",
 )
 def published_marts(
-    context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource
+    context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource, report: ReportConfig
 ) -> MaterializeResult:
     paths = data_dir.paths
     # The run rebuilt its months and every month awaiting publication (pipelines.defs.partitions.refresh_range):
@@ -98,15 +98,14 @@ def published_marts(
             run_id=context.run.run_id,
             changed_from=changed_from,
             docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
-            extras=write_release_report,
+            extras=lambda release: write_release_report(release, report.bounds),
+            memory_limit=warehouse.duckdb_memory_limit,
         )
     # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
     # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
     warehouse.runtime().clear_awaiting_publication(month_start(refresh.first), month_start(refresh.last))
-    report = report_path(publication.release)
-    context.log.info(
-        f"published {len(publication.row_counts)} marts as {publication.release}; report {report}"
-    )
+    page = report_path(publication.release)
+    context.log.info(f"published {len(publication.row_counts)} marts as {publication.release}; report {page}")
     if refresh.also:
         context.log.info(refresh.sentence())
     for line in held:  # a month whose latest load did not pass is not in this publication, or is as before
@@ -119,7 +118,7 @@ def published_marts(
             # as published by this run (pipelines/defs/automation.py)
             "restated_months": MetadataValue.json(list(refresh.awaiting)),
             "held": MetadataValue.json(held),
-            "report": MetadataValue.path(str(report)),
+            "report": MetadataValue.path(str(page)),
             "database": MetadataValue.path(str(publication.database)),
             "row_counts": MetadataValue.json(publication.row_counts),
             "checksums": MetadataValue.json(publication.checksums),

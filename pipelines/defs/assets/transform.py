@@ -33,7 +33,6 @@ from pipelines.defs.partitions import (
 from pipelines.defs.resources import DataDir, WarehouseResource
 from pipelines.engines.base import PeriodWindow
 from pipelines.landing.inventory import month_start
-from pipelines.lib.config import DATA_DIR_ENV
 
 # The dbt sources written by the Python assets, and the dbt selection of the models that read them.
 PYTHON_MARTS_SOURCE = "python_marts"
@@ -115,10 +114,9 @@ def _dbt_build(
         f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})"
         + (f"; {refresh.sentence()}" if refresh.also else "")
     )
-    # dbt's profile reads the warehouse location, and the models the run's months, from the environment.
-    # The engine's runtime says which dbt target builds the models, and where it listens (Spark).
+    # dbt's profile reads the warehouse's settings (its location among them), and the models the run's months,
+    # from dbt's environment. The engine's runtime says which dbt target builds the models, and where it listens.
     environment = {
-        DATA_DIR_ENV: str(paths.data_dir),
         "DBT_LOG_PATH": str(paths.logs / "dbt"),
         **periods,
         **warehouse.dbt_environment(),

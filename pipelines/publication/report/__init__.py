@@ -69,7 +69,7 @@ def packed_plotly() -> str:
 
 def render_report(database: Path, bounds: Bounds | None = None) -> str:
     """The report of the publication in ``database`` as one HTML page."""
-    data = read_publication(Path(database), bounds or Bounds.from_env())
+    data = read_publication(Path(database), bounds or Bounds())
     template = _environment().get_template("report.html.j2")
     return template.render(
         meta=data["meta"],
@@ -101,6 +101,6 @@ def write_report(database: Path, folder: Path, bounds: Bounds | None = None) -> 
     return target
 
 
-def write_release_report(release: Path) -> Path:
+def write_release_report(release: Path, bounds: Bounds | None = None) -> Path:
     """The publishing hook: the report of the release being built, from its ``cprof.duckdb``, inside it."""
-    return write_report(Path(release) / DATABASE, Path(release) / REPORT_DIR)
+    return write_report(Path(release) / DATABASE, Path(release) / REPORT_DIR, bounds)

@@ -22,27 +22,21 @@ from typing import Any
 import duckdb
 
 from pipelines.engines.sql import literal
-from pipelines.lib.settings import setting, whole
-
-MONTHS_ENV = "CPROF_REPORT_MONTHS"
-CUSTOMERS_ENV = "CPROF_REPORT_CUSTOMERS"
-MONTHS = setting(MONTHS_ENV, whole(1), "a whole number of months, 1 or more")
-CUSTOMERS = setting(CUSTOMERS_ENV, whole(1), "a whole number of customers, 1 or more")
+from pipelines.lib.settings import Settings
 
 
 @dataclass(frozen=True)
 class Bounds:
     """How much of a publication one report holds: the latest ``months`` and the ``customers`` that matter
-    most by absolute profit. The defaults hold the demo (2,000 customers, 24 months) whole."""
+    most by absolute profit. The defaults (the settings' ``report_months``, ``report_customers``) hold the demo
+    (2,000 customers, 24 months) whole."""
 
-    months: int = 24
-    customers: int = 2500
+    months: int = Settings.report_months
+    customers: int = Settings.report_customers
 
     @classmethod
-    def from_env(cls) -> Bounds:
-        """The defaults, overridden by ``CPROF_REPORT_MONTHS`` and ``CPROF_REPORT_CUSTOMERS`` when set."""
-        default = cls()
-        return cls(MONTHS.get() or default.months, CUSTOMERS.get() or default.customers)
+    def of(cls, settings: Settings) -> Bounds:
+        return cls(settings.report_months, settings.report_customers)
 
 
 def _cents(column: str) -> str:
