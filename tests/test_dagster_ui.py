@@ -117,6 +117,7 @@ def _latest_by_partition(base: str, path: list[str]) -> dict[str, dict]:
     return latest
 
 
+@pytest.mark.system
 def test_every_partitioned_asset_has_all_its_partitions_materialized(webserver: str, published_sample: Paths):
     nodes = _post(f"{webserver}/graphql", ASSET_NODES)["assetNodes"]
     partitioned = {"/".join(n["assetKey"]["path"]): n["partitionStats"] for n in nodes if n["isPartitioned"]}
@@ -129,6 +130,7 @@ def test_every_partitioned_asset_has_all_its_partitions_materialized(webserver: 
         assert stats["numFailed"] == 0, key
 
 
+@pytest.mark.system
 def test_each_partition_carries_its_own_rows_file_and_checksum(webserver: str, published_sample: Paths):
     latest = _latest_by_partition(webserver, ["landed", "order_lines"])
     with duckdb.connect(str(published_sample.warehouse), read_only=True) as con:
@@ -146,6 +148,7 @@ def test_each_partition_carries_its_own_rows_file_and_checksum(webserver: str, p
         assert metadata["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
 
 
+@pytest.mark.system
 def test_dbt_models_report_row_counts_per_partition(webserver: str, published_sample: Paths):
     latest = _latest_by_partition(webserver, ["marts", "customer_profitability"])
     with duckdb.connect(str(current_database(published_sample.published)), read_only=True) as con:
@@ -160,6 +163,7 @@ def test_dbt_models_report_row_counts_per_partition(webserver: str, published_sa
     assert {m["dagster/row_count"] for m in dims.values()} == {customers}  # a dimension: the table's rows
 
 
+@pytest.mark.system
 def test_the_asset_catalog_shows_nothing_missing(webserver: str, tmp_path: Path):
     chromium = ensure_chromium()
     png = tmp_path / "asset-catalog.png"

@@ -299,6 +299,7 @@ def test_fixed_file_publishes_after_a_failed_run(published: Paths, tmp_path: Pat
 # --- killed while publishing ---------------------------------------------------------------------
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("point", ["building", "before_swap"])
 def test_a_run_killed_while_publishing_leaves_the_previous_publication(
     published: Paths, tmp_path: Path, point: str

@@ -25,6 +25,8 @@ from pipelines.engines.sql import ident, literal, qualified
 from pipelines.lib.config import Paths
 from tests.test_dbt_macros import ROUNDED_MEANS, ROUNDED_MEANS_SQL
 
+pytestmark = pytest.mark.spark
+
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
 pytest.importorskip("dbt.adapters.spark", reason="the spark extra is not installed (make install-spark)")
 if shutil.which("java") is None:
