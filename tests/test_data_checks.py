@@ -415,6 +415,7 @@ print(reads, errors, len(runs))
 """
 
 
+@pytest.mark.system
 def test_a_reader_during_a_refresh_sees_no_error_and_every_read_reconciles(published: Paths, tmp_path: Path):
     paths = _copy(published, tmp_path / "data")
     stop = tmp_path / "stop"
