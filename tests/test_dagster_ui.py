@@ -107,7 +107,9 @@ query ($path: [String!]!) {
 
 
 def _latest_by_partition(base: str, path: list[str]) -> dict[str, dict]:
-    events = _post(f"{base}/graphql", MATERIALIZATIONS, {"path": path})["assetOrError"]["assetMaterializations"]
+    events = _post(f"{base}/graphql", MATERIALIZATIONS, {"path": path})["assetOrError"][
+        "assetMaterializations"
+    ]
     latest: dict[str, dict] = {}
     for event in events:  # newest first
         values = {}
