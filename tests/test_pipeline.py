@@ -188,6 +188,8 @@ def test_months_outside_the_loaded_partitions_are_named_before_anything_runs(tmp
     invariant error from every step."""
     paths = Paths(tmp_path / "old")
     generate(GenerateConfig(customers=30, months=1, start="2019-11"), paths.landing)
-    with pytest.raises(PipelineError, match=r"2019-11\.\.2019-11 are outside the pipeline's monthly partitions"):
+    with pytest.raises(
+        PipelineError, match=r"2019-11\.\.2019-11 are outside the pipeline's monthly partitions"
+    ):
         run_pipeline(paths, progress=lambda _: None)
     assert not paths.warehouse.exists()
