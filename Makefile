@@ -19,7 +19,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install install-spark lock demo test dev docs lint clean
+.PHONY: install install-spark lock demo test test-system test-spark dev docs lint clean
 
 install: $(STAMP)
 
@@ -76,11 +76,20 @@ demo: install
 	$(BIN)/cprof generate
 	$(BIN)/cprof run
 
-# Each Spark test module runs in its own pytest process (one JVM and one metastore per process).
-test: install install-spark
-	$(BIN)/python -m pytest -m "not spark" --durations=25
-	$(BIN)/python -m pytest tests/test_spark_ingest.py --durations=5
-	$(BIN)/python -m pytest tests/test_spark_pipeline.py --durations=5
+# Three tiers (docs/DEVELOPING.md): `test`, every capability end to end on small samples, no Java needed;
+# `test-system`, what kills processes or runs the daemon, the webserver, a browser or an older DuckDB;
+# `test-spark`, each Spark module in its own pytest process (one JVM and one metastore per process).
+FAST := -m "not system and not spark"
+SPARK_MODULES := tests/test_spark_ingest.py tests/test_spark_pipeline.py tests/test_dbt_spark.py
+
+test: install
+	$(BIN)/python -m pytest $(FAST) --durations=25
+
+test-system: install
+	$(BIN)/python -m pytest -m "system and not spark" --durations=10
+
+test-spark: install install-spark
+	@set -e; for module in $(SPARK_MODULES); do $(BIN)/python -m pytest $$module --durations=5; done
 
 DATA := $(or $(CPROF_DATA_DIR),$(CURDIR)/data)
 DEV_PORT ?= 3000

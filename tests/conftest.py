@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,15 +44,32 @@ def small_landing(tmp_path_factory) -> Path:
     return landing
 
 
+@dataclass(frozen=True)
+class SampleRun:
+    """The run that published the small sample: its data directory, its summary and what it said."""
+
+    paths: Paths
+    summary: Any  # pipelines.run.RunSummary (imported inside the fixture: nothing at import reads data)
+    progress: list[str]
+
+
 @pytest.fixture(scope="session")
-def published_sample(tmp_path_factory, small_landing: Path) -> Paths:
-    """The small sample ingested, built and published once. Tests read it, or work on a copy of it."""
+def sample_run(tmp_path_factory, small_landing: Path) -> SampleRun:
+    """The small sample ingested, built and published once, by ``cprof run``'s function; every test that only
+    reads a published small sample reads this one (or works on a copy of it)."""
     from pipelines.run import run_pipeline
 
     paths = Paths(tmp_path_factory.mktemp("published") / "data")
     shutil.copytree(small_landing, paths.landing)
-    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
-    return paths
+    progress: list[str] = []
+    summary = run_pipeline(Settings(data_dir=paths.data_dir), progress=progress.append)
+    return SampleRun(paths, summary, progress)
+
+
+@pytest.fixture(scope="session")
+def published_sample(sample_run: SampleRun) -> Paths:
+    """The small sample ingested, built and published once. Tests read it, or work on a copy of it."""
+    return sample_run.paths
 
 
 @pytest.fixture(scope="session")

@@ -127,6 +127,7 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.system
 def test_dbt_dies_with_a_killed_run_and_the_next_run_publishes_and_tells_of_it(data_paths: Paths):
     from tests.test_operations import cprof, until
 

@@ -119,6 +119,7 @@ def _latest_by_partition(base: str, path: list[str]) -> dict[str, dict]:
     return latest
 
 
+@pytest.mark.system
 def test_every_partitioned_asset_has_all_its_partitions_materialized(webserver: str, published_sample: Paths):
     nodes = _post(f"{webserver}/graphql", ASSET_NODES)["assetNodes"]
     partitioned = {"/".join(n["assetKey"]["path"]): n["partitionStats"] for n in nodes if n["isPartitioned"]}
@@ -131,6 +132,7 @@ def test_every_partitioned_asset_has_all_its_partitions_materialized(webserver: 
         assert stats["numFailed"] == 0, key
 
 
+@pytest.mark.system
 def test_each_partition_carries_its_own_rows_file_and_checksum(webserver: str, published_sample: Paths):
     latest = _latest_by_partition(webserver, ["landed", "order_lines"])
     with duckdb.connect(str(published_sample.warehouse), read_only=True) as con:
@@ -148,6 +150,7 @@ def test_each_partition_carries_its_own_rows_file_and_checksum(webserver: str, p
         assert metadata["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
 
 
+@pytest.mark.system
 def test_dbt_models_report_row_counts_per_partition(webserver: str, published_sample: Paths):
     latest = _latest_by_partition(webserver, ["marts", "customer_profitability"])
     with duckdb.connect(str(current_database(published_sample.published)), read_only=True) as con:
@@ -172,6 +175,7 @@ query ($path: [String!]!) {
 """
 
 
+@pytest.mark.system
 def test_the_events_tab_lists_every_month_of_a_range_run(webserver: str, published_sample: Paths):
     months = sorted(p.stem for p in (published_sample.landing / "order_lines").glob("*.csv"))
     assert len(months) > 1  # the sample's run is one run over a range of months
@@ -205,6 +209,7 @@ query ($path: [String!]!, $check: String!) {
 """
 
 
+@pytest.mark.system
 def test_every_check_passed_for_every_month_of_a_good_range_run(webserver: str, published_sample: Paths):
     """Dagster plans each check of a run over months once per month; every one of them is evaluated (none
     left planned, which the UI shows as skipped), and a partitioned check's Partitions tab shows every month
@@ -236,6 +241,7 @@ def test_every_check_passed_for_every_month_of_a_good_range_run(webserver: str, 
         ], (path, name, ranges)
 
 
+@pytest.mark.system
 def test_the_asset_catalog_shows_nothing_missing(webserver: str, tmp_path: Path):
     chromium = ensure_chromium()
     png = tmp_path / "asset-catalog.png"

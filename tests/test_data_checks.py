@@ -1,6 +1,7 @@
-"""Nothing bad or half-done reaches a BI tool: a corpus of bad landing files, each stopped at its check with a
-clear message, the publication byte-identical and the raw partition as it was; a run killed while publishing;
-a reader reading the publication while it is refreshed."""
+"""Nothing bad or half-done reaches a BI tool: a corpus of bad landing files, each stopped at its check (the load
+or the suite the run calls) with a clear message and the raw partition as it was, and a few stopping a full run,
+the publication byte-identical; a run killed while publishing; a reader reading the publication while it is
+refreshed."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from data_checks.gx_run import LandingValidator
+from pipelines.engines.duckdb_ingest import load, validation_frame
+from pipelines.landing.inventory import history_start
 from pipelines.landing.structure import LandingError
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
@@ -231,8 +235,49 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None], str]] = {
 }
 
 
+def _stopped(paths: Paths, source: str, file: Path) -> str:
+    """What stops the damaged month in the run's ingest steps, by the functions they call: its load into landed
+    (the file's structure and types: LandingError), else its source's suite on the landed month, with the run's
+    validation frame and validator; the error or the failed outcome's message."""
+    with duckdb.connect(str(paths.warehouse)) as con:
+        try:
+            load(con, paths.landing, source, MONTH)
+        except LandingError as error:
+            return str(error)
+        frame = validation_frame(con, source, MONTH, history_start(paths.landing, Settings().first_month))
+    outcome = LandingValidator(paths.data_dir / "gx").validate(source, MONTH, frame, str(file))
+    assert not outcome.success, outcome.message()
+    return outcome.message()
+
+
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_bad_input_is_stopped_at_its_check(published: Paths, tmp_path: Path, case: str):
+    """Each case at its check: the load or the suite that the run calls, on a copy of the published warehouse
+    (the full runs below prove that the run stops there, names the file and leaves the publication)."""
+    source, damage, expected = CORPUS[case]
+    paths = Paths(tmp_path / "data")
+    paths.data_dir.mkdir()
+    shutil.copy(published.warehouse, paths.warehouse)
+    shutil.copytree(published.landing, paths.landing)
+    file = paths.landing / source / f"{MONTH}.csv"
+    before_raw = raw_fingerprint(paths, source)
+    damage(file)
+
+    message = _stopped(paths, source, file)
+    assert expected in message, message
+    assert str(file) in message  # which file
+    assert raw_fingerprint(paths, source) == before_raw  # raw keeps its last good partition, whole
+
+
+# One case of each way a run stops on a bad file: before any load (the run's inventory), at the load into landed,
+# at the suite.
+FULL_RUNS = ["missing file", "wrong type", "unknown customer"]
+
+
+@pytest.mark.parametrize("case", FULL_RUNS)
+def test_a_run_on_bad_input_stops_naming_the_file_and_leaves_the_publication(
+    published: Paths, tmp_path: Path, case: str
+):
     source, damage, expected = CORPUS[case]
     paths = _copy(published, tmp_path / "data")
     file = paths.landing / source / f"{MONTH}.csv"
@@ -251,6 +296,7 @@ def test_bad_input_is_stopped_at_its_check(published: Paths, tmp_path: Path, cas
 
 def test_the_corpus_covers_at_least_twenty_distinct_bad_inputs():
     assert len(CORPUS) >= 20
+    assert set(FULL_RUNS) <= set(CORPUS)
 
 
 def test_failed_check_report_names_source_partition_rule_count_and_samples(published: Paths, tmp_path: Path):
@@ -300,6 +346,7 @@ def test_fixed_file_publishes_after_a_failed_run(published: Paths, tmp_path: Pat
 # --- killed while publishing ---------------------------------------------------------------------
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("point", ["building", "before_swap"])
 def test_a_run_killed_while_publishing_leaves_the_previous_publication(
     published: Paths, tmp_path: Path, point: str
@@ -369,6 +416,7 @@ print(reads, errors, len(runs))
 """
 
 
+@pytest.mark.system
 def test_a_reader_during_a_refresh_sees_no_error_and_every_read_reconciles(published: Paths, tmp_path: Path):
     paths = _copy(published, tmp_path / "data")
     stop = tmp_path / "stop"

@@ -93,6 +93,7 @@ def test_every_relative_link_leads_to_a_file_that_exists(failed_site: Path):
     assert checked >= 8  # run page -> result; result -> suite, run page, logo, icon; suite -> run page, ...
 
 
+@pytest.mark.system
 def test_the_failed_page_is_styled_offline(failed_site: Path):
     with open_page(_failed_page(failed_site), ready=".ge-section") as session:
         style = session.page.evaluate(

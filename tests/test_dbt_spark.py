@@ -25,6 +25,8 @@ from pipelines.engines.sql import ident, literal, qualified
 from pipelines.lib.config import Paths
 from tests.test_dbt_macros import ROUNDED_MEANS, ROUNDED_MEANS_SQL
 
+pytestmark = pytest.mark.spark
+
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make install-spark)")
 pytest.importorskip("dbt.adapters.spark", reason="the spark extra is not installed (make install-spark)")
 if shutil.which("java") is None:
@@ -44,8 +46,15 @@ REFRESHED = "2024-02-01"  # the middle month of the sample (2024-01..2024-03)
 
 def _spark_type(duckdb_type: str) -> str:
     """The Spark type (DataFrame.dtypes spelling) a DuckDB column type must have on Spark."""
-    simple = {"VARCHAR": "string", "INTEGER": "int", "BIGINT": "bigint", "DOUBLE": "double",
-              "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp_ntz"}
+    simple = {
+        "VARCHAR": "string",
+        "INTEGER": "int",
+        "BIGINT": "bigint",
+        "DOUBLE": "double",
+        "BOOLEAN": "boolean",
+        "DATE": "date",
+        "TIMESTAMP": "timestamp_ntz",
+    }
     if duckdb_type.startswith("DECIMAL"):
         return duckdb_type.lower().replace(" ", "")
     return simple[duckdb_type]
@@ -80,7 +89,8 @@ class _Dbt:
         )
         elapsed = time.perf_counter() - started
         failed = [
-            f"{r.node.name}: {r.status} {r.message}" for r in (getattr(result.result, "results", None) or [])
+            f"{r.node.name}: {r.status} {r.message}"
+            for r in (getattr(result.result, "results", None) or [])
             if str(r.status) in ("error", "fail")
         ]
         assert result.success, f"dbt {' '.join(args)} failed: {failed or result.exception}"
@@ -111,7 +121,9 @@ def _compare(spark: SparkSession, duck, models: list[str], schema_of: dict[str, 
         try:
             pd.testing.assert_frame_equal(actual, expected, check_dtype=False, check_exact=True)
         except AssertionError as error:
-            problems.append(f"{schema}.{name} ({len(spark_rows)} rows on Spark, {len(duck_rows)} on DuckDB): {error}")
+            problems.append(
+                f"{schema}.{name} ({len(spark_rows)} rows on Spark, {len(duck_rows)} on DuckDB): {error}"
+            )
         counts[name] = len(duck_rows)
     assert not problems, "Spark and DuckDB differ:\n" + "\n".join(problems)
     return counts
@@ -130,8 +142,12 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
 
     # The sample's raw tables and Python marts as Parquet files, with their DuckDB types.
     duck = duckdb.connect(str(published_sample.warehouse), read_only=True)
-    raw_tables = [t for (t,) in duck.execute(  # views of the store (pipelines/engines/duckdb_ingest.py)
-        "select table_name from information_schema.tables where table_schema = 'raw' order by table_name").fetchall()]
+    raw_tables = [
+        t
+        for (t,) in duck.execute(  # views of the store (pipelines/engines/duckdb_ingest.py)
+            "select table_name from information_schema.tables where table_schema = 'raw' order by table_name"
+        ).fetchall()
+    ]
     assert len(raw_tables) >= 12
     loaded = [("raw", table) for table in raw_tables] + [("marts", table) for table in PYTHON_MARTS]
     exported = tmp_path / "parquet"
@@ -148,7 +164,10 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
         spark.sql(f"create database if not exists {schema}")
         spark.catalog.createTable(f"{schema}.{table}", path=str(exported / schema / table), source="parquet")
         expected = [(c, _spark_type(t)) for c, t in _duckdb_columns(duck, schema, table)]
-        assert spark.table(f"{schema}.{table}").dtypes == expected, (table, spark.table(f"{schema}.{table}").dtypes)
+        assert spark.table(f"{schema}.{table}").dtypes == expected, (
+            table,
+            spark.table(f"{schema}.{table}").dtypes,
+        )
 
     # Every model, data test and conservation test on Spark.
     build, build_seconds = dbt("build", "--exclude-resource-type", "unit_test")
@@ -175,11 +194,15 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     planted = spark.table("marts.activity_costs").where(F.col("period") == F.lit(refreshed)).limit(1)
     planted.withColumn("activity", F.lit("planted")).write.insertInto("marts.activity_costs")
     # The scorecard reaches every month after the refreshed one: a planted row of the last month goes too.
-    last_month = spark.table("marts.customer_scorecard").where(F.col("period") == F.lit(date(2024, 3, 1))).limit(1)
+    last_month = (
+        spark.table("marts.customer_scorecard").where(F.col("period") == F.lit(date(2024, 3, 1))).limit(1)
+    )
     last_month.withColumn("metric", F.lit("planted")).write.insertInto("marts.customer_scorecard")
     stale = spark.table("marts.customer_retention").limit(1).withColumn("period", F.lit(date(2030, 1, 1)))
     stale.write.insertInto("marts.customer_retention")
-    assert spark.table("marts.customer_retention").where(F.col("period") == F.lit(date(2030, 1, 1))).count() == 1
+    assert (
+        spark.table("marts.customer_retention").where(F.col("period") == F.lit(date(2030, 1, 1))).count() == 1
+    )
 
     monkeypatch.setenv("CPROF_PERIOD_FROM", REFRESHED)
     monkeypatch.setenv("CPROF_PERIOD_TO", REFRESHED)
@@ -196,9 +219,9 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     # The cross-database means give on Spark the numbers tests/test_dbt_macros.py expects of DuckDB.
     shown, _ = dbt("show", "--inline", ROUNDED_MEANS_SQL)
     (table,) = [r.agate_table for r in shown.result.results]
-    assert [dict(zip(table.column_names, (None if v is None else float(v) for v in row))) for row in table.rows] == [
-        ROUNDED_MEANS
-    ]
+    assert [
+        dict(zip(table.column_names, (None if v is None else float(v) for v in row))) for row in table.rows
+    ] == [ROUNDED_MEANS]
 
     print(
         f"\nSpark: session start (dbt debug) {session_start:.1f} s, dbt build {build_seconds:.1f} s,"

@@ -424,6 +424,7 @@ def _cprof(paths: Paths, *args: str, env: dict[str, str] | None = None) -> subpr
     )
 
 
+@pytest.mark.system
 def test_a_run_never_publishes_a_half_written_month(published_sample: Paths, tmp_path: Path):
     """The issue's case: December's file half written when the run reads it. Being written, it fails the run's
     inventory; stopped half way, it fails its load against the month's previous load, until confirmed."""

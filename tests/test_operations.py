@@ -201,6 +201,7 @@ def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_p
     assert instance.run_monitoring_max_resume_run_attempts == 0
 
 
+@pytest.mark.system
 def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_paths: Paths):
     paths = data_paths
     first = cprof(paths, "run", "--progress", "live")

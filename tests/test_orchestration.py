@@ -106,7 +106,7 @@ def test_a_range_backfill_into_an_empty_directory_publishes_every_month(history,
     assert {e.dagster_event.partition for e in materialized} >= {f"{m}-01" for m in MONTHS}
 
 
-def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history):
+def test_rerunning_a_month_publishes_identical_tables(copy_of_history):
     paths, _ = copy_of_history
     first = _published_checksums(paths)
     assert len(first) == 20  # 14 marts (clv_fits among them), prehistory_returns and 5 dimension tables
@@ -123,6 +123,15 @@ def test_rerunning_a_month_or_a_range_publishes_identical_tables(copy_of_history
     )
     assert scheduled.success and _snapshot_checks(paths, scheduled.run_id) == {"reused": 6, "validated": 0}
     assert _published_checksums(paths) == first
+
+
+@pytest.mark.system
+def test_backfilling_a_range_twice_or_rebuilding_everything_publishes_identical_tables(copy_of_history):
+    """The longer reruns, two backfills of four months and a full refresh of six (the system tier: a few minutes;
+    the fast tier reruns a month, above)."""
+    paths, _ = copy_of_history
+    first = _published_checksums(paths)
+    assert len(first) == 20
     assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
     assert main(["--data-dir", str(paths.data_dir), "backfill", "--from", "2024-02", "--to", "2024-05"]) == 0
     assert _published_checksums(paths) == first

@@ -18,6 +18,7 @@ from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
 from pipelines.run import PipelineError, run_pipeline
 from pipelines.sample.generate import GenerateConfig, generate
+from tests.conftest import SampleRun
 
 
 def _monthly_assets():
@@ -62,9 +63,9 @@ def test_two_months_materialize_with_file_metadata_and_reload_is_idempotent(data
     assert snapshot() == before
 
 
-def test_run_builds_and_tests_the_dbt_models(data_paths: Paths):
-    lines: list[str] = []
-    summary = run_pipeline(Settings(data_dir=data_paths.data_dir), progress=lines.append)
+def test_run_builds_and_tests_the_dbt_models(sample_run: SampleRun):
+    """The run of the whole small sample into an empty data directory that the suite's published sample is."""
+    data_paths, summary, lines = sample_run.paths, sample_run.summary, sample_run.progress
     assert summary.months == ["2024-01", "2024-02", "2024-03"]
     assert summary.dbt_models >= 12 and summary.dbt_tests_passed >= 80
     assert any(line.startswith("ingest 2024-03") for line in lines)

@@ -98,6 +98,7 @@ def read_with(python: Path, database: Path) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.system
 def test_an_older_duckdb_reads_every_published_table_with_its_comments_and_every_parquet_file(
     published_sample: Paths, older_duckdb: Path
 ):
@@ -139,6 +140,7 @@ def test_an_older_duckdb_reads_every_published_table_with_its_comments_and_every
         assert json.loads(parquet["kv"]["column_descriptions"]) == tables[name]["columns"], name
 
 
+@pytest.mark.system
 def test_a_patched_release_stays_readable_and_a_release_in_another_format_is_not_copied(
     tmp_path: Path, older_duckdb: Path
 ):

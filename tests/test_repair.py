@@ -101,6 +101,7 @@ def copy_of_published(published_sample: Paths, tmp_path: Path) -> Paths:
     return paths
 
 
+@pytest.mark.system
 def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_month(copy_of_published):
     paths = copy_of_published
     before = _published_ledger(paths)
@@ -282,6 +283,7 @@ def _publication(paths: Paths) -> tuple[str, dict[str, str], list[str], bool]:
     return run_id, checksums, months, balanced
 
 
+@pytest.mark.system
 def test_under_a_real_daemon_every_run_repairs_what_is_dirty_and_a_month_that_failed_is_never_published(
     tmp_path: Path,
 ):

@@ -98,6 +98,7 @@ def test_a_report_that_fails_leaves_current_as_it_was(published_sample: Paths, t
     assert sorted(p.name for p in (published / RELEASES).iterdir()) == ["first"]  # no half-built release
 
 
+@pytest.mark.system
 def test_the_page_draws_every_chart_offline_without_console_errors(report: Path, con):
     with open_page(report) as session:
         page = session.page
@@ -118,6 +119,7 @@ def test_the_page_draws_every_chart_offline_without_console_errors(report: Path,
     assert empty == ([] if scored else ["chart-clv"]), drawn
 
 
+@pytest.mark.system
 def test_choosing_a_month_and_a_segment_shows_their_published_scorecard(report: Path, con):
     periods = [
         row[0]
@@ -155,6 +157,7 @@ def test_choosing_a_month_and_a_segment_shows_their_published_scorecard(report: 
     assert len(periods) > 1
 
 
+@pytest.mark.system
 def test_a_searched_customers_waterfall_adds_up_to_its_published_profit(report: Path, con):
     # the customer of the latest month with the most activities, found by name
     period, customer, name, abc, gm, overhead, traditional = con.execute(
@@ -222,6 +225,7 @@ def _hover_and_click(page, chart: str, nth: int, con) -> str:
     return customer
 
 
+@pytest.mark.system
 def test_clicking_a_customer_on_the_matrix_the_whale_curve_or_a_list_opens_it(report: Path, con):
     with open_page(report) as session:
         page = session.page
@@ -238,7 +242,7 @@ def test_clicking_a_customer_on_the_matrix_the_whale_curve_or_a_list_opens_it(re
 
 
 def test_a_bounded_report_holds_the_latest_months_and_the_customers_that_matter_most(
-    published_sample: Paths, con, tmp_path: Path
+    published_sample: Paths, con
 ):
     bounds = Bounds.of(Settings.from_environ({"CPROF_REPORT_MONTHS": "2", "CPROF_REPORT_CUSTOMERS": "25"}))
     assert bounds == Bounds(2, 25)
@@ -260,6 +264,17 @@ def test_a_bounded_report_holds_the_latest_months_and_the_customers_that_matter_
     assert data["meta"]["customers_total"] > 25 and data["meta"]["months_total"] == len(periods)
     assert set(data["profit"]["c"]) <= set(range(25)) and set(data["profit"]["m"]) == {0, 1}
 
+
+@pytest.mark.system
+def test_a_bounded_reports_page_says_what_it_holds(published_sample: Paths, con, tmp_path: Path):
+    database = current_database(published_sample.published)
+    periods = [
+        row[0]
+        for row in con.execute(
+            "select distinct period from marts.customer_profitability order by 1"
+        ).fetchall()
+    ]
+    bounds = Bounds.of(Settings.from_environ({"CPROF_REPORT_MONTHS": "2", "CPROF_REPORT_CUSTOMERS": "25"}))
     report = write_report(database, tmp_path / "report", bounds)
     with open_page(report) as session:
         scope = session.page.text_content("#scope")
@@ -270,6 +285,7 @@ def test_a_bounded_report_holds_the_latest_months_and_the_customers_that_matter_
     assert months == 2
 
 
+@pytest.mark.system
 def test_an_empty_publication_gets_a_page_that_says_so(published_sample: Paths, tmp_path: Path):
     empty = tmp_path / "cprof.duckdb"
     with duckdb.connect(str(empty)) as target:
@@ -312,6 +328,7 @@ MODEBAR_JS = """
 """
 
 
+@pytest.mark.system
 def test_no_chart_has_a_control_that_talks_to_a_server(report: Path):
     """Every chart of the page, the customer drill-down's too: each mode-bar control is an offline one, and
     pressing every one of them requests nothing and opens no window."""
@@ -335,6 +352,7 @@ def test_no_chart_has_a_control_that_talks_to_a_server(report: Path):
         assert len(session.context.pages) == pages_before
 
 
+@pytest.mark.system
 def test_a_figure_that_is_not_whole_is_shown_as_not_scored_never_coloured(report: Path, con):
     """The sample's first month: its trailing windows hold one month of history. The page shows each scorecard
     row's published status, a partial one as 'partial' (never red, amber or green), and the weight not scored."""

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 from dagster import AssetKey, materialize
 
 from pipelines.defs.assets.transform import satisfaction_and_scorecard_models
@@ -52,10 +53,11 @@ def _rows(database: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
-def test_a_clv_month_not_fitted_or_missing_is_not_scored_and_changes_no_weight(
-    published_sample: Paths, tmp_path: Path, capsys
-):
-    paths = _copy(published_sample, tmp_path)
+@pytest.fixture(scope="module")
+def planted(published_sample: Paths, tmp_path_factory) -> tuple[Paths, Path, list, list]:
+    """A copy of the sample with one CLV month not fitted and one missing, its scorecard models rebuilt and
+    published (the release); with the scorecard's rows and the owners' weights from before."""
+    paths = _copy(published_sample, tmp_path_factory.mktemp("not_scored"))
     before_rows = _rows(
         paths.warehouse, "select period, segment, metric from marts.customer_scorecard order by all"
     )
@@ -70,7 +72,15 @@ def test_a_clv_month_not_fitted_or_missing_is_not_scored_and_changes_no_weight(
         missing = con.execute("delete from marts.customer_clv where period = ?", [MISSING]).fetchone()[0]
     assert planted > 0 and missing > 0
     _rebuild_scorecard(paths)
+    # published with its report, which the run summary and the page read
+    release = publish(
+        DuckDBWarehouse(paths.warehouse), paths.published, run_id="planted", extras=write_release_report
+    ).release
+    return paths, release, before_rows, before_weights
 
+
+def test_a_clv_month_not_fitted_or_missing_is_not_scored_and_changes_no_weight(planted, capsys):
+    paths, _, before_rows, before_weights = planted
     # no row lost, no weight changed
     assert _rows(
         paths.warehouse, "select period, segment, metric from marts.customer_scorecard order by all"
@@ -111,10 +121,16 @@ def test_a_clv_month_not_fitted_or_missing_is_not_scored_and_changes_no_weight(
     assert [(p, weight) for p, weight, _ in unscored] == [(p, total) for p, _, total in unscored]
     assert all(weight >= clv_weight for _, weight, _ in unscored)
 
-    # published with its report: the report and the run summary say the month was not fitted
-    release = publish(
-        DuckDBWarehouse(paths.warehouse), paths.published, run_id="planted", extras=write_release_report
-    ).release
+    # the run summary says the month was not fitted
+    print_summary(paths, RunSummary(months=["2024-01", "2024-02", "2024-03"]))
+    out = capsys.readouterr().out
+    assert "Customer lifetime value as of 2024-02: not fitted" in out
+    assert "not scored mean_profit_clv" in out and "(no CLV for the month)" in out
+
+
+@pytest.mark.system
+def test_the_report_shows_a_clv_month_not_fitted_or_missing_as_not_scored(planted):
+    release = planted[1]
     with open_page(report_path(release)) as session:
         page = session.page
         shown = {}
@@ -128,10 +144,6 @@ def test_a_clv_month_not_fitted_or_missing_is_not_scored_and_changes_no_weight(
         assert session.errors == []
     assert "were not fitted as of Feb 2024" in shown[NOT_FITTED][0] and shown[NOT_FITTED][1] == "not fitted"
     assert shown[MISSING][1] == "no CLV"
-    print_summary(paths, RunSummary(months=["2024-01", "2024-02", "2024-03"]))
-    out = capsys.readouterr().out
-    assert "Customer lifetime value as of 2024-02: not fitted" in out
-    assert "not scored mean_profit_clv" in out and "(no CLV for the month)" in out
 
 
 def test_a_segment_without_an_unprofitable_customer_has_a_share_of_zero_and_its_status(

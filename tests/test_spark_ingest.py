@@ -1,7 +1,7 @@
 """Ingest and Great Expectations on Spark (issue 16): the same landing rules, suites and messages as on DuckDB.
 
 One Spark session for the module (Hive support; warehouse and Derby metastore under a temporary data directory),
-so this module runs in its own pytest process (``make test`` does that). The small generated sample is loaded,
+so this module runs in its own pytest process (``make test-spark`` does that). The small generated sample is loaded,
 validated with GX's Spark engine and promoted on Spark, and on DuckDB by pipelines/engines/duckdb_ingest.py from
 the same landing files: the raw tables must be equal row for row and every suite must say the same. Then bad
 files from the DuckDB tests' corpus must fail the Spark load with DuckDB's very message and change nothing, and a

@@ -12,7 +12,7 @@ Then the Spark warehouse itself, in this process, against the DuckDB one: the sa
 equal, and published with equal checksums.
 
 Spark tests run in their own pytest process (one JVM per process; Derby admits one Spark per metastore):
-``make test`` runs this module on its own.
+``make test-spark`` runs this module on its own.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from pydantic import PrivateAttr
 
 from pipelines.defs.dbt import dbt_resource
 from pipelines.domain.clv_scoring import ClvSettings
-from pipelines.publication.report import Bounds
 from pipelines.engines import DBT_TARGET_ENV, Runtime, dbt_target, open_runtime
 from pipelines.engines.base import Warehouse
 from pipelines.landing.inventory import FileKey, FileStamp, run_files, take_inventory
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
+from pipelines.publication.report import Bounds
 
 
 class WarehouseResource(ConfigurableResource):
