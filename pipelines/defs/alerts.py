@@ -66,7 +66,7 @@ COMMAND_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
-class Failure:
+class FailedRun:
     """What a person needs to know about a failed run."""
 
     run_id: str
@@ -106,7 +106,7 @@ class Failure:
 
 
 class Notifier(Protocol):
-    def notify(self, failure: Failure) -> None: ...
+    def notify(self, failure: FailedRun) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class LogNotifier:
 
     path: Path
 
-    def notify(self, failure: Failure) -> None:
+    def notify(self, failure: FailedRun) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "subject": failure.subject}
         with self.path.open("a", encoding="utf-8") as out:
@@ -128,7 +128,7 @@ class CommandNotifier:
 
     argv: Sequence[str]
 
-    def notify(self, failure: Failure) -> None:
+    def notify(self, failure: FailedRun) -> None:
         env = {
             **os.environ,
             "CPROF_ALERT_SUBJECT": failure.subject,
@@ -171,7 +171,7 @@ def run_months_label(run: DagsterRun) -> str:
 
 def describe_failure(
     instance: DagsterInstance, run: DagsterRun, error: str, settings: Settings, now: float | None = None
-) -> Failure:
+) -> FailedRun:
     """The failure of ``run``: the failed step (or, for a killed run, the step it was in) and the root cause;
     whether its months are retried; its failed steps and failed asset checks, as its event log records them."""
     steps, causes, failed = [], [], []
@@ -201,7 +201,7 @@ def describe_failure(
             )
         causes.append(readable(error))
     retry, final = retry_outlook(instance, run, settings, now)
-    return Failure(
+    return FailedRun(
         run_id=run.run_id,
         job=run.job_name,
         months=run_months_label(run),
@@ -283,7 +283,7 @@ def landing_sensor_running(instance: DagsterInstance) -> bool:
     )
 
 
-def notify_all(failure: Failure, notifiers: Sequence[Notifier]) -> list[str]:
+def notify_all(failure: FailedRun, notifiers: Sequence[Notifier]) -> list[str]:
     """Tell every notifier; returns the errors of those that failed (the others still ran)."""
     errors = []
     for notifier in notifiers:
