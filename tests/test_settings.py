@@ -225,3 +225,25 @@ def test_the_environment_is_read_and_written_only_where_listed():
     """A source scan, as a guard: no module but pipelines/lib/settings.py reads a CPROF_ variable from os.environ,
     and nothing else writes os.environ, except the uses listed (each with its reason)."""
     assert _environment_uses() == set(ENVIRONMENT_USES)
+
+
+def test_settings_travel_as_text_and_come_back_the_same(tmp_path: Path):
+    """What a cprof run hands Dagster to rebuild its job (pipelines/run.py): every field, default or not, as its
+    variable's text, read back into equal settings."""
+    given = Settings.from_environ(
+        {
+            "CPROF_DATA_DIR": str(tmp_path / "a dir; with spaces"),
+            "CPROF_ENGINE": "spark",
+            "CPROF_FIRST_MONTH": "2024-02",
+            "CPROF_MAX_ROW_DROP": "0.00001",
+            "CPROF_LANDING_QUIET_SECONDS": "2.5",
+            "CPROF_NOTIFY_COMMAND": "page 'on call' --now",
+            "CPROF_NOTIFY_LOG": str(tmp_path / "alerts.jsonl"),
+            "CPROF_GX_BATCH_ROWS": "0",
+        }
+    )
+    assert given.max_row_drop == 0.00001 and given.notify_command == ("page", "on call", "--now")
+    for settings in (Settings(), given):
+        text = settings.to_environ()
+        assert all(isinstance(value, str) for value in text.values())
+        assert Settings.from_environ(text) == settings
