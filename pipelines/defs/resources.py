@@ -19,6 +19,10 @@ from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
 from pipelines.publication.report import Bounds
 
+# The settings the warehouse's engine reads besides the data directory: fields of both Settings and
+# WarehouseResource, of the same names, copied one way in ``of`` and back in ``settings``.
+_ENGINE_SETTINGS = ("engine", "duckdb_memory_limit", "spark_master", "spark_thrift", "spark_driver_memory")
+
 
 class WarehouseResource(ConfigurableResource):
     """The working warehouse, on the engine the settings pick (pipelines/engines/): steps take a session with
@@ -38,23 +42,13 @@ class WarehouseResource(ConfigurableResource):
     @classmethod
     def of(cls, settings: Settings) -> WarehouseResource:
         return cls(
-            data_dir=str(settings.data_dir),
-            engine=settings.engine,
-            duckdb_memory_limit=settings.duckdb_memory_limit,
-            spark_master=settings.spark_master,
-            spark_thrift=settings.spark_thrift,
-            spark_driver_memory=settings.spark_driver_memory,
+            data_dir=str(settings.data_dir), **{name: getattr(settings, name) for name in _ENGINE_SETTINGS}
         )
 
     def settings(self) -> Settings:
         """The warehouse's settings (the others at their defaults: the engine reads only these)."""
         return Settings(
-            data_dir=Path(self.data_dir),
-            engine=self.engine,
-            duckdb_memory_limit=self.duckdb_memory_limit,
-            spark_master=self.spark_master,
-            spark_thrift=self.spark_thrift,
-            spark_driver_memory=self.spark_driver_memory,
+            data_dir=Path(self.data_dir), **{name: getattr(self, name) for name in _ENGINE_SETTINGS}
         )
 
     def runtime(self) -> Runtime:
