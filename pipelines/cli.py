@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.lib.config import DATA_DIR_ENV, plan_ranges_in_one_event
+from pipelines.lib.config import DATA_DIR_ENV
 from pipelines.lib.settings import ENGINES, SettingError, Settings, check_settings
+from pipelines.runtime.instance import plan_ranges_in_one_event
 
 MONTH_HELP = "YYYY-MM"
 
@@ -259,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         record_landing_history(settings.data_dir)
     from pipelines.defs.dbt import DbtProjectError
     from pipelines.landing.structure import LandingError
-    from pipelines.lib.lock import DataDirLocked
     from pipelines.run import PipelineError
+    from pipelines.runtime.lock import DataDirLocked
 
     try:
         return args.func(args)

@@ -33,11 +33,12 @@ from pipelines.defs.assets.publish import PUBLISH_DEADLINE_CRON, published_marts
 from pipelines.defs.assets.satisfaction import satisfaction
 from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scorecard_models
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
-from pipelines.defs.monitoring import LockedInProcessExecutor
 from pipelines.defs.resources import resources_for
 from pipelines.landing.sources import SNAPSHOTS
-from pipelines.lib.config import Paths, plan_ranges_in_one_event
+from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings, check_settings
+from pipelines.runtime.instance import plan_ranges_in_one_event
+from pipelines.runtime.monitoring import LockedInProcessExecutor
 
 plan_ranges_in_one_event()
 
@@ -93,7 +94,7 @@ freshness_schedule = ScheduleDefinition(
 
 def locked_in_process_executor(data_paths: Paths):
     """Dagster's in-process executor (one process: DuckDB allows one writer per file, so steps must not run in
-    parallel processes), holding the data directory's writer lock for the run (pipelines/defs/monitoring.py)."""
+    parallel processes), holding the data directory's writer lock for the run (pipelines/runtime/monitoring.py)."""
 
     @executor(name="in_process", config_schema=in_process_executor.config_schema)
     def _executor(init_context):

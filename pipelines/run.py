@@ -4,10 +4,10 @@ publish).
 
 Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process as
 ``dagster.execute_job`` executes a reconstructable job, but created as runs of the ``pipelines`` code location of
-``workspace.yaml`` (pipelines/lib/dagster_private.py: nothing public does that), so ``dagster dev`` shows them in its
+``workspace.yaml`` (pipelines/runtime/dagster_private.py: nothing public does that), so ``dagster dev`` shows them in its
 Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
 anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
-directory's writer lock (pipelines/lib/lock.py), first fails runs whose process is gone (pipelines/defs/monitoring.py),
+directory's writer lock (pipelines/runtime/lock.py), first fails runs whose process is gone (pipelines/runtime/monitoring.py),
 and says each step as it happens (pipelines/progress.py).
 """
 
@@ -38,17 +38,18 @@ from data_checks.gx_run import unchanged_reason, validator_for
 from data_checks.suites import SUITES
 from pipelines.defs.assets import NOTES
 from pipelines.defs.explain import root_cause
-from pipelines.defs.monitoring import fail_dead_runs, worker_tags
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
-from pipelines.lib.config import WORKSPACE_YAML, Paths, plan_ranges_in_one_event, write_dagster_yaml
-from pipelines.lib.dagster_private import create_workspace_run, execute_created_run
-from pipelines.lib.lock import data_dir_lock
+from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
 from pipelines.progress import RunFollower
+from pipelines.runtime.dagster_private import create_workspace_run, execute_created_run
+from pipelines.runtime.instance import plan_ranges_in_one_event, write_dagster_yaml
+from pipelines.runtime.lock import data_dir_lock
+from pipelines.runtime.monitoring import fail_dead_runs, worker_tags
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

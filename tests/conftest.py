@@ -16,8 +16,9 @@ import pytest
 # it at an empty directory first, so the suite sees the same partitions after a demo as on a fresh clone.
 os.environ["CPROF_DATA_DIR"] = tempfile.mkdtemp(prefix="cprof-tests-default-data-")
 
-from pipelines.lib.config import TELEMETRY_OFF, Paths, plan_ranges_in_one_event
+from pipelines.lib.config import TELEMETRY_OFF, Paths
 from pipelines.lib.settings import Settings
+from pipelines.runtime.instance import plan_ranges_in_one_event
 from pipelines.sample.generate import GenerateConfig, generate
 
 # As the Makefile does for the commands it runs: usage statistics off for every process the tests start.

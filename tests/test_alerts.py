@@ -18,9 +18,9 @@ from dagster import DagsterEventType, DagsterRunStatus, SensorEvaluationContext
 
 from pipelines.definitions import build_definitions
 from pipelines.lib.config import WORKSPACE_YAML, Paths
-from pipelines.lib.dagster_private import workspace_origins
 from pipelines.lib.settings import Settings
 from pipelines.run import QUIET, dagster_instance, execute_run
+from pipelines.runtime.dagster_private import workspace_origins
 
 # A notify command that writes what it was given (subject from the environment, message from stdin) to the
 # file named by its argument: a path with a space and a semicolon, which a shell would have split.
@@ -162,7 +162,7 @@ def test_dbt_dies_with_a_killed_run_and_the_next_run_publishes_and_tells_of_it(d
 def test_a_new_writer_waits_for_the_children_of_an_earlier_writer(tmp_path, monkeypatch):
     """A child holding the children lock (as cprof-dbt does while dbt lives) holds back the next writer until it
     exits; one that never exits is named after the grace period."""
-    from pipelines.lib import lock
+    from pipelines.runtime import lock
     from tests.test_operations import Process
 
     def child(seconds: float) -> Process:
@@ -171,7 +171,7 @@ def test_a_new_writer_waits_for_the_children_of_an_earlier_writer(tmp_path, monk
                 sys.executable,
                 "-c",
                 (
-                    "import time; from pipelines.lib.lock import hold_as_child\n"
+                    "import time; from pipelines.runtime.lock import hold_as_child\n"
                     f"hold_as_child({str(tmp_path)!r}); print('holding', flush=True); time.sleep({seconds})"
                 ),
             ]

@@ -1,4 +1,4 @@
-"""What pipelines/lib/dagster_private.py relies on in Dagster's private modules, pinned to the Dagster of
+"""What pipelines/runtime/dagster_private.py relies on in Dagster's private modules, pinned to the Dagster of
 pyproject.toml: each test fails, naming the use, when a Dagster release moves it. Real instances in temporary
 directories, real runs."""
 
@@ -33,8 +33,8 @@ from dagster._core.storage.tags import (
 )
 
 from pipelines.defs import partitions
-from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, write_dagster_yaml
-from pipelines.lib.dagster_private import (
+from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML
+from pipelines.runtime.dagster_private import (
     BatchingSqliteEventLogStorage,
     CheckRunHealthResult,
     InstigatorType,
@@ -43,9 +43,10 @@ from pipelines.lib.dagster_private import (
     create_workspace_run,
     execute_created_run,
 )
+from pipelines.runtime.instance import write_dagster_yaml
 from tests.test_event_storage import KEYS, MONTHS, _materializations
 
-ADAPTER = "pipelines/lib/dagster_private.py"
+ADAPTER = "pipelines/runtime/dagster_private.py"
 
 
 def test_dagster_is_the_version_the_adapter_was_checked_against():

@@ -1,5 +1,5 @@
 """Dagster's event log with a partitioned output's materializations stored in one transaction per database, and
-an engine kept per database (pipelines/lib/dagster_private.py): what it stores and answers equals Dagster's own
+an engine kept per database (pipelines/runtime/dagster_private.py): what it stores and answers equals Dagster's own
 SQLite storage, event by event; a real run uses it, and Dagster sees every month of every partitioned asset
 materialized."""
 
@@ -14,8 +14,8 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from pipelines.lib.config import Paths
-from pipelines.lib.dagster_private import KEPT_ENGINES, BatchingSqliteEventLogStorage
 from pipelines.run import dagster_instance
+from pipelines.runtime.dagster_private import KEPT_ENGINES, BatchingSqliteEventLogStorage
 
 MONTHS = [f"2024-{month:02d}" for month in range(1, 13)]
 KEYS = [AssetKey(["raw", "order_lines"]), AssetKey(["marts", "customer_profitability"])]

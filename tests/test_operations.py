@@ -27,12 +27,12 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus, build_schedule_context
 
 from pipelines.definitions import build_definitions
-from pipelines.defs.monitoring import WORKER_TAG
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, Paths
-from pipelines.lib.dagster_private import workspace_origins
-from pipelines.lib.lock import DataDirLocked, data_dir_lock
 from pipelines.lib.settings import Settings
 from pipelines.run import QUIET, dagster_instance
+from pipelines.runtime.dagster_private import workspace_origins
+from pipelines.runtime.lock import DataDirLocked, data_dir_lock
+from pipelines.runtime.monitoring import WORKER_TAG
 from tests.test_data_checks import _copy, publication_fingerprint
 
 BIN = Path(sys.executable).parent
@@ -129,7 +129,7 @@ def test_the_lock_waits_then_names_the_holder_and_is_reentrant(tmp_path):
             sys.executable,
             "-c",
             (
-                "import time; from pipelines.lib.lock import data_dir_lock\n"
+                "import time; from pipelines.runtime.lock import data_dir_lock\n"
                 f"with data_dir_lock({str(tmp_path)!r}, command='holder for the test'):\n"
                 "    print('held', flush=True); time.sleep(60)"
             ),
@@ -187,18 +187,46 @@ def test_a_reader_holding_the_warehouse_fails_cprof_once_naming_it(published_sam
 
 
 def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_path):
-    from pipelines.lib.config import DAGSTER_YAML, PREVIOUS_DAGSTER_YAMLS, write_dagster_yaml
+    from pipelines.runtime.instance import DAGSTER_YAML, PREVIOUS_DAGSTER_YAMLS, write_dagster_yaml
 
-    earlier, own = tmp_path / "earlier", tmp_path / "own"
-    for home, text in ((earlier, PREVIOUS_DAGSTER_YAMLS[0]), (own, "telemetry:\n  enabled: false\n")):
+    own = tmp_path / "own"
+    earlier = [tmp_path / f"earlier{number}" for number in range(len(PREVIOUS_DAGSTER_YAMLS))]
+    for home, text in (*zip(earlier, PREVIOUS_DAGSTER_YAMLS), (own, "telemetry:\n  enabled: false\n")):
         home.mkdir()
         (home / "dagster.yaml").write_text(text)
         write_dagster_yaml(home)
-    assert (earlier / "dagster.yaml").read_text() == DAGSTER_YAML  # what an earlier cprof wrote is updated
+    # What an earlier cprof wrote is updated: the last named the launcher and storage where they were before
+    assert "pipelines.lib.dagster_private" in PREVIOUS_DAGSTER_YAMLS[-1]
+    assert all((home / "dagster.yaml").read_text() == DAGSTER_YAML for home in earlier)
     assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
     instance = dagster_instance(Paths(tmp_path / "data"))
     assert instance.run_monitoring_enabled and instance.run_launcher.supports_check_run_worker_health
     assert instance.run_monitoring_max_resume_run_attempts == 0
+
+
+def test_make_dev_writes_the_instance_config_the_webserver_and_daemon_load(tmp_path):
+    """``make dev`` writes the data directory's dagster.yaml with the command below, then starts the webserver
+    and the daemon on it: the file it writes is this project's, and the launcher and event storage it names
+    import (a module that moved would stop both)."""
+    recipe = (PROJECT_ROOT / "Makefile").read_text().split("\ndev: install\n", 1)[1].split("\n\n", 1)[0]
+    assert '$(BIN)/python -m pipelines.runtime.instance "$(DATA)/dagster_home"' in recipe
+    assert 'DAGSTER_HOME="$(DATA)/dagster_home"' in recipe
+    home = tmp_path / "data" / "dagster_home"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.runtime.instance", str(home)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    from dagster import DagsterInstance
+
+    from pipelines.runtime.instance import DAGSTER_YAML
+
+    assert (home / "dagster.yaml").read_text() == DAGSTER_YAML
+    instance = DagsterInstance.from_config(str(home))
+    assert type(instance.run_launcher).__module__ == "pipelines.runtime.monitoring"
+    assert type(instance.event_log_storage).__module__ == "pipelines.runtime.dagster_private"
 
 
 @pytest.mark.system

@@ -26,7 +26,6 @@ from dagster import (
 
 from pipelines.definitions import build_definitions, defs
 from pipelines.defs.automation import landing_sensor
-from pipelines.defs.monitoring import fail_dead_runs
 from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_ingest import months_awaiting_publication
 from pipelines.landing.sources import MONTHLY
@@ -34,6 +33,7 @@ from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import PipelineError, dagster_instance, run_pipeline
+from pipelines.runtime.monitoring import fail_dead_runs
 from pipelines.sample.generate import GenerateConfig
 from tests.test_alerts import tick
 from tests.test_operations import cprof, until

@@ -186,18 +186,21 @@ ENVIRONMENT_USES = {
     ("pipelines/defs/dbt.py", "os.environ.pop(name"): "restoring it",
     ("pipelines/defs/dbt.py", "os.environ[name] ="): "restoring it",
     ("pipelines/defs/alerts.py", "**os.environ,"): "a notify command's own environment (a child process)",
-    ("pipelines/lib/dbt_child.py", "os.environ.get(PARENT_ENV)"): "cprof-dbt reads what its parent gave it",
-    ("pipelines/lib/dbt_child.py", "os.environ.get(DATA_DIR_ENV)"): "the data directory dbt was given",
-    ("pipelines/lib/dbt_child.py", "os.environ[DATA_DIR_ENV]"): "the data directory dbt was given",
-    # Dagster's and the frameworks' own variables, read in this process.
-    ("pipelines/lib/dagster_private.py", "os.environ.setdefault(BATCH_SIZE_ENV"): "Dagster's own setting",
     (
-        "pipelines/lib/dagster_private.py",
+        "pipelines/runtime/dbt_child.py",
+        "os.environ.get(PARENT_ENV)",
+    ): "cprof-dbt reads what its parent gave it",
+    ("pipelines/runtime/dbt_child.py", "os.environ.get(DATA_DIR_ENV)"): "the data directory dbt was given",
+    ("pipelines/runtime/dbt_child.py", "os.environ[DATA_DIR_ENV]"): "the data directory dbt was given",
+    # Dagster's and the frameworks' own variables, read in this process.
+    ("pipelines/runtime/dagster_private.py", "os.environ.setdefault(BATCH_SIZE_ENV"): "Dagster's own setting",
+    (
+        "pipelines/runtime/dagster_private.py",
         'os.environ["DAGSTER_HOME"]',
     ): "Dagster's instance directory (a read)",
     ("pipelines/run.py", 'os.environ["DAGSTER_HOME"] ='): "DagsterInstance.get() reads it",
     (
-        "pipelines/lib/config.py",
+        "pipelines/runtime/instance.py",
         "os.environ.setdefault(PLANNED_EVENTS_ENV",
     ): "Dagster reads it itself, in the process that plans a run",
     ("data_checks/gx_run.py", 'os.environ.setdefault("GX_ANALYTICS'): "GX telemetry off",

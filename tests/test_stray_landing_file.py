@@ -26,8 +26,9 @@ from pipelines.landing.history import (
     write_history,
 )
 from pipelines.landing.inventory import landing_inventory
-from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, write_dagster_yaml
+from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML
 from pipelines.lib.settings import SettingError
+from pipelines.runtime.instance import write_dagster_yaml
 
 BIN = Path(sys.executable).parent
 STRAY = "gl_costs/2025-7.csv"

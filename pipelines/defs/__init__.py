@@ -1,1 +1,1 @@
-"""Dagster definitions: assets, checks, jobs, schedules, sensors, resources, partitions, run monitoring."""
+"""Dagster definitions: assets, checks, jobs, schedules, sensors, resources, partitions, alerts."""

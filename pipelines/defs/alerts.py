@@ -275,7 +275,7 @@ def retry_outlook(
 def landing_sensor_running(instance: DagsterInstance) -> bool:
     """Whether the landing sensor is switched on in the instance (so the months of a failed run are retried)."""
     # Dagster's public API has no query of a sensor's state by name; the instance's instigator records do.
-    from pipelines.lib.dagster_private import InstigatorType
+    from pipelines.runtime.dagster_private import InstigatorType
 
     return any(
         state.instigator_name == landing_sensor.name and state.is_running

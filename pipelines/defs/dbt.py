@@ -12,7 +12,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from pipelines.lib.config import DBT_PROJECT_DIR, telemetry_off
-from pipelines.lib.dbt_child import PARENT_ENV
+from pipelines.runtime.dbt_child import PARENT_ENV
 
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 _PARSED_FOLDERS = ("models", "macros", "tests", "seeds")
@@ -31,7 +31,7 @@ def _newest_source_mtime() -> float:
 
 def dbt_executable() -> str:
     """dbt as installed beside this Python (the virtual environment's): ``cprof-dbt``, which runs that dbt and
-    dies with the run that started it (pipelines/lib/dbt_child.py), else that ``dbt``, else the one on PATH."""
+    dies with the run that started it (pipelines/runtime/dbt_child.py), else that ``dbt``, else the one on PATH."""
     for name in ("cprof-dbt", "dbt"):
         beside = Path(sys.executable).with_name(name)
         if beside.exists():

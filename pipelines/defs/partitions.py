@@ -114,7 +114,7 @@ def evaluated_each_month(
 
     Dagster plans a check of a run over a range of months once per month, but the check's result is one
     evaluation of the range: without these, the months stay planned and the check's Partitions tab shows them
-    skipped after a good run (pipelines/lib/dagster_private.py resolves those of the checks that do not know
+    skipped after a good run (pipelines/runtime/dagster_private.py resolves those of the checks that do not know
     their months' outcomes). A run of one partition needs none: Dagster records the result as that month's."""
     op = context.op_execution_context
     if op.has_partition_key:

@@ -49,7 +49,7 @@ class Runtime(Protocol):
     def close(self) -> None: ...
 
     def check_writable(self) -> None:
-        """Raise WarehouseInUse (pipelines/lib/lock.py), one line naming the process, when another process holds
+        """Raise WarehouseInUse (pipelines/runtime/lock.py), one line naming the process, when another process holds
         the working warehouse's files open so that a run could not write them."""
         ...
 

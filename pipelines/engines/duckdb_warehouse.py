@@ -30,8 +30,8 @@ from pipelines.engines.duckdb_tables import replace_rows, table_ddl
 from pipelines.engines.sql import ident, literal, qualified
 from pipelines.engines.whole_months import WholeMonths
 from pipelines.landing.inventory import FileStamp
-from pipelines.lib.lock import warehouse_in_use
 from pipelines.lib.settings import Settings
+from pipelines.runtime.lock import warehouse_in_use
 
 SCRATCH = "scratch"  # frames staged here, one at a time, before they replace a table's periods
 

@@ -1,1 +1,1 @@
-"""Configuration, the data directory's writer lock and the dbt child launcher."""
+"""What every room uses: the paths of a data directory (config.py), the typed settings (settings.py), memory."""

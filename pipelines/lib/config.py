@@ -8,12 +8,11 @@ Layout under the data directory::
     published/          what BI tools read (each release with its HTML report, report/index.html)
     dagster_home/       Dagster's instance (run history, event log)
     logs/               dbt and pipeline logs
-    .cprof.lock         the writers' lock (pipelines/lib/lock.py)
+    .cprof.lock         the writers' lock (pipelines/runtime/lock.py)
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,19 +57,6 @@ class Paths:
         return self.data_dir / "dbt_target"
 
 
-PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
-
-
-def plan_ranges_in_one_event() -> None:
-    """Have Dagster plan a run over a range of months in one event per asset. Dagster reads the variable itself,
-    in the process that plans the run (cprof's, the code location's), so it is a process-wide default (the
-    Makefile exports it too); a value already set is kept."""
-    # A run over a range of months records one "materialization planned" event per asset instead of one per
-    # asset and month (2,124 events, 26 s of a 36-month build on SQLite storage). Dagster's trade-off: when
-    # such a run fails, its partitions are not marked failed in the UI (the run is).
-    os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
-
-
 # Usage statistics off, for the child processes the project starts (dbt: pipelines/defs/dbt.py): dbt reads these
 # in its own process. In this process Dagster's telemetry is off by the instance's dagster.yaml (below), and the
 # Makefile exports the same variables for the commands it runs.
@@ -85,58 +71,3 @@ def telemetry_off(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables of TELEMETRY_OFF that ``environ`` does not set (a person's own value is kept), for a child
     process's environment."""
     return {name: value for name, value in TELEMETRY_OFF.items() if name not in environ}
-
-
-# The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a
-# time, because DuckDB allows one writer per file (a second run would fail to open the warehouse). Run monitoring
-# fails a run whose worker process is gone (killed, or its machine restarted): the launcher is Dagster's
-# DefaultRunLauncher plus a health check of the worker process (pipelines/defs/monitoring.py), which the
-# DefaultRunLauncher lacks; without it, a killed run stays STARTED and the queue holds back every later run. A
-# dead worker is not restarted (max_resume_run_attempts 0): the next run of the months repairs what it left. For
-# a team, point storage at PostgreSQL (see docs/OPERATING.md).
-_TELEMETRY_YAML = """telemetry:
-  enabled: false
-"""
-_NUX_YAML = """nux:
-  enabled: false
-"""
-_CONCURRENCY_YAML = """concurrency:
-  runs:
-    max_concurrent_runs: 1
-"""
-RUN_MONITORING_YAML = """run_launcher:
-  module: pipelines.defs.monitoring
-  class: ProcessRunLauncher
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-  max_resume_run_attempts: 0
-  poll_interval_seconds: 30
-"""
-# Dagster's SQLite event log (in $DAGSTER_HOME/history/runs, where Dagster keeps it), storing the per-month
-# materializations of one asset in one transaction instead of two each (pipelines/lib/dagster_private.py).
-_EVENT_LOG_YAML = """event_log_storage:
-  module: {module}
-  class: BatchingSqliteEventLogStorage
-"""
-EVENT_LOG_YAML = _EVENT_LOG_YAML.format(module="pipelines.lib.dagster_private")
-_BASE_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
-DAGSTER_YAML = _BASE_YAML + EVENT_LOG_YAML
-# What earlier versions wrote: such a file is brought up to date, a team's own settings are kept.
-PREVIOUS_DAGSTER_YAMLS = (
-    _TELEMETRY_YAML + _CONCURRENCY_YAML,
-    _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML,
-    _TELEMETRY_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
-    _BASE_YAML,
-    _BASE_YAML + _EVENT_LOG_YAML.format(module="pipelines.defs.event_storage"),  # the storage's module before
-)
-
-
-def write_dagster_yaml(dagster_home: Path) -> Path:
-    """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept; one that
-    an earlier version of this project wrote is updated)."""
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    config = dagster_home / "dagster.yaml"
-    if not config.exists() or config.read_text() in PREVIOUS_DAGSTER_YAMLS:
-        config.write_text(DAGSTER_YAML)
-    return config

@@ -13,11 +13,11 @@ with the reason, when that process is gone; it runs
 
 * in ``cprof run`` before it starts a run, and
 * in the daemon's run monitoring: ``ProcessRunLauncher`` (the DefaultRunLauncher, plus this health check) is the
-  run launcher of the instance ``cprof`` writes (pipelines/lib/config.py), so the monitoring daemon, every
+  run launcher of the instance ``cprof`` writes (pipelines/runtime/instance.py), so the monitoring daemon, every
   ``poll_interval_seconds``, fails such runs, and the queue then starts the next one.
 
 This module is imported by the Dagster webserver and daemon through ``dagster.yaml``: it imports only Dagster
-and the standard library (and pipelines/lib/lock.py and dagster_private.py, which do too).
+and the standard library (and pipelines/runtime/lock.py and dagster_private.py, which do too).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from dagster import (
     RunsFilter,
 )
 
-from pipelines.lib.dagster_private import CheckRunHealthResult, EngineEventData, WorkerStatus
-from pipelines.lib.lock import Process, data_dir_lock, process_start_time, worker_alive
+from pipelines.runtime.dagster_private import CheckRunHealthResult, EngineEventData, WorkerStatus
+from pipelines.runtime.lock import Process, data_dir_lock, process_start_time, worker_alive
 
 WORKER_TAG = "cprof/worker"  # JSON {"host", "pid", "started"} of the process the run executes in
 LOCK_WAIT_TAG = "cprof/lock_wait_seconds"  # how long a Dagster run waits for the data directory's lock

@@ -5,7 +5,7 @@ dagster-dbt runs dbt as a subprocess (``subprocess.Popen([dbt_executable, ...])`
 The resource's executable is therefore this launcher (pipelines/defs/dbt.py): when started by a writer (which
 puts its pid in ``CPROF_DBT_PARENT``), it asks the kernel to SIGKILL it when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``, Linux), exits at once if the parent died before that, holds the data
-directory's children lock while it lives (pipelines/lib/lock.py), and then runs dbt's own command line in this
+directory's children lock while it lives (pipelines/runtime/lock.py), and then runs dbt's own command line in this
 process: the same dbt-core, its arguments and exit code unchanged.
 
 The kernel sends the signal when the *thread* that started the child ends: dagster-dbt starts dbt in the
@@ -39,7 +39,7 @@ def main() -> None:
     if parent:
         die_with_parent(int(parent))
         if os.environ.get(DATA_DIR_ENV):
-            from pipelines.lib.lock import hold_as_child
+            from pipelines.runtime.lock import hold_as_child
 
             hold_as_child(os.environ[DATA_DIR_ENV])
     from dbt.cli.main import cli

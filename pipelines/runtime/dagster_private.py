@@ -3,7 +3,7 @@ changes what it does not promise to keep. Each use says why no public API does t
 pins what each relies on to the Dagster of pyproject.toml's pin, and fails naming the one that moved.
 
 This module is imported by the Dagster webserver and daemon through ``dagster.yaml`` (the event log storage below,
-and pipelines/defs/monitoring.py's run launcher): it imports only Dagster, SQLAlchemy and the standard library.
+and pipelines/runtime/monitoring.py's run launcher): it imports only Dagster, SQLAlchemy and the standard library.
 
 **Running a run of the workspace's code location in this process** (``create_workspace_run``, ``execute_created_run``).
 ``dagster.execute_job`` runs a job in this process with its own executor, but the run it creates has no remote origin,
@@ -19,7 +19,7 @@ instigator's state (``InstigatorType``: ``DagsterInstance.all_instigator_state``
 sensor is switched on).
 
 **The SQLite event log storing a batch of asset events in one transaction per database**
-(``BatchingSqliteEventLogStorage``, named in ``dagster.yaml`` by pipelines/lib/config.py). A run over a range of
+(``BatchingSqliteEventLogStorage``, named in ``dagster.yaml`` by pipelines/runtime/instance.py). A run over a range of
 months records one materialization per asset and month: 2,064 of a 36-month build's 3,105 events. Dagster's SQLite
 storage writes each in two transactions of their own (the run's database, then the cross-run index), opening a fresh
 SQLAlchemy engine for each: about 17 ms an event here, so 35 s of a 10-million line build went to storing events

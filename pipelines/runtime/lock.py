@@ -12,14 +12,14 @@ then executes in the same process takes it again (a second ``flock`` on a new de
 ``DataDirLock.fd`` is the descriptor holding it, for a child started with ``subprocess.Popen(pass_fds=[fd])``.
 
 A writer's children outlive it by no more than the kernel needs to kill them: dbt, which dagster-dbt starts
-without a way to pass descriptors, runs through ``cprof-dbt`` (pipelines/lib/dbt_child.py), which dies with the
+without a way to pass descriptors, runs through ``cprof-dbt`` (pipelines/runtime/dbt_child.py), which dies with the
 process that started it and holds a shared ``flock`` on ``<data>/.cprof.children.lock`` while it lives. A new
 writer, once it holds the directory's lock, takes that lock exclusively (and lets go): it waits until the last
 child of an earlier writer has exited, so no child of a killed run writes beside it.
 
 A process is named by (host, pid, start time): the start time tells a live process from a later one that
 reused the pid. ``worker_alive`` answers "is this process still there?" for the checks that mark a crashed
-run failed (pipelines/defs/monitoring.py).
+run failed (pipelines/runtime/monitoring.py).
 """
 
 from __future__ import annotations

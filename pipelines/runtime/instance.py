@@ -1,0 +1,102 @@
+"""The Dagster instance of a data directory: the ``dagster.yaml`` this project writes under
+``<data dir>/dagster_home`` (storage, run launcher, run monitoring, one run at a time) and the process-wide
+default by which Dagster plans a range of months in one event.
+
+The webserver and the daemon read the same ``dagster.yaml`` (``make dev`` points DAGSTER_HOME at the directory):
+the classes it names (pipelines/runtime/monitoring.py, pipelines/runtime/dagster_private.py) are in this package.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+def plan_ranges_in_one_event() -> None:
+    """Have Dagster plan a run over a range of months in one event per asset. Dagster reads the variable itself,
+    in the process that plans the run (cprof's, the code location's), so it is a process-wide default (the
+    Makefile exports it too); a value already set is kept."""
+    # A run over a range of months records one "materialization planned" event per asset instead of one per
+    # asset and month (2,124 events, 26 s of a 36-month build on SQLite storage). Dagster's trade-off: when
+    # such a run fails, its partitions are not marked failed in the UI (the run is).
+    os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
+
+
+# The Dagster instance of a data directory: telemetry off, the UI's first-visit pop-ups off, and one run at a
+# time, because DuckDB allows one writer per file (a second run would fail to open the warehouse). Run monitoring
+# fails a run whose worker process is gone (killed, or its machine restarted): the launcher is Dagster's
+# DefaultRunLauncher plus a health check of the worker process (pipelines/runtime/monitoring.py), which the
+# DefaultRunLauncher lacks; without it, a killed run stays STARTED and the queue holds back every later run. A
+# dead worker is not restarted (max_resume_run_attempts 0): the next run of the months repairs what it left. For
+# a team, point storage at PostgreSQL (see docs/OPERATING.md).
+_TELEMETRY_YAML = """telemetry:
+  enabled: false
+"""
+_NUX_YAML = """nux:
+  enabled: false
+"""
+_CONCURRENCY_YAML = """concurrency:
+  runs:
+    max_concurrent_runs: 1
+"""
+_RUN_MONITORING_YAML = """run_launcher:
+  module: {module}
+  class: ProcessRunLauncher
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
+"""
+# Dagster's SQLite event log (in $DAGSTER_HOME/history/runs, where Dagster keeps it), storing the per-month
+# materializations of one asset in one transaction instead of two each (pipelines/runtime/dagster_private.py).
+_EVENT_LOG_YAML = """event_log_storage:
+  module: {module}
+  class: BatchingSqliteEventLogStorage
+"""
+RUN_MONITORING_YAML = _RUN_MONITORING_YAML.format(module="pipelines.runtime.monitoring")
+EVENT_LOG_YAML = _EVENT_LOG_YAML.format(module="pipelines.runtime.dagster_private")
+_BASE_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
+DAGSTER_YAML = _BASE_YAML + EVENT_LOG_YAML
+# What earlier versions wrote: such a file is brought up to date, a team's own settings are kept. The launcher
+# and the storage lived in other modules before (pipelines/defs/monitoring.py, defs/event_storage.py,
+# lib/dagster_private.py): a file naming them would stop the webserver, the daemon and cprof.
+_MONITORING_BEFORE = _RUN_MONITORING_YAML.format(module="pipelines.defs.monitoring")
+_BASE_BEFORE = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + _MONITORING_BEFORE
+PREVIOUS_DAGSTER_YAMLS = (
+    _TELEMETRY_YAML + _CONCURRENCY_YAML,
+    _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML,
+    _TELEMETRY_YAML + _CONCURRENCY_YAML + _MONITORING_BEFORE,
+    _BASE_BEFORE,
+    _BASE_BEFORE + _EVENT_LOG_YAML.format(module="pipelines.defs.event_storage"),
+    _BASE_BEFORE + _EVENT_LOG_YAML.format(module="pipelines.lib.dagster_private"),
+)
+
+
+def write_dagster_yaml(dagster_home: Path) -> Path:
+    """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept; one that
+    an earlier version of this project wrote is updated)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists() or config.read_text() in PREVIOUS_DAGSTER_YAMLS:
+        config.write_text(DAGSTER_YAML)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.runtime.instance DAGSTER_HOME``: write the instance's dagster.yaml there (``make dev``
+    does, before it starts the webserver and the daemon on that directory)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m pipelines.runtime.instance DAGSTER_HOME", file=sys.stderr)
+        return 2
+    print(write_dagster_yaml(Path(args[0]).expanduser().resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
