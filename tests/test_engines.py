@@ -105,3 +105,21 @@ def test_the_engine_setting_picks_the_runtime_and_the_dbt_target(tmp_path: Path)
     assert runtime.engine == "duckdb" and runtime.months_awaiting_publication() == []
     with runtime.session() as wh:
         assert wh.engine == "duckdb" and wh.marts() == []
+
+
+def test_the_warehouse_is_three_roles_each_method_in_one():
+    """Tables (the assets' reads and writes), Intake (landing to raw) and MartsSource (the publication's reads):
+    every abstract method of Warehouse belongs to exactly one role, and each engine implements all of them."""
+    from pipelines.engines.base import Intake, MartsSource, Tables, Warehouse
+    from pipelines.engines.spark_warehouse import SparkWarehouse
+
+    roles = {role: set(role.__abstractmethods__) for role in (Tables, Intake, MartsSource)}
+    assert set(Warehouse.__abstractmethods__) == set().union(*roles.values())
+    assert sum(len(methods) for methods in roles.values()) == len(Warehouse.__abstractmethods__)
+    assert {role.__name__: len(methods) for role, methods in roles.items()} == {
+        "Tables": 8,
+        "Intake": 8,
+        "MartsSource": 2,
+    }
+    for engine in (DuckDBWarehouse, SparkWarehouse):
+        assert issubclass(engine, Warehouse) and not engine.__abstractmethods__, engine

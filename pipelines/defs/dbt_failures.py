@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipelines.engines.base import Filter, Warehouse
+from pipelines.engines.base import Filter, Tables
 from pipelines.landing.inventory import find_file
 from pipelines.landing.sources import BY_NAME
 from pipelines.landing.structure import LandingError
@@ -49,7 +49,7 @@ def failed_nodes(dbt_target: Path) -> list[dict[str, Any]]:
     ]
 
 
-def explain_failed_tests(dbt_target: Path, wh: Warehouse, landing: Path) -> list[str]:
+def explain_failed_tests(dbt_target: Path, wh: Tables, landing: Path) -> list[str]:
     """One paragraph per failed dbt data test: what it checks, the rows that break it (keys, months) and the
     landing files they came from; and per model that could not be built, its error and where its inputs are."""
     failed = failed_nodes(dbt_target)
@@ -64,7 +64,7 @@ def explain_failed_tests(dbt_target: Path, wh: Warehouse, landing: Path) -> list
     ]
 
 
-def _explain(result: dict[str, Any], manifest: dict[str, Any], wh: Warehouse, landing: Path) -> str:
+def _explain(result: dict[str, Any], manifest: dict[str, Any], wh: Tables, landing: Path) -> str:
     node = manifest["nodes"].get(result["unique_id"], {})
     name = node.get("name", result["unique_id"])
     metadata = node.get("test_metadata") or {}
@@ -99,7 +99,7 @@ def _explain(result: dict[str, Any], manifest: dict[str, Any], wh: Warehouse, la
     return "\n".join(lines)
 
 
-def _month_files(wh: Warehouse, sources: list[str], month: str, landing: Path) -> list[str]:
+def _month_files(wh: Tables, sources: list[str], month: str, landing: Path) -> list[str]:
     """The landing files of ``month`` of the monthly sources among ``sources``, as raw holds them."""
     period = date.fromisoformat(f"{month}-01")
     files = []
@@ -115,7 +115,7 @@ def _month_files(wh: Warehouse, sources: list[str], month: str, landing: Path) -
 OUT_OF_RANGE = Decimal("1e13")
 
 
-def _explain_model(result: dict[str, Any], manifest: dict[str, Any], wh: Warehouse, landing: Path) -> str:
+def _explain_model(result: dict[str, Any], manifest: dict[str, Any], wh: Tables, landing: Path) -> str:
     """A model dbt could not build: its error, and for a value out of its type's range, the landing rows with
     amounts near DECIMAL(18,2)'s limit among the model's inputs."""
     node = manifest["nodes"].get(result["unique_id"], {})
@@ -183,7 +183,7 @@ def _raw_sources(node: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     return sorted(set(found))
 
 
-def _origins(wh: Warehouse, sources: list[str], row: dict[str, Any], landing: Path) -> str:
+def _origins(wh: Tables, sources: list[str], row: dict[str, Any], landing: Path) -> str:
     """Where rows with these values come from: each raw source holding them, with its months and files."""
     said = []
     for name in sources:

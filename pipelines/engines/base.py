@@ -6,6 +6,10 @@ target (``pipelines/engines/__init__.py``). Assets and domain code never import 
 :class:`Warehouse` from the Dagster resource and speak in tables (``schema.name``), columns, bound filters and
 pandas frames. Anything that needs SQL of its own belongs in a dbt model, which is portable by dispatch.
 
+A warehouse plays three roles, each an interface of its own: :class:`Tables` (what the Python assets read and
+write), :class:`Intake` (landing files through quarantine and validation into ``raw``) and :class:`MartsSource`
+(what the publication reads). :class:`Warehouse` is the three together, plus ``close``.
+
 Every table the Python assets write is keyed by ``period`` (the first day of a month) and written one way,
 :meth:`Warehouse.replace_periods`: the periods of a window are replaced by new rows, all or nothing, so a failed
 write leaves the table as it was (DuckDB: one transaction; Spark: one ``insert overwrite`` of the partitions).
@@ -121,12 +125,10 @@ class SnapshotRelease:
         return f"{file} {' and '.join(parts)}: restating {span}"
 
 
-class Warehouse(ABC):
-    """An open session on the working warehouse (see the module's docstring)."""
+class Tables(ABC):
+    """The warehouse's tables as the Python assets use them: read with filters, and one write of a table keyed
+    by period. No SQL of ours crosses this seam, only table names, columns and filters."""
 
-    engine: str  # "duckdb" or "spark"
-
-    # -- reads ----------------------------------------------------------------------------------------------
     @abstractmethod
     def exists(self, table: str) -> bool:
         """Whether ``schema.name`` exists."""
@@ -162,7 +164,7 @@ class Warehouse(ABC):
         """The first ``limit`` rows of a query dbt compiled for this engine (a failed data test's: the rows that
         break it), read after the build to say which keys fail. Never SQL of our own, nor values from data."""
 
-    # -- the one write of a table keyed by period -------------------------------------------------------------
+    # the one write of a table keyed by period
     @abstractmethod
     def replace_periods(
         self,
@@ -176,7 +178,11 @@ class Warehouse(ABC):
         or nothing. The table is created when missing, and rebuilt whole when ``window`` is unbounded.
         Returns the number of rows written."""
 
-    # -- ingest: quarantine, validation, promotion --------------------------------------------------------------
+
+class Intake(ABC):
+    """Landing files on their way to ``raw``: parsed into ``landed`` (quarantine), validated, and released a
+    whole month (or a snapshot) at a time."""
+
     @abstractmethod
     def load(
         self,
@@ -244,7 +250,12 @@ class Warehouse(ABC):
     def snapshot_promoted(self, source: str) -> bool:
         """Whether the snapshot in ``landed`` is the file already validated and promoted."""
 
-    # -- publication -------------------------------------------------------------------------------------------
+
+class MartsSource(ABC):
+    """What the publication reads: the marts, made readable in the publication writer's DuckDB connection."""
+
+    engine: str  # "duckdb" or "spark"
+
     @abstractmethod
     def marts(self) -> list[str]:
         """The tables of schema ``marts``: what gets published."""
@@ -253,6 +264,11 @@ class Warehouse(ABC):
     def marts_in(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[dict[str, str]]:
         """Make every mart readable in ``con`` (the publication writer's DuckDB connection) for the duration of
         the block: a mapping of table name to a relation ``con`` can select from (columns in the mart's order)."""
+
+
+class Warehouse(Tables, Intake, MartsSource):
+    """An open session on the working warehouse (see the module's docstring): its three roles, each an interface
+    of its own, so that a caller can say which one it needs (the publication: ``MartsSource``)."""
 
     def close(self) -> None:
         """Release what the session holds (connections, temporary files)."""

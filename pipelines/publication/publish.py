@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.engines.base import Warehouse
+from pipelines.engines.base import MartsSource
 from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal, qualified
 
@@ -133,7 +133,7 @@ def _pause(point: str, published: Path) -> None:
 
 
 def publish(
-    warehouse: Warehouse,
+    warehouse: MartsSource,
     published: Path,
     run_id: str | None = None,
     first_period: date | None = None,
