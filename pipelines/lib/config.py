@@ -13,6 +13,7 @@ Layout under the data directory::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,15 +114,19 @@ run_monitoring:
   max_resume_run_attempts: 0
   poll_interval_seconds: 30
 """
-# Dagster's SQLite event log (in $DAGSTER_HOME/history/runs, where Dagster keeps it), storing the per-month
-# materializations of one asset in one transaction instead of two each (pipelines/lib/dagster_private.py).
+# Dagster's SQLite event log, in <dagster_home>/history/runs where Dagster keeps it, storing the per-month
+# materializations of one asset in one transaction instead of two each (pipelines/lib/dagster_private.py). Its
+# directory is written out: no process need have DAGSTER_HOME in its environment to open it (cprof builds the
+# instance from the directory), and a data directory moved or copied gets it rewritten (write_dagster_yaml).
 _EVENT_LOG_YAML = """event_log_storage:
   module: {module}
   class: BatchingSqliteEventLogStorage
 """
+_EVENT_LOG_DIR_YAML = """  config:
+    base_dir: {base_dir}
+"""
 EVENT_LOG_YAML = _EVENT_LOG_YAML.format(module="pipelines.lib.dagster_private")
 _BASE_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
-DAGSTER_YAML = _BASE_YAML + EVENT_LOG_YAML
 # What earlier versions wrote: such a file is brought up to date, a team's own settings are kept.
 PREVIOUS_DAGSTER_YAMLS = (
     _TELEMETRY_YAML + _CONCURRENCY_YAML,
@@ -129,14 +134,40 @@ PREVIOUS_DAGSTER_YAMLS = (
     _TELEMETRY_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML,
     _BASE_YAML,
     _BASE_YAML + _EVENT_LOG_YAML.format(module="pipelines.defs.event_storage"),  # the storage's module before
+    _BASE_YAML + EVENT_LOG_YAML,  # the event log's directory left to $DAGSTER_HOME
 )
+
+
+def event_log_dir(dagster_home: Path) -> Path:
+    """Where the instance of ``dagster_home`` keeps its SQLite event log (Dagster's own place for it)."""
+    return dagster_home / "history" / "runs"
+
+
+def dagster_yaml(dagster_home: Path) -> str:
+    """The instance configuration this project writes in ``dagster_home``."""
+    # A JSON string is a YAML double-quoted scalar: any path, quoted as it is.
+    return (
+        _BASE_YAML
+        + EVENT_LOG_YAML
+        + _EVENT_LOG_DIR_YAML.format(base_dir=json.dumps(str(event_log_dir(dagster_home))))
+    )
+
+
+def _written_by_this_project(text: str) -> bool:
+    """Whether ``text`` is a dagster.yaml this project wrote: an earlier version's, or this one's for any
+    directory (a data directory copied or moved), which differ in the event log's one line."""
+    if text in PREVIOUS_DAGSTER_YAMLS:
+        return True
+    head = dagster_yaml(Path("/")).rpartition("base_dir: ")[0] + "base_dir: "
+    return text.startswith(head) and text.endswith("\n") and "\n" not in text[len(head) : -1]
 
 
 def write_dagster_yaml(dagster_home: Path) -> Path:
     """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept; one that
-    an earlier version of this project wrote is updated)."""
+    this project wrote, an earlier version or for another directory, is brought up to date)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
-    if not config.exists() or config.read_text() in PREVIOUS_DAGSTER_YAMLS:
-        config.write_text(DAGSTER_YAML)
+    wanted = dagster_yaml(dagster_home)
+    if not config.exists() or (config.read_text() != wanted and _written_by_this_project(config.read_text())):
+        config.write_text(wanted)
     return config
