@@ -98,7 +98,7 @@ DOCS_PORT ?= 8080
 # The Dagster UI and the daemon (schedules, sensors, run queue), as `dagster dev` runs them (which Dagster 1.13
 # marks superseded by `dg dev`, a separate package); Ctrl-C stops both.
 dev: install
-	@$(BIN)/python -c "from pipelines.lib.config import paths, write_dagster_yaml; write_dagster_yaml(paths().dagster_home)"
+	@$(BIN)/python -c "import sys; from pathlib import Path; from pipelines.lib.config import Paths, write_dagster_yaml; write_dagster_yaml(Paths(Path(sys.argv[1])).dagster_home)" "$(DATA)"
 	@export DAGSTER_HOME="$(DATA)/dagster_home"; \
 	$(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
 	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \
