@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from dagster import (
     DagsterInstance,
     JobDefinition,
     JobExecutionResult,
+    MonthlyPartitionsDefinition,
     build_reconstructable_job,
 )
 
@@ -38,15 +38,21 @@ from data_checks.gx_run import unchanged_reason, validator_for
 from data_checks.suites import SUITES
 from pipelines.defs.assets import NOTES
 from pipelines.defs.explain import root_cause
-from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
+from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, partition_key, partitions_of, range_tags
 from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
-from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
+from pipelines.landing.inventory import (
+    ACCEPT_ROW_DROP_TAG,
+    NO_EXTERNAL_LINKS,
+    find_file,
+    history_start,
+    months_in_landing,
+)
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
 from pipelines.progress import RunFollower
-from pipelines.runtime.dagster_private import create_workspace_run, execute_created_run
+from pipelines.runtime.dagster_private import create_workspace_run, execute_created_run, instance_of
 from pipelines.runtime.instance import plan_ranges_in_one_event, write_dagster_yaml
 from pipelines.runtime.lock import data_dir_lock
 from pipelines.runtime.monitoring import fail_dead_runs, worker_tags
@@ -70,20 +76,25 @@ class RunSummary:
 
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
-    """The persistent Dagster instance under the data directory (telemetry off)."""
+    """The persistent Dagster instance under the data directory (telemetry off), built from its directory: this
+    process's environment (``DAGSTER_HOME``) is neither read nor written."""
     plan_ranges_in_one_event()
-    write_dagster_yaml(paths.dagster_home)
-    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
-    return DagsterInstance.get()
+    return instance_of(write_dagster_yaml(paths.dagster_home).parent)
 
 
-def select_months(paths: Paths, first: str | None = None, last: str | None = None) -> list[str]:
-    """The months in the landing zone within [first, last], after checking every file of them exists."""
+def select_months(
+    paths: Paths,
+    first: str | None = None,
+    last: str | None = None,
+    allow_external_links: bool = NO_EXTERNAL_LINKS,
+) -> list[str]:
+    """The months in the landing zone within [first, last], after checking every file of them exists (and is not
+    a link from outside the data directory, unless ``allow_external_links``: the setting)."""
     if not paths.landing.is_dir():
         raise PipelineError(
             f"no landing zone at {paths.landing}: run `cprof generate` or put the source files there"
         )
-    found = months_in_landing(paths.landing)
+    found = months_in_landing(paths.landing, allow_external_links)
     months = [m for m in found if (first is None or m >= first) and (last is None or m <= last)]
     if not months:
         span = f" between {first or 'the start'} and {last or 'the end'}" if first or last else ""
@@ -91,10 +102,10 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
             f"no monthly files{span} in {paths.landing} (found: {', '.join(found) or 'none'})"
         )
     for source in SNAPSHOTS:
-        find_file(paths.landing, source)
+        find_file(paths.landing, source, None, allow_external_links)
     for month in months:
         for source in MONTHLY:
-            find_file(paths.landing, source, month)
+            find_file(paths.landing, source, month, allow_external_links)
     return months
 
 
@@ -250,25 +261,19 @@ def execute_run(
     return execute_created_run(job, run, instance)
 
 
-def _check_partitions_cover(months: list[str]) -> None:
-    """The code location's monthly partitions are fixed when it is loaded, from the settings or the span of
-    history recorded in the data directory (pipelines/landing/history.py): a run of months outside them would fail
-    in every step with Dagster's invariant error. Say so before anything runs."""
-    from pipelines.defs.partitions import monthly_partitions, partition_key
-
-    keys = set(monthly_partitions.get_partition_keys())
+def _check_partitions_cover(months: list[str], monthly: MonthlyPartitionsDefinition) -> None:
+    """The run's monthly partitions (``monthly``: from the settings' first_month / last_month, else the span of
+    history just recorded from the landing zone) must hold its months: a run of months outside them would fail in
+    every step with Dagster's invariant error. Say so before anything runs."""
+    keys = set(monthly.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
     if outside:
-        first, last = (
-            monthly_partitions.get_first_partition_key(),
-            monthly_partitions.get_last_partition_key(),
-        )
+        first, last = monthly.get_first_partition_key(), monthly.get_last_partition_key()
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
-            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded, from "
-            f"${Settings.variable('first_month')} / ${Settings.variable('last_month')} or the span of history recorded in the data directory "
-            "(history.json): unset those bounds or widen them, or run `cprof run`, which records the landing "
-            "zone's span before it loads the pipeline"
+            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which ${Settings.variable('first_month')} / "
+            f"${Settings.variable('last_month')} bound: unset those bounds or widen them (or run --from / --to "
+            "within them)"
         )
 
 
@@ -294,17 +299,21 @@ def run_pipeline(
     ``settings``: the process's (pipelines/lib/settings.py), the data directory's among them."""
     paths = settings.paths
     # Without a first month, the run starts at the start of history (the setting first_month, else the landing's).
-    months = select_months(paths, first or history_start(paths.landing, settings.first_month), last)
-    # The span the code location's partitions take when it next loads (cprof records it before the import too).
-    record_landing_history(paths.data_dir)
-    _check_partitions_cover(months)
+    links = settings.allow_external_links
+    months = select_months(
+        paths, first or history_start(paths.landing, settings.first_month, links), last, links
+    )
+    # The span of the partitions: this run's (built from it below) and the code location's when it next loads.
+    record_landing_history(paths.data_dir, allow_external_links=links)
+    monthly = partitions_of(settings)
+    _check_partitions_cover(months, monthly)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
         # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
         widened = RefreshRange.of(months, open_runtime(settings)).sentence()
         if widened:
             progress(widened)
-        return _run_locked(settings, months, progress, full_refresh, live, accept_row_drop)
+        return _run_locked(settings, monthly, months, progress, full_refresh, live, accept_row_drop)
 
 
 def _said(result: JobExecutionResult) -> list[str]:
@@ -325,6 +334,7 @@ def _said(result: JobExecutionResult) -> list[str]:
 
 def _run_locked(
     settings: Settings,
+    monthly: MonthlyPartitionsDefinition,
     months: list[str],
     progress: Callable[[str], None],
     full_refresh: bool,
@@ -340,7 +350,11 @@ def _run_locked(
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = {} if full_refresh else open_runtime(settings).unchanged_snapshots(paths.landing)
+    reused = (
+        {}
+        if full_refresh
+        else open_runtime(settings).unchanged_snapshots(paths.landing, settings.allow_external_links)
+    )
     validator = validator_for(paths.data_dir, defer_docs=True)
     for name, validated_at in reused.items():  # the run page says why their suites did not run
         validator.skip(name, unchanged_reason(validated_at))
@@ -362,7 +376,8 @@ def _run_locked(
     progress(
         f"refresh: ingest and check, dbt build, CLV, satisfaction, scorecard, publish; dbt's log in {log}"
     )
-    dbt_nodes = len(dbt_models.keys) + len(dbt_models.check_keys)
+    dbt_step = dbt_models(monthly)
+    dbt_nodes = len(dbt_step.keys) + len(dbt_step.check_keys)
     started = time.perf_counter()
     follower: RunFollower | None = None
 

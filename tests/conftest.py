@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# Test modules import the code location at collection, before any fixture runs, and its monthly partitions are
-# bounded by the landing zone of $CPROF_DATA_DIR (default data/ in the project, which `make demo` fills): point
-# it at an empty directory first, so the suite sees the same partitions after a demo as on a fresh clone.
-os.environ["CPROF_DATA_DIR"] = tempfile.mkdtemp(prefix="cprof-tests-default-data-")
 
 from pipelines.lib.config import TELEMETRY_OFF, Paths
 from pipelines.lib.settings import Settings

@@ -40,9 +40,11 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    MonthlyPartitionsDefinition,
     RunRequest,
     RunsFilter,
     ScheduleEvaluationContext,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -55,7 +57,6 @@ from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
     month_of_key,
-    monthly_partitions,
     partition_key,
     range_tags,
     shift_month,
@@ -63,7 +64,7 @@ from pipelines.defs.partitions import (
 from pipelines.defs.resources import DataDir
 from pipelines.engines.whole_months import months_from, next_month
 from pipelines.landing.history import record_landing_history
-from pipelines.landing.inventory import history_start, is_unchanged, landing_inventory
+from pipelines.landing.inventory import NO_EXTERNAL_LINKS, history_start, is_unchanged, landing_inventory
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 from pipelines.lib.settings import Settings
 
@@ -99,10 +100,10 @@ def _stat(path: Path) -> tuple[str, int, int]:
     return str(path), stat.st_size, stat.st_mtime_ns
 
 
-def scan_landing(landing: Path) -> LandingStatus:
+def scan_landing(landing: Path, allow_external_links: bool = NO_EXTERNAL_LINKS) -> LandingStatus:
     """The landing zone's monthly files; a file whose name breaks the spec is a problem to report (a run would
-    fail on it), not an error of the sensor."""
-    inventory = landing_inventory(landing)
+    fail on it), not an error of the sensor. ``allow_external_links``: the setting."""
+    inventory = landing_inventory(landing, allow_external_links)
     status = LandingStatus(
         problems=[f"{path}: {problem}" for path, problem in inventory.problems],
         ignored=[str(path) for path in inventory.ignored],
@@ -323,7 +324,11 @@ def _refresh_runs(instance: DagsterInstance):
 
 
 def older_months(
-    landing: Path, months: list[str], first_partition: str, first_month: str | None
+    landing: Path,
+    months: list[str],
+    first_partition: str,
+    first_month: str | None,
+    allow_external_links: bool = NO_EXTERNAL_LINKS,
 ) -> tuple[list[str], list[str]]:
     """``months`` (sorted) without those before the partitions' first month, and what is said of those: months
     before the declared start of history are not loaded; older months landed after the code location loaded
@@ -331,7 +336,7 @@ def older_months(
     older = [month for month in months if month < first_partition]
     if not older:
         return months, []
-    start = history_start(landing, first_month) or first_partition
+    start = history_start(landing, first_month, allow_external_links) or first_partition
     variable = Settings.variable("first_month")
     before_start = [month for month in older if month < start]
     said = []
@@ -351,13 +356,13 @@ def older_months(
     return [month for month in months if month >= first_partition], said
 
 
-def newer_months(months: list[str]) -> tuple[list[str], list[str]]:
-    """``months`` (sorted) without those after the last month of partitions that end (a historic landing zone
-    recorded as such), and what is said of those: they wait for a reload of the code location, whose partitions
-    then reach them (the sensor recorded the landing zone's new span)."""
-    if monthly_partitions.end is None:
+def newer_months(months: list[str], partitions: MonthlyPartitionsDefinition) -> tuple[list[str], list[str]]:
+    """``months`` (sorted) without those after the last month of ``partitions`` when they end (a historic landing
+    zone recorded as such), and what is said of those: they wait for a reload of the code location, whose
+    partitions then reach them (the sensor recorded the landing zone's new span)."""
+    if partitions.end is None:
         return months, []
-    last = month_of_key(monthly_partitions.get_last_partition_key())
+    last = month_of_key(partitions.get_last_partition_key())
     newer = [month for month in months if month > last]
     if not newer:
         return months, []
@@ -372,26 +377,31 @@ def newer_months(months: list[str]) -> tuple[list[str], list[str]]:
 def refresh_requests(
     instance: DagsterInstance,
     landing: Path,
+    partitions: MonthlyPartitionsDefinition,
     now: float | None = None,
-    first_partition: str | None = None,
     first_month: str | None = None,
     retry_backoff: float = Settings.retry_backoff_seconds,
+    allow_external_links: bool = NO_EXTERNAL_LINKS,
 ) -> tuple[list[RunRequest], list[str]]:
     """The runs the landing zone and the last publications call for, and what is waited for, in words. Months
-    before ``first_partition`` (default: the partitions' first month) are reported, not requested.
-    ``first_month`` and ``retry_backoff``: the settings first_month and retry_backoff_seconds."""
+    outside ``partitions`` (the code location's) are reported, not requested. ``first_month`` and
+    ``retry_backoff``, ``allow_external_links``: the settings of those names (retry_backoff_seconds)."""
     now = time.time() if now is None else now
-    status = scan_landing(landing)
+    status = scan_landing(landing, allow_external_links)
     ignored = [f"ignored (hidden or editor files): {', '.join(status.ignored)}"] if status.ignored else []
     if status.problems:  # every run would fail on them: request nothing until they are fixed
         return [], [
             f"nothing loaded until this file is fixed: {problem}" for problem in status.problems
         ] + ignored
-    first_partition = first_partition or month_of_key(monthly_partitions.get_first_partition_key())
-    complete, older = older_months(landing, status.complete_months(), first_partition, first_month)
-    incomplete, _ = older_months(landing, status.incomplete_months(), first_partition, first_month)
-    complete, newer = newer_months(complete)
-    incomplete, _ = newer_months(incomplete)
+    first_partition = month_of_key(partitions.get_first_partition_key())
+    complete, older = older_months(
+        landing, status.complete_months(), first_partition, first_month, allow_external_links
+    )
+    incomplete, _ = older_months(
+        landing, status.incomplete_months(), first_partition, first_month, allow_external_links
+    )
+    complete, newer = newer_months(complete, partitions)
+    incomplete, _ = newer_months(incomplete, partitions)
     older += newer
     runs = _refresh_runs(instance)
     due, waiting, clean = [], [], set()
@@ -443,40 +453,51 @@ def refresh_requests(
     return requests, reasons + waiting + ignored
 
 
-@sensor(
-    job_name="refresh",
-    minimum_interval_seconds=60,
-    default_status=DefaultSensorStatus.STOPPED,
-    description="Watches the landing zone and the publications: when a month's complete set of files has arrived, "
-    "one of its files was replaced by a corrected one (by content: SHA-256), or its last refresh failed, refreshes "
-    f"that month (and the trailing views it feeds; one run for months due apart only by published, unchanged ones); "
-    f"a failing month is attempted at most {RETRY_LIMIT} times, with a "
-    "growing wait, then reported. Reports the files a month is still waiting for.",
-)
-def landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
-    # The landing zone's span, recorded for the next load of the code location (its partitions read it).
-    record_landing_history(data_dir.paths.data_dir)
-    requests, waiting = refresh_requests(
-        context.instance,
-        data_dir.paths.landing,
-        first_month=data_dir.first_month,
-        retry_backoff=data_dir.retry_backoff_seconds,
+LANDING_SENSOR = "landing_sensor"
+
+
+def landing_sensor(partitions: MonthlyPartitionsDefinition) -> SensorDefinition:
+    """The landing sensor of the code location whose monthly partitions are ``partitions``."""
+
+    @sensor(
+        name=LANDING_SENSOR,
+        job_name=REFRESH_JOB,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Watches the landing zone and the publications: when a month's complete set of files has "
+        "arrived, one of its files was replaced by a corrected one (by content: SHA-256), or its last refresh "
+        "failed, refreshes that month (and the trailing views it feeds; one run for months due apart only by "
+        f"published, unchanged ones); a failing month is attempted at most {RETRY_LIMIT} times, with a "
+        "growing wait, then reported. Reports the files a month is still waiting for.",
     )
-    for line in waiting:
-        context.log.info(line)
-    if requests:
-        return SensorResult(run_requests=requests)
-    blocked = any(line.startswith("nothing loaded until") for line in waiting)
-    return SkipReason(
-        (
-            "the landing zone has files that break its spec"
-            if blocked
-            else "nothing to request now"
-            if waiting
-            else "every complete month is published and unchanged"
+    def _landing_sensor(context: SensorEvaluationContext, data_dir: DataDir):
+        # The landing zone's span, recorded for the next load of the code location (its partitions read it).
+        record_landing_history(data_dir.paths.data_dir, allow_external_links=data_dir.allow_external_links)
+        requests, waiting = refresh_requests(
+            context.instance,
+            data_dir.paths.landing,
+            partitions,
+            first_month=data_dir.first_month,
+            retry_backoff=data_dir.retry_backoff_seconds,
+            allow_external_links=data_dir.allow_external_links,
         )
-        + ("; " + "; ".join(waiting) if waiting else "")
-    )
+        for line in waiting:
+            context.log.info(line)
+        if requests:
+            return SensorResult(run_requests=requests)
+        blocked = any(line.startswith("nothing loaded until") for line in waiting)
+        return SkipReason(
+            (
+                "the landing zone has files that break its spec"
+                if blocked
+                else "nothing to request now"
+                if waiting
+                else "every complete month is published and unchanged"
+            )
+            + ("; " + "; ".join(waiting) if waiting else "")
+        )
+
+    return _landing_sensor
 
 
 def monthly_close_schedule(refresh_job):
