@@ -156,7 +156,7 @@ def _timed(sampler: MemorySampler, name: str, rows: int, work):
 
 def _run_phases(sampler: MemorySampler, summary, label: str, rows: int) -> list[Phase]:
     """The phases of one pipeline run, from its steps' start and end times."""
-    from pipelines.run import PHASES
+    from pipelines.run_result import PHASES
 
     phases = []
     for name, test in PHASES:

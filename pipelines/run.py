@@ -4,29 +4,26 @@ publish).
 
 Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process as
 ``dagster.execute_job`` executes a reconstructable job, but created as runs of the ``pipelines`` code location of
-``workspace.yaml`` (pipelines/runtime/dagster_private.py: nothing public does that), so ``dagster dev`` shows them in its
-Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
-anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
-directory's writer lock (pipelines/runtime/lock.py), first fails runs whose process is gone (pipelines/runtime/monitoring.py),
-and says each step as it happens (pipelines/progress.py).
+``workspace.yaml`` (pipelines/runtime/dagster_private.py: nothing public does that), so ``dagster dev`` shows
+them in its Overview timeline and asset pages like runs it launched. Every landing file of the range is located
+before anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
+directory's writer lock (pipelines/runtime/lock.py), first fails runs whose process is gone
+(pipelines/runtime/monitoring.py), says each step as it happens (pipelines/progress.py) and, at the end, what the
+run found (pipelines/run_result.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from dagster import (
     AssetCheckSeverity,
     AssetKey,
-    DagsterEventType,
     DagsterInstance,
     JobDefinition,
     JobExecutionResult,
@@ -35,9 +32,7 @@ from dagster import (
 )
 
 from data_checks.gx_run import unchanged_reason, validator_for
-from data_checks.suites import SUITES
-from pipelines.defs.assets import NOTES
-from pipelines.defs.explain import root_cause
+from pipelines import run_result
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, partition_key, partitions_of, range_tags
 from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
@@ -51,7 +46,7 @@ from pipelines.landing.inventory import (
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
-from pipelines.progress import RunFollower
+from pipelines.progress import ByThread, RunFollower
 from pipelines.runtime.dagster_private import create_workspace_run, execute_created_run, instance_of
 from pipelines.runtime.instance import plan_ranges_in_one_event, write_dagster_yaml
 from pipelines.runtime.lock import data_dir_lock
@@ -107,123 +102,6 @@ def select_months(
         for source in MONTHLY:
             find_file(paths.landing, source, month, allow_external_links)
     return months
-
-
-def _step_errors(result: JobExecutionResult) -> list[str]:
-    """The errors of the steps that failed (other than by a failed check): what each step's code raised, not
-    Dagster's wrapper around it, readable."""
-    messages = []
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
-            message = root_cause(event.step_failure_data.error)
-            if "blocking asset check" not in message:  # already named by the failed check itself
-                messages.append(f"{event.step_key}: {message}")
-    return messages
-
-
-def _failed_loads(result: JobExecutionResult) -> dict[str, str]:
-    """The sources whose landed step failed (a file that could not be loaded), with what it raised."""
-    steps = {"__".join(AssetKey(["landed", name]).path): name for name in SUITES}
-    return {
-        steps[event.step_key]: root_cause(event.step_failure_data.error)
-        for event in result.get_step_failure_events()
-        if event.step_key in steps and event.step_failure_data
-    }
-
-
-def _step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
-    """(start, end) wall-clock time of every step of a run, from the instance's event log."""
-    started: dict[str, float] = {}
-    windows: dict[str, tuple[float, float]] = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or record.step_key is None:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            started[record.step_key] = record.timestamp
-        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            windows[record.step_key] = (started.get(record.step_key, record.timestamp), record.timestamp)
-    return windows
-
-
-PHASES = (  # (phase, step-key test), in the order a run goes through them
-    ("input checks", lambda key: "gx_suite" in key),
-    ("ingest", lambda key: key.startswith(("landed_", "raw_"))),
-    ("dbt build", lambda key: key.startswith("dbt_models")),
-    ("CLV", lambda key: "customer_clv" in key),
-    # the satisfaction drivers, then the dbt models that read the Python marts (satisfaction_and_scorecard_models)
-    ("satisfaction and scorecard", lambda key: key.startswith("satisfaction")),
-    ("publish", lambda key: key.startswith("published_")),
-)
-
-
-def phase_seconds(step_windows: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Step seconds summed into the phases of a run."""
-    phases = {name: 0.0 for name, _ in PHASES}
-    for key, (start, end) in step_windows.items():
-        name = next((name for name, test in PHASES if test(key)), "other")
-        phases[name] = phases.get(name, 0.0) + end - start
-    return phases
-
-
-def _ingest_lines(result: JobExecutionResult) -> list[str]:
-    """Per month: rows loaded (and order lines), and the sources without rows that month; the files ignored.
-    From the landed assets' ``files`` and ``ignored`` metadata."""
-    months: dict[str, dict[str, int]] = {}
-    ignored: list[str] = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        files = materialization.metadata.get("files")
-        if materialization.asset_key.path[0] != "landed" or files is None:
-            continue
-        for month, loaded in files.value.items():
-            months.setdefault(month, {})[materialization.asset_key.path[-1]] = int(loaded["rows"])
-        if materialization.metadata.get("ignored") is not None:
-            ignored += materialization.metadata["ignored"].value
-    lines = []
-    for month in sorted(months, key=lambda m: (m != "snapshot", m)):
-        rows = months[month]
-        if month == "snapshot":
-            lines.append(f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in sorted(rows.items()))}")
-        else:
-            empty = sorted(k for k, v in rows.items() if v == 0)
-            lines.append(
-                f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines)"
-                + (f"; no rows: {', '.join(f'{k} 0' for k in empty)}" if empty else "")
-            )
-    if ignored:
-        lines.append(f"ignored (hidden or editor files): {', '.join(sorted(set(ignored)))}")
-    return lines
-
-
-def _notes(result: JobExecutionResult) -> list[str]:
-    """What the assets said a person must know of what they computed (their ``notes`` metadata: a survey question
-    left out of months' weights for want of answers, a month not derived)."""
-    lines: dict[str, None] = {}  # once each: a range's materializations (one per month) carry the same notes
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        said = materialization.metadata.get(NOTES)
-        for note in said.value if said is not None else []:
-            lines[f"note: {materialization.asset_key.to_user_string()}: {note}"] = None
-    return list(lines)
-
-
-class _ByThread(io.TextIOBase):
-    """stdout for the length of a run: what the run's own thread prints (dagster-dbt echoes dbt's log there) goes
-    to the log file, what other threads print (the progress lines) to the console."""
-
-    def __init__(self, log: TextIO, console: TextIO):
-        self._log, self._console, self._run_thread = log, console, threading.current_thread()
-
-    def _target(self) -> TextIO:
-        return self._log if threading.current_thread() is self._run_thread else self._console
-
-    def write(self, text: str) -> int:
-        return self._target().write(text)
-
-    def flush(self) -> None:
-        self._log.flush()
-        self._console.flush()
 
 
 def code_location_job(
@@ -316,22 +194,6 @@ def run_pipeline(
         return _run_locked(settings, monthly, months, progress, full_refresh, live, accept_row_drop)
 
 
-def _said(result: JobExecutionResult) -> list[str]:
-    """What the run's steps said a person should know, from their metadata: a changed reference snapshot that
-    restates history (``restates`` of raw/<snapshot>), months the publication leaves out or shows as last
-    released (``held`` of published/marts)."""
-    lines = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        restates = materialization.metadata.get("restates")
-        if restates is not None:
-            lines.append(restates.value)
-        held = materialization.metadata.get("held")
-        if materialization.asset_key == AssetKey(["published", "marts"]) and held is not None:
-            lines += [f"warning: {line}" for line in held.value]
-    return list(dict.fromkeys(lines))
-
-
 def _run_locked(
     settings: Settings,
     monthly: MonthlyPartitionsDefinition,
@@ -388,24 +250,24 @@ def _run_locked(
 
     try:
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
-        with log.open("w") as handle, contextlib.redirect_stdout(_ByThread(handle, sys.stdout)):
+        with log.open("w") as handle, contextlib.redirect_stdout(ByThread(handle, sys.stdout)):
             result = execute_run(
                 settings, "refresh", instance, tags, QUIET, frozenset(reused), on_created=follow
             )
-        for source, error in _failed_loads(result).items():  # their suites could not run
+        for source, error in run_result.failed_loads(result).items():  # their suites could not run
             validator.load_failed(source, error)
     finally:
         if follower is not None:
             follower.stop()
         summary.data_docs = validator.build_docs()
     summary.seconds["run"] = time.perf_counter() - started
-    summary.step_windows = _step_windows(instance, result.run_id)
-    summary.seconds.update(phase_seconds(summary.step_windows))
+    summary.step_windows = run_result.step_windows(instance, result.run_id)
+    summary.seconds.update(run_result.phase_seconds(summary.step_windows))
     # A check's result is its last evaluation of the run: a suite records each month's outcome before it
     # (pipelines.defs.partitions.evaluated_each_month).
     checks = list({(c.asset_key, c.check_name): c for c in result.get_asset_check_evaluations()}.values())
     suites = [c for c in checks if c.check_name == "gx_suite"]
-    for line in _ingest_lines(result):
+    for line in run_result.ingest_lines(result):
         progress(line)
     skipped = f"; {len(reused)} unchanged reference snapshots not validated again" if reused else ""
     progress(
@@ -414,7 +276,7 @@ def _run_locked(
     )
     if summary.data_docs:
         progress(f"data docs: {summary.data_docs}")
-    for line in _said(result):
+    for line in run_result.said(result):
         progress(line)
     failed_suites = [c for c in suites if not c.passed]
     if failed_suites:
@@ -427,7 +289,7 @@ def _run_locked(
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if failed or not result.success:
         lines = [f"{c.asset_key.to_user_string()}: {c.check_name}" for c in failed[:20]]
-        lines += _step_errors(result)
+        lines += run_result.step_errors(result)
         raise PipelineError(
             f"refresh failed ({len(failed)} test(s) failed); nothing was published:\n"
             + "\n".join(lines)
@@ -435,7 +297,7 @@ def _run_locked(
         )
     for warning in (c for c in checks if not c.passed and c.severity == AssetCheckSeverity.WARN):
         progress(f"warning: {warning.asset_key.to_user_string()} {warning.check_name}: {warning.description}")
-    for line in _notes(result):
+    for line in run_result.notes(result):
         progress(line)
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]
     if AssetKey(["published", "marts"]) not in materialized:

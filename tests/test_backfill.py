@@ -133,8 +133,8 @@ def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest
     partitions are requested as one run. Months before a declared start of history are reported as such."""
     from dagster import DagsterInstance
 
-    from pipelines.defs.automation import refresh_requests
     from pipelines.defs.partitions import monthly_partitions_for
+    from pipelines.defs.refresh_requests import refresh_requests
 
     from_february = monthly_partitions_for("2024-02", None)
     with DagsterInstance.ephemeral() as instance:

@@ -20,8 +20,9 @@ from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context,
 
 from data_checks.gx_run import LandingValidator
 from pipelines.defs.assets.ingest import ingest_assets
-from pipelines.defs.automation import landing_sensor, refresh_requests
+from pipelines.defs.automation import landing_sensor
 from pipelines.defs.partitions import PARTITION_NAME_TAG, months_of_run, partitions_of, range_tags
+from pipelines.defs.refresh_requests import refresh_requests
 from pipelines.defs.resources import DataDir, resources_for
 from pipelines.engines.duckdb_ingest import LandingError, load, promote, validation_frame
 from pipelines.engines.sql import literal

@@ -22,14 +22,16 @@ from dagster import (
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.defs.assets.publish import due_month, publication_freshness
-from pipelines.defs.automation import contiguous, joined, landing_sensor
+from pipelines.defs.automation import landing_sensor
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     RefreshRange,
+    contiguous,
     monthly_partitions_for,
     range_tags,
 )
+from pipelines.defs.refresh_requests import joined
 from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.landing.history import DEFAULT_FIRST_MONTH

@@ -45,20 +45,15 @@ from dagster import (
     run_failure_sensor,
 )
 
-from pipelines.defs.automation import (
-    LANDING_SENSOR,
-    REFRESH_JOB,
-    RETRY_LIMIT,
-    month_state,
-    retry_backoff_seconds,
-    scan_landing,
-)
+from pipelines.defs.automation import LANDING_SENSOR
 from pipelines.defs.explain import plain, readable, root_cause, root_error, running_steps
+from pipelines.defs.month_state import REFRESH_JOB, month_state, scan_landing
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
 )
+from pipelines.defs.refresh_requests import RETRY_LIMIT, retry_backoff_seconds
 from pipelines.engines.whole_months import months_from
 from pipelines.lib.settings import Settings
 

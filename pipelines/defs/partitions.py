@@ -79,6 +79,18 @@ def shift_month(month_start: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+def contiguous(months: list[str]) -> list[list[str]]:
+    """Sorted months split into runs of consecutive months."""
+    groups: list[list[str]] = []
+    for month in sorted(months):
+        previous = f"{shift_month(date.fromisoformat(f'{month}-01'), -1):%Y-%m}"
+        if groups and groups[-1][-1] == previous:
+            groups[-1].append(month)
+        else:
+            groups.append([month])
+    return groups
+
+
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make a run cover the months first..last (YYYY-MM), as a UI backfill of the range does."""
     return {

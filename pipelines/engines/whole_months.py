@@ -141,7 +141,7 @@ class WholeMonths:
             return Holdup(month, self.in_raw(month), [], waits_for=self.holdup(before[0]))
         return Holdup(month, self.in_raw(month), [], waits_for=None)
 
-    def unpublished(self) -> list[Holdup]:
+    def held(self) -> list[Holdup]:
         """Every month whose latest loads ``raw`` does not show: what a publication leaves out or shows as last
         released."""
         return self.holdups(sorted(self.by_month))

@@ -358,11 +358,11 @@ def fail_unless_released(wh: Warehouse, months: list[str], data_dir: DataDir) ->
     )
 
 
-def unpublished_months(wh: Warehouse, data_dir: DataDir) -> list[str]:
+def held_months(wh: Warehouse, data_dir: DataDir) -> list[str]:
     """In words, every month whose latest loads raw does not show (a failed suite, a load not validated, an
     earlier month not whole): what a publication leaves out, or shows as last released."""
     file_of = landing_files(data_dir.paths.landing, data_dir.allow_external_links)
-    return [holdup.sentence(file_of) for holdup in wh.whole_months().unpublished()]
+    return [holdup.sentence(file_of) for holdup in wh.whole_months().held()]
 
 
 def ingest_assets(monthly: PartitionsDefinition) -> list[AssetsDefinition]:

@@ -23,7 +23,7 @@ from dagster import (
     asset_check,
 )
 
-from pipelines.defs.assets.ingest import unpublished_months
+from pipelines.defs.assets.ingest import held_months
 from pipelines.defs.dbt import ensure_manifest
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
@@ -96,7 +96,7 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         # of this run's dbt build, else the project's.
         manifest = paths.dbt_target / "manifest.json"
         with warehouse.session() as wh:
-            held = unpublished_months(wh, data_dir)
+            held = held_months(wh, data_dir)
             publication = publish(
                 wh,
                 paths.published,

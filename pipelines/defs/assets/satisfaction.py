@@ -34,8 +34,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
-from pipelines.defs.automation import contiguous
-from pipelines.defs.partitions import refresh_window, shift_month, single_run
+from pipelines.defs.partitions import contiguous, refresh_window, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 from pipelines.engines.base import Column, Filter, Warehouse
