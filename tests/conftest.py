@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from filelock import FileLock
 
 # Test modules import the code location at collection, before any fixture runs, and its monthly partitions are
 # bounded by the landing zone of $CPROF_DATA_DIR (default data/ in the project, which `make demo` fills): point
@@ -25,6 +29,37 @@ for name, value in TELEMETRY_OFF.items():
     os.environ.setdefault(name, value)
 plan_ranges_in_one_event()
 SMALL = GenerateConfig(customers=120, months=3, start="2024-01", seed=7)
+Built = TypeVar("Built")
+
+
+class SharedBuildError(Exception):
+    """A session's shared build failed in another pytest-xdist worker; the message carries its traceback."""
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Built]) -> Built:
+    """``build(directory)``, run once for the whole session however many pytest-xdist workers run it (`make
+    test` runs two): the first worker to take the file lock builds, the others wait on it and read what it
+    returned (pickled), or fail with the error it failed with, as pytest-xdist documents for session fixtures.
+    Without workers, the one process builds. ``directory`` does not exist yet; ``build`` creates it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's basetemp is a folder of the session's one
+    directory, outcome = root / name, root / f"{name}.pickle"
+    with FileLock(root / f"{name}.lock"):
+        if outcome.exists():
+            built, value = pickle.loads(outcome.read_bytes())
+            if not built:
+                raise SharedBuildError(f"the session's {name!r} build failed in another worker:\n{value}")
+            return value
+        # A worker killed while building leaves a partial directory and no outcome: build afresh.
+        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            value = build(directory)
+        except BaseException as exc:
+            outcome.write_bytes(pickle.dumps((False, "".join(traceback.format_exception(exc)))))
+            raise
+        outcome.write_bytes(pickle.dumps((True, value)))
+        return value
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +74,12 @@ def _isolated_dagster_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def small_landing(tmp_path_factory) -> Path:
     """A generated landing zone (120 customers, 2024-01..2024-03), shared read-only by tests."""
-    landing = tmp_path_factory.mktemp("small") / "landing"
-    generate(SMALL, landing)
-    return landing
+
+    def build(directory: Path) -> Path:
+        generate(SMALL, directory / "landing")
+        return directory / "landing"
+
+    return built_once(tmp_path_factory, "small", build)
 
 
 @dataclass(frozen=True)
@@ -59,11 +97,14 @@ def sample_run(tmp_path_factory, small_landing: Path) -> SampleRun:
     reads a published small sample reads this one (or works on a copy of it)."""
     from pipelines.run import run_pipeline
 
-    paths = Paths(tmp_path_factory.mktemp("published") / "data")
-    shutil.copytree(small_landing, paths.landing)
-    progress: list[str] = []
-    summary = run_pipeline(Settings(data_dir=paths.data_dir), progress=progress.append)
-    return SampleRun(paths, summary, progress)
+    def build(directory: Path) -> SampleRun:
+        paths = Paths(directory / "data")
+        shutil.copytree(small_landing, paths.landing)
+        progress: list[str] = []
+        summary = run_pipeline(Settings(data_dir=paths.data_dir), progress=progress.append)
+        return SampleRun(paths, summary, progress)
+
+    return built_once(tmp_path_factory, "published", build)
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +119,13 @@ def demo_published(tmp_path_factory) -> Paths:
     once, as ``make demo`` does. Tests read it, or work on a copy of it."""
     from pipelines.run import run_pipeline
 
-    paths = Paths(tmp_path_factory.mktemp("demo") / "data")
-    generate(GenerateConfig(), paths.landing)
-    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
-    return paths
+    def build(directory: Path) -> Paths:
+        paths = Paths(directory / "data")
+        generate(GenerateConfig(), paths.landing)
+        run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
+        return paths
+
+    return built_once(tmp_path_factory, "demo", build)
 
 
 @pytest.fixture
@@ -94,3 +138,10 @@ def data_paths(tmp_path: Path, small_landing: Path) -> Paths:
 
 def pytest_configure(config):
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # Every worker imports the code location at collection, which parses the dbt project into
+        # dbt_project/target/ when its manifest is missing or stale: two `dbt parse` writing one manifest, or a
+        # worker reading it half written. Parsed here, in the process that starts the workers, before them.
+        from pipelines.defs.dbt import ensure_manifest
+
+        ensure_manifest()
