@@ -1,4 +1,4 @@
-"""tests/conftest.py's ``built_once``: a session sample is built once however many pytest-xdist workers share
+"""``built_once`` (tests/shared_build.py): a session sample is built once however many pytest-xdist workers share
 it, and a failed build fails the tests of every worker with the build's error."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import built_once
+from tests.shared_build import built_once
 
 COUNT = Path(os.environ["BUILDS_COUNTED_IN"])
 
