@@ -100,9 +100,10 @@ def data_paths(tmp_path: Path, small_landing: Path) -> Paths:
 def pytest_configure(config):
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        # Every worker imports the code location at collection, which parses the dbt project into
-        # dbt_project/target/ when its manifest is missing or stale: two `dbt parse` writing one manifest, or a
-        # worker reading it half written. Parsed here, in the process that starts the workers, before them.
+        # Every worker builds the code location's definitions (some test modules at collection), which parses
+        # the dbt project into dbt_project/target/ when its manifest is missing or stale: two `dbt parse` writing
+        # one manifest, or a worker reading it half written. Parsed here, in the process that starts the
+        # workers, before them.
         from pipelines.defs.dbt import ensure_manifest
 
         ensure_manifest()
