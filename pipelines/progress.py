@@ -15,10 +15,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType
 from sqlalchemy.exc import SQLAlchemyError
+
+from pipelines.runtime.dagster_private import instance_of
 
 INGEST_LINE = re.compile(r"^(?P<source>\w+) (?P<month>\d{4}-\d{2}|snapshot): (?P<rows>\d+) rows")
 DBT_STEP = "dbt_models"
@@ -38,7 +41,7 @@ class RunFollower(threading.Thread):
 
     def __init__(
         self,
-        instance: DagsterInstance,
+        dagster_home: Path,
         run_id: str,
         say: Callable[[str], None],
         live: bool,
@@ -46,8 +49,9 @@ class RunFollower(threading.Thread):
         dbt_nodes: int,
     ):
         super().__init__(name=f"follow-{run_id[:8]}", daemon=True)
-        # a separate instance object: its storage connections belong to this thread
-        self._instance = DagsterInstance.from_ref(instance.get_ref())
+        # an instance object of its own (of the run's instance directory): its storage connections belong to
+        # this thread
+        self._instance = instance_of(dagster_home)
         self._run_id = run_id
         self._say = say
         self._live = live

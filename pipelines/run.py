@@ -245,7 +245,9 @@ def _run_locked(
 
     def follow(run_id: str) -> None:
         nonlocal follower
-        follower = RunFollower(instance, run_id, progress, live=live, months=len(months), dbt_nodes=dbt_nodes)
+        follower = RunFollower(
+            paths.dagster_home, run_id, progress, live=live, months=len(months), dbt_nodes=dbt_nodes
+        )
         follower.start()
 
     try:

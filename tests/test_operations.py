@@ -433,7 +433,9 @@ def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
     nodes = len(dbt_step.keys) + len(dbt_step.check_keys)
     said: dict[bool, list[str]] = {True: [], False: []}
     for live in (True, False):
-        follower = RunFollower(instance, run.run_id, said[live].append, live=live, months=3, dbt_nodes=nodes)
+        follower = RunFollower(
+            published_sample.dagster_home, run.run_id, said[live].append, live=live, months=3, dbt_nodes=nodes
+        )
         follower.start()
         follower.stop()
     steps = [line for line in said[False] if ": done in " in line]
