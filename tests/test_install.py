@@ -298,3 +298,52 @@ def test_read_lock_refuses_an_entry_not_pinned_to_one_version(tmp_path):
     lock.write_text("duckdb==2.0.1 \\\n    --hash=sha256:00\npandas>=3\n")
     with pytest.raises(ValueError, match=r"dev.txt:3: 'pandas>=3' is not pinned with == to one version"):
         read_lock(lock)
+
+
+def third_party_imports(folders: Iterable[str]) -> dict[str, set[str]]:
+    """Every top-level module imported in ``folders`` (also inside functions) that is neither ours nor the
+    standard library, with the files importing it."""
+    import ast
+    import sys
+
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in (
+                        "pipelines",
+                        "data_checks",
+                        "__future__",
+                    ):
+                        found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_every_package_the_code_imports_is_declared(pyproject):
+    """A package imported by pipelines/ or data_checks/ is a dependency of pyproject (the spark extra's for the
+    Spark engine), not only something another dependency happens to bring: a release of that one that drops it
+    would break the import."""
+    declared = {canonicalize_name(Requirement(r).name) for r in pyproject["project"]["dependencies"]}
+    spark = {
+        canonicalize_name(Requirement(r).name) for r in pyproject["project"]["optional-dependencies"]["spark"]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    # Modules of the spark extra's packages, which this environment may not have installed.
+    spark_modules = {"pyspark": "pyspark", "py4j": "py4j"}
+    undeclared = []
+    for module, files in sorted(third_party_imports(("pipelines", "data_checks")).items()):
+        names = {canonicalize_name(d) for d in distributions.get(module, [])} or {
+            spark_modules.get(module, module)
+        }
+        engine_only = all(f.startswith("pipelines/engines/spark_") for f in files)
+        if not names & (declared | (spark if engine_only else set())):
+            undeclared.append(f"{module} (imported by {', '.join(sorted(files))})")
+    assert not undeclared, "imported but not declared in pyproject.toml: " + "; ".join(undeclared)
