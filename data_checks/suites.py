@@ -173,6 +173,104 @@ _suite(
     "Scorecard targets: one per metric and segment, a direction, non-negative tolerance, weight in [0, 1].",
 )
 
+
+# The scenario levers (docs/DESIGN.md, Scenarios) and what each one's target is, as SQL over the reference
+# data: a target is `<name>` or, where the lever allows it, `<name>:<segment>` / `<name>:<customer_id>`.
+SCENARIO_LEVERS = (
+    "unit_minutes",
+    "practical_capacity_minutes",
+    "ledger_cost",
+    "share",
+    "driver_volume",
+    "unit_price",
+    "satisfaction",
+)
+SCENARIO_OPERATIONS = ("set", "multiply", "add")
+BASELINE_SCENARIO = "actual"  # the implicit baseline: the published marts; no file may name a scenario so
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+_SEGMENTS = "(select distinct segment from raw.customers)"
+_SCENARIO_TARGET_KNOWN = f"""
+case changes.lever
+    when 'unit_minutes' then changes.target in (select activity from raw.activities where method = 'time')
+    when 'practical_capacity_minutes' then changes.target in (
+        select cost_center from raw.cost_centers where practical_capacity_minutes is not null)
+    when 'ledger_cost' then changes.target in (select cost_center from raw.cost_centers)
+    when 'share' then changes.target in (select activity from raw.activities where method = 'share')
+    when 'driver_volume' then split_part(changes.target, ':', 1) in (select activity from raw.activities)
+        and (changes.target not like '%:%' or split_part(changes.target, ':', 2) in {_SEGMENTS}
+            or split_part(changes.target, ':', 2) in (select customer_id from raw.customers))
+        and len(string_split(changes.target, ':')) <= 2
+    when 'unit_price' then changes.target in (select product_id from raw.products)
+        or changes.target in {_SEGMENTS} or changes.target in (select customer_id from raw.customers)
+    when 'satisfaction' then split_part(changes.target, ':', 1) in (
+            select question_id from raw.survey_questions where kind = 'attribute')
+        and (changes.target not like '%:%' or split_part(changes.target, ':', 2) in {_SEGMENTS})
+        and len(string_split(changes.target, ':')) <= 2
+    else true
+end
+"""
+_suite(
+    "scenarios",
+    f"""
+    with changes as (
+        select * exclude (_period, _source_file, _loaded_at), row_number() over () as _row
+        from landed.scenarios
+    ),
+    overlapping as (
+        select one._row, min(other._row) as other_row
+        from changes as one
+        inner join changes as other
+            on one.scenario = other.scenario and one.lever = other.lever and one.target = other.target
+            and one._row <> other._row
+            and coalesce(one.first_month, '0000-00') <= coalesce(other.last_month, '9999-99')
+            and coalesce(other.first_month, '0000-00') <= coalesce(one.last_month, '9999-99')
+        group by one._row
+    )
+    select
+        changes.* exclude (_row),
+        case when lower(trim(changes.scenario)) = '{BASELINE_SCENARIO}' then changes.scenario end
+            as _reserved_scenario,
+        case when changes.lever in ({", ".join(f"'{lever}'" for lever in SCENARIO_LEVERS)})
+            and changes.target is not null and not ({_SCENARIO_TARGET_KNOWN})
+            then changes.lever || ' ' || changes.target end as _unknown_target,
+        case when changes.operation = 'multiply' and changes.value < 0
+            then cast(changes.value as varchar) end as _negative_multiplier,
+        case when changes.first_month > changes.last_month
+            then changes.first_month || ' > ' || changes.last_month end as _first_month_after_last_month,
+        case when overlapping._row is not null
+            then changes.scenario || ' ' || changes.lever || ' ' || changes.target || ' overlaps line '
+                || cast(overlapping.other_row + 1 as varchar) end as _overlapping_change
+    from changes
+    left join overlapping on changes._row = overlapping._row
+    order by changes._row
+    """,
+    lambda: [
+        _columns_rule(
+            "scenarios",
+            [
+                "_reserved_scenario",
+                "_unknown_target",
+                "_negative_multiplier",
+                "_first_month_after_last_month",
+                "_overlapping_change",
+            ],
+        ),
+        *_not_null("scenario", "lever", "target", "operation", "value"),
+        _in_set("lever", list(SCENARIO_LEVERS)),
+        _in_set("operation", list(SCENARIO_OPERATIONS)),
+        ("ExpectColumnValuesToMatchRegex", {"column": "first_month", "regex": MONTH_PATTERN}),
+        ("ExpectColumnValuesToMatchRegex", {"column": "last_month", "regex": MONTH_PATTERN}),
+        _null("_reserved_scenario"),
+        _null("_unknown_target"),
+        _null("_negative_multiplier"),
+        _null("_first_month_after_last_month"),
+        _null("_overlapping_change"),
+    ],
+    "Scenarios (optional; none without the file): a known lever and operation, a target the reference data "
+    "holds for the lever, YYYY-MM months with the first not after the last, no multiplier below zero, no two "
+    "changes of one scenario's lever and target in overlapping months, no scenario named actual (the baseline).",
+)
+
 # --- monthly exports -----------------------------------------------------------------------------
 _suite(
     "order_lines",
@@ -447,6 +545,7 @@ REFERENCED: dict[str, tuple[str, ...]] = {
     "sales_visits": ("customers",),
     "gl_costs": ("cost_centers",),
     "survey_responses": ("customers", "survey_questions"),
+    "scenarios": ("customers", "products", "cost_centers", "activities", "survey_questions"),
 }
 
 

@@ -41,7 +41,13 @@ from pipelines.defs.explain import root_cause
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
 from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
-from pipelines.landing.inventory import ACCEPT_ROW_DROP_TAG, find_file, history_start, months_in_landing
+from pipelines.landing.inventory import (
+    ACCEPT_ROW_DROP_TAG,
+    find_file,
+    history_start,
+    is_absent,
+    months_in_landing,
+)
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
@@ -91,7 +97,8 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
             f"no monthly files{span} in {paths.landing} (found: {', '.join(found) or 'none'})"
         )
     for source in SNAPSHOTS:
-        find_file(paths.landing, source)
+        if not is_absent(paths.landing, source):  # an optional snapshot may be absent; it loads as no rows
+            find_file(paths.landing, source)
     for month in months:
         for source in MONTHLY:
             find_file(paths.landing, source, month)

@@ -33,12 +33,15 @@ from pipelines.engines.duckdb_tables import in_transaction
 from pipelines.engines.sql import ident, literal, qualified
 from pipelines.engines.whole_months import Partition, WholeMonths
 from pipelines.landing.inventory import (
+    ABSENT,
     FileStamp,
     file_sha256,
     file_to_load,
     find_file,
     history_start,
+    is_absent,
     landing_inventory,
+    landing_path,
     month_start,
     months_in_landing,
     row_drop_error,
@@ -307,7 +310,7 @@ def promoted_snapshots_loaded_at(con: duckdb.DuckDBPyConnection, landing: Path) 
     for source in SNAPSHOTS:
         row = con.execute(
             f"select loaded_at from {SNAPSHOT_FILES} where source = ? and sha256 = ? and promoted_at is not null",
-            [source.name, file_sha256(find_file(landing, source))],
+            [source.name, ABSENT if is_absent(landing, source) else file_sha256(find_file(landing, source))],
         ).fetchone()
         if row is not None:
             found[source.name] = row[0]
@@ -454,6 +457,10 @@ def load(
             f"{'a month is required' if month is None else 'it has no months'}"
         )
     period = month_start(month) if month else None
+    if expected is None and is_absent(
+        landing, source
+    ):  # inventoried present and gone since: file_to_load says
+        return _load_absent(con, landing, source, skip_unchanged)
     file = file_to_load(landing, source, month, expected)
     path = file.path
     stored, present = None, None
@@ -513,6 +520,29 @@ def load(
             inexact = None
         raise (inexact or _explain_duckdb_error(path, exc)) from exc
     return LoadResult(source_name, path, month, rows, file.sha256, file.bytes, file.mtime_ns)
+
+
+def _load_absent(
+    con: duckdb.DuckDBPyConnection, landing: Path, source: Source, skip_unchanged: bool
+) -> LoadResult:
+    """A snapshot that may be absent (``absent_ok``) and is: loaded as no rows, recorded with the checksum
+    ABSENT, so it is validated, released and reused like a file (its removal empties raw)."""
+    path = landing_path(landing, source)
+    if skip_unchanged and promoted_snapshot(con, source.name, ABSENT) is not None:
+        return LoadResult(source.name, path, None, 0, ABSENT, 0, 0, unchanged=True)
+    nothing = ", ".join(f"cast(null as {kind}) as {ident(name)}" for name, kind in _columns(source).items())
+    rows = _write_generation(
+        con,
+        source,
+        None,
+        f"select {nothing} where false",
+        {},
+        also=(
+            f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, current_timestamp::timestamp, null)",
+            [source.name, ABSENT],
+        ),
+    )
+    return LoadResult(source.name, path, None, rows, ABSENT, 0, 0)
 
 
 # The months of returns whose order lines a month of order lines brings to raw for the first time: returns

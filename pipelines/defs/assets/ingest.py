@@ -43,9 +43,9 @@ from pipelines.engines.whole_months import landing_files
 from pipelines.landing.inventory import (
     LandingInventory,
     accepts_row_drop,
-    find_file,
     history_start,
     landing_inventory,
+    landing_path,
     month_start,
 )
 from pipelines.landing.sources import SOURCES, Source
@@ -199,7 +199,7 @@ def _suite_check(source: Source):
         validator = validator_for(paths.data_dir, checks.defer_docs)
         start = history_start(paths.landing, data_dir.first_month)
         outcomes = []
-        files = {month: find_file(paths.landing, source, month) for month in _months(context, source)}
+        files = {month: landing_path(paths.landing, source, month) for month in _months(context, source)}
         with warehouse.session() as wh:
             # Validated in month order, a few consecutive months in one validation (up to CPROF_GX_BATCH_ROWS
             # rows; a batch that fails is validated again month by month).
@@ -330,7 +330,7 @@ def _release_snapshot(
         )
     release = wh.release_snapshot(source.name)
     landing = data_dir.paths.landing
-    said = release.sentence(str(find_file(landing, source).relative_to(landing)))
+    said = release.sentence(str(landing_path(landing, source).relative_to(landing)))
     metadata = {"rows": MetadataValue.int(release.rows), "dagster/row_count": MetadataValue.int(release.rows)}
     if said:
         context.log.warning(said)
