@@ -58,7 +58,6 @@ from pipelines.landing.parsing import (
 )
 from pipelines.landing.sources import (
     BY_NAME,
-    LINEAGE_COLUMNS,
     MONTHLY,
     SNAPSHOTS,
     SOURCES,
@@ -154,7 +153,7 @@ VALIDATED = "validated"
 
 
 def _columns(source: Source) -> dict[str, str]:
-    return {**source.table_columns, **LINEAGE_COLUMNS}
+    return {**source.table_columns, **source.lineage_columns}
 
 
 def _ddl(source: Source, schema: str = STORE) -> str:
@@ -500,9 +499,10 @@ def load(
             con,
             source,
             period,
-            f"select *, cast($period as date), $source_file, current_timestamp::timestamp "
-            f"from ({_select_sql(source, stored, present)})",
-            {"path": str(path), "period": period, "source_file": str(path)},
+            f"select *, cast($period as date), $source_file, current_timestamp::timestamp"
+            f"{', cast($sha256 as varchar)' if source.versioned else ''} from ({_select_sql(source, stored, present)})",
+            {"path": str(path), "period": period, "source_file": str(path)}
+            | ({"sha256": file.sha256} if source.versioned else {}),
             also=None
             if period is not None
             else (

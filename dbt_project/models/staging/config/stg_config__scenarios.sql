@@ -11,8 +11,10 @@ renamed as (
         operation,
         value,
         -- YYYY-MM (checked by the landing suite) as the first day of the month, like every period
-        cast(first_month || '-01' as date) as first_period,
-        cast(last_month || '-01' as date) as last_period
+        {{ month_start_from_text('first_month') }} as first_period,
+        {{ month_start_from_text('last_month') }} as last_period,
+        -- the SHA-256 of the file the rows were loaded from: the scenarios' version
+        _file_sha256 as version
     from source
 )
 
