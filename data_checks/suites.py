@@ -187,7 +187,7 @@ SCENARIO_LEVERS = (
 )
 SCENARIO_OPERATIONS = ("set", "multiply", "add")
 BASELINE_SCENARIO = "actual"  # the implicit baseline: the published marts; no file may name a scenario so
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 # The frame is written in SQL both engines run (Spark allows no subquery in a projection): each change's target
 # split at its first ':' into a name and a scope, both looked up by joins.
 _LEVER_NAMES = """
