@@ -52,10 +52,10 @@ baseline as (
             as description,
         true as is_baseline,
         cast(0 as integer) as changes,
-        cast(null as varchar) as levers,
+        cast(null as {{ dbt.type_string() }}) as levers,
         cast(null as date) as first_period,
         cast(null as date) as last_period,
-        cast(null as varchar) as version
+        cast(null as {{ dbt.type_string() }}) as version
 ),
 
 final as (
