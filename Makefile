@@ -82,8 +82,11 @@ demo: install
 FAST := -m "not system and not spark"
 SPARK_MODULES := tests/test_spark_ingest.py tests/test_spark_pipeline.py tests/test_dbt_spark.py
 
+# The fast tier in two processes (pytest-xdist), one per core; each session sample is built once for both
+# (tests/conftest.py). worksteal: each process starts on its half of the tests, module by module, and the one
+# that runs out takes half of what the other has left, so both end together.
 test: install
-	$(BIN)/python -m pytest $(FAST) --durations=25
+	$(BIN)/python -m pytest $(FAST) -n 2 --dist worksteal --durations=25
 
 test-system: install
 	$(BIN)/python -m pytest -m "system and not spark" --durations=10

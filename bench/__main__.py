@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import platform
 import re
@@ -155,7 +156,7 @@ def _timed(sampler: MemorySampler, name: str, rows: int, work):
 
 def _run_phases(sampler: MemorySampler, summary, label: str, rows: int) -> list[Phase]:
     """The phases of one pipeline run, from its steps' start and end times."""
-    from pipelines.run import PHASES
+    from pipelines.run_result import PHASES
 
     phases = []
     for name, test in PHASES:
@@ -185,26 +186,28 @@ def dbt_nodes(log: Path) -> tuple[int, dict[str, int]]:
     return invocations, dict(kinds)
 
 
-def dagster_events(run_id: str | None) -> Counter:
+def dagster_events(paths, run_id: str | None) -> Counter:
     """The Dagster events of a run (the instance's event log: steps, materializations, checks, logs), by type."""
     if run_id is None:
         return Counter()
-    from dagster import DagsterInstance
+    from pipelines.run import dagster_instance
 
-    with DagsterInstance.get() as instance:
+    with dagster_instance(paths) as instance:
         return Counter(
             record.dagster_event.event_type.name if record.dagster_event else "log message"
             for record in instance.all_logs(run_id)
         )
 
 
-def clv_fit_seconds(run_id: str | None) -> float | None:
+def clv_fit_seconds(paths, run_id: str | None) -> float | None:
     """The customer_clv asset's time in its model fits, from its materialization's ``fit_seconds``."""
     if run_id is None:
         return None
-    from dagster import AssetKey, DagsterEventType, DagsterInstance
+    from dagster import AssetKey, DagsterEventType
 
-    with DagsterInstance.get() as instance:
+    from pipelines.run import dagster_instance
+
+    with dagster_instance(paths) as instance:
         for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
             materialization = record.dagster_event.step_materialization_data.materialization
             if materialization.asset_key == AssetKey(["marts", "customer_clv"]):
@@ -242,9 +245,9 @@ def fixed_costs(sampler: MemorySampler, paths, summary, start: float, end: float
     return FixedCosts(
         invocations,
         nodes,
-        dagster_events(summary.run_id),
+        dagster_events(paths, summary.run_id),
         sampler.started(start, end),
-        clv_fit_seconds(summary.run_id),
+        clv_fit_seconds(paths, summary.run_id),
     )
 
 
@@ -341,16 +344,7 @@ def customers_for(lines: int, months: int, seed: int, scratch: Path) -> int:
 
 def run(args: argparse.Namespace) -> Report:
     data = Path(args.data_dir or f"/tmp/cprof-bench-{args.lines}").resolve()
-    # The code location's monthly partitions are fixed when it is imported (pipelines.defs.partitions), from these:
-    # set them before anything imports it. They span the generated months, the one held back included.
     year, month = divmod(int(START[:4]) * 12 + int(START[5:]) - 1 + args.months, 12)
-    os.environ["CPROF_DATA_DIR"] = str(data)
-    os.environ["CPROF_FIRST_MONTH"] = START
-    os.environ["CPROF_LAST_MONTH"] = f"{year:04d}-{month + 1:02d}"
-    os.environ["CPROF_ENGINE"] = args.engine  # the runs' warehouse engine (pipelines/engines/)
-    # The generator writes whole files: the runs need not wait for just-written ones to stay unchanged (a wait of
-    # up to CPROF_LANDING_QUIET_SECONDS would count in the build's time; docs/landing.md).
-    os.environ["CPROF_LANDING_QUIET_SECONDS"] = "0"
 
     from pipelines.landing.sources import MONTHLY
     from pipelines.lib.settings import Settings
@@ -358,7 +352,18 @@ def run(args: argparse.Namespace) -> Report:
     from pipelines.sample.generate import GenerateConfig, generate
 
     shutil.rmtree(data, ignore_errors=True)
-    settings = Settings.from_environ(os.environ)  # read once, as cprof does; the runs get them as an argument
+    # Read once, as cprof does, with the bench's own: the runs get them as an argument. The partitions span the
+    # generated months, the one held back included; the runs' warehouse engine is the one asked for
+    # (pipelines/engines/); the generator writes whole files, so the runs need not wait for just-written ones
+    # to stay unchanged (a wait of up to CPROF_LANDING_QUIET_SECONDS would count in the build's time).
+    settings = dataclasses.replace(
+        Settings.from_environ(os.environ),
+        data_dir=data,
+        first_month=START,
+        last_month=f"{year:04d}-{month + 1:02d}",
+        engine=args.engine,
+        landing_quiet_seconds=0.0,
+    )
     paths = settings.paths
     say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
 
@@ -376,7 +381,7 @@ def run(args: argparse.Namespace) -> Report:
         print(f"bench: generated {lines:,} order lines in {phase.seconds:.1f}s", flush=True)
 
         new_month = max(p.stem for p in (paths.landing / "order_lines").glob("*.csv"))
-        assert new_month == os.environ["CPROF_LAST_MONTH"], (new_month, os.environ["CPROF_LAST_MONTH"])
+        assert new_month == settings.last_month, (new_month, settings.last_month)
         held = data / "held_back"
         for source in MONTHLY:
             (held / source.name).mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from pipelines.lib.config import DATA_DIR_ENV
-from pipelines.lib.settings import ENGINES, SettingError, Settings, check_settings
+from pipelines.lib.settings import ENGINES, SettingError, Settings
 from pipelines.runtime.instance import plan_ranges_in_one_event
 
 MONTH_HELP = "YYYY-MM"
@@ -63,7 +63,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"generate: {config.customers:,} customers, {config.months} months from {config.start}, seed {config.seed}"
     )
     result = generate(config, paths.landing, progress=lambda m: _say(f"generate: {m}"))
-    record_landing_history(paths.data_dir)  # the sample's months: the span of the Dagster partitions
+    # the sample's months: the span of the Dagster partitions
+    record_landing_history(paths.data_dir, allow_external_links=args.settings.allow_external_links)
     counts = ", ".join(f"{name} {count:,}" for name, count in result.row_counts.items())
     _say(f"generate: wrote {paths.landing} in {result.seconds:.1f}s ({counts})")
     return 0
@@ -233,7 +234,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     plan_ranges_in_one_event()
     try:  # every CPROF_ setting, read once, before anything runs (or is imported): a bad one is one line
-        settings, bad = check_settings(os.environ), None
+        settings, bad = Settings.from_environ(os.environ), None
     except SettingError as exc:
         settings, bad = Settings(), exc
     parser = build_parser(settings)
@@ -247,17 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "engine", None):
         settings = dataclasses.replace(settings, engine=args.engine)
     args.settings = settings
-    # The Dagster partitions (bounded by the landing zone's months) are fixed when the definitions are imported,
-    # from the environment's data directory: make it the one this command was given.
-    os.environ[DATA_DIR_ENV] = str(settings.data_dir)
     if getattr(args, "first", None) and getattr(args, "last", None) and args.first > args.last:
         parser.error(f"--from {args.first} is after --to {args.last}")
-    if args.command != "generate":
-        from pipelines.landing.history import record_landing_history
-
-        # The span of the Dagster partitions, from the landing zone as it is now, before the definitions are
-        # imported (they read it): the run's months are partitions (pipelines/landing/history.py).
-        record_landing_history(settings.data_dir)
     from pipelines.defs.dbt import DbtProjectError
     from pipelines.landing.structure import LandingError
     from pipelines.run import PipelineError

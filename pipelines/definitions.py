@@ -1,15 +1,17 @@
 """The Dagster code location: ``workspace.yaml`` and ``dagster dev`` load ``defs`` from here.
 
-``build_definitions`` binds the same assets, jobs, schedule and sensors to any :class:`Settings` (their data
-directory among them; the CLI and the tests use it); ``defs`` is bound to the settings of this process's
-environment (``CPROF_DATA_DIR``, or ``data/`` under the project, ...), read once, here, when the code location
-loads.
+``build_definitions`` builds the assets, checks, jobs, schedules and sensors for any :class:`Settings` (their data
+directory among them; ``cprof`` and the tests use it): the monthly partitions every partitioned asset shares are
+built there, from the settings (pipelines/defs/partitions.py: ``partitions_of``), and handed to the factories of
+the assets, checks and the landing sensor. ``defs`` is Dagster's lazy entry point (``@dagster.definitions``): the
+loader calls it when it loads the code location, and only then are the settings of that process's environment
+(``CPROF_DATA_DIR``, or ``data/`` under the project, ...) read, once. Importing this module, or any module of the
+project, reads no setting and no data.
 
-Every monthly asset shares one partitions definition (pipelines/defs/partitions.py) and runs a range of months in
-one run. ``refresh`` is the job the monthly-close schedule, the landing sensor, ``cprof run`` and
-``cprof backfill`` run: ingest and check the reference snapshots and the months, dbt build, CLV, satisfaction
-drivers, the dbt models that read those Python marts (customer satisfaction, scorecard, incentive attainment),
-publish.
+Every monthly asset runs a range of months in one run. ``refresh`` is the job the monthly-close schedule, the
+landing sensor, ``cprof run`` and ``cprof backfill`` run: ingest and check the reference snapshots and the
+months, dbt build, CLV, satisfaction drivers, the dbt models that read those Python marts (customer
+satisfaction, scorecard, incentive attainment), publish.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dagster import (
     Definitions,
     ScheduleDefinition,
     define_asset_job,
+    definitions,
     executor,
     in_process_executor,
 )
@@ -33,23 +36,13 @@ from pipelines.defs.assets.publish import PUBLISH_DEADLINE_CRON, published_marts
 from pipelines.defs.assets.satisfaction import satisfaction
 from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scorecard_models
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
+from pipelines.defs.partitions import partitions_of
 from pipelines.defs.resources import resources_for
 from pipelines.landing.sources import SNAPSHOTS
 from pipelines.lib.config import Paths
-from pipelines.lib.settings import Settings, check_settings
+from pipelines.lib.settings import Settings
 from pipelines.runtime.instance import plan_ranges_in_one_event
 from pipelines.runtime.monitoring import LockedInProcessExecutor
-
-plan_ranges_in_one_event()
-
-ASSETS = [
-    *ingest_assets,
-    dbt_models,
-    customer_clv,
-    satisfaction,
-    satisfaction_and_scorecard_models,
-    published_marts,
-]
 
 REFRESH_DESCRIPTION = (
     "Refresh a month or a range of months: load, check and promote the reference snapshots and the months' "
@@ -71,7 +64,6 @@ def _refresh_job(without_snapshots: frozenset[str] = frozenset()):
     )
 
 
-refresh_job = _refresh_job()
 ingest_reference_job = define_asset_job(
     "ingest_reference",
     selection=AssetSelection.assets(*([layer, s.name] for s in SNAPSHOTS for layer in ("landed", "raw"))),
@@ -107,17 +99,31 @@ def locked_in_process_executor(data_paths: Paths):
 def build_definitions(
     settings: Settings, defer_docs: bool = False, without_snapshots: frozenset[str] = frozenset()
 ) -> Definitions:
-    refresh = _refresh_job(without_snapshots) if without_snapshots else refresh_job
+    """Everything of the code location, bound to ``settings``; its monthly partitions from their first_month /
+    last_month, else the span of history recorded in their data directory (read here, not at import)."""
+    monthly = partitions_of(settings)
+    refresh = _refresh_job(without_snapshots)
     return Definitions(
-        assets=ASSETS,
-        asset_checks=[*ingest_checks, customer_clv_holdout, published_on_time],
+        assets=[
+            *ingest_assets(monthly),
+            dbt_models(monthly),
+            customer_clv(monthly),
+            satisfaction(monthly),
+            satisfaction_and_scorecard_models(monthly),
+            published_marts(monthly),
+        ],
+        asset_checks=[*ingest_checks(monthly), customer_clv_holdout, published_on_time],
         jobs=[refresh, ingest_reference_job, freshness_job],
         schedules=[monthly_close_schedule(refresh), freshness_schedule],
-        sensors=[landing_sensor, failure_alert_sensor(settings)],
+        sensors=[landing_sensor(monthly), failure_alert_sensor(settings)],
         resources=resources_for(settings, defer_docs),
         executor=locked_in_process_executor(settings.paths),
     )
 
 
-# A bad CPROF_ setting fails the code location's load with one line naming it.
-defs = build_definitions(check_settings(os.environ))
+@definitions
+def defs() -> Definitions:
+    """The code location as the webserver, the daemon and ``dagster`` commands load it: the settings of this
+    process's environment, read once, now (a bad CPROF_ setting fails the load with one line naming it)."""
+    plan_ranges_in_one_event()
+    return build_definitions(Settings.from_environ(os.environ))

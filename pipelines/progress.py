@@ -4,15 +4,18 @@
 when it finishes (or fails), with its duration and the time since the run started; and, in ``live`` mode, how a
 long step goes: ingest "month n of N" per source, the Great Expectations suites, dbt's node count ("dbt: 37/110
 nodes"), and the Python marts' own log lines. Because it reads the event log, it follows any run of the instance,
-in this process or not.
+in this process or not. ``ByThread`` splits stdout for the length of a run: the run's own thread to the log file,
+the progress lines to the console.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy.exc import SQLAlchemyError
@@ -150,3 +153,21 @@ class RunFollower(threading.Thread):
                 )
         elif step.startswith(PYTHON_MART_STEPS) and step != AFTER_PYTHON_DBT_STEP:
             self._line(timestamp, first)
+
+
+class ByThread(io.TextIOBase):
+    """stdout for the length of a run: what the run's own thread prints (dagster-dbt echoes dbt's log there) goes
+    to the log file, what other threads print (the progress lines) to the console."""
+
+    def __init__(self, log: TextIO, console: TextIO):
+        self._log, self._console, self._run_thread = log, console, threading.current_thread()
+
+    def _target(self) -> TextIO:
+        return self._log if threading.current_thread() is self._run_thread else self._console
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+        self._console.flush()

@@ -4,45 +4,41 @@ publish).
 
 Runs go through the Dagster instance in the data directory (``dagster_home/``), executed in this process as
 ``dagster.execute_job`` executes a reconstructable job, but created as runs of the ``pipelines`` code location of
-``workspace.yaml`` (pipelines/runtime/dagster_private.py: nothing public does that), so ``dagster dev`` shows them in its
-Overview timeline and asset pages like runs it launched. Every landing file of the range is located before
-anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
-directory's writer lock (pipelines/runtime/lock.py), first fails runs whose process is gone (pipelines/runtime/monitoring.py),
-and says each step as it happens (pipelines/progress.py).
+``workspace.yaml`` (pipelines/runtime/dagster_private.py: nothing public does that), so ``dagster dev`` shows
+them in its Overview timeline and asset pages like runs it launched. Every landing file of the range is located
+before anything runs: a missing file fails the run before the warehouse is touched. The run holds the data
+directory's writer lock (pipelines/runtime/lock.py), first fails runs whose process is gone
+(pipelines/runtime/monitoring.py), says each step as it happens (pipelines/progress.py) and, at the end, what the
+run found (pipelines/run_result.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from dagster import (
     AssetCheckSeverity,
     AssetKey,
-    DagsterEventType,
     DagsterInstance,
     JobDefinition,
     JobExecutionResult,
+    MonthlyPartitionsDefinition,
     build_reconstructable_job,
 )
 
 from data_checks.gx_run import unchanged_reason, validator_for
-from data_checks.suites import SUITES
-from pipelines.defs.assets import NOTES
-from pipelines.defs.explain import root_cause
-from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, range_tags
+from pipelines import run_result
+from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, partition_key, partitions_of, range_tags
 from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
 from pipelines.landing.inventory import (
     ACCEPT_ROW_DROP_TAG,
+    NO_EXTERNAL_LINKS,
     find_file,
     history_start,
     is_absent,
@@ -51,8 +47,8 @@ from pipelines.landing.inventory import (
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
-from pipelines.progress import RunFollower
-from pipelines.runtime.dagster_private import create_workspace_run, execute_created_run
+from pipelines.progress import ByThread, RunFollower
+from pipelines.runtime.dagster_private import create_workspace_run, execute_created_run, instance_of
 from pipelines.runtime.instance import plan_ranges_in_one_event, write_dagster_yaml
 from pipelines.runtime.lock import data_dir_lock
 from pipelines.runtime.monitoring import fail_dead_runs, worker_tags
@@ -76,20 +72,25 @@ class RunSummary:
 
 
 def dagster_instance(paths: Paths) -> DagsterInstance:
-    """The persistent Dagster instance under the data directory (telemetry off)."""
+    """The persistent Dagster instance under the data directory (telemetry off), built from its directory: this
+    process's environment (``DAGSTER_HOME``) is neither read nor written."""
     plan_ranges_in_one_event()
-    write_dagster_yaml(paths.dagster_home)
-    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
-    return DagsterInstance.get()
+    return instance_of(write_dagster_yaml(paths.dagster_home).parent)
 
 
-def select_months(paths: Paths, first: str | None = None, last: str | None = None) -> list[str]:
-    """The months in the landing zone within [first, last], after checking every file of them exists."""
+def select_months(
+    paths: Paths,
+    first: str | None = None,
+    last: str | None = None,
+    allow_external_links: bool = NO_EXTERNAL_LINKS,
+) -> list[str]:
+    """The months in the landing zone within [first, last], after checking every file of them exists (and is not
+    a link from outside the data directory, unless ``allow_external_links``: the setting)."""
     if not paths.landing.is_dir():
         raise PipelineError(
             f"no landing zone at {paths.landing}: run `cprof generate` or put the source files there"
         )
-    found = months_in_landing(paths.landing)
+    found = months_in_landing(paths.landing, allow_external_links)
     months = [m for m in found if (first is None or m >= first) and (last is None or m <= last)]
     if not months:
         span = f" between {first or 'the start'} and {last or 'the end'}" if first or last else ""
@@ -98,128 +99,11 @@ def select_months(paths: Paths, first: str | None = None, last: str | None = Non
         )
     for source in SNAPSHOTS:
         if not is_absent(paths.landing, source):  # an optional snapshot may be absent; it loads as no rows
-            find_file(paths.landing, source)
+            find_file(paths.landing, source, None, allow_external_links)
     for month in months:
         for source in MONTHLY:
-            find_file(paths.landing, source, month)
+            find_file(paths.landing, source, month, allow_external_links)
     return months
-
-
-def _step_errors(result: JobExecutionResult) -> list[str]:
-    """The errors of the steps that failed (other than by a failed check): what each step's code raised, not
-    Dagster's wrapper around it, readable."""
-    messages = []
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
-            message = root_cause(event.step_failure_data.error)
-            if "blocking asset check" not in message:  # already named by the failed check itself
-                messages.append(f"{event.step_key}: {message}")
-    return messages
-
-
-def _failed_loads(result: JobExecutionResult) -> dict[str, str]:
-    """The sources whose landed step failed (a file that could not be loaded), with what it raised."""
-    steps = {"__".join(AssetKey(["landed", name]).path): name for name in SUITES}
-    return {
-        steps[event.step_key]: root_cause(event.step_failure_data.error)
-        for event in result.get_step_failure_events()
-        if event.step_key in steps and event.step_failure_data
-    }
-
-
-def _step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
-    """(start, end) wall-clock time of every step of a run, from the instance's event log."""
-    started: dict[str, float] = {}
-    windows: dict[str, tuple[float, float]] = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or record.step_key is None:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            started[record.step_key] = record.timestamp
-        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            windows[record.step_key] = (started.get(record.step_key, record.timestamp), record.timestamp)
-    return windows
-
-
-PHASES = (  # (phase, step-key test), in the order a run goes through them
-    ("input checks", lambda key: "gx_suite" in key),
-    ("ingest", lambda key: key.startswith(("landed_", "raw_"))),
-    ("dbt build", lambda key: key.startswith("dbt_models")),
-    ("CLV", lambda key: "customer_clv" in key),
-    # the satisfaction drivers, then the dbt models that read the Python marts (satisfaction_and_scorecard_models)
-    ("satisfaction and scorecard", lambda key: key.startswith("satisfaction")),
-    ("publish", lambda key: key.startswith("published_")),
-)
-
-
-def phase_seconds(step_windows: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Step seconds summed into the phases of a run."""
-    phases = {name: 0.0 for name, _ in PHASES}
-    for key, (start, end) in step_windows.items():
-        name = next((name for name, test in PHASES if test(key)), "other")
-        phases[name] = phases.get(name, 0.0) + end - start
-    return phases
-
-
-def _ingest_lines(result: JobExecutionResult) -> list[str]:
-    """Per month: rows loaded (and order lines), and the sources without rows that month; the files ignored.
-    From the landed assets' ``files`` and ``ignored`` metadata."""
-    months: dict[str, dict[str, int]] = {}
-    ignored: list[str] = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        files = materialization.metadata.get("files")
-        if materialization.asset_key.path[0] != "landed" or files is None:
-            continue
-        for month, loaded in files.value.items():
-            months.setdefault(month, {})[materialization.asset_key.path[-1]] = int(loaded["rows"])
-        if materialization.metadata.get("ignored") is not None:
-            ignored += materialization.metadata["ignored"].value
-    lines = []
-    for month in sorted(months, key=lambda m: (m != "snapshot", m)):
-        rows = months[month]
-        if month == "snapshot":
-            lines.append(f"ingest reference: {', '.join(f'{k} {v:,}' for k, v in sorted(rows.items()))}")
-        else:
-            empty = sorted(k for k, v in rows.items() if v == 0)
-            lines.append(
-                f"ingest {month}: {sum(rows.values()):,} rows ({rows.get('order_lines', 0):,} order lines)"
-                + (f"; no rows: {', '.join(f'{k} 0' for k in empty)}" if empty else "")
-            )
-    if ignored:
-        lines.append(f"ignored (hidden or editor files): {', '.join(sorted(set(ignored)))}")
-    return lines
-
-
-def _notes(result: JobExecutionResult) -> list[str]:
-    """What the assets said a person must know of what they computed (their ``notes`` metadata: a survey question
-    left out of months' weights for want of answers, a month not derived)."""
-    lines: dict[str, None] = {}  # once each: a range's materializations (one per month) carry the same notes
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        said = materialization.metadata.get(NOTES)
-        for note in said.value if said is not None else []:
-            lines[f"note: {materialization.asset_key.to_user_string()}: {note}"] = None
-    return list(lines)
-
-
-class _ByThread(io.TextIOBase):
-    """stdout for the length of a run: what the run's own thread prints (dagster-dbt echoes dbt's log there) goes
-    to the log file, what other threads print (the progress lines) to the console."""
-
-    def __init__(self, log: TextIO, console: TextIO):
-        self._log, self._console, self._run_thread = log, console, threading.current_thread()
-
-    def _target(self) -> TextIO:
-        return self._log if threading.current_thread() is self._run_thread else self._console
-
-    def write(self, text: str) -> int:
-        return self._target().write(text)
-
-    def flush(self) -> None:
-        self._log.flush()
-        self._console.flush()
 
 
 def code_location_job(
@@ -257,25 +141,19 @@ def execute_run(
     return execute_created_run(job, run, instance)
 
 
-def _check_partitions_cover(months: list[str]) -> None:
-    """The code location's monthly partitions are fixed when it is loaded, from the settings or the span of
-    history recorded in the data directory (pipelines/landing/history.py): a run of months outside them would fail
-    in every step with Dagster's invariant error. Say so before anything runs."""
-    from pipelines.defs.partitions import monthly_partitions, partition_key
-
-    keys = set(monthly_partitions.get_partition_keys())
+def _check_partitions_cover(months: list[str], monthly: MonthlyPartitionsDefinition) -> None:
+    """The run's monthly partitions (``monthly``: from the settings' first_month / last_month, else the span of
+    history just recorded from the landing zone) must hold its months: a run of months outside them would fail in
+    every step with Dagster's invariant error. Say so before anything runs."""
+    keys = set(monthly.get_partition_keys())
     outside = [month for month in months if partition_key(month) not in keys]
     if outside:
-        first, last = (
-            monthly_partitions.get_first_partition_key(),
-            monthly_partitions.get_last_partition_key(),
-        )
+        first, last = monthly.get_first_partition_key(), monthly.get_last_partition_key()
         raise PipelineError(
             f"the months {outside[0]}..{outside[-1]} are outside the pipeline's monthly partitions "
-            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which were set when it was loaded, from "
-            f"${Settings.variable('first_month')} / ${Settings.variable('last_month')} or the span of history recorded in the data directory "
-            "(history.json): unset those bounds or widen them, or run `cprof run`, which records the landing "
-            "zone's span before it loads the pipeline"
+            f"({(first or '?')[:7]} to {(last or '?')[:7]}), which ${Settings.variable('first_month')} / "
+            f"${Settings.variable('last_month')} bound: unset those bounds or widen them (or run --from / --to "
+            "within them)"
         )
 
 
@@ -301,37 +179,26 @@ def run_pipeline(
     ``settings``: the process's (pipelines/lib/settings.py), the data directory's among them."""
     paths = settings.paths
     # Without a first month, the run starts at the start of history (the setting first_month, else the landing's).
-    months = select_months(paths, first or history_start(paths.landing, settings.first_month), last)
-    # The span the code location's partitions take when it next loads (cprof records it before the import too).
-    record_landing_history(paths.data_dir)
-    _check_partitions_cover(months)
+    links = settings.allow_external_links
+    months = select_months(
+        paths, first or history_start(paths.landing, settings.first_month, links), last, links
+    )
+    # The span of the partitions: this run's (built from it below) and the code location's when it next loads.
+    record_landing_history(paths.data_dir, allow_external_links=links)
+    monthly = partitions_of(settings)
+    _check_partitions_cover(months, monthly)
     with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
         # Every run, however launched, rebuilds and publishes the months awaiting publication with its own
         # (pipelines.defs.partitions.refresh_range); read under the writer lock, to say so up front.
         widened = RefreshRange.of(months, open_runtime(settings)).sentence()
         if widened:
             progress(widened)
-        return _run_locked(settings, months, progress, full_refresh, live, accept_row_drop)
-
-
-def _said(result: JobExecutionResult) -> list[str]:
-    """What the run's steps said a person should know, from their metadata: a changed reference snapshot that
-    restates history (``restates`` of raw/<snapshot>), months the publication leaves out or shows as last
-    released (``held`` of published/marts)."""
-    lines = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        restates = materialization.metadata.get("restates")
-        if restates is not None:
-            lines.append(restates.value)
-        held = materialization.metadata.get("held")
-        if materialization.asset_key == AssetKey(["published", "marts"]) and held is not None:
-            lines += [f"warning: {line}" for line in held.value]
-    return list(dict.fromkeys(lines))
+        return _run_locked(settings, monthly, months, progress, full_refresh, live, accept_row_drop)
 
 
 def _run_locked(
     settings: Settings,
+    monthly: MonthlyPartitionsDefinition,
     months: list[str],
     progress: Callable[[str], None],
     full_refresh: bool,
@@ -347,7 +214,11 @@ def _run_locked(
     # Reference snapshots whose files are the ones already validated and promoted stay out of the run: their
     # assets would only confirm that. (The schedule and the sensor run the whole job; its snapshot assets make
     # the same comparison and skip their work.)
-    reused = {} if full_refresh else open_runtime(settings).unchanged_snapshots(paths.landing)
+    reused = (
+        {}
+        if full_refresh
+        else open_runtime(settings).unchanged_snapshots(paths.landing, settings.allow_external_links)
+    )
     validator = validator_for(paths.data_dir, defer_docs=True)
     for name, validated_at in reused.items():  # the run page says why their suites did not run
         validator.skip(name, unchanged_reason(validated_at))
@@ -369,7 +240,8 @@ def _run_locked(
     progress(
         f"refresh: ingest and check, dbt build, CLV, satisfaction, scorecard, publish; dbt's log in {log}"
     )
-    dbt_nodes = len(dbt_models.keys) + len(dbt_models.check_keys)
+    dbt_step = dbt_models(monthly)
+    dbt_nodes = len(dbt_step.keys) + len(dbt_step.check_keys)
     started = time.perf_counter()
     follower: RunFollower | None = None
 
@@ -380,24 +252,24 @@ def _run_locked(
 
     try:
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
-        with log.open("w") as handle, contextlib.redirect_stdout(_ByThread(handle, sys.stdout)):
+        with log.open("w") as handle, contextlib.redirect_stdout(ByThread(handle, sys.stdout)):
             result = execute_run(
                 settings, "refresh", instance, tags, QUIET, frozenset(reused), on_created=follow
             )
-        for source, error in _failed_loads(result).items():  # their suites could not run
+        for source, error in run_result.failed_loads(result).items():  # their suites could not run
             validator.load_failed(source, error)
     finally:
         if follower is not None:
             follower.stop()
         summary.data_docs = validator.build_docs()
     summary.seconds["run"] = time.perf_counter() - started
-    summary.step_windows = _step_windows(instance, result.run_id)
-    summary.seconds.update(phase_seconds(summary.step_windows))
+    summary.step_windows = run_result.step_windows(instance, result.run_id)
+    summary.seconds.update(run_result.phase_seconds(summary.step_windows))
     # A check's result is its last evaluation of the run: a suite records each month's outcome before it
     # (pipelines.defs.partitions.evaluated_each_month).
     checks = list({(c.asset_key, c.check_name): c for c in result.get_asset_check_evaluations()}.values())
     suites = [c for c in checks if c.check_name == "gx_suite"]
-    for line in _ingest_lines(result):
+    for line in run_result.ingest_lines(result):
         progress(line)
     skipped = f"; {len(reused)} unchanged reference snapshots not validated again" if reused else ""
     progress(
@@ -406,7 +278,7 @@ def _run_locked(
     )
     if summary.data_docs:
         progress(f"data docs: {summary.data_docs}")
-    for line in _said(result):
+    for line in run_result.said(result):
         progress(line)
     failed_suites = [c for c in suites if not c.passed]
     if failed_suites:
@@ -419,7 +291,7 @@ def _run_locked(
     failed = [c for c in checks if not c.passed and c.severity == AssetCheckSeverity.ERROR]
     if failed or not result.success:
         lines = [f"{c.asset_key.to_user_string()}: {c.check_name}" for c in failed[:20]]
-        lines += _step_errors(result)
+        lines += run_result.step_errors(result)
         raise PipelineError(
             f"refresh failed ({len(failed)} test(s) failed); nothing was published:\n"
             + "\n".join(lines)
@@ -427,7 +299,7 @@ def _run_locked(
         )
     for warning in (c for c in checks if not c.passed and c.severity == AssetCheckSeverity.WARN):
         progress(f"warning: {warning.asset_key.to_user_string()} {warning.check_name}: {warning.description}")
-    for line in _notes(result):
+    for line in run_result.notes(result):
         progress(line)
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]
     if AssetKey(["published", "marts"]) not in materialized:

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Test modules import the code location at collection, before any fixture runs, and its monthly partitions are
-# bounded by the landing zone of $CPROF_DATA_DIR (default data/ in the project, which `make demo` fills): point
-# it at an empty directory first, so the suite sees the same partitions after a demo as on a fresh clone.
-os.environ["CPROF_DATA_DIR"] = tempfile.mkdtemp(prefix="cprof-tests-default-data-")
-
 from pipelines.lib.config import TELEMETRY_OFF, Paths
 from pipelines.lib.settings import Settings
 from pipelines.runtime.instance import plan_ranges_in_one_event
 from pipelines.sample.generate import GenerateConfig, generate
+from tests.shared_build import built_once
 
 # As the Makefile does for the commands it runs: usage statistics off for every process the tests start.
 for name, value in TELEMETRY_OFF.items():
@@ -40,9 +35,12 @@ def _isolated_dagster_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def small_landing(tmp_path_factory) -> Path:
     """A generated landing zone (120 customers, 2024-01..2024-03), shared read-only by tests."""
-    landing = tmp_path_factory.mktemp("small") / "landing"
-    generate(SMALL, landing)
-    return landing
+
+    def build(directory: Path) -> Path:
+        generate(SMALL, directory / "landing")
+        return directory / "landing"
+
+    return built_once(tmp_path_factory, "small", build)
 
 
 @dataclass(frozen=True)
@@ -60,11 +58,14 @@ def sample_run(tmp_path_factory, small_landing: Path) -> SampleRun:
     reads a published small sample reads this one (or works on a copy of it)."""
     from pipelines.run import run_pipeline
 
-    paths = Paths(tmp_path_factory.mktemp("published") / "data")
-    shutil.copytree(small_landing, paths.landing)
-    progress: list[str] = []
-    summary = run_pipeline(Settings(data_dir=paths.data_dir), progress=progress.append)
-    return SampleRun(paths, summary, progress)
+    def build(directory: Path) -> SampleRun:
+        paths = Paths(directory / "data")
+        shutil.copytree(small_landing, paths.landing)
+        progress: list[str] = []
+        summary = run_pipeline(Settings(data_dir=paths.data_dir), progress=progress.append)
+        return SampleRun(paths, summary, progress)
+
+    return built_once(tmp_path_factory, "published", build)
 
 
 @pytest.fixture(scope="session")
@@ -79,10 +80,13 @@ def demo_published(tmp_path_factory) -> Paths:
     once, as ``make demo`` does. Tests read it, or work on a copy of it."""
     from pipelines.run import run_pipeline
 
-    paths = Paths(tmp_path_factory.mktemp("demo") / "data")
-    generate(GenerateConfig(), paths.landing)
-    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
-    return paths
+    def build(directory: Path) -> Paths:
+        paths = Paths(directory / "data")
+        generate(GenerateConfig(), paths.landing)
+        run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
+        return paths
+
+    return built_once(tmp_path_factory, "demo", build)
 
 
 @pytest.fixture
@@ -95,3 +99,11 @@ def data_paths(tmp_path: Path, small_landing: Path) -> Paths:
 
 def pytest_configure(config):
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # Every worker builds the code location's definitions (some test modules at collection), which parses
+        # the dbt project into dbt_project/target/ when its manifest is missing or stale: two `dbt parse` writing
+        # one manifest, or a worker reading it half written. Parsed here, in the process that starts the
+        # workers, before them.
+        from pipelines.defs.dbt import ensure_manifest
+
+        ensure_manifest()

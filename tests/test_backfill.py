@@ -101,7 +101,9 @@ def test_start_mid_stream_then_backfill_backwards_publishes_what_loading_in_orde
     assert _published(paths, "select count(*) from marts.prehistory_returns") == [(0,)]
     # the months of those returns, restated, were published
     assert months_awaiting_publication(paths.warehouse) == []
-    assert _published_checksums(paths) == _published_checksums(published_sample)  # every table, as the one run over all months
+    assert _published_checksums(paths) == _published_checksums(
+        published_sample
+    )  # every table, as the one run over all months
 
 
 def _month_of(paths: Paths, return_id: str) -> str:
@@ -131,17 +133,19 @@ def test_the_sensor_reports_older_months_it_has_never_seen_and_requests_the_rest
     partitions are requested as one run. Months before a declared start of history are reported as such."""
     from dagster import DagsterInstance
 
-    from pipelines.defs.automation import refresh_requests
+    from pipelines.defs.partitions import monthly_partitions_for
+    from pipelines.defs.refresh_requests import refresh_requests
 
+    from_february = monthly_partitions_for("2024-02", None)
     with DagsterInstance.ephemeral() as instance:
-        requests, said = refresh_requests(instance, small_landing, first_partition="2024-02")
+        requests, said = refresh_requests(instance, small_landing, from_february)
         assert [r.tags for r in requests] == [range_tags("2024-02", "2024-03")]
         assert any(
             line.startswith("2024-01..2024-01: older months landed, before the partitions (from 2024-02)")
             and "`cprof backfill --from 2024-01 --to 2024-01`" in line
             for line in said
         ), said
-        _, said = refresh_requests(instance, small_landing, first_partition="2024-02", first_month="2024-02")
+        _, said = refresh_requests(instance, small_landing, from_february, first_month="2024-02")
         assert any(
             line.startswith("2024-01..2024-01: before the start of history ($CPROF_FIRST_MONTH=2024-02)")
             for line in said

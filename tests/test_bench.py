@@ -22,12 +22,12 @@ def test_dbt_nodes_counts_every_node_of_both_dbt_invocations(published_sample):
 
 
 def test_dagster_events_are_counted_by_type_from_the_instance(published_sample, monkeypatch):
-    from dagster import DagsterInstance
+    from pipelines.run import dagster_instance
 
-    monkeypatch.setenv("DAGSTER_HOME", str(published_sample.dagster_home))
-    with DagsterInstance.get() as instance:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the data directory's instance, without it
+    with dagster_instance(published_sample) as instance:
         (run,) = instance.get_runs()
-    events = dagster_events(run.run_id)
+    events = dagster_events(published_sample, run.run_id)
     assert events["RUN_SUCCESS"] == 1
     assert events["STEP_START"] == events["STEP_SUCCESS"] > 10
     assert sum(events.values()) > 100

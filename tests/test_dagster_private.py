@@ -24,6 +24,7 @@ from dagster import (
     materialize,
     op,
     reconstructable,
+    serialize_value,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.tags import (
@@ -42,8 +43,9 @@ from pipelines.runtime.dagster_private import (
     a_millisecond_apart,
     create_workspace_run,
     execute_created_run,
+    instance_of,
 )
-from pipelines.runtime.instance import write_dagster_yaml
+from pipelines.runtime.instance import event_log_dir, write_dagster_yaml
 from tests.test_event_storage import KEYS, MONTHS, _materializations
 
 ADAPTER = "pipelines/runtime/dagster_private.py"
@@ -113,6 +115,23 @@ def test_the_run_launcher_health_check_and_the_sensor_state_query(tmp_path: Path
     assert (result.status, result.msg) == (WorkerStatus.FAILED, "gone")
     with DagsterInstance.local_temp(str(tmp_path)) as instance:
         assert list(instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)) == []
+
+
+def test_the_instance_of_a_directory_is_the_one_dagster_home_names(tmp_path: Path, monkeypatch):
+    """instance_of(home) (DagsterInstance.from_config) builds what DagsterInstance.get() builds when $DAGSTER_HOME
+    names home: the same configuration, storage where dagster.yaml puts it; and needs no DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    write_dagster_yaml(home)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with instance_of(home) as instance:
+        ours = serialize_value(instance.get_ref())
+        storage = instance.event_log_storage
+        assert isinstance(storage, BatchingSqliteEventLogStorage)
+        assert Path(storage.path_for_shard("index")).parent == event_log_dir(home)
+        assert instance.run_monitoring_enabled and instance.root_directory == str(home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert serialize_value(instance.get_ref()) == ours
 
 
 def test_a_batch_is_stored_a_millisecond_apart(tmp_path: Path):

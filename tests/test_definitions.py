@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 
-from dagster import AssetCheckKey, AssetKey
+import pytest
+from dagster import AssetCheckKey, AssetKey, Definitions
 
-from pipelines.definitions import defs
+from pipelines.definitions import build_definitions
 from pipelines.defs.dbt import MANIFEST, dbt_executable, dbt_resource
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.lib.config import DBT_PROJECT_DIR
+from pipelines.lib.settings import Settings
 
 
-def test_definitions_load_with_all_ingest_assets():
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory) -> Definitions:
+    """The code location's definitions, built from explicit settings (an empty data directory)."""
+    return build_definitions(Settings(data_dir=tmp_path_factory.mktemp("definitions") / "data"))
+
+
+def test_definitions_load_with_all_ingest_assets(defs: Definitions):
     graph = defs.resolve_asset_graph()
     keys = set(graph.get_all_asset_keys())
     for source in SOURCES:
@@ -24,7 +32,7 @@ def test_definitions_load_with_all_ingest_assets():
         assert graph.get(AssetKey(["raw", source.name])).partitions_def is None
 
 
-def test_every_dbt_model_is_an_asset_downstream_of_raw_and_every_test_a_check():
+def test_every_dbt_model_is_an_asset_downstream_of_raw_and_every_test_a_check(defs: Definitions):
     manifest = json.loads(MANIFEST.read_text())
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
     tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
@@ -45,15 +53,18 @@ def test_every_dbt_model_is_an_asset_downstream_of_raw_and_every_test_a_check():
     assert len(list(graph.asset_check_keys)) == len(tests) + len(SOURCES) + len(python_checks)
 
 
-def test_the_models_reading_python_marts_are_a_second_dbt_step_after_those_python_assets():
+def test_the_models_reading_python_marts_are_a_second_dbt_step_after_those_python_assets(defs: Definitions):
     """customer_satisfaction, customer_scorecard and incentive_attainment read marts written by Python assets
     (the dbt sources python_marts): they are their own dbt step, downstream of those assets, in the refresh job,
     under the asset keys the publication depends on."""
-    from pipelines.defs.assets.clv import customer_clv
-    from pipelines.defs.assets.satisfaction import satisfaction
-    from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scorecard_models
-
-    marts = {AssetKey(["marts", name]) for name in ("customer_satisfaction", "customer_scorecard", "incentive_attainment")}
+    satisfaction_and_scorecard_models = defs.get_assets_def(AssetKey(["marts", "customer_scorecard"]))
+    dbt_models = defs.get_assets_def(AssetKey(["marts", "customer_profitability"]))
+    satisfaction = defs.get_assets_def(AssetKey(["marts", "satisfaction_drivers"]))
+    customer_clv = defs.get_assets_def(AssetKey(["marts", "customer_clv"]))
+    marts = {
+        AssetKey(["marts", name])
+        for name in ("customer_satisfaction", "customer_scorecard", "incentive_attainment")
+    }
     assert set(satisfaction_and_scorecard_models.keys) == marts
     assert not marts & set(dbt_models.keys)
     graph = defs.resolve_asset_graph()
@@ -62,9 +73,11 @@ def test_the_models_reading_python_marts_are_a_second_dbt_step_after_those_pytho
     assert set(satisfaction.keys) == {drivers} and set(customer_clv.keys) == {clv, fits}
     assert drivers in graph.get(AssetKey(["marts", "customer_satisfaction"])).parent_keys
     scorecard_parents = graph.get(AssetKey(["marts", "customer_scorecard"])).parent_keys
-    assert {clv, AssetKey(["marts", "customer_satisfaction"]), AssetKey(["marts", "customer_profitability"])} <= (
-        scorecard_parents
-    )
+    assert {
+        clv,
+        AssetKey(["marts", "customer_satisfaction"]),
+        AssetKey(["marts", "customer_profitability"]),
+    } <= (scorecard_parents)
     assert marts | {fits} <= graph.get(AssetKey(["published", "marts"])).parent_keys
     # Each of their data tests is a check of its model, run by the second step.
     assert satisfaction_and_scorecard_models.check_keys and all(
@@ -82,7 +95,7 @@ def test_the_models_reading_python_marts_are_a_second_dbt_step_after_those_pytho
     assert second in upstream_steps("published__marts")
 
 
-def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches_raw():
+def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches_raw(defs: Definitions):
     graph = defs.resolve_asset_graph()
     for source in SOURCES:
         landed, raw = AssetKey(["landed", source.name]), AssetKey(["raw", source.name])
@@ -90,7 +103,7 @@ def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches
         assert graph.get_check_spec(AssetCheckKey(landed, "gx_suite")).blocking
 
 
-def test_jobs_for_the_cli_schedules_and_sensor_exist():
+def test_jobs_for_the_cli_schedules_and_sensor_exist(defs: Definitions):
     for name in ("refresh", "ingest_reference", "check_freshness"):
         assert defs.resolve_job_def(name) is not None
     refresh = defs.resolve_job_def("refresh")
@@ -105,6 +118,20 @@ def test_workspace_points_at_the_definitions_module():
     workspace = yaml.safe_load((pathlib.Path(__file__).parents[1] / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]
     assert module["module_name"] == "pipelines.definitions" and module["attribute"] == "defs"
+
+
+def test_the_entry_point_builds_the_definitions_of_its_environment_when_called(tmp_path, monkeypatch):
+    """``defs`` is Dagster's lazy entry point: the settings are read when the loader calls it, not at import."""
+    from pipelines.definitions import defs as entry_point
+
+    monkeypatch.setenv("CPROF_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CPROF_FIRST_MONTH", "2023-04")
+    monkeypatch.setenv("CPROF_LAST_MONTH", "2023-06")
+    loaded = entry_point()
+    assert isinstance(loaded, Definitions)
+    keys = loaded.resolve_job_def("refresh").partitions_def.get_partition_keys()
+    assert keys == ["2023-04-01", "2023-05-01", "2023-06-01"]
+    assert loaded.get_assets_def(AssetKey(["published", "marts"])).partitions_def.get_partition_keys() == keys
 
 
 def test_the_dbt_resource_knows_the_cli_version_without_running_it():

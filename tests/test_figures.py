@@ -13,6 +13,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from pipelines.defs.assets.transform import satisfaction_and_scorecard_models
+from pipelines.defs.partitions import partitions_of
 from pipelines.defs.resources import resources_for
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
@@ -104,7 +105,7 @@ def test_scorecard_trend_compares_the_published_actuals(published_sample: Paths,
             assert updated == 1
     scorecard = AssetKey(["marts", "customer_scorecard"])
     assert materialize(
-        [satisfaction_and_scorecard_models],
+        [satisfaction_and_scorecard_models(partitions_of(Settings(data_dir=paths.data_dir)))],
         partition_key="2024-01-01",
         resources=resources_for(Settings(data_dir=paths.data_dir)),
         selection=[scorecard],

@@ -20,8 +20,9 @@ from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context,
 
 from data_checks.gx_run import LandingValidator
 from pipelines.defs.assets.ingest import ingest_assets
-from pipelines.defs.automation import landing_sensor, refresh_requests
-from pipelines.defs.partitions import PARTITION_NAME_TAG, months_of_run, range_tags
+from pipelines.defs.automation import landing_sensor
+from pipelines.defs.partitions import PARTITION_NAME_TAG, months_of_run, partitions_of, range_tags
+from pipelines.defs.refresh_requests import refresh_requests
 from pipelines.defs.resources import DataDir, resources_for
 from pipelines.engines.duckdb_ingest import LandingError, load, promote, validation_frame
 from pipelines.engines.sql import literal
@@ -36,6 +37,7 @@ from pipelines.landing.sources import BY_NAME, MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
+from pipelines.run import run_pipeline
 from tests.test_data_checks import _copy, publication_fingerprint
 
 MONTH = "2024-02"
@@ -216,12 +218,14 @@ def test_the_sensor_reports_a_misnamed_file_and_requests_nothing(data_paths: Pat
     bad = data_paths.landing / "order_lines" / "2024-13.csv"
     bad.write_text("x\n")
     with DagsterInstance.ephemeral() as instance:
-        requests, lines = refresh_requests(instance, data_paths.landing)
+        requests, lines = refresh_requests(
+            instance, data_paths.landing, partitions_of(Settings(data_dir=data_paths.data_dir))
+        )
         assert requests == [] and any(str(bad) in line and "not a month" in line for line in lines), lines
         context = build_sensor_context(
             instance=instance, resources={"data_dir": DataDir(path=str(data_paths.data_dir))}
         )
-        result = landing_sensor(context)
+        result = landing_sensor(partitions_of(Settings(data_dir=data_paths.data_dir)))(context)
     assert isinstance(result, SkipReason) and str(bad) in result.skip_message
 
 
@@ -270,7 +274,7 @@ def test_a_run_launched_in_dagster_fails_on_a_misnamed_file_in_its_folder(data_p
     lock.write_text("lock")
     landed = [
         a
-        for a in ingest_assets
+        for a in ingest_assets(partitions_of(Settings(data_dir=data_paths.data_dir)))
         if a.key in (AssetKey(["landed", "returns"]), AssetKey(["landed", "sales_visits"]))
     ]
     with DagsterInstance.ephemeral() as instance:
@@ -472,7 +476,7 @@ SECRET = "TOP-SECRET-7f3a: a line no error may show"
 
 
 def test_a_link_leaving_the_data_directory_is_refused_and_its_content_never_shown(
-    con, data_paths: Paths, tmp_path: Path, monkeypatch
+    con, data_paths: Paths, tmp_path: Path
 ):
     month_file = data_paths.landing / "order_lines" / f"{MONTH}.csv"
     outside = tmp_path / "elsewhere" / "secret.csv"
@@ -517,8 +521,34 @@ def test_a_link_leaving_the_data_directory_is_refused_and_its_content_never_show
     outside.write_bytes(good)
     month_file.unlink()
     month_file.symlink_to(outside)
-    monkeypatch.setenv("CPROF_ALLOW_EXTERNAL_LINKS", "1")
-    assert load(con, data_paths.landing, "order_lines", MONTH).rows == rows > 0
+    assert load(con, data_paths.landing, "order_lines", MONTH, allow_external_links=True).rows == rows > 0
+
+
+def test_the_setting_allowing_external_links_reaches_every_step_of_a_run(data_paths: Paths, tmp_path: Path):
+    """CPROF_ALLOW_EXTERNAL_LINKS=1 is a setting like the others: read where cprof starts, it reaches every step
+    that finds a landing file (the months found, the inventory, the loads, the suites, the release, the
+    publication), so a run over files linked from outside the data directory publishes; without it, the same run
+    fails naming the link."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    linked = [
+        data_paths.landing / "order_lines" / "2024-01.csv",
+        data_paths.landing / "reference" / "customers.csv",
+    ]
+    for path in linked:
+        target = elsewhere / f"{path.parent.name}-{path.name}"
+        path.rename(target)
+        path.symlink_to(target)
+    with pytest.raises(LandingError, match="outside the data directory"):
+        run_pipeline(Settings(data_dir=data_paths.data_dir), progress=lambda _: None)
+    allowed = Settings.from_environ(
+        {"CPROF_DATA_DIR": str(data_paths.data_dir), "CPROF_ALLOW_EXTERNAL_LINKS": "1"}
+    )
+    said: list[str] = []
+    summary = run_pipeline(allowed, progress=said.append)
+    assert summary.months == ["2024-01", "2024-02", "2024-03"]
+    assert current_database(data_paths.published).exists()
+    assert any(line.startswith("ingest 2024-01:") for line in said), said
 
 
 def test_cprof_refuses_a_link_to_a_system_file_without_quoting_it(data_paths: Paths):

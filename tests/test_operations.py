@@ -187,7 +187,7 @@ def test_a_reader_holding_the_warehouse_fails_cprof_once_naming_it(published_sam
 
 
 def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_path):
-    from pipelines.runtime.instance import DAGSTER_YAML, PREVIOUS_DAGSTER_YAMLS, write_dagster_yaml
+    from pipelines.runtime.instance import PREVIOUS_DAGSTER_YAMLS, dagster_yaml, write_dagster_yaml
 
     own = tmp_path / "own"
     earlier = [tmp_path / f"earlier{number}" for number in range(len(PREVIOUS_DAGSTER_YAMLS))]
@@ -197,7 +197,7 @@ def test_the_instance_config_turns_on_run_monitoring_and_keeps_a_teams_own(tmp_p
         write_dagster_yaml(home)
     # What an earlier cprof wrote is updated: the last named the launcher and storage where they were before
     assert "pipelines.lib.dagster_private" in PREVIOUS_DAGSTER_YAMLS[-1]
-    assert all((home / "dagster.yaml").read_text() == DAGSTER_YAML for home in earlier)
+    assert all((home / "dagster.yaml").read_text() == dagster_yaml(home) for home in earlier)
     assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
     instance = dagster_instance(Paths(tmp_path / "data"))
     assert instance.run_monitoring_enabled and instance.run_launcher.supports_check_run_worker_health
@@ -221,9 +221,9 @@ def test_make_dev_writes_the_instance_config_the_webserver_and_daemon_load(tmp_p
     assert done.returncode == 0, done.stderr
     from dagster import DagsterInstance
 
-    from pipelines.runtime.instance import DAGSTER_YAML
+    from pipelines.runtime.instance import dagster_yaml
 
-    assert (home / "dagster.yaml").read_text() == DAGSTER_YAML
+    assert (home / "dagster.yaml").read_text() == dagster_yaml(home.resolve())
     instance = DagsterInstance.from_config(str(home))
     assert type(instance.run_launcher).__module__ == "pipelines.runtime.monitoring"
     assert type(instance.event_log_storage).__module__ == "pipelines.runtime.dagster_private"
@@ -424,11 +424,13 @@ def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
     """The lines `cprof run` prints as a run goes, from a real run's event log: every step as it finishes with
     the time since the run started; in live mode also the months ingested, the suites and dbt's node count."""
     from pipelines.defs.assets.transform import dbt_models
+    from pipelines.defs.partitions import partitions_of
     from pipelines.progress import RunFollower
 
     instance = dagster_instance(published_sample)
     run = instance.get_runs(limit=1)[0]
-    nodes = len(dbt_models.keys) + len(dbt_models.check_keys)
+    dbt_step = dbt_models(partitions_of(Settings(data_dir=published_sample.data_dir)))
+    nodes = len(dbt_step.keys) + len(dbt_step.check_keys)
     said: dict[bool, list[str]] = {True: [], False: []}
     for live in (True, False):
         follower = RunFollower(instance, run.run_id, said[live].append, live=live, months=3, dbt_nodes=nodes)

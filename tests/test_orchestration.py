@@ -22,15 +22,19 @@ from dagster import (
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.defs.assets.publish import due_month, publication_freshness
-from pipelines.defs.automation import contiguous, joined, landing_sensor
+from pipelines.defs.automation import landing_sensor
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     RefreshRange,
+    contiguous,
+    monthly_partitions_for,
     range_tags,
 )
+from pipelines.defs.refresh_requests import joined
 from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
+from pipelines.landing.history import DEFAULT_FIRST_MONTH
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
@@ -224,9 +228,8 @@ def test_a_corrected_old_month_rebuilds_that_month_and_the_trailing_views_and_no
     assert others_after == others_before
 
 
-def test_monthly_close_schedule_refreshes_the_previous_month():
-    from pipelines.definitions import defs
-
+def test_monthly_close_schedule_refreshes_the_previous_month(tmp_path: Path):
+    defs = build_definitions(Settings(data_dir=tmp_path / "data"))
     schedule = defs.resolve_schedule_def("monthly_close")
     assert schedule.cron_schedule == "0 6 3 * *"
     with (
@@ -241,11 +244,16 @@ def test_monthly_close_schedule_refreshes_the_previous_month():
     assert schedule.job_name == "refresh"
 
 
+# The partitions of a code location loaded before any history was recorded: 2020-01 to the last complete month,
+# so that every month the tests land is one of them.
+OPEN_PARTITIONS = monthly_partitions_for(DEFAULT_FIRST_MONTH, None)
+
+
 def _sensor(paths: Paths, instance):
     context = build_sensor_context(
         instance=instance, resources={"data_dir": DataDir(path=str(paths.data_dir))}
     )
-    return landing_sensor(context)
+    return landing_sensor(OPEN_PARTITIONS)(context)
 
 
 def test_landing_sensor_waits_for_a_complete_month_then_refreshes_it(copy_of_history):
@@ -332,9 +340,8 @@ def test_freshness_check_knows_which_month_is_due(history):
     assert not missing and "nothing is published" in sentence
 
 
-def test_the_code_location_exposes_partitions_schedule_sensor_and_one_backfill_policy():
-    from pipelines.definitions import defs
-
+def test_the_code_location_exposes_partitions_schedule_sensor_and_one_backfill_policy(tmp_path: Path):
+    defs = build_definitions(Settings(data_dir=tmp_path / "data"))
     graph = defs.resolve_asset_graph()
     partitioned = [key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def is not None]
     assert len(partitioned) > 30

@@ -13,22 +13,27 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from pipelines.cli import main
 from pipelines.defs.assets.ingest import ingest_assets, ingest_checks
+from pipelines.defs.partitions import monthly_partitions_for
 from pipelines.defs.resources import resources_for
+from pipelines.landing.history import DEFAULT_FIRST_MONTH
 from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
 from pipelines.run import PipelineError, run_pipeline
 from pipelines.sample.generate import GenerateConfig, generate
 from tests.conftest import SampleRun
 
+# The partitions of a code location without recorded history: 2020-01 to the last complete month.
+MONTHLY_PARTITIONS = monthly_partitions_for(DEFAULT_FIRST_MONTH, None)
+
 
 def _monthly_assets():
-    checks = [c for c in ingest_checks if c.partitions_def is not None]
-    return [a for a in ingest_assets if a.partitions_def is not None] + checks
+    checks = [c for c in ingest_checks(MONTHLY_PARTITIONS) if c.partitions_def is not None]
+    return [a for a in ingest_assets(MONTHLY_PARTITIONS) if a.partitions_def is not None] + checks
 
 
 def _snapshot_assets():
-    return [a for a in ingest_assets if a.partitions_def is None] + [
-        c for c in ingest_checks if c.partitions_def is None
+    return [a for a in ingest_assets(MONTHLY_PARTITIONS) if a.partitions_def is None] + [
+        c for c in ingest_checks(MONTHLY_PARTITIONS) if c.partitions_def is None
     ]
 
 
@@ -183,14 +188,25 @@ def test_a_warning_check_is_reported_but_does_not_block_publishing(
     assert current_database(paths.published).resolve() != before  # published all the same
 
 
-def test_months_outside_the_loaded_partitions_are_named_before_anything_runs(tmp_path):
-    """The partitions are fixed when the code location loads (here: from an empty default landing zone, 2020-01
-    on); a data directory whose months lie before them gets one sentence saying why and what to set, not an
-    invariant error from every step."""
+def test_a_run_s_partitions_are_its_own_data_directory_s(tmp_path):
+    """A run builds its definitions from its own settings and the history it has just recorded from its landing
+    zone: months long before 2020 (the partitions' start without a record) are partitions of that run, whatever
+    the environment of the process says."""
     paths = Paths(tmp_path / "old")
     generate(GenerateConfig(customers=30, months=1, start="2019-11"), paths.landing)
+    summary = run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
+    assert summary.months == ["2019-11"] and summary.run_id is not None
+
+
+def test_months_outside_the_configured_partitions_are_named_before_anything_runs(tmp_path):
+    """CPROF_LAST_MONTH bounds the partitions: a run of months after it gets one sentence saying why and what to
+    set, not an invariant error from every step."""
+    paths = Paths(tmp_path / "data")
+    generate(GenerateConfig(customers=30, months=2, start="2024-01"), paths.landing)
     with pytest.raises(
-        PipelineError, match=r"2019-11\.\.2019-11 are outside the pipeline's monthly partitions"
+        PipelineError,
+        match=r"2024-02\.\.2024-02 are outside the pipeline's monthly partitions \(2024-01 to 2024-01\), "
+        r"which \$CPROF_FIRST_MONTH / \$CPROF_LAST_MONTH bound",
     ):
-        run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
+        run_pipeline(Settings(data_dir=paths.data_dir, last_month="2024-01"), progress=lambda _: None)
     assert not paths.warehouse.exists()

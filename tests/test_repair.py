@@ -24,7 +24,7 @@ from dagster import (
     build_sensor_context,
 )
 
-from pipelines.definitions import build_definitions, defs
+from pipelines.definitions import build_definitions
 from pipelines.defs.automation import landing_sensor
 from pipelines.defs.resources import DataDir
 from pipelines.engines.duckdb_ingest import months_awaiting_publication
@@ -37,6 +37,7 @@ from pipelines.runtime.monitoring import fail_dead_runs
 from pipelines.sample.generate import GenerateConfig
 from tests.test_alerts import tick
 from tests.test_operations import cprof, until
+from tests.test_orchestration import OPEN_PARTITIONS
 
 CORRECTED = "2024-02"
 CORRECTION = Decimal("10.00")
@@ -91,7 +92,7 @@ def _sensor(paths: Paths, instance, retry_backoff: float = Settings.retry_backof
     """The landing sensor's evaluation, as the daemon runs it, with the setting retry_backoff_seconds."""
     data_dir = DataDir(path=str(paths.data_dir), retry_backoff_seconds=retry_backoff)
     context = build_sensor_context(instance=instance, resources={"data_dir": data_dir})
-    return landing_sensor(context)
+    return landing_sensor(OPEN_PARTITIONS)(context)
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_a_run_killed_in_dbt_build_is_repaired_by_the_next_refresh_of_another_mo
     assert requests[0].run_key.endswith(":retry1")  # not the key of the first attempt: Dagster would drop it
 
     # The monthly close of 2024-03 requests its month: the run rebuilds 2024-02 with it (below).
-    schedule = defs.resolve_schedule_def("monthly_close")
+    schedule = build_definitions(Settings(data_dir=paths.data_dir)).resolve_schedule_def("monthly_close")
     at = datetime(2024, 4, 3, 6, 0, tzinfo=UTC)
     with build_schedule_context(instance, scheduled_execution_time=at) as context:
         (scheduled,) = schedule.evaluate_tick(context).run_requests

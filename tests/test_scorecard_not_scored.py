@@ -15,6 +15,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from pipelines.defs.assets.transform import satisfaction_and_scorecard_models
+from pipelines.defs.partitions import partitions_of
 from pipelines.defs.resources import resources_for
 from pipelines.domain.clv_scoring import MODEL_COLUMNS
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
@@ -41,7 +42,7 @@ def _copy(sample: Paths, tmp_path: Path) -> Paths:
 def _rebuild_scorecard(paths: Paths) -> None:
     """The scorecard models of every month (they reach all later months), from the warehouse's marts."""
     assert materialize(
-        [satisfaction_and_scorecard_models],
+        [satisfaction_and_scorecard_models(partitions_of(Settings(data_dir=paths.data_dir)))],
         partition_key="2024-01-01",
         resources=resources_for(Settings(data_dir=paths.data_dir)),
         selection=SCORECARD_MODELS,

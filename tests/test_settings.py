@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML
-from pipelines.lib.settings import _DECLARED, SettingError, Settings, check_settings, declared
+from pipelines.lib.settings import SettingError, Settings
 
 # Variables the project sets for its own child processes, or a test's hook: not settings a person gives.
 NOT_SETTINGS = {
@@ -31,6 +31,11 @@ NOT_SETTINGS = {
 }
 
 
+def _variables() -> set[str]:
+    """The variable of every field of Settings."""
+    return {declaration.name for declaration in Settings.declarations().values()}
+
+
 def _named_in_code() -> set[str]:
     found = set()
     for folder in ("pipelines", "data_checks"):
@@ -45,7 +50,7 @@ def _named_in_code() -> set[str]:
 def test_every_variable_the_code_reads_is_a_declared_setting():
     named = _named_in_code()
     assert "CPROF_FIRST_MONTH" in named and "CPROF_GX_BATCH_ROWS" in named  # the scan finds them
-    assert named - set(NOT_SETTINGS) == set(declared()), "make each setting a field of Settings"
+    assert named - set(NOT_SETTINGS) == _variables(), "make each setting a field of Settings"
 
 
 def test_a_settings_variable_is_its_field_name():
@@ -58,24 +63,11 @@ def test_the_settings_table_is_the_settings():
     """docs/settings.md has a row for every field: its variable, name and default (the data directory's said)."""
     table = (PROJECT_ROOT / "docs" / "settings.md").read_text()
     rows = {line.split(" | ")[0].strip("| `") for line in table.splitlines() if line.startswith("| `CPROF_")}
-    assert rows == set(declared())
+    assert rows == _variables()
     for field in fields(Settings):
         default = "data/ in the project" if field.name == "data_dir" else field.default
         row = f"| `{Settings.variable(field.name)}` | `{field.name}` | {'unset' if default is None else default} |"
         assert row in table, row
-
-
-# Settings still read from the environment where they are used (pipelines/lib/settings.py: setting()), with why:
-# what is left of issue 29 item 1's settings part.
-READ_WHERE_USED = {
-    "CPROF_ALLOW_EXTERNAL_LINKS": "every function that finds a landing file reads it; to be passed to them",
-}
-
-
-def test_only_the_listed_settings_are_read_where_they_are_used():
-    declared()  # imports the modules that declare them
-    assert set(_DECLARED) == set(READ_WHERE_USED)
-    assert not set(_DECLARED) & {d.name for d in Settings.declarations().values()}
 
 
 BAD = [
@@ -102,15 +94,15 @@ BAD = [
 @pytest.mark.parametrize(("name", "value", "expected"), BAD, ids=[f"{n}={v}" for n, v, _ in BAD])
 def test_a_bad_setting_fails_with_one_line_naming_it(name: str, value: str, expected: str):
     with pytest.raises(SettingError) as caught:
-        check_settings({name: value})
+        Settings.from_environ({name: value})
     message = str(caught.value)
     assert message.startswith(f"{name}={value!r}: expected ") and expected in message, message
     assert "\n" not in message
 
 
 def test_good_and_unset_settings_pass_typed():
-    assert check_settings({}) == Settings()
-    settings = check_settings(
+    assert Settings.from_environ({}) == Settings()
+    settings = Settings.from_environ(
         {
             "CPROF_FIRST_MONTH": "2024-01",
             "CPROF_ENGINE": "Spark",
@@ -129,7 +121,7 @@ def test_the_data_directory_may_not_be_a_file(tmp_path: Path):
     a_file = tmp_path / "data"
     a_file.write_text("")
     with pytest.raises(SettingError, match=r"^CPROF_DATA_DIR="):
-        check_settings({"CPROF_DATA_DIR": str(a_file)})
+        Settings.from_environ({"CPROF_DATA_DIR": str(a_file)})
 
 
 @pytest.mark.parametrize("value", ["2025-13", "2025-1"])
@@ -169,15 +161,11 @@ def test_the_code_location_fails_to_load_naming_the_setting(tmp_path: Path):
 # and so does one removed without being struck off (the list stays true).
 ENVIRONMENT_USES = {
     # Where a process starts: the settings read once.
-    ("pipelines/cli.py", "check_settings(os.environ)"): "cprof's settings, read once at its start",
+    ("pipelines/cli.py", "Settings.from_environ(os.environ)"): "cprof's settings, read once at its start",
     (
         "pipelines/definitions.py",
-        "check_settings(os.environ)",
-    ): "the code location's, read once when it loads",
-    # The partitions are fixed when the assets are defined, at import: to go when the assets are built from
-    # the Settings (then cprof no longer puts its data directory into its own environment).
-    ("pipelines/defs/partitions.py", "Settings.from_environ(os.environ)"): "the import-time partitions",
-    ("pipelines/cli.py", "os.environ[DATA_DIR_ENV] ="): "--data-dir for the import-time partitions",
+        "Settings.from_environ(os.environ)",
+    ): "the code location's, read once when Dagster's loader calls its entry point (not at import)",
     # Child processes' own environments.
     ("pipelines/defs/dbt.py", "{**os.environ,"): "dbt parse's own environment (a child process)",
     ("pipelines/defs/dbt.py", "os.environ.get(name)"): "dbt's environment around dagster-dbt's cli, restored",
@@ -192,13 +180,8 @@ ENVIRONMENT_USES = {
     ): "cprof-dbt reads what its parent gave it",
     ("pipelines/runtime/dbt_child.py", "os.environ.get(DATA_DIR_ENV)"): "the data directory dbt was given",
     ("pipelines/runtime/dbt_child.py", "os.environ[DATA_DIR_ENV]"): "the data directory dbt was given",
-    # Dagster's and the frameworks' own variables, read in this process.
+    # Dagster's and the frameworks' own variables, which they read only from the environment, in this process.
     ("pipelines/runtime/dagster_private.py", "os.environ.setdefault(BATCH_SIZE_ENV"): "Dagster's own setting",
-    (
-        "pipelines/runtime/dagster_private.py",
-        'os.environ["DAGSTER_HOME"]',
-    ): "Dagster's instance directory (a read)",
-    ("pipelines/run.py", 'os.environ["DAGSTER_HOME"] ='): "DagsterInstance.get() reads it",
     (
         "pipelines/runtime/instance.py",
         "os.environ.setdefault(PLANNED_EVENTS_ENV",

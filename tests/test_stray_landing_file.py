@@ -16,6 +16,7 @@ import pytest
 from dagster import SkipReason, build_sensor_context, instance_for_test
 
 from pipelines.defs.automation import landing_sensor
+from pipelines.defs.partitions import partitions_of
 from pipelines.defs.resources import DataDir
 from pipelines.landing.history import (
     History,
@@ -27,7 +28,7 @@ from pipelines.landing.history import (
 )
 from pipelines.landing.inventory import landing_inventory
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML
-from pipelines.lib.settings import SettingError
+from pipelines.lib.settings import SettingError, Settings
 from pipelines.runtime.instance import write_dagster_yaml
 
 BIN = Path(sys.executable).parent
@@ -69,7 +70,7 @@ def _partition_bounds(data_dir: Path) -> tuple[str, str]:
     """The first and last partition keys of the code location as `make dev` loads it, in a fresh process."""
     probe = (
         "import json; from dagster import AssetKey, DagsterInstance; from pipelines.definitions import defs; "
-        "graph = defs.get_repository_def().asset_graph; "
+        "graph = defs().get_repository_def().asset_graph; "
         "keys = graph.get(AssetKey(['published', 'marts'])).partitions_def.get_partition_keys("
         "dynamic_partitions_store=DagsterInstance.get()); print(json.dumps([keys[0], keys[-1]]))"
     )
@@ -94,7 +95,7 @@ def test_the_landing_sensor_names_the_misnamed_file_and_the_rule(with_stray_file
         context = build_sensor_context(
             instance=instance, resources={"data_dir": DataDir(path=str(with_stray_file))}
         )
-        result = landing_sensor(context)
+        result = landing_sensor(partitions_of(Settings(data_dir=with_stray_file)))(context)
     assert isinstance(result, SkipReason), result
     assert str(with_stray_file / "landing" / STRAY) in result.skip_message
     assert RULE in result.skip_message
@@ -120,7 +121,7 @@ def test_the_partitions_of_a_historic_sample_are_its_months(historic_sample: Pat
     shutil.copy(data_dir / "landing/gl_costs/2025-07.csv", data_dir / "landing" / STRAY)
     history_path(data_dir).unlink()  # recorded again by the sensor's tick, from the well-named months
     with instance_for_test() as instance:
-        landing_sensor(
+        landing_sensor(partitions_of(Settings(data_dir=historic_sample)))(
             build_sensor_context(instance=instance, resources={"data_dir": DataDir(path=str(data_dir))})
         )
     assert _partition_bounds(data_dir) == ("2024-01-01", "2025-12-01")

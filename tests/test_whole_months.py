@@ -165,7 +165,7 @@ def test_validated_months_wait_out_of_raw_until_whole_and_returns_are_checked_ag
         assert _validate(con, landing, validator, source, "2024-03")
     assert [r.month for r in duckdb_ingest.release_whole_months(con)] == ["2024-02", "2024-03"]
     assert _raw_months(con, "returns") == ["2024-01", "2024-02", "2024-03"]
-    assert duckdb_ingest.whole_months(con).unpublished() == []
+    assert duckdb_ingest.whole_months(con).held() == []
 
 
 def test_a_snapshot_that_changes_or_removes_rows_restates_every_month_in_raw(warehouse):

@@ -45,20 +45,15 @@ from dagster import (
     run_failure_sensor,
 )
 
-from pipelines.defs.automation import (
-    REFRESH_JOB,
-    RETRY_LIMIT,
-    landing_sensor,
-    month_state,
-    retry_backoff_seconds,
-    scan_landing,
-)
+from pipelines.defs.automation import LANDING_SENSOR
 from pipelines.defs.explain import plain, readable, root_cause, root_error, running_steps
+from pipelines.defs.month_state import REFRESH_JOB, month_state, scan_landing
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
 )
+from pipelines.defs.refresh_requests import RETRY_LIMIT, retry_backoff_seconds
 from pipelines.engines.whole_months import months_from
 from pipelines.lib.settings import Settings
 
@@ -228,7 +223,7 @@ def retry_outlook(
         return [], False
     first, _, last = span.partition(" to ")
     now = time.time() if now is None else now
-    status = scan_landing(settings.paths.landing)
+    status = scan_landing(settings.paths.landing, settings.allow_external_links)
     # As of this run's failure: the runs created after it (a retry already under way, or failed too) do not
     # count, so each failure is told its own attempt, and only the one that reached the limit says so.
     this = instance.get_run_record_by_id(run.run_id)
@@ -278,7 +273,7 @@ def landing_sensor_running(instance: DagsterInstance) -> bool:
     from pipelines.runtime.dagster_private import InstigatorType
 
     return any(
-        state.instigator_name == landing_sensor.name and state.is_running
+        state.instigator_name == LANDING_SENSOR and state.is_running
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
     )
 

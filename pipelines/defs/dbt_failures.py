@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.engines.base import Filter, Tables
-from pipelines.landing.inventory import find_file
+from pipelines.landing.inventory import NO_EXTERNAL_LINKS, find_file
 from pipelines.landing.sources import BY_NAME
 from pipelines.landing.structure import LandingError
 
@@ -49,29 +49,34 @@ def failed_nodes(dbt_target: Path) -> list[dict[str, Any]]:
     ]
 
 
-def explain_failed_tests(dbt_target: Path, wh: Tables, landing: Path) -> list[str]:
+def explain_failed_tests(
+    dbt_target: Path, wh: Tables, landing: Path, allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> list[str]:
     """One paragraph per failed dbt data test: what it checks, the rows that break it (keys, months) and the
-    landing files they came from; and per model that could not be built, its error and where its inputs are."""
+    landing files they came from; and per model that could not be built, its error and where its inputs are.
+    ``allow_external_links``: the setting (the reference files are named as a run finds them)."""
     failed = failed_nodes(dbt_target)
     if not failed:
         return []
     manifest = json.loads((dbt_target / "manifest.json").read_text())
     return [
-        (_explain if result["unique_id"].startswith("test.") else _explain_model)(
-            result, manifest, wh, landing
-        )
+        _explain(result, manifest, wh, landing, allow_external_links)
+        if result["unique_id"].startswith("test.")
+        else _explain_model(result, manifest, wh, landing)
         for result in failed
     ]
 
 
-def _explain(result: dict[str, Any], manifest: dict[str, Any], wh: Tables, landing: Path) -> str:
+def _explain(
+    result: dict[str, Any], manifest: dict[str, Any], wh: Tables, landing: Path, allow_external_links: bool
+) -> str:
     node = manifest["nodes"].get(result["unique_id"], {})
     name = node.get("name", result["unique_id"])
     metadata = node.get("test_metadata") or {}
     kwargs = metadata.get("kwargs") or {}
     tested = _model_of(node, manifest)
     parent = _ref(kwargs.get("to"))
-    parent_files = _snapshot_files(parent, manifest, landing)
+    parent_files = _snapshot_files(parent, manifest, landing, allow_external_links)
     meaning = MEANING.get(metadata.get("name", ""), "rows that break it").format(
         to=parent + (f" ({', '.join(parent_files)})" if parent_files else "")
     )
@@ -143,7 +148,9 @@ def _ref(to: str | None) -> str:
     return to.split("'")[1] if "'" in to else to
 
 
-def _snapshot_files(model: str, manifest: dict[str, Any], landing: Path) -> list[str]:
+def _snapshot_files(
+    model: str, manifest: dict[str, Any], landing: Path, allow_external_links: bool
+) -> list[str]:
     """The reference snapshot files the model ``model`` is built from (none for a model of monthly sources)."""
     node = next((n for n in manifest["nodes"].values() if n.get("name") == model), None)
     if node is None:
@@ -152,7 +159,8 @@ def _snapshot_files(model: str, manifest: dict[str, Any], landing: Path) -> list
     for name in _raw_sources(node, manifest):
         if BY_NAME[name].kind != "monthly":
             try:
-                files.append(str(find_file(landing, BY_NAME[name]).relative_to(landing)))
+                found = find_file(landing, BY_NAME[name], None, allow_external_links)
+                files.append(str(found.relative_to(landing)))
             except LandingError:
                 files.append(f"reference/{name}.csv")
     return files

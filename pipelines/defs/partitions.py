@@ -7,12 +7,14 @@ loaded. Their bounds are configuration, never the landing zone (a stray landing 
 location): ``CPROF_FIRST_MONTH`` / ``CPROF_LAST_MONTH`` when set, else the span recorded in the data directory
 from its landing zone (pipelines/landing/history.py: from the first month landed; to the newest one for a
 historic landing zone such as the demo, else to the last complete month, as time goes by), else 2020-01 to the
-last complete month. Reload the code location (restart ``make dev``) after the recorded span moves.
+last complete month. They are built with the definitions, from their :class:`Settings`
+(:func:`partitions_of`, in pipelines/definitions.py's ``build_definitions``), and handed to the factories of the
+assets, checks and sensor: nothing here reads the environment or the data directory at import. Reload the code
+location (restart ``make dev``) after the recorded span moves.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +77,18 @@ def shift_month(month_start: date, months: int) -> date:
     """The first day of the month ``months`` after (before, if negative) the month of ``month_start``."""
     index = month_start.year * 12 + month_start.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
+
+
+def contiguous(months: list[str]) -> list[list[str]]:
+    """Sorted months split into runs of consecutive months."""
+    groups: list[list[str]] = []
+    for month in sorted(months):
+        previous = f"{shift_month(date.fromisoformat(f'{month}-01'), -1):%Y-%m}"
+        if groups and groups[-1][-1] == previous:
+            groups[-1].append(month)
+        else:
+            groups.append([month])
+    return groups
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:
@@ -213,8 +227,3 @@ def refresh_window(context, reach_months: int | None, warehouse) -> RefreshWindo
     if reach_months is None:
         return RefreshWindow(first, None)
     return RefreshWindow(first, shift_month(date.fromisoformat(f"{widened.last}-01"), reach_months))
-
-
-# Fixed when the assets are defined, at import: from the process's environment (cprof puts its data directory
-# there before importing the definitions).
-monthly_partitions = partitions_of(Settings.from_environ(os.environ))

@@ -82,6 +82,7 @@ class DataDir(ConfigurableResource):
 
     path: str
     first_month: str | None = Settings.first_month
+    allow_external_links: bool = Settings.allow_external_links
     landing_quiet_seconds: float = Settings.landing_quiet_seconds
     max_row_drop: float = Settings.max_row_drop
     retry_backoff_seconds: float = Settings.retry_backoff_seconds
@@ -101,7 +102,7 @@ class DataDir(ConfigurableResource):
         load then reads only the file inventoried."""
         if self._inventory is None or self._inventory[0] != run_id:
             landing = self.paths.landing
-            files = run_files(landing, months)
+            files = run_files(landing, months, self.allow_external_links)
             self._inventory = (run_id, take_inventory(files, self.landing_quiet_seconds, say=say))
         return self._inventory[1]
 
@@ -151,6 +152,7 @@ def resources_for(settings: Settings, defer_docs: bool = False) -> dict[str, obj
         "data_dir": DataDir(
             path=str(settings.data_dir),
             first_month=settings.first_month,
+            allow_external_links=settings.allow_external_links,
             landing_quiet_seconds=settings.landing_quiet_seconds,
             max_row_drop=settings.max_row_drop,
             retry_backoff_seconds=settings.retry_backoff_seconds,

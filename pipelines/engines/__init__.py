@@ -58,9 +58,9 @@ class Runtime(Protocol):
         """Months promoted to ``raw`` by a run that did not publish them (None: unknown, a writer holds it)."""
         ...
 
-    def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
+    def unchanged_snapshots(self, landing: Path, allow_external_links: bool = False) -> dict[str, datetime]:
         """Reference snapshots whose landing file is the one already validated and promoted, and when that file
-        was loaded and validated."""
+        was loaded and validated (``allow_external_links``: the setting)."""
         ...
 
     def clear_awaiting_publication(self, first: date, last: date) -> int:

@@ -193,12 +193,14 @@ class Intake(ABC):
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
         max_row_drop: float = Settings.max_row_drop,
+        allow_external_links: bool = Settings.allow_external_links,
     ) -> LoadResult:
         """Parse a landing file exactly (pipelines.landing.parsing) into ``landed.<source>``, replacing that
         month (or the snapshot); a file that does not parse raises LandingError and changes nothing. Only the
         file ``expected`` (as the run's inventory found it) is loaded: one that changed before or while it was
         parsed raises LandingError naming it; so does a month with far fewer rows than its promoted load
-        (``max_row_drop``, the setting) unless ``accept_row_drop``."""
+        (``max_row_drop``, the setting) unless ``accept_row_drop``. A landing file linked from outside the data
+        directory is refused unless ``allow_external_links`` (the setting)."""
 
     @abstractmethod
     def validation_frame(

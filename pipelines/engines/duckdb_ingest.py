@@ -288,7 +288,9 @@ def promoted_snapshot(con: duckdb.DuckDBPyConnection, source_name: str, sha256: 
     return None if row is None else int(row[0])
 
 
-def unchanged_snapshots(warehouse: Path, landing: Path) -> dict[str, datetime]:
+def unchanged_snapshots(
+    warehouse: Path, landing: Path, allow_external_links: bool = Settings.allow_external_links
+) -> dict[str, datetime]:
     """The reference snapshots whose landing file is the one already validated and promoted, each with when that
     file was loaded (and validated, in the same run): read only, nothing when the warehouse or its record does
     not exist yet, or another process is writing it."""
@@ -296,12 +298,14 @@ def unchanged_snapshots(warehouse: Path, landing: Path) -> dict[str, datetime]:
         return {}
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            return promoted_snapshots_loaded_at(con, landing)
+            return promoted_snapshots_loaded_at(con, landing, allow_external_links)
     except duckdb.Error:  # no record yet (read only: no tables made), or another connection holds the file
         return {}
 
 
-def promoted_snapshots_loaded_at(con: duckdb.DuckDBPyConnection, landing: Path) -> dict[str, datetime]:
+def promoted_snapshots_loaded_at(
+    con: duckdb.DuckDBPyConnection, landing: Path, allow_external_links: bool = Settings.allow_external_links
+) -> dict[str, datetime]:
     """The snapshots whose landing file has the checksum of the one promoted, and when that file was loaded.
     A snapshot is validated in the run that loads it, and an unchanged file is not loaded again, so this is when
     it was last validated."""
@@ -309,7 +313,12 @@ def promoted_snapshots_loaded_at(con: duckdb.DuckDBPyConnection, landing: Path) 
     for source in SNAPSHOTS:
         row = con.execute(
             f"select loaded_at from {SNAPSHOT_FILES} where source = ? and sha256 = ? and promoted_at is not null",
-            [source.name, ABSENT if is_absent(landing, source) else file_sha256(find_file(landing, source))],
+            [
+                source.name,
+                ABSENT
+                if is_absent(landing, source)
+                else file_sha256(find_file(landing, source, None, allow_external_links)),
+            ],
         ).fetchone()
         if row is not None:
             found[source.name] = row[0]
@@ -440,6 +449,7 @@ def load(
     expected: FileStamp | None = None,
     accept_row_drop: bool = False,
     max_row_drop: float = Settings.max_row_drop,
+    allow_external_links: bool = Settings.allow_external_links,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted
     to ``raw``): a month of a monthly source, or a whole snapshot. With ``skip_unchanged``, a snapshot file
@@ -456,11 +466,11 @@ def load(
             f"{'a month is required' if month is None else 'it has no months'}"
         )
     period = month_start(month) if month else None
-    if expected is None and is_absent(
-        landing, source
-    ):  # inventoried present and gone since: file_to_load says
+    # an optional snapshot without a file loads as no rows (one the run inventoried and that is gone since is
+    # not absent but changed: file_to_load says so)
+    if expected is None and is_absent(landing, source):
         return _load_absent(con, landing, source, skip_unchanged)
-    file = file_to_load(landing, source, month, expected)
+    file = file_to_load(landing, source, month, expected, allow_external_links)
     path = file.path
     stored, present = None, None
     if path.suffix == ".csv":

@@ -165,9 +165,18 @@ class DuckDBWarehouse(Warehouse):
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
         max_row_drop: float = Settings.max_row_drop,
+        allow_external_links: bool = Settings.allow_external_links,
     ) -> LoadResult:
         return duckdb_ingest.load(
-            self.con, landing, source, month, reuse_unchanged, expected, accept_row_drop, max_row_drop
+            self.con,
+            landing,
+            source,
+            month,
+            reuse_unchanged,
+            expected,
+            accept_row_drop,
+            max_row_drop,
+            allow_external_links,
         )
 
     def validation_frame(
@@ -271,8 +280,10 @@ class DuckDBRuntime:
     def months_awaiting_publication(self) -> list[str] | None:
         return duckdb_ingest.months_awaiting_publication(self.database)
 
-    def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
-        return duckdb_ingest.unchanged_snapshots(self.database, landing)
+    def unchanged_snapshots(
+        self, landing: Path, allow_external_links: bool = Settings.allow_external_links
+    ) -> dict[str, datetime]:
+        return duckdb_ingest.unchanged_snapshots(self.database, landing, allow_external_links)
 
     def clear_awaiting_publication(self, first: date, last: date) -> int:
         return duckdb_ingest.clear_awaiting_publication(self.database, first, last)

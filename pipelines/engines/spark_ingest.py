@@ -358,12 +358,14 @@ def months_awaiting_publication(paths: Paths) -> list[str] | None:
     return duckdb_ingest.months_awaiting_publication(control_path(paths))
 
 
-def unchanged_snapshots(paths: Paths, landing: Path) -> dict[str, datetime]:
+def unchanged_snapshots(
+    paths: Paths, landing: Path, allow_external_links: bool = Settings.allow_external_links
+) -> dict[str, datetime]:
     """The reference snapshots whose landing file is the one already validated and promoted to Spark's ``raw``
     (by checksum), each with when that file was loaded and validated. Reads the control file only (no Spark):
     nothing when there is no record yet or another process is writing it."""
     # the control file keeps DuckDB's record
-    return duckdb_ingest.unchanged_snapshots(control_path(paths), landing)
+    return duckdb_ingest.unchanged_snapshots(control_path(paths), landing, allow_external_links)
 
 
 def clear_awaiting_publication(paths: Paths, first: date, last: date) -> int:
@@ -569,6 +571,7 @@ def load(
     expected: FileStamp | None = None,
     accept_row_drop: bool = False,
     max_row_drop: float = Settings.max_row_drop,
+    allow_external_links: bool = Settings.allow_external_links,
 ) -> LoadResult:
     """Load one landing file into ``landed.<source>`` (quarantine, until its suite passes and it is promoted to
     ``raw``): a month of a monthly source (its ``_period`` partition replaced), or a whole snapshot. Every value is
@@ -591,11 +594,11 @@ def load(
         )
     control = control or _control_of(spark)
     period = month_start(month) if month else None
-    if expected is None and is_absent(
-        landing, source
-    ):  # inventoried present and gone since: file_to_load says
+    # an optional snapshot without a file loads as no rows (one the run inventoried and that is gone since is
+    # not absent but changed: file_to_load says so)
+    if expected is None and is_absent(landing, source):
         return _load_absent(spark, landing, source, skip_unchanged, control)
-    file = file_to_load(landing, source, month, expected)
+    file = file_to_load(landing, source, month, expected, allow_external_links)
     path = file.path
     if path.suffix == ".csv":
         kinds = _kinds(source, check_csv_header(path, source))

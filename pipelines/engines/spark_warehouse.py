@@ -257,10 +257,12 @@ class SparkRuntime:
 
         return spark_ingest.months_awaiting_publication(self.paths)
 
-    def unchanged_snapshots(self, landing: Path) -> dict[str, datetime]:
+    def unchanged_snapshots(
+        self, landing: Path, allow_external_links: bool = Settings.allow_external_links
+    ) -> dict[str, datetime]:
         from pipelines.engines import spark_ingest
 
-        return spark_ingest.unchanged_snapshots(self.paths, landing)
+        return spark_ingest.unchanged_snapshots(self.paths, landing, allow_external_links)
 
     def clear_awaiting_publication(self, first: date, last: date) -> int:
         from pipelines.engines import spark_ingest
@@ -504,6 +506,7 @@ class SparkWarehouse(Warehouse):
         expected: FileStamp | None = None,
         accept_row_drop: bool = False,
         max_row_drop: float = Settings.max_row_drop,
+        allow_external_links: bool = Settings.allow_external_links,
     ) -> LoadResult:
         from pipelines.engines import spark_ingest
 
@@ -516,6 +519,7 @@ class SparkWarehouse(Warehouse):
             expected=expected,
             accept_row_drop=accept_row_drop,
             max_row_drop=max_row_drop,
+            allow_external_links=allow_external_links,
         )
 
     def validation_frame(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pipelines.landing.inventory import find_file
+from pipelines.landing.inventory import NO_EXTERNAL_LINKS, find_file
 from pipelines.landing.sources import BY_NAME, MONTHLY
 from pipelines.landing.structure import LandingError
 
@@ -55,13 +55,13 @@ def month_of(period: date) -> str:
     return f"{period:%Y-%m}"
 
 
-def landing_files(landing: Path) -> Callable[[str, str], str]:
+def landing_files(landing: Path, allow_external_links: bool = NO_EXTERNAL_LINKS) -> Callable[[str, str], str]:
     """``file_of(source, month)``: the month's landing file of the source, as a path under ``landing`` (its CSV
-    name when there is none)."""
+    name when there is none, or it is refused: ``allow_external_links``, the setting)."""
 
     def file_of(source: str, month: str) -> str:
         try:
-            return str(find_file(landing, BY_NAME[source], month).relative_to(landing))
+            return str(find_file(landing, BY_NAME[source], month, allow_external_links).relative_to(landing))
         except LandingError:
             return f"{source}/{month}.csv"
 
@@ -141,7 +141,7 @@ class WholeMonths:
             return Holdup(month, self.in_raw(month), [], waits_for=self.holdup(before[0]))
         return Holdup(month, self.in_raw(month), [], waits_for=None)
 
-    def unpublished(self) -> list[Holdup]:
+    def held(self) -> list[Holdup]:
         """Every month whose latest loads ``raw`` does not show: what a publication leaves out or shows as last
         released."""
         return self.holdups(sorted(self.by_month))

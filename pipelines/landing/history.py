@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pipelines.landing.inventory import MONTH_RE, landing_inventory
+from pipelines.landing.inventory import MONTH_RE, NO_EXTERNAL_LINKS, landing_inventory
 from pipelines.lib.settings import SettingError
 
 DEFAULT_FIRST_MONTH = "2020-01"
@@ -114,10 +114,13 @@ def write_history(data_dir: Path, history: History) -> bool:
     return True
 
 
-def record_landing_history(data_dir: Path, today: date | None = None) -> History | None:
+def record_landing_history(
+    data_dir: Path, today: date | None = None, allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> History | None:
     """Record the span of the landing zone of ``data_dir`` (its well-named month files: a misnamed file is for
-    the run or the sensor to report, not a reason to record nothing), and return it; None without months."""
-    landed = landing_inventory(data_dir / "landing").months
+    the run or the sensor to report, not a reason to record nothing), and return it; None without months.
+    ``allow_external_links``: the setting (a month file linked from elsewhere counts when it allows it)."""
+    landed = landing_inventory(data_dir / "landing", allow_external_links).months
     history = history_of(landed, today or date.today())
     if history is not None:
         write_history(data_dir, history)

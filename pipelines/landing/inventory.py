@@ -8,7 +8,9 @@ landing zone ignores) and renamed into place, so it appears complete at once (do
 a run takes its inventory before it loads anything, waiting for files modified in the last
 ``CPROF_LANDING_QUIET_SECONDS`` to stay unchanged that long (a file still being written fails the run, named),
 and every load checks the file it parsed is the one inventoried (the engines' ``load``). A symbolic link whose
-target leaves the data directory is refused unless ``CPROF_ALLOW_EXTERNAL_LINKS`` is set.
+target leaves the data directory is refused unless the setting allow_external_links (``CPROF_ALLOW_EXTERNAL_LINKS``)
+says otherwise: every function here that finds a landing file takes it (``allow_external_links``; False, the
+spec's rule, when not given).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS, Source
 from pipelines.landing.structure import LandingError
-from pipelines.lib.settings import FLAG, Settings, flag, setting
+from pipelines.lib.settings import Settings
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -35,13 +37,13 @@ def month_start(label: str) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
-ALLOW_EXTERNAL_LINKS = setting("CPROF_ALLOW_EXTERNAL_LINKS", flag, FLAG, False)
+NO_EXTERNAL_LINKS = Settings.allow_external_links  # the spec's rule, unless the setting says otherwise
 
 
-def link_problem(path: Path, landing: Path) -> str | None:
+def link_problem(path: Path, landing: Path, allow_external_links: bool = NO_EXTERNAL_LINKS) -> str | None:
     """What is wrong with ``path`` (a folder or file of the landing zone) being a symbolic link, or None: a link
     whose target is outside the data directory (the landing zone's parent) is refused unless
-    ``CPROF_ALLOW_EXTERNAL_LINKS`` is set, so a link cannot make a run read, and an error quote, a file from
+    ``allow_external_links`` (the setting), so a link cannot make a run read, and an error quote, a file from
     anywhere on the machine; a link to nothing is refused always. Only the target's path is said, never its
     content."""
     if not path.is_symlink():
@@ -50,23 +52,25 @@ def link_problem(path: Path, landing: Path) -> str | None:
     if not target.exists():
         return f"a symbolic link to {target}, which does not exist; put the file itself here"
     inside = (landing.parent.resolve(), landing.resolve())
-    if ALLOW_EXTERNAL_LINKS.get() or any(target.is_relative_to(root) for root in inside):
+    if allow_external_links or any(target.is_relative_to(root) for root in inside):
         return None
     return (
         f"a symbolic link to {target}, outside the data directory {landing.parent}: landing files are copied "
-        f"into the landing zone, not linked from elsewhere (set {ALLOW_EXTERNAL_LINKS.name}=1 to accept such links)"
+        f"into the landing zone, not linked from elsewhere (set {Settings.variable('allow_external_links')}=1 to accept such links)"
     )
 
 
-def _refuse_links(landing: Path, path: Path) -> None:
+def _refuse_links(landing: Path, path: Path, allow_external_links: bool) -> None:
     """Raise LandingError for a refused link on the way from the landing zone to ``path`` (its folder, itself)."""
     for part in (path.parent, path):
-        problem = link_problem(part, landing)
+        problem = link_problem(part, landing, allow_external_links)
         if problem:
             raise LandingError(part, problem)
 
 
-def find_file(landing: Path, source: Source, month: str | None = None) -> Path:
+def find_file(
+    landing: Path, source: Source, month: str | None = None, allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> Path:
     """The landing file of ``source`` (for ``month`` if monthly); CSV or Parquet. A refused symbolic link (see
     :func:`link_problem`) raises LandingError naming it."""
     folder, stem = (
@@ -75,7 +79,7 @@ def find_file(landing: Path, source: Source, month: str | None = None) -> Path:
     candidates = [folder / f"{stem}{ext}" for ext in EXTENSIONS]
     for candidate in candidates:
         if candidate.is_symlink() or folder.is_symlink():
-            _refuse_links(landing, candidate)
+            _refuse_links(landing, candidate, allow_external_links)
     found = [p for p in candidates if p.is_file()]
     if not found:
         raise LandingError(
@@ -103,12 +107,14 @@ def is_absent(landing: Path, source: Source) -> bool:
     )
 
 
-def landing_path(landing: Path, source: Source, month: str | None = None) -> Path:
+def landing_path(
+    landing: Path, source: Source, month: str | None = None, allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> Path:
     """The file of ``source`` (find_file), or, for a snapshot that may be absent and is, the path its CSV would
     have: what a load, a check or a message names."""
     if is_absent(landing, source):
         return landing / "reference" / f"{source.name}{EXTENSIONS[0]}"
-    return find_file(landing, source, month)
+    return find_file(landing, source, month, allow_external_links)
 
 
 # Files a person's tools leave beside the data: ignored (and listed), never loaded. Hidden files include macOS's
@@ -158,7 +164,7 @@ def _name_problem(path: Path, stems: tuple[str, ...] | None) -> str | None:
     return None
 
 
-def landing_inventory(landing: Path) -> LandingInventory:
+def landing_inventory(landing: Path, allow_external_links: bool = NO_EXTERNAL_LINKS) -> LandingInventory:
     """Every file of the landing zone accounted for: months found, files ignored, files that break the spec."""
     months: set[str] = set()
     ignored: list[Path] = []
@@ -173,16 +179,16 @@ def landing_inventory(landing: Path) -> LandingInventory:
             problems.append(
                 (entry, f"not part of the landing zone: it holds only the folders {', '.join(folders)}")
             )
-        elif problem := link_problem(entry, landing):
+        elif problem := link_problem(entry, landing, allow_external_links):
             problems.append((entry, problem))
     for folder, stems in folders.items():
-        if not (landing / folder).is_dir() or link_problem(landing / folder, landing):
+        if not (landing / folder).is_dir() or link_problem(landing / folder, landing, allow_external_links):
             continue
         for path in sorted((landing / folder).iterdir()):
             if ignorable(path.name):
                 ignored.append(path)
                 continue
-            problem = link_problem(path, landing) or _name_problem(path, stems)
+            problem = link_problem(path, landing, allow_external_links) or _name_problem(path, stems)
             if problem:
                 problems.append((path, problem))
             elif stems is None:
@@ -190,22 +196,24 @@ def landing_inventory(landing: Path) -> LandingInventory:
     return LandingInventory(sorted(months), ignored, problems)
 
 
-def months_in_landing(landing: Path) -> list[str]:
+def months_in_landing(landing: Path, allow_external_links: bool = NO_EXTERNAL_LINKS) -> list[str]:
     """Every month for which any monthly source has a file, sorted. A file whose name is not a month of the
     expected form, or whose extension the spec does not accept, raises LandingError naming it."""
-    inventory = landing_inventory(landing)
+    inventory = landing_inventory(landing, allow_external_links)
     inventory.raise_problems()
     return inventory.months
 
 
-def history_start(landing: Path, first_month: str | None) -> str | None:
+def history_start(
+    landing: Path, first_month: str | None, allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> str | None:
     """The start of history: the declared one, ``first_month`` (the setting; YYYY-MM), when set, else the first
     month in the landing zone (None without one). The Dagster partitions begin there (pipelines/defs/partitions.py)
     and a return of a line ordered before it is a pre-history return (data_checks/suites.py). Moving it earlier
     and loading the older months is a backward backfill."""
     if first_month:
         return first_month
-    months = months_in_landing(landing)
+    months = months_in_landing(landing, allow_external_links)
     return months[0] if months else None
 
 
@@ -311,11 +319,17 @@ def row_drop_error(
     )
 
 
-def file_to_load(landing: Path, source: Source, month: str | None, expected: FileStamp | None) -> FileStamp:
+def file_to_load(
+    landing: Path,
+    source: Source,
+    month: str | None,
+    expected: FileStamp | None,
+    allow_external_links: bool = NO_EXTERNAL_LINKS,
+) -> FileStamp:
     """The file a load reads: the one the run inventoried (``expected``), checked to be still that file, or,
     without an inventory, the file as it is now. LandingError when it changed, or moved (a CSV replaced by a
     Parquet file). The load checks it once more after parsing it (:func:`verify_unchanged`)."""
-    path = find_file(landing, source, month)
+    path = find_file(landing, source, month, allow_external_links)
     if expected is None:
         return stamp(path)
     if path != expected.path:
@@ -327,14 +341,16 @@ def file_to_load(landing: Path, source: Source, month: str | None, expected: Fil
 FileKey = tuple[str, str | None]  # (source, month; None for a snapshot)
 
 
-def run_files(landing: Path, months: Iterable[str]) -> dict[FileKey, Path]:
+def run_files(
+    landing: Path, months: Iterable[str], allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> dict[FileKey, Path]:
     """Every landing file a run of ``months`` reads: the reference snapshots, and each monthly source's file of
     each month. A file that is missing or refused is left out: its own load fails, naming it."""
     keys = [(source, None) for source in SNAPSHOTS] + [(s, label) for label in months for s in MONTHLY]
     found = {}
     for source, label in keys:
         try:
-            found[source.name, label] = find_file(landing, source, label)
+            found[source.name, label] = find_file(landing, source, label, allow_external_links)
         except LandingError:
             continue
     return found

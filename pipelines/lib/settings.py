@@ -11,8 +11,6 @@ target, ``CPROF_ALERT_*`` for a notifier, the Spark Thrift endpoint) are not set
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -31,18 +29,18 @@ class SettingError(ValueError):
 @dataclass(frozen=True)
 class Setting:
     """An environment variable: ``parse`` turns its text into the value (raising ValueError when it cannot),
-    ``expected`` says what it must be, ``default`` is the value when it is unset or empty."""
+    ``expected`` says what it must be."""
 
     name: str
     parse: Callable[[str], Any]
     expected: str
-    default: Any = None
     doc: str = ""
 
-    def get(self, environ: Mapping[str, str] | None = None) -> Any:
-        raw = (os.environ if environ is None else environ).get(self.name)
+    def get(self, environ: Mapping[str, str]) -> Any:
+        """The value ``environ`` gives, None when it is unset or empty (the field's default then)."""
+        raw = environ.get(self.name)
         if raw is None or not raw.strip():
-            return self.default
+            return None
         try:
             return self.parse(raw.strip())
         except ValueError:
@@ -51,7 +49,7 @@ class Setting:
 
 def _setting(name: str, parse: Callable[[str], Any], expected: str, doc: str) -> dict[str, Setting]:
     """The metadata of a field of :class:`Settings`: it is read from the variable ``name``."""
-    return {"setting": Setting(name, parse, expected, None, doc)}
+    return {"setting": Setting(name, parse, expected, doc)}
 
 
 # -- what a value may be ------------------------------------------------------------------------------------
@@ -255,6 +253,15 @@ class Settings:
             "the largest fall in a month's rows, against its promoted load, a reload may have unconfirmed (1: off)",
         ),
     )
+    allow_external_links: bool = field(
+        default=False,
+        metadata=_setting(
+            "CPROF_ALLOW_EXTERNAL_LINKS",
+            flag,
+            FLAG,
+            "1 accepts symbolic links in the landing zone whose target is outside the data directory",
+        ),
+    )
     landing_quiet_seconds: float = field(
         default=5.0,
         metadata=_setting(
@@ -370,36 +377,3 @@ class Settings:
             self.variable("duckdb_memory_limit"): self.duckdb_memory_limit,
             self.variable("spark_driver_memory"): self.spark_driver_memory,
         }
-
-
-# A setting declared the old way, read from the environment where it is used: CPROF_ALLOW_EXTERNAL_LINKS
-# (pipelines/landing/inventory.py), read by every function that finds a landing file (to be passed to them); then
-# setting(), this list and the registry go too.
-_DECLARED: dict[str, Setting] = {}
-SETTING_MODULES = ("pipelines.landing.inventory",)
-
-
-def setting(name: str, parse: Callable[[str], Any], expected: str, default: Any = None) -> Setting:
-    """Declare a setting read where it is used (once per name) and return it."""
-    if name in _DECLARED:
-        raise ValueError(f"{name} is declared twice")
-    _DECLARED[name] = declared = Setting(name, parse, expected, default)
-    return declared
-
-
-def declared() -> dict[str, Setting]:
-    """Every setting, by variable: the fields of :class:`Settings` and those declared the old way."""
-    for module in SETTING_MODULES:
-        importlib.import_module(module)
-    return {**{s.name: s for s in Settings.declarations().values()}, **_DECLARED}
-
-
-def check_settings(environ: Mapping[str, str]) -> Settings:
-    """Read every setting of ``environ``: the first bad one raises SettingError (one line). Returns the
-    :class:`Settings`."""
-    settings = Settings.from_environ(environ)
-    for module in SETTING_MODULES:
-        importlib.import_module(module)
-    for declaration in _DECLARED.values():
-        declaration.get(environ)
-    return settings

@@ -15,7 +15,9 @@ PUBLISHED_SCHEMA = "marts"
 
 def _doc(node: dict) -> TableDoc:
     columns = {name: " ".join((c.get("description") or "").split()) for name, c in node["columns"].items()}
-    return TableDoc(" ".join((node.get("description") or "").split()), {k: v for k, v in columns.items() if v})
+    return TableDoc(
+        " ".join((node.get("description") or "").split()), {k: v for k, v in columns.items() if v}
+    )
 
 
 def published_docs(manifest: Path) -> dict[str, TableDoc]:

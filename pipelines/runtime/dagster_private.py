@@ -12,6 +12,12 @@ and the UI's Overview timeline leaves out such a run; no public API creates a ru
 (cprof's progress lines, validator and console are in this one). So the run is created as ``execute_job`` creates it
 plus the workspace's origin, and executed by the function ``execute_job`` calls.
 
+**The instance of a directory, without ``$DAGSTER_HOME``** (``instance_of``). ``DagsterInstance.get()`` reads the
+directory from the environment only, and cprof does not write its own environment (it may run against any data
+directory, and tests run many in one process); ``DagsterInstance.from_config(directory)`` is what ``get()`` calls with
+it, but Dagster lists it among its internal methods (``DagsterInstance.local_temp(directory)`` builds the same today,
+but it is documented as a temporary instance).
+
 **Types Dagster's public API hands us but does not export**: the run launcher's health check result
 (``CheckRunHealthResult``, ``WorkerStatus``: the run-monitoring hook of ``DefaultRunLauncher``), an engine event's
 data (``EngineEventData``: what an executor yields to say something in the run's log), and the kind of an
@@ -104,6 +110,7 @@ __all__ = [
     "WorkerStatus",
     "create_workspace_run",
     "execute_created_run",
+    "instance_of",
     "workspace_origins",
 ]
 
@@ -139,6 +146,14 @@ def create_workspace_run(
         remote_job_origin=remote,
         job_code_origin=code,
     )
+
+
+def instance_of(dagster_home: Path) -> DagsterInstance:
+    """The persistent instance that ``dagster_home`` (its dagster.yaml) configures, as ``DagsterInstance.get()``
+    builds it when ``$DAGSTER_HOME`` names that directory, without the variable: the public getter reads only
+    the environment, and ``DagsterInstance.local_temp`` promises a temporary directory; ``from_config``, what
+    ``get()`` calls, is not in Dagster's public API."""
+    return DagsterInstance.from_config(str(dagster_home))
 
 
 def execute_created_run(
@@ -206,16 +221,14 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def config_type(cls):
-        return {"base_dir": Field(StringSource, is_required=False)}
+        # Given, never found from $DAGSTER_HOME: an instance is built from its directory without it (instance_of).
+        # dagster.yaml names Dagster's own place for it (pipelines.runtime.instance.event_log_dir), so an instance that
+        # used Dagster's storage keeps its history.
+        return {"base_dir": Field(StringSource, is_required=True)}
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> BatchingSqliteEventLogStorage:
-        """``base_dir`` defaults to where Dagster keeps its SQLite event logs, ``$DAGSTER_HOME/history/runs``,
-        so an instance that used Dagster's own storage keeps its history."""
-        base_dir = config_value.get("base_dir") or os.path.join(
-            os.environ["DAGSTER_HOME"], "history", "runs", ""
-        )
-        return cls(base_dir, inst_data=inst_data)
+        return cls(config_value["base_dir"], inst_data=inst_data)
 
     def store_asset_check_event(self, event: EventLogEntry, event_id: int | None) -> None:
         """Dagster's, then (see the module's docstring) a run's evaluation of a check for no partition given to the

@@ -8,6 +8,7 @@ the classes it names (pipelines/runtime/monitoring.py, pipelines/runtime/dagster
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -57,9 +58,19 @@ _EVENT_LOG_YAML = """event_log_storage:
   class: BatchingSqliteEventLogStorage
 """
 RUN_MONITORING_YAML = _RUN_MONITORING_YAML.format(module="pipelines.runtime.monitoring")
+# Dagster's SQLite event log, in <dagster_home>/history/runs where Dagster keeps it, storing the per-month
+# materializations of one asset in one transaction instead of two each (pipelines/runtime/dagster_private.py). Its
+# directory is written out: no process need have DAGSTER_HOME in its environment to open it (cprof builds the
+# instance from the directory), and a data directory moved or copied gets it rewritten (write_dagster_yaml).
+_EVENT_LOG_YAML = """event_log_storage:
+  module: {module}
+  class: BatchingSqliteEventLogStorage
+"""
+_EVENT_LOG_DIR_YAML = """  config:
+    base_dir: {base_dir}
+"""
 EVENT_LOG_YAML = _EVENT_LOG_YAML.format(module="pipelines.runtime.dagster_private")
 _BASE_YAML = _TELEMETRY_YAML + _NUX_YAML + _CONCURRENCY_YAML + RUN_MONITORING_YAML
-DAGSTER_YAML = _BASE_YAML + EVENT_LOG_YAML
 # What earlier versions wrote: such a file is brought up to date, a team's own settings are kept. The launcher
 # and the storage lived in other modules before (pipelines/defs/monitoring.py, defs/event_storage.py,
 # lib/dagster_private.py): a file naming them would stop the webserver, the daemon and cprof.
@@ -71,17 +82,43 @@ PREVIOUS_DAGSTER_YAMLS = (
     _TELEMETRY_YAML + _CONCURRENCY_YAML + _MONITORING_BEFORE,
     _BASE_BEFORE,
     _BASE_BEFORE + _EVENT_LOG_YAML.format(module="pipelines.defs.event_storage"),
+    # the event log's directory left to $DAGSTER_HOME
     _BASE_BEFORE + _EVENT_LOG_YAML.format(module="pipelines.lib.dagster_private"),
 )
 
 
+def event_log_dir(dagster_home: Path) -> Path:
+    """Where the instance of ``dagster_home`` keeps its SQLite event log (Dagster's own place for it)."""
+    return dagster_home / "history" / "runs"
+
+
+def dagster_yaml(dagster_home: Path) -> str:
+    """The instance configuration this project writes in ``dagster_home``."""
+    # A JSON string is a YAML double-quoted scalar: any path, quoted as it is.
+    return (
+        _BASE_YAML
+        + EVENT_LOG_YAML
+        + _EVENT_LOG_DIR_YAML.format(base_dir=json.dumps(str(event_log_dir(dagster_home))))
+    )
+
+
+def _written_by_this_project(text: str) -> bool:
+    """Whether ``text`` is a dagster.yaml this project wrote: an earlier version's, or this one's for any
+    directory (a data directory copied or moved), which differ in the event log's one line."""
+    if text in PREVIOUS_DAGSTER_YAMLS:
+        return True
+    head = dagster_yaml(Path("/")).rpartition("base_dir: ")[0] + "base_dir: "
+    return text.startswith(head) and text.endswith("\n") and "\n" not in text[len(head) : -1]
+
+
 def write_dagster_yaml(dagster_home: Path) -> Path:
     """Write ``dagster.yaml`` in ``dagster_home`` unless one is there (a team's own settings are kept; one that
-    an earlier version of this project wrote is updated)."""
+    this project wrote, an earlier version or for another directory, is brought up to date)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
-    if not config.exists() or config.read_text() in PREVIOUS_DAGSTER_YAMLS:
-        config.write_text(DAGSTER_YAML)
+    wanted = dagster_yaml(dagster_home)
+    if not config.exists() or (config.read_text() != wanted and _written_by_this_project(config.read_text())):
+        config.write_text(wanted)
     return config
 
 

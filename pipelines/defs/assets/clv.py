@@ -19,15 +19,17 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset_check,
     multi_asset,
 )
 
 from pipelines.defs.assets import NOTES
-from pipelines.defs.partitions import RefreshWindow, monthly_partitions, refresh_window, single_run
+from pipelines.defs.partitions import RefreshWindow, refresh_window, single_run
 from pipelines.defs.resources import ClvConfig, WarehouseResource
 from pipelines.domain.clv import BG_NBD_PARAMS, GAMMA_GAMMA_PARAMS, NotIdentified
 from pipelines.domain.clv_scoring import FITTED, Fit, holdout_calibration, score_month
@@ -103,91 +105,102 @@ def _declared(wh: Warehouse, table: str, columns: list[Column]) -> bool:
     return wh.columns(table) == [c.name for c in columns]
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            AssetKey(["marts", "customer_clv"]),
-            group_name="marts",
-            deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
-            kinds={"duckdb", "python"},
-            description="Per as-of month and customer: P(alive), expected orders over the horizon, expected "
-            "spend per order, revenue and profit CLV, and whether a customer of high past profit is "
-            "defection-prone. An order here is a purchase day (a day with at least one order): "
-            "expected_orders, expected_spend_per_order and cost_to_serve_per_order are all per purchase day, the "
-            "unit BG/NBD counts. Both models are fitted by maximum likelihood on each month's summary "
-            "(pipelines/domain/clv.py); a month whose models are not identified has fit_status not_fitted and "
-            "its model columns NULL (see marts/clv_fits).",
-        ),
-        AssetSpec(
-            AssetKey(["marts", "clv_fits"]),
-            group_name="marts",
-            deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
-            kinds={"duckdb", "python"},
-            description="Per as-of month: the BG/NBD and Gamma-Gamma fits behind customer_clv (parameters, "
-            "log-likelihoods, the population mean spend and its rule), or not_fitted and why.",
-        ),
-    ],
-    partitions_def=monthly_partitions,
-    backfill_policy=single_run,
-)
-def customer_clv(context: AssetExecutionContext, warehouse: WarehouseResource, clv: ClvConfig):
-    settings = clv.settings()
-    fits: list[Fit] = []
-    rows = 0
+def customer_clv(monthly: PartitionsDefinition) -> AssetsDefinition:
+    """marts/customer_clv and marts/clv_fits, on ``monthly`` (a multi-asset: its step is `customer_clv`)."""
 
-    def scored_frames(wh: Warehouse, periods):
-        # One month in memory at a time: the seam stages each frame before the months replace the mart's.
-        nonlocal rows
-        for period in periods:
-            scored, fit = score_month(_summary(wh, period), settings)
-            fits.append(fit)
-            rows += len(scored)
-            yield scored
-
-    # From the first of the run's months and those awaiting publication onwards (every later summary holds them).
-    rebuilt = refresh_window(context, None, warehouse)
-    with warehouse.session() as wh:
-        # a table missing, or written by an earlier version with other columns, is rebuilt whole
-        declared = _declared(wh, CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS) and _declared(wh, CLV_FITS, CLV_FITS_COLUMNS)
-        window = rebuilt if declared else RefreshWindow(None, None)
-        periods = wh.distinct(SUMMARY, "period", window.filters())
-        wh.replace_periods(CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS, scored_frames(wh, periods), window)
-        # After the mart: a failure between the two writes fails the run, and rerunning the range rewrites both.
-        wh.replace_periods(CLV_FITS, CLV_FITS_COLUMNS, [_fit_rows(fits)] if fits else [], window)
-    not_fitted = {str(fit.period)[:7]: fit.reason for fit in fits if fit.status != FITTED}
-    said = [
-        f"{month} published without model figures (fit_status not_fitted; its CLV metrics are not scored): "
-        f"{reason}"
-        for month, reason in not_fitted.items()
-    ]
-    for note in said:
-        context.log.warning(f"customer_clv: {note}")
-    fitted = [fit for fit in fits if fit.status == FITTED]
-    metadata = {
-        "months_scored": len(fits),
-        "months_fitted": len(fitted),
-        "first_month_scored": str(fits[0].period)[:7] if fits else "",
-        "dagster/row_count": MetadataValue.int(rows),
-        "months_not_fitted": MetadataValue.json(not_fitted),
-        NOTES: MetadataValue.json(said),
-        "horizon_months": settings.horizon_months,
-        "annual_discount_rate": settings.annual_discount_rate,
-        "p_alive_threshold": settings.p_alive_threshold,
-        # The two fits of every month, in seconds (the scoring after them not included).
-        "fit_seconds": MetadataValue.float(round(sum((fit.seconds for fit in fits), 0.0), 3)),
-    }
-    if fitted:
-        metadata["bg_nbd_last_month"] = MetadataValue.json(
-            {k: round(v, 6) for k, v in fitted[-1].bg_nbd.items()}
-        )
-        metadata["gamma_gamma_last_month"] = MetadataValue.json(
-            {k: round(v, 6) for k, v in fitted[-1].gamma_gamma.items()}
-        )
-    yield MaterializeResult(asset_key=AssetKey(["marts", "customer_clv"]), metadata=metadata)
-    yield MaterializeResult(
-        asset_key=AssetKey(["marts", "clv_fits"]),
-        metadata={"dagster/row_count": MetadataValue.int(len(fits)), "months_not_fitted": len(not_fitted)},
+    @multi_asset(
+        specs=[
+            AssetSpec(
+                AssetKey(["marts", "customer_clv"]),
+                group_name="marts",
+                deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
+                kinds={"duckdb", "python"},
+                description="Per as-of month and customer: P(alive), expected orders over the horizon, "
+                "expected spend per order, revenue and profit CLV, and whether a customer of high past profit is "
+                "defection-prone. An order here is a purchase day (a day with at least one order): "
+                "expected_orders, expected_spend_per_order and cost_to_serve_per_order are all per purchase day, "
+                "the unit BG/NBD counts. Both models are fitted by maximum likelihood on each month's summary "
+                "(pipelines/domain/clv.py); a month whose models are not identified has fit_status not_fitted "
+                "and its model columns NULL (see marts/clv_fits).",
+            ),
+            AssetSpec(
+                AssetKey(["marts", "clv_fits"]),
+                group_name="marts",
+                deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
+                kinds={"duckdb", "python"},
+                description="Per as-of month: the BG/NBD and Gamma-Gamma fits behind customer_clv (parameters, "
+                "log-likelihoods, the population mean spend and its rule), or not_fitted and why.",
+            ),
+        ],
+        partitions_def=monthly,
+        backfill_policy=single_run,
+        name="customer_clv",
     )
+    def _customer_clv(context: AssetExecutionContext, warehouse: WarehouseResource, clv: ClvConfig):
+        settings = clv.settings()
+        fits: list[Fit] = []
+        rows = 0
+
+        def scored_frames(wh: Warehouse, periods):
+            # One month in memory at a time: the seam stages each frame before the months replace the mart's.
+            nonlocal rows
+            for period in periods:
+                scored, fit = score_month(_summary(wh, period), settings)
+                fits.append(fit)
+                rows += len(scored)
+                yield scored
+
+        # From the first of the run's months and those awaiting publication onwards (every later summary holds them).
+        rebuilt = refresh_window(context, None, warehouse)
+        with warehouse.session() as wh:
+            # a table missing, or written by an earlier version with other columns, is rebuilt whole
+            declared = _declared(wh, CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS) and _declared(
+                wh, CLV_FITS, CLV_FITS_COLUMNS
+            )
+            window = rebuilt if declared else RefreshWindow(None, None)
+            periods = wh.distinct(SUMMARY, "period", window.filters())
+            wh.replace_periods(CUSTOMER_CLV, CUSTOMER_CLV_COLUMNS, scored_frames(wh, periods), window)
+            # After the mart: a failure between the two writes fails the run, and rerunning the range rewrites both.
+            wh.replace_periods(CLV_FITS, CLV_FITS_COLUMNS, [_fit_rows(fits)] if fits else [], window)
+        not_fitted = {str(fit.period)[:7]: fit.reason for fit in fits if fit.status != FITTED}
+        said = [
+            f"{month} published without model figures (fit_status not_fitted; its CLV metrics are not scored): "
+            f"{reason}"
+            for month, reason in not_fitted.items()
+        ]
+        for note in said:
+            context.log.warning(f"customer_clv: {note}")
+        fitted = [fit for fit in fits if fit.status == FITTED]
+        metadata = {
+            "months_scored": len(fits),
+            "months_fitted": len(fitted),
+            "first_month_scored": str(fits[0].period)[:7] if fits else "",
+            "dagster/row_count": MetadataValue.int(rows),
+            "months_not_fitted": MetadataValue.json(not_fitted),
+            NOTES: MetadataValue.json(said),
+            "horizon_months": settings.horizon_months,
+            "annual_discount_rate": settings.annual_discount_rate,
+            "p_alive_threshold": settings.p_alive_threshold,
+            # The two fits of every month, in seconds (the scoring after them not included).
+            "fit_seconds": MetadataValue.float(round(sum((fit.seconds for fit in fits), 0.0), 3)),
+        }
+        if fitted:
+            metadata["bg_nbd_last_month"] = MetadataValue.json(
+                {k: round(v, 6) for k, v in fitted[-1].bg_nbd.items()}
+            )
+            metadata["gamma_gamma_last_month"] = MetadataValue.json(
+                {k: round(v, 6) for k, v in fitted[-1].gamma_gamma.items()}
+            )
+        yield MaterializeResult(asset_key=AssetKey(["marts", "customer_clv"]), metadata=metadata)
+        yield MaterializeResult(
+            asset_key=AssetKey(["marts", "clv_fits"]),
+            metadata={
+                "dagster/row_count": MetadataValue.int(len(fits)),
+                "months_not_fitted": len(not_fitted),
+            },
+        )
+
+    return _customer_clv
 
 
 @asset_check(

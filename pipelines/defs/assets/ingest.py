@@ -16,12 +16,14 @@ import warnings
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset,
     asset_check,
 )
@@ -31,7 +33,6 @@ from data_checks.suites import REFERENCED, SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     evaluated_each_month,
-    monthly_partitions,
     months_of_run,
     partition_key,
     run_months,
@@ -59,8 +60,8 @@ def _months(context, source: Source) -> list[str | None]:
     return run_months(context) if source.kind == "monthly" else [None]
 
 
-def _partitions(source: Source):
-    return monthly_partitions if source.kind == "monthly" else None
+def _partitions(source: Source, monthly: PartitionsDefinition) -> PartitionsDefinition | None:
+    return monthly if source.kind == "monthly" else None
 
 
 def _policy(source: Source):
@@ -81,7 +82,7 @@ def _check_folder(data_dir: DataDir, source: Source) -> list[str]:
     """Fail on a file of the source's landing folder that breaks the spec (a misnamed month would never be
     loaded); return the hidden and editor files there, which are ignored."""
     folder = _folder(data_dir, source)
-    inventory = landing_inventory(data_dir.paths.landing)
+    inventory = landing_inventory(data_dir.paths.landing, data_dir.allow_external_links)
     in_folder = [(path, problem) for path, problem in inventory.problems if path.parent == folder]
     LandingInventory([], [], in_folder).raise_problems()
     return [str(path) for path in inventory.ignored if path.parent == folder]
@@ -125,13 +126,13 @@ def _materialized(
     return MaterializeResult()
 
 
-def _landed_asset(source: Source) -> AssetsDefinition:
+def _landed_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefinition:
     layout = f"{source.name}/<YYYY-MM>.csv" if source.kind == "monthly" else f"reference/{source.name}.csv"
 
     @asset(
         key=AssetKey(["landed", source.name]),
         group_name="ingest",
-        partitions_def=_partitions(source),
+        partitions_def=_partitions(source, monthly),
         backfill_policy=_policy(source),
         deps=[AssetKey(["raw", name]) for name in REFERENCED.get(source.name, ())],
         description=f"{source.description} Loaded from landing/{layout} into landed.{source.name} (quarantine).",
@@ -156,6 +157,7 @@ def _landed_asset(source: Source) -> AssetsDefinition:
                     expected=inventory.get((source.name, month)),
                     accept_row_drop=accepts_row_drop(tags, source.name, month),
                     max_row_drop=data_dir.max_row_drop,
+                    allow_external_links=data_dir.allow_external_links,
                 )
                 context.log.info(
                     f"{source.name} {month or 'snapshot'}: {result.rows} rows from {result.path}"
@@ -171,12 +173,12 @@ def _landed_asset(source: Source) -> AssetsDefinition:
     return _asset
 
 
-def _suite_check(source: Source):
+def _suite_check(source: Source, monthly: PartitionsDefinition) -> AssetChecksDefinition:
     @asset_check(
         asset=AssetKey(["landed", source.name]),
         name="gx_suite",
         blocking=True,
-        partitions_def=_partitions(source),
+        partitions_def=_partitions(source, monthly),
         description=f"Great Expectations suite landing.{source.name}: {SUITES[source.name].description}",
     )
     def _check(
@@ -197,9 +199,12 @@ def _suite_check(source: Source):
                     metadata={"source": source.name, "partition": "snapshot", "unchanged": True},
                 )
         validator = validator_for(paths.data_dir, checks.defer_docs)
-        start = history_start(paths.landing, data_dir.first_month)
+        links = data_dir.allow_external_links
+        start = history_start(paths.landing, data_dir.first_month, links)
         outcomes = []
-        files = {month: landing_path(paths.landing, source, month) for month in _months(context, source)}
+        files = {
+            month: landing_path(paths.landing, source, month, links) for month in _months(context, source)
+        }
         with warehouse.session() as wh:
             # Validated in month order, a few consecutive months in one validation (up to CPROF_GX_BATCH_ROWS
             # rows; a batch that fails is validated again month by month).
@@ -269,11 +274,11 @@ def _suite_check(source: Source):
     return _check
 
 
-def _raw_asset(source: Source) -> AssetsDefinition:
+def _raw_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefinition:
     @asset(
         key=AssetKey(["raw", source.name]),
         group_name="ingest",
-        partitions_def=_partitions(source),
+        partitions_def=_partitions(source, monthly),
         backfill_policy=_policy(source),
         deps=[AssetKey(["landed", source.name])],
         description=f"{source.description} Validated rows of landed.{source.name}, released to raw when "
@@ -285,7 +290,7 @@ def _raw_asset(source: Source) -> AssetsDefinition:
     def _asset(
         context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource
     ) -> MaterializeResult:
-        file_of = landing_files(data_dir.paths.landing)
+        file_of = landing_files(data_dir.paths.landing, data_dir.allow_external_links)
         with warehouse.session() as wh:
             if source.kind != "monthly":
                 return _release_snapshot(context, wh, source, data_dir)
@@ -330,7 +335,8 @@ def _release_snapshot(
         )
     release = wh.release_snapshot(source.name)
     landing = data_dir.paths.landing
-    said = release.sentence(str(landing_path(landing, source).relative_to(landing)))
+    found = landing_path(landing, source, None, data_dir.allow_external_links)
+    said = release.sentence(str(found.relative_to(landing)))
     metadata = {"rows": MetadataValue.int(release.rows), "dagster/row_count": MetadataValue.int(release.rows)}
     if said:
         context.log.warning(said)
@@ -338,10 +344,10 @@ def _release_snapshot(
     return MaterializeResult(metadata=metadata)
 
 
-def fail_unless_released(wh: Warehouse, months: list[str], landing) -> None:
+def fail_unless_released(wh: Warehouse, months: list[str], data_dir: DataDir) -> None:
     """Raise a Failure naming each of ``months`` that is held out of raw (not whole, or waiting for an earlier
     month that is not), its sources, files and what to do: no marts are built over a month that is not whole."""
-    file_of = landing_files(landing)
+    file_of = landing_files(data_dir.paths.landing, data_dir.allow_external_links)
     held = wh.whole_months().holdups(months)
     if not held:
         return
@@ -354,14 +360,22 @@ def fail_unless_released(wh: Warehouse, months: list[str], landing) -> None:
     )
 
 
-def unpublished_months(wh: Warehouse, landing) -> list[str]:
+def held_months(wh: Warehouse, data_dir: DataDir) -> list[str]:
     """In words, every month whose latest loads raw does not show (a failed suite, a load not validated, an
     earlier month not whole): what a publication leaves out, or shows as last released."""
-    file_of = landing_files(landing)
-    return [holdup.sentence(file_of) for holdup in wh.whole_months().unpublished()]
+    file_of = landing_files(data_dir.paths.landing, data_dir.allow_external_links)
+    return [holdup.sentence(file_of) for holdup in wh.whole_months().held()]
 
 
-ingest_assets: list[AssetsDefinition] = [
-    asset_def for source in SOURCES for asset_def in (_landed_asset(source), _raw_asset(source))
-]
-ingest_checks = [_suite_check(source) for source in SOURCES]
+def ingest_assets(monthly: PartitionsDefinition) -> list[AssetsDefinition]:
+    """``landed/<source>`` and ``raw/<source>`` of every landing source, the monthly ones on ``monthly``."""
+    return [
+        asset_def
+        for source in SOURCES
+        for asset_def in (_landed_asset(source, monthly), _raw_asset(source, monthly))
+    ]
+
+
+def ingest_checks(monthly: PartitionsDefinition) -> list[AssetChecksDefinition]:
+    """The blocking suite of every landing source, the monthly ones' on ``monthly``."""
+    return [_suite_check(source, monthly) for source in SOURCES]

@@ -15,17 +15,18 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset,
     asset_check,
 )
 
-from pipelines.defs.assets.ingest import unpublished_months
+from pipelines.defs.assets.ingest import held_months
 from pipelines.defs.dbt import ensure_manifest
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
-    monthly_partitions,
     refresh_range,
     shift_month,
     single_run,
@@ -66,65 +67,75 @@ PUBLISHED_DIMENSIONS = (
 PUBLISH_DEADLINE_DAY = 3
 PUBLISH_DEADLINE_HOUR = 9
 PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
+PUBLISHED_MARTS_KEY = AssetKey(["published", "marts"])
 
 
-@asset(
-    key=AssetKey(["published", "marts"]),
-    group_name="publish",
-    deps=[AssetKey(["marts", name]) for name in (*PUBLISHED_MARTS, *PUBLISHED_DIMENSIONS)],
-    partitions_def=monthly_partitions,
-    backfill_policy=single_run,
-    kinds={"duckdb", "parquet"},
-    description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
-    "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
-    "with the HTML report of it inside the release (report/index.html).",
-)
-def published_marts(
-    context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource, report: ReportConfig
-) -> MaterializeResult:
-    paths = data_dir.paths
-    # The run rebuilt its months and every month awaiting publication (pipelines.defs.partitions.refresh_range):
-    # only the periods from the first of them on can differ from the current publication.
-    refresh = refresh_range(context, warehouse)
-    full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
-    changed_from = None if full else month_start(refresh.first)
-    # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
-    # of this run's dbt build, else the project's.
-    manifest = paths.dbt_target / "manifest.json"
-    with warehouse.session() as wh:
-        held = unpublished_months(wh, paths.landing)
-        publication = publish(
-            wh,
-            paths.published,
-            run_id=context.run.run_id,
-            changed_from=changed_from,
-            docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
-            extras=lambda release: write_release_report(release, report.bounds),
-            memory_limit=warehouse.duckdb_memory_limit,
-        )
-    # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
-    # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
-    warehouse.runtime().clear_awaiting_publication(month_start(refresh.first), month_start(refresh.last))
-    page = report_path(publication.release)
-    context.log.info(f"published {len(publication.row_counts)} marts as {publication.release}; report {page}")
-    if refresh.also:
-        context.log.info(refresh.sentence())
-    for line in held:  # a month whose latest load did not pass is not in this publication, or is as before
-        context.log.warning(line)
-    return MaterializeResult(
-        metadata={
-            "release": MetadataValue.path(str(publication.release)),
-            "refreshed_months": f"{refresh.first} to {refresh.last}",
-            # the months awaiting publication it published, its own or not: the landing sensor counts them
-            # as published by this run (pipelines/defs/automation.py)
-            "restated_months": MetadataValue.json(list(refresh.awaiting)),
-            "held": MetadataValue.json(held),
-            "report": MetadataValue.path(str(page)),
-            "database": MetadataValue.path(str(publication.database)),
-            "row_counts": MetadataValue.json(publication.row_counts),
-            "checksums": MetadataValue.json(publication.checksums),
-        }
+def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
+    """published/marts, on ``monthly``."""
+
+    @asset(
+        key=PUBLISHED_MARTS_KEY,
+        group_name="publish",
+        deps=[AssetKey(["marts", name]) for name in (*PUBLISHED_MARTS, *PUBLISHED_DIMENSIONS)],
+        partitions_def=monthly,
+        backfill_policy=single_run,
+        kinds={"duckdb", "parquet"},
+        description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
+        "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
+        "with the HTML report of it inside the release (report/index.html).",
     )
+    def _published_marts(
+        context: AssetExecutionContext, data_dir: DataDir, warehouse: WarehouseResource, report: ReportConfig
+    ) -> MaterializeResult:
+        paths = data_dir.paths
+        # The run rebuilt its months and every month awaiting publication (pipelines.defs.partitions.refresh_range):
+        # only the periods from the first of them on can differ from the current publication.
+        refresh = refresh_range(context, warehouse)
+        full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
+        changed_from = None if full else month_start(refresh.first)
+        # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
+        # of this run's dbt build, else the project's.
+        manifest = paths.dbt_target / "manifest.json"
+        with warehouse.session() as wh:
+            held = held_months(wh, data_dir)
+            publication = publish(
+                wh,
+                paths.published,
+                run_id=context.run.run_id,
+                changed_from=changed_from,
+                docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
+                extras=lambda release: write_release_report(release, report.bounds),
+                memory_limit=warehouse.duckdb_memory_limit,
+            )
+        # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
+        # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
+        warehouse.runtime().clear_awaiting_publication(month_start(refresh.first), month_start(refresh.last))
+        page = report_path(publication.release)
+        context.log.info(
+            f"published {len(publication.row_counts)} marts as {publication.release}; report {page}"
+        )
+        if refresh.also:
+            context.log.info(refresh.sentence())
+        for (
+            line
+        ) in held:  # a month whose latest load did not pass is not in this publication, or is as before
+            context.log.warning(line)
+        return MaterializeResult(
+            metadata={
+                "release": MetadataValue.path(str(publication.release)),
+                "refreshed_months": f"{refresh.first} to {refresh.last}",
+                # the months awaiting publication it published, its own or not: the landing sensor counts them
+                # as published by this run (pipelines/defs/automation.py)
+                "restated_months": MetadataValue.json(list(refresh.awaiting)),
+                "held": MetadataValue.json(held),
+                "report": MetadataValue.path(str(page)),
+                "database": MetadataValue.path(str(publication.database)),
+                "row_counts": MetadataValue.json(publication.row_counts),
+                "checksums": MetadataValue.json(publication.checksums),
+            }
+        )
+
+    return _published_marts
 
 
 def due_month(now: datetime) -> date:
@@ -157,7 +168,7 @@ def publication_freshness(published: Path, now: datetime) -> tuple[bool, str, di
 
 
 @asset_check(
-    asset=published_marts,
+    asset=PUBLISHED_MARTS_KEY,
     name="published_on_time",
     # Blocking: a late publication fails the check's step after its evaluation is recorded, so the
     # check_freshness run fails and the run-failure sensor (pipelines/defs/alerts.py) tells someone.

@@ -22,11 +22,19 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    multi_asset,
+)
 
 from pipelines.defs.assets import NOTES
-from pipelines.defs.automation import contiguous
-from pipelines.defs.partitions import monthly_partitions, refresh_window, shift_month, single_run
+from pipelines.defs.partitions import contiguous, refresh_window, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
 from pipelines.engines.base import Column, Filter, Warehouse
@@ -146,82 +154,98 @@ def notes(unanswered: dict[str, list[str]], skipped: dict[str, str]) -> list[str
     return said + [f"{month} not derived: {reason}" for month, reason in sorted(skipped.items())]
 
 
-# A multi-asset of one asset: its step is named `satisfaction` (the phase of a run in pipelines/run.py).
-@multi_asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=single_run,
-    specs=[
-        AssetSpec(
-            DRIVERS,
-            group_name="marts",
-            deps=[*STAGING, HISTORY],
-            kinds={"duckdb", "python"},
-            description="Per month and survey attribute: derived importance (relative weights over the trailing "
-            "12 months, summing to 1), mean score over the same window, and the importance-performance quadrant.",
-        ),
-    ],
-)
-def satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
-    refresh = refresh_window(context, 11, warehouse)  # the run's months and those awaiting publication, + 11
-    with warehouse.session() as wh:
-        rebuilt = refresh.or_everything_if_missing(wh, DRIVERS_TABLE)
-        questions = list(
-            wh.read("staging.stg_survey__questions", ["question_id", "kind", "label"]).itertuples(index=False)
-        )
-        attributes = sorted(q for q, kind, _ in questions if kind == "attribute")
-        overall = next(q for q, kind, _ in questions if kind == "overall")
-        labels = {q: label for q, _, label in questions}
-        periods = wh.distinct(RESPONSES, "period", rebuilt.filters())
-        history = pd.to_datetime(pd.Series(wh.distinct(HISTORY_TABLE, "period"), dtype="object"))
-        answers = _answers(wh, periods[0], periods[-1], [overall, *attributes]) if periods else None
-        drivers, skipped, unanswered = [], {}, {}
-        for period in periods:
-            window = _window(answers, period)
-            answered = [q for q in attributes if q in window.columns]
-            if len(answered) < len(attributes):
-                unanswered[str(period)[:7]] = [q for q in attributes if q not in window.columns]
-            try:
-                if overall not in window.columns or not answered:
-                    raise ValueError("no answers to the overall question or to any attribute in the window")
-                weights, r_squared = relative_weights(window[answered].to_numpy(), window[overall].to_numpy())
-            except ValueError as exc:
-                skipped[str(period)[:7]] = str(exc)
-                continue
-            means = window[answered].mean().to_numpy()
-            held = int(
-                ((history > pd.Timestamp(shift_month(period, -12))) & (history <= pd.Timestamp(period))).sum()
-            )
-            for q, weight, mean, quadrant in zip(
-                answered, weights, means, ipa_quadrant(weights, means), strict=True
-            ):
-                drivers.append(
-                    (
-                        period,
-                        q,
-                        None if pd.isna(labels.get(q)) else labels.get(q),
-                        *_stable(weight, mean),
-                        quadrant,
-                        len(window),
-                        *_stable(r_squared),
-                        held,
-                        held == 12,
-                    )
-                )
-        frame = pd.DataFrame(drivers, columns=[c.name for c in DRIVERS_COLUMNS])
-        wh.replace_periods(DRIVERS_TABLE, DRIVERS_COLUMNS, [frame], rebuilt)
-    said = notes(unanswered, skipped)
-    for note in said:
-        context.log.warning(f"satisfaction_drivers: {note}")
-    latest = frame[frame.period == frame.period.max()] if len(frame) else frame
-    yield MaterializeResult(
-        asset_key=DRIVERS,
-        metadata={
-            "dagster/row_count": MetadataValue.int(len(frame)),
-            NOTES: MetadataValue.json(said),
-            "questions_without_answers": MetadataValue.json(unanswered),
-            "months_not_derived": MetadataValue.json(skipped),
-            "latest_weights": MetadataValue.json(
-                {r.question_id: round(r.importance_weight, 4) for r in latest.itertuples()}
+def satisfaction(monthly: PartitionsDefinition) -> AssetsDefinition:
+    """marts/satisfaction_drivers, on ``monthly``."""
+
+    # A multi-asset of one asset: its step is named `satisfaction` (the phase of a run in pipelines/run.py).
+    @multi_asset(
+        partitions_def=monthly,
+        backfill_policy=single_run,
+        name="satisfaction",
+        specs=[
+            AssetSpec(
+                DRIVERS,
+                group_name="marts",
+                deps=[*STAGING, HISTORY],
+                kinds={"duckdb", "python"},
+                description="Per month and survey attribute: derived importance (relative weights over the trailing "
+                "12 months, summing to 1), mean score over the same window, and the importance-performance quadrant.",
             ),
-        },
+        ],
     )
+    def _satisfaction(context: AssetExecutionContext, warehouse: WarehouseResource):
+        refresh = refresh_window(
+            context, 11, warehouse
+        )  # the run's months and those awaiting publication, + 11
+        with warehouse.session() as wh:
+            rebuilt = refresh.or_everything_if_missing(wh, DRIVERS_TABLE)
+            questions = list(
+                wh.read("staging.stg_survey__questions", ["question_id", "kind", "label"]).itertuples(
+                    index=False
+                )
+            )
+            attributes = sorted(q for q, kind, _ in questions if kind == "attribute")
+            overall = next(q for q, kind, _ in questions if kind == "overall")
+            labels = {q: label for q, _, label in questions}
+            periods = wh.distinct(RESPONSES, "period", rebuilt.filters())
+            history = pd.to_datetime(pd.Series(wh.distinct(HISTORY_TABLE, "period"), dtype="object"))
+            answers = _answers(wh, periods[0], periods[-1], [overall, *attributes]) if periods else None
+            drivers, skipped, unanswered = [], {}, {}
+            for period in periods:
+                window = _window(answers, period)
+                answered = [q for q in attributes if q in window.columns]
+                if len(answered) < len(attributes):
+                    unanswered[str(period)[:7]] = [q for q in attributes if q not in window.columns]
+                try:
+                    if overall not in window.columns or not answered:
+                        raise ValueError(
+                            "no answers to the overall question or to any attribute in the window"
+                        )
+                    weights, r_squared = relative_weights(
+                        window[answered].to_numpy(), window[overall].to_numpy()
+                    )
+                except ValueError as exc:
+                    skipped[str(period)[:7]] = str(exc)
+                    continue
+                means = window[answered].mean().to_numpy()
+                held = int(
+                    (
+                        (history > pd.Timestamp(shift_month(period, -12))) & (history <= pd.Timestamp(period))
+                    ).sum()
+                )
+                for q, weight, mean, quadrant in zip(
+                    answered, weights, means, ipa_quadrant(weights, means), strict=True
+                ):
+                    drivers.append(
+                        (
+                            period,
+                            q,
+                            None if pd.isna(labels.get(q)) else labels.get(q),
+                            *_stable(weight, mean),
+                            quadrant,
+                            len(window),
+                            *_stable(r_squared),
+                            held,
+                            held == 12,
+                        )
+                    )
+            frame = pd.DataFrame(drivers, columns=[c.name for c in DRIVERS_COLUMNS])
+            wh.replace_periods(DRIVERS_TABLE, DRIVERS_COLUMNS, [frame], rebuilt)
+        said = notes(unanswered, skipped)
+        for note in said:
+            context.log.warning(f"satisfaction_drivers: {note}")
+        latest = frame[frame.period == frame.period.max()] if len(frame) else frame
+        yield MaterializeResult(
+            asset_key=DRIVERS,
+            metadata={
+                "dagster/row_count": MetadataValue.int(len(frame)),
+                NOTES: MetadataValue.json(said),
+                "questions_without_answers": MetadataValue.json(unanswered),
+                "months_not_derived": MetadataValue.json(skipped),
+                "latest_weights": MetadataValue.json(
+                    {r.question_id: round(r.importance_weight, 4) for r in latest.itertuples()}
+                ),
+            },
+        )
+
+    return _satisfaction

@@ -14,7 +14,15 @@ every model whole (``dbt build --full-refresh``), as needed after a change of th
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, Failure, MetadataValue, Output
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+)
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.assets.ingest import fail_unless_released
@@ -24,7 +32,6 @@ from pipelines.defs.explain import readable
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     RefreshRange,
-    monthly_partitions,
     partition_key,
     refresh_range,
     run_months,
@@ -70,33 +77,43 @@ def dbt_period_environment(refresh: RefreshRange) -> dict[str, str]:
     return {"CPROF_PERIOD_FROM": f"{refresh.first}-01", "CPROF_PERIOD_TO": f"{refresh.last}-01"}
 
 
-def _dbt_step(**selection: str):
+def _dbt_step(monthly: PartitionsDefinition, **selection: str):
     """``@dbt_assets`` of the models ``selection`` (dbt's select / exclude) picks, on the monthly partitions."""
     return dbt_assets(
         manifest=ensure_manifest(),
         project=dbt_project,
         dagster_dbt_translator=Translator(),
-        partitions_def=monthly_partitions,
+        partitions_def=monthly,
         backfill_policy=single_run,
         **selection,
     )
 
 
-@_dbt_step(exclude=AFTER_PYTHON_MARTS)
-def dbt_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
-):
-    # No run builds marts over a month that is not whole: its months must all be in raw.
-    with warehouse.session() as wh:
-        fail_unless_released(wh, run_months(context), data_dir.paths.landing)
-    yield from _dbt_build(context, dbt, data_dir, warehouse)
+def dbt_models(monthly: PartitionsDefinition) -> AssetsDefinition:
+    """The first dbt step: every model that does not read a Python mart, on ``monthly``."""
+
+    @_dbt_step(monthly, exclude=AFTER_PYTHON_MARTS, name="dbt_models")
+    def _models(
+        context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
+    ):
+        # No run builds marts over a month that is not whole: its months must all be in raw.
+        with warehouse.session() as wh:
+            fail_unless_released(wh, run_months(context), data_dir)
+        yield from _dbt_build(context, dbt, data_dir, warehouse)
+
+    return _models
 
 
-@_dbt_step(select=AFTER_PYTHON_MARTS, name="satisfaction_and_scorecard_models")
-def satisfaction_and_scorecard_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
-):
-    yield from _dbt_build(context, dbt, data_dir, warehouse)
+def satisfaction_and_scorecard_models(monthly: PartitionsDefinition) -> AssetsDefinition:
+    """The second dbt step: the models that read the Python marts, on ``monthly``."""
+
+    @_dbt_step(monthly, select=AFTER_PYTHON_MARTS, name="satisfaction_and_scorecard_models")
+    def _models(
+        context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
+    ):
+        yield from _dbt_build(context, dbt, data_dir, warehouse)
+
+    return _models
 
 
 def _dbt_build(
@@ -132,7 +149,9 @@ def _dbt_build(
         # A failed data test in words: the keys, months and files of the rows that break it.
         try:
             with warehouse.session() as wh:
-                explained = explain_failed_tests(paths.dbt_target, wh, paths.landing)
+                explained = explain_failed_tests(
+                    paths.dbt_target, wh, paths.landing, data_dir.allow_external_links
+                )
         except Exception as unexplained:  # noqa: BLE001 - dbt's own error stands
             context.log.warning(f"the failed dbt tests could not be read back: {unexplained}")
             explained = []
