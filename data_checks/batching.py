@@ -19,6 +19,7 @@ _HOLD_IN_EACH_PART = {
     "ExpectColumnValuesToBeNull",
     "ExpectColumnValuesToBeBetween",
     "ExpectColumnValuesToBeInSet",
+    "ExpectColumnValuesToMatchRegex",
     "ExpectColumnValuesToBeUnique",
     "ExpectCompoundColumnsToBeUnique",
     "ExpectTableColumnsToMatchOrderedList",

@@ -173,6 +173,146 @@ _suite(
     "Scorecard targets: one per metric and segment, a direction, non-negative tolerance, weight in [0, 1].",
 )
 
+
+# The scenario levers (docs/DESIGN.md, Scenarios) and what each one's target is, as SQL over the reference
+# data: a target is `<name>` or, where the lever allows it, `<name>:<segment>` / `<name>:<customer_id>`.
+SCENARIO_LEVERS = (
+    "unit_minutes",
+    "practical_capacity_minutes",
+    "ledger_cost",
+    "share",
+    "driver_volume",
+    "unit_price",
+    "satisfaction",
+)
+SCENARIO_OPERATIONS = ("set", "multiply", "add")
+BASELINE_SCENARIO = "actual"  # the implicit baseline: the published marts; no file may name a scenario so
+MONTH_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+# The frame is written in SQL both engines run (Spark allows no subquery in a projection): each change's target
+# split at its first ':' into a name and a scope, both looked up by joins.
+_LEVER_NAMES = """
+    select 'unit_minutes' as lever, activity as name from raw.activities where method = 'time'
+    union all select 'practical_capacity_minutes', cost_center from raw.cost_centers
+        where practical_capacity_minutes is not null
+    union all select 'ledger_cost', cost_center from raw.cost_centers
+    union all select 'share', activity from raw.activities where method = 'share'
+    union all select 'driver_volume', activity from raw.activities
+    union all select 'unit_price', product_id from raw.products
+    union all select 'unit_price', segment from raw.customers
+    union all select 'unit_price', customer_id from raw.customers
+    union all select 'satisfaction', question_id from raw.survey_questions where kind = 'attribute'
+"""
+_suite(
+    "scenarios",
+    f"""
+    with changes as (
+        select * exclude (_period, _source_file, _loaded_at) from landed.scenarios
+    ),
+    lever_names as (
+        select distinct lever, name from ({_LEVER_NAMES}) as named
+    ),
+    segments as (
+        select distinct segment from raw.customers
+    ),
+    parts as (
+        select
+            changes.*,
+            case when instr(changes.target, ':') > 0
+                then substr(changes.target, 1, instr(changes.target, ':') - 1) else changes.target end as _name,
+            case when instr(changes.target, ':') > 0 then substr(changes.target, instr(changes.target, ':') + 1) end
+                as _scope,
+            coalesce(changes.first_month, '0000-00') as _first_key,
+            coalesce(changes.last_month, '9999-99') as _last_key
+        from changes
+    ),
+    overlapping as (
+        select one.scenario, one.lever, one.target, one._first_key, one._last_key, count(*) as matches
+        from (select distinct scenario, lever, target, _first_key, _last_key from parts) as one
+        inner join parts as other
+            on one.scenario = other.scenario and one.lever = other.lever and one.target = other.target
+            and one._first_key <= other._last_key and other._first_key <= one._last_key
+        group by one.scenario, one.lever, one.target, one._first_key, one._last_key
+    )
+    select
+        parts.scenario, parts.description, parts.lever, parts.target, parts.operation, parts.value,
+        parts.first_month, parts.last_month,
+        case when lower(trim(parts.scenario)) = '{BASELINE_SCENARIO}' then parts.scenario end as _reserved_scenario,
+        case when parts.lever in ({", ".join(f"'{lever}'" for lever in SCENARIO_LEVERS)}) and parts.target is not null
+            and (
+                lever_names.name is null
+                or parts._scope like '%:%'
+                or (parts._scope is not null and not (
+                    (parts.lever = 'driver_volume' and (segments.segment is not null or customers.customer_id is not null))
+                    or (parts.lever = 'satisfaction' and segments.segment is not null)
+                ))
+            )
+            then parts.lever || ' ' || parts.target end as _unknown_target,
+        case when parts.operation = 'multiply' and parts.value < 0
+            then cast(parts.value as varchar) end as _negative_multiplier,
+        case
+            when parts.lever = 'driver_volume' and parts.operation = 'add'
+                then 'add on driver_volume (a volume per customer: multiply or set it)'
+            when parts.lever = 'unit_price' and parts.operation = 'set' and products.product_id is null
+                then 'set on the unit_price of a segment or customer (one price for every product: set a product)'
+        end as _operation_refused,
+        case
+            when parts.lever = 'practical_capacity_minutes' and parts.operation in ('set', 'multiply')
+                and parts.value <= 0 then 'capacity ' || parts.operation || ' ' || cast(parts.value as varchar)
+            when parts.lever = 'share' and parts.operation = 'set' and parts.value > 1
+                then 'share set ' || cast(parts.value as varchar)
+            when parts.lever = 'satisfaction' and parts.operation = 'set' and (parts.value < 1 or parts.value > 10)
+                then 'rating set ' || cast(parts.value as varchar)
+            when parts.lever <> 'satisfaction' and parts.operation = 'set' and parts.value < 0
+                then parts.lever || ' set ' || cast(parts.value as varchar)
+        end as _value_outside_lever_range,
+        case when parts.first_month > parts.last_month
+            then parts.first_month || ' > ' || parts.last_month end as _first_month_after_last_month,
+        case when overlapping.matches > 1
+            then parts.scenario || ' ' || parts.lever || ' ' || parts.target || ' overlaps '
+                || cast(overlapping.matches - 1 as varchar) || ' other change(s) of its lever and target'
+        end as _overlapping_change
+    from parts
+    left join lever_names on parts.lever = lever_names.lever and parts._name = lever_names.name
+    left join segments on parts._scope = segments.segment
+    left join raw.customers as customers on parts._scope = customers.customer_id
+    left join raw.products as products on parts.target = products.product_id
+    left join overlapping
+        on parts.scenario = overlapping.scenario and parts.lever = overlapping.lever
+        and parts.target = overlapping.target and parts._first_key = overlapping._first_key
+        and parts._last_key = overlapping._last_key
+    """,
+    lambda: [
+        _columns_rule(
+            "scenarios",
+            [
+                "_reserved_scenario",
+                "_unknown_target",
+                "_negative_multiplier",
+                "_operation_refused",
+                "_value_outside_lever_range",
+                "_first_month_after_last_month",
+                "_overlapping_change",
+            ],
+        ),
+        *_not_null("scenario", "lever", "target", "operation", "value"),
+        _in_set("lever", list(SCENARIO_LEVERS)),
+        _in_set("operation", list(SCENARIO_OPERATIONS)),
+        ("ExpectColumnValuesToMatchRegex", {"column": "first_month", "regex": MONTH_PATTERN}),
+        ("ExpectColumnValuesToMatchRegex", {"column": "last_month", "regex": MONTH_PATTERN}),
+        _null("_reserved_scenario"),
+        _null("_unknown_target"),
+        _null("_negative_multiplier"),
+        _null("_operation_refused"),
+        _null("_value_outside_lever_range"),
+        _null("_first_month_after_last_month"),
+        _null("_overlapping_change"),
+    ],
+    "Scenarios (optional; none without the file): a known lever and operation, a target the reference data "
+    "holds for the lever, YYYY-MM months with the first not after the last, no multiplier below zero, an operation "
+    "and value the lever takes, no two changes of one scenario's lever and target in overlapping months, no "
+    "scenario named actual (the baseline).",
+)
+
 # --- monthly exports -----------------------------------------------------------------------------
 _suite(
     "order_lines",
@@ -447,6 +587,7 @@ REFERENCED: dict[str, tuple[str, ...]] = {
     "sales_visits": ("customers",),
     "gl_costs": ("cost_centers",),
     "survey_responses": ("customers", "survey_questions"),
+    "scenarios": ("customers", "products", "cost_centers", "activities", "survey_questions"),
 }
 
 

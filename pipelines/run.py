@@ -41,6 +41,7 @@ from pipelines.landing.inventory import (
     NO_EXTERNAL_LINKS,
     find_file,
     history_start,
+    is_absent,
     months_in_landing,
 )
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
@@ -97,7 +98,8 @@ def select_months(
             f"no monthly files{span} in {paths.landing} (found: {', '.join(found) or 'none'})"
         )
     for source in SNAPSHOTS:
-        find_file(paths.landing, source, None, allow_external_links)
+        if not is_absent(paths.landing, source):  # an optional snapshot may be absent; it loads as no rows
+            find_file(paths.landing, source, None, allow_external_links)
     for month in months:
         for source in MONTHLY:
             find_file(paths.landing, source, month, allow_external_links)

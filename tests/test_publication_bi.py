@@ -34,6 +34,16 @@ DIMENSIONS = {
     "dim_cost_centers": {"cost_center", "method", "customer_driven", "is_business_sustaining"},
     "dim_scorecard_metrics": {"metric", "label", "unit", "direction", "owner", "owner_display_name"},
     "dim_scorecard_owners": {"owner", "owner_display_name"},
+    "dim_scenarios": {
+        "scenario",
+        "description",
+        "is_baseline",
+        "changes",
+        "levers",
+        "first_period",
+        "last_period",
+        "version",
+    },
 }
 
 READER = textwrap.dedent(

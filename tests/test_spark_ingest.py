@@ -26,7 +26,7 @@ from data_checks.gx_run import LandingValidator
 from data_checks.suites import PARTITION_COLUMN
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.sql import literal, qualified, spark_literal
-from pipelines.landing.inventory import take_inventory
+from pipelines.landing.inventory import ABSENT, take_inventory
 from pipelines.landing.sources import BY_NAME as SOURCES_BY_NAME
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS, SOURCES
 from pipelines.landing.structure import LandingError
@@ -177,7 +177,12 @@ def test_the_sample_on_spark_gives_duckdbs_raw_tables_and_suite_results(
     assert spark_messages == duck_messages  # every suite passed, with as many expectations on both engines
     for source in SOURCES:
         for schema in ("landed", "raw"):
-            declared = [*source.table_columns, "_period", "_source_file"]
+            declared = [
+                *source.table_columns,
+                "_period",
+                "_source_file",
+                *(["_file_sha256"] * source.versioned),
+            ]
             duck_rows = con.execute(
                 f"select {', '.join(declared)} from {qualified(schema, source.name)}"
             ).fetchall()
@@ -187,6 +192,7 @@ def test_the_sample_on_spark_gives_duckdbs_raw_tables_and_suite_results(
                 "_source_file": "string",
                 "_loaded_at": "timestamp_ntz",
                 "_period": "date",
+                **({"_file_sha256": "string"} if source.versioned else {}),
             }
             spark_rows = [tuple(row) for row in frame.select(*declared).collect()]
             assert len(spark_rows) == len(duck_rows) > 0, (schema, source.name)
@@ -409,6 +415,60 @@ def test_a_planted_violation_fails_the_spark_suite_with_duckdbs_messages(
     assert "_order_date_outside_month: 1 unexpected (e.g. 2031-02-14 at line 6)" in described
     assert "expect_column_values_to_be_between on quantity: 1 unexpected (e.g. -4 at line 8)" in described
     assert on_spark.message().splitlines()[0] == on_duckdb.message().splitlines()[0]
+
+
+def test_a_bad_scenarios_file_fails_the_spark_suite_with_duckdbs_messages(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    """The scenarios suite (joins on the reference data, overlaps) runs on Spark and says what it says on DuckDB."""
+    con = both[0]
+    landing = tmp_path / "landing"
+    shutil.copytree(spark_paths.landing / "reference", landing / "reference")
+    path = landing / "reference" / "scenarios.csv"
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["try", "a try", "unit_minutes", "juggle", "multiply", "-1", "2024-03", "2024-01"])
+        writer.writerow(
+            ["fewer_visits", "x", "driver_volume", "visit_customer:small_business", "add", "2", "", ""]
+        )
+    duckdb_ingest.load(con, landing, "scenarios")
+    on_duckdb = LandingValidator(tmp_path / "duck").validate(
+        "scenarios", None, duckdb_ingest.validation_frame(con, "scenarios"), str(path)
+    )
+    spark_ingest.load(spark, landing, "scenarios")
+    on_spark = LandingValidator(tmp_path / "spark").validate(
+        "scenarios", None, spark_ingest.validation_frame(spark, "scenarios"), str(path)
+    )
+    assert not on_spark.success
+    assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
+    described = "\n".join(f.describe() for f in on_spark.failures)
+    assert "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 6)" in described
+    assert "_negative_multiplier: 1 unexpected" in described
+    assert "_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line 6)" in described
+    assert "_operation_refused: 1 unexpected" in described
+    assert "_overlapping_change: 2 unexpected" in described
+
+
+def test_an_absent_optional_snapshot_loads_on_spark_as_no_rows(
+    both, spark: SparkSession, spark_paths: Paths, tmp_path: Path
+):
+    landing = tmp_path / "landing"
+    shutil.copytree(spark_paths.landing / "reference", landing / "reference")
+    (landing / "reference" / "scenarios.csv").unlink()
+    result = spark_ingest.load(spark, landing, "scenarios", skip_unchanged=True)
+    assert (result.rows, result.sha256, result.unchanged) == (0, ABSENT, False)
+    outcome = LandingValidator(tmp_path / "gx").validate(
+        "scenarios", None, spark_ingest.validation_frame(spark, "scenarios"), str(result.path)
+    )
+    assert outcome.success, outcome.message()
+    assert spark_ingest.promote(spark, "scenarios") == 0
+    assert spark.table("raw.scenarios").count() == 0
+    assert "scenarios" in spark_ingest.unchanged_snapshots(spark_paths, landing)  # absent, as promoted
+    assert spark_ingest.load(spark, landing, "scenarios", skip_unchanged=True).unchanged
+    # the file back: loaded and promoted as before
+    back = spark_ingest.load(spark, spark_paths.landing, "scenarios", skip_unchanged=True)
+    assert back.rows > 0 and not back.unchanged
+    assert spark_ingest.promote(spark, "scenarios") == back.rows
 
 
 def test_accepted_forms_load_to_the_values_written(

@@ -33,12 +33,15 @@ from pipelines.engines.duckdb_tables import in_transaction
 from pipelines.engines.sql import ident, literal, qualified
 from pipelines.engines.whole_months import Partition, WholeMonths
 from pipelines.landing.inventory import (
+    ABSENT,
     FileStamp,
     file_sha256,
     file_to_load,
     find_file,
     history_start,
+    is_absent,
     landing_inventory,
+    landing_path,
     month_start,
     months_in_landing,
     row_drop_error,
@@ -55,7 +58,6 @@ from pipelines.landing.parsing import (
 )
 from pipelines.landing.sources import (
     BY_NAME,
-    LINEAGE_COLUMNS,
     MONTHLY,
     SNAPSHOTS,
     SOURCES,
@@ -151,7 +153,7 @@ VALIDATED = "validated"
 
 
 def _columns(source: Source) -> dict[str, str]:
-    return {**source.table_columns, **LINEAGE_COLUMNS}
+    return {**source.table_columns, **source.lineage_columns}
 
 
 def _ddl(source: Source, schema: str = STORE) -> str:
@@ -311,7 +313,12 @@ def promoted_snapshots_loaded_at(
     for source in SNAPSHOTS:
         row = con.execute(
             f"select loaded_at from {SNAPSHOT_FILES} where source = ? and sha256 = ? and promoted_at is not null",
-            [source.name, file_sha256(find_file(landing, source, None, allow_external_links))],
+            [
+                source.name,
+                ABSENT
+                if is_absent(landing, source)
+                else file_sha256(find_file(landing, source, None, allow_external_links)),
+            ],
         ).fetchone()
         if row is not None:
             found[source.name] = row[0]
@@ -459,6 +466,10 @@ def load(
             f"{'a month is required' if month is None else 'it has no months'}"
         )
     period = month_start(month) if month else None
+    # an optional snapshot without a file loads as no rows (one the run inventoried and that is gone since is
+    # not absent but changed: file_to_load says so)
+    if expected is None and is_absent(landing, source):
+        return _load_absent(con, landing, source, skip_unchanged)
     file = file_to_load(landing, source, month, expected, allow_external_links)
     path = file.path
     stored, present = None, None
@@ -498,9 +509,10 @@ def load(
             con,
             source,
             period,
-            f"select *, cast($period as date), $source_file, current_timestamp::timestamp "
-            f"from ({_select_sql(source, stored, present)})",
-            {"path": str(path), "period": period, "source_file": str(path)},
+            f"select *, cast($period as date), $source_file, current_timestamp::timestamp"
+            f"{', cast($sha256 as varchar)' if source.versioned else ''} from ({_select_sql(source, stored, present)})",
+            {"path": str(path), "period": period, "source_file": str(path)}
+            | ({"sha256": file.sha256} if source.versioned else {}),
             also=None
             if period is not None
             else (
@@ -518,6 +530,29 @@ def load(
             inexact = None
         raise (inexact or _explain_duckdb_error(path, exc)) from exc
     return LoadResult(source_name, path, month, rows, file.sha256, file.bytes, file.mtime_ns)
+
+
+def _load_absent(
+    con: duckdb.DuckDBPyConnection, landing: Path, source: Source, skip_unchanged: bool
+) -> LoadResult:
+    """A snapshot that may be absent (``absent_ok``) and is: loaded as no rows, recorded with the checksum
+    ABSENT, so it is validated, released and reused like a file (its removal empties raw)."""
+    path = landing_path(landing, source)
+    if skip_unchanged and promoted_snapshot(con, source.name, ABSENT) is not None:
+        return LoadResult(source.name, path, None, 0, ABSENT, 0, 0, unchanged=True)
+    nothing = ", ".join(f"cast(null as {kind}) as {ident(name)}" for name, kind in _columns(source).items())
+    rows = _write_generation(
+        con,
+        source,
+        None,
+        f"select {nothing} where false",
+        {},
+        also=(
+            f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, current_timestamp::timestamp, null)",
+            [source.name, ABSENT],
+        ),
+    )
+    return LoadResult(source.name, path, None, rows, ABSENT, 0, 0)
 
 
 # The months of returns whose order lines a month of order lines brings to raw for the first time: returns

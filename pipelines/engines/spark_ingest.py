@@ -54,8 +54,11 @@ from pipelines.engines.duckdb_ingest import AWAITING, AWAITING_DDL, SNAPSHOT_FIL
 from pipelines.engines.sql import spark_literal
 from pipelines.engines.whole_months import Partition, WholeMonths, month_of
 from pipelines.landing.inventory import (
+    ABSENT,
     FileStamp,
     file_to_load,
+    is_absent,
+    landing_path,
     month_start,
     row_drop_error,
     verify_unchanged,
@@ -148,7 +151,7 @@ def _name(*parts: str) -> str:
 
 
 def _ddl(source: Source, schema: str) -> str:
-    lineage = {k: v for k, v in LINEAGE_COLUMNS.items() if k != "_period"}
+    lineage = {k: v for k, v in source.lineage_columns.items() if k != "_period"}
     columns = {**source.table_columns, **lineage, "_period": "DATE"}
     body = ", ".join(f"{_name(name)} {spark_type(kind)}" for name, kind in columns.items())
     return f"create table if not exists {_name(schema, source.name)} ({body}) using parquet partitioned by (_period)"
@@ -591,6 +594,10 @@ def load(
         )
     control = control or _control_of(spark)
     period = month_start(month) if month else None
+    # an optional snapshot without a file loads as no rows (one the run inventoried and that is gone since is
+    # not absent but changed: file_to_load says so)
+    if expected is None and is_absent(landing, source):
+        return _load_absent(spark, landing, source, skip_unchanged, control)
     file = file_to_load(landing, source, month, expected, allow_external_links)
     path = file.path
     if path.suffix == ".csv":
@@ -645,6 +652,7 @@ def load(
         *absent,
         F.lit(str(path)).alias("_source_file"),
         F.expr("localtimestamp()").alias("_loaded_at"),
+        *([F.lit(file.sha256).alias("_file_sha256")] if source.versioned else []),
     )
     rows_frame = rows_frame.select(
         *(F.col(_name(name)).cast(kind).alias(name) for name, kind in types.items())
@@ -696,6 +704,43 @@ def load(
                 [source_name, file.sha256, rows],
             )
     return LoadResult(source_name, path, month, rows, file.sha256, file.bytes, file.mtime_ns)
+
+
+def _load_absent(
+    spark: SparkSession, landing: Path, source: Source, skip_unchanged: bool, control: Path
+) -> LoadResult:
+    """A snapshot that may be absent (``absent_ok``) and is: loaded as no rows (a generation with no files), recorded
+    with the checksum ABSENT, so it is validated, released and reused like a file, as on DuckDB."""
+    path = landing_path(landing, source)
+    if skip_unchanged and _promoted_rows(control, source.name, ABSENT) is not None:
+        return LoadResult(source.name, path, None, 0, ABSENT, 0, 0, unchanged=True)
+    ensure_tables(spark)
+    table = f"{LANDED}.{source.name}"
+    before, promoted = (_location(spark, f"{schema}.{source.name}", None) for schema in (LANDED, RAW))
+    generations = _generations_of(spark, source, None)
+    _sweep(spark, generations, {before, promoted})
+    generation = f"{generations}/{uuid.uuid4().hex}"
+    folder, fs = _hadoop_path(spark, generation)
+    fs.mkdirs(folder)
+    previous = _snapshot_record(control, source.name)
+    with _control(
+        control
+    ) as con:  # landed is about to differ from raw: no longer "promoted" until it is again
+        con.execute(f"update {SNAPSHOT_FILES} set promoted_at = null where source = ?", [source.name])
+    try:
+        _point(spark, table, None, generation, before)
+    except Exception:
+        if previous is not None:
+            _restore_snapshot_record(control, previous)
+        _release(spark, generation, {_location(spark, table, None)})  # unless the statement took effect
+        raise
+    _release(spark, before, {promoted})
+    with _control(control) as con:
+        con.execute(
+            f"insert or replace into {SNAPSHOT_FILES} values (?, ?, ?, localtimestamp, null)",
+            [source.name, ABSENT, 0],
+        )
+    return LoadResult(source.name, path, None, 0, ABSENT, 0, 0)
 
 
 def _explain_failure(

@@ -92,6 +92,31 @@ def find_file(
     return found[0]
 
 
+# The checksum recorded for a snapshot that may be absent and was: its load is "no file", not a file's bytes.
+ABSENT = "absent"
+
+
+def is_absent(landing: Path, source: Source) -> bool:
+    """Whether ``source`` is a snapshot that may be absent (``absent_ok``) and is: no file of any accepted
+    extension, nor a link, where find_file looks. Such a snapshot loads as no rows; any other missing file is
+    an error (find_file raises it)."""
+    folder = landing / "reference"
+    return source.absent_ok and not any(
+        (folder / f"{source.name}{ext}").is_file() or (folder / f"{source.name}{ext}").is_symlink()
+        for ext in EXTENSIONS
+    )
+
+
+def landing_path(
+    landing: Path, source: Source, month: str | None = None, allow_external_links: bool = NO_EXTERNAL_LINKS
+) -> Path:
+    """The file of ``source`` (find_file), or, for a snapshot that may be absent and is, the path its CSV would
+    have: what a load, a check or a message names."""
+    if is_absent(landing, source):
+        return landing / "reference" / f"{source.name}{EXTENSIONS[0]}"
+    return find_file(landing, source, month, allow_external_links)
+
+
 # Files a person's tools leave beside the data: ignored (and listed), never loaded. Hidden files include macOS's
 # .DS_Store, LibreOffice's .~lock.<name># and vim's .<name>.swp.
 IGNORED_NAMES = ("Thumbs.db", "desktop.ini")

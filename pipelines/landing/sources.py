@@ -36,15 +36,28 @@ class Source:
     # Columns a file may carry after ``columns`` (any of them, in this order) when the source system exports
     # them: parsed by the same exact rules; NULL in the tables when a file does not have them.
     optional: dict[str, str] = field(default_factory=dict)
+    # Snapshots: whether a landing zone without the file is complete. Such a snapshot, when absent, loads as no
+    # rows (validated and released like a file, so raw says "none"); every other source's file is required.
+    absent_ok: bool = False
+    # Snapshots: whether each row carries its file's SHA-256 (``_file_sha256``, after the lineage columns), the
+    # version of what the rows say, which a model may publish (the scenarios': dim_scenarios.version).
+    versioned: bool = False
 
     def __post_init__(self) -> None:
         if (self.kind == "monthly") != (self.empty_month_ok is not None):
             raise ValueError(f"{self.name}: a monthly source, and only one, declares empty_month_ok")
+        if (self.absent_ok or self.versioned) and self.kind == "monthly":
+            raise ValueError(f"{self.name}: only a snapshot may be absent (absent_ok) or versioned")
 
     @property
     def table_columns(self) -> dict[str, str]:
         """Every column of the landed and raw tables (before the lineage columns): required, then optional."""
         return {**self.columns, **self.optional}
+
+    @property
+    def lineage_columns(self) -> dict[str, str]:
+        """The columns ingestion adds to this source's rows: LINEAGE_COLUMNS, and the file's SHA-256 if versioned."""
+        return {**LINEAGE_COLUMNS, **({"_file_sha256": "VARCHAR"} if self.versioned else {})}
 
     @property
     def raw_table(self) -> str:
@@ -123,6 +136,26 @@ SOURCES: tuple[Source, ...] = (
         },
         ("metric", "segment"),
         "Customer scorecard targets per metric and segment (or 'all'), with owner and incentive weight.",
+    ),
+    Source(
+        "scenarios",
+        "snapshot",
+        "scenario change",
+        {
+            "scenario": "VARCHAR",
+            "description": "VARCHAR",
+            "lever": "VARCHAR",
+            "target": "VARCHAR",
+            "operation": "VARCHAR",
+            "value": "DECIMAL(18,6)",
+            "first_month": "VARCHAR",  # YYYY-MM (the suite checks the form); empty: the release's trailing 12
+            "last_month": "VARCHAR",
+        },
+        ("scenario", "lever", "target", "first_month"),
+        "What-if scenarios, one row per change of one lever (docs/DESIGN.md, Scenarios). Optional: without the "
+        "file there is no scenario but the baseline, actual.",
+        absent_ok=True,
+        versioned=True,
     ),
     # --- monthly exports -----------------------------------------------------------------------
     Source(

@@ -23,6 +23,7 @@ with the sample because capacities and targets are sized to it.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import shutil
 import time
@@ -864,6 +865,51 @@ def _write_reference_config(
         "nps,small_business,25,higher,10,head_of_customer_success,0.00",
     ]
     (folder / "scorecard_targets.csv").write_text("\n".join(rows) + "\n")
+    with (folder / "scenarios.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(_columns_of("scenarios"))
+        writer.writerows(SCENARIOS)
+
+
+# Three what-ifs a finance team would try (docs/DESIGN.md, Scenarios), over the release's trailing 12 months.
+# The model prices lines, not deliveries, so an express surcharge cannot be a unit_price change; it is modelled
+# by what it would do to demand: a third of express orders shipped standard instead (both activities driven
+# by express orders). Small businesses are the customers with support and visit costs out of proportion.
+EXPRESS_SURCHARGE = "Surcharge on express orders: a third of them ship standard"
+SCENARIOS = (
+    # scenario, description, lever, target, operation, value, first_month, last_month
+    (
+        "express_surcharge",
+        EXPRESS_SURCHARGE,
+        "driver_volume",
+        "dispatch_express",
+        "multiply",
+        "0.666667",
+        "",
+        "",
+    ),
+    ("express_surcharge", EXPRESS_SURCHARGE, "driver_volume", "rush_billing", "multiply", "0.666667", "", ""),
+    (
+        "self_service_support",
+        "Small businesses moved to self-service support: 60 % fewer support minutes",
+        "driver_volume",
+        "resolve_ticket:small_business",
+        "multiply",
+        "0.4",
+        "",
+        "",
+    ),
+    (
+        "fewer_visits",
+        "Half the field visits to small businesses, the accounts visits do not pay for",
+        "driver_volume",
+        "visit_customer:small_business",
+        "multiply",
+        "0.5",
+        "",
+        "",
+    ),
+)
 
 
 NAME_A = (

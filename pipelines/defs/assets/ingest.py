@@ -44,9 +44,9 @@ from pipelines.engines.whole_months import landing_files
 from pipelines.landing.inventory import (
     LandingInventory,
     accepts_row_drop,
-    find_file,
     history_start,
     landing_inventory,
+    landing_path,
     month_start,
 )
 from pipelines.landing.sources import SOURCES, Source
@@ -202,7 +202,9 @@ def _suite_check(source: Source, monthly: PartitionsDefinition) -> AssetChecksDe
         links = data_dir.allow_external_links
         start = history_start(paths.landing, data_dir.first_month, links)
         outcomes = []
-        files = {month: find_file(paths.landing, source, month, links) for month in _months(context, source)}
+        files = {
+            month: landing_path(paths.landing, source, month, links) for month in _months(context, source)
+        }
         with warehouse.session() as wh:
             # Validated in month order, a few consecutive months in one validation (up to CPROF_GX_BATCH_ROWS
             # rows; a batch that fails is validated again month by month).
@@ -333,7 +335,7 @@ def _release_snapshot(
         )
     release = wh.release_snapshot(source.name)
     landing = data_dir.paths.landing
-    found = find_file(landing, source, None, data_dir.allow_external_links)
+    found = landing_path(landing, source, None, data_dir.allow_external_links)
     said = release.sentence(str(found.relative_to(landing)))
     metadata = {"rows": MetadataValue.int(release.rows), "dagster/row_count": MetadataValue.int(release.rows)}
     if said:

@@ -61,6 +61,7 @@ PUBLISHED_DIMENSIONS = (
     "dim_activities",
     "dim_scorecard_metrics",
     "dim_scorecard_owners",
+    "dim_scenarios",
 )
 # The monthly close runs at 06:00 UTC on the 3rd; the publication of the month before is due by 09:00.
 PUBLISH_DEADLINE_DAY = 3
