@@ -27,6 +27,7 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus, build_schedule_context
 
 from pipelines.definitions import build_definitions
+from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
 from pipelines.run import QUIET, dagster_instance
@@ -447,9 +448,8 @@ def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
     assert set(steps) <= set(live)
     for month, n in (("2024-01", 1), ("2024-02", 2), ("2024-03", 3)):
         assert any(f"ingest order_lines {month} (month {n} of 3): " in line for line in live)
-    assert (
-        sum("input check " in line for line in live) == 6 + 6 * 3
-    )  # the snapshots', then 6 sources x 3 months
+    # the snapshots' suites, then each monthly source's for each of the 3 months
+    assert sum("input check " in line for line in live) == len(SNAPSHOTS) + len(MONTHLY) * 3
     counts = [int(line.split("dbt: ")[1].split("/")[0]) for line in live if " dbt: " in line]
     assert len(counts) >= 9 and counts == sorted(counts) and counts[-1] <= nodes
     # ...and in the order they happened: dbt's counts come between ingest and publishing
