@@ -117,7 +117,8 @@ def write_dagster_yaml(dagster_home: Path) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     wanted = dagster_yaml(dagster_home)
-    if not config.exists() or (config.read_text() != wanted and _written_by_this_project(config.read_text())):
+    written = config.read_text() if config.exists() else None
+    if written is None or (written != wanted and _written_by_this_project(written)):
         config.write_text(wanted)
     return config
 
