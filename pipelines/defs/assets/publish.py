@@ -37,6 +37,14 @@ from pipelines.publication.descriptions import published_docs
 from pipelines.publication.publish import current_database, publish
 from pipelines.publication.report import report_path, write_release_report
 
+SCENARIO_MARTS = (
+    "scenario_customer_profitability",
+    "scenario_activity_costs",
+    "scenario_cost_center_capacity",
+    "scenario_whale_curve",
+    "scenario_comparison",
+    "scenario_summary",
+)
 PUBLISHED_MARTS = (
     "customer_profitability",
     "customer_cost_to_serve",
@@ -53,6 +61,9 @@ PUBLISHED_MARTS = (
     "customer_scorecard",
     "incentive_attainment",
     "prehistory_returns",
+    # the what-if scenarios (docs/DESIGN.md, Scenarios): with the release, so every scenario is computed from,
+    # and compared with, the very marts published beside it
+    *SCENARIO_MARTS,
 )
 # Dimension and label tables (dbt models in marts/dimensions), published with the marts for BI joins.
 PUBLISHED_DIMENSIONS = (

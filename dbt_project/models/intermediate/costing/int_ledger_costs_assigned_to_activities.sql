@@ -45,13 +45,8 @@ activity_months as (
 time_activities as (
     select
         *,
-        -- cents = round(ledger_cents x unit_minutes x volume / capacity), with minutes and volumes scaled to integers
-        {{ integer_divide(
-            "cast(ledger_cost * 100 as " ~ int128 ~ ") * cast(unit_minutes * 10000 as " ~ int128 ~ ")
-            * cast(driver_volume * 10000 as " ~ int128 ~ ")
-            + cast(practical_capacity_minutes as " ~ int128 ~ ") * 50000000",
-            "cast(practical_capacity_minutes as " ~ int128 ~ ") * 100000000",
-        ) }} as activity_cost_cents,
+        {{ time_driven_cost_cents("ledger_cost", "unit_minutes", "driver_volume", "practical_capacity_minutes") }}
+            as activity_cost_cents,
         unit_minutes * driver_volume as used_minutes
     from activity_months
     where method = 'time'
