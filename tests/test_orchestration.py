@@ -21,7 +21,12 @@ from dagster import (
 
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
-from pipelines.defs.assets.publish import PUBLISHED_DIMENSIONS, PUBLISHED_MARTS, due_month, publication_freshness
+from pipelines.defs.assets.publish import (
+    PUBLISHED_DIMENSIONS,
+    PUBLISHED_MARTS,
+    due_month,
+    publication_freshness,
+)
 from pipelines.defs.automation import landing_sensor
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
