@@ -1,4 +1,4 @@
-{{ config(meta={"dagster": {"ref": {"name": "scenario_summary"}}}) }}
+{{ config(meta={"dagster": {"ref": {"name": "scenario_customer_profitability"}}}) }}
 -- Scenario `actual` is the published marts: in each scenario month, scenario_customer_profitability,
 -- scenario_activity_costs, scenario_cost_center_capacity and scenario_whale_curve of actual hold exactly the
 -- rows of customer_profitability, activity_costs, cost_center_capacity and whale_curve (every column of the

@@ -16,6 +16,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -79,6 +80,8 @@ PUBLISH_DEADLINE_DAY = 3
 PUBLISH_DEADLINE_HOUR = 9
 PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
 PUBLISHED_MARTS_KEY = AssetKey(["published", "marts"])
+# The job that publishes new scenario marts beside the release's actual marts (pipelines/definitions.py).
+SCENARIOS_JOB = "scenarios"
 
 
 def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
@@ -102,6 +105,13 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         # The run rebuilt its months and every month awaiting publication (pipelines.defs.partitions.refresh_range):
         # only the periods from the first of them on can differ from the current publication.
         refresh = refresh_range(context, warehouse)
+        if context.job_name == SCENARIOS_JOB and refresh.awaiting:
+            # The scenarios job rebuilds no actual mart: publishing now would clear months it did not rebuild.
+            raise Failure(
+                description=f"months {', '.join(refresh.awaiting)} await publication (a failed run, or a "
+                "restatement): the scenarios job publishes only beside actual marts already published. Run the "
+                "refresh job (cprof run) first; it publishes the scenarios too."
+            )
         full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
         changed_from = None if full else month_start(refresh.first)
         # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
