@@ -110,6 +110,29 @@ def test_jobs_for_the_cli_schedules_and_sensor_exist(defs: Definitions):
     assert refresh.partitions_def is not None  # the monthly partitions, inferred from its assets
 
 
+def test_the_scenarios_job_builds_the_scenario_marts_and_no_actual_mart(defs: Definitions):
+    """The job `cprof scenario` runs: the scenarios file's ingest, the staging view between it and the models (so
+    the models wait for the file), the scenario models, dim_scenarios and the publication; no actual mart."""
+    from pipelines.defs.assets.publish import PUBLISHED_MARTS, SCENARIO_MARTS
+
+    job = defs.resolve_job_def("scenarios")
+    keys = set(job.asset_layer.executable_asset_keys)
+    assert {AssetKey(["marts", name]) for name in SCENARIO_MARTS} <= keys
+    assert {
+        AssetKey(["landed", "scenarios"]),
+        AssetKey(["raw", "scenarios"]),
+        AssetKey(["staging", "stg_config__scenarios"]),
+        AssetKey(["marts", "dim_scenarios"]),
+        AssetKey(["published", "marts"]),
+    } <= keys
+    actual = {AssetKey(["marts", name]) for name in PUBLISHED_MARTS if name not in SCENARIO_MARTS}
+    assert keys & actual == set()
+    assert not any(key.path[0] == "landed" and key.path[1] != "scenarios" for key in keys)
+    # the scenario models are a group of their own in the UI
+    graph = defs.resolve_asset_graph()
+    assert {graph.get(AssetKey(["marts", name])).group_name for name in SCENARIO_MARTS} == {"scenarios"}
+
+
 def test_workspace_points_at_the_definitions_module():
     import pathlib
 
