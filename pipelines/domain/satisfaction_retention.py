@@ -141,7 +141,7 @@ def _validated(
     outcome = np.isin(y, (0, 1, True, False))
     if not outcome.all():
         i = int(np.argmax(~outcome))
-        raise ValueError(f"retained[{i}] = {y[i]!r} is not 0 or 1")
+        raise ValueError(f"retained[{i}] = {y[i]} is not 0 or 1")
     return x, s.astype(str), y.astype(float)
 
 
