@@ -9,6 +9,7 @@ its sign.
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 
 import duckdb
@@ -391,3 +392,31 @@ def test_every_published_fit_is_the_fit_of_an_independent_selection_of_its_custo
             for term, coefficient, se in zip(refit.terms, refit.coefficients, refit.std_errors, strict=True):
                 assert rows.coefficient[term] == pytest.approx(coefficient, abs=1e-9), (period, term)
                 assert rows.std_error[term] == pytest.approx(se, abs=1e-9), (period, term)
+
+
+def test_a_one_month_rerun_rebuilds_the_as_of_months_it_reaches_as_the_full_build_did(
+    demo_published, tmp_path
+):
+    """A month M reaches the fits of the 12 as-of months before it (their outcome) and the 11 after it (their
+    trailing window): rerunning 2025-06 rewrites the as-of months 2024-06..2024-12 of the demo, exactly as the full
+    build wrote them, and keeps 2024-01..05."""
+    from pipelines.lib.config import Paths
+    from pipelines.lib.settings import Settings
+    from pipelines.run import run_pipeline
+
+    paths = Paths(tmp_path / "data")
+    shutil.copytree(demo_published.data_dir, paths.data_dir, symlinks=True)
+    query = "select * from marts.satisfaction_retention_fit order by period, term"
+    with duckdb.connect(str(paths.warehouse)) as con:
+        full = con.execute(query).df()
+        con.execute("update marts.satisfaction_retention_fit set customers = -1")  # a sentinel
+    run_pipeline(Settings(data_dir=paths.data_dir), "2025-06", "2025-06", progress=lambda _: None)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        after = con.execute(query).df()
+    rewritten = after[after.customers != -1]
+    assert sorted({f"{p:%Y-%m}" for p in rewritten.period}) == [f"2024-{m:02d}" for m in range(6, 13)]
+    assert len(after) == len(full)
+    pd.testing.assert_frame_equal(
+        rewritten.reset_index(drop=True),
+        full[full.period.isin(rewritten.period)].reset_index(drop=True),
+    )
