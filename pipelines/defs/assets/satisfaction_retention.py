@@ -211,7 +211,7 @@ def satisfaction_retention(monthly: PartitionsDefinition) -> AssetsDefinition:
         said = [
             f"{period:%Y-%m} not fitted: {fit.reason}" for period, fit in fits.items() if fit.status != FITTED
         ]
-        if not any(shift_month(p, WINDOW) in set(history) for p in history):
+        if not as_of_months(history, RefreshWindow(None, None)):
             said.append(
                 f"no month has the {WINDOW} months after it in the warehouse ({len(history)} month(s) of "
                 "history): the satisfaction-retention link is not fitted"
