@@ -11,7 +11,7 @@ project, reads no setting and no data.
 Every monthly asset runs a range of months in one run. ``refresh`` is the job the monthly-close schedule, the
 landing sensor, ``cprof run`` and ``cprof backfill`` run: ingest and check the reference snapshots and the
 months, dbt build, CLV, satisfaction drivers, the dbt models that read those Python marts (customer
-satisfaction, scorecard, incentive attainment), publish.
+satisfaction, scorecard, incentive attainment), the satisfaction-retention link, publish.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pipelines.defs.assets.publish import (
     published_on_time,
 )
 from pipelines.defs.assets.satisfaction import satisfaction
+from pipelines.defs.assets.satisfaction_retention import satisfaction_retention
 from pipelines.defs.assets.transform import SCENARIOS_GROUP, dbt_models, satisfaction_and_scorecard_models
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.partitions import partitions_of
@@ -145,6 +146,7 @@ def build_definitions(
             customer_clv(monthly),
             satisfaction(monthly),
             satisfaction_and_scorecard_models(monthly),
+            satisfaction_retention(monthly),
             published_marts(monthly),
         ],
         asset_checks=[*ingest_checks(monthly), customer_clv_holdout, published_on_time],

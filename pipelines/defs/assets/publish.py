@@ -59,6 +59,7 @@ PUBLISHED_MARTS = (
     "customer_retention",
     "customer_satisfaction",
     "satisfaction_drivers",
+    "satisfaction_retention_fit",
     "customer_scorecard",
     "incentive_attainment",
     "prehistory_returns",
