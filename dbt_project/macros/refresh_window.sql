@@ -13,9 +13,12 @@
     Without the variables every period is rebuilt. The first build, and --full-refresh, create the table whole.
 -#}
 
-{% macro refresh_window_bounds() %}
-    {%- set meta = config.get('meta') or {} -%}
-    {%- set reach = meta.get('refresh_reach_months', 0) -%}
+{% macro refresh_window_bounds(reach=none) %}
+    {#- reach: the model's own (its meta), unless given (a test that checks another model's rebuilt periods) -#}
+    {%- if reach is none -%}
+        {%- set meta = config.get('meta') or {} -%}
+        {%- set reach = meta.get('refresh_reach_months', 0) -%}
+    {%- endif -%}
     {%- set first = env_var('CPROF_PERIOD_FROM', '') if execute else '' -%}
     {%- set last = env_var('CPROF_PERIOD_TO', '') if execute else '' -%}
     {%- if not first or not last -%}
@@ -135,6 +138,21 @@ having count(*) > 1
 {#- dbt's `unique` test on every engine, with the refresh window of a key test (duplicate_keys). -#}
 {% macro default__test_unique(model, column_name) %}
 {{ duplicate_keys(model, [column_name], count_name='n_records', key_name='unique_field') }}
+{% endmacro %}
+
+{#-
+    For a singular test of several models keyed by period: true for the periods this run rebuilt in a model whose
+    refresh_reach_months is `reach` (every period on a full build, or without a refresh window).
+-#}
+{% macro in_rebuilt_window(column, reach) %}
+    {%- set bounds = refresh_window_bounds(reach) -%}
+    {%- if flags.FULL_REFRESH or bounds[0] is none -%}
+        true
+    {%- elif bounds[1] is none -%}
+        {{ column }} >= {{ bounds[0] }}
+    {%- else -%}
+        {{ column }} between {{ bounds[0] }} and cast({{ bounds[1] }} as date)
+    {%- endif -%}
 {% endmacro %}
 
 {#- For singular tests: true for the periods a data test checks (see default__get_where_subquery). -#}

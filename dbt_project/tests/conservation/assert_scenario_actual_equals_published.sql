@@ -2,7 +2,9 @@
 -- Scenario `actual` is the published marts: in each scenario month, scenario_customer_profitability,
 -- scenario_activity_costs, scenario_cost_center_capacity and scenario_whale_curve of actual hold exactly the
 -- rows of customer_profitability, activity_costs, cost_center_capacity and whale_curve (every column of the
--- published mart, each row as often), computed independently by the scenario models from the same inputs.
+-- published mart, each row as often), computed independently by the scenario models from the same inputs. Like
+-- the other data tests it checks the periods the run rebuilt in each published mart (in_rebuilt_window, with the
+-- mart's refresh reach; every period on a full build): their other periods are as earlier runs built and tested.
 {%- set pairs = [
     ('scenario_customer_profitability', 'customer_profitability'),
     ('scenario_activity_costs', 'activity_costs'),
@@ -16,16 +18,19 @@ with months as (
 {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
     | selectattr('name', 'equalto', published_model) | first %}
 {%- set columns = (node.columns.keys() | list) if execute else ['period'] %}
+{%- set reach = ((node.config.meta or {}).get('refresh_reach_months', 0)) if execute else 0 %}
 {%- if execute and columns | length == 0 %}
     {{ exceptions.raise_compiler_error(published_model ~ " documents no columns to compare") }}
 {%- endif %}
 , {{ published_model }}_missing as (
-    select {{ columns | join(', ') }} from {{ ref(published_model) }} where period in (select period from months)
+    select {{ columns | join(', ') }} from {{ ref(published_model) }}
+    where period in (select period from months) and {{ in_rebuilt_window('period', reach) }}
     except all
     select {{ columns | join(', ') }} from {{ ref(scenario_model) }} where scenario = 'actual'
 )
 , {{ published_model }}_extra as (
-    select {{ columns | join(', ') }} from {{ ref(scenario_model) }} where scenario = 'actual'
+    select {{ columns | join(', ') }} from {{ ref(scenario_model) }}
+    where scenario = 'actual' and period in (select period from months) and {{ in_rebuilt_window('period', reach) }}
     except all
     select {{ columns | join(', ') }} from {{ ref(published_model) }} where period in (select period from months)
 )
