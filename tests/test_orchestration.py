@@ -113,7 +113,7 @@ def test_a_range_backfill_into_an_empty_directory_publishes_every_month(history,
 def test_rerunning_a_month_publishes_identical_tables(copy_of_history):
     paths, _ = copy_of_history
     first = _published_checksums(paths)
-    assert len(first) == 21  # 14 marts (clv_fits among them), prehistory_returns and 6 dimension tables
+    assert len(first) == 22  # 15 marts (clv_fits, customer_profit_levers among them), prehistory_returns, 6 dims
     said: list[str] = []
     again = run_pipeline(Settings(data_dir=paths.data_dir), "2024-04", "2024-04", progress=said.append)
     assert _published_checksums(paths) == first
@@ -165,6 +165,7 @@ SENTINELS = {
     # table: (column, sentinel value)
     "marts.customer_profitability": ("region", "'SENTINEL'"),
     "marts.whale_curve": ("window_months", "-1"),
+    "marts.customer_profit_levers": ("lever_reason", "'SENTINEL'"),
     "marts.customer_retention": ("retention_rate", "-1"),
     "marts.customer_clv": ("t", "-1"),
     "marts.satisfaction_drivers": ("responses", "-1"),
@@ -211,6 +212,7 @@ def test_a_corrected_old_month_rebuilds_that_month_and_the_trailing_views_and_no
     rebuilt = _rebuilt_months(paths)
     assert rebuilt["marts.customer_profitability"] == ["2024-02"]  # a month's own figures: that month only
     assert rebuilt["marts.whale_curve"] == MONTHS[1:]  # trailing 12 months: February and after
+    assert rebuilt["marts.customer_profit_levers"] == MONTHS[1:]  # its t12m window too
     assert rebuilt["marts.satisfaction_drivers"] == MONTHS[1:]
     assert rebuilt["marts.customer_retention"] == MONTHS[1:]  # all history before a month: from February on
     assert rebuilt["marts.customer_scorecard"] == MONTHS[1:]
