@@ -95,6 +95,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from pipelines.run import run_scenarios
+    from pipelines.summary import print_scenarios
+
+    started = time.perf_counter()
+    live = args.progress == "live" or (args.progress == "auto" and sys.stdout.isatty())
+    run_scenarios(args.settings, args.file, progress=_say, wait_seconds=args.wait, live=live)
+    _say(f"scenario: finished in {time.perf_counter() - started:.1f}s")
+    print_scenarios(args.settings.paths)
+    return 0
+
+
 def _seconds(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -228,6 +240,42 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     _run_options(backfill, settings)
     backfill.set_defaults(func=cmd_run)
+
+    scenario = commands.add_parser(
+        "scenario",
+        help="publish the what-if scenarios of the scenarios file beside the release, its actual marts unchanged",
+        description="Check the scenarios file (landing/reference/scenarios.csv; docs/DESIGN.md, Scenarios) with its "
+        "Great Expectations suite, rebuild and test the scenario marts (scenario_customer_profitability, "
+        "scenario_activity_costs, scenario_cost_center_capacity, scenario_whale_curve, scenario_comparison, "
+        "scenario_summary, dim_scenarios) against the marts as published, and publish them with the release: "
+        "one run of the Dagster job `scenarios` for the release's last month; every other published table keeps "
+        "its rows and checksum. Refuses while months await publication (run `cprof run` first: every run "
+        "rebuilds and publishes the scenarios too). Prints each scenario against actual. Like run, it holds "
+        "<data>/.cprof.lock.",
+    )
+    scenario.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a scenarios file (.csv or .parquet) to use: first copied into the landing zone as "
+        "landing/reference/scenarios.<suffix>, replacing the one there, so the next refresh keeps it "
+        "(default: the landing zone's)",
+    )
+    scenario.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another process writes the data directory, wait up to SECONDS for it (default: fail at once)",
+    )
+    scenario.add_argument(
+        "--progress",
+        choices=("auto", "live", "steps"),
+        default="auto",
+        help="as for run",
+    )
+    scenario.set_defaults(func=cmd_scenario)
     return parser
 
 

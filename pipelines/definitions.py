@@ -11,7 +11,7 @@ project, reads no setting and no data.
 Every monthly asset runs a range of months in one run. ``refresh`` is the job the monthly-close schedule, the
 landing sensor, ``cprof run`` and ``cprof backfill`` run: ingest and check the reference snapshots and the
 months, dbt build, CLV, satisfaction drivers, the dbt models that read those Python marts (customer
-satisfaction, scorecard, incentive attainment), publish.
+satisfaction, scorecard, incentive attainment), the satisfaction-retention link, publish.
 """
 
 from __future__ import annotations
@@ -32,9 +32,16 @@ from dagster import (
 from pipelines.defs.alerts import failure_alert_sensor
 from pipelines.defs.assets.clv import customer_clv, customer_clv_holdout
 from pipelines.defs.assets.ingest import ingest_assets, ingest_checks
-from pipelines.defs.assets.publish import PUBLISH_DEADLINE_CRON, published_marts, published_on_time
+from pipelines.defs.assets.publish import (
+    PUBLISH_DEADLINE_CRON,
+    PUBLISHED_MARTS_KEY,
+    SCENARIOS_JOB,
+    published_marts,
+    published_on_time,
+)
 from pipelines.defs.assets.satisfaction import satisfaction
-from pipelines.defs.assets.transform import dbt_models, satisfaction_and_scorecard_models
+from pipelines.defs.assets.satisfaction_retention import satisfaction_retention
+from pipelines.defs.assets.transform import SCENARIOS_GROUP, dbt_models, satisfaction_and_scorecard_models
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.partitions import partitions_of
 from pipelines.defs.resources import resources_for
@@ -61,6 +68,35 @@ def _refresh_job(without_snapshots: frozenset[str] = frozenset()):
         "refresh",
         selection=AssetSelection.all() - AssetSelection.checks(published_on_time) - left_out,
         description=REFRESH_DESCRIPTION,
+    )
+
+
+SCENARIOS_DESCRIPTION = (
+    "What if: load, check and promote the scenarios file (landing/reference/scenarios.csv), rebuild the scenario "
+    "marts (group scenarios) against the marts as published, and publish them with the release, its actual marts "
+    "unchanged. Refuses to publish while months await publication (run refresh first). On demand, or after the "
+    "monthly refresh, which rebuilds them too."
+)
+
+
+def _scenarios_job(without_snapshots: frozenset[str] = frozenset()):
+    """The scenarios job (``cprof scenario``); ``without_snapshots`` as for refresh (the scenarios file left out
+    when it is the one already validated and promoted)."""
+    snapshot = [] if "scenarios" in without_snapshots else [["landed", "scenarios"], ["raw", "scenarios"]]
+    return define_asset_job(
+        SCENARIOS_JOB,
+        selection=(
+            # the staging view between the file and the models: selected, so the models wait for the file
+            AssetSelection.assets(
+                *snapshot,
+                ["staging", "stg_config__scenarios"],
+                ["marts", "dim_scenarios"],
+                PUBLISHED_MARTS_KEY,
+            )
+            | AssetSelection.groups(SCENARIOS_GROUP)
+        )
+        - AssetSelection.checks(published_on_time),
+        description=SCENARIOS_DESCRIPTION,
     )
 
 
@@ -110,10 +146,11 @@ def build_definitions(
             customer_clv(monthly),
             satisfaction(monthly),
             satisfaction_and_scorecard_models(monthly),
+            satisfaction_retention(monthly),
             published_marts(monthly),
         ],
         asset_checks=[*ingest_checks(monthly), customer_clv_holdout, published_on_time],
-        jobs=[refresh, ingest_reference_job, freshness_job],
+        jobs=[refresh, _scenarios_job(without_snapshots), ingest_reference_job, freshness_job],
         schedules=[monthly_close_schedule(refresh), freshness_schedule],
         sensors=[landing_sensor(monthly), failure_alert_sensor(settings)],
         resources=resources_for(settings, defer_docs),

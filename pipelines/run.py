@@ -15,12 +15,15 @@ run found (pipelines/run_result.py).
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 from dagster import (
     AssetCheckSeverity,
     AssetKey,
@@ -33,6 +36,7 @@ from dagster import (
 
 from data_checks.gx_run import unchanged_reason, validator_for
 from pipelines import run_result
+from pipelines.defs.assets.publish import SCENARIOS_JOB
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshRange, partition_key, partitions_of, range_tags
 from pipelines.engines import open_runtime
 from pipelines.landing.history import record_landing_history
@@ -157,6 +161,13 @@ def _check_partitions_cover(months: list[str], monthly: MonthlyPartitionsDefinit
         )
 
 
+# What each job cprof runs does, as its first line says.
+JOB_STEPS = {
+    "refresh": "ingest and check, dbt build, CLV, satisfaction, scorecard, publish",
+    SCENARIOS_JOB: "the scenarios file checked, the scenario marts built and tested against the release, publish",
+}
+
+
 def run_pipeline(
     settings: Settings,
     first: str | None = None,
@@ -196,6 +207,67 @@ def run_pipeline(
         return _run_locked(settings, monthly, months, progress, full_refresh, live, accept_row_drop)
 
 
+def run_scenarios(
+    settings: Settings,
+    file: Path | None = None,
+    progress: Callable[[str], None] = print,
+    wait_seconds: float = 0.0,
+    live: bool = True,
+) -> RunSummary:
+    """Publish the scenarios of the landing zone's scenarios file (with ``file``: that file, first put in the
+    landing zone as landing/reference/scenarios.<suffix>, replacing the one there) beside the release's actual
+    marts, unchanged: one run of the ``scenarios`` job for the release's last month, which checks and promotes
+    the file, rebuilds and tests the scenario marts and publishes them with the release. Refuses while months
+    await publication (their refresh publishes the scenarios too)."""
+    from pipelines.landing.sources import BY_NAME
+    from pipelines.publication.publish import current_database
+
+    paths = settings.paths
+    database = current_database(paths.published)
+    if not database.exists():
+        raise PipelineError(
+            f"nothing is published yet in {paths.published}: scenarios are computed against the published "
+            "release; run `cprof run` first (it publishes the scenarios of the landing zone too)"
+        )
+    with duckdb.connect(str(database), read_only=True) as con:
+        (last,) = con.execute(
+            "select strftime(max(period), '%Y-%m') from marts.customer_profitability"
+        ).fetchone()
+    if last is None:
+        raise PipelineError(f"{database} holds no customer month: run `cprof run` first")
+    monthly = partitions_of(settings)
+    _check_partitions_cover([last], monthly)
+    with data_dir_lock(paths.data_dir, wait_seconds=wait_seconds, say=progress):
+        awaiting = open_runtime(settings).months_awaiting_publication() or []
+        if awaiting:
+            raise PipelineError(
+                f"months {', '.join(awaiting)} await publication (a failed run, or a restatement): scenarios "
+                "are published only beside actual marts already published. Run `cprof run` first: it publishes "
+                "the scenarios too"
+            )
+        if file is not None:
+            _put_in_landing(file, paths.landing / "reference", BY_NAME["scenarios"].name, progress)
+        return _run_locked(settings, monthly, [last], progress, False, live, job=SCENARIOS_JOB)
+
+
+def _put_in_landing(file: Path, folder: Path, stem: str, progress: Callable[[str], None]) -> None:
+    """``file`` as ``folder/<stem><suffix>`` (.csv or .parquet), replaced atomically; a file of the other suffix
+    there is removed (one file per snapshot)."""
+    suffix = file.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise PipelineError(f"{file}: a scenarios file is a .csv or a .parquet file")
+    if not file.is_file():
+        raise PipelineError(f"{file}: no such file")
+    target = folder / f"{stem}{suffix}"
+    partial = folder / f".{stem}{suffix}.partial"
+    shutil.copyfile(file, partial)
+    os.replace(partial, target)
+    for other in (".csv", ".parquet"):
+        if other != suffix and (folder / f"{stem}{other}").exists():
+            (folder / f"{stem}{other}").unlink()
+    progress(f"scenario: {file} is now the landing zone's {target}")
+
+
 def _run_locked(
     settings: Settings,
     monthly: MonthlyPartitionsDefinition,
@@ -204,6 +276,7 @@ def _run_locked(
     full_refresh: bool,
     live: bool,
     accept_row_drop: list[str] = (),
+    job: str = "refresh",
 ) -> RunSummary:
     from pipelines.defs.assets.transform import dbt_models
 
@@ -237,9 +310,7 @@ def _run_locked(
         progress(f"reference snapshots unchanged since validated and promoted: {', '.join(sorted(reused))}")
     log = paths.logs / "dbt-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    progress(
-        f"refresh: ingest and check, dbt build, CLV, satisfaction, scorecard, publish; dbt's log in {log}"
-    )
+    progress(f"{job}: {JOB_STEPS[job]}; dbt's log in {log}")
     dbt_step = dbt_models(monthly)
     dbt_nodes = len(dbt_step.keys) + len(dbt_step.check_keys)
     started = time.perf_counter()
@@ -255,9 +326,7 @@ def _run_locked(
     try:
         # dagster-dbt echoes dbt's own log to stdout: keep it in a file instead of the console.
         with log.open("w") as handle, contextlib.redirect_stdout(ByThread(handle, sys.stdout)):
-            result = execute_run(
-                settings, "refresh", instance, tags, QUIET, frozenset(reused), on_created=follow
-            )
+            result = execute_run(settings, job, instance, tags, QUIET, frozenset(reused), on_created=follow)
         for source, error in run_result.failed_loads(result).items():  # their suites could not run
             validator.load_failed(source, error)
     finally:
@@ -295,7 +364,7 @@ def _run_locked(
         lines = [f"{c.asset_key.to_user_string()}: {c.check_name}" for c in failed[:20]]
         lines += run_result.step_errors(result)
         raise PipelineError(
-            f"refresh failed ({len(failed)} test(s) failed); nothing was published:\n"
+            f"{job} failed ({len(failed)} test(s) failed); nothing was published:\n"
             + "\n".join(lines)
             + f"\n(dbt's full log: {log})"
         )

@@ -53,7 +53,8 @@ PHASES = (  # (phase, step-key test), in the order a run goes through them
     ("ingest", lambda key: key.startswith(("landed_", "raw_"))),
     ("dbt build", lambda key: key.startswith("dbt_models")),
     ("CLV", lambda key: "customer_clv" in key),
-    # the satisfaction drivers, then the dbt models that read the Python marts (satisfaction_and_scorecard_models)
+    # the satisfaction drivers, then the dbt models that read the Python marts (satisfaction_and_scorecard_models),
+    # then the satisfaction-retention link (satisfaction_retention)
     ("satisfaction and scorecard", lambda key: key.startswith("satisfaction")),
     ("publish", lambda key: key.startswith("published_")),
 )

@@ -269,3 +269,40 @@ def print_checksums(paths: Paths) -> None:
         print(f"  {table:<28} {count:>12,} rows  checksum {checksum}")
     for line in prehistory:
         print(line)
+
+
+def print_scenarios(paths: Paths) -> None:
+    """Each published scenario against actual over the scenario months (marts.scenario_summary): operating
+    profit, ABC customer profit and unused capacity, summed, and the unprofitable customers of the last month."""
+    database = current_database(paths.published)
+    with duckdb.connect(str(database), read_only=True) as con:
+        first, last = con.execute("select min(period), max(period) from marts.scenario_summary").fetchone()
+        rows = con.execute(
+            """
+            select s.scenario, coalesce(d.levers, ''), sum(s.operating_profit_change),
+                sum(s.abc_customer_profit_change), sum(s.unused_capacity_change),
+                sum(s.unprofitable_customers_change) filter (where s.period = ?), bool_and(s.balanced)
+            from marts.scenario_summary s join marts.dim_scenarios d using (scenario)
+            where not d.is_baseline
+            group by all order by s.scenario
+            """,
+            [last],
+        ).fetchall()
+    print()
+    if not rows:
+        print(f"No scenario in {database}: add landing/reference/scenarios.csv (docs/DESIGN.md, Scenarios).")
+        return
+    print(f"Scenarios against actual, {first:%Y-%m} to {last:%Y-%m} (marts.scenario_summary in {database}):")
+    print(
+        f"  {'scenario':<24} {'operating profit':>17} {'ABC customer profit':>20} {'unused capacity':>16}"
+        f" {'unprofitable':>13}  levers"
+    )
+    for name, levers, profit, customer_profit, unused, unprofitable, balanced in rows:
+        print(
+            f"  {name:<24} {_signed(profit):>17} {_signed(customer_profit):>20} {_signed(unused):>16}"
+            f" {unprofitable or 0:>+13,}  {levers}{'' if balanced else '  NOT BALANCED'}"
+        )
+
+
+def _signed(value) -> str:
+    return f"{value:+,.0f}"

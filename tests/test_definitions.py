@@ -95,6 +95,29 @@ def test_the_models_reading_python_marts_are_a_second_dbt_step_after_those_pytho
     assert second in upstream_steps("published__marts")
 
 
+def test_the_satisfaction_retention_link_runs_after_the_satisfaction_models_and_before_publishing(
+    defs: Definitions,
+):
+    """marts/satisfaction_retention_fit reads customer_satisfaction (the second dbt step) and the orders (the first):
+    its step waits for both, and the publication waits for it."""
+    fit = AssetKey(["marts", "satisfaction_retention_fit"])
+    graph = defs.resolve_asset_graph()
+    assert {
+        AssetKey(["marts", "customer_satisfaction"]),
+        AssetKey(["intermediate", "int_drivers_aggregated_to_customer_month"]),
+    } <= graph.get(fit).parent_keys
+    assert fit in graph.get(AssetKey(["published", "marts"])).parent_keys
+    assert set(defs.get_assets_def(fit).keys) == {fit}
+    dependencies = defs.resolve_job_def("refresh").graph.dependency_structure
+    inputs = dependencies.input_to_upstream_outputs_for_node("satisfaction_retention").values()
+    assert {output.node.name for outputs in inputs for output in outputs} == {
+        "dbt_models",
+        "satisfaction_and_scorecard_models",
+    }
+    published = dependencies.input_to_upstream_outputs_for_node("published__marts").values()
+    assert "satisfaction_retention" in {output.node.name for outputs in published for output in outputs}
+
+
 def test_every_landing_source_is_validated_by_a_blocking_suite_before_it_reaches_raw(defs: Definitions):
     graph = defs.resolve_asset_graph()
     for source in SOURCES:
@@ -108,6 +131,29 @@ def test_jobs_for_the_cli_schedules_and_sensor_exist(defs: Definitions):
         assert defs.resolve_job_def(name) is not None
     refresh = defs.resolve_job_def("refresh")
     assert refresh.partitions_def is not None  # the monthly partitions, inferred from its assets
+
+
+def test_the_scenarios_job_builds_the_scenario_marts_and_no_actual_mart(defs: Definitions):
+    """The job `cprof scenario` runs: the scenarios file's ingest, the staging view between it and the models (so
+    the models wait for the file), the scenario models, dim_scenarios and the publication; no actual mart."""
+    from pipelines.defs.assets.publish import PUBLISHED_MARTS, SCENARIO_MARTS
+
+    job = defs.resolve_job_def("scenarios")
+    keys = set(job.asset_layer.executable_asset_keys)
+    assert {AssetKey(["marts", name]) for name in SCENARIO_MARTS} <= keys
+    assert {
+        AssetKey(["landed", "scenarios"]),
+        AssetKey(["raw", "scenarios"]),
+        AssetKey(["staging", "stg_config__scenarios"]),
+        AssetKey(["marts", "dim_scenarios"]),
+        AssetKey(["published", "marts"]),
+    } <= keys
+    actual = {AssetKey(["marts", name]) for name in PUBLISHED_MARTS if name not in SCENARIO_MARTS}
+    assert keys & actual == set()
+    assert not any(key.path[0] == "landed" and key.path[1] != "scenarios" for key in keys)
+    # the scenario models are a group of their own in the UI
+    graph = defs.resolve_asset_graph()
+    assert {graph.get(AssetKey(["marts", name])).group_name for name in SCENARIO_MARTS} == {"scenarios"}
 
 
 def test_workspace_points_at_the_definitions_module():

@@ -34,6 +34,9 @@ CHARTS = {
     "chart-waterfall-t12m",
     "chart-customer-drivers",
     "chart-customer-history",
+    "chart-scenario-whale",
+    "chart-scenario-capacity",
+    "chart-scenario-profit",
 }
 
 # What each chart drew: its plotly traces' points, and the marks (points, bars, lines) in its SVG.
@@ -469,3 +472,62 @@ def test_a_figure_that_is_not_whole_is_shown_as_not_scored_never_coloured(report
             )
     assert attainment == [f"{weight:.2f}" for _, weight in not_scored]
     assert trend_symbols[0] == "circle-open"  # a partial month is drawn hollow grey, not in a status colour
+
+
+SCENARIO_JS = """
+() => ({
+    measures: Object.fromEntries([...document.querySelectorAll("#scenario-table tbody tr[data-measure]")].map(
+        (tr) => [tr.dataset.measure, [Number(tr.dataset.actual), Number(tr.dataset.scenario)]])),
+    movers: [...document.querySelectorAll("#movers-table tbody tr[data-id]")].map(
+        (tr) => [tr.dataset.id, Number(tr.dataset.change)]),
+    note: document.getElementById("scenario-note").textContent,
+    whale: document.getElementById("chart-scenario-whale").data.map((t) => [t.name, t.y.length, Math.max(...t.y)]),
+})
+"""
+
+
+@pytest.mark.system
+def test_the_scenario_view_shows_each_scenario_against_actual_as_published(report: Path, con):
+    """Choose each scenario: the company figures both ways, the customers who move most and the whale curves'
+    peaks are the published scenario marts' of the latest scenario month."""
+    latest = con.execute("select max(period) from marts.scenario_summary").fetchone()[0]
+    names = [
+        n
+        for (n,) in con.execute(
+            "select scenario from marts.dim_scenarios where not is_baseline order by 1"
+        ).fetchall()
+    ]
+    assert len(names) >= 3
+    fields = {"op": "operating_profit", "unused": "unused_capacity_cost", "abc": "abc_customer_profit"}
+    with open_page(report) as session:
+        page = session.page
+        for name in names:
+            page.select_option("#scenario", value=name)
+            shown = page.evaluate(SCENARIO_JS)
+            for field, column in fields.items():
+                published = con.execute(
+                    f"select scenario, {column} from marts.scenario_summary where period = ? "
+                    "and scenario in ('actual', ?)",
+                    [latest, name],
+                ).fetchall()
+                expected = dict(published)
+                assert shown["measures"][field] == [_cents(expected["actual"]), _cents(expected[name])], field
+            movers = con.execute(
+                "select customer_id, abc_profit_change from marts.scenario_comparison "
+                "where scenario = ? and period = ? and abc_profit_change <> 0 "
+                "order by abs(abc_profit_change) desc, customer_id limit 10",
+                [name, latest],
+            ).fetchall()
+            assert shown["movers"] == [[c, _cents(change)] for c, change in movers]
+            assert name.replace("_", " ").lower() in shown["note"].lower()
+            peaks = dict(
+                con.execute(
+                    "select scenario, max(cumulative_profit_pct) from marts.scenario_whale_curve "
+                    "where period = ? and scenario in ('actual', ?) group by 1",
+                    [latest, name],
+                ).fetchall()
+            )
+            assert [t[2] for t in shown["whale"]] == pytest.approx(
+                [float(peaks["actual"]), float(peaks[name])], abs=0.001
+            )
+        assert session.errors == [] and session.blocked == []

@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 from data_checks.gx_run import LandingValidator
+from pipelines.defs.assets.publish import SCENARIO_MARTS
 from pipelines.engines.duckdb_ingest import load, validation_frame
 from pipelines.landing.inventory import ABSENT, landing_inventory, run_files
 from pipelines.landing.sources import BY_NAME, Source
@@ -72,8 +73,21 @@ def test_the_sample_publishes_its_scenarios_with_the_baseline(published_sample: 
         ("express_surcharge", False, 2, "driver_volume", *window, version),
         ("fewer_visits", False, 1, "driver_volume", *window, version),
         ("self_service_support", False, 1, "driver_volume", *window, version),
+        (
+            "smaller_field_team",
+            False,
+            3,
+            "driver_volume, ledger_cost, practical_capacity_minutes",
+            *window,
+            version,
+        ),
     ]
-    assert {row[0] for row in SCENARIOS} == {"express_surcharge", "fewer_visits", "self_service_support"}
+    assert {row[0] for row in SCENARIOS} == {
+        "express_surcharge",
+        "fewer_visits",
+        "self_service_support",
+        "smaller_field_team",
+    }
     assert "dim_scenarios" in _publish_log(published_sample)
     (description,) = _published(
         published_sample, "select description from marts.dim_scenarios where is_baseline"
@@ -110,8 +124,12 @@ def test_without_the_file_everything_else_publishes_as_before(published_sample: 
 
     with_file, without = _publish_log(published_sample), _publish_log(paths)
     assert set(without) == set(with_file)
-    moved = [t for t in with_file if t != "dim_scenarios" and with_file[t] != without[t]]
+    scenario_tables = {*SCENARIO_MARTS, "dim_scenarios"}
+    moved = [t for t in with_file if t not in scenario_tables and with_file[t] != without[t]]
     assert moved == []
+    # the scenario marts hold the baseline only, still the published marts
+    assert _published(paths, "select distinct scenario from marts.scenario_summary") == [("actual",)]
+    assert _published(paths, "select count(*) from marts.scenario_comparison") == [(0,)]
     assert _published(paths, "select scenario, is_baseline, changes, version from marts.dim_scenarios") == [
         ("actual", True, 0, None)
     ]
@@ -147,7 +165,7 @@ COLUMNS = ["scenario", "description", "lever", "target", "operation", "value", "
 
 
 def _change(**values: str) -> Callable[[Path], None]:
-    """Append one change (the others as in the sample's first row, months empty): it is on line 6."""
+    """Append one change (the others as in the sample's first row, months empty): it is on line 9."""
 
     def damage(path: Path) -> None:
         rows = _rows(path)
@@ -163,43 +181,43 @@ BAD: dict[str, tuple[Callable[[Path], None], str | tuple[str, ...]]] = {
     # case: (damage, what the message must say: rule, column, value, line)
     "unknown lever": (
         _change(lever="headcount"),
-        "expect_column_values_to_be_in_set on lever: 1 unexpected (e.g. headcount at line 6)",
+        "expect_column_values_to_be_in_set on lever: 1 unexpected (e.g. headcount at line 9)",
     ),
     "unknown operation": (
         _change(operation="divide"),
-        "expect_column_values_to_be_in_set on operation: 1 unexpected (e.g. divide at line 6)",
+        "expect_column_values_to_be_in_set on operation: 1 unexpected (e.g. divide at line 9)",
     ),
     "unit_minutes of an unknown activity": (
         _change(target="juggle"),
-        "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 6)",
+        "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 9)",
     ),
     "unit_minutes of a share activity": (
         _change(target="invoice_orders"),
-        "_unknown_target: 1 unexpected (e.g. unit_minutes invoice_orders at line 6)",
+        "_unknown_target: 1 unexpected (e.g. unit_minutes invoice_orders at line 9)",
     ),
     "capacity of an unknown cost centre": (
         _change(lever="practical_capacity_minutes", target="marketing"),
-        "_unknown_target: 1 unexpected (e.g. practical_capacity_minutes marketing at line 6)",
+        "_unknown_target: 1 unexpected (e.g. practical_capacity_minutes marketing at line 9)",
     ),
     "ledger cost of an unknown cost centre": (
         _change(lever="ledger_cost", target="marketing"),
-        "_unknown_target: 1 unexpected (e.g. ledger_cost marketing at line 6)",
+        "_unknown_target: 1 unexpected (e.g. ledger_cost marketing at line 9)",
     ),
     "share of a time activity": (
         _change(lever="share", target="enter_order"),
-        "_unknown_target: 1 unexpected (e.g. share enter_order at line 6)",
+        "_unknown_target: 1 unexpected (e.g. share enter_order at line 9)",
     ),
     "driver volume of an unknown segment": (
         _change(lever="driver_volume", target="visit_customer:giants"),
-        "_unknown_target: 1 unexpected (e.g. driver_volume visit_customer:giants at line 6)",
+        "_unknown_target: 1 unexpected (e.g. driver_volume visit_customer:giants at line 9)",
     ),
     "price of an unknown product, segment or customer": (
         _change(lever="unit_price", target="P99999"),
-        "_unknown_target: 1 unexpected (e.g. unit_price P99999 at line 6)",
+        "_unknown_target: 1 unexpected (e.g. unit_price P99999 at line 9)",
     ),
     "satisfaction of a question that is not an attribute": (
         _change(lever="satisfaction", target="NPS", operation="add", value="1"),
-        "_unknown_target: 1 unexpected (e.g. satisfaction NPS at line 6)",
+        "_unknown_target: 1 unexpected (e.g. satisfaction NPS at line 9)",
     ),
     "overlapping changes": (
         _change(
@@ -213,24 +231,24 @@ BAD: dict[str, tuple[Callable[[Path], None], str | tuple[str, ...]]] = {
         (
             "_overlapping_change: 2 unexpected (e.g. ",
             f"{OVERLAP} at line 5",
-            f"{OVERLAP} at line 6",
+            f"{OVERLAP} at line 9",
         ),
     ),
     "negative multiplier": (
         _change(value="-0.5"),
-        "_negative_multiplier: 1 unexpected (e.g. -0.500000 at line 6)",
+        "_negative_multiplier: 1 unexpected (e.g. -0.500000 at line 9)",
     ),
     "first month after the last": (
         _change(first_month="2024-03", last_month="2024-01"),
-        "_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line 6)",
+        "_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line 9)",
     ),
     "a month not written YYYY-MM": (
         _change(first_month="2024-3", last_month="2024-03"),
-        "expect_column_values_to_match_regex on first_month: 1 unexpected (e.g. 2024-3 at line 6)",
+        "expect_column_values_to_match_regex on first_month: 1 unexpected (e.g. 2024-3 at line 9)",
     ),
     "the reserved name actual": (
         _change(scenario="Actual"),
-        "_reserved_scenario: 1 unexpected (e.g. Actual at line 6)",
+        "_reserved_scenario: 1 unexpected (e.g. Actual at line 9)",
     ),
     "add on a driver volume": (
         _change(lever="driver_volume", target="visit_customer", operation="add", value="5"),
@@ -238,7 +256,7 @@ BAD: dict[str, tuple[Callable[[Path], None], str | tuple[str, ...]]] = {
     ),
     "zero practical capacity": (
         _change(lever="practical_capacity_minutes", target="warehouse", operation="set", value="0"),
-        "_value_outside_lever_range: 1 unexpected (e.g. capacity set 0.000000 at line 6)",
+        "_value_outside_lever_range: 1 unexpected (e.g. capacity set 0.000000 at line 9)",
     ),
     "no value": (_change(value=""), "expect_column_values_to_not_be_null on value"),
 }
@@ -311,5 +329,5 @@ def test_a_run_on_a_bad_scenarios_file_stops_and_leaves_the_publication(
         run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     message = str(caught.value)
     assert str(file) in message, message
-    assert "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 6)" in message, message
+    assert "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 9)" in message, message
     assert _fingerprint(paths) == before

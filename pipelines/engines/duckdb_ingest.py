@@ -684,7 +684,8 @@ def release_whole_months(con: duckdb.DuckDBPyConnection) -> list[Released]:
 def release_snapshot(con: duckdb.DuckDBPyConnection, source_name: str) -> SnapshotRelease:
     """Release a validated snapshot to ``raw`` (:func:`promote`). When it changes or removes rows of the release
     before it (added rows restate nothing), every month in ``raw`` is recorded as awaiting publication in the same
-    transaction, so this run, or the next if it fails, restates all history with it."""
+    transaction, so this run, or the next if it fails, restates all history with it (unless the source does not
+    restate: ``Source.restates``)."""
     source = BY_NAME[source_name]
     ensure_tables(con)
 
@@ -700,7 +701,7 @@ def release_snapshot(con: duckdb.DuckDBPyConnection, source_name: str) -> Snapsh
             changed, removed, columns = _snapshot_differences(con, source, previous[0], latest)
         rows = _promote(con, source, None)
         restated: list[str] = []
-        if changed or removed:
+        if (changed or removed) and source.restates:
             restated = [
                 month
                 for (month,) in con.execute(

@@ -1070,7 +1070,7 @@ def release_snapshot(spark: SparkSession, source_name: str, control: Path | None
     if previous is not None and previous != latest:
         changed, removed, columns = _snapshot_differences(spark, source)
     restated: list[str] = []
-    if changed or removed:
+    if (changed or removed) and source.restates:
         periods = sorted({p for s in MONTHLY for p in _locations(spark, f"{RAW}.{s.name}") if p is not None})
         with _control(control) as con:
             con.executemany(

@@ -42,12 +42,16 @@ class Source:
     # Snapshots: whether each row carries its file's SHA-256 (``_file_sha256``, after the lineage columns), the
     # version of what the rows say, which a model may publish (the scenarios': dim_scenarios.version).
     versioned: bool = False
+    # Snapshots: whether a release that changes or removes its rows restates history (every month in raw awaits
+    # publication again). False only for a snapshot no actual mart reads: the scenarios, whose marts every run
+    # rebuilds whole.
+    restates: bool = True
 
     def __post_init__(self) -> None:
         if (self.kind == "monthly") != (self.empty_month_ok is not None):
             raise ValueError(f"{self.name}: a monthly source, and only one, declares empty_month_ok")
-        if (self.absent_ok or self.versioned) and self.kind == "monthly":
-            raise ValueError(f"{self.name}: only a snapshot may be absent (absent_ok) or versioned")
+        if (self.absent_ok or self.versioned or not self.restates) and self.kind == "monthly":
+            raise ValueError(f"{self.name}: only a snapshot may be absent (absent_ok), versioned or not restate")
 
     @property
     def table_columns(self) -> dict[str, str]:
@@ -156,6 +160,7 @@ SOURCES: tuple[Source, ...] = (
         "file there is no scenario but the baseline, actual.",
         absent_ok=True,
         versioned=True,
+        restates=False,
     ),
     # --- monthly exports -----------------------------------------------------------------------
     Source(

@@ -871,11 +871,12 @@ def _write_reference_config(
         writer.writerows(SCENARIOS)
 
 
-# Three what-ifs a finance team would try (docs/DESIGN.md, Scenarios), over the release's trailing 12 months.
+# Four what-ifs a finance team would try (docs/DESIGN.md, Scenarios), over the release's trailing 12 months.
 # The model prices lines, not deliveries, so an express surcharge cannot be a unit_price change; it is modelled
 # by what it would do to demand: a third of express orders shipped standard instead (both activities driven
 # by express orders). Small businesses are the customers with support and visit costs out of proportion.
 EXPRESS_SURCHARGE = "Surcharge on express orders: a third of them ship standard"
+SMALLER_FIELD_TEAM = "Half the visits to small businesses, and a field sales team a fifth smaller to match"
 SCENARIOS = (
     # scenario, description, lever, target, operation, value, first_month, last_month
     (
@@ -908,6 +909,17 @@ SCENARIOS = (
         "0.5",
         "",
         "",
+    ),
+    # The same cut of visits, and the capacity it frees cut too (activity-based budgeting): a field sales team a
+    # fifth smaller, in minutes and in cost. Demand alone moves cost into unused capacity; only the cut of
+    # spending moves operating profit.
+    *(
+        ("smaller_field_team", SMALLER_FIELD_TEAM, lever, target, "multiply", value, "", "")
+        for lever, target, value in (
+            ("driver_volume", "visit_customer:small_business", "0.5"),
+            ("practical_capacity_minutes", "field_sales", "0.8"),
+            ("ledger_cost", "field_sales", "0.8"),
+        )
     ),
 )
 

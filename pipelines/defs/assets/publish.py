@@ -16,6 +16,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -37,6 +38,14 @@ from pipelines.publication.descriptions import published_docs
 from pipelines.publication.publish import current_database, publish
 from pipelines.publication.report import report_path, write_release_report
 
+SCENARIO_MARTS = (
+    "scenario_customer_profitability",
+    "scenario_activity_costs",
+    "scenario_cost_center_capacity",
+    "scenario_whale_curve",
+    "scenario_comparison",
+    "scenario_summary",
+)
 PUBLISHED_MARTS = (
     "customer_profitability",
     "customer_cost_to_serve",
@@ -51,9 +60,13 @@ PUBLISHED_MARTS = (
     "customer_retention",
     "customer_satisfaction",
     "satisfaction_drivers",
+    "satisfaction_retention_fit",
     "customer_scorecard",
     "incentive_attainment",
     "prehistory_returns",
+    # the what-if scenarios (docs/DESIGN.md, Scenarios): with the release, so every scenario is computed from,
+    # and compared with, the very marts published beside it
+    *SCENARIO_MARTS,
 )
 # Dimension and label tables (dbt models in marts/dimensions), published with the marts for BI joins.
 PUBLISHED_DIMENSIONS = (
@@ -69,6 +82,8 @@ PUBLISH_DEADLINE_DAY = 3
 PUBLISH_DEADLINE_HOUR = 9
 PUBLISH_DEADLINE_CRON = f"0 {PUBLISH_DEADLINE_HOUR} {PUBLISH_DEADLINE_DAY} * *"
 PUBLISHED_MARTS_KEY = AssetKey(["published", "marts"])
+# The job that publishes new scenario marts beside the release's actual marts (pipelines/definitions.py).
+SCENARIOS_JOB = "scenarios"
 
 
 def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
@@ -92,6 +107,13 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         # The run rebuilt its months and every month awaiting publication (pipelines.defs.partitions.refresh_range):
         # only the periods from the first of them on can differ from the current publication.
         refresh = refresh_range(context, warehouse)
+        if context.job_name == SCENARIOS_JOB and refresh.awaiting:
+            # The scenarios job rebuilds no actual mart: publishing now would clear months it did not rebuild.
+            raise Failure(
+                description=f"months {', '.join(refresh.awaiting)} await publication (a failed run, or a "
+                "restatement): the scenarios job publishes only beside actual marts already published. Run the "
+                "refresh job (cprof run) first; it publishes the scenarios too."
+            )
         full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
         changed_from = None if full else month_start(refresh.first)
         # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest

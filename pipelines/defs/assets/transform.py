@@ -44,11 +44,14 @@ from pipelines.landing.inventory import month_start
 # The dbt sources written by the Python assets, and the dbt selection of the models that read them.
 PYTHON_MARTS_SOURCE = "python_marts"
 AFTER_PYTHON_MARTS = f"source:{PYTHON_MARTS_SOURCE}+"
+# The group of the what-if scenario models (models/*/scenarios/).
+SCENARIOS_GROUP = "scenarios"
 
 
 class Translator(DagsterDbtTranslator):
-    """Groups dbt models by their layer folder (staging, intermediate, marts); a table of the source
-    ``python_marts`` is the Python asset that writes it, marts/<table>."""
+    """Groups dbt models by their layer folder (staging, intermediate, marts), and the what-if scenario models
+    (a `scenarios` folder of a layer) in a group of their own; a table of the source ``python_marts`` is the
+    Python asset that writes it, marts/<table>."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if (
@@ -61,7 +64,7 @@ class Translator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
         if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 2:
-            return fqn[1]
+            return SCENARIOS_GROUP if fqn[2] == SCENARIOS_GROUP else fqn[1]
         return super().get_group_name(dbt_resource_props)
 
 

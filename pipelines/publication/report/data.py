@@ -23,6 +23,7 @@ import duckdb
 
 from pipelines.engines.sql import literal
 from pipelines.lib.settings import Settings
+from pipelines.publication.report.scenarios import read_scenarios
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
                     "inner join report_months as months on t.period = months.period group by all"
                 ).fetchall()
             )
+        scenarios = read_scenarios(con, tables)
         run = None
         if "publish_log" in tables:
             run = con.execute(
@@ -375,5 +377,6 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
         "months": [f"{m:%Y-%m}" for m in months],
         "customers": customers,
         "codes": codes,
+        "scenarios": scenarios,
         **data,
     }

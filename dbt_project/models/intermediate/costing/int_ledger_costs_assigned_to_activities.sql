@@ -5,7 +5,6 @@
 --         to its ledger cost; the whole pool is the activity's cost when it has driver volume.
 -- An activity with no driver volume in a month has no cost: its centre keeps the money as unused capacity.
 {{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail') }}
-{%- set int128 = type_int128() %}
 with activities as (
     select * from {{ ref('int_costing_config_validated') }}
 ),
@@ -42,74 +41,7 @@ activity_months as (
         on ledger.period = driver_totals.period and activities.driver = driver_totals.driver
 ),
 
-time_activities as (
-    select
-        *,
-        -- cents = round(ledger_cents x unit_minutes x volume / capacity), with minutes and volumes scaled to integers
-        {{ integer_divide(
-            "cast(ledger_cost * 100 as " ~ int128 ~ ") * cast(unit_minutes * 10000 as " ~ int128 ~ ")
-            * cast(driver_volume * 10000 as " ~ int128 ~ ")
-            + cast(practical_capacity_minutes as " ~ int128 ~ ") * 50000000",
-            "cast(practical_capacity_minutes as " ~ int128 ~ ") * 100000000",
-        ) }} as activity_cost_cents,
-        unit_minutes * driver_volume as used_minutes
-    from activity_months
-    where method = 'time'
-),
+{{ activities_costed_ctes('activity_months', 'period') }}
 
-share_pools as (
-    select * from {{ apportion_cents(
-        "(select * from activity_months where method = 'share')",
-        "cast(ledger_cost * 100 as " ~ int128 ~ ")",
-        "cast(share * 1000000 as " ~ int128 ~ ")",
-        "period, cost_center",
-        "activity",
-    ) }}
-),
-
-share_activities as (
-    select
-        period, activity, cost_center, driver, method, unit_minutes, share, practical_capacity_minutes, ledger_cost,
-        driver_volume,
-        case when driver_volume > 0 then apportioned_cents else 0 end as activity_cost_cents,
-        cast(null as decimal(18, 4)) as used_minutes
-    from share_pools
-),
-
-combined as (
-    select
-        period, activity, cost_center, driver, method, unit_minutes, share, practical_capacity_minutes, ledger_cost,
-        driver_volume, activity_cost_cents, used_minutes
-    from time_activities
-    union all
-    select
-        period, activity, cost_center, driver, method, unit_minutes, share, practical_capacity_minutes, ledger_cost,
-        driver_volume, activity_cost_cents, used_minutes
-    from share_activities
-),
-
-final as (
-    select
-        period,
-        cost_center,
-        activity,
-        method,
-        driver,
-        cast(driver_volume as decimal(18, 4)) as driver_volume,
-        unit_minutes,
-        share,
-        practical_capacity_minutes,
-        cast(used_minutes as decimal(18, 4)) as used_minutes,
-        case
-            when method = 'time' then {{ double_as_decimal(ratio("ledger_cost", "practical_capacity_minutes"), 18, 6) }}
-        end as capacity_cost_rate,
-        case
-            when method = 'time' then {{ double_as_decimal(ratio("ledger_cost * unit_minutes", "practical_capacity_minutes"), 18, 6) }}
-            when driver_volume > 0 then {{ double_as_decimal(ratio(cents_to_money("activity_cost_cents"), "driver_volume"), 18, 6) }}
-        end as rate_per_unit,
-        {{ cents_to_money("activity_cost_cents") }} as activity_cost
-    from combined
-)
-
-select * from final
+select * from activities_costed
 where {{ in_refresh_window('period') }}

@@ -1,27 +1,8 @@
 -- One row per what-if scenario of landing/reference/scenarios.csv, and the implicit baseline `actual`.
 -- A change without months applies to the release's trailing 12 months, within history (docs/DESIGN.md,
--- Scenarios).
-with changes as (
-    select * from {{ ref('stg_config__scenarios') }}
-),
-
-release as (
-    select min(period) as first_period, max(period) as last_period from {{ ref('stg_erp__order_lines') }}
-),
-
-resolved as (
-    select
-        changes.scenario,
-        changes.description,
-        changes.lever,
-        changes.version,
-        coalesce(
-            changes.first_period,
-            greatest(release.first_period, cast({{ dbt.dateadd('month', -11, 'release.last_period') }} as date))
-        ) as first_period,
-        coalesce(changes.last_period, release.last_period) as last_period
-    from changes
-    cross join release
+-- Scenarios; the months are resolved in int_scenario_changes).
+with resolved as (
+    select * from {{ ref('int_scenario_changes') }}
 ),
 
 levers as (

@@ -37,34 +37,6 @@ coverage as (
     group by as_of.as_of_period
 ),
 
-ranked as (
-    select
-        period,
-        customer_id,
-        profit_t12m,
-        row_number() over (partition by period order by profit_t12m desc, customer_id) as customer_rank,
-        sum(profit_t12m) over (
-            partition by period order by profit_t12m desc, customer_id rows unbounded preceding
-        ) as cumulative_profit,
-        sum(profit_t12m) over (partition by period) as total_profit,
-        count(*) over (partition by period) as customers
-    from trailing_profit
-),
+{{ whale_curve_ctes('trailing_profit', 'coverage', 'period') }}
 
-final as (
-    select
-        ranked.period,
-        cast(ranked.customer_rank as integer) as customer_rank,
-        ranked.customer_id,
-        cast(ranked.profit_t12m as decimal(18, 2)) as profit_t12m,
-        cast(ranked.cumulative_profit as decimal(18, 2)) as cumulative_profit,
-        {{ double_as_decimal(ratio("100 * ranked.cumulative_profit", "nullif(ranked.total_profit, 0)"), 12, 4) }}
-            as cumulative_profit_pct,
-        {{ double_as_decimal(ratio("100 * ranked.customer_rank", "ranked.customers"), 9, 4) }} as cumulative_customer_pct,
-        cast(coverage.window_months as integer) as window_months,
-        coverage.window_months = 12 as window_complete
-    from ranked
-    inner join coverage on ranked.period = coverage.period
-)
-
-select * from final
+select * from whale_ranked

@@ -117,7 +117,7 @@ async function unpack(id) {
 }
 
 let D; // the publication's data
-const S = { m: 0, segment: "all", c: null }; // what the reader chose
+const S = { m: 0, segment: "all", c: null, scenario: null }; // what the reader chose
 const IX = {}; // indexes built once
 
 function decode(table, column, i) {
@@ -515,6 +515,107 @@ function renderCosts() {
     + cell(identities(r)) + "</tr>"));
 }
 
+// --- scenarios (what if) -------------------------------------------------------------------------------------
+
+function scenarioMonth() { // the chosen month when it is a scenario month, else the last scenario month
+  const months = [...new Set(D.scenarios.summary.map((r) => r.m))].sort((a, b) => a - b);
+  return months.includes(S.m) ? S.m : months[months.length - 1];
+}
+function renderScenarios() {
+  const X = D.scenarios;
+  const note = document.getElementById("scenario-note");
+  if (!X || !X.list.length || !X.summary.length) {
+    note.textContent = X ? "This publication has no what-if scenario: add landing/reference/scenarios.csv "
+      + "(docs/DESIGN.md, Scenarios) and run again." : "This publication was made before the scenario marts.";
+    fillTable("scenario-table", []);
+    fillTable("movers-table", []);
+    return;
+  }
+  const name = S.scenario;
+  const chosen = X.list.find((s) => s.name === name);
+  const m = scenarioMonth();
+  const months = [...new Set(X.summary.map((r) => r.m))].sort((a, b) => a - b);
+  const row = (s, month) => X.summary.find((r) => r.s === s && r.m === month) || {};
+  const total = (s, field) => X.summary.filter((r) => r.s === s).reduce((sum, r) => sum + r[field], 0);
+  document.getElementById("scenario-context").textContent = monthName(D.months[m]);
+  note.textContent = `${words(chosen.name)}: ${chosen.description.replace(/\.$/, "")}. Levers: ${chosen.levers}; changes apply ${monthName(chosen.first)} `
+    + `to ${monthName(chosen.last)}. Scenario months in this report: ${monthName(D.months[months[0]])} to `
+    + `${monthName(D.months[months[months.length - 1]])}`
+    + (m === S.m ? "." : `; the chosen month is not one of them, so the view shows ${monthName(D.months[m])}.`);
+  const a = row("actual", m), x = row(name, m);
+  const lines = [
+    ["Operating profit", "op", money], ["ABC customer profit", "abc", money], ["Unused capacity", "unused", money],
+    ["Traditional customer profit", "trad", money], ["Net revenue", "net", money], ["Cost to serve", "cts", money],
+    ["Unprofitable customers", "unprofitable", (v, plus) => signed(num(Math.abs(v)), v, plus)],
+  ];
+  const rows = lines.map(([label, field, show]) => {
+    const ta = total("actual", field), tx = total(name, field);
+    return `<tr data-measure="${field}" data-actual="${a[field]}" data-scenario="${x[field]}">` + cell(label)
+      + cell(show(a[field]), true) + cell(show(x[field]), true) + cell(show(x[field] - a[field], true), true)
+      + cell(show(ta), true) + cell(show(tx), true) + cell(show(tx - ta, true), true) + "</tr>";
+  });
+  rows.push(`<tr data-measure="peak" data-actual="${a.peak}" data-scenario="${x.peak}">` + cell("Whale-curve peak")
+    + cell(`${num(a.peak, 1)} %`, true) + cell(`${num(x.peak, 1)} %`, true)
+    + cell(`${signed(num(Math.abs(x.peak - a.peak), 1), x.peak - a.peak, true)} pts`, true) + cell("") + cell("") + cell("") + "</tr>");
+  fillTable("scenario-table", rows);
+
+  const curves = [["actual", "Actual", BLUE], [name, words(name), ORANGE]].map(([s, label, colour]) => {
+    const curve = (X.whale[s] || {})[m] || { ccp: [], cpp: [] };
+    return { type: "scatter", mode: "lines", name: label, x: curve.ccp, y: curve.cpp, line: { color: colour, width: 2 },
+      hovertemplate: `${label}: %{y:.1f} % of profit at %{x:.1f} % of customers<extra></extra>` };
+  });
+  draw("chart-scenario-whale", curves, {
+    title: title(`Whale curve both ways, 12 months to ${monthName(D.months[m])}`, 14),
+    xaxis: { title: { text: "Customers, most profitable first (cumulative %)" }, range: [0, 100], ticksuffix: " %" },
+    yaxis: { title: { text: "Cumulative ABC profit (% of total)" }, ticksuffix: " %" }, legend: SIDE_LEGEND,
+    shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 100, y1: 100, line: { color: "#8a93a3", dash: "dash", width: 1 } }],
+  });
+
+  const capacity = (s) => X.capacity.filter((r) => r.s === s && r.m === m && r.capacity !== null);
+  const centres = capacity("actual").map((r) => r.centre);
+  const bars = [["actual", "Required, actual", BLUE], [name, `Required, ${words(name)}`, ORANGE]].map(([s, label, colour]) => {
+    const list = capacity(s);
+    return { type: "bar", name: label, x: list.map((r) => r.centre), y: list.map((r) => r.used), marker: { color: colour },
+      text: list.map((r) => `<b>${esc(r.centre)}</b>, ${label}<br>${num(r.used, 0)} of ${num(r.capacity)} minutes`
+        + `<br>unused capacity ${money(r.unused)}${r.over ? "<br><b>over capacity</b>" : ""}`),
+      hovertemplate: "%{text}<extra></extra>", textposition: "none" };
+  });
+  const supplied = capacity(name);
+  bars.push({ type: "scatter", mode: "markers", name: "Supplied (practical capacity)", x: supplied.map((r) => r.centre),
+    y: supplied.map((r) => r.capacity), marker: { symbol: "line-ew-open", size: 28, color: "#333", line: { width: 2 } },
+    hovertemplate: "%{x}: %{y:,} minutes supplied<extra></extra>" });
+  draw("chart-scenario-capacity", bars, { title: title(`Capacity required against supplied, ${monthName(D.months[m])}`, 14),
+    barmode: "group", xaxis: { categoryorder: "array", categoryarray: centres, automargin: true },
+    yaxis: { title: { text: "Minutes" } },
+    legend: SIDE_LEGEND });
+
+  const series = (s, field, label, colour, dash) => {
+    const list = X.summary.filter((r) => r.s === s);
+    return { type: "scatter", mode: "lines+markers", name: label, x: list.map((r) => D.months[r.m]),
+      y: list.map((r) => r[field] / 100), line: { color: colour, dash },
+      hovertemplate: `${label}, %{x}: %{y:,.2f}<extra></extra>` };
+  };
+  draw("chart-scenario-profit", [
+    series("actual", "op", "Operating profit, actual", BLUE, "solid"),
+    series(name, "op", `Operating profit, ${words(name)}`, ORANGE, "dash"),
+    series("actual", "unused", "Unused capacity, actual", GREY, "solid"),
+    series(name, "unused", `Unused capacity, ${words(name)}`, "#8c564b", "dash"),
+  ], { title: title("Operating profit and unused capacity by scenario month", 14), xaxis: monthAxis(),
+    legend: SIDE_LEGEND, shapes: m === S.m ? monthMarker() : [] });
+
+  const movers = X.movers.filter((r) => r.s === name && r.m === m);
+  fillTable("movers-table", movers.map((r) => {
+    const known = r.c !== null && r.c !== undefined;
+    const side = { to_loss: "to a loss", to_profit: "out of a loss" }[r.flip] || "";
+    const rank = (v) => (v === null ? "\u2013" : num(v));
+    return `<tr${known ? ` data-customer="${r.c}"` : ""} data-id="${esc(r.id)}" data-change="${r.change}">`
+      + cell(known ? customerCell(r.c) : esc(r.id)) + cell(esc(words(r.segment || "")))
+      + cell(money(r.actual), true) + cell(money(r.scenario), true) + cell(money(r.change, true), true)
+      + cell(side ? `<span class="flag">${side}</span>` : "") + cell(`${rank(r.rank_actual)} \u2192 ${rank(r.rank_scenario)}`, true)
+      + "</tr>";
+  }), true);
+}
+
 function identities(r) { // the published flag, and each identity checked on the published amounts, in cents
   const held = [r.gm - r.ledger === r.op, r.abc - r.unused - r.sust === r.op, r.trad === r.op];
   const names = ["gross margin \u2212 ledger cost", "ABC profit \u2212 unused \u2212 sustaining", "traditional profit"];
@@ -763,6 +864,7 @@ function render() {
   renderDrivers();
   renderClv();
   renderCosts();
+  renderScenarios();
   renderCustomer();
   document.body.dataset.month = D.months[S.m];
   document.body.dataset.segment = S.segment;
@@ -787,6 +889,11 @@ function setUp() {
   document.getElementById("customer-list").innerHTML = D.customers.id.map((_, c) => `<option value="${esc(customerLabel(c))}"></option>`).join("");
   document.getElementById("controls").addEventListener("submit", (event) => { event.preventDefault(); search(); });
   document.getElementById("customer-search").addEventListener("change", search);
+  const scenarioSelect = document.getElementById("scenario");
+  const scenarios = D.scenarios ? D.scenarios.list : [];
+  scenarioSelect.innerHTML = scenarios.map((x) => `<option value="${esc(x.name)}">${esc(words(x.name))}</option>`).join("");
+  S.scenario = scenarios.length ? scenarios[0].name : null;
+  scenarioSelect.addEventListener("change", () => { S.scenario = scenarioSelect.value; renderScenarios(); });
   const meta = D.meta;
   const scope = [];
   if (meta.months_total > D.months.length) {

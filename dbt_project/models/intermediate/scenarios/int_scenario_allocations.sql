@@ -1,0 +1,55 @@
+-- Activities to customers per scenario (the costing method's step 3, int_activity_costs_allocated_to_customers):
+-- each activity's cost split over its customers in proportion to their scenario driver volume, in whole cents
+-- that add up to the activity cost exactly. Grain: scenario, period, customer, activity.
+with activity_costs as (
+    select * from {{ ref('int_scenario_activity_costs') }}
+    where activity_cost <> 0
+),
+
+drivers as (
+    select * from {{ ref('int_scenario_drivers') }}
+),
+
+customer_volumes as (
+    select
+        activity_costs.scenario,
+        activity_costs.period,
+        drivers.customer_id,
+        activity_costs.activity,
+        activity_costs.cost_center,
+        activity_costs.driver,
+        drivers.driver_volume,
+        activity_costs.rate_per_unit,
+        activity_costs.activity_cost
+    from activity_costs
+    inner join drivers
+        on activity_costs.scenario = drivers.scenario
+        and activity_costs.period = drivers.period
+        and activity_costs.activity = drivers.activity
+),
+
+allocated as (
+    select * from {{ apportion_cents(
+        "customer_volumes",
+        "cast(activity_cost * 100 as " ~ type_int128() ~ ")",
+        "cast(driver_volume * 10000 as " ~ type_int128() ~ ")",
+        "scenario, period, activity",
+        "customer_id",
+    ) }}
+),
+
+final as (
+    select
+        scenario,
+        period,
+        customer_id,
+        activity,
+        cost_center,
+        driver,
+        driver_volume,
+        rate_per_unit,
+        {{ cents_to_money("apportioned_cents") }} as allocated_cost
+    from allocated
+)
+
+select * from final

@@ -1,0 +1,45 @@
+-- Traditional costing per scenario (the costing method's step 5, int_overhead_spread_by_revenue): the
+-- scenario's indirect cost of the month, every centre, spread over its customers in proportion to their
+-- scenario net revenue (customers with none positive carry none), in whole cents adding up exactly.
+with ledger as (
+    select scenario, period, sum(ledger_cost) as ledger_cost
+    from {{ ref('int_scenario_cost_centers') }}
+    group by scenario, period
+),
+
+margin as (
+    select * from {{ ref('int_scenario_margin') }}
+    where net_revenue > 0
+),
+
+revenue_weights as (
+    select
+        margin.scenario,
+        margin.period,
+        margin.customer_id,
+        margin.net_revenue,
+        ledger.ledger_cost
+    from margin
+    inner join ledger on margin.scenario = ledger.scenario and margin.period = ledger.period
+),
+
+spread as (
+    select * from {{ apportion_cents(
+        "revenue_weights",
+        "cast(ledger_cost * 100 as " ~ type_int128() ~ ")",
+        "cast(net_revenue * 100 as " ~ type_int128() ~ ")",
+        "scenario, period",
+        "customer_id",
+    ) }}
+),
+
+final as (
+    select
+        scenario,
+        period,
+        customer_id,
+        {{ cents_to_money("apportioned_cents") }} as traditional_overhead
+    from spread
+)
+
+select * from final
