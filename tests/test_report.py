@@ -4,6 +4,7 @@ the network cut off, as a reader clicks. Expected figures are read from the publ
 from __future__ import annotations
 
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
@@ -206,6 +207,76 @@ def test_a_searched_customers_waterfall_adds_up_to_its_published_profit(report: 
     assert month["x"][-1] == "ABC profit" and month["y"][-1] == pytest.approx(float(abc))
     assert month["traditional"] == pytest.approx([float(gm), -float(overhead), float(traditional)])
     assert months >= 1 and t12m == _cents(trailing_abc)
+
+
+LEVERS_JS = """
+() => [...document.querySelectorAll("#levers-table tbody tr[data-activity]")].map((tr) => ({
+    window: tr.dataset.window,
+    activity: tr.dataset.activity,
+    volume: Number(tr.dataset.volume),
+    norm: Number(tr.dataset.norm),
+    excess: Number(tr.dataset.excess),
+    profit_at_norm: Number(tr.dataset.profitAtNorm),
+    break_even: tr.dataset.breakEven === "" ? null : Number(tr.dataset.breakEven),
+    cells: [...tr.cells].map((td) => td.textContent),
+}))
+"""
+
+
+@pytest.mark.system
+def test_a_customers_drill_down_lists_its_published_profit_levers(report: Path, con):
+    # the latest month's customer with the most levers over the month and its trailing 12 months
+    period, customer = con.execute(
+        """
+        select period, customer_id from marts.customer_profit_levers
+        where period = (select max(period) from marts.customer_profit_levers)
+        group by all
+        having count(distinct time_window) = 2
+        order by count(*) desc, customer_id
+        limit 1
+        """
+    ).fetchone()
+    published = con.execute(
+        """
+        select time_window, activity, round(cast(driver_volume as double), 1),
+               round(cast(norm_driver_volume as double), 1), excess_cost, profit_at_norm,
+               round(cast(break_even_price_change_pct as double), 2), driver
+        from marts.customer_profit_levers
+        where period = ? and customer_id = ?
+        order by time_window, excess_cost desc, activity
+        """,
+        [period, customer],
+    ).fetchall()
+    with open_page(report) as session:
+        page = session.page
+        page.fill("#customer-search", customer)
+        page.press("#customer-search", "Enter")
+        page.wait_for_selector(f'body[data-customer="{customer}"]', state="attached")
+        shown = page.evaluate(LEVERS_JS)
+        assert session.errors == []
+    assert [
+        (
+            row["window"],
+            row["activity"],
+            row["volume"],
+            row["norm"],
+            row["excess"],
+            row["profit_at_norm"],
+            row["break_even"],
+        )
+        for row in shown
+    ] == [
+        (window, activity, volume, norm, _cents(excess), _cents(at_norm), break_even)
+        for window, activity, volume, norm, excess, at_norm, break_even, _ in published
+    ]
+    # what the reader sees: the window, the activity and its driver in words, the excess in money
+    for row, (window, activity, *_, excess, _, _, driver) in zip(shown, published, strict=True):
+        assert row["cells"][0] == ("Month" if window == "month" else "Trailing 12 months")
+        assert row["cells"][1].lower() == activity.replace("_", " ")
+        assert row["cells"][2].lower() == driver.replace("_", " ")
+        whole = excess.quantize(Decimal(1), rounding=ROUND_HALF_UP)  # the page's money: whole from 10 on
+        assert row["cells"][6].replace(",", "") == (f"{whole}" if excess >= 10 else f"{excess:.2f}")
+    assert {row["window"] for row in shown} == {"month", "t12m"}
 
 
 def _hover_and_click(page, chart: str, nth: int, con) -> str:

@@ -388,14 +388,22 @@ def test_incentive_attainment_equals_its_recomputation(published: Publication, s
 
 
 def test_trailing_marts_say_how_much_history_their_windows_hold(published: Publication, history: list[date]):
-    """The whale curve and the satisfaction drivers: each month's window holds the months of history counted
-    here, and is complete exactly when it holds 12 (from the 12th month of history on)."""
+    """The whale curve, the satisfaction drivers and the profit levers' trailing window: each month's window
+    holds the months of history counted here, and is complete exactly when it holds 12 (from the 12th month of
+    history on)."""
     expected = {
         period: (months_held(history, period, 12), months_held(history, period, 12) == 12)
         for period in history
     }
-    for table in ("whale_curve", "satisfaction_drivers"):
-        rows = published.rows(f"select distinct period, window_months, window_complete from marts.{table}")
+    trailing = {
+        "whale_curve": "true",
+        "satisfaction_drivers": "true",
+        "customer_profit_levers": "time_window = 't12m'",
+    }
+    for table, where in trailing.items():
+        rows = published.rows(
+            f"select distinct period, window_months, window_complete from marts.{table} where {where}"
+        )
         assert len(rows) == len({row[0] for row in rows}), table  # one window per month
         assert {row[0]: row[1:] for row in rows} == {p: expected[p] for p, *_ in rows}, table
     assert sorted(window for window, _ in expected.values())[:12] == list(range(1, 13))

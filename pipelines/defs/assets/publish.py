@@ -54,6 +54,7 @@ PUBLISHED_MARTS = (
     "company_reconciliation",
     "whale_curve",
     "costing_comparison",
+    "customer_profit_levers",
     "customer_clv",
     "clv_fits",
     "customer_retention",

@@ -105,10 +105,24 @@ CUSTOMER_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
     "flips": ("costing_comparison", [("dir", "t.flip_direction")]),
+    "levers": (
+        "customer_profit_levers",
+        [
+            ("w", "t.time_window"),
+            ("a", "t.activity"),
+            ("why", "t.lever_reason"),
+            ("vol", _float("t.driver_volume", 1)),
+            ("norm", _float("t.norm_driver_volume", 1)),
+            ("vtn", _float("t.volume_to_norm", 1)),
+            ("excess", _cents("t.excess_cost")),
+            ("pan", _cents("t.profit_at_norm")),
+            ("bep", _float("t.break_even_price_change_pct", 2)),
+        ],
+    ),
 }
 CUSTOMER_FILTERS = {"flips": "t.sign_flip"}
 # Columns stored as an index into a list of their distinct values (repeated strings cost nothing).
-CODED = {"sg", "quad", "a", "dir"}
+CODED = {"sg", "quad", "a", "dir", "w", "why"}
 
 # Company-level marts: every row of the months included, as lists of rows with these columns.
 COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {

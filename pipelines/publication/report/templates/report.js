@@ -146,6 +146,15 @@ function buildIndexes() {
     });
   }
   IX.cts = (m, c) => cts.get(key(m, c)) || [];
+  const levers = new Map();
+  if (D.levers) {
+    D.levers.m.forEach((m, i) => {
+      const k = key(m, D.levers.c[i]);
+      if (!levers.has(k)) levers.set(k, []);
+      levers.get(k).push(i);
+    });
+  }
+  IX.levers = (m, c) => levers.get(key(m, c)) || [];
   IX.activity = {};
   (D.activities || []).forEach((r) => { IX.activity[r.activity] = r; });
   IX.search = D.customers.id.map((id, c) => ({ c, id: id.toLowerCase(), name: (D.customers.name[c] || "").toLowerCase() }));
@@ -760,6 +769,8 @@ function renderCustomer() {
     xaxis: { type: "log", title: { text: "Driver volume (log scale)" } }, yaxis: { automargin: true }, height: 430,
     margin: { l: 10, r: 10, t: 56, b: 46 } });
 
+  renderLevers(c);
+
   const months = D.months.map((_, m) => m);
   const history = months.map((m) => IX.profit.get(m, c));
   draw("chart-customer-history", [
@@ -773,6 +784,42 @@ function renderCustomer() {
       hovertemplate: "%{text}<extra></extra>" },
   ], { title: title("ABC and traditional profit by month", 14), shapes: monthMarker(),
     xaxis: monthAxis(), height: 430 });
+}
+
+// The customer's published profit levers (customer_profit_levers) of the month and its trailing 12 months,
+// largest excess cost first: each activity above its segment's norm, what it costs above it, the profit at it.
+const WINDOWS = [["month", "Month"], ["t12m", "Trailing 12 months"]];
+function renderLevers(c) {
+  const L = D.levers;
+  const rows = [];
+  const sections = [];
+  for (const [window, label] of WINDOWS) {
+    const mine = L ? IX.levers(S.m, c).filter((j) => decode(L, "w", j) === window) : [];
+    mine.sort((a, b) => L.excess[b] - L.excess[a] || decode(L, "a", a).localeCompare(decode(L, "a", b)));
+    const span = window === "month" ? monthName(D.months[S.m]) : `${whaleSpan(S.m)[0]} to ${monthName(D.months[S.m])}`;
+    sections.push(`${label} (${span}): ${mine.length ? `${num(mine.length)} lever${mine.length > 1 ? "s" : ""}` : "none"}`);
+    for (const j of mine) {
+      const activity = decode(L, "a", j);
+      const driver = (IX.activity[activity] || {}).driver || "";
+      const noRevenue = decode(L, "why", j) === "no_net_revenue";
+      const against = noRevenue ? "no revenue: norm 0"
+        : (L.vtn[j] === null ? "the segment's norm is none" : `${num(L.vtn[j], 1)}\u00d7 the norm`);
+      rows.push(`<tr data-window="${window}" data-activity="${esc(activity)}" data-volume="${L.vol[j]}"`
+        + ` data-norm="${L.norm[j]}" data-excess="${L.excess[j]}" data-profit-at-norm="${L.pan[j]}"`
+        + ` data-break-even="${L.bep[j] === null ? "" : L.bep[j]}">`
+        + cell(label) + cell(esc(words(activity))) + cell(esc(words(driver)))
+        + cell(num(L.vol[j], 1), true) + cell(num(L.norm[j], 1), true) + cell(against)
+        + cell(money(L.excess[j]), true) + cell(money(L.pan[j]), true)
+        + cell(L.bep[j] === null ? "\u2013" : pct(L.bep[j] / 100), true) + "</tr>");
+    }
+  }
+  fillTable("levers-table", rows);
+  document.getElementById("levers-note").textContent = L
+    ? `${sections.join("; ")}. An activity is a lever when its cost per unit of the customer's net revenue is above `
+      + "its segment's median: the norm is the volume at that median, scaled to the customer's revenue; profit at "
+      + "the norm changes that activity alone. The break-even price change moves all the customer's prices (cost "
+      + "to serve held) to bring its ABC profit to zero."
+    : "This publication has no customer_profit_levers.";
 }
 
 function openCustomer(c, scroll) {
