@@ -51,7 +51,9 @@ class Source:
         if (self.kind == "monthly") != (self.empty_month_ok is not None):
             raise ValueError(f"{self.name}: a monthly source, and only one, declares empty_month_ok")
         if (self.absent_ok or self.versioned or not self.restates) and self.kind == "monthly":
-            raise ValueError(f"{self.name}: only a snapshot may be absent (absent_ok), versioned or not restate")
+            raise ValueError(
+                f"{self.name}: only a snapshot may be absent (absent_ok), versioned or not restate"
+            )
 
     @property
     def table_columns(self) -> dict[str, str]:
