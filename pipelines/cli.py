@@ -259,8 +259,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help="a scenarios file (.csv or .parquet) to use: first copied into the landing zone as "
-        "landing/reference/scenarios.<suffix>, replacing the one there, so the next refresh keeps it "
-        "(default: the landing zone's)",
+        "landing/reference/scenarios.<suffix>, replacing the one there, so the next refresh keeps it; if the run "
+        "fails (the file fails its checks, a scenario breaks the costing), the landing zone's file is put back as "
+        "it was (default: the landing zone's)",
     )
     scenario.add_argument(
         "--wait",

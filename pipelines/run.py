@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -245,27 +244,56 @@ def run_scenarios(
                 "are published only beside actual marts already published. Run `cprof run` first: it publishes "
                 "the scenarios too"
             )
+        replaced: dict[Path, bytes] = {}
         if file is not None:
-            _put_in_landing(file, paths.landing / "reference", BY_NAME["scenarios"].name, progress)
-        return _run_locked(settings, monthly, [last], progress, False, live, job=SCENARIOS_JOB)
+            replaced = _put_in_landing(file, paths.landing / "reference", BY_NAME["scenarios"].name, progress)
+        try:
+            return _run_locked(settings, monthly, [last], progress, False, live, job=SCENARIOS_JOB)
+        except BaseException:
+            if file is not None:  # a file that fails leaves the landing zone as it found it
+                _put_back(paths.landing / "reference", BY_NAME["scenarios"].name, replaced, progress)
+            raise
 
 
-def _put_in_landing(file: Path, folder: Path, stem: str, progress: Callable[[str], None]) -> None:
+def _put_in_landing(
+    file: Path, folder: Path, stem: str, progress: Callable[[str], None]
+) -> dict[Path, bytes]:
     """``file`` as ``folder/<stem><suffix>`` (.csv or .parquet), replaced atomically; a file of the other suffix
-    there is removed (one file per snapshot)."""
+    there is removed (one file per snapshot). Returns the files it replaced or removed, with their bytes."""
     suffix = file.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise PipelineError(f"{file}: a scenarios file is a .csv or a .parquet file")
     if not file.is_file():
         raise PipelineError(f"{file}: no such file")
-    target = folder / f"{stem}{suffix}"
-    partial = folder / f".{stem}{suffix}.partial"
-    shutil.copyfile(file, partial)
-    os.replace(partial, target)
-    for other in (".csv", ".parquet"):
-        if other != suffix and (folder / f"{stem}{other}").exists():
-            (folder / f"{stem}{other}").unlink()
-    progress(f"scenario: {file} is now the landing zone's {target}")
+    replaced = {
+        path: path.read_bytes()
+        for path in (folder / f"{stem}{s}" for s in (".csv", ".parquet"))
+        if path.exists()
+    }
+    _write_atomically(folder / f"{stem}{suffix}", file.read_bytes())
+    for path in replaced:
+        if path.suffix != suffix:
+            path.unlink()
+    progress(f"scenario: {file} is now the landing zone's {folder / f'{stem}{suffix}'}")
+    return replaced
+
+
+def _put_back(folder: Path, stem: str, replaced: dict[Path, bytes], progress: Callable[[str], None]) -> None:
+    """The landing zone's scenarios file(s) as they were before :func:`_put_in_landing`."""
+    for path in (folder / f"{stem}{s}" for s in (".csv", ".parquet")):
+        if path in replaced:
+            _write_atomically(path, replaced[path])
+        elif path.exists():
+            path.unlink()
+    progress(
+        f"scenario: the landing zone's scenarios file is back as it was ({', '.join(map(str, replaced)) or 'none'})"
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def _run_locked(

@@ -125,3 +125,19 @@ def test_a_scenario_file_must_be_a_csv_or_parquet_file_that_exists(
         (tmp_path / name).write_text("scenario\n")
     assert main(["--data-dir", str(paths.data_dir), "scenario", "--file", str(tmp_path / name)]) == 1
     assert name in capsys.readouterr().err
+
+
+def test_a_scenario_file_that_fails_its_checks_leaves_the_landing_zone_and_the_publication_as_they_were(
+    published_sample: Paths, tmp_path: Path, capsys
+):
+    paths = _copy(published_sample, tmp_path)
+    landing_file = paths.landing / "reference" / "scenarios.csv"
+    before, release = landing_file.read_bytes(), os.readlink(paths.published / CURRENT)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(before + b"try,a try,headcount,enter_order,multiply,1.1,,\n")
+    assert main(["--data-dir", str(paths.data_dir), "scenario", "--file", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "lever" in captured.err and "headcount" in captured.err
+    assert "back as it was" in captured.out
+    assert landing_file.read_bytes() == before
+    assert os.readlink(paths.published / CURRENT) == release
