@@ -425,6 +425,7 @@ def test_a_bad_scenarios_file_fails_the_spark_suite_with_duckdbs_messages(
     landing = tmp_path / "landing"
     shutil.copytree(spark_paths.landing / "reference", landing / "reference")
     path = landing / "reference" / "scenarios.csv"
+    line = len(path.read_text().splitlines()) + 1  # the first change appended: after the sample's own
     with path.open("a", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["try", "a try", "unit_minutes", "juggle", "multiply", "-1", "2024-03", "2024-01"])
@@ -442,9 +443,9 @@ def test_a_bad_scenarios_file_fails_the_spark_suite_with_duckdbs_messages(
     assert not on_spark.success
     assert [f.describe() for f in on_spark.failures] == [f.describe() for f in on_duckdb.failures]
     described = "\n".join(f.describe() for f in on_spark.failures)
-    assert "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 6)" in described
+    assert f"_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line {line})" in described
     assert "_negative_multiplier: 1 unexpected" in described
-    assert "_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line 6)" in described
+    assert f"_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line {line})" in described
     assert "_operation_refused: 1 unexpected" in described
     assert "_overlapping_change: 2 unexpected" in described
 
