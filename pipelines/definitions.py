@@ -41,6 +41,7 @@ from pipelines.defs.assets.publish import (
 )
 from pipelines.defs.assets.satisfaction import satisfaction
 from pipelines.defs.assets.satisfaction_retention import satisfaction_retention
+from pipelines.defs.assets.scenario_value import scenario_value
 from pipelines.defs.assets.transform import SCENARIOS_GROUP, dbt_models, satisfaction_and_scorecard_models
 from pipelines.defs.automation import landing_sensor, monthly_close_schedule
 from pipelines.defs.partitions import partitions_of
@@ -147,6 +148,7 @@ def build_definitions(
             satisfaction(monthly),
             satisfaction_and_scorecard_models(monthly),
             satisfaction_retention(monthly),
+            scenario_value(monthly),
             published_marts(monthly),
         ],
         asset_checks=[*ingest_checks(monthly), customer_clv_holdout, published_on_time],

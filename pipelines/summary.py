@@ -273,7 +273,8 @@ def print_checksums(paths: Paths) -> None:
 
 def print_scenarios(paths: Paths) -> None:
     """Each published scenario against actual over the scenario months (marts.scenario_summary): operating
-    profit, ABC customer profit and unused capacity, summed, and the unprofitable customers of the last month."""
+    profit, ABC customer profit and unused capacity, summed, and the unprofitable customers of the last month;
+    and profit CLV as of the last month (marts.scenario_customer_value), where a satisfaction lever moves it."""
     database = current_database(paths.published)
     with duckdb.connect(str(database), read_only=True) as con:
         first, last = con.execute("select min(period), max(period) from marts.scenario_summary").fetchone()
@@ -288,6 +289,13 @@ def print_scenarios(paths: Paths) -> None:
             """,
             [last],
         ).fetchall()
+        clv = dict(
+            con.execute(
+                "select scenario, sum(clv_profit_change) from marts.scenario_customer_value "
+                "where period = ? and satisfaction_index_change <> 0 group by all",
+                [last],
+            ).fetchall()
+        )
     print()
     if not rows:
         print(f"No scenario in {database}: add landing/reference/scenarios.csv (docs/DESIGN.md, Scenarios).")
@@ -295,13 +303,18 @@ def print_scenarios(paths: Paths) -> None:
     print(f"Scenarios against actual, {first:%Y-%m} to {last:%Y-%m} (marts.scenario_summary in {database}):")
     print(
         f"  {'scenario':<24} {'operating profit':>17} {'ABC customer profit':>20} {'unused capacity':>16}"
-        f" {'unprofitable':>13}  levers"
+        f" {'unprofitable':>13} {'profit CLV':>11}  levers"
     )
     for name, levers, profit, customer_profit, unused, unprofitable, balanced in rows:
+        # a satisfaction lever's worth, as of the last month; NULL (n/a) without a fitted link
+        worth = ("n/a" if clv[name] is None else _signed(clv[name])) if name in clv else _signed(0)
         print(
             f"  {name:<24} {_signed(profit):>17} {_signed(customer_profit):>20} {_signed(unused):>16}"
-            f" {unprofitable or 0:>+13,}  {levers}{'' if balanced else '  NOT BALANCED'}"
+            f" {unprofitable or 0:>+13,} {worth:>11}  {levers}{'' if balanced else '  NOT BALANCED'}"
         )
+    print(
+        f"  (profit CLV: as of {last:%Y-%m}, through the satisfaction-retention link: marts.scenario_customer_value)"
+    )
 
 
 def _signed(value) -> str:

@@ -156,6 +156,34 @@ def test_the_scenarios_job_builds_the_scenario_marts_and_no_actual_mart(defs: De
     assert {graph.get(AssetKey(["marts", name])).group_name for name in SCENARIO_MARTS} == {"scenarios"}
 
 
+def test_what_a_satisfaction_lever_is_worth_is_computed_after_the_link_and_the_clv_it_scales(
+    defs: Definitions,
+):
+    """marts/scenario_customer_value reads the satisfaction-retention fit, customer_clv, the satisfaction models
+    (the second dbt step) and the scenario models (the first): in the refresh its step waits for all of them and
+    the publication for it; in the scenarios job it runs on the fit and the CLV as published."""
+    value = AssetKey(["marts", "scenario_customer_value"])
+    graph = defs.resolve_asset_graph()
+    assert {
+        AssetKey(["marts", "satisfaction_retention_fit"]),
+        AssetKey(["marts", "customer_clv"]),
+        AssetKey(["marts", "customer_satisfaction"]),
+        AssetKey(["intermediate", "int_scenario_changes"]),
+    } <= graph.get(value).parent_keys
+    dependencies = defs.resolve_job_def("refresh").graph.dependency_structure
+    inputs = dependencies.input_to_upstream_outputs_for_node("scenario_value").values()
+    assert {output.node.name for outputs in inputs for output in outputs} >= {
+        "dbt_models",
+        "customer_clv",
+        "satisfaction_and_scorecard_models",
+        "satisfaction_retention",
+    }
+    published = dependencies.input_to_upstream_outputs_for_node("published__marts").values()
+    assert "scenario_value" in {output.node.name for outputs in published for output in outputs}
+    keys = set(defs.resolve_job_def("scenarios").asset_layer.executable_asset_keys)
+    assert value in keys and AssetKey(["marts", "satisfaction_retention_fit"]) not in keys
+
+
 def test_workspace_points_at_the_definitions_module():
     import pathlib
 

@@ -482,6 +482,8 @@ SCENARIO_JS = """
         (tr) => [tr.dataset.id, Number(tr.dataset.change)]),
     note: document.getElementById("scenario-note").textContent,
     whale: document.getElementById("chart-scenario-whale").data.map((t) => [t.name, t.y.length, Math.max(...t.y)]),
+    values: Object.fromEntries([...document.querySelectorAll("#scenario-table tbody tr[data-measure]")].map(
+        (tr) => [tr.dataset.measure, [tr.dataset.actual, tr.dataset.scenario]])),
 })
 """
 
@@ -530,4 +532,27 @@ def test_the_scenario_view_shows_each_scenario_against_actual_as_published(repor
             assert [t[2] for t in shown["whale"]] == pytest.approx(
                 [float(peaks["actual"]), float(peaks[name])], abs=0.001
             )
+            # what a satisfaction lever is worth, as of the month: the published scenario_customer_value summed
+            value = {
+                s: (index, staying, clv, complete)
+                for s, index, staying, clv, complete in con.execute(
+                    "select scenario, round(avg(satisfaction_index), 2), round(sum(retention_probability), 1), "
+                    "cast(sum(clv_profit) * 100 as bigint), count(clv_profit) = count(clv_profit_actual) "
+                    "from marts.scenario_customer_value where period = ? and scenario in ('actual', ?) group by 1",
+                    [latest, name],
+                ).fetchall()
+            }
+
+            def text(v) -> str:
+                # as JavaScript writes a number into an attribute
+                if isinstance(v, float):
+                    return str(int(v)) if v.is_integer() else repr(v)
+                return "null" if v is None else str(v)
+
+            assert shown["values"]["index"] == [text(value["actual"][0]), text(value[name][0])]
+            assert shown["values"]["staying"] == [text(value["actual"][1]), text(value[name][1])]
+            assert shown["values"]["clv"] == [
+                text(value["actual"][2]),
+                text(value[name][2] if value[name][3] else None),
+            ]
         assert session.errors == [] and session.blocked == []

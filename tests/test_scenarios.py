@@ -70,6 +70,7 @@ def test_the_sample_publishes_its_scenarios_with_the_baseline(published_sample: 
     window = (date(2024, 1, 1), date(2024, 3, 1))
     assert rows == [
         ("actual", True, 0, None, None, None, None),
+        ("better_support", False, 2, "ledger_cost, satisfaction", *window, version),
         ("express_surcharge", False, 2, "driver_volume", *window, version),
         ("fewer_visits", False, 1, "driver_volume", *window, version),
         ("self_service_support", False, 1, "driver_volume", *window, version),
@@ -83,6 +84,7 @@ def test_the_sample_publishes_its_scenarios_with_the_baseline(published_sample: 
         ),
     ]
     assert {row[0] for row in SCENARIOS} == {
+        "better_support",
         "express_surcharge",
         "fewer_visits",
         "self_service_support",
@@ -162,10 +164,12 @@ def _write(path: Path, rows: list[list[str]]) -> None:
 
 
 COLUMNS = ["scenario", "description", "lever", "target", "operation", "value", "first_month", "last_month"]
+# The line of a change appended to the sample's file: after its header and its changes.
+ADDED = len(SCENARIOS) + 2
 
 
 def _change(**values: str) -> Callable[[Path], None]:
-    """Append one change (the others as in the sample's first row, months empty): it is on line 9."""
+    """Append one change (the others as in the sample's first row, months empty): it is on line ADDED."""
 
     def damage(path: Path) -> None:
         rows = _rows(path)
@@ -181,43 +185,43 @@ BAD: dict[str, tuple[Callable[[Path], None], str | tuple[str, ...]]] = {
     # case: (damage, what the message must say: rule, column, value, line)
     "unknown lever": (
         _change(lever="headcount"),
-        "expect_column_values_to_be_in_set on lever: 1 unexpected (e.g. headcount at line 9)",
+        f"expect_column_values_to_be_in_set on lever: 1 unexpected (e.g. headcount at line {ADDED})",
     ),
     "unknown operation": (
         _change(operation="divide"),
-        "expect_column_values_to_be_in_set on operation: 1 unexpected (e.g. divide at line 9)",
+        f"expect_column_values_to_be_in_set on operation: 1 unexpected (e.g. divide at line {ADDED})",
     ),
     "unit_minutes of an unknown activity": (
         _change(target="juggle"),
-        "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line {ADDED})",
     ),
     "unit_minutes of a share activity": (
         _change(target="invoice_orders"),
-        "_unknown_target: 1 unexpected (e.g. unit_minutes invoice_orders at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. unit_minutes invoice_orders at line {ADDED})",
     ),
     "capacity of an unknown cost centre": (
         _change(lever="practical_capacity_minutes", target="marketing"),
-        "_unknown_target: 1 unexpected (e.g. practical_capacity_minutes marketing at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. practical_capacity_minutes marketing at line {ADDED})",
     ),
     "ledger cost of an unknown cost centre": (
         _change(lever="ledger_cost", target="marketing"),
-        "_unknown_target: 1 unexpected (e.g. ledger_cost marketing at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. ledger_cost marketing at line {ADDED})",
     ),
     "share of a time activity": (
         _change(lever="share", target="enter_order"),
-        "_unknown_target: 1 unexpected (e.g. share enter_order at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. share enter_order at line {ADDED})",
     ),
     "driver volume of an unknown segment": (
         _change(lever="driver_volume", target="visit_customer:giants"),
-        "_unknown_target: 1 unexpected (e.g. driver_volume visit_customer:giants at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. driver_volume visit_customer:giants at line {ADDED})",
     ),
     "price of an unknown product, segment or customer": (
         _change(lever="unit_price", target="P99999"),
-        "_unknown_target: 1 unexpected (e.g. unit_price P99999 at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. unit_price P99999 at line {ADDED})",
     ),
     "satisfaction of a question that is not an attribute": (
         _change(lever="satisfaction", target="NPS", operation="add", value="1"),
-        "_unknown_target: 1 unexpected (e.g. satisfaction NPS at line 9)",
+        f"_unknown_target: 1 unexpected (e.g. satisfaction NPS at line {ADDED})",
     ),
     "overlapping changes": (
         _change(
@@ -231,24 +235,24 @@ BAD: dict[str, tuple[Callable[[Path], None], str | tuple[str, ...]]] = {
         (
             "_overlapping_change: 2 unexpected (e.g. ",
             f"{OVERLAP} at line 5",
-            f"{OVERLAP} at line 9",
+            f"{OVERLAP} at line {ADDED}",
         ),
     ),
     "negative multiplier": (
         _change(value="-0.5"),
-        "_negative_multiplier: 1 unexpected (e.g. -0.500000 at line 9)",
+        f"_negative_multiplier: 1 unexpected (e.g. -0.500000 at line {ADDED})",
     ),
     "first month after the last": (
         _change(first_month="2024-03", last_month="2024-01"),
-        "_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line 9)",
+        f"_first_month_after_last_month: 1 unexpected (e.g. 2024-03 > 2024-01 at line {ADDED})",
     ),
     "a month not written YYYY-MM": (
         _change(first_month="2024-3", last_month="2024-03"),
-        "expect_column_values_to_match_regex on first_month: 1 unexpected (e.g. 2024-3 at line 9)",
+        f"expect_column_values_to_match_regex on first_month: 1 unexpected (e.g. 2024-3 at line {ADDED})",
     ),
     "the reserved name actual": (
         _change(scenario="Actual"),
-        "_reserved_scenario: 1 unexpected (e.g. Actual at line 9)",
+        f"_reserved_scenario: 1 unexpected (e.g. Actual at line {ADDED})",
     ),
     "add on a driver volume": (
         _change(lever="driver_volume", target="visit_customer", operation="add", value="5"),
@@ -256,7 +260,7 @@ BAD: dict[str, tuple[Callable[[Path], None], str | tuple[str, ...]]] = {
     ),
     "zero practical capacity": (
         _change(lever="practical_capacity_minutes", target="warehouse", operation="set", value="0"),
-        "_value_outside_lever_range: 1 unexpected (e.g. capacity set 0.000000 at line 9)",
+        f"_value_outside_lever_range: 1 unexpected (e.g. capacity set 0.000000 at line {ADDED})",
     ),
     "no value": (_change(value=""), "expect_column_values_to_not_be_null on value"),
 }
@@ -329,5 +333,5 @@ def test_a_run_on_a_bad_scenarios_file_stops_and_leaves_the_publication(
         run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None)
     message = str(caught.value)
     assert str(file) in message, message
-    assert "_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line 9)" in message, message
+    assert f"_unknown_target: 1 unexpected (e.g. unit_minutes juggle at line {ADDED})" in message, message
     assert _fingerprint(paths) == before

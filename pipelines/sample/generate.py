@@ -871,11 +871,14 @@ def _write_reference_config(
         writer.writerows(SCENARIOS)
 
 
-# Four what-ifs a finance team would try (docs/DESIGN.md, Scenarios), over the release's trailing 12 months.
+# Five what-ifs a finance team would try (docs/DESIGN.md, Scenarios), over the release's trailing 12 months.
 # The model prices lines, not deliveries, so an express surcharge cannot be a unit_price change; it is modelled
 # by what it would do to demand: a third of express orders shipped standard instead (both activities driven
 # by express orders). Small businesses are the customers with support and visit costs out of proportion.
 EXPRESS_SURCHARGE = "Surcharge on express orders: a third of them ship standard"
+BETTER_SUPPORT = (
+    "Support small businesses rate 1.5 points higher, from a customer service team costing a tenth more"
+)
 SMALLER_FIELD_TEAM = "Half the visits to small businesses, and a field sales team a fifth smaller to match"
 SCENARIOS = (
     # scenario, description, lever, target, operation, value, first_month, last_month
@@ -919,6 +922,16 @@ SCENARIOS = (
             ("driver_volume", "visit_customer:small_business", "0.5"),
             ("practical_capacity_minutes", "field_sales", "0.8"),
             ("ledger_cost", "field_sales", "0.8"),
+        )
+    ),
+    # "Should we invest in customer experience?": support that small businesses rate 1.5 points higher, paid for
+    # by a customer service team costing a tenth more. Its cost reaches operating profit; what it is worth goes
+    # through the satisfaction-retention link to profit CLV (scenario_customer_value).
+    *(
+        ("better_support", BETTER_SUPPORT, lever, target, operation, value, "", "")
+        for lever, target, operation, value in (
+            ("satisfaction", "ATTR_SUPPORT_QUALITY:small_business", "add", "1.5"),
+            ("ledger_cost", "customer_service", "multiply", "1.1"),
         )
     ),
 )

@@ -45,6 +45,7 @@ SCENARIO_MARTS = (
     "scenario_whale_curve",
     "scenario_comparison",
     "scenario_summary",
+    "scenario_customer_value",
 )
 PUBLISHED_MARTS = (
     "customer_profitability",

@@ -4,7 +4,10 @@ they are, for the report's months that are scenario months.
 Every amount is a published column in whole cents, as in :mod:`pipelines.publication.report.data`. The whale
 curves both ways are thinned to at most ``WHALE_POINTS`` points per scenario and month (every k-th customer,
 the first, the last and the peak: the curve's shape and its peak exactly as published); the customers who move
-most are the ``MOVERS`` with the largest absolute change of ABC profit per scenario and month.
+most are the ``MOVERS`` with the largest absolute change of ABC profit per scenario and month. What a
+`satisfaction` lever is worth (scenario_customer_value) is summed per scenario and month: the customers it moves,
+their mean index both ways, the customers expected to stay active the next 12 months (the sum of the
+probabilities) and profit CLV (a value as of the month, not a flow: never summed over months).
 """
 
 from __future__ import annotations
@@ -109,4 +112,33 @@ def read_scenarios(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str
         [WHALE_POINTS],
     ).fetchall():
         whale.setdefault(name, {})[int(m)] = {"ccp": list(ccp), "cpp": list(cpp)}
-    return {"list": scenarios, "summary": summary, "capacity": capacity, "movers": movers, "whale": whale}
+    value = (
+        _dicts(
+            con,
+            """
+            select t.scenario as s, months.m, count(*) as customers,
+                count(*) filter (where t.satisfaction_index_change <> 0) as moved,
+                round(avg(t.satisfaction_index_actual), 2) as idx_actual, round(avg(t.satisfaction_index), 2) as idx,
+                round(sum(t.retention_probability_actual), 1) as staying_actual,
+                round(sum(t.retention_probability), 1) as staying,
+                cast(sum(t.clv_profit_actual) * 100 as bigint) as clv_actual,
+                cast(sum(t.clv_profit) * 100 as bigint) as clv,
+                count(t.clv_profit) = count(*) filter (where t.clv_profit_actual is not null) as clv_complete,
+                strftime(any_value(t.fit_period), '%Y-%m') as fit
+            from pub.marts.scenario_customer_value as t
+            inner join report_months as months on t.period = months.period
+            group by all
+            order by t.scenario, months.m
+            """,
+        )
+        if "scenario_customer_value" in tables
+        else []
+    )
+    return {
+        "list": scenarios,
+        "summary": summary,
+        "capacity": capacity,
+        "movers": movers,
+        "whale": whale,
+        "value": value,
+    }

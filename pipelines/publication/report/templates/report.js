@@ -557,6 +557,24 @@ function renderScenarios() {
   rows.push(`<tr data-measure="peak" data-actual="${a.peak}" data-scenario="${x.peak}">` + cell("Whale-curve peak")
     + cell(`${num(a.peak, 1)} %`, true) + cell(`${num(x.peak, 1)} %`, true)
     + cell(`${signed(num(Math.abs(x.peak - a.peak), 1), x.peak - a.peak, true)} pts`, true) + cell("") + cell("") + cell("") + "</tr>");
+  // what a satisfaction lever is worth: values as of the month (profit CLV is a value, not a flow: no total)
+  const value = (s) => (X.value || []).find((r) => r.s === s && r.m === m);
+  const va = value("actual"), vx = value(name);
+  if (va && vx) {
+    const known = (v) => v !== null && v !== undefined;
+    const valueRow = (field, label, show, a1, x1) => `<tr data-measure="${field}" data-actual="${a1}" data-scenario="${x1}">`
+      + cell(label) + cell(show(a1), true) + cell(show(x1), true)
+      + cell(known(a1) && known(x1) ? show(x1 - a1, true) : "\u2013", true) + cell("") + cell("") + cell("") + "</tr>";
+    const decimals = (digits) => (v, plus) => (known(v) ? signed(num(Math.abs(v), digits), v, plus) : "\u2013");
+    rows.push(valueRow("index", "Satisfaction index, mean of 12 months", decimals(2), va.idx_actual, vx.idx));
+    rows.push(valueRow("staying", "Customers expected to stay active 12 more months", decimals(1), va.staying_actual, vx.staying));
+    rows.push(valueRow("clv", "Profit CLV, as of the month", money, va.clv_actual, vx.clv_complete ? vx.clv : null));
+    if (vx.moved) {
+      note.textContent += ` The satisfaction lever moves ${num(vx.moved)} of ${num(vx.customers)} customers' satisfaction; `
+        + (vx.fit ? `retention and profit CLV follow through the satisfaction-retention link fitted as of ${monthName(vx.fit)} `
+          + "(an association in the data, not a proven cause)." : "no satisfaction-retention link is fitted, so retention and profit CLV are not computed.");
+    }
+  }
   fillTable("scenario-table", rows);
 
   const curves = [["actual", "Actual", BLUE], [name, words(name), ORANGE]].map(([s, label, colour]) => {
