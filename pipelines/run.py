@@ -47,7 +47,7 @@ from pipelines.landing.inventory import (
     is_absent,
     months_in_landing,
 )
-from pipelines.landing.sources import MONTHLY, SNAPSHOTS
+from pipelines.landing.sources import EXTENSIONS, MONTHLY, SNAPSHOTS
 from pipelines.lib.config import WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
 from pipelines.progress import ByThread, RunFollower
@@ -217,7 +217,8 @@ def run_scenarios(
     landing zone as landing/reference/scenarios.<suffix>, replacing the one there) beside the release's actual
     marts, unchanged: one run of the ``scenarios`` job for the release's last month, which checks and promotes
     the file, rebuilds and tests the scenario marts and publishes them with the release. Refuses while months
-    await publication (their refresh publishes the scenarios too)."""
+    await publication (their refresh publishes the scenarios too). A run with ``file`` that fails puts the
+    landing zone's scenarios file back as it was, so the next refresh does not pick up a file that was refused."""
     from pipelines.landing.sources import BY_NAME
     from pipelines.publication.publish import current_database
 
@@ -261,14 +262,12 @@ def _put_in_landing(
     """``file`` as ``folder/<stem><suffix>`` (.csv or .parquet), replaced atomically; a file of the other suffix
     there is removed (one file per snapshot). Returns the files it replaced or removed, with their bytes."""
     suffix = file.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise PipelineError(f"{file}: a scenarios file is a .csv or a .parquet file")
+    if suffix not in EXTENSIONS:
+        raise PipelineError(f"{file}: a scenarios file is a {' or a '.join(EXTENSIONS)} file")
     if not file.is_file():
         raise PipelineError(f"{file}: no such file")
     replaced = {
-        path: path.read_bytes()
-        for path in (folder / f"{stem}{s}" for s in (".csv", ".parquet"))
-        if path.exists()
+        path: path.read_bytes() for path in (folder / f"{stem}{s}" for s in EXTENSIONS) if path.exists()
     }
     _write_atomically(folder / f"{stem}{suffix}", file.read_bytes())
     for path in replaced:
@@ -280,7 +279,7 @@ def _put_in_landing(
 
 def _put_back(folder: Path, stem: str, replaced: dict[Path, bytes], progress: Callable[[str], None]) -> None:
     """The landing zone's scenarios file(s) as they were before :func:`_put_in_landing`."""
-    for path in (folder / f"{stem}{s}" for s in (".csv", ".parquet")):
+    for path in (folder / f"{stem}{s}" for s in EXTENSIONS):
         if path in replaced:
             _write_atomically(path, replaced[path])
         elif path.exists():

@@ -112,6 +112,63 @@ activities_costed as (
 {%- endmacro %}
 
 {#-
+    Activities to customers (costing method, step 3), as CTEs to put after a model's own: from
+    `customer_volumes` (one row per `keys`, customer and activity: cost_center, driver, driver_volume,
+    rate_per_unit, activity_cost) to `allocations`, each activity's cost split over its customers in proportion
+    to their driver volume, in whole cents that add up to the activity cost exactly.
+-#}
+{% macro activity_costs_allocated_ctes(customer_volumes, keys) %}
+allocated as (
+    select * from {{ apportion_cents(
+        customer_volumes,
+        "cast(activity_cost * 100 as " ~ type_int128() ~ ")",
+        "cast(driver_volume * 10000 as " ~ type_int128() ~ ")",
+        keys ~ ", activity",
+        "customer_id",
+    ) }}
+),
+
+allocations as (
+    select
+        {{ keys }},
+        customer_id,
+        activity,
+        cost_center,
+        driver,
+        driver_volume,
+        rate_per_unit,
+        {{ cents_to_money("apportioned_cents") }} as allocated_cost
+    from allocated
+)
+{%- endmacro %}
+
+{#-
+    Traditional costing (costing method, step 5), as CTEs to put after a model's own: from `revenue_weights`
+    (one row per `keys` and customer with positive net revenue: net_revenue, and the month's ledger_cost, every
+    centre) to `overhead`, the indirect cost spread in proportion to net revenue, in whole cents adding up to the
+    ledger exactly.
+-#}
+{% macro overhead_spread_ctes(revenue_weights, keys) %}
+spread as (
+    select * from {{ apportion_cents(
+        revenue_weights,
+        "cast(ledger_cost * 100 as " ~ type_int128() ~ ")",
+        "cast(net_revenue * 100 as " ~ type_int128() ~ ")",
+        keys,
+        "customer_id",
+    ) }}
+),
+
+overhead as (
+    select
+        {{ keys }},
+        customer_id,
+        {{ cents_to_money("apportioned_cents") }} as traditional_overhead
+    from spread
+)
+{%- endmacro %}
+
+{#-
     Customer profit and the profitability views (costing method, steps 4-5; DESIGN.md, Profitability views), as
     CTEs to put after a model's own: from `joined` (one row per `keys` and customer: customer_name, segment,
     region, gross_revenue, discounts, returns_credit, net_revenue, cogs, gross_margin, list_revenue,

@@ -26,28 +26,7 @@ customer_volumes as (
         on activity_costs.period = drivers.period and activity_costs.driver = drivers.driver
 ),
 
-allocated as (
-    select * from {{ apportion_cents(
-        "customer_volumes",
-        "cast(activity_cost * 100 as " ~ type_int128() ~ ")",
-        "cast(driver_volume * 10000 as " ~ type_int128() ~ ")",
-        "period, activity",
-        "customer_id",
-    ) }}
-),
+{{ activity_costs_allocated_ctes('customer_volumes', 'period') }}
 
-final as (
-    select
-        period,
-        customer_id,
-        activity,
-        cost_center,
-        driver,
-        driver_volume,
-        rate_per_unit,
-        {{ cents_to_money("apportioned_cents") }} as allocated_cost
-    from allocated
-)
-
-select * from final
+select * from allocations
 where {{ in_refresh_window('period') }}

@@ -28,28 +28,6 @@ customer_volumes as (
         and activity_costs.activity = drivers.activity
 ),
 
-allocated as (
-    select * from {{ apportion_cents(
-        "customer_volumes",
-        "cast(activity_cost * 100 as " ~ type_int128() ~ ")",
-        "cast(driver_volume * 10000 as " ~ type_int128() ~ ")",
-        "scenario, period, activity",
-        "customer_id",
-    ) }}
-),
+{{ activity_costs_allocated_ctes('customer_volumes', 'scenario, period') }}
 
-final as (
-    select
-        scenario,
-        period,
-        customer_id,
-        activity,
-        cost_center,
-        driver,
-        driver_volume,
-        rate_per_unit,
-        {{ cents_to_money("apportioned_cents") }} as allocated_cost
-    from allocated
-)
-
-select * from final
+select * from allocations

@@ -23,23 +23,6 @@ revenue_weights as (
     inner join ledger on margin.scenario = ledger.scenario and margin.period = ledger.period
 ),
 
-spread as (
-    select * from {{ apportion_cents(
-        "revenue_weights",
-        "cast(ledger_cost * 100 as " ~ type_int128() ~ ")",
-        "cast(net_revenue * 100 as " ~ type_int128() ~ ")",
-        "scenario, period",
-        "customer_id",
-    ) }}
-),
+{{ overhead_spread_ctes('revenue_weights', 'scenario, period') }}
 
-final as (
-    select
-        scenario,
-        period,
-        customer_id,
-        {{ cents_to_money("apportioned_cents") }} as traditional_overhead
-    from spread
-)
-
-select * from final
+select * from overhead
