@@ -3,8 +3,8 @@
     python -m bench --lines 10000000
 
 Generates 37 months (about --lines order lines in all), holds the last month back, runs the full build of
-the first 36 (``cprof run``: ingest, input checks, dbt build, CLV, satisfaction and scorecard, publish), then
-lands the 37th month and refreshes it alone, then publishes a what-if (``cprof scenario``: the sample's
+the first 36 (``cprof run``: ingest, input checks, dbt build, CLV, satisfaction and scorecard, scenario value,
+publish), then lands the 37th month and refreshes it alone, then publishes a what-if (``cprof scenario``: the sample's
 scenarios and one more, over the trailing 12 months; issue 30's goal is at most the one-month refresh's time).
 The floor is one DuckDB query that reads every landing file once
 and counts its rows: the cost of touching the data at all; the second floor one typed read of every landing
@@ -188,6 +188,21 @@ def dbt_nodes(log: Path) -> tuple[int, dict[str, int]]:
     return invocations, dict(kinds)
 
 
+_DBT_NODE_DONE = re.compile(
+    r"^\d+ of \d+ (?:OK created sql \w+ model|PASS|WARN) (\S+) .*? in ([0-9.]+)s\]$", re.MULTILINE
+)
+
+
+def scenario_node_seconds(log: Path) -> tuple[int, float, float]:
+    """From a run's dbt log: the nodes of the what-if scenarios (models and tests whose name says scenario),
+    their seconds and the seconds of every node, as dbt reports each node (node-seconds: with two dbt threads
+    they overlap, so the share, not the sum, says what the scenarios cost of the dbt build)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace")) if log.exists() else ""
+    done = [(name, float(seconds)) for name, seconds in _DBT_NODE_DONE.findall(text)]
+    scenario = [seconds for name, seconds in done if "scenario" in name]
+    return len(scenario), sum(scenario), sum(seconds for _, seconds in done)
+
+
 def dagster_events(paths, run_id: str | None) -> Counter:
     """The Dagster events of a run (the instance's event log: steps, materializations, checks, logs), by type."""
     if run_id is None:
@@ -227,6 +242,7 @@ class FixedCosts:
     events: Counter
     processes: list[str]
     clv_fit_s: float | None
+    scenario_nodes: tuple[int, float, float] = (0, 0.0, 0.0)
 
     def rows(self, label: str) -> list[str]:
         nodes = ", ".join(f"{n} {kind}s" for kind, n in sorted(self.dbt_nodes.items()))
@@ -235,11 +251,20 @@ class FixedCosts:
         return [
             f"| {label}: dbt | {self.dbt_invocations} invocations, {sum(self.dbt_nodes.values())} nodes ({nodes}) |",
             f"| {label}: Dagster events | {sum(self.events.values())} ({top}) |",
+            self._scenario_row(label),
             f"| {label}: processes started | {len(self.processes)} ({started or 'none'}) |",
             f"| {label}: CLV model fits | "
             + ("not reported" if self.clv_fit_s is None else f"{self.clv_fit_s:.2f} s")
             + " |",
         ]
+
+    def _scenario_row(self, label: str) -> str:
+        count, seconds, every = self.scenario_nodes
+        share = f"{100 * seconds / every:.0f} %" if every else "n/a"
+        return (
+            f"| {label}: dbt nodes of the scenarios | {count} nodes, {seconds:.1f} of {every:.1f} node-seconds "
+            f"({share} of the dbt build) |"
+        )
 
 
 def fixed_costs(sampler: MemorySampler, paths, summary, start: float, end: float) -> FixedCosts:
@@ -250,6 +275,7 @@ def fixed_costs(sampler: MemorySampler, paths, summary, start: float, end: float
         dagster_events(paths, summary.run_id),
         sampler.started(start, end),
         clv_fit_seconds(paths, summary.run_id),
+        scenario_node_seconds(paths.logs / "dbt-build.log"),
     )
 
 

@@ -56,6 +56,8 @@ PHASES = (  # (phase, step-key test), in the order a run goes through them
     # the satisfaction drivers, then the dbt models that read the Python marts (satisfaction_and_scorecard_models),
     # then the satisfaction-retention link (satisfaction_retention)
     ("satisfaction and scorecard", lambda key: key.startswith("satisfaction")),
+    # what the scenarios' satisfaction lever is worth, after the link and CLV (scenario_value)
+    ("scenario value", lambda key: key.startswith("scenario_value")),
     ("publish", lambda key: key.startswith("published_")),
 )
 

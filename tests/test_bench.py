@@ -8,7 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.__main__ import MemorySampler, dagster_events, dbt_nodes, floor_query, typed_floor
+from bench.__main__ import (
+    MemorySampler,
+    dagster_events,
+    dbt_nodes,
+    floor_query,
+    scenario_node_seconds,
+    typed_floor,
+)
 
 
 def test_dbt_nodes_counts_every_node_of_both_dbt_invocations(published_sample):
@@ -19,6 +26,18 @@ def test_dbt_nodes_counts_every_node_of_both_dbt_invocations(published_sample):
     assert invocations == 2
     assert sum(kinds.values()) == sum(totals)
     assert kinds["seed"] == 2 and kinds["exposure"] == 2 and kinds["data test"] > 50
+
+
+def test_the_scenarios_nodes_are_every_scenario_model_and_test_dbt_ran_with_their_seconds(published_sample):
+    log = published_sample.logs / "dbt-build.log"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text())
+    count, seconds, every = scenario_node_seconds(log)
+    # every node that finished (a model created, a test passed), by the name dbt printed, and its seconds
+    finished = re.findall(r"\d+ of \d+ (?:OK created sql \w+ model|PASS) (\S+) .* in ([0-9.]+)s\]", text)
+    assert len(finished) == len(re.findall(r"\d+ of \d+ START (?:sql \w+ model|test) ", text))
+    ran = [float(s) for name, s in finished if "scenario" in name]
+    assert count == len(ran) and count >= 20  # the scenario models (staging to marts) and their tests
+    assert seconds == sum(ran) and 0 < seconds < every == sum(float(s) for _, s in finished)
 
 
 def test_dagster_events_are_counted_by_type_from_the_instance(published_sample, monkeypatch):
