@@ -470,10 +470,11 @@ def run(args: argparse.Namespace) -> Report:
             (paths.landing / "reference" / "scenarios.csv").read_bytes()
             + b"cheaper_billing,Billing a tenth cheaper,ledger_cost,billing,multiply,0.9,,\n"
         )
+        scenarios = len({line.split(",", 1)[0] for line in what_if.read_text().splitlines()[1:] if line})
         started = time.time()
         summary, scenario = _timed(
             sampler,
-            "scenario run (5 scenarios, trailing 12 months)",
+            f"scenario run ({scenarios} scenarios, trailing 12 months)",
             0,
             lambda: run_scenarios(settings, what_if, progress=say),
         )
