@@ -328,13 +328,19 @@ def scenario_value(monthly: PartitionsDefinition) -> AssetsDefinition:
                     )
                 of_actual = {p: customers_of(satisfaction, active, p.date()) for p in periods}
                 clv_of = {p: clv[clv.period == p].set_index("customer_id").clv_profit for p in periods}
+                # actual's rows, once: a scenario without satisfaction changes has them under its own name
+                unmoved = {
+                    p: value_rows(ACTUAL, p.date(), of_actual[p], of_actual[p], clv_of[p], fit_period, fit)
+                    for p in periods
+                }
                 for scenario in scenarios:
                     own = changes[changes.scenario == scenario]
-                    moved = satisfaction if own.empty else scenario_satisfaction(satisfaction, means, own)
+                    if own.empty:
+                        frames += [unmoved[p].assign(scenario=scenario) for p in periods]
+                        continue
+                    moved = scenario_satisfaction(satisfaction, means, own)
                     for p in periods:
-                        of_scenario = (
-                            of_actual[p] if moved is satisfaction else customers_of(moved, active, p.date())
-                        )
+                        of_scenario = customers_of(moved, active, p.date())
                         frames.append(
                             value_rows(
                                 scenario, p.date(), of_actual[p], of_scenario, clv_of[p], fit_period, fit
