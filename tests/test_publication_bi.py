@@ -34,6 +34,7 @@ DIMENSIONS = {
     "dim_cost_centers": {"cost_center", "method", "customer_driven", "is_business_sustaining"},
     "dim_scorecard_metrics": {"metric", "label", "unit", "direction", "owner", "owner_display_name"},
     "dim_scorecard_owners": {"owner", "owner_display_name"},
+    "dim_metrics": {"name", "label", "description", "formula", "unit", "currency"},
     "dim_scenarios": {
         "scenario",
         "description",
