@@ -241,7 +241,9 @@ def print_summary(paths: Paths, summary: RunSummary, engine: str = "duckdb") -> 
     print(f"  publish log        marts.publish_log in the published file ({logged} tables published so far)")
     if summary.data_docs:
         print(f"  data docs          {summary.data_docs}  (landing suites of this run)")
-    print(f"  working warehouse  {paths.warehouse}  (schemas landed, raw, staging, intermediate, marts)")
+    print(
+        f"  working warehouse  {paths.warehouse}  (schemas landed, raw, staging, intermediate, marts, semantic)"
+    )
     print(f"  landing zone       {paths.landing}")
     print(f"  logs               {paths.logs}")
     print(

@@ -65,6 +65,7 @@ DIMENSIONS = {
     "publication_info": {"currency"},
     "dim_scorecard_metrics": {"metric", "label", "unit", "direction", "owner", "owner_display_name"},
     "dim_scorecard_owners": {"owner", "owner_display_name"},
+    "dim_metrics": {"name", "label", "description", "formula", "unit", "currency"},
     "dim_scenarios": {
         "scenario",
         "description",

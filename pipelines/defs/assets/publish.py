@@ -84,6 +84,8 @@ PUBLISHED_DIMENSIONS = (
     "dim_ipa_quadrants",
     "dim_drivers",
     "publication_info",
+    # the metric catalogue of the semantic layer (docs/metrics.md)
+    "dim_metrics",
 )
 # The monthly close runs at 06:00 UTC on the 3rd; the publication of the month before is due by 09:00.
 PUBLISH_DEADLINE_DAY = 3
