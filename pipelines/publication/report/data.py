@@ -340,13 +340,21 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
                 "inner join report_months as months on t.period = months.period order by all"
             ).fetchall()
             data[key] = [dict(zip(["m", *(name for name, _ in columns)], row, strict=True)) for row in rows]
-        whale_size, whale_window, clv_fitted = {}, {}, {}
+        whale_size, whale_window, whale_peak, clv_fitted = {}, {}, {}, {}
         if "whale_curve" in tables:
-            for m, size, window in con.execute(
-                "select months.m, count(*), any_value(t.window_months) from pub.marts.whale_curve as t "
+            # The peak of each month's curve, over all its customers (held in the report or not): the customer
+            # with the largest cumulative profit (exact, in cents; the percentages are rounded to 4 decimals, so
+            # customers of tiny profit tie on them), the first of equals.
+            for m, size, window, cpp, ccp, rank in con.execute(
+                "select months.m, count(*), any_value(t.window_months), "
+                "arg_max(cast(t.cumulative_profit_pct as double), [t.cumulative_profit, -t.customer_rank]), "
+                "arg_max(cast(t.cumulative_customer_pct as double), [t.cumulative_profit, -t.customer_rank]), "
+                "arg_max(t.customer_rank, [t.cumulative_profit, -t.customer_rank]) "
+                "from pub.marts.whale_curve as t "
                 "inner join report_months as months on t.period = months.period group by all"
             ).fetchall():
                 whale_size[m], whale_window[m] = size, window
+                whale_peak[m] = {"cpp": cpp, "ccp": ccp, "rank": rank}
         if "customer_clv" in tables:
             clv_fitted = dict(
                 con.execute(
@@ -372,6 +380,7 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
             "bounds": asdict(bounds),
             "whale_customers": {int(m): int(n) for m, n in whale_size.items()},
             "whale_window_months": {int(m): int(n) for m, n in whale_window.items()},
+            "whale_peak": {int(m): peak for m, peak in whale_peak.items()},
             "clv_fitted": {int(m): bool(fitted) for m, fitted in clv_fitted.items()},
         },
         "months": [f"{m:%Y-%m}" for m in months],
