@@ -64,13 +64,27 @@ function signed(text, value, plus) {
   if (value < 0) return MINUS + text;
   return plus && value > 0 ? "+" + text : text;
 }
-function amount(value, plus) { // money in currency units
+// The publication's currency (publication_info.currency, an ISO 4217 code) and the sign written before an
+// amount: the currency's narrow symbol when it has one ("\u20ac", "$", "\u00a3"), else its code ("CHF 1,234").
+let CURRENCY = null, CURRENCY_SIGN = "";
+function currencySign(code) {
+  if (!code) return "";
+  try {
+    const part = new Intl.NumberFormat("en-US", { style: "currency", currency: code, currencyDisplay: "narrowSymbol" })
+      .formatToParts(0).find((p) => p.type === "currency");
+    return part && part.value !== code ? part.value : `${code}\u00a0`;
+  } catch (error) {
+    return `${code}\u00a0`; // not a code the browser knows: written as it is
+  }
+}
+function amount(value, plus) { // money in currency units, with the currency
   if (value === null || value === undefined || Number.isNaN(value)) return "\u2013";
   const abs = Math.abs(value);
   const digits = abs >= 10 || abs === 0 ? 0 : 2;
-  return signed(abs.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }),
+  return signed(CURRENCY_SIGN + abs.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }),
     value, plus);
 }
+function inCurrency(text) { return CURRENCY ? `${text} (${CURRENCY})` : text; } // an axis or a column of money
 function money(cents, plus) { return cents === null || cents === undefined ? "\u2013" : amount(cents / 100, plus); }
 function pct(fraction, digits = 1) {
   if (fraction === null || fraction === undefined) return "\u2013";
@@ -266,7 +280,8 @@ function csvText(columns, rows) {
     const text = String(v);
     return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
-  const lines = [columns.map((col) => quote(col.csvLabel || plain(col.label))).join(",")];
+  const header = (col) => col.csvLabel || (col.type === "money" || col.currency ? inCurrency(plain(col.label)) : plain(col.label));
+  const lines = [columns.map((col) => quote(header(col))).join(",")];
   rows.forEach((r) => lines.push(columns.map((col) => quote(csvValue(col, r))).join(",")));
   return lines.join("\r\n") + "\r\n";
 }
@@ -400,12 +415,13 @@ function customerCell(c) {
   return name ? `${esc(name)}<span class="id">${esc(D.customers.id[c])}</span>` : esc(D.customers.id[c]);
 }
 
-function customerColumns(cOf) { // who a row's customer is: shown as name and id, exported as two columns
+function customerColumns(cOf, narrow) { // who a row's customer is: shown as name and id, exported as two columns;
+  // a narrow table (half the page wide) exports the region without showing it
   return [
     { label: "Customer", value: (r) => D.customers.name[cOf(r)] || D.customers.id[cOf(r)], html: (r) => customerCell(cOf(r)) },
     { label: "Customer id", value: (r) => D.customers.id[cOf(r)], html: null },
     { label: "Segment", value: (r) => segmentLabel(D.customers.segment[cOf(r)]) },
-    { label: "Region", value: (r) => regionLabel(D.customers.region[cOf(r)]) },
+    { label: "Region", value: (r) => regionLabel(D.customers.region[cOf(r)]), ...(narrow ? { html: null } : {}) },
   ];
 }
 
@@ -472,7 +488,7 @@ function renderTrends() {
       hovertemplate: "Unused capacity, %{x}: %{text}<extra></extra>", text: recon.map((r) => money(r.unused)),
       textposition: "none" },
   ], { title: title("Company profit by month (company-wide)", 14), shapes: monthMarker(),
-    yaxis: { title: { text: "Amount" }, zeroline: true }, xaxis: monthAxis() });
+    yaxis: { title: { text: inCurrency("Amount") }, zeroline: true }, xaxis: monthAxis() });
 
   const holder = document.getElementById("metric-trends");
   const metrics = Object.keys(METRICS).filter((metric) => (D.scorecard || []).some((r) => r.metric === metric));
@@ -556,7 +572,7 @@ function renderWhale() {
     sort: ["p12", false], // least profitable first until the reader sorts otherwise
     attrs: (i) => `data-customer="${D.whale.c[i]}" data-id="${esc(D.customers.id[D.whale.c[i]])}"`,
     columns: [
-      ...customerColumns((i) => D.whale.c[i]),
+      ...customerColumns((i) => D.whale.c[i], true),
       { label: `ABC profit, ${partial ? span : "12 months"}`, key: "p12", type: "money", value: (i) => D.whale.p12[i] },
       { label: "Whale-curve rank", type: "num", value: (i) => D.whale.rank[i] },
     ],
@@ -619,7 +635,7 @@ function renderMatrix() {
     name: "hidden_losses", fileContext: [D.months[S.m], ...scopeContext()], rows: losses, click: true,
     attrs: (i) => `data-customer="${P.c[i]}" data-id="${esc(D.customers.id[P.c[i]])}"`,
     columns: [
-      ...customerColumns((i) => P.c[i]),
+      ...customerColumns((i) => P.c[i], true),
       { label: "Net revenue", type: "money", value: (i) => P.net[i] },
       { label: "Traditional profit", type: "money", value: (i) => P.tp[i] },
       { label: "ABC profit", type: "money", value: (i) => P.abc[i] },
@@ -666,7 +682,7 @@ function renderCompare() {
   const card = (m) => new Map((D.scorecard || []).filter((r) => r.m === m && r.segment === S.segment).map((r) => [r.metric, r]));
   const [ra, rb, ca, cb] = [recon(S.a), recon(S.b), card(S.a), card(S.b)];
   const known = (v) => v !== null && v !== undefined;
-  const rows = COMPANY_FIGURES.map(([field, label]) => ({ key: field, label, unit: "money", money: true,
+  const rows = COMPANY_FIGURES.map(([field, label]) => ({ key: field, label, unit: CURRENCY || "money", money: true,
     a: known(ra[field]) ? ra[field] : null, b: known(rb[field]) ? rb[field] : null }));
   const metrics = Object.keys(METRICS).filter((metric) => ca.has(metric) || cb.has(metric));
   metrics.forEach((metric) => rows.push({ key: metric, label: `${METRICS[metric][0]} (${S.segment === "all" ? "all customers" : segmentLabel(S.segment)})`,
@@ -686,7 +702,7 @@ function renderCompare() {
       { label: "Change, B \u2212 A", type: "num", value: change, html: (r) => show(r, change(r), true),
         csv: (r) => exported(r, change(r)) },
       { label: "Change %", type: "pct", // of an amount or a count; a rate's change is in points
-        value: (r) => (known(change(r)) && r.a && ["money", "count"].includes(r.unit) ? change(r) / Math.abs(r.a) : null) },
+        value: (r) => (known(change(r)) && r.a && (r.money || ["money", "count"].includes(METRICS[r.metric][1])) ? change(r) / Math.abs(r.a) : null) },
     ],
   });
 }
@@ -746,7 +762,7 @@ function renderClv() {
     hovertemplate: "profit CLV %{x}: %{y} customers<extra></extra>", name: "Customers",
   }], {
     title: title(`Distribution of profit CLV, ${monthName(D.months[S.m])}, ${segmentText()}`, 14),
-    xaxis: { title: { text: "Expected profit over the CLV horizon" } }, yaxis: { title: { text: "Customers" } }, bargap: 0.02,
+    xaxis: { title: { text: inCurrency("Expected profit over the CLV horizon") } }, yaxis: { title: { text: "Customers" } }, bargap: 0.02,
   });
   const pastProfit = (i) => { const w = IX.whale.get(S.m, C.c[i]); return w === undefined ? null : D.whale.p12[w]; };
   const risk = rows.filter((i) => C.risk[i]).sort((a, b) => pastProfit(b) - pastProfit(a));
@@ -777,7 +793,7 @@ function renderCosts() {
     text: s.list.map((r) => `<b>${esc(activityLabel(r.activity))}</b>, ${D.months[r.m]}<br>cost ${money(r.cost)}<br>${esc(centreLabel(r.centre))}`),
     hovertemplate: "%{text}<extra></extra>", textposition: "none",
   })), { title: title("Activity costs by month", 14), barmode: "stack", shapes: monthMarker(),
-    xaxis: monthAxis(), yaxis: { title: { text: "Cost" } }, legend: SIDE_LEGEND, height: 420 });
+    xaxis: monthAxis(), yaxis: { title: { text: inCurrency("Cost") } }, legend: SIDE_LEGEND, height: 420 });
   draw("chart-activity-rates", series(A, "activity", "rate", 1).map((s) => ({
     type: "scatter", mode: "lines+markers", name: activityLabel(s.name), x: s.x, y: s.y, line: { color: s.colour },
     text: s.list.map((r) => `<b>${esc(activityLabel(r.activity))}</b>, ${D.months[r.m]}<br>rate ${amount(r.rate)} per ${esc(driverLabel(r.driver))}`
@@ -819,7 +835,7 @@ function renderCosts() {
       { label: "Cost centre", value: (r) => centreLabel(r.centre) },
       { label: "Driver", value: (r) => driverLabel(r.driver) },
       { label: "Volume", type: "num", value: (r) => r.volume },
-      { label: "Rate per unit", type: "num", value: (r) => r.rate, html: (r) => amount(r.rate) },
+      { label: "Rate per unit", type: "num", currency: true, value: (r) => r.rate, html: (r) => amount(r.rate) },
       { label: "Activity cost", key: "cost", type: "money", value: (r) => r.cost },
     ],
   });
@@ -1058,7 +1074,7 @@ function waterfall(id, title, figures) {
     title: { text: title, x: 0, font: { size: 14 } }, showlegend: false, height: 430, margin: { l: 70, r: 10, t: 40, b: 110 },
     xaxis: { domain: [0, 0.74], tickangle: -40, title: { text: "Activity-based costing" } },
     xaxis2: { domain: [0.8, 1], tickangle: -40, anchor: "y", title: { text: "Traditional" } },
-    yaxis: { title: { text: "Amount" }, zeroline: true },
+    yaxis: { title: { text: inCurrency("Amount") }, zeroline: true },
   });
   const el = document.getElementById(id);
   el.dataset.steps = JSON.stringify(cents.filter((v, k) => measure[k] !== "total"));
@@ -1269,6 +1285,8 @@ function setUp() {
     document.getElementById("loading").textContent = "This publication has no customer months yet: nothing to show.";
     return;
   }
+  CURRENCY = D.meta.currency || null;
+  CURRENCY_SIGN = currencySign(CURRENCY);
   buildIndexes();
   const monthSelect = document.getElementById("month");
   monthSelect.innerHTML = D.months.map((m, k) => `<option value="${k}">${monthName(m)}</option>`).reverse().join("");
