@@ -29,9 +29,38 @@ OLDEST_READER = "duckdb==1.1.3"
 
 # Dimension and label tables a BI user joins to, with their columns, written out independently of the models.
 DIMENSIONS = {
-    "dim_customers": {"customer_id", "customer_name", "segment", "region", "acquired_date"},
-    "dim_activities": {"activity", "cost_center", "driver", "method", "customer_driven"},
-    "dim_cost_centers": {"cost_center", "method", "customer_driven", "is_business_sustaining"},
+    "dim_customers": {
+        "customer_id",
+        "customer_name",
+        "segment",
+        "segment_label",
+        "region",
+        "region_label",
+        "acquired_date",
+    },
+    "dim_activities": {
+        "activity",
+        "activity_label",
+        "cost_center",
+        "cost_center_label",
+        "driver",
+        "driver_label",
+        "method",
+        "customer_driven",
+    },
+    "dim_cost_centers": {
+        "cost_center",
+        "cost_center_label",
+        "method",
+        "customer_driven",
+        "is_business_sustaining",
+    },
+    "dim_segments": {"segment", "segment_label", "description", "is_all_segments"},
+    "dim_regions": {"region", "region_label"},
+    "dim_matrix_quadrants": {"matrix_quadrant", "matrix_quadrant_label", "description"},
+    "dim_ipa_quadrants": {"ipa_quadrant", "ipa_quadrant_label", "description"},
+    "dim_drivers": {"driver", "driver_label", "unit"},
+    "publication_info": {"currency"},
     "dim_scorecard_metrics": {"metric", "label", "unit", "direction", "owner", "owner_display_name"},
     "dim_scorecard_owners": {"owner", "owner_display_name"},
     "dim_scenarios": {

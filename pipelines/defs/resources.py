@@ -19,9 +19,17 @@ from pipelines.lib.config import Paths
 from pipelines.lib.settings import Settings
 from pipelines.publication.report import Bounds
 
-# The settings the warehouse's engine reads besides the data directory: fields of both Settings and
-# WarehouseResource, of the same names, copied one way in ``of`` and back in ``settings``.
-_ENGINE_SETTINGS = ("engine", "duckdb_memory_limit", "spark_master", "spark_thrift", "spark_driver_memory")
+# The settings the warehouse's engine and its dbt build read besides the data directory: fields of both Settings
+# and WarehouseResource, of the same names, copied one way in ``of`` and back in ``settings``. The currency is
+# dbt's (marts.publication_info) and the publication's.
+_ENGINE_SETTINGS = (
+    "engine",
+    "duckdb_memory_limit",
+    "spark_master",
+    "spark_thrift",
+    "spark_driver_memory",
+    "currency",
+)
 
 
 class WarehouseResource(ConfigurableResource):
@@ -36,6 +44,7 @@ class WarehouseResource(ConfigurableResource):
     spark_master: str | None = Settings.spark_master
     spark_thrift: str | None = Settings.spark_thrift
     spark_driver_memory: str = Settings.spark_driver_memory
+    currency: str = Settings.currency
 
     _runtime: Runtime | None = PrivateAttr(default=None)
 

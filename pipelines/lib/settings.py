@@ -120,6 +120,13 @@ def jvm_memory(text: str) -> str:
     return text
 
 
+def currency_code(text: str) -> str:
+    """An ISO 4217 currency code: three capital letters (USD, EUR, GBP)."""
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise ValueError(text)
+    return text
+
+
 def host_port(text: str) -> str:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -320,6 +327,17 @@ class Settings:
             "a command given each failure on stdin (docs/OPERATING.md)",
         ),
     )
+    # The currency every amount is in (the ledger's and the ERP's): carried into the publication (marts.publication_info,
+    # dim_metrics, the Parquet files' metadata) and the report; amounts are never converted.
+    currency: str = field(
+        default="USD",
+        metadata=_setting(
+            "CPROF_CURRENCY",
+            currency_code,
+            "an ISO 4217 currency code, three capital letters (USD, EUR, GBP)",
+            "the currency of every amount (the ledger's and the ERP's; nothing is converted), shown with them",
+        ),
+    )
     # The HTML report (docs/report.md).
     report_months: int = field(
         default=24,
@@ -376,4 +394,5 @@ class Settings:
             self.variable("data_dir"): str(self.data_dir),
             self.variable("duckdb_memory_limit"): self.duckdb_memory_limit,
             self.variable("spark_driver_memory"): self.spark_driver_memory,
+            self.variable("currency"): self.currency,
         }

@@ -36,6 +36,7 @@ import duckdb
 from pipelines.engines.base import MartsSource
 from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal, qualified
+from pipelines.publication.keys import PUBLISH_LOG_KEY, TableKeys, creation_order, table_keys
 
 DATABASE = "cprof.duckdb"
 PARQUET_DIR = "parquet"
@@ -98,6 +99,9 @@ class Publication:
     parquet: Path
     row_counts: dict[str, int]
     checksums: dict[str, str]
+    # The release was the current one patched (only the changed periods and dimension rows rewritten), not
+    # written whole.
+    patched: bool = False
 
 
 def current_database(published: Path) -> Path:
@@ -142,6 +146,8 @@ def publish(
     docs: Mapping[str, TableDoc] | None = None,
     extras: Callable[[Path], object] | None = None,
     memory_limit: str | None = None,
+    primary_keys: Mapping[str, tuple[str, ...]] | None = None,
+    currency: str | None = None,
 ) -> Publication:
     """Publish every mart of ``warehouse`` (a session of either engine) as a new release and make it current.
 
@@ -150,6 +156,12 @@ def publish(
     result then differs from the warehouse's (row count or checksum), or that cannot be patched, is copied
     whole. Either way every published table equals the warehouse's. ``docs`` (table name to its description)
     become the comments of the published tables and columns and the Parquet files' key-value metadata.
+
+    ``primary_keys`` (table name to its key columns, :func:`pipelines.publication.keys.declared_primary_keys`)
+    become each table's ``PRIMARY KEY``, with ``FOREIGN KEY`` constraints to the dimensions it names
+    (:mod:`pipelines.publication.keys`); a repeated key or a code without its dimension row fails the
+    publication, naming the table. A current release with other keys is not patched. ``currency`` (the ISO
+    code of every amount) goes into every Parquet file's key-value metadata.
 
     ``extras``, when given, is called with the release folder while it is still being built, its
     ``cprof.duckdb`` complete: it writes more files into the release (the HTML report). If it raises, nothing
@@ -172,42 +184,49 @@ def publish(
     counts: dict[str, int] = {}
     checksums: dict[str, str] = {}
     try:
-        # A release written in another storage format (by an older version of this code) is not patched:
-        # the copy would keep its format.
-        patching = (
-            changed_from is not None
-            and previous.exists()
-            and storage_format(previous) == PUBLISHED_STORAGE_FORMAT
-        )
-        if patching:
-            shutil.copyfile(previous, partial)
         # Spill where a file database would (beside it), not in the working directory.
         spill = {"temp_directory": str(building / f"{DATABASE}.tmp")}
         if memory_limit is not None:
             spill["memory_limit"] = memory_limit
         with duckdb.connect(":memory:", config=spill) as con:
-            con.execute(
-                f"attach {literal(partial)} as release (storage_version {literal(PUBLISHED_STORAGE_VERSION)})"
-            )
-            con.execute("use release")
             with warehouse.marts_in(con) as source:
                 missing = set(tables) - set(source)
                 if missing:
                     raise ValueError(f"marts {sorted(missing)} are not readable from the warehouse")
-                con.execute("create schema if not exists marts")
-                kept = _tables(con, "marts") if patching else set()
-                for stale in kept - {*tables, "publish_log"}:
-                    con.execute(f"drop table marts.{stale}")
-                for table in tables:
-                    wanted = table_checksum(con, source[table])
-                    if table in kept and _patch(con, table, source[table], changed_from, wanted):
-                        counts[table], checksums[table] = wanted  # _patch verified the release's table
-                    else:
-                        con.execute(f"create or replace table marts.{table} as select * from {source[table]}")
-                        counts[table], checksums[table] = table_checksum(con, f"marts.{table}")
-                    _pause("building", published)
+                described = {table: _describe(con, source[table]) for table in tables}
+                keys = (
+                    table_keys(primary_keys, {t: [name for name, _ in described[t]] for t in tables})
+                    if primary_keys is not None
+                    else {}
+                )
+                wanted = {table: table_checksum(con, source[table]) for table in tables}
+                # A release written in another storage format (by an older version of this code) or with other
+                # keys is not patched: the copy would keep them.
+                patching = (
+                    changed_from is not None
+                    and previous.exists()
+                    and storage_format(previous) == PUBLISHED_STORAGE_FORMAT
+                    and _declared_keys(previous) == _expected_keys(keys)
+                )
+                release = _Release(con, partial, tables, described, keys, source, wanted, published)
+                if patching:
+                    try:
+                        release.write(changed_from, previous)
+                    except duckdb.Error:
+                        # The patch could not be applied (a changed dimension row still referenced, say):
+                        # write the release afresh, which reports a real key error with its table.
+                        patching = False
+                        release.discard()
+                        release.write(None, None)
+                else:
+                    release.write(None, None)
+                counts.update({table: wanted[table][0] for table in tables})
+                checksums.update({table: wanted[table][1] for table in tables})
+            kept = release.kept
             if "publish_log" not in kept:
-                con.execute(PUBLISH_LOG_DDL)
+                con.execute(
+                    PUBLISH_LOG_DDL if not keys else _with_primary_key(PUBLISH_LOG_DDL, PUBLISH_LOG_KEY)
+                )
             if previous.exists() and "publish_log" not in kept:
                 con.execute(f"attach {literal(previous)} as previous (read_only)")
                 if con.execute(
@@ -232,7 +251,7 @@ def publish(
             _comment(con, all_docs)
             for table in [*tables, "publish_log"]:
                 target = literal(building / PARQUET_DIR / f"{table}.parquet")
-                options = _kv_metadata(all_docs.get(table))
+                options = _kv_metadata(all_docs.get(table), currency)
                 con.execute(f"copy marts.{table} to {target} (format parquet{options})")
             con.execute("checkpoint")
             con.execute("use memory")
@@ -248,15 +267,203 @@ def publish(
         os.replace(partial, building / DATABASE)
         if extras is not None:
             extras(building)
-        release = releases / run_id
-        shutil.rmtree(release, ignore_errors=True)
-        os.replace(building, release)
+        release_dir = releases / run_id
+        shutil.rmtree(release_dir, ignore_errors=True)
+        os.replace(building, release_dir)
         _pause("before_swap", published)
-        _point_current_at(published, release)
+        _point_current_at(published, release_dir)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     _prune(published)
-    return Publication(run_id, release, release / DATABASE, release / PARQUET_DIR, counts, checksums)
+    return Publication(
+        run_id, release_dir, release_dir / DATABASE, release_dir / PARQUET_DIR, counts, checksums, patching
+    )
+
+
+class PublicationKeyError(ValueError):
+    """A published table's rows break its primary or foreign key: nothing was published."""
+
+
+@dataclass
+class _Release:
+    """The release's DuckDB file being written: attached as ``release``, the current catalog."""
+
+    con: duckdb.DuckDBPyConnection
+    partial: Path
+    tables: list[str]
+    described: Mapping[str, list[tuple[str, str]]]
+    keys: Mapping[str, TableKeys]
+    source: Mapping[str, str]
+    wanted: Mapping[str, tuple[int, str]]
+    published: Path
+    kept: set[str] = field(default_factory=set)
+
+    def discard(self) -> None:
+        self.con.execute("use memory")
+        self.con.execute("detach release")
+        self.partial.unlink(missing_ok=True)
+        self.kept = set()
+
+    def write(self, changed_from: date | None, previous: Path | None) -> None:
+        """Every table, created with its keys in an order that creates a dimension before what references it;
+        with ``changed_from`` (and the ``previous`` release), a copy of ``previous`` patched instead."""
+        con = self.con
+        if previous is not None:
+            shutil.copyfile(previous, self.partial)
+        con.execute(
+            f"attach {literal(self.partial)} as release (storage_version {literal(PUBLISHED_STORAGE_VERSION)})"
+        )
+        con.execute("use release")
+        con.execute("create schema if not exists marts")
+        self.kept = _tables(con, "marts") if previous is not None else set()
+        order = creation_order(self.keys) if self.keys else list(self.tables)
+        order = [table for table in order if table in self.tables]
+        # A stale table (a mart no longer built) is referenced by none: a release where one was has other keys
+        # and is not patched.
+        for table in sorted(self.kept - {*self.tables, "publish_log"}):
+            con.execute(f"drop table marts.{ident(table)}")
+        synced: list[str] = []
+        for table in order:
+            if table not in self.kept:
+                self._create(table)
+            elif "period" in _columns(con, table):
+                if not _patch(con, table, self.source[table], changed_from, self.wanted[table]):
+                    con.execute(f"drop table marts.{ident(table)}")
+                    self._create(table)
+            elif not self.keys and table_checksum(con, f"marts.{ident(table)}") != self.wanted[table]:
+                con.execute(f"drop table marts.{ident(table)}")
+                self._create(table)
+            elif table_checksum(con, f"marts.{ident(table)}") != self.wanted[table]:
+                # A dimension (no periods): its new and changed rows now, its removed ones once nothing
+                # references them (below).
+                self._upsert(table)
+                synced.append(table)
+            _pause("building", self.published)
+        for table in reversed(synced):
+            key = self.keys[table].primary_key if table in self.keys else ()
+            if not key:
+                raise duckdb.InvalidInputException(f"marts.{table} has no key to remove rows by")
+            match = " and ".join(f"s.{ident(c)} = t.{ident(c)}" for c in key)
+            con.execute(
+                f"delete from marts.{ident(table)} as t "
+                f"where not exists (select 1 from {self.source[table]} as s where {match})"
+            )
+            if table_checksum(con, f"marts.{ident(table)}") != self.wanted[table]:
+                raise duckdb.InvalidInputException(
+                    f"marts.{table} differs from the warehouse's after patching"
+                )
+
+    def _upsert(self, table: str) -> None:
+        """Insert the warehouse's rows of ``table`` whose key the release lacks, and update the others' columns
+        in place. DuckDB refuses to replace a row, or to change a column with a foreign key, while another
+        table references the row: that error makes the release be written whole instead."""
+        key = self.keys[table].primary_key
+        target, source = f"marts.{ident(table)}", self.source[table]
+        match = " and ".join(f"s.{ident(c)} = t.{ident(c)}" for c in key)
+        self.con.execute(
+            f"insert into {target} select * from {source} as s "
+            f"where not exists (select 1 from {target} as t where {match})"
+        )
+        # DuckDB rewrites a row whose foreign-key column an update sets, even to the same value, which a
+        # referenced row refuses: those columns only when one changed (then the release is written whole).
+        referencing = {c for fk in self.keys[table].foreign_keys for c in fk.columns}
+        columns = [name for name, _ in self.described[table] if name not in key]
+        fixed = [c for c in columns if c in referencing]
+        plain = [c for c in columns if c not in referencing]
+
+        def differs(names: list[str]) -> str:
+            return " or ".join(f"t.{ident(c)} is distinct from s.{ident(c)}" for c in names)
+
+        if fixed:
+            (changed,) = self.con.execute(
+                f"select count(*) from {target} as t join {source} as s on {match} where {differs(fixed)}"
+            ).fetchone()
+            if changed:
+                raise duckdb.ConstraintException(f"{changed} rows of {target} change a foreign key")
+        if plain:
+            assignments = ", ".join(f"{ident(c)} = s.{ident(c)}" for c in plain)
+            self.con.execute(
+                f"update {target} as t set {assignments} from {source} as s where {match} and ({differs(plain)})"
+            )
+
+    def _create(self, table: str) -> None:
+        con = self.con
+        if not self.keys:
+            con.execute(f"create or replace table marts.{ident(table)} as select * from {self.source[table]}")
+        else:
+            con.execute(_table_ddl(table, self.described[table], self.keys[table]))
+            try:
+                con.execute(f"insert into marts.{ident(table)} select * from {self.source[table]}")
+            except duckdb.ConstraintException as error:
+                raise PublicationKeyError(
+                    f"marts.{table} breaks its keys ({_key_text(self.keys[table])}); nothing was published: "
+                    f"{error}"
+                ) from error
+        found = table_checksum(con, f"marts.{ident(table)}")
+        if found != self.wanted[table]:
+            raise ValueError(
+                f"marts.{table} was written with {found}, the warehouse has {self.wanted[table]}"
+            )
+
+
+def _describe(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    """A relation's columns and their DuckDB types, in order."""
+    return [(name, kind) for name, kind, *_ in con.execute(f"describe select * from {relation}").fetchall()]
+
+
+def _table_ddl(table: str, columns: list[tuple[str, str]], keys: TableKeys) -> str:
+    parts = [f"{ident(name)} {kind}" for name, kind in columns]
+    parts.append(f"primary key ({', '.join(ident(c) for c in keys.primary_key)})")
+    for fk in keys.foreign_keys:
+        parts.append(
+            f"foreign key ({', '.join(ident(c) for c in fk.columns)}) "
+            f"references marts.{ident(fk.table)} ({', '.join(ident(c) for c in fk.to_columns)})"
+        )
+    return f"create table marts.{ident(table)} (\n    " + ",\n    ".join(parts) + "\n)"
+
+
+def _with_primary_key(ddl: str, key: tuple[str, ...]) -> str:
+    head, _, _ = ddl.rstrip().rpartition(")")
+    return f"{head.rstrip()},\n    primary key ({', '.join(ident(c) for c in key)})\n)"
+
+
+def _key_text(keys: TableKeys) -> str:
+    text = f"primary key ({', '.join(keys.primary_key)})"
+    for fk in keys.foreign_keys:
+        text += f", {', '.join(fk.columns)} in {fk.table}"
+    return text
+
+
+def _expected_keys(keys: Mapping[str, TableKeys]) -> dict[str, tuple]:
+    """The constraints :func:`_declared_keys` reads back from a release written with ``keys``."""
+    expected = {
+        table: (table_key.primary_key, frozenset((fk.columns, fk.table) for fk in table_key.foreign_keys))
+        for table, table_key in keys.items()
+    }
+    if keys:
+        expected["publish_log"] = (PUBLISH_LOG_KEY, frozenset())
+    return expected
+
+
+def _declared_keys(database: Path) -> dict[str, tuple]:
+    """The primary and foreign keys of the tables in schema marts of a published file (tables without any
+    are left out), as :func:`_expected_keys` gives them."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute(
+            "select table_name, constraint_type, constraint_column_names, referenced_table "
+            "from duckdb_constraints() where schema_name = 'marts' "
+            "and constraint_type in ('PRIMARY KEY', 'FOREIGN KEY')"
+        ).fetchall()
+    primary: dict[str, tuple[str, ...]] = {}
+    foreign: dict[str, set] = {}
+    for table, kind, columns, referenced in rows:
+        if kind == "PRIMARY KEY":
+            primary[table] = tuple(columns)
+        else:
+            foreign.setdefault(table, set()).add((tuple(columns), referenced))
+    return {
+        table: (primary.get(table, ()), frozenset(foreign.get(table, ()))) for table in {*primary, *foreign}
+    }
 
 
 def _comment(con: duckdb.DuckDBPyConnection, docs: Mapping[str, TableDoc]) -> None:
@@ -271,11 +478,14 @@ def _comment(con: duckdb.DuckDBPyConnection, docs: Mapping[str, TableDoc]) -> No
             con.execute(f"comment on column {qualified('marts', table, column)} is {text}")
 
 
-def _kv_metadata(doc: TableDoc | None) -> str:
-    """The ``KV_METADATA`` option of a Parquet ``COPY``: the table's description and its columns'."""
-    if doc is None:
+def _kv_metadata(doc: TableDoc | None, currency: str | None = None) -> str:
+    """The ``KV_METADATA`` option of a Parquet ``COPY``: the table's description and its columns', and the
+    currency of its amounts."""
+    pairs = {"currency": currency} if currency else {}
+    if doc is not None:
+        pairs.update({"description": doc.description, "column_descriptions": json.dumps(dict(doc.columns))})
+    if not pairs:
         return ""
-    pairs = {"description": doc.description, "column_descriptions": json.dumps(dict(doc.columns))}
     return ", kv_metadata {" + ", ".join(f"{k}: {literal(v)}" for k, v in pairs.items()) + "}"
 
 

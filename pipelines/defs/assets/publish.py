@@ -35,6 +35,7 @@ from pipelines.defs.partitions import (
 from pipelines.defs.resources import DataDir, ReportConfig, WarehouseResource
 from pipelines.landing.inventory import month_start
 from pipelines.publication.descriptions import published_docs
+from pipelines.publication.keys import declared_primary_keys
 from pipelines.publication.publish import current_database, publish
 from pipelines.publication.report import report_path, write_release_report
 
@@ -77,6 +78,12 @@ PUBLISHED_DIMENSIONS = (
     "dim_scorecard_metrics",
     "dim_scorecard_owners",
     "dim_scenarios",
+    "dim_segments",
+    "dim_regions",
+    "dim_matrix_quadrants",
+    "dim_ipa_quadrants",
+    "dim_drivers",
+    "publication_info",
 )
 # The monthly close runs at 06:00 UTC on the 3rd; the publication of the month before is due by 09:00.
 PUBLISH_DEADLINE_DAY = 3
@@ -117,9 +124,11 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
             )
         full = context.run.tags.get(FULL_REFRESH_TAG) == "true"
         changed_from = None if full else month_start(refresh.first)
-        # The descriptions dbt docs shows become the published tables' and columns' comments: from the manifest
+        # The descriptions dbt docs shows become the published comments, the keys dbt infers from the key tests
+        # the primary keys (pipelines/publication/keys.py): from the manifest
         # of this run's dbt build, else the project's.
         manifest = paths.dbt_target / "manifest.json"
+        manifest = manifest if manifest.exists() else ensure_manifest()
         with warehouse.session() as wh:
             held = held_months(wh, data_dir)
             publication = publish(
@@ -127,16 +136,19 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
                 paths.published,
                 run_id=context.run.run_id,
                 changed_from=changed_from,
-                docs=published_docs(manifest if manifest.exists() else ensure_manifest()),
+                docs=published_docs(manifest),
                 extras=lambda release: write_release_report(release, report.bounds),
                 memory_limit=warehouse.duckdb_memory_limit,
+                primary_keys=declared_primary_keys(manifest),
+                currency=warehouse.currency,
             )
         # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
         # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
         warehouse.runtime().clear_awaiting_publication(month_start(refresh.first), month_start(refresh.last))
         page = report_path(publication.release)
         context.log.info(
-            f"published {len(publication.row_counts)} marts as {publication.release}; report {page}"
+            f"published {len(publication.row_counts)} marts as {publication.release} "
+            f"({'the current release patched' if publication.patched else 'written whole'}); report {page}"
         )
         if refresh.also:
             context.log.info(refresh.sentence())
@@ -156,6 +168,7 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
                 "database": MetadataValue.path(str(publication.database)),
                 "row_counts": MetadataValue.json(publication.row_counts),
                 "checksums": MetadataValue.json(publication.checksums),
+                "patched": publication.patched,
             }
         )
 

@@ -9,15 +9,21 @@ methods as (
     group by cost_center
 ),
 
+labels as (
+    select * from {{ code_labels('cost_center') }}
+),
+
 final as (
     select
         cost_centers.cost_center,
+        {{ label_or_code('labels.label', 'cost_centers.cost_center') }} as cost_center_label,
         cost_centers.customer_driven,
         cost_centers.is_business_sustaining,
         methods.method,
         cost_centers.practical_capacity_minutes
     from cost_centers
     left join methods on cost_centers.cost_center = methods.cost_center
+    left join labels on cost_centers.cost_center = labels.code
 )
 
 select * from final

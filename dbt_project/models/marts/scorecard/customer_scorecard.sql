@@ -269,11 +269,18 @@ reasoned as (
     from published
 ),
 
+units as (
+    select metric, unit from {{ ref('scorecard_metrics') }}
+),
+
 final as (
     select
         period,
         segment,
-        metric,
+        reasoned.metric,
+        -- what actual, target and variance are measured in: a metric code missing from the seed fails the
+        -- not_null test on unit
+        units.unit,
         actual,
         target,
         cast(actual - target as decimal(20, 4)) as variance,
@@ -301,7 +308,8 @@ final as (
         cast(window_months as integer) as window_months,
         window_complete
     from reasoned
-    window trend_window as (partition by segment, metric order by period)
+    left join units on reasoned.metric = units.metric
+    window trend_window as (partition by reasoned.segment, reasoned.metric order by reasoned.period)
 )
 
 select * from final

@@ -1,0 +1,19 @@
+-- One row per cost driver of the costing configuration's activities, with its label and unit.
+with codes as (
+    select distinct driver from {{ ref('stg_config__activities') }} where driver is not null
+),
+
+labels as (
+    select * from {{ code_labels('driver') }}
+),
+
+final as (
+    select
+        codes.driver,
+        {{ label_or_code('labels.label', 'codes.driver') }} as driver_label,
+        labels.unit
+    from codes
+    left join labels on codes.driver = labels.code
+)
+
+select * from final
