@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -50,15 +51,22 @@ def _header(page, table: str, label: str):
     return page.locator(f"#{table} thead th", has_text=label).first
 
 
-def _download(page, table: str) -> list[dict[str, str]]:
-    """Press the table's CSV button; the file's rows (header first), read through Playwright's download API."""
+def _download_text(page, table: str) -> str:
+    """Press the table's CSV button; the file's text, read through Playwright's download API."""
     with page.expect_download() as info:
         page.click(f'.table-tools[data-for="{table}"] .table-csv')
     raw = Path(info.value.path()).read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with its mark, as spreadsheets expect
     text = raw.decode("utf-8-sig")
     assert "\r\n" in text
-    return list(csv.DictReader(io.StringIO(text, newline="")))
+    return text
+
+
+def _download(page, table: str) -> list[dict[str, str]]:
+    """The table's CSV as rows keyed by its header, an amount's column without its currency: "Net revenue (EUR)"
+    is "Net revenue"."""
+    rows = list(csv.DictReader(io.StringIO(_download_text(page, table), newline="")))
+    return [{re.sub(r" \([A-Z]{3}\)$", "", key): value for key, value in row.items()} for row in rows]
 
 
 def _money(value) -> str:
@@ -395,3 +403,97 @@ def test_every_chart_label_says_what_the_published_data_says(report: Path, con):
         whole = Decimal(amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
         text = f"{abs(whole):,}" if abs(amount) >= 10 else f"{abs(amount):,.2f}"
         assert any(bar.endswith(text) for bar in bars), (amount, bars)
+
+
+SIGNS = {"EUR": "\u20ac", "USD": "$", "GBP": "\u00a3", "JPY": "\u00a5"}
+
+LABELS_JS = """
+() => ({
+    customers: [...document.querySelectorAll("#customer-table tbody tr[data-id]")].map((tr) => ({
+        id: tr.dataset.id, cells: [...tr.cells].map((td) => td.textContent.trim()) })),
+    head: [...document.querySelectorAll("#customer-table thead th")].map((th) => th.textContent.trim()),
+    activities: [...document.querySelectorAll("#activity-table tbody tr[data-activity]")].map((tr) => ({
+        code: tr.dataset.activity, cells: [...tr.cells].map((td) => td.textContent.trim()) })),
+    matrix: document.getElementById("chart-matrix").data.map((t) => t.name),
+    ipa: document.getElementById("chart-drivers").data.map((t) => t.name),
+    segments: [...document.querySelectorAll("#segment option")].map((o) => [o.value, o.textContent]),
+    regions: [...document.querySelectorAll("#region option")].map((o) => [o.value, o.textContent]),
+    axis: document.getElementById("chart-company-profit").layout.yaxis.title.text,
+    footer: document.querySelector("footer").textContent,
+})
+"""
+
+
+@pytest.mark.system
+def test_amounts_carry_the_publications_currency_and_codes_show_as_their_labels(report: Path, con):
+    """The currency of marts.publication_info beside every amount (a cell, an axis, a CSV header) and the label
+    dimensions' labels where the marts have codes: segment, region, matrix and IPA quadrant, activity, cost centre,
+    driver."""
+    currency = con.execute("select currency from marts.publication_info").fetchone()[0]
+    sign = SIGNS.get(currency, currency)
+
+    def labels(table: str, code: str, label: str) -> dict[str, str]:
+        return dict(con.execute(f"select {code}, {label} from marts.{table}").fetchall())
+
+    segments = labels("dim_segments", "segment", "segment_label")
+    regions = labels("dim_regions", "region", "region_label")
+    quadrants = labels("dim_matrix_quadrants", "matrix_quadrant", "matrix_quadrant_label")
+    ipa = labels("dim_ipa_quadrants", "ipa_quadrant", "ipa_quadrant_label")
+    activities = labels("dim_activities", "activity", "activity_label")
+    centres = labels("dim_cost_centers", "cost_center", "cost_center_label")
+    drivers = labels("dim_drivers", "driver", "driver_label")
+    period = _latest(con)
+    published = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "select customer_id, segment, region, matrix_quadrant from marts.customer_profitability where period = ?",
+            [period],
+        ).fetchall()
+    }
+    costs = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "select activity, cost_center, driver from marts.activity_costs where period = ?", [period]
+        ).fetchall()
+    }
+    ipa_shown = {
+        q
+        for (q,) in con.execute(
+            "select distinct ipa_quadrant from marts.satisfaction_drivers where period = ?", [period]
+        ).fetchall()
+    }
+    with open_page(report) as session:
+        page = session.page
+        shown = page.evaluate(LABELS_JS)
+        text = _download_text(page, "customer-table")
+        assert session.errors == []
+    head = shown["head"]
+    column = {name: k for k, name in enumerate(head)}
+    assert shown["customers"]
+    for row in shown["customers"]:
+        segment, region, quadrant = published[row["id"]]
+        cells = row["cells"]
+        assert cells[column["Segment"]] == segments[segment]
+        assert cells[column["Region"]] == regions[region]
+        assert cells[column["Matrix quadrant"]] == quadrants[quadrant]
+        assert cells[column["Net revenue"]].lstrip("\u2212").startswith(sign), cells  # the amount's currency
+    assert shown["activities"]
+    for row in shown["activities"]:
+        centre, driver = costs[row["code"]]
+        assert row["cells"][:3] == [activities[row["code"]], centres[centre], drivers[driver]]
+        assert row["cells"][-1].lstrip("\u2212").startswith(sign)
+    assert set(shown["matrix"]) == {
+        quadrants[q] for q in ("passive", "carriage_trade", "bargain_basement", "aggressive")
+    }
+    assert set(shown["ipa"]) == {ipa[q] for q in ipa_shown}
+    assert [label for value, label in shown["segments"] if value != "all"] == [
+        segments[s] for s in sorted({s for s, _, _ in published.values()})
+    ]
+    assert {value: label for value, label in shown["regions"] if value != "all"} == {
+        r: regions[r] for r in {r for _, r, _ in published.values()}
+    }
+    assert currency in shown["axis"] and currency in shown["footer"]
+    # the CSV: each amount's header names the currency, the segment is its label
+    exported = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert f"Net revenue ({currency})" in exported[0] and f"ABC profit ({currency})" in exported[0]
+    assert all(row["Segment"] == segments[published[row["Customer id"]][0]] for row in exported)

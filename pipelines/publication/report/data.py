@@ -233,6 +233,8 @@ LABELS: list[tuple[str, str, str, str]] = [
     ("activity", "dim_activities", "activity", "activity_label"),
     ("cost_center", "dim_cost_centers", "cost_center", "cost_center_label"),
     ("driver", "dim_drivers", "driver", "driver_label"),
+    ("metric", "dim_scorecard_metrics", "metric", "label"),
+    ("owner", "dim_scorecard_owners", "owner", "owner_display_name"),
 ]
 
 

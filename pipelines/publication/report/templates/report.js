@@ -126,7 +126,12 @@ const ipaLabel = (code) => labelOf("ipa_quadrant", code, (q) => (IPA[q] || [word
 const activityLabel = (code) => labelOf("activity", code);
 const centreLabel = (code) => labelOf("cost_center", code, String);
 const driverLabel = (code) => labelOf("driver", code);
-function metricUnit(metric) { return (D.units || {})[metric] || (METRICS[metric] || [metric, ""])[1]; }
+const metricName = (code) => labelOf("metric", code, (m) => (METRICS[m] || [words(m)])[0]);
+const ownerLabel = (code) => labelOf("owner", code);
+function metricUnit(metric) { // customer_scorecard.unit, "currency" as the publication's currency code
+  const unit = (D.units || {})[metric] || (METRICS[metric] || [metric, ""])[1];
+  return (unit === "currency" || unit === "money") && CURRENCY ? CURRENCY : unit;
+}
 function monthName(key) { // "2025-09" -> "Sep 2025", whatever the browser's locale
   const [y, m] = key.split("-").map(Number);
   return `${MONTHS[m - 1]} ${y}`;
@@ -443,7 +448,7 @@ function renderScorecard() {
   const rows = (D.scorecard || []).filter((r) => r.m === S.m && r.segment === S.segment)
     .sort((a, b) => order.indexOf(a.metric) - order.indexOf(b.metric));
   const arrow = (r) => ({ up: "\u2191 up", down: "\u2193 down", flat: "\u2192 flat" }[r.trend] || "\u2013");
-  const metricLabel = (r) => (METRICS[r.metric] || [r.metric])[0];
+  const metricLabel = (r) => metricName(r.metric);
   table("scorecard-table", {
     name: "scorecard", fileContext: [D.months[S.m], S.segment], rows,
     attrs: (r) => `data-metric="${esc(r.metric)}" data-actual="${r.actual === null ? "" : r.actual}" `
@@ -457,13 +462,13 @@ function renderScorecard() {
       { label: "Variance", type: "num", value: (r) => r.variance, html: (r) => metricValue(r.metric, r.variance, true) },
       { label: "Status", field: "status", value: (r) => (r.status === "not_scored" ? notScored(r)[0] : r.status), html: statusBadge },
       { label: "Trend", value: (r) => r.trend, html: arrow },
-      { label: "Owner", value: (r) => words(r.owner) },
+      { label: "Owner", value: (r) => ownerLabel(r.owner) },
     ],
   });
   table("attainment-table", {
     name: "incentive_attainment", fileContext: [D.months[S.m]], rows: (D.attainment || []).filter((r) => r.m === S.m),
     columns: [
-      { label: "Owner", value: (r) => words(r.owner) },
+      { label: "Owner", value: (r) => ownerLabel(r.owner) },
       { label: "Weight on target", type: "num", value: (r) => r.attained, html: (r) => num(r.attained, 2) },
       { label: "Weight owned", type: "num", value: (r) => r.total, html: (r) => num(r.total, 2) },
       { label: "Attainment", type: "pct", value: (r) => r.attainment },
@@ -498,7 +503,7 @@ function renderTrends() {
   }
   for (const metric of metrics) {
     const rows = D.scorecard.filter((r) => r.metric === metric && r.segment === S.segment);
-    const [label, kind] = METRICS[metric];
+    const [label, kind] = [metricName(metric), METRICS[metric][1]];
     const scale = kind === "rate" ? 100 : 1;
     const xs = rows.map((r) => D.months[r.m]);
     const hover = rows.map((r) => `${label}, ${D.months[r.m]}<br>actual ${metricValue(metric, r.actual)}`
@@ -685,7 +690,7 @@ function renderCompare() {
   const rows = COMPANY_FIGURES.map(([field, label]) => ({ key: field, label, unit: CURRENCY || "money", money: true,
     a: known(ra[field]) ? ra[field] : null, b: known(rb[field]) ? rb[field] : null }));
   const metrics = Object.keys(METRICS).filter((metric) => ca.has(metric) || cb.has(metric));
-  metrics.forEach((metric) => rows.push({ key: metric, label: `${METRICS[metric][0]} (${S.segment === "all" ? "all customers" : segmentLabel(S.segment)})`,
+  metrics.forEach((metric) => rows.push({ key: metric, label: `${metricName(metric)} (${S.segment === "all" ? "all customers" : segmentLabel(S.segment)})`,
     unit: metricUnit(metric), metric, a: ca.has(metric) ? ca.get(metric).actual : null, b: cb.has(metric) ? cb.get(metric).actual : null }));
   const change = (r) => (known(r.a) && known(r.b) ? r.b - r.a : null);
   const show = (r, v, plus) => (r.money ? money(v, plus) : metricValue(r.metric, v, plus));
@@ -841,7 +846,7 @@ function renderCosts() {
   });
   table("capacity-table", {
     name: "cost_centres", fileContext: [D.months[S.m]], rows: K.filter((r) => r.m === S.m),
-    attrs: (r) => `data-centre="${esc(centreLabel(r.centre))}"`,
+    attrs: (r) => `data-centre="${esc(r.centre)}"`,
     columns: [
       { label: "Cost centre", value: (r) => centreLabel(r.centre) },
       { label: "Cost centre code", value: (r) => r.centre, html: null },
@@ -939,16 +944,16 @@ function renderScenarios() {
   });
 
   const capacity = (s) => X.capacity.filter((r) => r.s === s && r.m === m && r.capacity !== null);
-  const centres = capacity("actual").map((r) => r.centre);
+  const centres = capacity("actual").map((r) => centreLabel(r.centre));
   const bars = [["actual", "Required, actual", BLUE], [name, `Required, ${words(name)}`, ORANGE]].map(([s, label, colour]) => {
     const list = capacity(s);
-    return { type: "bar", name: label, x: list.map((r) => r.centre), y: list.map((r) => r.used), marker: { color: colour },
+    return { type: "bar", name: label, x: list.map((r) => centreLabel(r.centre)), y: list.map((r) => r.used), marker: { color: colour },
       text: list.map((r) => `<b>${esc(centreLabel(r.centre))}</b>, ${label}<br>${num(r.used, 0)} of ${num(r.capacity)} minutes`
         + `<br>unused capacity ${money(r.unused)}${r.over ? "<br><b>over capacity</b>" : ""}`),
       hovertemplate: "%{text}<extra></extra>", textposition: "none" };
   });
   const supplied = capacity(name);
-  bars.push({ type: "scatter", mode: "markers", name: "Supplied (practical capacity)", x: supplied.map((r) => r.centre),
+  bars.push({ type: "scatter", mode: "markers", name: "Supplied (practical capacity)", x: supplied.map((r) => centreLabel(r.centre)),
     y: supplied.map((r) => r.capacity), marker: { symbol: "line-ew-open", size: 28, color: "#333", line: { width: 2 } },
     hovertemplate: "%{x}: %{y:,} minutes supplied<extra></extra>" });
   draw("chart-scenario-capacity", bars, { title: title(`Capacity required against supplied, ${monthName(D.months[m])}`, 14),
@@ -1099,7 +1104,7 @@ function renderCustomer() {
   const i = IX.profit.get(S.m, c);
   const month = monthName(D.months[S.m]);
   document.getElementById("customer-title").textContent = `${customerLabel(c)} \u00b7 ${segmentLabel(D.customers.segment[c])}`
-    + (D.customers.region[c] ? ` \u00b7 ${D.customers.region[c]}` : "") + ` \u00b7 ${month}`;
+    + (D.customers.region[c] ? ` \u00b7 ${regionLabel(D.customers.region[c])}` : "") + ` \u00b7 ${month}`;
   const facts = [];
   const fact = (name, value) => facts.push(`<dt>${name}</dt><dd>${value}</dd>`);
   fact("ABC profit, month", i === undefined ? "no activity" : money(P.abc[i]));
