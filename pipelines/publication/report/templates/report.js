@@ -364,17 +364,26 @@ function table(id, spec) {
     return `<th data-column="${k}" class="sortable${col.type && col.type !== "text" ? " num" : ""}" aria-sort="${sorted}" `
       + `title="Sort by this column">${col.label}<span class="sort-mark">${sorted === "none" ? "" : (state.desc ? "\u25bc" : "\u25b2")}</span></th>`;
   }).join("") + "</tr>";
-  // each row's cells once, and the text the filter searches (what is shown and what is exported)
-  state.rows = spec.rows.map((r, order) => {
-    const cells = shownColumns.map((col) => columnHtml(col, r));
-    const text = (cells.map(plain).join(" ") + " " + spec.columns.map((col) => csvValue(col, r)).join(" ")).toLowerCase();
-    return { r, order, cells, text };
-  });
+  // a row's cells are drawn when its page is shown; the text the filter searches (what is shown and what is
+  // exported) is made the first time the reader filters
+  state.rows = spec.rows.map((r, order) => ({ r, order }));
   drawTable(id);
+}
+function rowCells(spec, row) {
+  if (!row.cells) row.cells = spec.columns.filter((col) => col.html !== null).map((col) => columnHtml(col, row.r));
+  return row.cells;
+}
+function rowText(spec, row) {
+  if (row.text === undefined) {
+    row.text = (rowCells(spec, row).map(plain).join(" ") + " "
+      + spec.columns.map((col) => csvValue(col, row.r)).join(" ")).toLowerCase();
+  }
+  return row.text;
 }
 function filteredRows(state) {
   const terms = state.filter.trim().toLowerCase().split(/\s+/).filter(Boolean);
-  const kept = state.rows.filter((row) => terms.every((t) => row.text.includes(t)));
+  const kept = terms.length ? state.rows.filter((row) => terms.every((t) => rowText(state.spec, row).includes(t)))
+    : state.rows.slice();
   if (state.sort !== null) {
     const col = state.spec.columns[state.sort];
     const sign = state.desc ? -1 : 1;
@@ -397,7 +406,7 @@ function drawTable(id) {
   const columns = spec.columns.filter((col) => col.html !== null);
   const body = el.querySelector("tbody");
   body.innerHTML = slice.length ? slice.map((row) => `<tr${spec.attrs ? " " + spec.attrs(row.r) : ""}>`
-    + row.cells.map((html, k) => `<td${columns[k].type && columns[k].type !== "text" ? ' class="num"' : ""}`
+    + rowCells(spec, row).map((html, k) => `<td${columns[k].type && columns[k].type !== "text" ? ' class="num"' : ""}`
       + `${columns[k].field ? ` data-field="${columns[k].field}"` : ""}>${html}</td>`).join("") + "</tr>").join("")
     : `<tr><td colspan="${columns.length}" class="note">${state.rows.length ? "No row matches the filter." : "None."}</td></tr>`;
   const from = state.shown.length ? state.page * PAGE_SIZE + 1 : 0;
