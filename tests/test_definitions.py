@@ -229,3 +229,26 @@ def test_dbt_sets_duckdbs_spill_directory_once_per_database_not_per_cursor():
     local = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["cprof"]["outputs"]["local"]
     assert "temp_directory" not in local["settings"]
     assert local["config_options"]["temp_directory"].endswith("/duckdb_tmp")
+
+
+def test_every_asset_is_in_a_named_group_and_a_sources_landed_and_raw_assets_are_told_apart(defs: Definitions):
+    """The asset graph a newcomer reads: no asset in Dagster's group "default" (dbt's seeds are "labels"), and
+    landed/<source> and raw/<source>, which the graph shows under the same name, in groups of their own."""
+    groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
+    assert "default" not in set(groups.values())
+    assert set(groups.values()) == {
+        "landing",
+        "raw",
+        "labels",
+        "staging",
+        "intermediate",
+        "marts",
+        "scenarios",
+        "publish",
+    }
+    sources = {key.path[1] for key in groups if key.path[0] == "landed"}
+    assert sources and sources == {key.path[1] for key in groups if key.path[0] == "raw"}
+    for source in sources:
+        assert groups[AssetKey(["landed", source])] == "landing", source
+        assert groups[AssetKey(["raw", source])] == "raw", source
+    assert {groups[key] for key in groups if key.path[0] == "seeds"} == {"labels"}

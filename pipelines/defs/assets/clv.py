@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.partitions import RefreshWindow, refresh_window, single_run
 from pipelines.defs.resources import ClvConfig, WarehouseResource
 from pipelines.domain.clv import BG_NBD_PARAMS, GAMMA_GAMMA_PARAMS, NotIdentified
@@ -175,7 +176,6 @@ def customer_clv(monthly: PartitionsDefinition) -> AssetsDefinition:
             "months_scored": len(fits),
             "months_fitted": len(fitted),
             "first_month_scored": str(fits[0].period)[:7] if fits else "",
-            "dagster/row_count": MetadataValue.int(rows),
             "months_not_fitted": MetadataValue.json(not_fitted),
             NOTES: MetadataValue.json(said),
             "horizon_months": settings.horizon_months,
@@ -191,13 +191,13 @@ def customer_clv(monthly: PartitionsDefinition) -> AssetsDefinition:
             metadata["gamma_gamma_last_month"] = MetadataValue.json(
                 {k: round(v, 6) for k, v in fitted[-1].gamma_gamma.items()}
             )
+        # Rows per month of the run (the months before it, rebuilt or not, are not this run's partitions).
+        add_row_counts(
+            context, warehouse, [AssetKey(["marts", "customer_clv"]), AssetKey(["marts", "clv_fits"])]
+        )
         yield MaterializeResult(asset_key=AssetKey(["marts", "customer_clv"]), metadata=metadata)
         yield MaterializeResult(
-            asset_key=AssetKey(["marts", "clv_fits"]),
-            metadata={
-                "dagster/row_count": MetadataValue.int(len(fits)),
-                "months_not_fitted": len(not_fitted),
-            },
+            asset_key=AssetKey(["marts", "clv_fits"]), metadata={"months_not_fitted": len(not_fitted)}
         )
 
     return _customer_clv

@@ -55,6 +55,11 @@ from pipelines.landing.sources import SOURCES, Source
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
+# The asset groups of the graph: files loaded and checked (quarantine), and the rows released to dbt.
+LANDING_GROUP = "landing"
+RAW_GROUP = "raw"
+
+
 def _months(context, source: Source) -> list[str | None]:
     """The months a run covers for a monthly source (in order); [None] for a snapshot."""
     return run_months(context) if source.kind == "monthly" else [None]
@@ -131,7 +136,8 @@ def _landed_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefini
 
     @asset(
         key=AssetKey(["landed", source.name]),
-        group_name="ingest",
+        # landed/<source> and raw/<source> show the same name in the asset graph: their groups tell them apart
+        group_name=LANDING_GROUP,
         partitions_def=_partitions(source, monthly),
         backfill_policy=_policy(source),
         deps=[AssetKey(["raw", name]) for name in REFERENCED.get(source.name, ())],
@@ -277,7 +283,7 @@ def _suite_check(source: Source, monthly: PartitionsDefinition) -> AssetChecksDe
 def _raw_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefinition:
     @asset(
         key=AssetKey(["raw", source.name]),
-        group_name="ingest",
+        group_name=RAW_GROUP,
         partitions_def=_partitions(source, monthly),
         backfill_policy=_policy(source),
         deps=[AssetKey(["landed", source.name])],

@@ -34,6 +34,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.partitions import contiguous, refresh_window, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction import ipa_quadrant, relative_weights
@@ -235,10 +236,10 @@ def satisfaction(monthly: PartitionsDefinition) -> AssetsDefinition:
         for note in said:
             context.log.warning(f"satisfaction_drivers: {note}")
         latest = frame[frame.period == frame.period.max()] if len(frame) else frame
+        add_row_counts(context, warehouse, [DRIVERS])
         yield MaterializeResult(
             asset_key=DRIVERS,
             metadata={
-                "dagster/row_count": MetadataValue.int(len(frame)),
                 NOTES: MetadataValue.json(said),
                 "questions_without_answers": MetadataValue.json(unanswered),
                 "months_not_derived": MetadataValue.json(skipped),

@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshWindow, refresh_range, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction_retention import FITTED, SEGMENT_TERM_PREFIX, RetentionFit, fit_retention
@@ -219,8 +220,8 @@ def satisfaction_retention(monthly: PartitionsDefinition) -> AssetsDefinition:
         for note in said:
             context.log.warning(f"satisfaction_retention_fit: {note}")
         fitted = [(p, f) for p, f in fits.items() if f.status == FITTED]
+        add_row_counts(context, warehouse, [FIT])
         metadata = {
-            "dagster/row_count": MetadataValue.int(sum(len(f) for f in frames)),
             "months_fitted": len(fitted),
             "months_not_fitted": MetadataValue.json(
                 {f"{p:%Y-%m}": f.reason for p, f in fits.items() if f.status != FITTED}

@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.assets.satisfaction_retention import DRIVERS as ACTIVITY
 from pipelines.defs.assets.satisfaction_retention import FIT, FIT_TABLE, SATISFACTION, WINDOW, customers_of
 from pipelines.defs.assets.transform import SCENARIOS_GROUP
@@ -349,10 +350,11 @@ def scenario_value(monthly: PartitionsDefinition) -> AssetsDefinition:
             rows = wh.replace_periods(VALUE_TABLE, VALUE_COLUMNS, frames, PeriodWindow())
         for note in said:
             context.log.warning(f"scenario_customer_value: {note}")
+        add_row_counts(context, warehouse, [VALUE])
         yield MaterializeResult(
             asset_key=VALUE,
             metadata={
-                "dagster/row_count": MetadataValue.int(rows),
+                "rows": MetadataValue.int(rows),
                 "fit_period": f"{fit_period:%Y-%m}" if fit_period else None,
                 "scenarios_with_satisfaction_changes": MetadataValue.json(sorted(set(changes.scenario))),
                 NOTES: MetadataValue.json(said),

@@ -19,33 +19,34 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Failure,
-    MetadataValue,
     Output,
     PartitionsDefinition,
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.assets.ingest import fail_unless_released
+from pipelines.defs.assets.row_counts import add_row_count, row_counts
 from pipelines.defs.dbt import dbt_project, ensure_manifest
 from pipelines.defs.dbt_failures import explain_failed_tests
 from pipelines.defs.explain import readable
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     RefreshRange,
-    partition_key,
     refresh_range,
     run_months,
     single_run,
 )
 from pipelines.defs.resources import DataDir, WarehouseResource
-from pipelines.engines.base import PeriodWindow
-from pipelines.landing.inventory import month_start
 
 # The dbt sources written by the Python assets, and the dbt selection of the models that read them.
 PYTHON_MARTS_SOURCE = "python_marts"
 AFTER_PYTHON_MARTS = f"source:{PYTHON_MARTS_SOURCE}+"
 # The group of the what-if scenario models (models/*/scenarios/).
 SCENARIOS_GROUP = "scenarios"
+
+
+# dbt's seeds: the labels, units and display names defined with the code (dbt_project/seeds/).
+LABELS_GROUP = "labels"
 
 
 class Translator(DagsterDbtTranslator):
@@ -63,6 +64,8 @@ class Translator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props.get("resource_type") == "seed":
+            return LABELS_GROUP  # the labels defined with the code, not dbt's group "default"
         if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 2:
             return SCENARIOS_GROUP if fqn[2] == SCENARIOS_GROUP else fqn[1]
         return super().get_group_name(dbt_resource_props)
@@ -165,25 +168,6 @@ def _dbt_build(
         raise Failure(description="\n".join(explained) + f"\n(dbt's error: {readable(str(exc))})") from exc
 
 
-def row_counts(warehouse: WarehouseResource, tables: list[tuple[str, str]], months: list[str]) -> dict:
-    """Rows per (schema, table): per month of ``months`` for a table keyed by period, else the whole table's
-    count (a dimension, a configuration view). One query per table, after dbt has closed the warehouse."""
-    counts: dict[tuple[str, str], int | dict[str, int]] = {}
-    window = PeriodWindow(month_start(months[0]), month_start(months[-1]))
-    with warehouse.session() as wh:
-        for schema, table in tables:
-            relation = f"{schema}.{table}"
-            columns = wh.columns(relation)
-            if not columns:
-                continue
-            if "period" in columns:
-                found = {str(p)[:7]: n for p, n in wh.count_by(relation, "period", window.filters()).items()}
-                counts[schema, table] = {m: found.get(m, 0) for m in months}
-            else:
-                counts[schema, table] = wh.count(relation)
-    return counts
-
-
 def with_row_counts(
     context: AssetExecutionContext, events: Iterable[Any], warehouse: WarehouseResource, months: list[str]
 ) -> Iterator[Any]:
@@ -206,16 +190,7 @@ def with_row_counts(
     for event in collected:
         if isinstance(event, Output):
             key = keys[event.output_name]
-            found = counts.get(tuple(key.path))
-            if isinstance(found, dict):
-                for month, rows in found.items():
-                    context.add_asset_metadata(
-                        {"dagster/row_count": MetadataValue.int(rows)},
-                        asset_key=key,
-                        partition_key=partition_key(month),
-                    )
-            elif found is not None:
-                context.add_asset_metadata({"dagster/row_count": MetadataValue.int(found)}, asset_key=key)
+            add_row_count(context, key, counts.get(tuple(key.path)))
         yield event
     if error is not None:
         raise error
