@@ -223,6 +223,62 @@ COMPANY_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
+# Labels of codes: (kind in the page, label dimension, code column, label column). A publication made before a
+# dimension or its label column has none of that kind: the page then shows the code in words.
+LABELS: list[tuple[str, str, str, str]] = [
+    ("segment", "dim_segments", "segment", "segment_label"),
+    ("region", "dim_regions", "region", "region_label"),
+    ("matrix_quadrant", "dim_matrix_quadrants", "matrix_quadrant", "matrix_quadrant_label"),
+    ("ipa_quadrant", "dim_ipa_quadrants", "ipa_quadrant", "ipa_quadrant_label"),
+    ("activity", "dim_activities", "activity", "activity_label"),
+    ("cost_center", "dim_cost_centers", "cost_center", "cost_center_label"),
+    ("driver", "dim_drivers", "driver", "driver_label"),
+    ("metric", "dim_scorecard_metrics", "metric", "label"),
+    ("owner", "dim_scorecard_owners", "owner", "owner_display_name"),
+]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_catalog = 'pub' and table_schema = 'marts' and table_name = ?",
+        [table],
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def read_labels(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, dict[str, str]]:
+    """Each kind of code's labels, ``{kind: {code: label}}``, from the publication's label dimensions."""
+    labels: dict[str, dict[str, str]] = {}
+    for kind, table, code, label in LABELS:
+        if table in tables and {code, label} <= _columns(con, table):
+            labels[kind] = dict(
+                con.execute(
+                    f"select {code}, {label} from pub.marts.{table} where {code} is not null and {label} is not null"
+                ).fetchall()
+            )
+    return labels
+
+
+def read_currency(con: duckdb.DuckDBPyConnection, tables: set[str]) -> str | None:
+    """The publication's currency (ISO 4217 code, marts.publication_info), or None when it names none."""
+    if "publication_info" not in tables or "currency" not in _columns(con, "publication_info"):
+        return None
+    row = con.execute("select currency from pub.marts.publication_info limit 1").fetchone()
+    return row[0] if row else None
+
+
+def read_units(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, str]:
+    """Each scorecard metric's unit (customer_scorecard.unit), when the publication carries it."""
+    if "customer_scorecard" not in tables or "unit" not in _columns(con, "customer_scorecard"):
+        return {}
+    return dict(
+        con.execute(
+            "select metric, any_value(unit) from pub.marts.customer_scorecard where unit is not null group by 1"
+        ).fetchall()
+    )
+
+
 # An expression over marts.customer_clv: true for the rows of a month whose CLV models were fitted (a month not
 # fitted has no model figures).
 CLV_FITTED = "fit_status = 'fitted'"
@@ -340,13 +396,21 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
                 "inner join report_months as months on t.period = months.period order by all"
             ).fetchall()
             data[key] = [dict(zip(["m", *(name for name, _ in columns)], row, strict=True)) for row in rows]
-        whale_size, whale_window, clv_fitted = {}, {}, {}
+        whale_size, whale_window, whale_peak, clv_fitted = {}, {}, {}, {}
         if "whale_curve" in tables:
-            for m, size, window in con.execute(
-                "select months.m, count(*), any_value(t.window_months) from pub.marts.whale_curve as t "
+            # The peak of each month's curve, over all its customers (held in the report or not): the customer
+            # with the largest cumulative profit (exact, in cents; the percentages are rounded to 4 decimals, so
+            # customers of tiny profit tie on them), the first of equals.
+            for m, size, window, cpp, ccp, rank in con.execute(
+                "select months.m, count(*), any_value(t.window_months), "
+                "arg_max(cast(t.cumulative_profit_pct as double), [t.cumulative_profit, -t.customer_rank]), "
+                "arg_max(cast(t.cumulative_customer_pct as double), [t.cumulative_profit, -t.customer_rank]), "
+                "arg_max(t.customer_rank, [t.cumulative_profit, -t.customer_rank]) "
+                "from pub.marts.whale_curve as t "
                 "inner join report_months as months on t.period = months.period group by all"
             ).fetchall():
                 whale_size[m], whale_window[m] = size, window
+                whale_peak[m] = {"cpp": cpp, "ccp": ccp, "rank": rank}
         if "customer_clv" in tables:
             clv_fitted = dict(
                 con.execute(
@@ -355,6 +419,11 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
                 ).fetchall()
             )
         scenarios = read_scenarios(con, tables)
+        labels, currency, units = (
+            read_labels(con, tables),
+            read_currency(con, tables),
+            read_units(con, tables),
+        )
         run = None
         if "publish_log" in tables:
             run = con.execute(
@@ -363,6 +432,7 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
     return {
         "meta": {
             "database": database.name,
+            "currency": currency,
             "run_id": run[0] if run else None,
             "published_at": f"{run[1]:%Y-%m-%d %H:%M} UTC" if run else None,
             "generated_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -372,11 +442,14 @@ def read_publication(database: Path, bounds: Bounds | None = None) -> dict[str, 
             "bounds": asdict(bounds),
             "whale_customers": {int(m): int(n) for m, n in whale_size.items()},
             "whale_window_months": {int(m): int(n) for m, n in whale_window.items()},
+            "whale_peak": {int(m): peak for m, peak in whale_peak.items()},
             "clv_fitted": {int(m): bool(fitted) for m, fitted in clv_fitted.items()},
         },
         "months": [f"{m:%Y-%m}" for m in months],
         "customers": customers,
         "codes": codes,
+        "labels": labels,
+        "units": units,
         "scenarios": scenarios,
         **data,
     }

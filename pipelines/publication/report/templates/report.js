@@ -64,13 +64,27 @@ function signed(text, value, plus) {
   if (value < 0) return MINUS + text;
   return plus && value > 0 ? "+" + text : text;
 }
-function amount(value, plus) { // money in currency units
+// The publication's currency (publication_info.currency, an ISO 4217 code) and the sign written before an
+// amount: the currency's narrow symbol when it has one ("\u20ac", "$", "\u00a3"), else its code ("CHF 1,234").
+let CURRENCY = null, CURRENCY_SIGN = "";
+function currencySign(code) {
+  if (!code) return "";
+  try {
+    const part = new Intl.NumberFormat("en-US", { style: "currency", currency: code, currencyDisplay: "narrowSymbol" })
+      .formatToParts(0).find((p) => p.type === "currency");
+    return part && part.value !== code ? part.value : `${code}\u00a0`;
+  } catch (error) {
+    return `${code}\u00a0`; // not a code the browser knows: written as it is
+  }
+}
+function amount(value, plus) { // money in currency units, with the currency
   if (value === null || value === undefined || Number.isNaN(value)) return "\u2013";
   const abs = Math.abs(value);
   const digits = abs >= 10 || abs === 0 ? 0 : 2;
-  return signed(abs.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }),
+  return signed(CURRENCY_SIGN + abs.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }),
     value, plus);
 }
+function inCurrency(text) { return CURRENCY ? `${text} (${CURRENCY})` : text; } // an axis or a column of money
 function money(cents, plus) { return cents === null || cents === undefined ? "\u2013" : amount(cents / 100, plus); }
 function pct(fraction, digits = 1) {
   if (fraction === null || fraction === undefined) return "\u2013";
@@ -99,6 +113,25 @@ function words(name) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+// Labels of codes: the publication's label dimensions when it has them (D.labels), else the code in words.
+function labelOf(kind, code, fallback) {
+  if (code === null || code === undefined || code === "") return "\u2013";
+  const labels = (D && D.labels && D.labels[kind]) || {};
+  return labels[code] || (fallback ? fallback(code) : words(code));
+}
+const segmentLabel = (code) => labelOf("segment", code);
+const regionLabel = (code) => labelOf("region", code, String);
+const quadrantLabel = (code) => labelOf("matrix_quadrant", code, (q) => (QUADRANTS[q] || [words(q)])[0]);
+const ipaLabel = (code) => labelOf("ipa_quadrant", code, (q) => (IPA[q] || [words(q)])[0]);
+const activityLabel = (code) => labelOf("activity", code);
+const centreLabel = (code) => labelOf("cost_center", code, String);
+const driverLabel = (code) => labelOf("driver", code);
+const metricName = (code) => labelOf("metric", code, (m) => (METRICS[m] || [words(m)])[0]);
+const ownerLabel = (code) => labelOf("owner", code);
+function metricUnit(metric) { // customer_scorecard.unit, "currency" as the publication's currency code
+  const unit = (D.units || {})[metric] || (METRICS[metric] || [metric, ""])[1];
+  return (unit === "currency" || unit === "money") && CURRENCY ? CURRENCY : unit;
+}
 function monthName(key) { // "2025-09" -> "Sep 2025", whatever the browser's locale
   const [y, m] = key.split("-").map(Number);
   return `${MONTHS[m - 1]} ${y}`;
@@ -117,7 +150,7 @@ async function unpack(id) {
 }
 
 let D; // the publication's data
-const S = { m: 0, segment: "all", c: null, scenario: null }; // what the reader chose
+const S = { m: 0, segment: "all", region: "all", c: null, scenario: null, a: 0, b: 0 }; // what the reader chose
 const IX = {}; // indexes built once
 
 function decode(table, column, i) {
@@ -164,8 +197,18 @@ function customerLabel(c) {
   const name = D.customers.name[c];
   return name ? `${name} (${D.customers.id[c]})` : D.customers.id[c];
 }
-function inSegment(segment) { return S.segment === "all" || segment === S.segment; }
-function segmentText() { return S.segment === "all" ? "all customers" : words(S.segment); }
+// Whether customer c is in the chosen segment and region (segment: the month's, when a mart publishes it).
+function inScope(c, segment) {
+  return (S.segment === "all" || (segment === undefined ? D.customers.segment[c] : segment) === S.segment)
+    && (S.region === "all" || D.customers.region[c] === S.region);
+}
+function scoped() { return S.segment !== "all" || S.region !== "all"; }
+function segmentText() {
+  const parts = [S.segment === "all" ? "all customers" : segmentLabel(S.segment)];
+  if (S.region !== "all") parts.push(`region ${regionLabel(S.region)}`);
+  return parts.join(", ");
+}
+function scopeContext() { return [S.segment, ...(S.region === "all" ? [] : [S.region])]; }
 
 // --- drawing helpers -------------------------------------------------------------------------------------
 
@@ -197,21 +240,203 @@ function monthMarker() {
   return [{ type: "line", xref: "x", yref: "paper", x0: D.months[S.m], x1: D.months[S.m], y0: 0, y1: 1,
     line: { color: "#8a93a3", dash: "dot", width: 1 } }];
 }
-function fillTable(id, rows, onClick) {
-  const body = document.querySelector(`#${id} tbody`);
-  body.innerHTML = rows.length ? rows.join("") : `<tr><td colspan="9" class="note">None.</td></tr>`;
-  if (onClick) {
-    body.querySelectorAll("tr[data-customer]").forEach((tr) => {
-      tr.addEventListener("click", () => openCustomer(Number(tr.dataset.customer), true));
+// --- tables: one component for every table of the page -----------------------------------------------------
+// table(id, spec) draws the records spec.rows into <table id>: a header that sorts on a click (numbers as numbers,
+// blanks last), a text filter, pages of PAGE_SIZE rows with page controls, and a CSV button that exports every
+// row the filter keeps (not only the page shown), sorted as shown, numbers unformatted. A column is
+// { label, type, value(r), html(r), csv(r), export, field }: type "money" (value in cents, exported in currency
+// units with two decimals), "num", "pct" (a fraction, exported as it is) or "text"; html draws the cell (a
+// default per type); a column with html: null is exported only, one with export: false is shown only.
+// spec.attrs(r) gives the row's attributes; spec.click opens the customer of a row's data-customer.
+const PAGE_SIZE = 25;
+const TABLE_STATE = {}; // per table: the sort, the filter and the page the reader chose
+function centsText(cents) { // whole cents as an exact decimal: 123456 -> "1234.56"
+  if (cents === null || cents === undefined) return "";
+  const abs = Math.abs(cents);
+  return (cents < 0 ? "-" : "") + Math.floor(abs / 100) + "." + String(abs % 100).padStart(2, "0");
+}
+function plain(html) { // the text of a cell's HTML
+  return String(html).replace(/<[^>]*>/g, " ").replace(/&nbsp;|\u00a0/g, " ").replace(/&amp;/g, "&")
+    .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'")
+    .replace(/\s+/g, " ").trim();
+}
+const CELL = {
+  money: (v) => money(v), num: (v) => num(v), pct: (v) => pct(v),
+  text: (v) => (v === null || v === undefined ? "\u2013" : esc(v)),
+};
+function columnHtml(column, r) {
+  if (column.html) return column.html(r);
+  return CELL[column.type || "text"](column.value(r));
+}
+function csvValue(column, r) {
+  const v = column.csv ? column.csv(r) : column.value(r);
+  if (v === null || v === undefined) return "";
+  if ((column.type === "money") && !column.csv) return centsText(v);
+  return typeof v === "boolean" ? String(v) : v;
+}
+function compareValues(a, b) { // numbers as numbers, text as text, blanks last whatever the direction
+  const blankA = a === null || a === undefined || a === "", blankB = b === null || b === undefined || b === "";
+  if (blankA || blankB) return blankA === blankB ? 0 : (blankA ? 1 : -1);
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  return String(a).localeCompare(String(b), "en", { numeric: true });
+}
+function csvText(columns, rows) {
+  const quote = (v) => {
+    const text = String(v);
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  const header = (col) => col.csvLabel || (col.type === "money" || col.currency ? inCurrency(plain(col.label)) : plain(col.label));
+  const lines = [columns.map((col) => quote(header(col))).join(",")];
+  rows.forEach((r) => lines.push(columns.map((col) => quote(csvValue(col, r))).join(",")));
+  return lines.join("\r\n") + "\r\n";
+}
+function download(name, text) { // a file made in the page: nothing leaves it
+  const url = URL.createObjectURL(new Blob(["\ufeff" + text], { type: "text/csv;charset=utf-8" }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+function tableTools(id, el) { // the filter, the count and the CSV button above the table, the pages below it
+  const tools = document.createElement("div");
+  tools.className = "table-tools";
+  tools.dataset.for = id;
+  tools.innerHTML = `<input type="search" class="table-filter" placeholder="Filter rows" aria-label="Filter the table">`
+    + '<span class="table-count" role="status"></span><button type="button" class="table-csv">Export CSV</button>';
+  const wrap = document.createElement("div"); // a wide table scrolls inside the page, not the page
+  wrap.className = "table-wrap";
+  el.before(wrap);
+  wrap.appendChild(el);
+  wrap.before(tools);
+  const pager = document.createElement("div");
+  pager.className = "pager";
+  pager.dataset.for = id;
+  pager.innerHTML = '<button type="button" data-page="first" aria-label="First page">&laquo;</button>'
+    + '<button type="button" data-page="prev" aria-label="Previous page">&lsaquo;</button>'
+    + '<span class="page-of"></span>'
+    + '<button type="button" data-page="next" aria-label="Next page">&rsaquo;</button>'
+    + '<button type="button" data-page="last" aria-label="Last page">&raquo;</button>';
+  wrap.after(pager);
+  return { tools, pager };
+}
+function table(id, spec) {
+  const el = document.getElementById(id);
+  const state = TABLE_STATE[id] || (TABLE_STATE[id] = { sort: null, desc: false, filter: "", page: 0, el });
+  state.spec = spec;
+  if (!state.tools) {
+    Object.assign(state, tableTools(id, el));
+    const filter = state.tools.querySelector(".table-filter");
+    filter.addEventListener("input", () => { state.filter = filter.value; state.page = 0; drawTable(id); });
+    state.tools.querySelector(".table-csv").addEventListener("click", () => exportTable(id));
+    state.pager.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-page]");
+      if (!button) return;
+      const last = Math.max(0, Math.ceil(state.shown.length / PAGE_SIZE) - 1);
+      state.page = { first: 0, prev: state.page - 1, next: state.page + 1, last }[button.dataset.page];
+      drawTable(id);
+    });
+    el.querySelector("thead").addEventListener("click", (event) => {
+      const th = event.target.closest("th[data-column]");
+      if (!th) return;
+      const k = Number(th.dataset.column);
+      if (state.sort === k) state.desc = !state.desc;
+      else { state.sort = k; state.desc = false; }
+      state.page = 0;
+      drawTable(id);
+    });
+    el.querySelector("tbody").addEventListener("click", (event) => {
+      const tr = event.target.closest("tr[data-customer]");
+      if (tr && state.spec.click) openCustomer(Number(tr.dataset.customer), true);
+    });
+    if (spec.click) el.classList.add("clickable");
+    if (spec.sort) {
+      state.sort = spec.columns.findIndex((col) => col.key === spec.sort[0]);
+      state.desc = spec.sort[1];
+    }
+  }
+  const shownColumns = spec.columns.filter((col) => col.html !== null);
+  el.querySelector("thead").innerHTML = "<tr>" + shownColumns.map((col) => {
+    const k = spec.columns.indexOf(col);
+    const sorted = state.sort === k ? (state.desc ? "descending" : "ascending") : "none";
+    return `<th data-column="${k}" class="sortable${col.type && col.type !== "text" ? " num" : ""}" aria-sort="${sorted}" `
+      + `title="Sort by this column">${col.label}<span class="sort-mark">${sorted === "none" ? "" : (state.desc ? "\u25bc" : "\u25b2")}</span></th>`;
+  }).join("") + "</tr>";
+  // a row's cells are drawn when its page is shown; the text the filter searches (what is shown and what is
+  // exported) is made the first time the reader filters
+  state.rows = spec.rows.map((r, order) => ({ r, order }));
+  drawTable(id);
+}
+function rowCells(spec, row) {
+  if (!row.cells) row.cells = spec.columns.filter((col) => col.html !== null).map((col) => columnHtml(col, row.r));
+  return row.cells;
+}
+function rowText(spec, row) {
+  if (row.text === undefined) {
+    row.text = (rowCells(spec, row).map(plain).join(" ") + " "
+      + spec.columns.map((col) => csvValue(col, row.r)).join(" ")).toLowerCase();
+  }
+  return row.text;
+}
+function filteredRows(state) {
+  const terms = state.filter.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const kept = terms.length ? state.rows.filter((row) => terms.every((t) => rowText(state.spec, row).includes(t)))
+    : state.rows.slice();
+  if (state.sort !== null) {
+    const col = state.spec.columns[state.sort];
+    const sign = state.desc ? -1 : 1;
+    kept.sort((a, b) => {
+      const va = col.value(a.r), vb = col.value(b.r);
+      const blank = (v) => v === null || v === undefined || v === "";
+      if (blank(va) || blank(vb)) return compareValues(va, vb) || a.order - b.order; // blanks last both ways
+      return sign * compareValues(va, vb) || a.order - b.order;
     });
   }
+  return kept;
 }
-function cell(text, numeric, attributes = "") {
-  return `<td${numeric ? ' class="num"' : ""}${attributes}>${text}</td>`;
+function drawTable(id) {
+  const state = TABLE_STATE[id];
+  const { spec, el } = state;
+  state.shown = filteredRows(state);
+  const pages = Math.max(1, Math.ceil(state.shown.length / PAGE_SIZE));
+  state.page = Math.min(Math.max(0, state.page), pages - 1);
+  const slice = state.shown.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+  const columns = spec.columns.filter((col) => col.html !== null);
+  const body = el.querySelector("tbody");
+  body.innerHTML = slice.length ? slice.map((row) => `<tr${spec.attrs ? " " + spec.attrs(row.r) : ""}>`
+    + rowCells(spec, row).map((html, k) => `<td${columns[k].type && columns[k].type !== "text" ? ' class="num"' : ""}`
+      + `${columns[k].field ? ` data-field="${columns[k].field}"` : ""}>${html}</td>`).join("") + "</tr>").join("")
+    : `<tr><td colspan="${columns.length}" class="note">${state.rows.length ? "No row matches the filter." : "None."}</td></tr>`;
+  const from = state.shown.length ? state.page * PAGE_SIZE + 1 : 0;
+  const count = state.tools.querySelector(".table-count");
+  count.textContent = `${num(from)}\u2013${num(state.page * PAGE_SIZE + slice.length)} of ${num(state.shown.length)} rows`
+    + (state.shown.length < state.rows.length ? ` (filtered from ${num(state.rows.length)})` : "");
+  state.pager.hidden = pages < 2;
+  state.pager.querySelector(".page-of").textContent = `page ${state.page + 1} of ${pages}`;
+  el.dataset.rows = String(state.shown.length);
+  el.dataset.page = String(state.page);
+}
+function exportTable(id) {
+  const state = TABLE_STATE[id];
+  const columns = state.spec.columns.filter((col) => col.export !== false);
+  const name = [state.spec.name || id.replace(/-table$/, ""), ...(state.spec.fileContext || [])].join("_");
+  download(`${name.replace(/[^A-Za-z0-9_.-]+/g, "-")}.csv`, csvText(columns, state.shown.map((row) => row.r)));
 }
 function customerCell(c) {
   const name = D.customers.name[c];
   return name ? `${esc(name)}<span class="id">${esc(D.customers.id[c])}</span>` : esc(D.customers.id[c]);
+}
+
+function customerColumns(cOf, narrow) { // who a row's customer is: shown as name and id, exported as two columns;
+  // a narrow table (half the page wide) exports the region without showing it
+  return [
+    { label: "Customer", value: (r) => D.customers.name[cOf(r)] || D.customers.id[cOf(r)], html: (r) => customerCell(cOf(r)) },
+    { label: "Customer id", value: (r) => D.customers.id[cOf(r)], html: null },
+    { label: "Segment", value: (r) => segmentLabel(D.customers.segment[cOf(r)]) },
+    { label: "Region", value: (r) => regionLabel(D.customers.region[cOf(r)]), ...(narrow ? { html: null } : {}) },
+  ];
 }
 
 // --- views -------------------------------------------------------------------------------------------------
@@ -231,20 +456,34 @@ function renderScorecard() {
   const order = Object.keys(METRICS);
   const rows = (D.scorecard || []).filter((r) => r.m === S.m && r.segment === S.segment)
     .sort((a, b) => order.indexOf(a.metric) - order.indexOf(b.metric));
-  fillTable("scorecard-table", rows.map((r) => {
-    const arrow = { up: "\u2191 up", down: "\u2193 down", flat: "\u2192 flat" }[r.trend] || "\u2013";
-    const scored = r.status !== "not_scored";
-    return `<tr data-metric="${esc(r.metric)}" data-actual="${r.actual === null ? "" : r.actual}" `
-      + `data-status="${esc(r.status)}"${scored ? "" : ' class="unscored"'}>`
-      + cell(esc((METRICS[r.metric] || [r.metric])[0]))
-      + cell(metricValue(r.metric, r.actual), true, ' data-field="actual"')
-      + cell(metricValue(r.metric, r.target), true) + cell(metricValue(r.metric, r.variance, true), true)
-      + cell(statusBadge(r), false, ' data-field="status"') + cell(arrow) + cell(esc(words(r.owner))) + "</tr>";
-  }));
-  const attained = (D.attainment || []).filter((r) => r.m === S.m);
-  fillTable("attainment-table", attained.map((r) => "<tr>" + cell(esc(words(r.owner)))
-    + cell(num(r.attained, 2), true) + cell(num(r.total, 2), true) + cell(pct(r.attainment), true)
-    + cell(num(r.not_scored, 2), true) + "</tr>"));
+  const arrow = (r) => ({ up: "\u2191 up", down: "\u2193 down", flat: "\u2192 flat" }[r.trend] || "\u2013");
+  const metricLabel = (r) => metricName(r.metric);
+  table("scorecard-table", {
+    name: "scorecard", fileContext: [D.months[S.m], S.segment], rows,
+    attrs: (r) => `data-metric="${esc(r.metric)}" data-actual="${r.actual === null ? "" : r.actual}" `
+      + `data-status="${esc(r.status)}"${r.status !== "not_scored" ? "" : ' class="unscored"'}`,
+    columns: [
+      { label: "Metric", value: metricLabel },
+      { label: "Metric code", value: (r) => r.metric, html: null },
+      { label: "Unit", value: (r) => metricUnit(r.metric), html: null },
+      { label: "Actual", type: "num", field: "actual", value: (r) => r.actual, html: (r) => metricValue(r.metric, r.actual) },
+      { label: "Target", type: "num", value: (r) => r.target, html: (r) => metricValue(r.metric, r.target) },
+      { label: "Variance", type: "num", value: (r) => r.variance, html: (r) => metricValue(r.metric, r.variance, true) },
+      { label: "Status", field: "status", value: (r) => (r.status === "not_scored" ? notScored(r)[0] : r.status), html: statusBadge },
+      { label: "Trend", value: (r) => r.trend, html: arrow },
+      { label: "Owner", value: (r) => ownerLabel(r.owner) },
+    ],
+  });
+  table("attainment-table", {
+    name: "incentive_attainment", fileContext: [D.months[S.m]], rows: (D.attainment || []).filter((r) => r.m === S.m),
+    columns: [
+      { label: "Owner", value: (r) => ownerLabel(r.owner) },
+      { label: "Weight on target", type: "num", value: (r) => r.attained, html: (r) => num(r.attained, 2) },
+      { label: "Weight owned", type: "num", value: (r) => r.total, html: (r) => num(r.total, 2) },
+      { label: "Attainment", type: "pct", value: (r) => r.attainment },
+      { label: "Weight not scored", type: "num", value: (r) => r.not_scored, html: (r) => num(r.not_scored, 2) },
+    ],
+  });
 }
 
 function renderTrends() {
@@ -263,7 +502,7 @@ function renderTrends() {
       hovertemplate: "Unused capacity, %{x}: %{text}<extra></extra>", text: recon.map((r) => money(r.unused)),
       textposition: "none" },
   ], { title: title("Company profit by month (company-wide)", 14), shapes: monthMarker(),
-    yaxis: { title: { text: "Amount" }, zeroline: true }, xaxis: monthAxis() });
+    yaxis: { title: { text: inCurrency("Amount") }, zeroline: true }, xaxis: monthAxis() });
 
   const holder = document.getElementById("metric-trends");
   const metrics = Object.keys(METRICS).filter((metric) => (D.scorecard || []).some((r) => r.metric === metric));
@@ -273,7 +512,7 @@ function renderTrends() {
   }
   for (const metric of metrics) {
     const rows = D.scorecard.filter((r) => r.metric === metric && r.segment === S.segment);
-    const [label, kind] = METRICS[metric];
+    const [label, kind] = [metricName(metric), METRICS[metric][1]];
     const scale = kind === "rate" ? 100 : 1;
     const xs = rows.map((r) => D.months[r.m]);
     const hover = rows.map((r) => `${label}, ${D.months[r.m]}<br>actual ${metricValue(metric, r.actual)}`
@@ -308,24 +547,26 @@ function renderWhale() {
   const total = D.meta.whale_customers[S.m] || rows.length;
   const text = rows.map((i) => {
     const c = D.whale.c[i];
-    return `<b>${esc(customerLabel(c))}</b><br>${words(D.customers.segment[c])}<br>rank ${num(D.whale.rank[i])} of ${num(total)}`
+    return `<b>${esc(customerLabel(c))}</b><br>${segmentLabel(D.customers.segment[c])}<br>rank ${num(D.whale.rank[i])} of ${num(total)}`
       + `<br>ABC profit, ${span}: ${money(D.whale.p12[i])}<br>cumulative profit ${num(D.whale.cpp[i], 1)} % of the total`;
   });
   const traces = [{
     type: "scatter", mode: "lines+markers", name: "All customers", x: rows.map((i) => D.whale.ccp[i]),
     y: rows.map((i) => D.whale.cpp[i]), customdata: rows.map((i) => D.whale.c[i]), text,
-    hovertemplate: "%{text}<extra></extra>", line: { color: S.segment === "all" ? BLUE : GREY, width: 2 },
-    marker: { size: 4, color: S.segment === "all" ? BLUE : GREY },
+    hovertemplate: "%{text}<extra></extra>", line: { color: scoped() ? GREY : BLUE, width: 2 },
+    marker: { size: 4, color: scoped() ? GREY : BLUE },
   }];
-  if (S.segment !== "all") {
-    const mine = rows.map((i, k) => k).filter((k) => D.customers.segment[D.whale.c[rows[k]]] === S.segment);
+  if (scoped()) {
+    const mine = rows.map((i, k) => k).filter((k) => inScope(D.whale.c[rows[k]]));
     traces.push({ type: "scatter", mode: "markers", name: segmentText(), x: mine.map((k) => traces[0].x[k]),
       y: mine.map((k) => traces[0].y[k]), customdata: mine.map((k) => traces[0].customdata[k]),
       text: mine.map((k) => text[k]), hovertemplate: "%{text}<extra></extra>", marker: { size: 6, color: ORANGE } });
   }
-  let peak = 0;
-  rows.forEach((i, k) => { if (D.whale.cpp[i] > D.whale.cpp[rows[peak]]) peak = k; });
-  const annotations = rows.length ? [{ x: traces[0].x[peak], y: traces[0].y[peak], text: `peak ${num(traces[0].y[peak], 0)} % at ${num(traces[0].x[peak], 0)} % of customers`, showarrow: true, arrowhead: 0, ax: 40, ay: -24 }] : [];
+  // the published curve's peak (data.py: over all its customers, by exact cumulative profit), as published to
+  // one decimal; never a point of the held customers found by rounded percentages
+  const peak = (D.meta.whale_peak || {})[S.m];
+  const annotations = rows.length && peak ? [{ x: peak.ccp, y: peak.cpp, showarrow: true, arrowhead: 0, ax: 40, ay: -24,
+    text: `peak ${num(peak.cpp, 1)} % of the total at ${num(peak.ccp, 1)} % of customers (rank ${num(peak.rank)})` }] : [];
   draw("chart-whale", traces, {
     title: title(`Whale curve: ${span} to ${monthName(D.months[S.m])}`, 14),
     xaxis: { title: { text: "Customers, most profitable first (cumulative %)" }, range: [0, 100], ticksuffix: " %" },
@@ -335,31 +576,39 @@ function renderWhale() {
   });
   const shown = rows.length < total ? ` The report holds ${num(rows.length)} of the ${num(total)} ranked customers; the line joins their published points.` : "";
   document.getElementById("whale-note").textContent = `Customers ranked by ABC profit over the ${span} to ${monthName(D.months[S.m])}`
-    + (S.segment === "all" ? "." : `; ${segmentText()} marked.`) + shown
+    + (scoped() ? `; ${segmentText()} marked.` : ".") + shown
     + (partial ? ` The 12-month window reaches before the start of history: it holds ${held} months.` : "");
   document.getElementById("worst-title").textContent = `Least profitable customers, ${partial ? span : "last 12 months"}`;
 
-  const worst = rows.filter((i) => inSegment(D.customers.segment[D.whale.c[i]]))
-    .sort((a, b) => D.whale.p12[a] - D.whale.p12[b]).slice(0, 10);
-  fillTable("worst-table", worst.map((i) => `<tr data-customer="${D.whale.c[i]}">` + cell(customerCell(D.whale.c[i]))
-    + cell(esc(words(D.customers.segment[D.whale.c[i]]))) + cell(money(D.whale.p12[i]), true) + "</tr>"), true);
+  const worst = rows.filter((i) => inScope(D.whale.c[i]));
+  table("worst-table", {
+    name: "customer_profit_12_months", fileContext: [D.months[S.m], ...scopeContext()], rows: worst, click: true,
+    sort: ["p12", false], // least profitable first until the reader sorts otherwise
+    attrs: (i) => `data-customer="${D.whale.c[i]}" data-id="${esc(D.customers.id[D.whale.c[i]])}"`,
+    columns: [
+      ...customerColumns((i) => D.whale.c[i], true),
+      { label: `ABC profit, ${partial ? span : "12 months"}`, key: "p12", type: "money", value: (i) => D.whale.p12[i] },
+      { label: "Whale-curve rank", type: "num", value: (i) => D.whale.rank[i] },
+    ],
+  });
 }
 
 function renderMatrix() {
   const P = D.profit;
-  const rows = IX.profit.byMonth[S.m].filter((i) => inSegment(decode(P, "sg", i)));
+  const rows = IX.profit.byMonth[S.m].filter((i) => inScope(P.c[i], decode(P, "sg", i)));
   const traces = [];
   const summary = [];
   let outside = 0;
-  for (const [quadrant, [label, colour]] of Object.entries(QUADRANTS)) {
+  for (const [quadrant, [, colour]] of Object.entries(QUADRANTS)) {
+    const label = quadrantLabel(quadrant);
     const mine = rows.filter((i) => decode(P, "quad", i) === quadrant);
     const drawn = mine.filter((i) => P.cpr[i] > 0 && P.npr[i] !== null);
     outside += mine.length - drawn.length;
-    summary.push([label, mine.length, mine.reduce((s, i) => s + P.net[i], 0), mine.reduce((s, i) => s + P.abc[i], 0)]);
+    summary.push([label, mine.length, mine.reduce((s, i) => s + P.net[i], 0), mine.reduce((s, i) => s + P.abc[i], 0), quadrant]);
     traces.push({
       type: "scatter", mode: "markers", name: label, x: drawn.map((i) => P.cpr[i]), y: drawn.map((i) => P.npr[i]),
       customdata: drawn.map((i) => P.c[i]), marker: { color: colour, size: 7, opacity: 0.7 },
-      text: drawn.map((i) => `<b>${esc(customerLabel(P.c[i]))}</b><br>${label}, ${words(decode(P, "sg", i))}`
+      text: drawn.map((i) => `<b>${esc(customerLabel(P.c[i]))}</b><br>${label}, ${segmentLabel(decode(P, "sg", i))}`
         + `<br>net revenue ${money(P.net[i])}<br>cost to serve ${money(P.cts[i])} (${pct(P.cpr[i])} of revenue)`
         + `<br>price realisation ${pct(P.npr[i])}<br>ABC profit ${money(P.abc[i])}`),
       hovertemplate: "%{text}<extra></extra>",
@@ -375,21 +624,101 @@ function renderMatrix() {
     + (unclassified ? `; ${num(unclassified)} without revenue are unclassified and not drawn` : "")
     + (outside ? `; ${num(outside)} with no cost to serve are not drawn on the log scale` : "")
     + ". The cost axis spans the 1st to 99th percentile: double-click the chart to see every customer.";
-  fillTable("quadrant-table", summary.map(([label, n, net, abc]) => "<tr>" + cell(label) + cell(num(n), true)
-    + cell(money(net), true) + cell(money(abc), true) + "</tr>"));
+  table("quadrant-table", {
+    name: "matrix_quadrants", fileContext: [D.months[S.m], ...scopeContext()], rows: summary,
+    attrs: (r) => `data-quadrant="${esc(r[4])}"`,
+    columns: [
+      { label: "Quadrant", value: (r) => r[0] },
+      { label: "Customers", type: "num", value: (r) => r[1] },
+      { label: "Net revenue", type: "money", value: (r) => r[2] },
+      { label: "ABC profit", type: "money", value: (r) => r[3] },
+    ],
+  });
 
   const flips = IX.flips.byMonth[S.m];
   const direction = (i) => decode(D.flips, "dir", i);
   const losses = flips.filter((i) => direction(i) === "hidden_loss")
-    .map((i) => IX.profit.get(S.m, D.flips.c[i])).filter((i) => i !== undefined && inSegment(decode(P, "sg", i)));
+    .map((i) => IX.profit.get(S.m, D.flips.c[i])).filter((i) => i !== undefined && inScope(P.c[i], decode(P, "sg", i)));
   const gains = flips.filter((i) => direction(i) === "hidden_profit")
-    .map((i) => IX.profit.get(S.m, D.flips.c[i])).filter((i) => i !== undefined && inSegment(decode(P, "sg", i)));
+    .map((i) => IX.profit.get(S.m, D.flips.c[i])).filter((i) => i !== undefined && inScope(P.c[i], decode(P, "sg", i)));
   document.getElementById("flips-note").textContent = `${num(losses.length)} customers look profitable under `
     + `traditional costing but lose money once their cost to serve is traced (hidden losses); ${num(gains.length)} `
     + "the other way round (costing_comparison.flip_direction). The largest by net revenue:";
   losses.sort((a, b) => P.net[b] - P.net[a]);
-  fillTable("flips-table", losses.slice(0, 10).map((i) => `<tr data-customer="${P.c[i]}">` + cell(customerCell(P.c[i]))
-    + cell(money(P.net[i]), true) + cell(money(P.tp[i]), true) + cell(money(P.abc[i]), true) + "</tr>"), true);
+  table("flips-table", {
+    name: "hidden_losses", fileContext: [D.months[S.m], ...scopeContext()], rows: losses, click: true,
+    attrs: (i) => `data-customer="${P.c[i]}" data-id="${esc(D.customers.id[P.c[i]])}"`,
+    columns: [
+      ...customerColumns((i) => P.c[i], true),
+      { label: "Net revenue", type: "money", value: (i) => P.net[i] },
+      { label: "Traditional profit", type: "money", value: (i) => P.tp[i] },
+      { label: "ABC profit", type: "money", value: (i) => P.abc[i] },
+    ],
+  });
+}
+
+// Every customer of the month in the chosen segment and region: the list to export whole.
+function renderCustomerList() {
+  const P = D.profit;
+  const rows = IX.profit.byMonth[S.m].filter((i) => inScope(P.c[i], decode(P, "sg", i)));
+  const p12 = (i) => { const w = IX.whale.get(S.m, P.c[i]); return w === undefined ? null : D.whale.p12[w]; };
+  const clv = (i) => { const k = IX.clv.get(S.m, P.c[i]); return k === undefined || !clvFitted(S.m) ? null : D.clv.clvp[k]; };
+  document.getElementById("customer-table-note").textContent = `${num(rows.length)} customers with revenue or cost `
+    + `in ${monthName(D.months[S.m])} (${segmentText()}), as published in customer_profitability; the CSV holds every `
+    + "row the filter keeps, not only the page shown.";
+  table("customer-table", {
+    name: "customers", fileContext: [D.months[S.m], ...scopeContext()], rows, click: true, sort: ["abc", true],
+    attrs: (i) => `data-customer="${P.c[i]}" data-id="${esc(D.customers.id[P.c[i]])}"`,
+    columns: [
+      { label: "Customer", value: (i) => D.customers.name[P.c[i]] || D.customers.id[P.c[i]], html: (i) => customerCell(P.c[i]) },
+      { label: "Customer id", value: (i) => D.customers.id[P.c[i]], html: null },
+      { label: "Segment", value: (i) => segmentLabel(decode(P, "sg", i)) },
+      { label: "Region", value: (i) => regionLabel(D.customers.region[P.c[i]]) },
+      { label: "Net revenue", type: "money", value: (i) => P.net[i] },
+      { label: "Gross margin", type: "money", value: (i) => P.gm[i] },
+      { label: "Cost to serve", type: "money", value: (i) => P.cts[i] },
+      { label: "ABC profit", key: "abc", type: "money", value: (i) => P.abc[i] },
+      { label: "Traditional profit", type: "money", value: (i) => P.tp[i] },
+      { label: "ABC profit, 12 months", type: "money", value: p12 },
+      { label: "Profit decile", type: "num", value: (i) => P.decile[i] },
+      { label: "Matrix quadrant", value: (i) => quadrantLabel(decode(P, "quad", i)) },
+      { label: "Profit CLV", type: "money", value: clv },
+    ],
+  });
+}
+
+// Two months side by side: the company's reconciliation and the segment's scorecard in months A and B.
+const COMPANY_FIGURES = [["op", "Operating profit"], ["gm", "Gross margin"], ["ledger", "Ledger cost"],
+  ["abc", "ABC customer profit"], ["unused", "Unused capacity"], ["sust", "Business-sustaining cost"],
+  ["trad", "Traditional customer profit"]];
+function renderCompare() {
+  const recon = (m) => (D.recon || []).find((r) => r.m === m) || {};
+  const card = (m) => new Map((D.scorecard || []).filter((r) => r.m === m && r.segment === S.segment).map((r) => [r.metric, r]));
+  const [ra, rb, ca, cb] = [recon(S.a), recon(S.b), card(S.a), card(S.b)];
+  const known = (v) => v !== null && v !== undefined;
+  const rows = COMPANY_FIGURES.map(([field, label]) => ({ key: field, label, unit: CURRENCY || "money", money: true,
+    a: known(ra[field]) ? ra[field] : null, b: known(rb[field]) ? rb[field] : null }));
+  const metrics = Object.keys(METRICS).filter((metric) => ca.has(metric) || cb.has(metric));
+  metrics.forEach((metric) => rows.push({ key: metric, label: `${metricName(metric)} (${S.segment === "all" ? "all customers" : segmentLabel(S.segment)})`,
+    unit: metricUnit(metric), metric, a: ca.has(metric) ? ca.get(metric).actual : null, b: cb.has(metric) ? cb.get(metric).actual : null }));
+  const change = (r) => (known(r.a) && known(r.b) ? r.b - r.a : null);
+  const show = (r, v, plus) => (r.money ? money(v, plus) : metricValue(r.metric, v, plus));
+  const exported = (r, v) => (known(v) && r.money ? centsText(v) : v);
+  const [a, b] = [D.months[S.a], D.months[S.b]];
+  table("compare-table", {
+    name: "two_months", fileContext: [a, b, S.segment], rows,
+    attrs: (r) => `data-measure="${esc(r.key)}" data-a="${known(r.a) ? r.a : ""}" data-b="${known(r.b) ? r.b : ""}"`,
+    columns: [
+      { label: "Figure", value: (r) => r.label },
+      { label: "Unit", value: (r) => r.unit, html: null },
+      { label: `A: ${monthName(a)}`, type: "num", value: (r) => r.a, html: (r) => show(r, r.a), csv: (r) => exported(r, r.a) },
+      { label: `B: ${monthName(b)}`, type: "num", value: (r) => r.b, html: (r) => show(r, r.b), csv: (r) => exported(r, r.b) },
+      { label: "Change, B \u2212 A", type: "num", value: change, html: (r) => show(r, change(r), true),
+        csv: (r) => exported(r, change(r)) },
+      { label: "Change %", type: "pct", // of an amount or a count; a rate's change is in points
+        value: (r) => (known(change(r)) && r.a && (r.money || ["money", "count"].includes(METRICS[r.metric][1])) ? change(r) / Math.abs(r.a) : null) },
+    ],
+  });
 }
 
 function renderDrivers() {
@@ -399,12 +728,12 @@ function renderDrivers() {
   const byQuadrant = {};
   rows.forEach((r) => { (byQuadrant[r.quadrant] = byQuadrant[r.quadrant] || []).push(r); });
   draw("chart-drivers", Object.entries(byQuadrant).map(([quadrant, list]) => ({
-    type: "scatter", mode: "markers+text", name: (IPA[quadrant] || [words(quadrant)])[0],
+    type: "scatter", mode: "markers+text", name: ipaLabel(quadrant),
     x: list.map((r) => r.weight * 100), y: list.map((r) => r.mean), text: list.map((r) => r.label || words(r.question)),
     textposition: list.map((r) => (r.weight > middle ? "middle left" : "middle right")), marker: { size: 12, color: (IPA[quadrant] || ["", GREY])[1] },
     customdata: null,
     hovertext: list.map((r) => `<b>${esc(r.label || r.question)}</b><br>importance ${pct(r.weight)}<br>mean score ${num(r.mean, 2)}`
-      + `<br>${(IPA[quadrant] || [words(quadrant)])[0]}<br>${num(r.responses)} responses, R\u00b2 ${num(r.r2, 2)}`),
+      + `<br>${esc(ipaLabel(quadrant))}<br>${num(r.responses)} responses, R\u00b2 ${num(r.r2, 2)}`),
     hovertemplate: "%{hovertext}<extra></extra>",
   })), {
     title: title(`Importance and performance, ${rows.length && rows[0].window < 12 ? `${rows[0].window} months (partial window)` : "12 months"} `
@@ -419,7 +748,7 @@ function clvFitted(m) { return D.meta.clv_fitted[m] !== false; }
 function renderClv() {
   const C = D.clv;
   const fitted = clvFitted(S.m);
-  const rows = C && fitted ? IX.clv.byMonth[S.m].filter((i) => inSegment(D.customers.segment[C.c[i]])) : [];
+  const rows = C && fitted ? IX.clv.byMonth[S.m].filter((i) => inScope(C.c[i])) : [];
   const lead = document.getElementById("clv-lead");
   if (!fitted) {
     lead.textContent = `The CLV models were not fitted as of ${monthName(D.months[S.m])} (the month's purchase `
@@ -447,13 +776,21 @@ function renderClv() {
     hovertemplate: "profit CLV %{x}: %{y} customers<extra></extra>", name: "Customers",
   }], {
     title: title(`Distribution of profit CLV, ${monthName(D.months[S.m])}, ${segmentText()}`, 14),
-    xaxis: { title: { text: "Expected profit over the CLV horizon" } }, yaxis: { title: { text: "Customers" } }, bargap: 0.02,
+    xaxis: { title: { text: inCurrency("Expected profit over the CLV horizon") } }, yaxis: { title: { text: "Customers" } }, bargap: 0.02,
   });
   const pastProfit = (i) => { const w = IX.whale.get(S.m, C.c[i]); return w === undefined ? null : D.whale.p12[w]; };
-  const risk = rows.filter((i) => C.risk[i]).sort((a, b) => pastProfit(b) - pastProfit(a)).slice(0, 10);
-  fillTable("risk-table", risk.map((i) => `<tr data-customer="${C.c[i]}">` + cell(customerCell(C.c[i]))
-    + cell(esc(words(D.customers.segment[C.c[i]]))) + cell(money(pastProfit(i)), true) + cell(money(C.clvp[i]), true)
-    + cell(pct(C.alive[i]), true) + "</tr>"), true);
+  const risk = rows.filter((i) => C.risk[i]).sort((a, b) => pastProfit(b) - pastProfit(a));
+  table("risk-table", {
+    name: "customers_at_risk", fileContext: [D.months[S.m], ...scopeContext()], rows: risk, click: true,
+    attrs: (i) => `data-customer="${C.c[i]}" data-id="${esc(D.customers.id[C.c[i]])}"`,
+    columns: [
+      ...customerColumns((i) => C.c[i]),
+      { label: "Profit, 12 months", type: "money", value: pastProfit },
+      { label: "Profit CLV", type: "money", value: (i) => C.clvp[i] },
+      { label: "Revenue CLV", type: "money", value: (i) => C.clvr[i], html: null },
+      { label: "P(alive)", type: "pct", value: (i) => C.alive[i] },
+    ],
+  });
 }
 
 function renderCosts() {
@@ -466,14 +803,14 @@ function renderCosts() {
       x: list.map((r) => D.months[r.m]), y: list.map((r) => (r[field] === null ? null : r[field] / scale)) }));
   };
   draw("chart-activity-costs", series(A, "activity", "cost", 100).map((s) => ({
-    type: "bar", name: words(s.name), x: s.x, y: s.y, marker: { color: s.colour },
-    text: s.list.map((r) => `<b>${esc(words(r.activity))}</b>, ${D.months[r.m]}<br>cost ${money(r.cost)}<br>${esc(r.centre)}`),
+    type: "bar", name: activityLabel(s.name), x: s.x, y: s.y, marker: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(activityLabel(r.activity))}</b>, ${D.months[r.m]}<br>cost ${money(r.cost)}<br>${esc(centreLabel(r.centre))}`),
     hovertemplate: "%{text}<extra></extra>", textposition: "none",
   })), { title: title("Activity costs by month", 14), barmode: "stack", shapes: monthMarker(),
-    xaxis: monthAxis(), yaxis: { title: { text: "Cost" } }, legend: SIDE_LEGEND, height: 420 });
+    xaxis: monthAxis(), yaxis: { title: { text: inCurrency("Cost") } }, legend: SIDE_LEGEND, height: 420 });
   draw("chart-activity-rates", series(A, "activity", "rate", 1).map((s) => ({
-    type: "scatter", mode: "lines+markers", name: words(s.name), x: s.x, y: s.y, line: { color: s.colour },
-    text: s.list.map((r) => `<b>${esc(words(r.activity))}</b>, ${D.months[r.m]}<br>rate ${amount(r.rate)} per ${esc(words(r.driver))}`
+    type: "scatter", mode: "lines+markers", name: activityLabel(s.name), x: s.x, y: s.y, line: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(activityLabel(r.activity))}</b>, ${D.months[r.m]}<br>rate ${amount(r.rate)} per ${esc(driverLabel(r.driver))}`
       + `<br>volume ${num(r.volume)}`),
     hovertemplate: "%{text}<extra></extra>",
   })), { title: title("Activity rates (cost per driver unit, log scale)", 14), shapes: monthMarker(),
@@ -482,37 +819,68 @@ function renderCosts() {
   const K = (D.capacity || []);
   const timed = K.filter((r) => r.util !== null);
   const utilisation = series(timed, "centre", "util", 0.01).map((s) => ({
-    type: "scatter", mode: "lines+markers", name: s.name, x: s.x, y: s.y, line: { color: s.colour },
-    text: s.list.map((r) => `<b>${esc(r.centre)}</b>, ${D.months[r.m]}<br>utilisation ${pct(r.util)}`
+    type: "scatter", mode: "lines+markers", name: centreLabel(s.name), x: s.x, y: s.y, line: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(centreLabel(r.centre))}</b>, ${D.months[r.m]}<br>utilisation ${pct(r.util)}`
       + `<br>${num(r.used, 0)} of ${num(r.capacity)} minutes${r.over ? "<br><b>over capacity</b>" : ""}`),
     hovertemplate: "%{text}<extra></extra>",
   }));
   const over = timed.filter((r) => r.over);
   utilisation.push({ type: "scatter", mode: "markers", name: "Over capacity", x: over.map((r) => D.months[r.m]),
     y: over.map((r) => r.util * 100), marker: { symbol: "x", size: 12, color: "#c0281c" },
-    text: over.map((r) => `<b>${esc(r.centre)}</b> over capacity in ${D.months[r.m]}: ${pct(r.util)}`),
+    text: over.map((r) => `<b>${esc(centreLabel(r.centre))}</b> over capacity in ${D.months[r.m]}: ${pct(r.util)}`),
     hovertemplate: "%{text}<extra></extra>" });
   draw("chart-utilisation", utilisation, { title: title("Cost-centre utilisation (time-driven centres)", 14),
     shapes: monthMarker().concat([{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 100, y1: 100, line: { color: "#c0281c", dash: "dash", width: 1 } }]),
     xaxis: monthAxis(), yaxis: { ticksuffix: " %" }, legend: SIDE_LEGEND, height: 420 });
   draw("chart-unused", series(K.filter((r) => !r.sustaining), "centre", "unused", 100).map((s) => ({
-    type: "bar", name: s.name, x: s.x, y: s.y, marker: { color: s.colour },
-    text: s.list.map((r) => `<b>${esc(r.centre)}</b>, ${D.months[r.m]}<br>unused capacity ${money(r.unused)}`
+    type: "bar", name: centreLabel(s.name), x: s.x, y: s.y, marker: { color: s.colour },
+    text: s.list.map((r) => `<b>${esc(centreLabel(r.centre))}</b>, ${D.months[r.m]}<br>unused capacity ${money(r.unused)}`
       + `<br>of ledger cost ${money(r.ledger)}${r.over ? "<br><b>over capacity</b>" : ""}`),
     hovertemplate: "%{text}<extra></extra>", textposition: "none",
   })), { title: title("Unused capacity cost by centre (negative: over capacity)", 14),
     barmode: "relative", shapes: monthMarker(), xaxis: monthAxis(), legend: SIDE_LEGEND, height: 420 });
 
-  fillTable("activity-table", A.filter((r) => r.m === S.m).sort((a, b) => b.cost - a.cost).map((r) => "<tr>"
-    + cell(esc(words(r.activity))) + cell(esc(r.centre)) + cell(esc(words(r.driver))) + cell(num(r.volume), true)
-    + cell(amount(r.rate), true) + cell(money(r.cost), true) + "</tr>"));
-  fillTable("capacity-table", K.filter((r) => r.m === S.m).map((r) => "<tr>" + cell(esc(r.centre))
-    + cell(money(r.ledger), true) + cell(money(r.assigned), true) + cell(money(r.unused), true) + cell(money(r.sust), true)
-    + cell(r.util === null ? (r.sustaining ? "sustaining" : "\u2013") : pct(r.util), true)
-    + cell(r.over ? '<span class="flag">over capacity</span>' : "") + "</tr>"));
-  fillTable("recon-table", (D.recon || []).map((r) => `<tr${r.m === S.m ? ' class="current"' : ""}>` + cell(D.months[r.m])
-    + [r.gm, r.ledger, r.op, r.abc, r.unused, r.sust, r.trad].map((v) => cell(money(v), true)).join("")
-    + cell(identities(r)) + "</tr>"));
+  table("activity-table", {
+    name: "activity_costs", fileContext: [D.months[S.m]], sort: ["cost", true],
+    rows: A.filter((r) => r.m === S.m), attrs: (r) => `data-activity="${esc(r.activity)}"`,
+    columns: [
+      { label: "Activity", value: (r) => activityLabel(r.activity) },
+      { label: "Activity code", value: (r) => r.activity, html: null },
+      { label: "Cost centre", value: (r) => centreLabel(r.centre) },
+      { label: "Driver", value: (r) => driverLabel(r.driver) },
+      { label: "Volume", type: "num", value: (r) => r.volume },
+      { label: "Rate per unit", type: "num", currency: true, value: (r) => r.rate, html: (r) => amount(r.rate) },
+      { label: "Activity cost", key: "cost", type: "money", value: (r) => r.cost },
+    ],
+  });
+  table("capacity-table", {
+    name: "cost_centres", fileContext: [D.months[S.m]], rows: K.filter((r) => r.m === S.m),
+    attrs: (r) => `data-centre="${esc(r.centre)}"`,
+    columns: [
+      { label: "Cost centre", value: (r) => centreLabel(r.centre) },
+      { label: "Cost centre code", value: (r) => r.centre, html: null },
+      { label: "Ledger cost", type: "money", value: (r) => r.ledger },
+      { label: "Assigned", type: "money", value: (r) => r.assigned },
+      { label: "Unused capacity", type: "money", value: (r) => r.unused },
+      { label: "Sustaining", type: "money", value: (r) => r.sust },
+      { label: "Utilisation", type: "pct", value: (r) => r.util,
+        html: (r) => (r.util === null ? (r.sustaining ? "sustaining" : "\u2013") : pct(r.util)) },
+      { label: "Over capacity", value: (r) => (r.over ? "over capacity" : ""),
+        csv: (r) => r.over, html: (r) => (r.over ? '<span class="flag">over capacity</span>' : "") },
+    ],
+  });
+  table("recon-table", {
+    name: "company_reconciliation", rows: D.recon || [],
+    attrs: (r) => `data-month="${D.months[r.m]}"${r.m === S.m ? ' class="current"' : ""}`,
+    columns: [
+      { label: "Month", value: (r) => D.months[r.m] },
+      ...[["gm", "Gross margin"], ["ledger", "Ledger cost"], ["op", "Operating profit"], ["abc", "ABC customer profit"],
+        ["unused", "Unused capacity"], ["sust", "Sustaining"], ["trad", "Traditional customer profit"]]
+        .map(([field, label]) => ({ label, type: "money", value: (r) => r[field] })),
+      { label: "Identities", value: (r) => identitiesHeld(r).filter(Boolean).length, html: identities,
+        csv: (r) => r.balanced && identitiesHeld(r).every(Boolean) },
+    ],
+  });
 }
 
 // --- scenarios (what if) -------------------------------------------------------------------------------------
@@ -527,8 +895,7 @@ function renderScenarios() {
   if (!X || !X.list.length || !X.summary.length) {
     note.textContent = X ? "This publication has no what-if scenario: add landing/reference/scenarios.csv "
       + "(docs/DESIGN.md, Scenarios) and run again." : "This publication was made before the scenario marts.";
-    fillTable("scenario-table", []);
-    fillTable("movers-table", []);
+    scenarioTables([], []);
     return;
   }
   const name = S.scenario;
@@ -548,24 +915,20 @@ function renderScenarios() {
     ["Traditional customer profit", "trad", money], ["Net revenue", "net", money], ["Cost to serve", "cts", money],
     ["Unprofitable customers", "unprofitable", (v, plus) => signed(num(Math.abs(v)), v, plus)],
   ];
-  const rows = lines.map(([label, field, show]) => {
-    const ta = total("actual", field), tx = total(name, field);
-    return `<tr data-measure="${field}" data-actual="${a[field]}" data-scenario="${x[field]}">` + cell(label)
-      + cell(show(a[field]), true) + cell(show(x[field]), true) + cell(show(x[field] - a[field], true), true)
-      + cell(show(ta), true) + cell(show(tx), true) + cell(show(tx - ta, true), true) + "</tr>";
-  });
-  rows.push(`<tr data-measure="peak" data-actual="${a.peak}" data-scenario="${x.peak}">` + cell("Whale-curve peak")
-    + cell(`${num(a.peak, 1)} %`, true) + cell(`${num(x.peak, 1)} %`, true)
-    + cell(`${signed(num(Math.abs(x.peak - a.peak), 1), x.peak - a.peak, true)} pts`, true) + cell("") + cell("") + cell("") + "</tr>");
+  // one record per measure: a, x the month's actual and scenario, ta, tx their sums over the scenario months
+  const rows = lines.map(([label, field, show]) => ({ field, label, show, a: a[field], x: x[field],
+    ta: total("actual", field), tx: total(name, field), cents: show === money }));
+  const points = (v, plus) => (v === null || v === undefined ? "\u2013" : signed(`${num(Math.abs(v), 1)} %`, v, plus));
+  rows.push({ field: "peak", label: "Whale-curve peak (% of total profit)", a: a.peak, x: x.peak, ta: null, tx: null,
+    show: points, change: (v) => (v === null ? "\u2013" : `${signed(num(Math.abs(v), 1), v, true)} pts`) });
   // what a satisfaction lever is worth: values as of the month (profit CLV is a value, not a flow: no total)
   const value = (s) => (X.value || []).find((r) => r.s === s && r.m === m);
   const va = value("actual"), vx = value(name);
   if (va && vx) {
     const known = (v) => v !== null && v !== undefined;
-    const valueRow = (field, label, show, a1, x1) => `<tr data-measure="${field}" data-actual="${a1}" data-scenario="${x1}">`
-      + cell(label) + cell(show(a1), true) + cell(show(x1), true)
-      + cell(known(a1) && known(x1) ? show(x1 - a1, true) : "\u2013", true) + cell("") + cell("") + cell("") + "</tr>";
     const decimals = (digits) => (v, plus) => (known(v) ? signed(num(Math.abs(v), digits), v, plus) : "\u2013");
+    const valueRow = (field, label, show, a1, x1) => ({ field, label, show, a: a1, x: x1, ta: null, tx: null,
+      cents: show === money });
     rows.push(valueRow("index", "Satisfaction index, mean of 12 months", decimals(2), va.idx_actual, vx.idx));
     rows.push(valueRow("staying", "Customers expected to stay active 12 more months", decimals(1), va.staying_actual, vx.staying));
     rows.push(valueRow("clv", "Profit CLV, as of the month", money, va.clv_actual, vx.clv_complete ? vx.clv : null));
@@ -575,7 +938,7 @@ function renderScenarios() {
           + "(an association in the data, not a proven cause)." : "no satisfaction-retention link is fitted, so retention and profit CLV are not computed.");
     }
   }
-  fillTable("scenario-table", rows);
+  scenarioTables(rows, X.movers.filter((r) => r.s === name && r.m === m), name, m);
 
   const curves = [["actual", "Actual", BLUE], [name, words(name), ORANGE]].map(([s, label, colour]) => {
     const curve = (X.whale[s] || {})[m] || { ccp: [], cpp: [] };
@@ -590,16 +953,16 @@ function renderScenarios() {
   });
 
   const capacity = (s) => X.capacity.filter((r) => r.s === s && r.m === m && r.capacity !== null);
-  const centres = capacity("actual").map((r) => r.centre);
+  const centres = capacity("actual").map((r) => centreLabel(r.centre));
   const bars = [["actual", "Required, actual", BLUE], [name, `Required, ${words(name)}`, ORANGE]].map(([s, label, colour]) => {
     const list = capacity(s);
-    return { type: "bar", name: label, x: list.map((r) => r.centre), y: list.map((r) => r.used), marker: { color: colour },
-      text: list.map((r) => `<b>${esc(r.centre)}</b>, ${label}<br>${num(r.used, 0)} of ${num(r.capacity)} minutes`
+    return { type: "bar", name: label, x: list.map((r) => centreLabel(r.centre)), y: list.map((r) => r.used), marker: { color: colour },
+      text: list.map((r) => `<b>${esc(centreLabel(r.centre))}</b>, ${label}<br>${num(r.used, 0)} of ${num(r.capacity)} minutes`
         + `<br>unused capacity ${money(r.unused)}${r.over ? "<br><b>over capacity</b>" : ""}`),
       hovertemplate: "%{text}<extra></extra>", textposition: "none" };
   });
   const supplied = capacity(name);
-  bars.push({ type: "scatter", mode: "markers", name: "Supplied (practical capacity)", x: supplied.map((r) => r.centre),
+  bars.push({ type: "scatter", mode: "markers", name: "Supplied (practical capacity)", x: supplied.map((r) => centreLabel(r.centre)),
     y: supplied.map((r) => r.capacity), marker: { symbol: "line-ew-open", size: 28, color: "#333", line: { width: 2 } },
     hovertemplate: "%{x}: %{y:,} minutes supplied<extra></extra>" });
   draw("chart-scenario-capacity", bars, { title: title(`Capacity required against supplied, ${monthName(D.months[m])}`, 14),
@@ -621,21 +984,52 @@ function renderScenarios() {
   ], { title: title("Operating profit and unused capacity by scenario month", 14), xaxis: monthAxis(),
     legend: SIDE_LEGEND, shapes: m === S.m ? monthMarker() : [] });
 
-  const movers = X.movers.filter((r) => r.s === name && r.m === m);
-  fillTable("movers-table", movers.map((r) => {
-    const known = r.c !== null && r.c !== undefined;
-    const side = { to_loss: "to a loss", to_profit: "out of a loss" }[r.flip] || "";
-    const rank = (v) => (v === null ? "\u2013" : num(v));
-    return `<tr${known ? ` data-customer="${r.c}"` : ""} data-id="${esc(r.id)}" data-change="${r.change}">`
-      + cell(known ? customerCell(r.c) : esc(r.id)) + cell(esc(words(r.segment || "")))
-      + cell(money(r.actual), true) + cell(money(r.scenario), true) + cell(money(r.change, true), true)
-      + cell(side ? `<span class="flag">${side}</span>` : "") + cell(`${rank(r.rank_actual)} \u2192 ${rank(r.rank_scenario)}`, true)
-      + "</tr>";
-  }), true);
 }
 
+function scenarioTables(rows, movers, name, m) { // the company figures both ways, and the customers who move most
+  const known = (v) => v !== null && v !== undefined;
+  const diff = (p, q) => (known(p) && known(q) ? q - p : null);
+  const shown = (r, v, plus) => (known(v) ? r.show(v, plus) : (r.field === "peak" || r.ta === null ? "" : "\u2013"));
+  const amountColumn = (label, pick, plus) => ({ label, type: "num", value: pick,
+    html: (r) => (r.change && plus ? (known(pick(r)) ? r.change(pick(r)) : "\u2013") : shown(r, pick(r), plus)),
+    csv: (r) => (known(pick(r)) && r.cents ? centsText(pick(r)) : pick(r)) });
+  const context = name ? [name, D.months[m]] : [];
+  table("scenario-table", {
+    name: "scenario", fileContext: context, rows,
+    attrs: (r) => `data-measure="${r.field}" data-actual="${r.a}" data-scenario="${r.x}"`,
+    columns: [
+      { label: "Company", value: (r) => r.label },
+      amountColumn("Actual", (r) => r.a),
+      amountColumn("Scenario", (r) => r.x),
+      amountColumn("Change", (r) => diff(r.a, r.x), true),
+      amountColumn("Actual, scenario months", (r) => r.ta),
+      amountColumn("Scenario, scenario months", (r) => r.tx),
+      amountColumn("Change, scenario months", (r) => diff(r.ta, r.tx), true),
+    ],
+  });
+  const side = (r) => ({ to_loss: "to a loss", to_profit: "out of a loss" }[r.flip] || "");
+  const rank = (v) => (v === null || v === undefined ? "\u2013" : num(v));
+  table("movers-table", {
+    name: "scenario_movers", fileContext: context, rows: movers, click: true,
+    attrs: (r) => `${known(r.c) ? `data-customer="${r.c}" ` : ""}data-id="${esc(r.id)}" data-change="${r.change}"`,
+    columns: [
+      { label: "Customer", value: (r) => (known(r.c) ? D.customers.name[r.c] || r.id : r.id),
+        html: (r) => (known(r.c) ? customerCell(r.c) : esc(r.id)) },
+      { label: "Customer id", value: (r) => r.id, html: null },
+      { label: "Segment", value: (r) => segmentLabel(r.segment) },
+      { label: "ABC profit, actual", type: "money", value: (r) => r.actual },
+      { label: "ABC profit, scenario", type: "money", value: (r) => r.scenario },
+      { label: "Change", type: "money", value: (r) => r.change, html: (r) => money(r.change, true) },
+      { label: "Side", value: side, html: (r) => (side(r) ? `<span class="flag">${side(r)}</span>` : "") },
+      { label: "Whale-curve rank, actual", type: "num", value: (r) => r.rank_actual, html: (r) => `${rank(r.rank_actual)} \u2192 ${rank(r.rank_scenario)}` },
+      { label: "Whale-curve rank, scenario", type: "num", value: (r) => r.rank_scenario, html: null },
+    ],
+  });
+}
+
+function identitiesHeld(r) { return [r.gm - r.ledger === r.op, r.abc - r.unused - r.sust === r.op, r.trad === r.op]; }
 function identities(r) { // the published flag, and each identity checked on the published amounts, in cents
-  const held = [r.gm - r.ledger === r.op, r.abc - r.unused - r.sust === r.op, r.trad === r.op];
+  const held = identitiesHeld(r);
   const names = ["gross margin \u2212 ledger cost", "ABC profit \u2212 unused \u2212 sustaining", "traditional profit"];
   const detail = names.map((name, k) => `${name} ${held[k] ? "=" : "\u2260"} operating profit`).join("; ");
   const ok = r.balanced && held.every(Boolean);
@@ -666,7 +1060,7 @@ function customerMonths(c, months) { // the customer's profitability rows and co
 function waterfall(id, title, figures) {
   const { steps, activities } = figures;
   const labels = ["Gross revenue", "Discounts", "Returns", "Net revenue", "Cost of goods", "Gross margin",
-    ...activities.map(([name]) => words(name)), "ABC profit"];
+    ...activities.map(([name]) => activityLabel(name)), "ABC profit"];
   const cents = [steps.gross, -steps.disc, -steps.ret, steps.net, -steps.cogs, steps.gm,
     ...activities.map(([, cost]) => -cost), steps.abc];
   const measure = ["absolute", "relative", "relative", "total", "relative", "total",
@@ -694,7 +1088,7 @@ function waterfall(id, title, figures) {
     title: { text: title, x: 0, font: { size: 14 } }, showlegend: false, height: 430, margin: { l: 70, r: 10, t: 40, b: 110 },
     xaxis: { domain: [0, 0.74], tickangle: -40, title: { text: "Activity-based costing" } },
     xaxis2: { domain: [0.8, 1], tickangle: -40, anchor: "y", title: { text: "Traditional" } },
-    yaxis: { title: { text: "Amount" }, zeroline: true },
+    yaxis: { title: { text: inCurrency("Amount") }, zeroline: true },
   });
   const el = document.getElementById(id);
   el.dataset.steps = JSON.stringify(cents.filter((v, k) => measure[k] !== "total"));
@@ -718,14 +1112,14 @@ function renderCustomer() {
   const P = D.profit;
   const i = IX.profit.get(S.m, c);
   const month = monthName(D.months[S.m]);
-  document.getElementById("customer-title").textContent = `${customerLabel(c)} \u00b7 ${words(D.customers.segment[c])}`
-    + (D.customers.region[c] ? ` \u00b7 ${D.customers.region[c]}` : "") + ` \u00b7 ${month}`;
+  document.getElementById("customer-title").textContent = `${customerLabel(c)} \u00b7 ${segmentLabel(D.customers.segment[c])}`
+    + (D.customers.region[c] ? ` \u00b7 ${regionLabel(D.customers.region[c])}` : "") + ` \u00b7 ${month}`;
   const facts = [];
   const fact = (name, value) => facts.push(`<dt>${name}</dt><dd>${value}</dd>`);
   fact("ABC profit, month", i === undefined ? "no activity" : money(P.abc[i]));
   fact("Traditional profit", i === undefined ? "\u2013" : money(P.tp[i]));
   fact("Profit decile", i === undefined ? "\u2013" : `${P.decile[i]} (1 = most profitable)`);
-  fact("Matrix quadrant", i === undefined ? "\u2013" : (QUADRANTS[decode(P, "quad", i)] || [words(decode(P, "quad", i))])[0]);
+  fact("Matrix quadrant", i === undefined ? "\u2013" : quadrantLabel(decode(P, "quad", i)));
   const w = IX.whale.get(S.m, c);
   fact(`ABC profit, ${whaleSpan(S.m)[0]}`, w === undefined ? "\u2013" : money(D.whale.p12[w]));
   fact("Whale-curve rank", w === undefined ? "\u2013" : `${num(D.whale.rank[w])} of ${num(D.meta.whale_customers[S.m])}`);
@@ -774,14 +1168,14 @@ function renderCustomer() {
   }));
   const own = new Map(IX.cts(S.m, c).map((j) => [decode(D.cts, "a", j), D.cts.vol[j]]));
   const activities = [...totals.keys()].sort();
-  const label = (name) => `${words(name)} (${words((IX.activity[name] || {}).driver || "")})`;
+  const label = (name) => `${activityLabel(name)} (${driverLabel((IX.activity[name] || {}).driver || "")})`;
   const average = (name) => totals.get(name) / peers.length;
   draw("chart-customer-drivers", [
     { type: "bar", orientation: "h", name: "This customer", y: activities.map(label), x: activities.map((a) => own.get(a) || 0),
       marker: { color: BLUE }, text: activities.map((a) => `<b>${esc(customerLabel(c))}</b><br>${label(a)}: ${num(own.get(a) || 0)}`),
       hovertemplate: "%{text}<extra></extra>", textposition: "none" },
-    { type: "bar", orientation: "h", name: `${words(segment)} average`, y: activities.map(label), x: activities.map(average),
-      marker: { color: GREY }, text: activities.map((a) => `${words(segment)} average (${num(peers.length)} customers)<br>${label(a)}: ${num(average(a), 1)}`),
+    { type: "bar", orientation: "h", name: `${segmentLabel(segment)} average`, y: activities.map(label), x: activities.map(average),
+      marker: { color: GREY }, text: activities.map((a) => `${segmentLabel(segment)} average (${num(peers.length)} customers)<br>${label(a)}: ${num(average(a), 1)}`),
       hovertemplate: "%{text}<extra></extra>", textposition: "none" },
   ], { title: title(`Driver volumes, ${month}, against the segment's average`, 14), barmode: "group",
     xaxis: { type: "log", title: { text: "Driver volume (log scale)" } }, yaxis: { automargin: true }, height: 430,
@@ -816,22 +1210,30 @@ function renderLevers(c) {
     mine.sort((a, b) => L.excess[b] - L.excess[a] || decode(L, "a", a).localeCompare(decode(L, "a", b)));
     const span = window === "month" ? monthName(D.months[S.m]) : `${whaleSpan(S.m)[0]} to ${monthName(D.months[S.m])}`;
     sections.push(`${label} (${span}): ${mine.length ? `${num(mine.length)} lever${mine.length > 1 ? "s" : ""}` : "none"}`);
-    for (const j of mine) {
-      const activity = decode(L, "a", j);
-      const driver = (IX.activity[activity] || {}).driver || "";
-      const noRevenue = decode(L, "why", j) === "no_net_revenue";
-      const against = noRevenue ? "no revenue: norm 0"
-        : (L.vtn[j] === null ? "the segment's norm is none" : `${num(L.vtn[j], 1)}\u00d7 the norm`);
-      rows.push(`<tr data-window="${window}" data-activity="${esc(activity)}" data-volume="${L.vol[j]}"`
-        + ` data-norm="${L.norm[j]}" data-excess="${L.excess[j]}" data-profit-at-norm="${L.pan[j]}"`
-        + ` data-break-even="${L.bep[j] === null ? "" : L.bep[j]}">`
-        + cell(label) + cell(esc(words(activity))) + cell(esc(words(driver)))
-        + cell(num(L.vol[j], 1), true) + cell(num(L.norm[j], 1), true) + cell(against)
-        + cell(money(L.excess[j]), true) + cell(money(L.pan[j]), true)
-        + cell(L.bep[j] === null ? "\u2013" : pct(L.bep[j] / 100), true) + "</tr>");
-    }
+    mine.forEach((j) => rows.push({ j, window, label }));
   }
-  fillTable("levers-table", rows);
+  const activity = (r) => decode(L, "a", r.j);
+  const driver = (r) => (IX.activity[activity(r)] || {}).driver || "";
+  const against = (r) => (decode(L, "why", r.j) === "no_net_revenue" ? "no revenue: norm 0"
+    : (L.vtn[r.j] === null ? "the segment's norm is none" : `${num(L.vtn[r.j], 1)}\u00d7 the norm`));
+  table("levers-table", {
+    name: "profit_levers", fileContext: [D.customers.id[c], D.months[S.m]], rows,
+    attrs: (r) => `data-window="${r.window}" data-activity="${esc(activity(r))}" data-volume="${L.vol[r.j]}"`
+      + ` data-norm="${L.norm[r.j]}" data-excess="${L.excess[r.j]}" data-profit-at-norm="${L.pan[r.j]}"`
+      + ` data-break-even="${L.bep[r.j] === null ? "" : L.bep[r.j]}"`,
+    columns: [
+      { label: "Window", value: (r) => r.label },
+      { label: "Activity", value: (r) => activityLabel(activity(r)) },
+      { label: "Driver", value: (r) => driverLabel(driver(r)) },
+      { label: "Volume", type: "num", value: (r) => L.vol[r.j], html: (r) => num(L.vol[r.j], 1) },
+      { label: "Segment norm", type: "num", value: (r) => L.norm[r.j], html: (r) => num(L.norm[r.j], 1) },
+      { label: "Against the norm", value: (r) => L.vtn[r.j], html: against, csv: (r) => L.vtn[r.j] },
+      { label: "Excess cost", type: "money", value: (r) => L.excess[r.j] },
+      { label: "Profit at the norm", type: "money", value: (r) => L.pan[r.j] },
+      { label: "Break-even price change", type: "pct", value: (r) => (L.bep[r.j] === null ? null : L.bep[r.j] / 100),
+        csvLabel: "Break-even price change (fraction)" },
+    ],
+  });
   document.getElementById("levers-note").textContent = L
     ? `${sections.join("; ")}. An activity is a lever when its cost per unit of the customer's net revenue is above `
       + "its segment's median: the norm is the volume at that median, scaled to the customer's revenue; profit at "
@@ -879,6 +1281,8 @@ function render() {
   renderTrends();
   renderWhale();
   renderMatrix();
+  renderCustomerList();
+  renderCompare();
   renderDrivers();
   renderClv();
   renderCosts();
@@ -886,6 +1290,7 @@ function render() {
   renderCustomer();
   document.body.dataset.month = D.months[S.m];
   document.body.dataset.segment = S.segment;
+  document.body.dataset.region = S.region;
   document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
 }
 
@@ -894,6 +1299,8 @@ function setUp() {
     document.getElementById("loading").textContent = "This publication has no customer months yet: nothing to show.";
     return;
   }
+  CURRENCY = D.meta.currency || null;
+  CURRENCY_SIGN = currencySign(CURRENCY);
   buildIndexes();
   const monthSelect = document.getElementById("month");
   monthSelect.innerHTML = D.months.map((m, k) => `<option value="${k}">${monthName(m)}</option>`).reverse().join("");
@@ -902,8 +1309,21 @@ function setUp() {
   monthSelect.addEventListener("change", () => { S.m = Number(monthSelect.value); render(); });
   const segments = [...new Set(D.customers.segment.filter((s) => s))].sort();
   const segmentSelect = document.getElementById("segment");
-  segmentSelect.innerHTML = ["all", ...segments].map((s) => `<option value="${esc(s)}">${s === "all" ? "All customers" : esc(words(s))}</option>`).join("");
+  segmentSelect.innerHTML = ["all", ...segments].map((s) => `<option value="${esc(s)}">${s === "all" ? "All customers" : esc(segmentLabel(s))}</option>`).join("");
   segmentSelect.addEventListener("change", () => { S.segment = segmentSelect.value; render(); });
+  const regions = [...new Set(D.customers.region.filter((r) => r))].sort();
+  const regionSelect = document.getElementById("region");
+  regionSelect.innerHTML = ["all", ...regions].map((r) => `<option value="${esc(r)}">${r === "all" ? "All regions" : esc(regionLabel(r))}</option>`).join("");
+  regionSelect.addEventListener("change", () => { S.region = regionSelect.value; render(); });
+  const options = D.months.map((m, k) => `<option value="${k}">${monthName(m)}</option>`).reverse().join("");
+  S.b = D.months.length - 1;
+  S.a = Math.max(0, S.b - 1);
+  for (const [id, key] of [["month-a", "a"], ["month-b", "b"]]) {
+    const select = document.getElementById(id);
+    select.innerHTML = options;
+    select.value = String(S[key]);
+    select.addEventListener("change", () => { S[key] = Number(select.value); renderCompare(); });
+  }
   document.getElementById("customer-list").innerHTML = D.customers.id.map((_, c) => `<option value="${esc(customerLabel(c))}"></option>`).join("");
   document.getElementById("controls").addEventListener("submit", (event) => { event.preventDefault(); search(); });
   document.getElementById("customer-search").addEventListener("change", search);
