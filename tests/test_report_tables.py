@@ -497,3 +497,26 @@ def test_amounts_carry_the_publications_currency_and_codes_show_as_their_labels(
     exported = list(csv.DictReader(io.StringIO(text, newline="")))
     assert f"Net revenue ({currency})" in exported[0] and f"ABC profit ({currency})" in exported[0]
     assert all(row["Segment"] == segments[published[row["Customer id"]][0]] for row in exported)
+
+
+@pytest.mark.system
+def test_an_exported_text_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(report: Path):
+    """A customer named like a formula (a CRM's free text) reaches the CSV with a leading apostrophe, so a
+    spreadsheet shows it instead of running it; amounts, negative ones included, stay numbers."""
+    names = ['=HYPERLINK("http://x","y")', "+1 call", "-minus", "@sum", "Plain Co", "-12.50", "12"]
+    with open_page(report) as session:
+        text = session.page.evaluate(
+            "(names) => csvText([{label: 'Customer', value: (r) => r}], names)", names
+        )
+        assert session.errors == []
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows == [
+        ["Customer"],
+        ['\'=HYPERLINK("http://x","y")'],
+        ["'+1 call"],
+        ["'-minus"],
+        ["'@sum"],
+        ["Plain Co"],
+        ["-12.50"],
+        ["12"],
+    ]

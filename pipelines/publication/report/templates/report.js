@@ -272,7 +272,13 @@ function csvValue(column, r) {
   const v = column.csv ? column.csv(r) : column.value(r);
   if (v === null || v === undefined) return "";
   if ((column.type === "money") && !column.csv) return centsText(v);
+  if (typeof v === "string") return spreadsheetSafe(v);
   return typeof v === "boolean" ? String(v) : v;
+}
+// A text a spreadsheet would run as a formula (=, +, -, @, a tab or a carriage return first: a customer named
+// "=HYPERLINK(...)") is exported with a leading apostrophe, which spreadsheets show as text; a number stays one.
+function spreadsheetSafe(text) {
+  return /^[=+\-@\t\r]/.test(text) && !/^[-+]?\d+(\.\d+)?$/.test(text) ? "'" + text : text;
 }
 function compareValues(a, b) { // numbers as numbers, text as text, blanks last whatever the direction
   const blankA = a === null || a === undefined || a === "", blankB = b === null || b === undefined || b === "";
