@@ -139,3 +139,30 @@ def test_a_ledger_that_breaks_conservation_or_overflows_names_the_month_and_the_
     )
     assert f"amount near the limit of DECIMAL(18,2) in gl_costs/{MONTH}.csv: {key}, amount=" in said
     assert _release(paths) == published
+
+
+def test_a_warehouse_from_before_a_new_column_says_to_rebuild_once_and_then_publishes(
+    copy_of_published: Paths,
+):
+    """A new version of the code adds a column to an incremental mart (customer_scorecard.unit): a warehouse
+    built by the version before fails the refresh with what to do, nothing published; `--full-refresh` (as
+    said) rebuilds it and publishes."""
+    paths = copy_of_published
+    published = _release(paths)
+    with duckdb.connect(str(paths.warehouse)) as con:  # the warehouse as the version before left it
+        con.execute("alter table marts.customer_scorecard drop column unit")
+    with pytest.raises(PipelineError) as failed:
+        run_pipeline(Settings(data_dir=paths.data_dir), MONTH, MONTH, progress=lambda _: None, live=False)
+    said = str(failed.value)
+    assert (
+        "dbt model customer_scorecard has other columns in this version of the code than in the warehouse "
+        "(new: unit): rebuild it once, with every month, by `cprof run --full-refresh`"
+    ) in said
+    assert _release(paths) == published  # nothing was published
+
+    run_pipeline(Settings(data_dir=paths.data_dir), progress=lambda _: None, live=False, full_refresh=True)
+    with duckdb.connect(str(current_database(paths.published)), read_only=True) as con:
+        assert con.execute("select count(*) from marts.customer_scorecard where unit is null").fetchone() == (
+            0,
+        )
+    assert _release(paths) != published

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -125,7 +126,18 @@ def _explain_model(result: dict[str, Any], manifest: dict[str, Any], wh: Tables,
     amounts near DECIMAL(18,2)'s limit among the model's inputs."""
     node = manifest["nodes"].get(result["unique_id"], {})
     message = " ".join(str(result.get("message") or "error").split())
-    lines = [f"dbt model {node.get('name', result['unique_id'])} could not be built: {message}"]
+    name = node.get("name", result["unique_id"])
+    if "schemas on this incremental model are out of sync" in message:
+        # A new version of the code added or removed columns of a table the warehouse keeps between runs.
+        added = re.findall(r"Source columns not in target: \[(.*?)\] Target", message)
+        columns = ", ".join(re.findall(r"column='([^']+)'", added[0])) if added else ""
+        return (
+            f"dbt model {name} has other columns in this version of the code than in the warehouse"
+            + (f" (new: {columns})" if columns else "")
+            + ": rebuild it once, with every month, by `cprof run --full-refresh` (nothing was published; the "
+            "last publication stands)."
+        )
+    lines = [f"dbt model {name} could not be built: {message}"]
     if "out of range" in message or "overflow" in message.lower():
         for name in _raw_sources(node, manifest):
             source = BY_NAME[name]
