@@ -244,6 +244,7 @@ def test_every_asset_is_in_a_named_group_and_a_sources_landed_and_raw_assets_are
         "intermediate",
         "marts",
         "scenarios",
+        "semantic",
         "publish",
     }
     sources = {key.path[1] for key in groups if key.path[0] == "landed"}

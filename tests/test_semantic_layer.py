@@ -200,6 +200,47 @@ def test_metrics_over_the_marts_equal_the_scorecards_trailing_figures(mf: Mf, de
     assert compared >= 2 * 24
 
 
+def test_mean_profit_clv_from_customer_clv_equals_the_scorecards(mf: Mf, demo_published: Paths):
+    """Profit CLV from marts.customer_clv through MetricFlow: the mean over the customers with one, per month and
+    segment and for the company, equals the scorecard's mean_profit_clv at its published 4 decimal places; and it
+    answers by region, which the scorecard cannot."""
+    published = published_scorecard(demo_published)
+    by_segment = mf.query(
+        ["mean_clv_profit"], ["metric_time__month", "customer__segment"], label="clv_segment"
+    )
+    company = mf.query(["mean_clv_profit"], ["metric_time__month"], label="clv_company")
+    compared = 0
+    for row in [*by_segment, *company]:
+        key = (month(row["metric_time__month"]), row.get("customer__segment", "all"), "mean_profit_clv")
+        mine, actual = number(row["mean_clv_profit"]), published[key]
+        assert (None if mine is None else mine.quantize(PUBLISHED_SCALE, ROUND_HALF_UP)) == actual, (
+            key,
+            mine,
+        )
+        compared += mine is not None
+    assert compared >= 4 * 12
+    by_region = mf.query(
+        ["clv_profit", "clv_customers"], ["metric_time__month", "customer__region"], label="clv_region"
+    )
+    with duckdb.connect(str(demo_published.published / "current" / "cprof.duckdb"), read_only=True) as con:
+        expected = {
+            (period, region): (total, customers)
+            for period, region, total, customers in con.execute(
+                "select c.period, d.region, sum(c.clv_profit), count(c.clv_profit) from marts.customer_clv c "
+                "join marts.dim_customers d using (customer_id) group by all having count(c.clv_profit) > 0"
+            ).fetchall()
+        }
+    answered = {
+        (month(row["metric_time__month"]), row["customer__region"]): (
+            number(row["clv_profit"]),
+            int(Decimal(row["clv_customers"])),
+        )
+        for row in by_region
+        if row["clv_customers"] not in ("", "None", "0")
+    }
+    assert answered == expected and len(expected) > 20
+
+
 def test_the_published_metric_catalogue_is_the_semantic_layers_metrics(demo_published: Paths):
     manifest = semantic_manifest()
     with duckdb.connect(str(demo_published.published / "current" / "cprof.duckdb"), read_only=True) as con:
@@ -210,13 +251,15 @@ def test_the_published_metric_catalogue_is_the_semantic_layers_metrics(demo_publ
             ).fetchall()
         }
         scorecard_units = dict(con.execute("select metric, unit from marts.dim_scorecard_metrics").fetchall())
+        (published_currency,) = con.execute("select currency from marts.publication_info").fetchone()
+    assert published_currency == "USD"  # the setting's default
     defined = {metric["name"]: metric for metric in manifest["metrics"]}
     assert set(catalogue) == set(defined)
     for name, (label, description, formula, unit, currency) in catalogue.items():
         metric = defined[name]
         assert (label, description) == (metric["label"], metric["description"]), name
         assert formula and unit, name
-        assert currency == ("EUR" if unit == "currency" else None), name
+        assert currency == (published_currency if unit == "currency" else None), name
     # every scorecard metric is in the catalogue, in the scorecard's unit
     assert {code: catalogue[code][3] for code in scorecard_metric_codes()} == scorecard_units
 
