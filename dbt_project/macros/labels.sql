@@ -1,6 +1,6 @@
-{#- The labels of one kind of code (seeds/code_labels.csv): a relation of code, label, unit, description. -#}
+{#- The labels of one kind of code (seeds/code_labels.csv): a relation of code, label, description. -#}
 {% macro code_labels(kind) -%}
-    (select code, label, unit, description from {{ ref('code_labels') }} where kind = '{{ kind }}')
+    (select code, label, description from {{ ref('code_labels') }} where kind = '{{ kind }}')
 {%- endmacro %}
 
 {#- A code's label: the seed's, else the code title-cased (never blank). -#}

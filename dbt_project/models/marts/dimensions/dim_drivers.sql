@@ -7,13 +7,18 @@ labels as (
     select * from {{ code_labels('driver') }}
 ),
 
+units as (
+    select * from {{ ref('driver_units') }}
+),
+
 final as (
     select
         codes.driver,
         {{ label_or_code('labels.label', 'codes.driver') }} as driver_label,
-        labels.unit
+        units.unit
     from codes
     left join labels on codes.driver = labels.code
+    left join units on codes.driver = units.driver
 )
 
 select * from final
