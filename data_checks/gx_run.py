@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from data_checks.batching import batch_minimum_rows, plan_batches
+from data_checks.duckdb_evaluation import Evaluation, FrameMismatch, supports
 from data_checks.outcomes import SAMPLE_SIZE, ExpectationFailure, Outcome, with_places
 from data_checks.run_page import write_run_page
 from data_checks.suites import PARTITION_COLUMN, SUITES, rules_for
@@ -168,6 +169,7 @@ class LandingValidator:
         frames_of: Callable[[list[str]], Any] | None = None,
         rows: dict[str, int] | None = None,
         batch_rows: int = Settings.gx_batch_rows,
+        evaluate: Callable[[list[str | None]], dict[str | None, Evaluation]] | None = None,
     ) -> Iterator[Outcome]:
         """Validate ``source``'s partitions (``files``: month, or None for a snapshot, to its file), yielding one
         outcome per partition in the order given. ``frame_of(month)`` reads one month's frame;
@@ -181,9 +183,17 @@ class LandingValidator:
         (:func:`batch_minimum_rows`). A batch that passes is every month in it passing (each month's outcome counts its
         own rows); a batch that fails is validated again month by month, so each month's outcome, messages,
         samples and Data Docs page are exactly those of validating it alone. Without ``frames_of``, or with
-        batching off: one month at a time."""
+        batching off: one month at a time.
+
+        With ``evaluate`` (months to their :class:`~data_checks.duckdb_evaluation.Evaluation`: the warehouse
+        evaluates the suite where the data is, ``Warehouse.evaluate_suite``), a suite it supports is evaluated
+        there instead, months of up to ``batch_rows`` rows in one pass, and never leaves the warehouse: a month
+        that passes is its outcome; one that fails is validated again by GX alone (its messages and page)."""
         months = list(files)
         budget = batch_rows
+        if evaluate is not None and supports(source):
+            yield from self._evaluate_months(source, files, frame_of, rows, budget, evaluate)
+            return
         batching = frames_of is not None and rows is not None and None not in files and budget > 0
         minimum = batch_minimum_rows(source) if batching else None
         if minimum is None:
@@ -196,6 +206,49 @@ class LandingValidator:
             else:
                 yield from self._validate_batch(source, batch, frames_of(batch), files, frame_of, minimum)
         release_freed_memory()  # the batches' frames are gone; their pages go back to the system
+
+    def _evaluate_months(
+        self,
+        source: str,
+        files: dict[str | None, str],
+        frame_of: Callable[[str | None], Any],
+        rows: dict[str, int] | None,
+        budget: int,
+        evaluate: Callable[[list[str | None]], dict[str | None, Evaluation]],
+    ) -> Iterator[Outcome]:
+        months = list(files)
+        if rows is None or None in files:
+            passes = [months]
+        elif budget > 0:
+            passes = plan_batches(months, rows, budget, 0)
+        else:
+            passes = [[month] for month in months]
+        for batch in passes:
+            try:
+                found = evaluate(batch)
+            except FrameMismatch:  # GX says what is missing, month by month
+                for month in batch:
+                    yield self.validate(source, month, frame_of(month), files[month])
+                continue
+            label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else None
+            for month in batch:
+                evaluation = found[month]
+                if evaluation.success:
+                    outcome = Outcome(
+                        source,
+                        month,
+                        files[month],
+                        evaluation.rows,
+                        evaluation.evaluated,
+                        [],
+                        self.docs_index,
+                        label,
+                        "duckdb",
+                    )
+                    self._record(outcome, None)
+                    yield outcome
+                else:  # GX's own result: its messages, samples, lines in the file and page
+                    yield self.validate(source, month, frame_of(month), files[month])
 
     def _validate_batch(
         self,

@@ -78,6 +78,9 @@ class Outcome:
     # The months validated with this one in a single GX run (first..last of the batch), when it was batched:
     # its outcome is the same as alone, so outcomes compare equal either way.
     batch: str | None = field(default=None, compare=False)
+    # What evaluated the suite: Great Expectations' engine (None), or DuckDB ("duckdb": a partition that passed
+    # data_checks/duckdb_evaluation.py, which gives the outcome GX's engine gives).
+    engine: str | None = field(default=None, compare=False)
 
     @property
     def success(self) -> bool:

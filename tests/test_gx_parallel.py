@@ -113,10 +113,32 @@ def test_a_violation_in_any_month_of_a_full_build_is_caught(data_paths: Paths, m
     # every month of every source that ran was validated: 7 snapshots and 5 monthly sources (returns waits for
     # raw.order_lines) of 3 months; 3 failed
     assert "22 validations (one per source and partition, 12 sources), 3 failed" in page
+    # the suites were evaluated in DuckDB (data_checks/duckdb_evaluation.py), each source's months in one pass;
+    # GX ran only on the three failed months, each alone, for its own messages and page
+    assert sorted(runs) == sorted(month for _, month, *_ in PLANTED), runs
+    assert (
+        "19 of the partitions passed their suites evaluated in DuckDB, in 12 passes (Great Expectations has no "
+        "DuckDB engine yet" in page
+    )
+
+
+def test_the_pandas_engine_setting_validates_every_partition_with_gx(data_paths: Paths, monkeypatch):
+    """``CPROF_CHECKS_ENGINE=pandas``: GX's pandas engine validates every partition, consecutive months batched
+    (a failed batch again month by month), as before the DuckDB evaluation."""
+    runs = _count_runs(monkeypatch)
+    for source, month, column, value, _ in PLANTED:
+        _plant(data_paths.landing / source / f"{month}.csv", column, value)
+
+    with pytest.raises(PipelineError) as caught:
+        run_pipeline(Settings(data_dir=data_paths.data_dir, checks_engine="pandas"), progress=lambda _: None)
+    for _, _, _, _, reported in PLANTED:
+        assert reported in str(caught.value)
     # GX ran once per snapshot, once per clean monthly source, 1 + 3 per failed one
     assert sorted(runs, key=str) == sorted([None] * 7 + ["2024-01..2024-03"] * 5 + MONTHS * 3, key=str), runs
+    page = (data_paths.data_dir / "gx" / "data_docs" / "run.html").read_text()
     # the page says which partitions passed together: the two clean monthly sources' 3 months each
     assert "6 of the partitions passed in 2 runs of Great Expectations that validated consecutive" in page
+    assert "evaluated in DuckDB" not in page
 
 
 def test_months_are_batched_in_order_within_the_row_budget():

@@ -122,6 +122,7 @@ class LandingChecks(ConfigurableResource):
 
     defer_docs: bool = False
     gx_batch_rows: int = Settings.gx_batch_rows
+    engine: str = Settings.checks_engine
     return_window_months: int = Settings.return_window_months
 
 
@@ -169,6 +170,7 @@ def resources_for(settings: Settings, defer_docs: bool = False) -> dict[str, obj
         "checks": LandingChecks(
             defer_docs=defer_docs,
             gx_batch_rows=settings.gx_batch_rows,
+            engine=settings.checks_engine,
             return_window_months=settings.return_window_months,
         ),
         "report": ReportConfig(months=settings.report_months, customers=settings.report_customers),

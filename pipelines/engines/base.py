@@ -228,6 +228,22 @@ class Intake(ABC):
         The input checks validate a few months in one Great Expectations validation this way
         (data_checks.gx_run.LandingValidator.validate_months)."""
 
+    # Whether the warehouse evaluates a landing suite where the data is (:meth:`evaluate_suite`); if not, GX's
+    # execution engine validates its frames.
+    evaluates_suites: bool = False
+
+    def evaluate_suite(
+        self,
+        source: str,
+        months: list[str | None],
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
+    ) -> dict[str | None, Any]:
+        """The source's suite evaluated in the warehouse on each of ``months`` (``[None]``: the snapshot), in
+        one pass: month to its ``data_checks.duckdb_evaluation.Evaluation``. Only where
+        :attr:`evaluates_suites`."""
+        raise NotImplementedError(f"the {self.engine} warehouse leaves the suites to Great Expectations")
+
     @abstractmethod
     def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         """Record whether the month's latest load of ``source`` passed its suite, in run ``run_id``; returns its

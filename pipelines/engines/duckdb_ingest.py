@@ -77,6 +77,7 @@ __all__ = [
     "LandingError",
     "LoadResult",
     "clear_awaiting_publication",
+    "evaluate_suite",
     "find_file",
     "history_start",
     "landing_inventory",
@@ -89,6 +90,7 @@ __all__ = [
     "release_whole_months",
     "validation_frame",
     "validation_frames",
+    "validation_query",
     "whole_months",
 ]
 
@@ -798,12 +800,26 @@ def validation_frames(
     return_window: int = Settings.return_window_months,
 ):
     """Several months' validation frames in one (one query, one conversion to pandas), each row with its month
-    (YYYY-MM) in ``PARTITION_COLUMN``: each month's rows are exactly its :func:`validation_frame`, whose
-    query runs once per month with its own ``$period`` (renamed ``$period_<i>``: a parameter name, never a
-    value), the branches joined by ``union all``."""
+    (YYYY-MM) in ``PARTITION_COLUMN``: each month's rows are exactly its :func:`validation_frame`
+    (:func:`validation_query`)."""
+    return _frame(con, *validation_query(source_name, months, history_start, return_window))
+
+
+def validation_query(
+    source_name: str,
+    months: list[str | None],
+    history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
+) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of the months' validation frames, each row with its month (YYYY-MM) in
+    ``PARTITION_COLUMN``: the suite's frame query runs once per month with its own ``$period`` (renamed
+    ``$period_<i>``: a parameter name, never a value), the branches joined by ``union all``. ``[None]``: the
+    snapshot's frame, as it is."""
     from data_checks.suites import PARTITION_COLUMN, SUITES, frame_parameters
 
     sql = SUITES[source_name].frame_sql
+    if months == [None]:
+        return sql, frame_parameters(sql, None, history_start, return_window)
     parameters = {
         k: v for k, v in frame_parameters(sql, None, history_start, return_window).items() if k != "period"
     }
@@ -816,7 +832,26 @@ def validation_frames(
         )
         parameters[name] = month_start(month)
         parameters[f"month_{index}"] = month
-    return _frame(con, " union all ".join(branches), parameters)
+    return " union all ".join(branches), parameters
+
+
+def evaluate_suite(
+    con: duckdb.DuckDBPyConnection,
+    source_name: str,
+    months: list[str | None],
+    history_start: str | None = None,
+    return_window: int = Settings.return_window_months,
+):
+    """The source's suite evaluated in DuckDB on each of ``months`` (``[None]``: the snapshot) in one pass:
+    month to :class:`data_checks.duckdb_evaluation.Evaluation`."""
+    from data_checks.duckdb_evaluation import evaluate
+
+    sql, parameters = validation_query(source_name, months, history_start, return_window)
+    try:  # as _frame: the catalog is probed only when a table is missing
+        return evaluate(con, source_name, sql, parameters, months)
+    except duckdb.CatalogException:
+        ensure_tables(con)
+        return evaluate(con, source_name, sql, parameters, months)
 
 
 PERIOD_PARAMETER = re.compile(r"\$period\b")

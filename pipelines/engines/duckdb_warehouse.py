@@ -197,6 +197,17 @@ class DuckDBWarehouse(Warehouse):
     ) -> pd.DataFrame:
         return duckdb_ingest.validation_frames(self.con, source, months, history_start, return_window)
 
+    evaluates_suites = True
+
+    def evaluate_suite(
+        self,
+        source: str,
+        months: list[str | None],
+        history_start: str | None = None,
+        return_window: int = Settings.return_window_months,
+    ) -> dict[str | None, Any]:
+        return duckdb_ingest.evaluate_suite(self.con, source, months, history_start, return_window)
+
     def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         return duckdb_ingest.mark_validated(self.con, source, month, passed, run_id)
 

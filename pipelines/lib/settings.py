@@ -299,6 +299,20 @@ class Settings:
             "the most rows of consecutive months validated in one run of a suite (0: one month at a time)",
         ),
     )
+    # Great Expectations 1.24 has no DuckDB engine: on DuckDB the suites are evaluated in the warehouse
+    # (data_checks/duckdb_evaluation.py, GX's semantics, proven equal to its pandas engine), a failed partition
+    # validated again by GX; `pandas` converts every partition to pandas for GX's pandas engine, as before.
+    checks_engine: str = field(
+        default="duckdb",
+        metadata=_setting(
+            "CPROF_CHECKS_ENGINE",
+            choice("duckdb", "pandas"),
+            "one of duckdb, pandas",
+            "on the DuckDB engine, what evaluates the input checks' suites: `duckdb` in the warehouse (a failed "
+            "partition validated again by Great Expectations), or `pandas`, Great Expectations' pandas engine "
+            "(Spark always uses Great Expectations' Spark engine)",
+        ),
+    )
     # Automation and alerts (pipelines/defs/automation.py, alerts.py).
     retry_backoff_seconds: float = field(
         default=600.0,

@@ -226,6 +226,9 @@ def _suite_check(source: Source, monthly: PartitionsDefinition) -> AssetChecksDe
                 lambda months: wh.validation_frames(source.name, months, start, checks.return_window_months),
                 rows,
                 checks.gx_batch_rows,
+                (lambda months: wh.evaluate_suite(source.name, months, start, checks.return_window_months))
+                if wh.evaluates_suites and checks.engine == "duckdb"
+                else None,
             )
             for outcome in outcomes_of:
                 (context.log.info if outcome.success else context.log.error)(outcome.message())
