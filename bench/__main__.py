@@ -35,6 +35,12 @@ from typing import Self
 RESULTS = Path(__file__).resolve().parent / "results"
 LINES_PER_CUSTOMER_PROBE = 4000  # customers in the probe sample that sizes the run
 START = "2023-01"  # 36 + 1 months to 2026-01: every month a closed partition
+END = "2026-01"  # the refreshed month of the history comparison (--history-months), whatever the history
+
+
+def _shift(month: str, months: int) -> str:
+    year, index = divmod(int(month[:4]) * 12 + int(month[5:]) - 1 + months, 12)
+    return f"{year:04d}-{index + 1:02d}"
 
 
 # --- memory of the process tree ------------------------------------------------------------------------------
@@ -358,12 +364,12 @@ def machine() -> str:
     )
 
 
-def customers_for(lines: int, months: int, seed: int, scratch: Path) -> int:
+def customers_for(lines: int, months: int, seed: int, scratch: Path, start: str = START) -> int:
     """How many customers give about ``lines`` order lines over ``months``: measured on a probe sample."""
     from pipelines.sample.generate import GenerateConfig, generate
 
     probe = generate(
-        GenerateConfig(customers=LINES_PER_CUSTOMER_PROBE, months=months, start=START, seed=seed), scratch
+        GenerateConfig(customers=LINES_PER_CUSTOMER_PROBE, months=months, start=start, seed=seed), scratch
     )
     shutil.rmtree(scratch, ignore_errors=True)
     per_customer = probe.row_counts["order_lines"] / LINES_PER_CUSTOMER_PROBE
@@ -516,6 +522,118 @@ def run(args: argparse.Namespace) -> Report:
     return report
 
 
+@dataclass
+class HistoryRun:
+    months: int
+    customers: int
+    lines: int
+    full_s: float
+    refresh_rows: int
+    refresh_s: float
+    refresh_phases: list[Phase]
+
+
+def history_comparison(args: argparse.Namespace) -> tuple[list[HistoryRun], dict[str, object]]:
+    """The same month (``END``) refreshed after ``args.months`` and after ``args.history_months`` months of
+    history of the same monthly volume: each sample's customers are sized for ``args.lines`` order lines per
+    ``args.months + 1`` months, so the longer history holds proportionally more lines. Each history is generated,
+    built whole with its last month held back, and then that month is refreshed alone."""
+    from pipelines.landing.sources import MONTHLY
+    from pipelines.lib.settings import Settings
+    from pipelines.run import run_pipeline
+    from pipelines.sample.generate import GenerateConfig, generate
+
+    say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
+    runs = []
+    with MemorySampler() as sampler:
+        for months in (args.months, args.history_months):
+            start = _shift(END, -months)
+            data = Path(args.data_dir or f"/tmp/cprof-bench-history-{months}").resolve()
+            shutil.rmtree(data, ignore_errors=True)
+            settings = dataclasses.replace(
+                Settings.from_environ(os.environ),
+                data_dir=data,
+                first_month=start,
+                last_month=END,
+                engine=args.engine,
+                landing_quiet_seconds=0.0,
+            )
+            paths = settings.paths
+            target = round(args.lines * (months + 1) / (args.months + 1))
+            customers = customers_for(target, months + 1, args.seed, data / "probe", start)
+            config = GenerateConfig(customers=customers, months=months + 1, start=start, seed=args.seed)
+            generated = generate(config, paths.landing)
+            held = data / "held_back"
+            for source in MONTHLY:
+                (held / source.name).mkdir(parents=True, exist_ok=True)
+                shutil.move(paths.landing / source.name / f"{END}.csv", held / source.name / f"{END}.csv")
+            print(f"bench: {months} months, {generated.row_counts['order_lines']:,} order lines", flush=True)
+            _, full = _timed(
+                sampler, "full build", 0, lambda settings=settings: run_pipeline(settings, progress=say)
+            )
+            for source in MONTHLY:
+                shutil.move(held / source.name / f"{END}.csv", paths.landing / source.name / f"{END}.csv")
+            rows = sum(_data_lines(paths.landing / s.name / f"{END}.csv") for s in MONTHLY)
+            summary, refresh = _timed(
+                sampler,
+                f"one-month refresh ({END})",
+                rows,
+                lambda settings=settings: run_pipeline(settings, END, END, progress=say),
+            )
+            print(
+                f"bench: {months} months: full {full.seconds:.1f}s, refresh {refresh.seconds:.1f}s",
+                flush=True,
+            )
+            runs.append(
+                HistoryRun(
+                    months,
+                    customers,
+                    generated.row_counts["order_lines"],
+                    full.seconds,
+                    rows,
+                    refresh.seconds,
+                    _run_phases(sampler, summary, f"refresh after {months} months", rows),
+                )
+            )
+            if not args.keep:
+                shutil.rmtree(data, ignore_errors=True)
+        load = round(sum(sampler.load) / max(len(sampler.load), 1), 1)
+    short, long = runs
+    figures = {
+        "lines": args.lines,
+        f"refresh_{short.months}_s": round(short.refresh_s, 2),
+        f"refresh_{long.months}_s": round(long.refresh_s, 2),
+        "load_average": load,
+        "engine": args.engine,
+        f"refresh_{long.months}_over_{short.months}": round(long.refresh_s / short.refresh_s, 3),
+    }
+    return runs, figures
+
+
+def render_history(runs: list[HistoryRun], figures: dict, args: argparse.Namespace, started: datetime) -> str:
+    short, long = runs
+    phases = "\n".join(p.row() for run in runs for p in run.refresh_phases)
+    return (
+        f"# History comparison: {END} refreshed after {short.months} and {long.months} months "
+        f"({started:%Y-%m-%d %H:%M} UTC)\n\n"
+        f"Machine: {machine()}\n\n"
+        f"Command: `python -m bench --lines {args.lines} --months {args.months} --history-months "
+        f"{args.history_months} --seed {args.seed}"
+        f"{' --engine ' + args.engine if args.engine != 'duckdb' else ''}`. Mean load average "
+        f"{figures['load_average']} ({os.cpu_count()} cores; about 1 is this benchmark alone).\n\n"
+        "| history | customers | order lines | full build s | refreshed month's landing rows | refresh s |\n"
+        "|---:|---:|---:|---:|---:|---:|\n"
+        + "\n".join(
+            f"| {r.months} months | {r.customers:,} | {r.lines:,} | {r.full_s:.1f} | {r.refresh_rows:,} | "
+            f"{r.refresh_s:.1f} |"
+            for r in runs
+        )
+        + "\n\nThe refreshes' phases:\n\n| phase | wall s | peak memory GB | rows/s |\n|---|---:|---:|---:|\n"
+        + phases
+        + f"\n\n```\n{' '.join(f'{k}={v}' for k, v in figures.items())}\n```\n"
+    )
+
+
 def render(report: Report, args: argparse.Namespace, started: datetime) -> str:
     figures = " ".join(f"{k}={v}" for k, v in report.figures.items())
     table = "\n".join(
@@ -562,10 +680,34 @@ def main(argv: list[str] | None = None) -> int:
         help="the warehouse engine of the runs (default duckdb); spark needs `make install-spark` and Java 17, "
         "and its memory figure includes Spark's JVM",
     )
+    parser.add_argument(
+        "--history-months",
+        type=int,
+        help=f"instead of the benchmark: refresh the same month ({END}) after --months and after this many months "
+        "of history of the same monthly volume (each built whole first), and compare the two refreshes; the last "
+        "line carries refresh_<this>_over_<months>=",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     started = datetime.now(UTC)
+    if args.history_months is not None:
+        if args.history_months <= args.months:
+            parser.error("--history-months must be more than --months")
+        runs, figures = history_comparison(args)
+        text = render_history(runs, figures, args, started)
+        print()
+        print(text.split("\n\n", 2)[2])
+        if not args.no_save:
+            RESULTS.mkdir(exist_ok=True)
+            out = (
+                RESULTS
+                / f"{started:%Y-%m-%d-%H%M}-{args.lines}-lines-history-{args.months}-{args.history_months}.md"
+            )
+            out.write_text(text)
+            print(f"written: {out}")
+        print(" ".join(f"{k}={v}" for k, v in figures.items()))
+        return 0
     report = run(args)
     text = render(report, args, started)
     print()
