@@ -18,7 +18,7 @@ write leaves the table as it was (DuckDB: one transaction; Spark: one ``insert o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -248,6 +248,11 @@ class Intake(ABC):
     def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         """Record whether the month's latest load of ``source`` passed its suite, in run ``run_id``; returns its
         rows. A validated month is held out of ``raw`` until it is whole (pipelines/engines/whole_months.py)."""
+
+    def mark_validated_months(self, source: str, passed: Mapping[str, bool], run_id: str | None) -> None:
+        """:meth:`mark_validated` of each month (to whether it passed), all or none recorded."""
+        for month, success in passed.items():
+            self.mark_validated(source, month, success, run_id)
 
     @abstractmethod
     def whole_months(self) -> WholeMonths:

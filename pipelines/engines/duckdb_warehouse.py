@@ -7,7 +7,7 @@ per file; the data directory's lock keeps other writers out). Landing files are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from pipelines.engines.base import (
     Warehouse,
     where_sql,
 )
-from pipelines.engines.duckdb_tables import replace_rows, table_ddl
+from pipelines.engines.duckdb_tables import in_transaction, replace_rows, table_ddl
 from pipelines.engines.sql import ident, literal, qualified
 from pipelines.engines.whole_months import WholeMonths
 from pipelines.landing.inventory import FileStamp
@@ -210,6 +210,15 @@ class DuckDBWarehouse(Warehouse):
 
     def mark_validated(self, source: str, month: str, passed: bool, run_id: str | None) -> int:
         return duckdb_ingest.mark_validated(self.con, source, month, passed, run_id)
+
+    def mark_validated_months(self, source: str, passed: Mapping[str, bool], run_id: str | None) -> None:
+        # one transaction: a commit each took as long as evaluating a month's suite
+        in_transaction(
+            self.con,
+            lambda: [
+                duckdb_ingest.mark_validated(self.con, source, m, ok, run_id) for m, ok in passed.items()
+            ],
+        )
 
     def whole_months(self) -> WholeMonths:
         return duckdb_ingest.whole_months(self.con)

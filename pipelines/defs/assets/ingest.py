@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from data_checks.gx_run import unchanged_reason, validator_for
+from data_checks.outcomes import Outcome
 from data_checks.suites import REFERENCED, SUITES
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
@@ -58,6 +59,19 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 # The asset groups of the graph: files loaded and checked (quarantine), and the rows released to dbt.
 LANDING_GROUP = "landing"
 RAW_GROUP = "raw"
+
+
+def passed_message(passed: list[Outcome]) -> str:
+    """One message for the partitions of a source that passed their suite: a partition's own message, or a line
+    saying how many (first..last, rows) followed by each one's."""
+    if len(passed) == 1:
+        return passed[0].message()
+    rows = sum(outcome.rows for outcome in passed)
+    first = (
+        f"{passed[0].source} {passed[0].month}..{passed[-1].month}: {len(passed)} partitions ({rows:,} rows), "
+        f"all {passed[0].evaluated} expectations passed in each"
+    )
+    return "\n".join([first, *(f"  {outcome.message()}" for outcome in passed)])
 
 
 def _months(context, source: Source) -> list[str | None]:
@@ -231,15 +245,23 @@ def _suite_check(source: Source, monthly: PartitionsDefinition) -> AssetChecksDe
                 else None,
             )
             for outcome in outcomes_of:
-                (context.log.info if outcome.success else context.log.error)(outcome.message())
+                if not outcome.success:
+                    context.log.error(outcome.message())
                 outcomes.append((outcome.month, files[outcome.month], outcome))
+            # The partitions that passed in one log message (a Dagster event each cost as much as evaluating a
+            # month's suite): its first line says how many, the others each one's outcome.
+            passed = [outcome for _, _, outcome in outcomes if outcome.success]
+            if passed:
+                context.log.info(passed_message(passed))
             # Each month's outcome is recorded on its load: one that passed waits, held out of raw, until its
             # month is whole; one that failed keeps its month out (the record says in which run). Recorded here,
             # where the suite runs: when one month of a range fails, Dagster skips the source's raw step for
             # every month of the range, and the months that passed stay validated for the next raw step.
-            for month, _, outcome in outcomes:
-                if month is not None:
-                    wh.mark_validated(source.name, month, outcome.success, context.run.run_id)
+            wh.mark_validated_months(
+                source.name,
+                {month: outcome.success for month, _, outcome in outcomes if month is not None},
+                context.run.run_id,
+            )
         failures = [(month, o) for month, _, o in outcomes if not o.success]
         failed = "\n".join(
             f"| {month or 'snapshot'} | {f.expectation} | {f.column or ''} "
