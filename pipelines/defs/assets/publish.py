@@ -35,7 +35,7 @@ from pipelines.defs.partitions import (
 from pipelines.defs.resources import DataDir, ReportConfig, WarehouseResource
 from pipelines.landing.inventory import month_start
 from pipelines.publication.descriptions import published_docs
-from pipelines.publication.keys import declared_primary_keys
+from pipelines.publication.keys import declared_primary_keys, period_incremental_marts
 from pipelines.publication.publish import current_database, publish
 from pipelines.publication.report import report_path, write_release_report
 
@@ -143,6 +143,7 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
                 memory_limit=warehouse.duckdb_memory_limit,
                 primary_keys=declared_primary_keys(manifest),
                 currency=warehouse.currency,
+                incremental=period_incremental_marts(manifest),
             )
         # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
         # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
