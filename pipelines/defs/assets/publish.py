@@ -107,7 +107,8 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         backfill_policy=single_run,
         kinds={"duckdb", "parquet"},
         description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
-        "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
+        "marts, marts.publish_log and marts.publish_period_log, Parquet per mart partitioned by period) and made "
+        "current by an atomic swap of published/current; "
         "with the HTML report of it inside the release (report/index.html).",
     )
     def _published_marts(
