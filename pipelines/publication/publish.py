@@ -146,7 +146,8 @@ class Publication:
     patched: bool = False
     # Per table with periods: period -> its row count and hash sum (as marts.publish_period_log has them).
     period_sums: dict[str, PeriodSums] = field(default_factory=dict)
-    # Per table patched: the periods kept from the previous release (their Parquet files hard links to its).
+    # Per table patched: the periods kept from the previous release (their Parquet files hard links to its, unless
+    # its folder of the table lacked one: then the table's Parquet was written whole).
     kept_periods: dict[str, set[date]] = field(default_factory=dict)
     # Why a refresh (changed_from) was written whole; empty when it was patched.
     reason: str = ""
@@ -244,7 +245,7 @@ def publish(
     partial = building / f"{DATABASE}.partial"
     previous = current_database(published)
     previous_release = previous.resolve().parent if previous.exists() else None
-    reason = "" if changed_from is not None else "no changed_from: a release written whole"
+    reason = "" if changed_from is not None else "a full refresh (no changed_from)"
     try:
         # Spill where a file database would (beside it), not in the working directory.
         spill = {"temp_directory": str(building / f"{DATABASE}.tmp")}

@@ -152,7 +152,8 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         page = report_path(publication.release)
         context.log.info(
             f"published {len(publication.row_counts)} marts as {publication.release} "
-            f"({'the current release patched' if publication.patched else 'written whole'}); report {page}"
+            f"({'the current release patched' if publication.patched else 'written whole'}"
+            f"{': ' + publication.reason if publication.reason else ''}); report {page}"
         )
         if refresh.also:
             context.log.info(refresh.sentence())
