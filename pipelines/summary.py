@@ -237,7 +237,10 @@ def print_summary(paths: Paths, summary: RunSummary, engine: str = "duckdb") -> 
         f"  report             {database.parent / REPORT_DIR / REPORT}  (open it in a browser; works offline)"
     )
     print(f"  published marts    {database}  (schema marts; what BI tools read)")
-    print(f"  Parquet per mart   {database.parent / PARQUET_DIR}")
+    print(
+        f"  Parquet per mart   {database.parent / PARQUET_DIR}  (<table>/period=<YYYY-MM-DD>/ per mart with periods, "
+        "hive-style; <table>.parquet without)"
+    )
     print(f"  publish log        marts.publish_log in the published file ({logged} tables published so far)")
     if summary.data_docs:
         print(f"  data docs          {summary.data_docs}  (landing suites of this run)")

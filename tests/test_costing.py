@@ -16,7 +16,7 @@ import pytest
 from pipelines.defs.dbt import dbt_executable
 from pipelines.lib.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 from pipelines.lib.settings import Settings
-from pipelines.publication.publish import PARQUET_DIR, current_database
+from pipelines.publication.publish import PARQUET_DIR, current_database, parquet_source
 from pipelines.run import PipelineError, run_pipeline
 
 # What the contract requires, written out independently of the code that publishes it.
@@ -59,9 +59,18 @@ def test_published_file_carries_the_contract_columns_of_the_seven_tables(built: 
 def test_parquet_per_mart_matches_the_published_tables(built: Paths):
     with _published(built) as con:
         for table in SEVEN:
-            parquet = current_database(built.published).parent / PARQUET_DIR / f"{table}.parquet"
+            parquet = parquet_source(current_database(built.published).parent / PARQUET_DIR, table)
+            assert "/period=" not in parquet and parquet.endswith("/**/*.parquet"), (
+                table
+            )  # partitioned by period
             in_file = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
-            assert con.execute(f"select count(*) from read_parquet('{parquet}')").fetchone()[0] == in_file > 0
+            assert (
+                con.execute(
+                    "select count(*) from read_parquet(?, hive_partitioning = true)", [parquet]
+                ).fetchone()[0]
+                == in_file
+                > 0
+            )
 
 
 def test_conservation_recomputed_in_python_decimals(built: Paths):

@@ -97,15 +97,27 @@ READER = textwrap.dedent(
         ).fetchall()
         rows = con.execute(f'select * from "{schema}"."{table}"').fetchall()  # every value decoded
         out["tables"][f"{schema}.{table}"] = {"comment": comment, "columns": dict(columns), "rows": len(rows)}
-    for file in sorted(parquet.glob("*.parquet")):
-        rows = con.execute("select * from read_parquet(?)", [str(file)]).fetchall()
-        kv = {
-            key.decode(): value.decode()
-            for key, value in con.execute(
-                "select key, value from parquet_kv_metadata(?)", [str(file)]
-            ).fetchall()
-        }
-        out["parquet"][file.stem] = {"rows": len(rows), "kv": kv}
+    for path in sorted(parquet.iterdir()):
+        # A table with periods is a folder of hive-style period folders, read with hive_partitioning; one
+        # without a single file.
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        source = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+        hive = "true" if path.is_dir() else "false"
+        read = "read_parquet('" + source + "', hive_partitioning = " + hive + ")"
+        rows = con.execute("select * from " + read).fetchall()
+        types = {n: t for n, t, *_ in con.execute("describe select * from " + read).fetchall()}
+        kvs = []
+        for file in files:
+            kv = {
+                key.decode(): value.decode()
+                for key, value in con.execute(
+                    "select key, value from parquet_kv_metadata(?)", [str(file)]
+                ).fetchall()
+            }
+            if kv not in kvs:
+                kvs.append(kv)
+        name = path.name if path.is_dir() else path.stem
+        out["parquet"][name] = {"rows": len(rows), "kv": kvs[0] if len(kvs) == 1 else kvs, "types": types}
     out["constraints"] = con.execute(
         "select table_name, constraint_type, constraint_column_names, referenced_table from duckdb_constraints() "
         "where schema_name = 'marts' and constraint_type in ('PRIMARY KEY', 'FOREIGN KEY') order by all"
@@ -207,7 +219,7 @@ def test_an_older_duckdb_reads_every_published_table_with_its_comments_and_every
         )
     tables = {name.removeprefix("marts."): t for name, t in seen["tables"].items()}
     assert set(seen["tables"]) == {f"marts.{t}" for t in tables}  # nothing outside schema marts
-    assert set(tables) == {*counts, "publish_log"}
+    assert set(tables) == {*counts, "publish_log", "publish_period_log"}
     assert set(DIMENSIONS) <= set(tables)
     for name, columns in DIMENSIONS.items():
         assert columns <= set(tables[name]["columns"]), name
@@ -227,6 +239,8 @@ def test_an_older_duckdb_reads_every_published_table_with_its_comments_and_every
     assert set(seen["parquet"]) == set(tables)
     for name, parquet in seen["parquet"].items():
         assert parquet["rows"] == tables[name]["rows"], name
+        if "period" in tables[name]["columns"] and name not in ("publish_log", "publish_period_log"):
+            assert parquet["types"]["period"] == "DATE", name  # from each file, and from its folder's name
         assert parquet["kv"]["description"] == tables[name]["comment"], name
         assert json.loads(parquet["kv"]["column_descriptions"]) == tables[name]["columns"], name
         assert parquet["kv"]["currency"] == "USD", name

@@ -111,6 +111,7 @@ EXPECTED = {
     ("facts", "FOREIGN KEY", ("customer_id",), "dim_customers"),
     ("facts", "FOREIGN KEY", ("segment",), "dim_segments"),
     ("publish_log", "PRIMARY KEY", ("run_id", "published_at", "table_name"), None),
+    ("publish_period_log", "PRIMARY KEY", ("run_id", "published_at", "table_name", "period"), None),
 }
 
 
@@ -276,7 +277,7 @@ def test_the_demo_publication_keys_every_table_and_labels_every_code(published_s
         (currency,) = con.execute("select currency from marts.publication_info").fetchone()
         assert currency == "USD"  # the setting's default
         parquet = published_sample.published / CURRENT / "parquet"
-        for file in sorted(parquet.glob("*.parquet")):
+        for file in sorted(parquet.rglob("*.parquet")):
             kv = dict(
                 con.execute(
                     "select key::varchar, value::varchar from parquet_kv_metadata(?)", [str(file)]

@@ -237,7 +237,7 @@ class DuckDBWarehouse(Warehouse):
         rows = self.con.execute(
             "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
         ).fetchall()
-        return [name for (name,) in rows if name != "publish_log"]
+        return [name for (name,) in rows if name not in ("publish_log", "publish_period_log")]
 
     @contextmanager
     def marts_in(self, con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, str]]:
@@ -262,7 +262,7 @@ def _marts(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
         "order by table_name",
         [catalog],
     ).fetchall()
-    return [name for (name,) in rows if name != "publish_log"]
+    return [name for (name,) in rows if name not in ("publish_log", "publish_period_log")]
 
 
 @contextmanager

@@ -576,7 +576,7 @@ class SparkWarehouse(Warehouse):
         return sorted(
             t.name
             for t in self.spark.catalog.listTables("marts")
-            if not t.isTemporary and t.name != "publish_log"
+            if not t.isTemporary and t.name not in ("publish_log", "publish_period_log")
         )
 
     @contextmanager

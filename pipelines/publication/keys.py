@@ -3,7 +3,8 @@ table and a foreign key from each table to the dimensions it names.
 
 - **Primary keys** come from dbt's manifest: for a dbt model, the key dbt itself infers from the model's key
   tests (``unique``, ``unique_combination_of_columns``), so a key is declared once, where it is tested; for a
-  Python mart (documented as a dbt source), its ``meta.primary_key``. ``publish_log`` is keyed here.
+  Python mart (documented as a dbt source), its ``meta.primary_key``. ``publish_log`` and ``publish_period_log`` are keyed in
+  :mod:`pipelines.publication.publish`.
 - **Foreign keys** follow one convention: a column named like the one-column key of a dimension (a published
   ``dim_*`` table) references that dimension, e.g. every ``customer_id`` references ``dim_customers``,
   every ``segment`` ``dim_segments``. :data:`NOT_REFERENCED` lists the columns that keep no foreign key, and
@@ -24,6 +25,7 @@ PUBLISHED_SCHEMA = "marts"
 DIMENSION_PREFIX = "dim_"
 # A run publishes each table once; a retried publication of the same run, at another time.
 PUBLISH_LOG_KEY = ("run_id", "published_at", "table_name")
+PUBLISH_PERIOD_LOG_KEY = ("run_id", "published_at", "table_name", "period")
 
 # (table, column) pairs named like a dimension's key that reference no dimension row, with the reason.
 NOT_REFERENCED: Mapping[tuple[str, str], str] = {
@@ -62,6 +64,20 @@ def declared_primary_keys(manifest: Path) -> dict[str, tuple[str, ...]]:
         if key:
             keys[name] = tuple(key)
     return keys
+
+
+def period_incremental_marts(manifest: Path) -> set[str]:
+    """The models dbt puts in schema marts incrementally by period (``materialized='incremental'``, the
+    strategy that replaces the refresh window's periods): a refresh from a month leaves their earlier periods
+    as they were, so the publication carries those periods' checksums instead of reading them again."""
+    data = json.loads(Path(manifest).read_text())
+    return {
+        node["alias"]
+        for node in data["nodes"].values()
+        if node["resource_type"] == "model"
+        and node.get("schema") == PUBLISHED_SCHEMA
+        and (node.get("config") or {}).get("materialized") == "incremental"
+    }
 
 
 def table_keys(

@@ -3,8 +3,9 @@
 Layout under ``published/``::
 
     current -> releases/<run>          the publication BI tools read (a symlink, replaced atomically)
-    releases/<run>/cprof.duckdb        schema marts: every mart and marts.publish_log
-    releases/<run>/parquet/<mart>.parquet
+    releases/<run>/cprof.duckdb        schema marts: every mart, marts.publish_log and marts.publish_period_log
+    releases/<run>/parquet/<table>/period=<YYYY-MM-DD>/data_0.parquet   a table with a period column
+    releases/<run>/parquet/<table>.parquet                              a table without (and the two logs)
 
 A release is written in full in a hidden ``.building-<run>`` folder (its DuckDB file is ``*.partial`` until
 complete), renamed into ``releases/``, and only then made current by replacing the ``current`` symlink with
@@ -16,6 +17,11 @@ The DuckDB file is written in storage version ``v1.1.0`` (storage format 64), wh
 that the BI tools in use (their drivers bundle DuckDB 1.1 to 1.4) open it: DuckDB 2.0 writes format 999 by
 default, which no 1.x release reads. Every table and column carries its description as a comment, and each
 Parquet file its table's description as key-value metadata.
+
+A refresh (``changed_from``) costs the periods it replaced, not the history: the release starts as a copy of
+the current one, only the replaced periods are written and checksummed (``publish_period_log`` carries every
+other period's row count and hash sum), and the other periods' Parquet folders are hard links to the current
+release's files, which no release ever changes once written.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import shutil
 import struct
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,7 +42,13 @@ import duckdb
 from pipelines.engines.base import MartsSource
 from pipelines.engines.duckdb_tables import replace_rows
 from pipelines.engines.sql import ident, literal, qualified
-from pipelines.publication.keys import PUBLISH_LOG_KEY, TableKeys, creation_order, table_keys
+from pipelines.publication.keys import (
+    PUBLISH_LOG_KEY,
+    PUBLISH_PERIOD_LOG_KEY,
+    TableKeys,
+    creation_order,
+    table_keys,
+)
 
 DATABASE = "cprof.duckdb"
 PARQUET_DIR = "parquet"
@@ -44,6 +56,10 @@ CURRENT = "current"
 RELEASES = "releases"
 KEEP_PREVIOUS = 2
 PAUSE_ENV = "CPROF_PAUSE_AT"  # fault injection for tests: pause at a named point of publishing
+LOGS = ("publish_log", "publish_period_log")
+
+# Per period of a table: its row count and the sum of its rows' hashes (see period_sums).
+PeriodSums = dict[date, tuple[int, int]]
 
 # The oldest DuckDB release the publication is written for. DuckDB 1.1 reads storage format 64 (0.10 to 1.1
 # write it); 1.2 to 1.5 wrote formats 65 to 68 and 2.0 writes 999, none of which an older release reads.
@@ -91,6 +107,32 @@ create table marts.publish_log (
 """
 
 
+PUBLISH_PERIOD_LOG_DOC = TableDoc(
+    "One row per publication, published table with periods and period: the period's row count and checksum. "
+    "A table's checksum in publish_log is the sum of its periods' here; a refresh recomputes only the periods "
+    "it replaced and carries the others' from the release before.",
+    {
+        "run_id": "Dagster run that published the release.",
+        "published_at": "When the release was published (UTC); the same as in publish_log.",
+        "table_name": "Published table in schema marts that has a period column.",
+        "period": "Period (first day of the month) of the table's rows.",
+        "row_count": "Rows of the table in this period in this release.",
+        "checksum": "The period's row count and an order-independent sum of its rows' hashes (row_count:hex sum).",
+    },
+)
+
+PUBLISH_PERIOD_LOG_DDL = """
+create table marts.publish_period_log (
+    run_id varchar not null,
+    published_at timestamp not null,
+    table_name varchar not null,
+    period date not null,
+    row_count bigint not null,
+    checksum varchar not null
+)
+"""
+
+
 @dataclass(frozen=True)
 class Publication:
     run_id: str
@@ -102,11 +144,26 @@ class Publication:
     # The release was the current one patched (only the changed periods and dimension rows rewritten), not
     # written whole.
     patched: bool = False
+    # Per table with periods: period -> its row count and hash sum (as marts.publish_period_log has them).
+    period_sums: dict[str, PeriodSums] = field(default_factory=dict)
+    # Per table patched: the periods kept from the previous release (their Parquet files hard links to its, unless
+    # its folder of the table lacked one: then the table's Parquet was written whole).
+    kept_periods: dict[str, set[date]] = field(default_factory=dict)
+    # Why a refresh (changed_from) was written whole; empty when it was patched.
+    reason: str = ""
 
 
 def current_database(published: Path) -> Path:
     """The DuckDB file BI tools read: ``published/current/cprof.duckdb``."""
     return published / CURRENT / DATABASE
+
+
+def parquet_source(parquet: Path, table: str) -> str:
+    """What to give ``read_parquet`` for a published table's Parquet: ``parquet/<table>/**/*.parquet`` (read with
+    ``hive_partitioning = true``; every file holds its period column too) for a table with periods,
+    ``parquet/<table>.parquet`` for one without."""
+    folder = parquet / table
+    return str(folder / "**" / "*.parquet") if folder.is_dir() else str(parquet / f"{table}.parquet")
 
 
 def storage_format(database: Path) -> int:
@@ -148,14 +205,20 @@ def publish(
     memory_limit: str | None = None,
     primary_keys: Mapping[str, tuple[str, ...]] | None = None,
     currency: str | None = None,
+    incremental: Collection[str] = (),
 ) -> Publication:
     """Publish every mart of ``warehouse`` (a session of either engine) as a new release and make it current.
 
     With ``changed_from`` (the first period the run rebuilt), the release starts as a copy of the current one
-    and only the periods from ``changed_from`` on are replaced in the marts keyed by period; a table whose
-    result then differs from the warehouse's (row count or checksum), or that cannot be patched, is copied
-    whole. Either way every published table equals the warehouse's. ``docs`` (table name to its description)
-    become the comments of the published tables and columns and the Parquet files' key-value metadata.
+    and only the periods from ``changed_from`` on are replaced in the marts keyed by period: those periods are
+    checksummed in the warehouse and in the release, every earlier period's checksum is carried from the
+    current release's ``publish_period_log``, and the earlier periods' Parquet folders are hard links to the
+    current release's files. A table whose replaced periods then differ from the warehouse's (row count or
+    checksum), or that cannot be patched, is written whole; a current release without a period log (written
+    by older code), with other keys, or whose period log disagrees with its publish log or with its tables'
+    row counts per period, is not patched: the release is written whole. Either way every table written
+    equals the warehouse's. ``docs`` (table name to its description) become the comments of the published
+    tables and columns and the Parquet files' key-value metadata.
 
     ``primary_keys`` (table name to its key columns, :func:`pipelines.publication.keys.declared_primary_keys`)
     become each table's ``PRIMARY KEY``, with ``FOREIGN KEY`` constraints to the dimensions it names
@@ -181,8 +244,8 @@ def publish(
     (building / PARQUET_DIR).mkdir(parents=True)
     partial = building / f"{DATABASE}.partial"
     previous = current_database(published)
-    counts: dict[str, int] = {}
-    checksums: dict[str, str] = {}
+    previous_release = previous.resolve().parent if previous.exists() else None
+    reason = "" if changed_from is not None else "a full refresh (no changed_from)"
     try:
         # Spill where a file database would (beside it), not in the working directory.
         spill = {"temp_directory": str(building / f"{DATABASE}.tmp")}
@@ -199,41 +262,59 @@ def publish(
                     if primary_keys is not None
                     else {}
                 )
-                wanted = {table: table_checksum(con, source[table]) for table in tables}
-                # A release written in another storage format (by an older version of this code) or with other
-                # keys is not patched: the copy would keep them.
-                patching = (
-                    changed_from is not None
-                    and previous.exists()
-                    and storage_format(previous) == PUBLISHED_STORAGE_FORMAT
-                    and _declared_keys(previous) == _expected_keys(keys)
+                periodic = {t for t in tables if ("period", "DATE") in described[t]}
+                carried: dict[str, PeriodSums] | None = None
+                if changed_from is not None and not reason:
+                    if previous_release is None:
+                        reason = "no current release"
+                    elif storage_format(previous) != PUBLISHED_STORAGE_FORMAT:
+                        # Written in another storage format (by an older version of this code): the copy would
+                        # keep it.
+                        reason = f"the current release is in storage format {storage_format(previous)}"
+                    else:
+                        carried, reason = _carried_periods(con, previous, _expected_keys(keys), changed_from)
+                patching = carried is not None
+                release = _Release(
+                    con,
+                    partial,
+                    tables,
+                    described,
+                    keys,
+                    source,
+                    published,
+                    set(periodic),
+                    set(incremental),
+                    changed_from,
                 )
-                release = _Release(con, partial, tables, described, keys, source, wanted, published)
                 if patching:
                     try:
-                        release.write(changed_from, previous)
-                    except duckdb.Error:
+                        release.write(previous, carried)
+                    except duckdb.Error as error:
                         # The patch could not be applied (a changed dimension row still referenced, say):
                         # write the release afresh, which reports a real key error with its table.
                         patching = False
+                        reason = f"the patch failed: {error}"
                         release.discard()
-                        release.write(None, None)
+                        release.write(None, {})
                 else:
-                    release.write(None, None)
-                counts.update({table: wanted[table][0] for table in tables})
-                checksums.update({table: wanted[table][1] for table in tables})
+                    release.write(None, {})
+            counts = {table: release.checksums[table][0] for table in tables}
+            checksums = {table: release.checksums[table][1] for table in tables}
             kept = release.kept
-            if "publish_log" not in kept:
-                con.execute(
-                    PUBLISH_LOG_DDL if not keys else _with_primary_key(PUBLISH_LOG_DDL, PUBLISH_LOG_KEY)
-                )
-            if previous.exists() and "publish_log" not in kept:
+            logs = [
+                ("publish_log", PUBLISH_LOG_DDL, PUBLISH_LOG_KEY),
+                ("publish_period_log", PUBLISH_PERIOD_LOG_DDL, PUBLISH_PERIOD_LOG_KEY),
+            ]
+            for name, ddl, key in logs:
+                if name not in kept:
+                    con.execute(ddl if not keys else _with_primary_key(ddl, key))
+            if previous_release is not None and any(name not in kept for name, _, _ in logs):
+                # The logs' history, when the release was written whole.
                 con.execute(f"attach {literal(previous)} as previous (read_only)")
-                if con.execute(
-                    "select count(*) from information_schema.tables "
-                    "where table_catalog = 'previous' and table_schema = 'marts' and table_name = 'publish_log'"
-                ).fetchone()[0]:
-                    con.execute("insert into marts.publish_log select * from previous.marts.publish_log")
+                present = _tables(con, "marts", "previous")
+                for name, _, _ in logs:
+                    if name not in kept and name in present:
+                        con.execute(f"insert into marts.{name} select * from previous.marts.{name}")
                 con.execute("detach previous")
             if first_period is None or last_period is None:
                 first_period, last_period = con.execute(
@@ -247,12 +328,40 @@ def publish(
                     for t in tables
                 ],
             )
-            all_docs = {**(docs or {}), "publish_log": PUBLISH_LOG_DOC}
+            # One statement (executemany would run one insert per row: seconds for a thousand periods).
+            period_rows = [
+                (t, period, count, _checksum_text(count, total))
+                for t in sorted(release.sums)
+                for period, (count, total) in sorted(release.sums[t].items())
+            ]
+            if period_rows:
+                con.execute(
+                    "insert into marts.publish_period_log select ?, ?, unnest(?), unnest(?), unnest(?), unnest(?)",
+                    [run_id, published_at, *(list(column) for column in zip(*period_rows, strict=True))],
+                )
+            all_docs = {
+                **(docs or {}),
+                "publish_log": PUBLISH_LOG_DOC,
+                "publish_period_log": PUBLISH_PERIOD_LOG_DOC,
+            }
             _comment(con, all_docs)
-            for table in [*tables, "publish_log"]:
-                target = literal(building / PARQUET_DIR / f"{table}.parquet")
+            parquet = building / PARQUET_DIR
+            for table in [*tables, "publish_log", "publish_period_log"]:
                 options = _kv_metadata(all_docs.get(table), currency)
-                con.execute(f"copy marts.{table} to {target} (format parquet{options})")
+                if table in release.sums:
+                    linked_from = previous_release / PARQUET_DIR if patching and previous_release else None
+                    _write_periods(
+                        con,
+                        table,
+                        parquet,
+                        options,
+                        release.sums[table],
+                        release.replaced[table],
+                        linked_from,
+                    )
+                else:
+                    target = literal(parquet / f"{table}.parquet")
+                    con.execute(f"copy marts.{ident(table)} to {target} (format parquet{options})")
             con.execute("checkpoint")
             con.execute("use memory")
             con.execute("detach release")
@@ -276,7 +385,16 @@ def publish(
         shutil.rmtree(building, ignore_errors=True)
     _prune(published)
     return Publication(
-        run_id, release_dir, release_dir / DATABASE, release_dir / PARQUET_DIR, counts, checksums, patching
+        run_id,
+        release_dir,
+        release_dir / DATABASE,
+        release_dir / PARQUET_DIR,
+        counts,
+        checksums,
+        patching,
+        {t: dict(sums) for t, sums in release.sums.items()},
+        {t: replaced[1] for t, replaced in release.replaced.items() if replaced is not None and patching},
+        "" if patching else reason,
     )
 
 
@@ -286,7 +404,10 @@ class PublicationKeyError(ValueError):
 
 @dataclass
 class _Release:
-    """The release's DuckDB file being written: attached as ``release``, the current catalog."""
+    """The release's DuckDB file being written: attached as ``release``, the current catalog. What it
+    wrote: ``checksums`` (table -> row count and checksum text), ``sums`` (table with periods -> its periods'
+    row counts and hash sums) and ``replaced`` (table with periods -> the first period written, None for a
+    table written whole)."""
 
     con: duckdb.DuckDBPyConnection
     partial: Path
@@ -294,9 +415,14 @@ class _Release:
     described: Mapping[str, list[tuple[str, str]]]
     keys: Mapping[str, TableKeys]
     source: Mapping[str, str]
-    wanted: Mapping[str, tuple[int, str]]
     published: Path
+    periodic: set[str]
+    incremental: set[str]
+    changed_from: date | None
     kept: set[str] = field(default_factory=set)
+    checksums: dict[str, tuple[int, str]] = field(default_factory=dict)
+    sums: dict[str, PeriodSums] = field(default_factory=dict)
+    replaced: dict[str, tuple[str, set[date]] | None] = field(default_factory=dict)
 
     def discard(self) -> None:
         self.con.execute("use memory")
@@ -304,10 +430,12 @@ class _Release:
         self.partial.unlink(missing_ok=True)
         self.kept = set()
 
-    def write(self, changed_from: date | None, previous: Path | None) -> None:
+    def write(self, previous: Path | None, carried: Mapping[str, PeriodSums]) -> None:
         """Every table, created with its keys in an order that creates a dimension before what references it;
-        with ``changed_from`` (and the ``previous`` release), a copy of ``previous`` patched instead."""
+        with the ``previous`` release (and its periods before ``changed_from``, ``carried``), a copy of
+        ``previous`` patched instead."""
         con = self.con
+        self.checksums, self.sums, self.replaced = {}, {}, {}
         if previous is not None:
             shutil.copyfile(previous, self.partial)
         con.execute(
@@ -320,24 +448,29 @@ class _Release:
         order = [table for table in order if table in self.tables]
         # A stale table (a mart no longer built) is referenced by none: a release where one was has other keys
         # and is not patched.
-        for table in sorted(self.kept - {*self.tables, "publish_log"}):
+        for table in sorted(self.kept - {*self.tables, *LOGS}):
             con.execute(f"drop table marts.{ident(table)}")
         synced: list[str] = []
         for table in order:
-            if table not in self.kept:
-                self._create(table)
-            elif "period" in _columns(con, table):
-                if not _patch(con, table, self.source[table], changed_from, self.wanted[table]):
+            if table in self.periodic and table in self.kept:
+                if table not in carried or not self._patch(table, carried[table]):
                     con.execute(f"drop table marts.{ident(table)}")
                     self._create(table)
-            elif not self.keys and table_checksum(con, f"marts.{ident(table)}") != self.wanted[table]:
-                con.execute(f"drop table marts.{ident(table)}")
+            elif table not in self.kept:
                 self._create(table)
-            elif table_checksum(con, f"marts.{ident(table)}") != self.wanted[table]:
-                # A dimension (no periods): its new and changed rows now, its removed ones once nothing
-                # references them (below).
-                self._upsert(table)
-                synced.append(table)
+            else:
+                # A table without periods (a dimension): checksummed whole, as it is small.
+                wanted = table_checksum(con, self.source[table])
+                self.checksums[table] = wanted
+                if table_checksum(con, f"marts.{ident(table)}") == wanted:
+                    pass
+                elif not self.keys:
+                    con.execute(f"drop table marts.{ident(table)}")
+                    self._create(table)
+                else:
+                    # Its new and changed rows now, its removed ones once nothing references them (below).
+                    self._upsert(table)
+                    synced.append(table)
             _pause("building", self.published)
         for table in reversed(synced):
             key = self.keys[table].primary_key if table in self.keys else ()
@@ -348,7 +481,7 @@ class _Release:
                 f"delete from marts.{ident(table)} as t "
                 f"where not exists (select 1 from {self.source[table]} as s where {match})"
             )
-            if table_checksum(con, f"marts.{ident(table)}") != self.wanted[table]:
+            if table_checksum(con, f"marts.{ident(table)}") != self.checksums[table]:
                 raise duckdb.InvalidInputException(
                     f"marts.{table} differs from the warehouse's after patching"
                 )
@@ -399,11 +532,198 @@ class _Release:
                     f"marts.{table} breaks its keys ({_key_text(self.keys[table])}); nothing was published: "
                     f"{error}"
                 ) from error
-        found = table_checksum(con, f"marts.{ident(table)}")
-        if found != self.wanted[table]:
-            raise ValueError(
-                f"marts.{table} was written with {found}, the warehouse has {self.wanted[table]}"
+        target = f"marts.{ident(table)}"
+        if table in self.periodic:
+            columns = [name for name, _ in self.described[table]]
+            wanted = period_sums(con, self.source[table], columns)
+            found = period_sums(con, target, columns)
+            if found != wanted:
+                raise ValueError(
+                    f"marts.{table} was written with {_total(found)}, the warehouse has {_total(wanted)}"
+                )
+            if None in found:
+                # Rows without a period: published like a table without periods (one file, no period log).
+                self.periodic.discard(table)
+            else:
+                self.sums[table] = found
+                self.replaced[table] = None
+            self.checksums[table] = _total(found)
+            return
+        wanted, found = table_checksum(con, self.source[table]), table_checksum(con, target)
+        if found != wanted:
+            raise ValueError(f"marts.{table} was written with {found}, the warehouse has {wanted}")
+        self.checksums[table] = found
+
+    def _patch(self, table: str, carried: PeriodSums) -> bool:
+        """Replace the periods of the copied ``marts.<table>`` that the warehouse may have changed: from
+        ``changed_from`` on in a table the run refreshes by period (``incremental``), else those whose row count
+        or checksum differs from the current release's (``carried``, its period log), found in one scan of the
+        warehouse's table. True when the replaced periods then equal the warehouse's."""
+        con = self.con
+        columns = [name for name, _ in self.described[table]]
+        target, source = f"marts.{ident(table)}", self.source[table]
+        if table in self.incremental and self.changed_from is not None:
+            condition = f"period >= {_date(self.changed_from)}"
+            wanted = period_sums(con, source, columns, condition)
+            sums = {**{p: s for p, s in carried.items() if p < self.changed_from}, **wanted}
+        else:
+            sums = period_sums(con, source, columns)
+            if None in sums:
+                return False
+            changed = sorted(p for p in {*sums, *carried} if sums.get(p) != carried.get(p))
+            condition = f"period in ({', '.join(_date(p) for p in changed)})" if changed else "false"
+            wanted = {p: sums[p] for p in changed if p in sums}
+        if condition != "false":
+            try:
+                replace_rows(con, target, None, condition, [], f"select * from {source} where {condition}")
+            except duckdb.Error:
+                return False
+            if period_sums(con, target, columns, condition) != wanted:
+                return False
+        self.sums[table] = sums
+        self.checksums[table] = _total(sums)
+        self.replaced[table] = (condition, {p for p in sums if p not in wanted})
+        return True
+
+
+def period_sums(
+    con: duckdb.DuckDBPyConnection, relation: str, columns: list[str], condition: str | None = None
+) -> PeriodSums:
+    """Per period of ``relation`` (those matching ``condition``, SQL): its row count and the sum of its rows'
+    hashes, as :func:`table_checksum` hashes them, in one scan. The sums are additive: a table's checksum is
+    its periods' (:func:`_total`)."""
+    row = ", ".join(ident(column) for column in columns)
+    where = f" where {condition}" if condition else ""
+    rows = con.execute(
+        f"select period, count(*), coalesce(sum(hash(struct_pack({row}))), 0) from {relation}{where} group by period"
+    ).fetchall()
+    return {period: (int(count), int(total)) for period, count, total in rows}
+
+
+def _checksum_text(count: int, total: int) -> str:
+    return f"{count}:{total:x}"
+
+
+def _total(sums: Mapping[date | None, tuple[int, int]]) -> tuple[int, str]:
+    """A table's row count and checksum (as :func:`table_checksum` gives them) from its periods'."""
+    count = sum(n for n, _ in sums.values())
+    return count, _checksum_text(count, sum(total for _, total in sums.values()))
+
+
+def _date(value: date) -> str:
+    return f"date '{value.isoformat()}'"
+
+
+def _carried_periods(
+    con: duckdb.DuckDBPyConnection, previous: Path, expected_keys: Mapping[str, tuple], changed_from: date
+) -> tuple[dict[str, PeriodSums] | None, str]:
+    """The current release's period log of its last publication (table -> period -> row count and hash sum),
+    read on ``con``; None, with the reason, when the release is to be written whole: other keys, no period log
+    (written by older code), or a period log that disagrees with the publish log's table checksums or with
+    the tables' row counts per period (a release changed after it was written, or a bug)."""
+    con.execute(f"attach {literal(previous)} as previous (read_only)")
+    try:
+        present = _tables(con, "marts", "previous")
+        if not {"publish_log", "publish_period_log"} <= present:
+            return None, "the current release has no period log (written by older code)"
+        if _declared_keys(con, "previous") != expected_keys:
+            return None, "the current release has other keys"
+        (latest,) = con.execute("select max(published_at) from previous.marts.publish_log").fetchone()
+        logged = dict(
+            con.execute(
+                "select table_name, checksum from previous.marts.publish_log where published_at = ?", [latest]
+            ).fetchall()
+        )
+        carried: dict[str, PeriodSums] = {}
+        for table, period, count, checksum in con.execute(
+            "select table_name, period, row_count, checksum from previous.marts.publish_period_log "
+            "where published_at = ?",
+            [latest],
+        ).fetchall():
+            counted, _, total = checksum.partition(":")
+            if counted != str(count):
+                return (
+                    None,
+                    f"the current release's period log of {table} has {count} rows and checksum {checksum}",
+                )
+            carried.setdefault(table, {})[period] = (count, int(total, 16))
+        for table, sums in carried.items():
+            if table not in present or _total(sums)[1] != logged.get(table):
+                return None, f"the current release's period log of {table} disagrees with its publish log"
+            counts = dict(
+                con.execute(
+                    f"select period, count(*) from previous.marts.{ident(table)} group by period"
+                ).fetchall()
             )
+            if counts != {period: count for period, (count, _) in sums.items()}:
+                return None, f"the current release's period log of {table} disagrees with its rows per period"
+        return carried, ""
+    finally:
+        con.execute("detach previous")
+
+
+def _write_periods(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    parquet: Path,
+    options: str,
+    sums: PeriodSums,
+    replaced: tuple[str, set[date]] | None,
+    previous: Path | None,
+) -> None:
+    """``parquet/<table>/period=<YYYY-MM-DD>/data_0.parquet``, hive-style, each file holding its period column
+    too: the periods ``replaced`` names (SQL, and the periods kept) written, the kept ones hard links to the
+    files of the ``previous`` release's folder (copies where linking fails). Without ``replaced``, or when the
+    previous release lacks a kept period's folder, the table is written whole. An empty table is one file
+    ``parquet/<table>/<table>.parquet`` with its columns and no rows."""
+    folder = parquet / table
+    condition = "true"
+    if replaced is not None and previous is not None:
+        condition, kept = replaced
+        found: dict[date, Path] = {}
+        if (previous / table).is_dir():
+            for old in (previous / table).iterdir():
+                if old.is_dir() and old.name.startswith("period="):
+                    try:
+                        found[date.fromisoformat(old.name.removeprefix("period="))] = old
+                    except ValueError:
+                        continue
+        if kept <= set(found):
+            folder.mkdir()
+            for period in kept:
+                _link_folder(found[period], folder / found[period].name)
+        else:
+            condition = "true"
+    if condition == "true":
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+    if not sum(count for count, _ in sums.values()):
+        con.execute(
+            f"copy marts.{ident(table)} to {literal(folder / f'{table}.parquet')} (format parquet{options})"
+        )
+        return
+    if condition == "false":
+        return
+    staging = parquet / f".{table}.new"
+    con.execute(
+        f"copy (select * from marts.{ident(table)} where {condition}) to {literal(staging)} "
+        f"(format parquet, partition_by (period), write_partition_columns true{options})"
+    )
+    if staging.is_dir():
+        for written in staging.iterdir():
+            os.replace(written, folder / written.name)
+        staging.rmdir()
+
+
+def _link_folder(source: Path, target: Path) -> None:
+    """``target`` holding hard links to ``source``'s files (a release is never changed once written, so the
+    two share them safely); a copy where the file system refuses the link."""
+    target.mkdir()
+    for file in source.iterdir():
+        try:
+            os.link(file, target / file.name)
+        except OSError:
+            shutil.copy2(file, target / file.name)
 
 
 def _describe(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
@@ -442,18 +762,19 @@ def _expected_keys(keys: Mapping[str, TableKeys]) -> dict[str, tuple]:
     }
     if keys:
         expected["publish_log"] = (PUBLISH_LOG_KEY, frozenset())
+        expected["publish_period_log"] = (PUBLISH_PERIOD_LOG_KEY, frozenset())
     return expected
 
 
-def _declared_keys(database: Path) -> dict[str, tuple]:
-    """The primary and foreign keys of the tables in schema marts of a published file (tables without any
-    are left out), as :func:`_expected_keys` gives them."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        rows = con.execute(
-            "select table_name, constraint_type, constraint_column_names, referenced_table "
-            "from duckdb_constraints() where schema_name = 'marts' "
-            "and constraint_type in ('PRIMARY KEY', 'FOREIGN KEY')"
-        ).fetchall()
+def _declared_keys(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, tuple]:
+    """The primary and foreign keys of the tables in schema marts of a published file attached as ``catalog``
+    (tables without any are left out), as :func:`_expected_keys` gives them."""
+    rows = con.execute(
+        "select table_name, constraint_type, constraint_column_names, referenced_table "
+        "from duckdb_constraints() where database_name = ? and schema_name = 'marts' "
+        "and constraint_type in ('PRIMARY KEY', 'FOREIGN KEY')",
+        [catalog],
+    ).fetchall()
     primary: dict[str, tuple[str, ...]] = {}
     foreign: dict[str, set] = {}
     for table, kind, columns, referenced in rows:
@@ -500,38 +821,15 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     ]
 
 
-def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+def _tables(con: duckdb.DuckDBPyConnection, schema: str, catalog: str | None = None) -> set[str]:
     return {
         name
         for (name,) in con.execute(
-            "select table_name from information_schema.tables where table_catalog = current_database() "
+            "select table_name from information_schema.tables where table_catalog = coalesce(?, current_database()) "
             "and table_schema = ?",
-            [schema],
+            [catalog, schema],
         ).fetchall()
     }
-
-
-def _patch(
-    con: duckdb.DuckDBPyConnection, table: str, source: str, changed_from: date, wanted: tuple[int, str]
-) -> bool:
-    """Replace the periods from ``changed_from`` on of the copied ``marts.<table>`` with the warehouse's; True
-    when the table then equals the warehouse's (same rows and checksum). Tables without periods are not
-    patched."""
-    if "period" not in _columns(con, table):
-        return False
-    try:
-        replace_rows(
-            con,
-            f"marts.{table}",
-            None,  # the table copied from the previous release
-            "period >= ?",
-            [changed_from],
-            f"select * from {source} where period >= ?",
-            [changed_from],
-        )
-    except duckdb.Error:
-        return False
-    return table_checksum(con, f"marts.{table}") == wanted
 
 
 def _point_current_at(published: Path, release: Path) -> None:

@@ -35,7 +35,7 @@ from pipelines.defs.partitions import (
 from pipelines.defs.resources import DataDir, ReportConfig, WarehouseResource
 from pipelines.landing.inventory import month_start
 from pipelines.publication.descriptions import published_docs
-from pipelines.publication.keys import declared_primary_keys
+from pipelines.publication.keys import declared_primary_keys, period_incremental_marts
 from pipelines.publication.publish import current_database, publish
 from pipelines.publication.report import report_path, write_release_report
 
@@ -107,7 +107,8 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         backfill_policy=single_run,
         kinds={"duckdb", "parquet"},
         description="Every mart, published as a new release (published/releases/<run>/: cprof.duckdb with schema "
-        "marts and marts.publish_log, Parquet per mart) and made current by an atomic swap of published/current; "
+        "marts, marts.publish_log and marts.publish_period_log, Parquet per mart partitioned by period) and made "
+        "current by an atomic swap of published/current; "
         "with the HTML report of it inside the release (report/index.html).",
     )
     def _published_marts(
@@ -143,6 +144,7 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
                 memory_limit=warehouse.duckdb_memory_limit,
                 primary_keys=declared_primary_keys(manifest),
                 currency=warehouse.currency,
+                incremental=period_incremental_marts(manifest),
             )
         # Published: the months rebuilt no longer await publication. After the swap, by this run (which holds the
         # writer lock); a crash in between leaves them listed, and the next run refreshes them once more.
@@ -150,7 +152,8 @@ def published_marts(monthly: PartitionsDefinition) -> AssetsDefinition:
         page = report_path(publication.release)
         context.log.info(
             f"published {len(publication.row_counts)} marts as {publication.release} "
-            f"({'the current release patched' if publication.patched else 'written whole'}); report {page}"
+            f"({'the current release patched' if publication.patched else 'written whole'}"
+            f"{': ' + publication.reason if publication.reason else ''}); report {page}"
         )
         if refresh.also:
             context.log.info(refresh.sentence())
