@@ -64,6 +64,19 @@
 {%- endmacro %}
 
 {#-
+    rounded_mean from a group's running figures: `total`, the exact DECIMAL sum of the values (`input_scale`
+    decimals), over `count` values; the same number rounded_mean gives of those values (null when count is 0).
+-#}
+{% macro rounded_quotient(total, count, input_scale, scale) -%}
+    {%- set total = "cast((" ~ total ~ ") * " ~ (10 ** input_scale) ~ " as " ~ type_int128() ~ ")" -%}
+    {%- set half_up = integer_divide(
+        "2 * abs(" ~ total ~ ") * " ~ (10 ** (scale - input_scale)) ~ " + " ~ count,
+        "2 * nullif(" ~ count ~ ", 0)"
+    ) -%}
+    cast(case when {{ total }} < 0 then -({{ half_up }}) else {{ half_up }} end as double) / {{ 10 ** scale }}
+{%- endmacro %}
+
+{#-
     The sum of a group's `term`s added one by one in the order of `order_by` (unique within the group), left to
     right, a null term making the sum null: a floating-point sum whose additions, and so whose bits, do not
     depend on how the engine groups the rows. DuckDB reduces the ordered list; Spark folds the sorted

@@ -216,3 +216,43 @@ having count(*) > 1
         {%- for period in stale | sort %} partition (period = '{{ period }}'){{ "," if not loop.last }}{% endfor %}
     {%- endif -%}
 {% endmacro %}
+
+{#-
+    For a model that carries a per-customer state forward (int_clv_customer_state): the latest period of its own
+    table before the refresh window, as an ISO date, or none when the run rebuilds from the start (a full build,
+    --full-refresh, no window, or no period of the table before the window). Queried when the model executes,
+    so the model reads that one period of itself by a literal (a partition on Spark).
+-#}
+{% macro carried_state_period() %}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set first = refresh_window_bounds()[0] -%}
+    {%- if first is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select cast(max(period) as " ~ dbt.type_string() ~ ") from " ~ this ~ " where period < " ~ first
+    ).columns[0].values()[0] -%}
+    {%- if found is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', found | string) -%}
+        {{ exceptions.raise_compiler_error("unexpected period " ~ found ~ " in " ~ this) }}
+    {%- endif -%}
+    {{ return(found | string) }}
+{% endmacro %}
+
+{#-
+    A predicate on `column` for the rows a trailing window of the rebuilt periods reads: true on a full build (every
+    period rebuilt), else the periods after the window's first month minus `months` months. It lets the engine skip
+    the older periods of the relation before it joins them to the rebuilt ones.
+-#}
+{% macro in_trailing_reach(column, months) %}
+    {%- set bounds = refresh_window_bounds() -%}
+    {%- if not is_incremental() or bounds[0] is none -%}
+        true
+    {%- else -%}
+        {{ column }} > cast({{ bounds[0] }} - interval {{ months }} month as date)
+    {%- endif -%}
+{% endmacro %}

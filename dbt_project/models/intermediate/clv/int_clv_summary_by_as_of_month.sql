@@ -10,6 +10,13 @@ with purchase_days as (
     select * from {{ ref('int_clv_purchase_days') }}
 ),
 
+-- Each customer's purchase days up to the as-of date, summed and carried forward month by month
+-- (int_clv_customer_state): the summary reads the months it rebuilds, not every purchase day of history.
+state as (
+    select * from {{ ref('int_clv_customer_state') }}
+    where {{ in_refresh_window('period') }}
+),
+
 -- not materialized: referenced twice, and DuckDB would otherwise materialize every period before filtering
 -- (cte_not_materialized: a DuckDB hint, nothing on Spark).
 profitability as {{ cte_not_materialized() }} (
@@ -17,44 +24,24 @@ profitability as {{ cte_not_materialized() }} (
 ),
 
 as_of as (
-    select distinct
-        period,
-        cast(period + interval 1 month - interval 1 day as date) as as_of_date
+    select distinct period
     from profitability
     where {{ in_refresh_window('period') }}
 ),
 
--- A customer's first purchase is the same as of every month that sees any of their purchases.
-first_purchases as (
-    select customer_id, min(order_date) as first_purchase
-    from purchase_days
-    group by customer_id
-),
-
-history as (
-    select
-        as_of.period,
-        as_of.as_of_date,
-        purchase_days.customer_id,
-        purchase_days.order_date,
-        purchase_days.purchase_value,
-        purchase_days.orders,
-        first_purchases.first_purchase
-    from as_of
-    inner join purchase_days on purchase_days.order_date <= as_of.as_of_date
-    inner join first_purchases on purchase_days.customer_id = first_purchases.customer_id
-),
-
+-- The repeat purchase days are every purchase day but the first: their number is purchase_days - 1 and their
+-- value the total less the first day's, whose mean is rounded as rounded_mean rounds the days' values.
 summary as (
     select
         period,
         customer_id,
-        count(*) - 1 as frequency,
-        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} as recency,
-        {{ dbt.datediff('min(order_date)', 'any_value(as_of_date)', 'day') }} as t,
-        coalesce({{ rounded_mean('case when order_date > first_purchase then purchase_value end', 2, 2) }}, 0) as monetary_value
-    from history
-    group by period, customer_id
+        purchase_days - 1 as frequency,
+        {{ dbt.datediff('first_purchase', 'last_purchase', 'day') }} as recency,
+        {{ dbt.datediff('first_purchase', 'cast(period + interval 1 month - interval 1 day as date)', 'day') }} as t,
+        coalesce(
+            {{ rounded_quotient('purchase_value - first_purchase_value', 'purchase_days - 1', 2, 2) }}, 0
+        ) as monetary_value
+    from state
 ),
 
 trailing_figures as (
@@ -68,6 +55,7 @@ trailing_figures as (
     from as_of
     inner join profitability
         on profitability.period > as_of.period - interval 12 month and profitability.period <= as_of.period
+    where {{ in_trailing_reach('profitability.period', 12) }}
     group by as_of.period, profitability.customer_id
 ),
 
@@ -81,6 +69,7 @@ trailing_purchase_days as (
     -- (2025-02-28 - 12 months = 2024-02-28 would let 2024-02-29 in)
     inner join purchase_days
         on purchase_days.period > as_of.period - interval 12 month and purchase_days.period <= as_of.period
+    where {{ in_trailing_reach('purchase_days.period', 12) }}
     group by as_of.period, purchase_days.customer_id
 ),
 

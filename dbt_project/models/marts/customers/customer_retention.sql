@@ -19,16 +19,19 @@ customers as (
 
 -- The months in the warehouse (every month has customer rows): history starts at the first of them.
 history as (
-    select distinct period from {{ ref('customer_profitability') }}
+    select period from {{ ref('int_history_months') }}
 ),
 
--- A customer-month with orders (read from the driver volumes, a row per customer-month, not the order lines).
+-- A customer-month with orders (read from the driver volumes, a row per customer-month, not the order lines),
+-- in the 24 months the windows of the rebuilt months reach.
 active_months as (
-    select distinct customer_id, period from drivers where driver = 'orders'
+    select distinct customer_id, period from drivers
+    where driver = 'orders' and {{ in_trailing_reach('period', 24) }}
 ),
 
+-- Each customer's first month with an order, carried forward (int_customer_first_orders).
 first_orders as (
-    select customer_id, min(period) as first_period from active_months group by customer_id
+    select customer_id, period as first_period from {{ ref('int_customer_first_orders') }}
 ),
 
 acquisitions as (
