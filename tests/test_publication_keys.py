@@ -284,3 +284,43 @@ def test_the_demo_publication_keys_every_table_and_labels_every_code(published_s
                 ).fetchall()
             )
             assert kv.get("currency") == "USD", file.name
+
+
+def test_a_fact_table_too_large_for_an_in_memory_key_is_published_without_constraints(tmp_path: Path):
+    """Above ``enforced_key_rows`` rows a table that is not a dimension gets no constraints (DuckDB holds a key's
+    index in memory: at 10M order lines one such table exhausted the publication's memory), its key stated in
+    its comment; the dimensions keep theirs; a patched release and one written afresh agree, and a release
+    written with the constraints is not patched into one without."""
+    warehouse = _warehouse(tmp_path / "warehouse.duckdb", FACTS)
+    published = tmp_path / "published"
+    keyed = publish(DuckDBWarehouse(warehouse), published, primary_keys=KEYS, **PERIODS)
+    assert _constraints(keyed.database) == EXPECTED
+
+    large = publish(
+        DuckDBWarehouse(warehouse),
+        published,
+        changed_from=date(2024, 2, 1),
+        primary_keys=KEYS,
+        enforced_key_rows=2,  # facts has 3 rows, each dimension 2
+        **PERIODS,
+    )
+    assert not large.patched  # the current release has other keys: written whole
+    assert _constraints(large.database) == {row for row in EXPECTED if row[0] != "facts"}
+    with duckdb.connect(str(large.database), read_only=True) as con:
+        (comment,) = con.execute(
+            "select comment from duckdb_tables() where schema_name = 'marts' and table_name = 'facts'"
+        ).fetchone()
+    assert "Key: (customer_id, period), tested by dbt; not a constraint in this file" in comment
+    assert "more than 2 rows" in comment
+
+    again = publish(
+        DuckDBWarehouse(warehouse),
+        published,
+        changed_from=date(2024, 2, 1),
+        primary_keys=KEYS,
+        enforced_key_rows=2,
+        **PERIODS,
+    )
+    assert again.patched
+    assert _constraints(again.database) == _constraints(large.database)
+    assert _checksums(again.database) == _checksums(keyed.database)

@@ -17,7 +17,7 @@ so a key repeated, or a code without its dimension row, fails the publication, n
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,11 +81,14 @@ def period_incremental_marts(manifest: Path) -> set[str]:
 
 
 def table_keys(
-    primary_keys: Mapping[str, tuple[str, ...]], columns: Mapping[str, list[str]]
+    primary_keys: Mapping[str, tuple[str, ...]],
+    columns: Mapping[str, list[str]],
+    unenforced: Collection[str] = (),
 ) -> dict[str, TableKeys]:
     """The keys of the tables in ``columns`` (table -> its columns in order): each table's primary key (its
     columns in table order) and its foreign keys to the dimensions among them. A table without a declared
-    primary key is an error: every published table has one."""
+    primary key is an error: every published table has one. The tables ``unenforced`` (never a dimension) get
+    no constraints (too large for DuckDB's in-memory key index: pipelines.publication.publish)."""
     missing = sorted(set(columns) - set(primary_keys) - {"publish_log"})
     if missing:
         raise ValueError(
@@ -111,7 +114,7 @@ def table_keys(
             if column in dimensions and dimensions[column] != table and (table, column) not in NOT_REFERENCED
         )
         ordered = tuple(column for column in names if column in keys[table])
-        result[table] = TableKeys(ordered, foreign)
+        result[table] = TableKeys((), ()) if table in unenforced else TableKeys(ordered, foreign)
     return result
 
 
