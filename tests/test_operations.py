@@ -30,6 +30,7 @@ from pipelines.definitions import build_definitions
 from pipelines.landing.sources import MONTHLY, SNAPSHOTS
 from pipelines.lib.config import PROJECT_ROOT, WORKSPACE_YAML, Paths
 from pipelines.lib.settings import Settings
+from pipelines.publication.publish import PAUSE_ENV
 from pipelines.run import QUIET, dagster_instance
 from pipelines.runtime.dagster_private import workspace_origins
 from pipelines.runtime.lock import DataDirLocked, data_dir_lock
@@ -298,9 +299,12 @@ def test_a_killed_run_never_blocks_the_next_run_the_schedule_or_the_sensor(data_
     assert started.finish(180) == 0, started.output
 
     # The killed runs count as failed attempts of their months: the sensor retries them without its usual wait.
+    # The daemon's runs hold when they reach publishing (CPROF_PAUSE_AT), so the sensor's request queues behind
+    # the scheduled run however fast that run is: unpaused, it can publish every month before the sensor's first
+    # tick, leaving the sensor nothing to request.
     daemon = Process(
         [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        {**dagster_env(paths), Settings.variable("retry_backoff_seconds"): "0"},
+        {**dagster_env(paths), Settings.variable("retry_backoff_seconds"): "0", PAUSE_ENV: "building"},
     )
     port = free_port()
     webserver = Process(
@@ -451,7 +455,9 @@ def test_progress_says_each_step_and_how_long_steps_go(published_sample: Paths):
     # the snapshots' suites, then each monthly source's: its 3 months that passed in one line
     checks = [line for line in live if "input check " in line]
     assert len(checks) == len(SNAPSHOTS) + len(MONTHLY), checks
-    assert any(": 3 partitions (" in line and "expectations passed in each" in line for line in checks), checks
+    assert any(": 3 partitions (" in line and "expectations passed in each" in line for line in checks), (
+        checks
+    )
     counts = [int(line.split("dbt: ")[1].split("/")[0]) for line in live if " dbt: " in line]
     assert len(counts) >= 9 and counts == sorted(counts) and counts[-1] <= nodes
     # ...and in the order they happened: dbt's counts come between ingest and publishing
