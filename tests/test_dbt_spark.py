@@ -38,6 +38,9 @@ from pyspark.sql import functions as F
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 COMPARED_SCHEMAS = ("intermediate", "marts")
+# What a run rebuilt of the scenario models and the signatures it built them with (docs/DESIGN.md, Scenarios):
+# the state of that run on that engine, not data; the scenario tables they govern are compared.
+RUN_STATE = {"int_scenario_periods", "int_scenario_built"}
 # Written by Python assets (dbt sources python_marts), read by dbt models: loaded into Spark as they are.
 PYTHON_MARTS = ("customer_clv", "satisfaction_drivers")
 READ_FROM_PYTHON_MARTS = ("customer_satisfaction", "customer_scorecard", "incentive_attainment")
@@ -172,7 +175,11 @@ def test_dbt_build_on_spark_equals_duckdb_and_refreshes_a_month(
     # Every model, data test and conservation test on Spark.
     build, build_seconds = dbt("build", "--exclude-resource-type", "unit_test")
     nodes = [r.node for r in build.result.results]
-    models = sorted(n.name for n in nodes if n.resource_type == "model" and n.schema in COMPARED_SCHEMAS)
+    models = sorted(
+        n.name
+        for n in nodes
+        if n.resource_type == "model" and n.schema in COMPARED_SCHEMAS and n.name not in RUN_STATE
+    )
     schema_of = {n.name: n.schema for n in nodes if n.resource_type == "model"}
     tests = [n for n in nodes if n.resource_type == "test"]
     assert len(models) >= 21 and len(tests) >= 80, (len(models), len(tests))

@@ -9,6 +9,10 @@
                                          0 for a month's own figures (the default), 11 for a trailing
                                          12-month window, 'all' for a figure that depends on all history
                                          before it (first purchase, cumulative frequency).
+      scenario_periods (model meta)      a scenario model: the months it rebuilds are those
+                                         int_scenario_periods flags (`rebuilt`, or `whale_rebuilt` for a
+                                         trailing window), which may precede the range (docs/DESIGN.md,
+                                         Scenarios).
 
     Without the variables every period is rebuilt. The first build, and --full-refresh, create the table whole.
 -#}
@@ -32,8 +36,34 @@
     {{ return(("date '" ~ first ~ "'", upper)) }}
 {% endmacro %}
 
-{#- A predicate on `column`: true for the periods this run rebuilds (every period on a full build). -#}
+{#-
+    A predicate on `column`: true for the periods this run rebuilds (every period on a full build). A scenario
+    model (meta scenario_periods: a flag of int_scenario_periods, `rebuilt` or `whale_rebuilt`) rebuilds the
+    months that model flags, which may lie outside the refresh window (docs/DESIGN.md, Scenarios).
+-#}
 {% macro in_refresh_window(column) %}
+    {%- set flag = (config.get('meta') or {}).get('scenario_periods') -%}
+    {%- if flag -%}
+        {{ in_scenario_rebuild(column, flag) }}
+    {%- else -%}
+        {{ in_period_window(column) }}
+    {%- endif -%}
+{% endmacro %}
+
+{#- The months a scenario model rebuilds: those int_scenario_periods flags with `flag` (every month on a full build). -#}
+{% macro in_scenario_rebuild(column, flag) %}
+    {%- if flag not in ('rebuilt', 'whale_rebuilt') -%}
+        {{ exceptions.raise_compiler_error("scenario_periods must be rebuilt or whale_rebuilt, got " ~ flag) }}
+    {%- endif -%}
+    {#- dbt parses with is_incremental() false: each scenario model declares the ref (a depends_on hint) -#}
+    {%- if not is_incremental() -%}
+        true
+    {%- else -%}
+        {{ column }} in (select period from {{ ref('int_scenario_periods') }} where {{ flag }})
+    {%- endif -%}
+{% endmacro %}
+
+{% macro in_period_window(column) %}
     {%- set bounds = refresh_window_bounds() -%}
     {%- if not is_incremental() or bounds[0] is none -%}
         true
@@ -106,7 +136,22 @@
         | list -%}
     {%- set by_period = nodes and (nodes[0].config.materialized == 'incremental'
         or (nodes[0].config.materialized == 'view' and 'period' in nodes[0].columns)) -%}
-    {{ return(window if window != 'true' and by_period else none) }}
+    {%- if window == 'true' or not by_period -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {#- A scenario model: the months it rebuilt, which int_scenario_periods flags (read by name: a test's node
+        does not depend on it). -#}
+    {%- set flag = (nodes[0].config.meta or {}).get('scenario_periods') -%}
+    {%- if flag -%}
+        {%- set flagging = graph.nodes.values()
+            | selectattr('resource_type', 'equalto', 'model')
+            | selectattr('name', 'equalto', 'int_scenario_periods')
+            | list -%}
+        {%- set periods = api.Relation.create(
+            database=flagging[0].database, schema=flagging[0].schema, identifier=flagging[0].alias) -%}
+        {{ return("period in (select period from " ~ periods ~ " where " ~ flag ~ ")") }}
+    {%- endif -%}
+    {{ return(window) }}
 {% endmacro %}
 
 {#-

@@ -69,7 +69,9 @@ def declared_primary_keys(manifest: Path) -> dict[str, tuple[str, ...]]:
 def period_incremental_marts(manifest: Path) -> set[str]:
     """The models dbt puts in schema marts incrementally by period (``materialized='incremental'``, the
     strategy that replaces the refresh window's periods): a refresh from a month leaves their earlier periods
-    as they were, so the publication carries those periods' checksums instead of reading them again."""
+    as they were, so the publication carries those periods' checksums instead of reading them again. Not the
+    scenario marts (meta ``scenario_periods``): a run may rebuild their months before the refresh window (a
+    scenario's changes moved), so the publication compares them period by period."""
     data = json.loads(Path(manifest).read_text())
     return {
         node["alias"]
@@ -77,6 +79,7 @@ def period_incremental_marts(manifest: Path) -> set[str]:
         if node["resource_type"] == "model"
         and node.get("schema") == PUBLISHED_SCHEMA
         and (node.get("config") or {}).get("materialized") == "incremental"
+        and "scenario_periods" not in ((node.get("config") or {}).get("meta") or {})
     }
 
 

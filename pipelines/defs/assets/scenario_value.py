@@ -254,7 +254,8 @@ def _attribute_means(wh: Warehouse, first: date, last: date, satisfaction: pd.Da
 
 def scenario_value(monthly: PartitionsDefinition) -> AssetsDefinition:
     """marts/scenario_customer_value, on ``monthly`` (a multi-asset of one: its step is `scenario_value`, after
-    the satisfaction-retention link), in the scenarios group: rebuilt whole with the scenario marts."""
+    the satisfaction-retention link), in the scenarios group: rebuilt whole by every run (the dbt scenario marts
+    are refreshed by month: docs/DESIGN.md, Scenarios)."""
 
     @multi_asset(
         partitions_def=monthly,

@@ -3,8 +3,11 @@
 -- A changed share is the change's result; the centre's unchanged share activities are rescaled in proportion
 -- so that the shares still sum to 100 %. Minutes are kept at 4 decimals and shares at 6, the scale of the
 -- reference file.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with months as (
     select * from {{ ref('int_scenario_months') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 activities as (

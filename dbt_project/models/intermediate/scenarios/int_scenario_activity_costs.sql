@@ -4,17 +4,22 @@
 --   share: pool = centre cost x share, apportioned to the cent over the centre's share activities; the pool is
 --          the activity's cost when it has driver volume.
 -- An activity with no driver volume has no cost: its centre keeps the money as unused capacity.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with activities as (
     select * from {{ ref('int_scenario_activities') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 cost_centers as (
     select * from {{ ref('int_scenario_cost_centers') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 driver_totals as (
     select scenario, period, activity, sum(driver_volume) as driver_volume
     from {{ ref('int_scenario_drivers') }}
+    where {{ in_refresh_window('period') }}
     group by scenario, period, activity
 ),
 

@@ -1,13 +1,16 @@
 -- Activities to customers per scenario (the costing method's step 3, int_activity_costs_allocated_to_customers):
 -- each activity's cost split over its customers in proportion to their scenario driver volume, in whole cents
 -- that add up to the activity cost exactly. Grain: scenario, period, customer, activity.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with activity_costs as (
     select * from {{ ref('int_scenario_activity_costs') }}
-    where activity_cost <> 0
+    where activity_cost <> 0 and {{ in_refresh_window('period') }}
 ),
 
 drivers as (
     select * from {{ ref('int_scenario_drivers') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 customer_volumes as (

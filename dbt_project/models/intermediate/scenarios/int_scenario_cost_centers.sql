@@ -1,8 +1,11 @@
 -- Each cost centre per scenario and month: its ledger cost and practical capacity after the scenario's
 -- `ledger_cost` and `practical_capacity_minutes` changes (docs/DESIGN.md, Scenarios). Money is rounded half away
 -- from zero to the cent; a capacity to whole minutes, the unit the reference file gives it in.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with months as (
     select * from {{ ref('int_scenario_months') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 ledger as (

@@ -3,8 +3,11 @@
 -- result of the one before. A change is of one activity: another activity with the same driver keeps its
 -- volume unless a change of its own says otherwise. Volumes are kept at 4 decimals, the scale of actual's; a
 -- customer whose volume becomes zero has none (as in actual).
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with months as (
     select * from {{ ref('int_scenario_months') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 drivers as (

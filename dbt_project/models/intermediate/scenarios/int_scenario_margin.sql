@@ -3,9 +3,17 @@
 -- then its customer's segment's, then its customer's, each on the result of the one before, rounded half away
 -- from zero to the cent, in the months of its order_date; its return is credited at that price in the month of
 -- the return. Quantities, discounts and cogs are held: gross revenue, the returns credit, net revenue and gross
--- margin move by the price change; nothing else does. Only the scenarios with a price change read order lines.
-with months as (
+-- margin move by the price change; nothing else does. Only the scenarios with a price change read order lines:
+-- those of the months the run rebuilds, and the lines of earlier scenario months returned in them.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
+with all_months as (
     select * from {{ ref('int_scenario_months') }}
+),
+
+months as (
+    select * from all_months
+    where {{ in_refresh_window('period') }}
 ),
 
 margin as (
@@ -18,9 +26,9 @@ changes as (
 ),
 
 price_scenario_months as (
-    select months.scenario, months.period
-    from months
-    inner join (select distinct scenario from changes) as priced on months.scenario = priced.scenario
+    select all_months.scenario, all_months.period
+    from all_months
+    inner join (select distinct scenario from changes) as priced on all_months.scenario = priced.scenario
 ),
 
 order_lines as (
@@ -29,6 +37,15 @@ order_lines as (
 
 customers as (
     select customer_id, segment from {{ ref('stg_crm__customers') }}
+),
+
+returns as (
+    select * from {{ ref('int_returns_joined_to_order_lines') }}
+    where is_priced and not is_prehistory and {{ in_refresh_window('period') }}
+),
+
+returned_lines as (
+    select distinct order_id, line_no from returns
 ),
 
 lines as (
@@ -45,6 +62,9 @@ lines as (
     from price_scenario_months
     inner join order_lines on price_scenario_months.period = order_lines.period
     left join customers on order_lines.customer_id = customers.customer_id
+    left join returned_lines
+        on order_lines.order_id = returned_lines.order_id and order_lines.line_no = returned_lines.line_no
+    where {{ in_refresh_window('order_lines.period') }} or returned_lines.order_id is not null
 ),
 
 priced as (
@@ -82,6 +102,7 @@ sales_changes as (
         sum(quantity * (scenario_unit_price - unit_price)) as gross_revenue_change,
         cast(0 as decimal(18, 2)) as returns_credit_change
     from repriced
+    where {{ in_refresh_window('period') }}
     group by scenario, period, customer_id
 ),
 
@@ -92,9 +113,8 @@ credit_changes as (
         returns.customer_id,
         cast(0 as decimal(18, 2)) as gross_revenue_change,
         sum(returns.returned_quantity * (repriced.scenario_unit_price - repriced.unit_price)) as returns_credit_change
-    from {{ ref('int_returns_joined_to_order_lines') }} as returns
+    from returns
     inner join repriced on returns.order_id = repriced.order_id and returns.line_no = repriced.line_no
-    where returns.is_priced and not returns.is_prehistory
     group by repriced.scenario, returns.period, returns.customer_id
 ),
 

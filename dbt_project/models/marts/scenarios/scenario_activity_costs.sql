@@ -1,5 +1,7 @@
 -- activity_costs per scenario: each activity's driver volume, rate and cost in the scenario months. In
 -- scenario `actual` it equals activity_costs row for row.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 select
     scenario,
     period,
@@ -15,3 +17,4 @@ select
     capacity_cost_rate,
     used_minutes
 from {{ ref('int_scenario_activity_costs') }}
+where {{ in_refresh_window('period') }}

@@ -3,14 +3,18 @@
 -- costing_comparison and the scorecard), the profit decile of the month and the rank on
 -- the whale curve (trailing 12 months) before and after. A customer in only one of the two (a scenario can
 -- take a customer's last cost away) counts as zero profit, with no decile or rank, on the other side.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'whale_rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with profit as (
     select scenario, period, customer_id, segment, abc_profit, profit_decile
     from {{ ref('scenario_customer_profitability') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 whale as (
     select scenario, period, customer_id, customer_rank, profit_t12m
     from {{ ref('scenario_whale_curve') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 scenarios as (

@@ -2,8 +2,11 @@
 -- capacity and business-sustaining cost, and capacity required (used minutes) against supplied (practical
 -- capacity). assigned + unused + sustaining = the scenario's ledger cost, to the cent. In scenario `actual` it
 -- equals cost_center_capacity row for row.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with cost_centers as (
     select * from {{ ref('int_scenario_cost_centers') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 activity_costs as (
@@ -14,6 +17,7 @@ activity_costs as (
         sum(activity_cost) as assigned_cost,
         sum(used_minutes) as used_minutes
     from {{ ref('int_scenario_activity_costs') }}
+    where {{ in_refresh_window('period') }}
     group by scenario, period, cost_center
 ),
 

@@ -1,18 +1,23 @@
 -- customer_profitability per scenario: every column of it, for the scenario months (int_scenario_months), from
 -- the scenario's margin, allocations and overhead spread. In scenario `actual` it equals customer_profitability
 -- row for row (a test: assert_scenario_actual_equals_published).
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with margin as (
     select * from {{ ref('int_scenario_margin') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 cost_to_serve as (
     select scenario, period, customer_id, cast(sum(allocated_cost) as decimal(38, 2)) as cost_to_serve
     from {{ ref('int_scenario_allocations') }}
+    where {{ in_refresh_window('period') }}
     group by scenario, period, customer_id
 ),
 
 traditional as (
     select * from {{ ref('int_scenario_overhead') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 customers as (

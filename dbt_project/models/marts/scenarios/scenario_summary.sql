@@ -2,6 +2,8 @@
 -- operating profit three ways (as company_reconciliation: gross margin - ledger = ABC customer profit - unused
 -- capacity - sustaining cost = traditional customer profit; `balanced` says they agree to the cent), unused
 -- capacity, unprofitable customers and the whale curve's peak; and each scenario's change against actual.
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'whale_rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
 with customers as (
     select
         scenario,
@@ -14,6 +16,7 @@ with customers as (
         sum(abc_profit) as abc_customer_profit,
         sum(traditional_profit) as traditional_customer_profit
     from {{ ref('scenario_customer_profitability') }}
+    where {{ in_refresh_window('period') }}
     group by scenario, period
 ),
 
@@ -25,17 +28,20 @@ centres as (
         sum(unused_capacity_cost) as unused_capacity_cost,
         sum(sustaining_cost) as sustaining_cost
     from {{ ref('scenario_cost_center_capacity') }}
+    where {{ in_refresh_window('period') }}
     group by scenario, period
 ),
 
 peaks as (
     select scenario, period, max(cumulative_profit_pct) as whale_curve_peak_pct
     from {{ ref('scenario_whale_curve') }}
+    where {{ in_refresh_window('period') }}
     group by scenario, period
 ),
 
 months as (
     select * from {{ ref('int_scenario_months') }}
+    where {{ in_refresh_window('period') }}
 ),
 
 summary as (

@@ -1,20 +1,39 @@
 -- whale_curve per scenario, as of each scenario month: customers ranked by ABC profit over the trailing 12
 -- months. The months of a window before the scenario months are actual's (customer_profitability): a scenario
 -- changes nothing before its months. In scenario `actual` it equals whale_curve row for row.
-with scenario_profit as (
-    select scenario, period, customer_id, abc_profit from {{ ref('scenario_customer_profitability') }}
-),
-
-months as (
+{{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'scenario_periods': 'whale_rebuilt'}) }}
+-- depends_on: {{ ref('int_scenario_periods') }}
+with all_months as (
     select * from {{ ref('int_scenario_months') }}
 ),
 
+-- the as-of months the run rebuilds
+months as (
+    select * from all_months
+    where {{ in_refresh_window('period') }}
+),
+
+-- the months their trailing windows read
+reach as (
+    select
+        min(cast({{ dbt.dateadd('month', -11, 'period') }} as date)) as first_period,
+        max(period) as last_period
+    from months
+),
+
+scenario_profit as (
+    select profit.scenario, profit.period, profit.customer_id, profit.abc_profit
+    from {{ ref('scenario_customer_profitability') }} as profit
+    cross join reach
+    where profit.period between reach.first_period and reach.last_period
+),
+
 bounds as (
-    select min(period) as first_period from months
+    select min(period) as first_period from all_months
 ),
 
 scenarios as (
-    select distinct scenario from months
+    select distinct scenario from all_months
 ),
 
 earlier_profit as (
