@@ -193,7 +193,9 @@ def _unexpected(index: int, name: str, kwargs: dict[str, Any], values: dict[str,
         for position, member in enumerate(kwargs["value_set"]):
             values[f"e{index}_{position}"] = member
             members.append(f"$e{index}_{position}")
-        return f"{column} is not null and {column} not in ({', '.join(members) or 'null'})"
+        if not members:  # GX: nothing is in an empty set, so every value is unexpected (a null never is)
+            return f"{column} is not null"
+        return f"{column} is not null and {column} not in ({', '.join(members)})"
     if name == "ExpectColumnValuesToMatchRegex":
         values[f"e{index}_regex"] = kwargs["regex"]
         return f"{column} is not null and not regexp_matches(cast({column} as varchar), $e{index}_regex)"

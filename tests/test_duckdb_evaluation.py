@@ -15,6 +15,7 @@ import pytest
 from data_checks.duckdb_evaluation import (
     Evaluation,
     FrameMismatch,
+    _unexpected,
     evaluate,
     gx_type,
     result_order,
@@ -220,3 +221,28 @@ def test_a_frame_without_a_column_its_suite_names_is_left_to_gx(published_sample
         frame_sql = _edited(con, "sales_visits", "2024-01", ["alter table edited drop column hours"])
         with pytest.raises(FrameMismatch, match="hours"):
             evaluate(con, "sales_visits", frame_sql, {}, [None])
+
+
+@pytest.mark.parametrize("value_set", [[], ["a"], ["a", "b", "c"]])
+def test_a_value_set_counts_what_gx_counts_even_empty(value_set: list[str]):
+    """An expectation of a set, the empty one included (nothing is in it: every value is unexpected, a null
+    never is), counts the rows GX's pandas engine counts."""
+    import great_expectations as gx
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": ["a", None, "b", "c", "a", "d"]})
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("frames")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    expected = batch.validate(gx.expectations.ExpectColumnValuesToBeInSet(column="x", value_set=value_set))
+    values: dict = {}
+    condition = _unexpected(0, "ExpectColumnValuesToBeInSet", {"column": "x", "value_set": value_set}, values)
+    with duckdb.connect() as con:
+        con.register("frame", frame)
+        (found,) = con.execute(f"select count(*) from frame where {condition}", values).fetchone()
+    assert found == expected.result["unexpected_count"]
+    assert expected.success == (found == 0)
