@@ -430,12 +430,34 @@ class PublicationKeyError(ValueError):
     """A published table's rows break its primary or foreign key: nothing was published."""
 
 
+@dataclass(frozen=True)
+class Periods:
+    """Which periods of a table: a condition on ``period`` and its parameters, bound, never spliced into the
+    SQL (the periods come from the data)."""
+
+    sql: str
+    params: tuple[date, ...] = ()
+
+    @classmethod
+    def every(cls) -> Periods:
+        return cls("true")
+
+    @classmethod
+    def from_(cls, first: date) -> Periods:
+        return cls("period >= ?", (first,))
+
+    @classmethod
+    def these(cls, periods: Collection[date]) -> Periods:
+        ordered = tuple(sorted(periods))
+        return cls(f"period in ({', '.join('?' for _ in ordered)})", ordered) if ordered else cls("false")
+
+
 @dataclass
 class _Release:
     """The release's DuckDB file being written: attached as ``release``, the current catalog. What it
     wrote: ``checksums`` (table -> row count and checksum text), ``sums`` (table with periods -> its periods'
-    row counts and hash sums) and ``replaced`` (table with periods -> the first period written, None for a
-    table written whole)."""
+    row counts and hash sums) and ``replaced`` (table with periods -> the periods written and those kept, None
+    for a table written whole)."""
 
     con: duckdb.DuckDBPyConnection
     partial: Path
@@ -450,7 +472,7 @@ class _Release:
     kept: set[str] = field(default_factory=set)
     checksums: dict[str, tuple[int, str]] = field(default_factory=dict)
     sums: dict[str, PeriodSums] = field(default_factory=dict)
-    replaced: dict[str, tuple[str, set[date]] | None] = field(default_factory=dict)
+    replaced: dict[str, tuple[Periods, set[date]] | None] = field(default_factory=dict)
 
     def discard(self) -> None:
         self.con.execute("use memory")
@@ -591,7 +613,7 @@ class _Release:
         columns = [name for name, _ in self.described[table]]
         target, source = f"marts.{ident(table)}", self.source[table]
         if table in self.incremental and self.changed_from is not None:
-            condition = f"period >= {_date(self.changed_from)}"
+            condition = Periods.from_(self.changed_from)
             wanted = period_sums(con, source, columns, condition)
             sums = {**{p: s for p, s in carried.items() if p < self.changed_from}, **wanted}
         else:
@@ -599,11 +621,19 @@ class _Release:
             if None in sums:
                 return False
             changed = sorted(p for p in {*sums, *carried} if sums.get(p) != carried.get(p))
-            condition = f"period in ({', '.join(_date(p) for p in changed)})" if changed else "false"
+            condition = Periods.these(changed)
             wanted = {p: sums[p] for p in changed if p in sums}
-        if condition != "false":
+        if condition.sql != "false":
             try:
-                replace_rows(con, target, None, condition, [], f"select * from {source} where {condition}")
+                replace_rows(
+                    con,
+                    target,
+                    None,
+                    condition.sql,
+                    condition.params,
+                    f"select * from {source} where {condition.sql}",
+                    condition.params,
+                )
             except duckdb.Error:
                 return False
             if period_sums(con, target, columns, condition) != wanted:
@@ -615,15 +645,16 @@ class _Release:
 
 
 def period_sums(
-    con: duckdb.DuckDBPyConnection, relation: str, columns: list[str], condition: str | None = None
+    con: duckdb.DuckDBPyConnection, relation: str, columns: list[str], condition: Periods | None = None
 ) -> PeriodSums:
-    """Per period of ``relation`` (those matching ``condition``, SQL): its row count and the sum of its rows'
+    """Per period of ``relation`` (those ``condition`` selects): its row count and the sum of its rows'
     hashes, as :func:`table_checksum` hashes them, in one scan. The sums are additive: a table's checksum is
     its periods' (:func:`_total`)."""
     row = ", ".join(ident(column) for column in columns)
-    where = f" where {condition}" if condition else ""
+    where = f" where {condition.sql}" if condition else ""
     rows = con.execute(
-        f"select period, count(*), coalesce(sum(hash(struct_pack({row}))), 0) from {relation}{where} group by period"
+        f"select period, count(*), coalesce(sum(hash(struct_pack({row}))), 0) from {relation}{where} group by period",
+        list(condition.params) if condition else [],
     ).fetchall()
     return {period: (int(count), int(total)) for period, count, total in rows}
 
@@ -636,10 +667,6 @@ def _total(sums: Mapping[date | None, tuple[int, int]]) -> tuple[int, str]:
     """A table's row count and checksum (as :func:`table_checksum` gives them) from its periods'."""
     count = sum(n for n, _ in sums.values())
     return count, _checksum_text(count, sum(total for _, total in sums.values()))
-
-
-def _date(value: date) -> str:
-    return f"date '{value.isoformat()}'"
 
 
 def _carried_periods(
@@ -696,7 +723,7 @@ def _write_periods(
     parquet: Path,
     options: str,
     sums: PeriodSums,
-    replaced: tuple[str, set[date]] | None,
+    replaced: tuple[Periods, set[date]] | None,
     previous: Path | None,
 ) -> None:
     """``parquet/<table>/period=<YYYY-MM-DD>/data_0.parquet``, hive-style, each file holding its period column
@@ -705,7 +732,7 @@ def _write_periods(
     previous release lacks a kept period's folder, the table is written whole. An empty table is one file
     ``parquet/<table>/<table>.parquet`` with its columns and no rows."""
     folder = parquet / table
-    condition = "true"
+    condition = Periods.every()
     if replaced is not None and previous is not None:
         condition, kept = replaced
         found: dict[date, Path] = {}
@@ -721,8 +748,8 @@ def _write_periods(
             for period in kept:
                 _link_folder(found[period], folder / found[period].name)
         else:
-            condition = "true"
-    if condition == "true":
+            condition = Periods.every()
+    if condition.sql == "true":
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
     if not sum(count for count, _ in sums.values()):
@@ -730,12 +757,13 @@ def _write_periods(
             f"copy marts.{ident(table)} to {literal(folder / f'{table}.parquet')} (format parquet{options})"
         )
         return
-    if condition == "false":
+    if condition.sql == "false":
         return
     staging = parquet / f".{table}.new"
     con.execute(
-        f"copy (select * from marts.{ident(table)} where {condition}) to {literal(staging)} "
-        f"(format parquet, partition_by (period), write_partition_columns true{options})"
+        f"copy (select * from marts.{ident(table)} where {condition.sql}) to {literal(staging)} "
+        f"(format parquet, partition_by (period), write_partition_columns true{options})",
+        list(condition.params),
     )
     if staging.is_dir():
         for written in staging.iterdir():
