@@ -15,6 +15,7 @@ from pandas.testing import assert_frame_equal
 
 from data_checks.batching import batch_minimum_rows, plan_batches
 from data_checks.gx_run import LandingValidator
+from data_checks.outcomes import Outcome
 from data_checks.suites import PARTITION_COLUMN, SUITES
 from pipelines.engines import duckdb_ingest
 from pipelines.landing.sources import SNAPSHOTS
@@ -273,3 +274,30 @@ def test_an_empty_month_batched_where_its_suite_allows_it(tmp_path: Path, small_
         assert found == alone
         assert runs == ["2024-01..2024-03"]
         assert alone[1].rows == 0 and alone[1].success
+
+
+def test_the_passing_partitions_of_a_source_are_one_message_naming_their_months():
+    """One log message for a source's passing partitions: a span when the months follow each other, the months
+    themselves when a failed one sits between them (a span would claim it passed)."""
+    from pipelines.defs.assets.ingest import passed_message
+
+    def passed(month: str, rows: int) -> Outcome:
+        return Outcome("returns", month, f"returns/{month}.csv", rows, 9)
+
+    consecutive = passed_message([passed("2024-11", 10), passed("2024-12", 20), passed("2025-01", 5)])
+    assert consecutive.splitlines()[0] == (
+        "returns 2024-11..2025-01: 3 partitions (35 rows), all 9 expectations passed in each"
+    )
+    assert consecutive.splitlines()[1:] == [
+        f"  returns {m} (returns/{m}.csv, {n} rows): all 9 expectations passed"
+        for m, n in (("2024-11", 10), ("2024-12", 20), ("2025-01", 5))
+    ]
+    gap = passed_message([passed("2024-01", 1), passed("2024-03", 2)])
+    assert (
+        gap.splitlines()[0]
+        == "returns 2024-01, 2024-03: 2 partitions (3 rows), all 9 expectations passed in each"
+    )
+    assert (
+        passed_message([passed("2024-01", 1)])
+        == "returns 2024-01 (returns/2024-01.csv, 1 rows): all 9 expectations passed"
+    )

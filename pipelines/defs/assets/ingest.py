@@ -12,6 +12,8 @@ assets only wire them to Dagster.
 """
 
 import warnings
+from datetime import date
+from itertools import pairwise
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -37,6 +39,7 @@ from pipelines.defs.partitions import (
     months_of_run,
     partition_key,
     run_months,
+    shift_month,
     single_run,
 )
 from pipelines.defs.resources import DataDir, LandingChecks, WarehouseResource
@@ -67,10 +70,15 @@ def passed_message(passed: list[Outcome]) -> str:
     if len(passed) == 1:
         return passed[0].message()
     rows = sum(outcome.rows for outcome in passed)
-    first = (
-        f"{passed[0].source} {passed[0].month}..{passed[-1].month}: {len(passed)} partitions ({rows:,} rows), "
-        f"all {passed[0].evaluated} expectations passed in each"
+    months = [outcome.month for outcome in passed]
+    consecutive = all(
+        later == f"{shift_month(date.fromisoformat(f'{earlier}-01'), 1):%Y-%m}"
+        for earlier, later in pairwise(months)
     )
+    span = f"{months[0]}..{months[-1]}" if consecutive else ", ".join(months)
+    evaluated = {outcome.evaluated for outcome in passed}
+    every = f"all {evaluated.pop()}" if len(evaluated) == 1 else "all their"
+    first = f"{passed[0].source} {span}: {len(passed)} partitions ({rows:,} rows), {every} expectations passed in each"
     return "\n".join([first, *(f"  {outcome.message()}" for outcome in passed)])
 
 
