@@ -142,13 +142,13 @@ def build_definitions(
     refresh = _refresh_job(without_snapshots)
     return Definitions(
         assets=[
-            *ingest_assets(monthly),
-            dbt_models(monthly),
-            customer_clv(monthly),
-            satisfaction(monthly),
-            satisfaction_and_scorecard_models(monthly),
-            satisfaction_retention(monthly),
-            scenario_value(monthly),
+            *ingest_assets(monthly, settings.engine),
+            dbt_models(monthly, settings.engine),
+            customer_clv(monthly, settings.engine),
+            satisfaction(monthly, settings.engine),
+            satisfaction_and_scorecard_models(monthly, settings.engine),
+            satisfaction_retention(monthly, settings.engine),
+            scenario_value(monthly, settings.engine),
             published_marts(monthly),
         ],
         asset_checks=[*ingest_checks(monthly), customer_clv_holdout, published_on_time],

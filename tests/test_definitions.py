@@ -233,7 +233,9 @@ def test_dbt_sets_duckdbs_spill_directory_once_per_database_not_per_cursor():
     assert local["config_options"]["temp_directory"].endswith("/duckdb_tmp")
 
 
-def test_every_asset_is_in_a_named_group_and_a_sources_landed_and_raw_assets_are_told_apart(defs: Definitions):
+def test_every_asset_is_in_a_named_group_and_a_sources_landed_and_raw_assets_are_told_apart(
+    defs: Definitions,
+):
     """The asset graph a newcomer reads: no asset in Dagster's group "default" (dbt's seeds are "labels"), and
     landed/<source> and raw/<source>, which the graph shows under the same name, in groups of their own."""
     groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
@@ -255,3 +257,34 @@ def test_every_asset_is_in_a_named_group_and_a_sources_landed_and_raw_assets_are
         assert groups[AssetKey(["landed", source])] == "landing", source
         assert groups[AssetKey(["raw", source])] == "raw", source
     assert {groups[key] for key in groups if key.path[0] == "seeds"} == {"labels"}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_every_warehouse_asset_is_of_the_runs_engine_and_the_publication_duckdb_and_parquet(
+    engine: str, tmp_path_factory
+):
+    """The kinds Dagster shows (and `kind:` selects) say where each asset's table is: the working warehouse's
+    engine for the landed, raw, dbt and Python assets, DuckDB and Parquet for the publication on either engine."""
+    other = {"duckdb": "spark", "spark": "duckdb"}[engine]
+    data_dir = tmp_path_factory.mktemp(f"definitions-{engine}") / "data"
+    specs = {
+        spec.key: spec
+        for spec in build_definitions(Settings(data_dir=data_dir, engine=engine)).resolve_all_asset_specs()
+    }
+    published = specs.pop(AssetKey(["published", "marts"]))
+    assert published.kinds == {"duckdb", "parquet"}
+    assert specs and all(engine in spec.kinds and other not in spec.kinds for spec in specs.values()), {
+        key.to_user_string(): spec.kinds
+        for key, spec in specs.items()
+        if engine not in spec.kinds or other in spec.kinds
+    }
+    kinds = {key.to_user_string(): spec.kinds for key, spec in specs.items()}
+    assert kinds["raw/order_lines"] == kinds["landed/order_lines"] == {engine}
+    assert kinds["marts/customer_clv"] == {engine, "python"}
+    assert kinds["marts/customer_profitability"] == {engine, "dbt"}
+    storage = {
+        key.to_user_string(): spec.metadata.get("dagster/storage_kind")
+        for key, spec in specs.items()
+        if "dbt" in spec.kinds
+    }
+    assert storage and set(storage.values()) == {engine}, storage

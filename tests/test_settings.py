@@ -28,6 +28,7 @@ NOT_SETTINGS = {
     "CPROF_ALERT_RUN_ID": "set for a notify command",
     "CPROF_ALERT_JOB": "set for a notify command",
     "CPROF_PAUSE_AT": "a test's hook in publishing (pipelines/publication/publish.py)",
+    "CPROF_FAIL_AT": "a test's hook between a Spark partition overwrite and its drop (pipelines/engines/spark_warehouse.py)",
 }
 
 
@@ -189,6 +190,7 @@ ENVIRONMENT_USES = {
     ("data_checks/gx_run.py", 'os.environ.setdefault("GX_ANALYTICS'): "GX telemetry off",
     # A test's hook.
     ("pipelines/publication/publish.py", "os.environ.get(PAUSE_ENV)"): "a test's fault-injection hook",
+    ("pipelines/engines/spark_warehouse.py", "os.environ.get(FAIL_ENV)"): "a test's fault-injection hook",
 }
 
 

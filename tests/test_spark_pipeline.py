@@ -51,9 +51,12 @@ from pipelines.engines.spark_warehouse import SparkRuntime
 RELATIVE_TOLERANCE = 1e-9  # doubles that differ in the last bits (Spark and DuckDB sum in different orders)
 
 
-def _cprof(data_dir: Path, *args: str) -> tuple[str, float]:
+def _cprof(data_dir: Path, *args: str, fail_at: str | None = None) -> tuple[str, float]:
+    """``cprof`` on Spark; with ``fail_at`` (the test's hook CPROF_FAIL_AT), a run expected to fail."""
     cprof = Path(sys.executable).parent / "cprof"
     env = {**os.environ, "CPROF_ENGINE": "spark", "CPROF_DATA_DIR": str(data_dir)}
+    if fail_at:
+        env["CPROF_FAIL_AT"] = fail_at
     started = time.perf_counter()
     done = subprocess.run(
         [str(cprof), "--data-dir", str(data_dir), *args],
@@ -64,8 +67,8 @@ def _cprof(data_dir: Path, *args: str) -> tuple[str, float]:
         check=False,
     )
     seconds = time.perf_counter() - started
-    assert done.returncode == 0, (
-        f"cprof {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert (done.returncode != 0) == bool(fail_at), (
+        f"cprof {' '.join(args)} exited {done.returncode}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     )
     return done.stdout + done.stderr, seconds
 
@@ -144,13 +147,20 @@ def compare_publications(spark_db: Path, duck_db: Path) -> dict[str, object]:
     return {"exact": exact, "close": close, "rows": rows}
 
 
-def test_cprof_run_on_spark_publishes_what_duckdb_publishes(
-    published_sample: Paths, small_landing: Path, tmp_path: Path
-):
-    paths = Paths(tmp_path / "data")
+@pytest.fixture(scope="module")
+def spark_run(small_landing: Path, tmp_path_factory) -> tuple[Paths, str, float]:
+    """The small sample's landing run on Spark (``cprof run --engine spark``): its paths, output and seconds. The
+    tests after the first work on from where the one before left it."""
+    paths = Paths(tmp_path_factory.mktemp("spark_run") / "data")
     shutil.copytree(small_landing, paths.landing)
-
     output, run_seconds = _cprof(paths.data_dir, "run", "--engine", "spark", "--progress", "steps")
+    return paths, output, run_seconds
+
+
+def test_cprof_run_on_spark_publishes_what_duckdb_publishes(
+    published_sample: Paths, spark_run: tuple[Paths, str, float]
+):
+    paths, output, run_seconds = spark_run
     assert "engine spark" in output
     first = compare_publications(
         current_database(paths.published), current_database(published_sample.published)
@@ -175,6 +185,93 @@ def test_cprof_run_on_spark_publishes_what_duckdb_publishes(
         f"{len(first['exact'])} tables equal ({first['rows']} rows), within {RELATIVE_TOLERANCE:g}: "
         f"{first['close'] or 'none'}"
     )
+
+
+# Rows planted in a partition the next rebuild of whale_curve leaves empty (2024-04: no order lines), as a
+# correction that empties a period of a model leaves them before its emptied partitions are dropped.
+PLANT_STALE_PERIOD = """
+import sys
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from pipelines.engines.spark_warehouse import SparkRuntime
+from pipelines.lib.settings import Settings
+
+runtime = SparkRuntime(Settings(data_dir=Path(sys.argv[1]), engine="spark"))
+try:
+    with runtime.session() as wh:
+        table = wh.spark.table("marts.whale_curve")
+        rows = table.where(F.col("period") == F.lit(date(2024, 3, 1)))
+        rows.withColumn("period", F.lit(date(2024, 4, 1))).write.insertInto("marts.whale_curve")
+        print(wh.spark.table("marts.whale_curve").where(F.col("period") == F.lit(date(2024, 4, 1))).count())
+finally:
+    runtime.close()
+"""
+
+
+def _stale_partition(paths: Paths) -> list[Path]:
+    """whale_curve's 2024-04 partition folder in the Spark warehouse, if there is one (a dropped partition's
+    folder is deleted: the tables are managed)."""
+    return list((paths.data_dir / "spark" / "warehouse").rglob("whale_curve/period=2024-04-01"))
+
+
+def test_a_run_dying_between_the_partition_overwrite_and_the_drop_publishes_nothing_stale_and_the_next_run_drops_it(
+    published_sample: Paths, spark_run: tuple[Paths, str, float]
+):
+    """Issue 32: on Spark a model keyed by period is refreshed in two statements, a dynamic partition overwrite
+    then the drop of the window's partitions the rebuilt rows left empty (empty_stale_periods). A run that fails
+    between them (the hook CPROF_FAIL_AT, where a killed process would stop) publishes nothing; its months stay
+    awaiting publication, so the next run, of another month, rebuilds them and drops the stale partition before
+    anything reads it: the publication never holds the stale rows and equals DuckDB's."""
+    paths = spark_run[0]
+    published_before = current_database(paths.published).resolve()
+    planted = subprocess.run(
+        [sys.executable, "-c", PLANT_STALE_PERIOD, str(paths.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert planted.returncode == 0, planted.stderr[-4000:]
+    assert int(planted.stdout.split()[-1]) > 0 and _stale_partition(paths)
+
+    # 2024-03 refreshed: whale_curve's window (reach 11) is 2024-03..2025-02; its rebuilt rows fill 2024-03 and
+    # leave 2024-04 empty. The run fails after the overwrite, before the drop.
+    output, _ = _cprof(
+        paths.data_dir,
+        "run",
+        "--from",
+        "2024-03",
+        "--to",
+        "2024-03",
+        fail_at="empty_stale_periods:whale_curve",
+    )
+    logs = "".join(log.read_text(errors="replace") for log in paths.logs.rglob("*.log"))
+    assert "whale_curve" in output and "CPROF_FAIL_AT=empty_stale_periods:whale_curve" in output + logs
+    assert _stale_partition(paths), "the failed run dropped the stale partition: the hook failed too late"
+    assert current_database(paths.published).resolve() == published_before  # nothing published
+    with duckdb.connect(str(published_before), read_only=True) as con:
+        assert con.execute(
+            "select count(*) from marts.whale_curve where period > date '2024-03-01'"
+        ).fetchone() == (0,)
+    awaiting = SparkRuntime(Settings(data_dir=paths.data_dir, engine="spark")).months_awaiting_publication()
+    assert awaiting is not None and "2024-03" in awaiting, awaiting
+
+    # The next run, of another month, adds the months awaiting publication: the stale partition is dropped.
+    output, seconds = _cprof(paths.data_dir, "run", "--from", "2024-02", "--to", "2024-02")
+    assert "also refreshing 2024-03" in output, output[-4000:]
+    assert not _stale_partition(paths)
+    published = current_database(paths.published)
+    assert published.resolve() != published_before
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute(
+            "select count(*) from marts.whale_curve where period > date '2024-03-01'"
+        ).fetchone() == (0,)
+    compared = compare_publications(published, current_database(published_sample.published))
+    assert "whale_curve" in compared["exact"]
+    print(f"\nthe repairing run (2024-02, with 2024-03 awaiting publication): {seconds:.1f} s")
 
 
 COLUMNS = [
@@ -203,7 +300,9 @@ def _month(period: date, customers: int, offset: int = 0) -> pd.DataFrame:
 JAN, FEB, MAR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
 
 
-def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(tmp_path: Path):
+def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     runtime = SparkRuntime(Settings(data_dir=tmp_path / "spark_data", engine="spark"))
     duck = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     table = "marts.sample_mart"
@@ -229,6 +328,28 @@ def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(tmp_path: Path):
                 with pytest.raises(Exception, match="(?i)not.null|null"):
                     wh.replace_periods(table, COLUMNS, iter([_month(FEB, 5), broken]), PeriodWindow(FEB, MAR))
                 assert wh.count_by(table, "period") == {JAN: 40, FEB: 25}
+
+            # A process dying between the partition overwrite and the drop of the periods the new rows leave empty
+            # (the hook fails there): Mar keeps its old rows until the next write of the window, which the next
+            # run makes (it rebuilds the months awaiting publication), drops it. DuckDB's one transaction has no
+            # such point. Feb's and Mar's rows are then as before.
+            for wh in both:
+                assert (
+                    wh.replace_periods(table, COLUMNS, iter([_month(MAR, 20)]), PeriodWindow(MAR, MAR)) == 20
+                )
+            monkeypatch.setenv("CPROF_FAIL_AT", f"drop_stale_periods:{table}")
+            with pytest.raises(RuntimeError, match="CPROF_FAIL_AT"):
+                spark.replace_periods(table, COLUMNS, iter([_month(FEB, 25, 1)]), PeriodWindow(FEB, MAR))
+            assert spark.count_by(table, "period") == {JAN: 40, FEB: 25, MAR: 20}  # the stale period
+            assert (
+                duck.replace_periods(table, COLUMNS, iter([_month(FEB, 25, 1)]), PeriodWindow(FEB, MAR)) == 25
+            )
+            monkeypatch.delenv("CPROF_FAIL_AT")
+            assert (
+                spark.replace_periods(table, COLUMNS, iter([_month(FEB, 25, 1)]), PeriodWindow(FEB, MAR))
+                == 25
+            )
+            assert spark.count_by(table, "period") == duck.count_by(table, "period") == {JAN: 40, FEB: 25}
 
             # Reads: bound filters, order, the DuckDB engine's pandas types.
             where = [Filter("period", "=", FEB), Filter("customer_id", "in", ["C001", "C004", "C009"])]

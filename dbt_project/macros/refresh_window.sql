@@ -253,6 +253,11 @@ having count(*) > 1
     ).columns[0].values() -%}
     {#- Not run_query: a statement without a result set has no cursor description over Thrift (PyHive). -#}
     {%- do adapter.execute("drop view if exists " ~ rebuilt, fetch=False) -%}
+    {#- A test's hook (CPROF_FAIL_AT, as in pipelines/engines/spark_warehouse.py): the model fails after its partitions
+        were overwritten and before the emptied ones are dropped, as a process dying there would leave it. -#}
+    {%- if env_var('CPROF_FAIL_AT', '') == 'empty_stale_periods:' ~ this.identifier -%}
+        {{ exceptions.raise_compiler_error("CPROF_FAIL_AT=empty_stale_periods:" ~ this.identifier ~ ": failing here (a test's hook), stale periods " ~ (stale | join(', '))) }}
+    {%- endif -%}
     {%- if stale | length > 0 -%}
         {%- for period in stale if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', period) -%}
             {{ exceptions.raise_compiler_error("unexpected period " ~ period ~ " in " ~ this) }}

@@ -22,6 +22,7 @@ as Parquet files DuckDB reads. Landing files are loaded by ``pipelines/engines/s
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -64,6 +65,9 @@ COLUMN_ORDER_PROPERTY = (
 )
 DBT_PROJECT_MANIFEST = Path(__file__).resolve().parents[2] / "dbt_project" / "target" / "manifest.json"
 THRIFT_START_TIMEOUT = 120.0
+# A test's hook: `drop_stale_periods:<schema>.<table>` fails replace_periods after the partition overwrite and
+# before the emptied periods are dropped, as a process dying there would leave the table (tests/test_spark_pipeline.py).
+FAIL_ENV = "CPROF_FAIL_AT"
 
 _PORTABLE_TYPES = {
     "date": "date",
@@ -85,6 +89,12 @@ def spark_type(portable: str) -> str:
         return _PORTABLE_TYPES[portable.strip().lower()]
     except KeyError:
         raise ValueError(f"no Spark type for the column type {portable!r}") from None
+
+
+def _fail_at(point: str) -> None:
+    """Raise when the test's hook ``CPROF_FAIL_AT`` names ``point`` (read when reached, never at import)."""
+    if os.environ.get(FAIL_ENV) == point:
+        raise RuntimeError(f"{FAIL_ENV}={point}: failing here (a test's hook)")
 
 
 def _free_port() -> int:
@@ -453,6 +463,7 @@ class SparkWarehouse(Warehouse):
                 rows.select(*[F.col(c) for c in self.spark.table(table).columns]).write.insertInto(
                     table, overwrite=True
                 )
+                _fail_at(f"drop_stale_periods:{table}")
                 self._drop_periods(target, sorted(existing - filled))
             self.spark.catalog.refreshTable(table)
             return staged_rows

@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.kinds import DEFAULT_ENGINE, warehouse_kinds
 from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.partitions import RefreshWindow, refresh_window, single_run
 from pipelines.defs.resources import ClvConfig, WarehouseResource
@@ -106,7 +107,7 @@ def _declared(wh: Warehouse, table: str, columns: list[Column]) -> bool:
     return wh.columns(table) == [c.name for c in columns]
 
 
-def customer_clv(monthly: PartitionsDefinition) -> AssetsDefinition:
+def customer_clv(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) -> AssetsDefinition:
     """marts/customer_clv and marts/clv_fits, on ``monthly`` (a multi-asset: its step is `customer_clv`)."""
 
     @multi_asset(
@@ -115,7 +116,7 @@ def customer_clv(monthly: PartitionsDefinition) -> AssetsDefinition:
                 AssetKey(["marts", "customer_clv"]),
                 group_name="marts",
                 deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
-                kinds={"duckdb", "python"},
+                kinds=warehouse_kinds(engine, "python"),
                 description="Per as-of month and customer: P(alive), expected orders over the horizon, "
                 "expected spend per order, revenue and profit CLV, and whether a customer of high past profit is "
                 "defection-prone. An order here is a purchase day (a day with at least one order): "
@@ -128,7 +129,7 @@ def customer_clv(monthly: PartitionsDefinition) -> AssetsDefinition:
                 AssetKey(["marts", "clv_fits"]),
                 group_name="marts",
                 deps=[AssetKey(["intermediate", "int_clv_summary_by_as_of_month"])],
-                kinds={"duckdb", "python"},
+                kinds=warehouse_kinds(engine, "python"),
                 description="Per as-of month: the BG/NBD and Gamma-Gamma fits behind customer_clv (parameters, "
                 "log-likelihoods, the population mean spend and its rule), or not_fitted and why.",
             ),

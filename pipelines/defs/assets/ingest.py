@@ -33,6 +33,7 @@ from dagster import (
 from data_checks.gx_run import unchanged_reason, validator_for
 from data_checks.outcomes import Outcome
 from data_checks.suites import REFERENCED, SUITES
+from pipelines.defs.assets.kinds import DEFAULT_ENGINE, warehouse_kinds
 from pipelines.defs.partitions import (
     FULL_REFRESH_TAG,
     evaluated_each_month,
@@ -153,7 +154,7 @@ def _materialized(
     return MaterializeResult()
 
 
-def _landed_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefinition:
+def _landed_asset(source: Source, monthly: PartitionsDefinition, engine: str) -> AssetsDefinition:
     layout = f"{source.name}/<YYYY-MM>.csv" if source.kind == "monthly" else f"reference/{source.name}.csv"
 
     @asset(
@@ -164,7 +165,7 @@ def _landed_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefini
         backfill_policy=_policy(source),
         deps=[AssetKey(["raw", name]) for name in REFERENCED.get(source.name, ())],
         description=f"{source.description} Loaded from landing/{layout} into landed.{source.name} (quarantine).",
-        kinds={"duckdb"},
+        kinds=warehouse_kinds(engine),
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": f"landed.{source.name}"},
     )
     def _asset(
@@ -313,7 +314,7 @@ def _suite_check(source: Source, monthly: PartitionsDefinition) -> AssetChecksDe
     return _check
 
 
-def _raw_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefinition:
+def _raw_asset(source: Source, monthly: PartitionsDefinition, engine: str) -> AssetsDefinition:
     @asset(
         key=AssetKey(["raw", source.name]),
         group_name=RAW_GROUP,
@@ -323,7 +324,7 @@ def _raw_asset(source: Source, monthly: PartitionsDefinition) -> AssetsDefinitio
         description=f"{source.description} Validated rows of landed.{source.name}, released to raw when "
         + ("validated" if source.kind != "monthly" else "their month is whole (every monthly source passed)")
         + "; what dbt reads.",
-        kinds={"duckdb"},
+        kinds=warehouse_kinds(engine),
         metadata={"grain": source.grain, "key": ", ".join(source.key), "table": source.raw_table},
     )
     def _asset(
@@ -406,12 +407,12 @@ def held_months(wh: Warehouse, data_dir: DataDir) -> list[str]:
     return [holdup.sentence(file_of) for holdup in wh.whole_months().held()]
 
 
-def ingest_assets(monthly: PartitionsDefinition) -> list[AssetsDefinition]:
+def ingest_assets(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) -> list[AssetsDefinition]:
     """``landed/<source>`` and ``raw/<source>`` of every landing source, the monthly ones on ``monthly``."""
     return [
         asset_def
         for source in SOURCES
-        for asset_def in (_landed_asset(source, monthly), _raw_asset(source, monthly))
+        for asset_def in (_landed_asset(source, monthly, engine), _raw_asset(source, monthly, engine))
     ]
 
 

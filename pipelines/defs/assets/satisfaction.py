@@ -34,6 +34,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.kinds import DEFAULT_ENGINE, warehouse_kinds
 from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.partitions import contiguous, refresh_window, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
@@ -155,7 +156,7 @@ def notes(unanswered: dict[str, list[str]], skipped: dict[str, str]) -> list[str
     return said + [f"{month} not derived: {reason}" for month, reason in sorted(skipped.items())]
 
 
-def satisfaction(monthly: PartitionsDefinition) -> AssetsDefinition:
+def satisfaction(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) -> AssetsDefinition:
     """marts/satisfaction_drivers, on ``monthly``."""
 
     # A multi-asset of one asset: its step is named `satisfaction` (the phase of a run in pipelines/run.py).
@@ -168,7 +169,7 @@ def satisfaction(monthly: PartitionsDefinition) -> AssetsDefinition:
                 DRIVERS,
                 group_name="marts",
                 deps=[*STAGING, HISTORY],
-                kinds={"duckdb", "python"},
+                kinds=warehouse_kinds(engine, "python"),
                 description="Per month and survey attribute: derived importance (relative weights over the trailing "
                 "12 months, summing to 1), mean score over the same window, and the importance-performance quadrant.",
             ),

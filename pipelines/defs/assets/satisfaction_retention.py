@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.kinds import DEFAULT_ENGINE, warehouse_kinds
 from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.partitions import FULL_REFRESH_TAG, RefreshWindow, refresh_range, shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
@@ -158,7 +159,7 @@ def _declared(wh: Warehouse) -> bool:
     return wh.columns(FIT_TABLE) == [c.name for c in FIT_COLUMNS]
 
 
-def satisfaction_retention(monthly: PartitionsDefinition) -> AssetsDefinition:
+def satisfaction_retention(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) -> AssetsDefinition:
     """marts/satisfaction_retention_fit, on ``monthly`` (a multi-asset of one: its step is
     `satisfaction_retention`, in the satisfaction and scorecard phase of a run)."""
 
@@ -171,7 +172,7 @@ def satisfaction_retention(monthly: PartitionsDefinition) -> AssetsDefinition:
                 FIT,
                 group_name="marts",
                 deps=DEPS,
-                kinds={"duckdb", "python"},
+                kinds=warehouse_kinds(engine, "python"),
                 description="Per as-of month with 12 months after it, and term: the logistic fit of a customer "
                 "staying active in the next 12 months on the satisfaction index (per 10 points) and segment, "
                 "with standard errors and 95% intervals, or not_fitted and why. An association, not a cause.",

@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from pipelines.defs.assets import NOTES
+from pipelines.defs.assets.kinds import DEFAULT_ENGINE, warehouse_kinds
 from pipelines.defs.assets.row_counts import add_row_counts
 from pipelines.defs.assets.satisfaction_retention import DRIVERS as ACTIVITY
 from pipelines.defs.assets.satisfaction_retention import FIT, FIT_TABLE, SATISFACTION, WINDOW, customers_of
@@ -252,7 +253,7 @@ def _attribute_means(wh: Warehouse, first: date, last: date, satisfaction: pd.Da
     return means.sort_values(["period", "customer_id", "question_id"], ignore_index=True)
 
 
-def scenario_value(monthly: PartitionsDefinition) -> AssetsDefinition:
+def scenario_value(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) -> AssetsDefinition:
     """marts/scenario_customer_value, on ``monthly`` (a multi-asset of one: its step is `scenario_value`, after
     the satisfaction-retention link), in the scenarios group: rebuilt whole by every run (the dbt scenario marts
     are refreshed by month: docs/DESIGN.md, Scenarios)."""
@@ -266,7 +267,7 @@ def scenario_value(monthly: PartitionsDefinition) -> AssetsDefinition:
                 VALUE,
                 group_name=SCENARIOS_GROUP,
                 deps=DEPS,
-                kinds={"duckdb", "python"},
+                kinds=warehouse_kinds(engine, "python"),
                 description="Per scenario, scenario month and customer: the satisfaction index of the trailing "
                 "12 months, the retention probability (the satisfaction-retention link) and the profit CLV, "
                 "actual and in the scenario: what a satisfaction lever is worth. An association, not a cause.",

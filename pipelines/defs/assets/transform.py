@@ -18,6 +18,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     Failure,
     Output,
     PartitionsDefinition,
@@ -25,6 +26,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.assets.ingest import fail_unless_released
+from pipelines.defs.assets.kinds import DEFAULT_ENGINE, warehouse_kinds
 from pipelines.defs.assets.row_counts import add_row_count, row_counts
 from pipelines.defs.dbt import dbt_project, ensure_manifest
 from pipelines.defs.dbt_failures import explain_failed_tests
@@ -37,10 +39,14 @@ from pipelines.defs.partitions import (
     single_run,
 )
 from pipelines.defs.resources import DataDir, WarehouseResource
+from pipelines.lib.settings import ENGINES
 
 # The dbt sources written by the Python assets, and the dbt selection of the models that read them.
 PYTHON_MARTS_SOURCE = "python_marts"
 AFTER_PYTHON_MARTS = f"source:{PYTHON_MARTS_SOURCE}+"
+# The metadata key of an asset's storage kind (dagster's TableMetadataSet, not exported by dagster 1.13).
+STORAGE_KIND = "dagster/storage_kind"
+
 # The group of the what-if scenario models (models/*/scenarios/).
 SCENARIOS_GROUP = "scenarios"
 
@@ -52,7 +58,22 @@ LABELS_GROUP = "labels"
 class Translator(DagsterDbtTranslator):
     """Groups dbt models by their layer folder (staging, intermediate, marts), and the what-if scenario models
     (a `scenarios` folder of a layer) in a group of their own; a table of the source ``python_marts`` is the
-    Python asset that writes it, marts/<table>."""
+    Python asset that writes it, marts/<table>. Its kinds and storage kind are the run's ``engine`` (dagster-dbt
+    takes them from the manifest's adapter, which is DuckDB's: the manifest is parsed with the `local` target)."""
+
+    def __init__(self, engine: str = DEFAULT_ENGINE) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        adapter = manifest.get("metadata", {}).get("adapter_type")
+        if adapter == self.engine or adapter not in ENGINES:
+            return spec
+        return spec.replace_attributes(
+            kinds=(set(spec.kinds) - {adapter}) | warehouse_kinds(self.engine),
+            metadata={**spec.metadata, STORAGE_KIND: self.engine},
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if (
@@ -83,22 +104,22 @@ def dbt_period_environment(refresh: RefreshRange) -> dict[str, str]:
     return {"CPROF_PERIOD_FROM": f"{refresh.first}-01", "CPROF_PERIOD_TO": f"{refresh.last}-01"}
 
 
-def _dbt_step(monthly: PartitionsDefinition, **selection: str):
+def _dbt_step(monthly: PartitionsDefinition, engine: str, **selection: str):
     """``@dbt_assets`` of the models ``selection`` (dbt's select / exclude) picks, on the monthly partitions."""
     return dbt_assets(
         manifest=ensure_manifest(),
         project=dbt_project,
-        dagster_dbt_translator=Translator(),
+        dagster_dbt_translator=Translator(engine),
         partitions_def=monthly,
         backfill_policy=single_run,
         **selection,
     )
 
 
-def dbt_models(monthly: PartitionsDefinition) -> AssetsDefinition:
+def dbt_models(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) -> AssetsDefinition:
     """The first dbt step: every model that does not read a Python mart, on ``monthly``."""
 
-    @_dbt_step(monthly, exclude=AFTER_PYTHON_MARTS, name="dbt_models")
+    @_dbt_step(monthly, engine, exclude=AFTER_PYTHON_MARTS, name="dbt_models")
     def _models(
         context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
     ):
@@ -110,10 +131,12 @@ def dbt_models(monthly: PartitionsDefinition) -> AssetsDefinition:
     return _models
 
 
-def satisfaction_and_scorecard_models(monthly: PartitionsDefinition) -> AssetsDefinition:
+def satisfaction_and_scorecard_models(
+    monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE
+) -> AssetsDefinition:
     """The second dbt step: the models that read the Python marts, on ``monthly``."""
 
-    @_dbt_step(monthly, select=AFTER_PYTHON_MARTS, name="satisfaction_and_scorecard_models")
+    @_dbt_step(monthly, engine, select=AFTER_PYTHON_MARTS, name="satisfaction_and_scorecard_models")
     def _models(
         context: AssetExecutionContext, dbt: DbtCliResource, data_dir: DataDir, warehouse: WarehouseResource
     ):
