@@ -313,3 +313,52 @@ def test_the_sample_publication_is_partitioned_and_its_period_log_sums_to_publis
         for table in set(logged) - with_periods:
             assert (parquet / f"{table}.parquet").is_file(), table
     assert os.path.islink(published_sample.published / CURRENT)
+
+
+def test_a_keyed_table_replacing_more_than_a_tenth_of_its_rows_is_written_whole(tmp_path: Path):
+    """Deleting rows under an enforced key costs DuckDB several times what writing them does: a refresh that
+    would replace more than a tenth of a keyed table's rows (and more than ``indexed_patch_rows``) writes that
+    table whole instead, equal to the patch it replaces; a table under the share is still patched."""
+    many = ", ".join(f"(date '2024-0{m}-01', 'C{i}', {i}.00, 'n')" for m in (1, 2, 3) for i in range(20))
+    customers = ", ".join(f"('C{i}', 'name')" for i in range(100))
+    warehouse = _warehouse(tmp_path / "warehouse.duckdb", many, SCENARIO, customers)
+    published = tmp_path / "published"
+    _publish(warehouse, published, indexed_patch_rows=1)
+    # facts: replaced from March on, its 20 rows of 60 (a third); scenario_facts: one row changes, in January
+    # (its 2 rows of 6)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.facts set amount = amount + 1 where period = date '2024-03-01' and customer_id = 'C1'"
+        )
+        con.execute("insert into marts.facts values (date '2024-04-01', 'C1', 1.00, 'n')")
+        con.execute(
+            "update marts.scenario_facts set amount = 9.00 where period = date '2024-01-01' and customer_id = 'C2'"
+        )
+    refresh = _publish(warehouse, published, changed_from=MAR, indexed_patch_rows=1)
+    assert refresh.patched and refresh.kept_periods == {}
+    _checks(refresh.database, warehouse, refresh.run_id)
+    afresh = _publish(warehouse, tmp_path / "afresh")
+    assert refresh.checksums == afresh.checksums and refresh.period_sums == afresh.period_sums
+
+    # a year of 100 rows a month refreshed from December: 100 of 1,200 rows replaced, under a tenth: patched
+    larger = ", ".join(
+        f"(date '2024-{m:02d}-01', 'C{i}', {i}.00, 'n')" for m in range(1, 13) for i in range(100)
+    )
+    _warehouse(warehouse, larger, SCENARIO, customers)
+    again = tmp_path / "again"
+    year = {"first_period": JAN, "last_period": date(2024, 12, 1)}
+    publish(DuckDBWarehouse(warehouse), again, primary_keys=KEYS, incremental={"facts"}, **year)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.facts set amount = amount + 1 where period = date '2024-12-01' and customer_id = 'C1'"
+        )
+    patched = publish(
+        DuckDBWarehouse(warehouse),
+        again,
+        primary_keys=KEYS,
+        incremental={"facts"},
+        changed_from=date(2024, 12, 1),
+        indexed_patch_rows=1,
+        **year,
+    )
+    assert patched.kept_periods["facts"] == {date(2024, m, 1) for m in range(1, 12)}
