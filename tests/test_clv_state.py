@@ -7,7 +7,6 @@ last month; with a customer whose first purchase is in the refreshed month, one 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.defs.dbt import dbt_executable
-from pipelines.lib.config import DBT_PROJECT_DIR, Paths
+from pipelines.lib.config import Paths
+from tests.dbt_cli import run_dbt
 
 # int_clv_summary_by_as_of_month as it was (compiled for DuckDB): every as-of month joined to every purchase day
 # before it, the first purchase over all history.
@@ -203,33 +202,8 @@ MODELS = (
 
 
 def _run_models(data_dir: Path, month: str) -> subprocess.CompletedProcess:
-    """dbt run of MODELS against the warehouse in ``data_dir``, refreshing ``month`` alone (its target and logs
-    there too)."""
-    return subprocess.run(
-        [
-            dbt_executable(),
-            "run",
-            "--select",
-            *MODELS,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(data_dir / "target"),
-            "--log-path",
-            str(data_dir / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "CPROF_DATA_DIR": str(data_dir),
-            "CPROF_PERIOD_FROM": month,
-            "CPROF_PERIOD_TO": month,
-        },
-    )
+    """dbt run of MODELS against the warehouse in ``data_dir``, refreshing ``month`` alone."""
+    return run_dbt(data_dir, "run", "--select", *MODELS, month=month)
 
 
 def _differences(con: duckdb.DuckDBPyConnection, table: str, reference: str) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,11 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.defs.dbt import dbt_executable
 from pipelines.lib.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 from pipelines.lib.settings import Settings
 from pipelines.publication.publish import PARQUET_DIR, current_database, parquet_source
 from pipelines.run import PipelineError, run_pipeline
+from tests.dbt_cli import run_dbt
 
 # What the contract requires, written out independently of the code that publishes it.
 SEVEN = (
@@ -186,29 +185,6 @@ def test_a_month_with_support_tickets_and_no_orders_shows_as_a_loss(built: Paths
 def _dbt_test(data_dir: Path, select: str, *more: str) -> subprocess.CompletedProcess:
     """``dbt test --select`` against the warehouse in ``data_dir``."""
     return run_dbt(data_dir, "test", "--select", select, *more)
-
-
-def run_dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """dbt's command line ``args`` on the project, against the warehouse in ``data_dir`` (its target and logs
-    there too)."""
-    return subprocess.run(
-        [
-            dbt_executable(),
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(data_dir / "target"),
-            "--log-path",
-            str(data_dir / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "CPROF_DATA_DIR": str(data_dir)},
-    )
 
 
 def _copy_warehouse(built: Paths, data_dir: Path, *statements: str) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.test_costing import run_dbt
+from tests.dbt_cli import run_dbt
 
 # Means whose exact value lies halfway between two roundings: in double precision they fall below the half
 # (0.015 is 0.01499999...), so a mean computed in doubles and then rounded goes down, on one engine or both.

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.lib.config import Paths
 from pipelines.publication.publish import current_database
-from tests.test_costing import run_dbt
+from tests.dbt_cli import run_dbt
 
 COLUMNS = [
     "period",

@@ -9,17 +9,15 @@ rebuilds what it left)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipelines.defs.dbt import dbt_executable
-from pipelines.lib.config import DBT_PROJECT_DIR, Paths
+from pipelines.lib.config import Paths
+from tests.dbt_cli import run_dbt
 
 SCENARIO_MODELS = "int_scenario_changes+"
 # int_scenario_periods says what one run rebuilt, which differs from a full build by design.
@@ -27,31 +25,8 @@ NOT_COMPARED = {"int_scenario_periods", "scenario_customer_value"}
 
 
 def _dbt(data_dir: Path, *args: str, month: str | None = None) -> None:
-    """dbt against the warehouse in ``data_dir`` (its target and logs there too), refreshing ``month`` alone
-    (no refresh window without it)."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("CPROF_PERIOD_")}
-    if month:
-        environment |= {"CPROF_PERIOD_FROM": month, "CPROF_PERIOD_TO": month}
-    done = subprocess.run(
-        [
-            dbt_executable(),
-            *args,
-            "--exclude-resource-type",
-            "unit_test",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(data_dir / "target"),
-            "--log-path",
-            str(data_dir / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**environment, "CPROF_DATA_DIR": str(data_dir)},
-    )
+    """dbt against the warehouse in ``data_dir``, refreshing ``month`` alone (no refresh window without it)."""
+    done = run_dbt(data_dir, *args, "--exclude-resource-type", "unit_test", month=month)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 

@@ -39,6 +39,16 @@ end
 {%- endmacro %}
 
 {#-
+    The months of history the scenarios are computed over, one row per `period`: those of the ledger's cost centre
+    months and of the margin lines (int_scenario_months and int_scenario_periods both start from them).
+-#}
+{% macro scenario_history_months() -%}
+select distinct period from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
+    union
+    select distinct period from {{ ref('int_margin_joined_to_cost_to_serve') }}
+{%- endmacro %}
+
+{#-
     Resources to activities (costing method, step 2), as CTEs to put after a model's own: from `activity_months`
     (one row per `keys` and activity: cost_center, driver, method, unit_minutes, share,
     practical_capacity_minutes, ledger_cost, driver_volume) to `activities_costed`, one row per `keys` and

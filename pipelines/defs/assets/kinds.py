@@ -6,10 +6,12 @@ the publication is a DuckDB file and Parquet whatever the engine (pipelines/defs
 
 from __future__ import annotations
 
+import dataclasses
+
 from pipelines.lib.settings import ENGINES, Settings
 
 # The engine of a definition built without settings (a test's single asset): Settings' own default.
-DEFAULT_ENGINE: str = Settings.__dataclass_fields__["engine"].default
+DEFAULT_ENGINE: str = next(field.default for field in dataclasses.fields(Settings) if field.name == "engine")
 
 
 def warehouse_kinds(engine: str, *more: str) -> set[str]:

@@ -13,7 +13,8 @@ as the probability of staying active does. An association in the data, not a pro
 
 Every scenario has a row per scenario month and customer of the link's population (active in the trailing 12
 months, with a satisfaction index in them); a customer whose index the scenario does not move has actual's
-figures exactly. Rebuilt whole by every run that rebuilds the scenario marts, and published with them.
+figures exactly. Rebuilt whole by every run (its figures use the latest fitted as-of month, which a new month
+moves), and published with the scenario marts.
 """
 
 from datetime import date

@@ -11,9 +11,7 @@ release as (
 ),
 
 periods as (
-    select distinct period from {{ ref('int_ledger_costs_aggregated_to_cost_center_month') }}
-    union
-    select distinct period from {{ ref('int_margin_joined_to_cost_to_serve') }}
+    {{ scenario_history_months() }}
 ),
 
 earliest_change as (

@@ -5,22 +5,13 @@
 -- that breaks even. A customer without positive net revenue has no cost per unit of revenue: it is left out of
 -- the medians and listed with every activity it carries (lever_reason 'no_net_revenue'), its norm being zero.
 {{ config(materialized='incremental', incremental_strategy=period_incremental_strategy(), partition_by=period_partition_by(), on_schema_change='fail', meta={'refresh_reach_months': 11}) }}
-with customer_months as (
-    select period, customer_id, segment, net_revenue, abc_profit
+with months as (
+    select distinct period, year(period) * 12 + month(period) as month_index
     from {{ ref('customer_profitability') }}
 ),
 
-cost_to_serve as (
-    select period, customer_id, activity, cost_center, driver, driver_volume, allocated_cost
-    from {{ ref('customer_cost_to_serve') }}
-),
-
-months as (
-    select distinct period from customer_months
-),
-
 as_of as (
-    select period as as_of_period from months
+    select period as as_of_period, month_index from months
     where {{ in_refresh_window('period') }}
 ),
 
@@ -31,8 +22,8 @@ window_periods as (
     select as_of.as_of_period, 't12m' as time_window, months.period
     from as_of
     inner join months
-        on months.period > as_of.as_of_period - interval 12 month
-        and months.period <= as_of.as_of_period
+        on months.month_index > as_of.month_index - 12
+        and months.month_index <= as_of.month_index
 ),
 
 coverage as (
@@ -41,32 +32,137 @@ coverage as (
     group by as_of_period, time_window
 ),
 
-customers as (
+-- The rows the as-of months' windows read: those of the 12 months up to the last as-of month.
+customer_months as (
+    select period, year(period) * 12 + month(period) as month_index, customer_id, segment, net_revenue, abc_profit
+    from {{ ref('customer_profitability') }}
+    where year(period) * 12 + month(period) > (select min(month_index) from as_of) - 12
+),
+
+cost_to_serve as (
     select
-        window_periods.as_of_period,
-        window_periods.time_window,
-        customer_months.customer_id,
+        period, year(period) * 12 + month(period) as month_index,
+        customer_id, activity, cost_center, driver, driver_volume, allocated_cost
+    from {{ ref('customer_cost_to_serve') }}
+    where year(period) * 12 + month(period) > (select min(month_index) from as_of) - 12
+        and period in (select period from months)
+),
+
+-- The trailing 12 months as running sums over each customer's (and customer and activity's) months, not as a join
+-- of every as-of month to its 12 months (which aggregates 12 rows per row): a row of month m is in the windows of
+-- the as-of months m to m + 11, so each row spans the as-of months up to the next row of its key or 11 months on,
+-- and a window's sums are those of the rows 11 months back from its as-of month (decimal sums: exact in any order).
+customer_spans as (
+    select
+        customer_months.*,
+        -- The last as-of month of the row's span, plus one.
+        least(
+            coalesce(lead(month_index) over (partition by customer_id order by month_index), month_index + 12),
+            month_index + 12
+        ) as span_end
+    from customer_months
+),
+
+customer_t12m as (
+    select
+        as_of_period,
+        customer_id,
+        max(segment) over last_12 as segment,
+        sum(net_revenue) over last_12 as net_revenue,
+        sum(abc_profit) over last_12 as abc_profit
+    from (
+        select
+            months.period as as_of_period,
+            months.month_index,
+            customer_spans.customer_id,
+            case when months.month_index = customer_spans.month_index then customer_spans.segment end as segment,
+            case when months.month_index = customer_spans.month_index then customer_spans.net_revenue end
+                as net_revenue,
+            case when months.month_index = customer_spans.month_index then customer_spans.abc_profit end as abc_profit
+        from customer_spans
+        inner join months
+            on months.month_index >= customer_spans.month_index
+            and months.month_index < customer_spans.span_end
+    ) as spine
+    window last_12 as (partition by customer_id order by month_index range between 11 preceding and current row)
+),
+
+activity_spans as (
+    select
+        cost_to_serve.*,
+        -- The last as-of month of the row's span, plus one.
+        least(
+            coalesce(lead(month_index) over (partition by customer_id, activity order by month_index), month_index + 12),
+            month_index + 12
+        ) as span_end
+    from cost_to_serve
+),
+
+activity_t12m as (
+    select
+        as_of_period,
+        customer_id,
+        activity,
+        max(cost_center) over last_12 as cost_center,
+        max(driver) over last_12 as driver,
+        sum(driver_volume) over last_12 as driver_volume,
+        sum(allocated_cost) over last_12 as allocated_cost
+    from (
+        select
+            months.period as as_of_period,
+            months.month_index,
+            activity_spans.customer_id,
+            activity_spans.activity,
+            case when months.month_index = activity_spans.month_index then activity_spans.cost_center end
+                as cost_center,
+            case when months.month_index = activity_spans.month_index then activity_spans.driver end as driver,
+            case when months.month_index = activity_spans.month_index then activity_spans.driver_volume end
+                as driver_volume,
+            case when months.month_index = activity_spans.month_index then activity_spans.allocated_cost end
+                as allocated_cost
+        from activity_spans
+        inner join months
+            on months.month_index >= activity_spans.month_index
+            and months.month_index < activity_spans.span_end
+    ) as spine
+    window last_12 as (
+        partition by customer_id, activity order by month_index range between 11 preceding and current row
+    )
+),
+
+customers as (
+    select as_of.as_of_period, 'month' as time_window, customer_months.customer_id,
         max(customer_months.segment) as segment,
         sum(customer_months.net_revenue) as net_revenue,
         sum(customer_months.abc_profit) as abc_profit
-    from window_periods
-    inner join customer_months on customer_months.period = window_periods.period
-    group by window_periods.as_of_period, window_periods.time_window, customer_months.customer_id
+    from as_of
+    inner join customer_months on customer_months.period = as_of.as_of_period
+    group by as_of.as_of_period, customer_months.customer_id
+    union all
+    select customer_t12m.as_of_period, 't12m' as time_window, customer_id, segment, net_revenue, abc_profit
+    from customer_t12m
+    inner join as_of on as_of.as_of_period = customer_t12m.as_of_period
 ),
 
 activities as (
     select
-        window_periods.as_of_period,
-        window_periods.time_window,
+        as_of.as_of_period,
+        'month' as time_window,
         cost_to_serve.customer_id,
         cost_to_serve.activity,
         max(cost_to_serve.cost_center) as cost_center,
         max(cost_to_serve.driver) as driver,
         sum(cost_to_serve.driver_volume) as driver_volume,
         sum(cost_to_serve.allocated_cost) as allocated_cost
-    from window_periods
-    inner join cost_to_serve on cost_to_serve.period = window_periods.period
-    group by window_periods.as_of_period, window_periods.time_window, cost_to_serve.customer_id, cost_to_serve.activity
+    from as_of
+    inner join cost_to_serve on cost_to_serve.period = as_of.as_of_period
+    group by as_of.as_of_period, cost_to_serve.customer_id, cost_to_serve.activity
+    union all
+    select
+        activity_t12m.as_of_period, 't12m' as time_window, customer_id, activity, cost_center, driver,
+        driver_volume, allocated_cost
+    from activity_t12m
+    inner join as_of on as_of.as_of_period = activity_t12m.as_of_period
 ),
 
 -- Every customer with positive net revenue in the window, against every activity of the window: a customer that
