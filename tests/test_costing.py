@@ -182,9 +182,11 @@ def test_a_month_with_support_tickets_and_no_orders_shows_as_a_loss(built: Paths
     assert rows[0] > 0 and rows[1] < 0
 
 
-def _dbt_test(data_dir: Path, select: str, *more: str) -> subprocess.CompletedProcess:
-    """``dbt test --select`` against the warehouse in ``data_dir``."""
-    return run_dbt(data_dir, "test", "--select", select, *more)
+def _dbt_test(
+    data_dir: Path, select: str, *more: str, month: str | None = None
+) -> subprocess.CompletedProcess:
+    """``dbt test --select`` against the warehouse in ``data_dir`` (refreshing ``month`` alone, when given)."""
+    return run_dbt(data_dir, "test", "--select", select, *more, month=month)
 
 
 def _copy_warehouse(built: Paths, data_dir: Path, *statements: str) -> Path:
@@ -212,7 +214,7 @@ def test_a_broken_conservation_rule_fails_the_build(built: Paths, tmp_path: Path
 
 
 def test_a_key_repeated_across_months_fails_its_unique_test_under_the_refresh_window(
-    built: Paths, tmp_path: Path, monkeypatch
+    built: Paths, tmp_path: Path
 ):
     """A refresh tests the rows of its months, but a key of those months repeated in an earlier month still fails."""
     _copy_warehouse(
@@ -224,11 +226,27 @@ def test_a_key_repeated_across_months_fails_its_unique_test_under_the_refresh_wi
         "(select generation from landed._generations where source = 'returns' and period = date '2024-03-01' "
         "and promoted) from raw.returns where return_date < date '2024-02-01' order by return_id limit 1",
     )
-    monkeypatch.setenv("CPROF_PERIOD_FROM", "2024-03-01")
-    monkeypatch.setenv("CPROF_PERIOD_TO", "2024-03-01")
-    done = _dbt_test(tmp_path, "stg_erp__returns,test_name:unique")
+    done = _dbt_test(tmp_path, "stg_erp__returns,test_name:unique", month="2024-03-01")
     assert done.returncode == 1, done.stdout
     assert "FAIL 1 unique_stg_erp__returns_return_id" in done.stdout
+
+
+def test_a_key_with_its_period_repeated_in_a_tested_month_fails_its_test(built: Paths, tmp_path: Path):
+    """A key that includes the period is tested on the refreshed months' rows alone (it has no rows elsewhere):
+    a row repeated in the refreshed month fails its key test; the same test of a later month reads past it."""
+    _copy_warehouse(
+        built,
+        tmp_path,
+        "insert into marts.customer_cost_to_serve select * from marts.customer_cost_to_serve "
+        "where period = date '2024-03-01' order by customer_id, activity limit 1",
+    )
+    test = "customer_cost_to_serve,test_name:unique_combination_of_columns"
+    done = _dbt_test(tmp_path, test, month="2024-03-01")
+    assert done.returncode == 1, done.stdout
+    assert "FAIL 1 unique_combination_of_columns_customer_cost_to_serve" in done.stdout
+    later = _dbt_test(tmp_path, test, month="2024-04-01")
+    assert later.returncode == 0, later.stdout
+    assert "PASS=1" in later.stdout
 
 
 def test_a_null_fails_its_models_not_null_test_naming_the_column(built: Paths, tmp_path: Path):

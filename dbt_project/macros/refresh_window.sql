@@ -92,7 +92,8 @@
     the rows before it are the ones earlier runs tested, and nothing in this run changed them.
       - key tests (unique, unique_combination_of_columns) see every row whose key occurs from
         $CPROF_PERIOD_FROM on, in any period, so a key repeated across months is still caught: they get the
-        whole relation and window their keys themselves (duplicate_keys);
+        whole relation and window their keys themselves (duplicate_keys); a key that includes `period` occurs
+        in one period only, so its rows in the tested periods are all its rows, read without the rest;
       - relationships tests stay whole: a reloaded parent (a corrected month of order lines, a new customer
         snapshot) can orphan rows of earlier periods.
     Full builds, --full-refresh, tables rebuilt whole and models without periods are tested whole. The singular
@@ -157,7 +158,7 @@
 {#-
     The keys of `relation` that occur more than once, with how many rows each: the body of the key tests.
     Under the refresh window only keys that occur in the tested periods count, in whichever period their
-    other rows are. key_name: one key column, renamed as dbt's unique test names it (nulls are not keys).
+    other rows are (a key with its period has no rows in other periods: the tested periods are read alone). key_name: one key column, renamed as dbt's unique test names it (nulls are not keys).
 -#}
 {% macro duplicate_keys(relation, keys, count_name='occurrences', key_name=none) %}
 {%- set window = tested_window_of(relation) -%}
@@ -166,7 +167,9 @@ select
     count(*) as {{ count_name }}
 from {{ relation }} as tested
 where {% if key_name %}{{ keys[0] }} is not null{% else %}true{% endif %}
-{%- if window %}
+{%- if window and 'period' in keys %}
+    and {{ window }}
+{%- elif window %}
     and exists (
         select 1
         from {{ relation }} as windowed
