@@ -312,16 +312,26 @@ def test_every_lever_is_above_its_norm_in_cost_and_in_volume(published_sample: P
     assert levers > 0 and below == 0
 
 
-def test_a_profit_at_the_norm_one_cent_off_fails_the_build(published_sample: Paths, tmp_path: Path):
-    """The data test is not decorative: profit_at_norm = abc_profit + excess_cost, to the cent."""
+@pytest.mark.parametrize(
+    "column, window",
+    [("profit_at_norm", "month"), ("net_revenue", "t12m"), ("abc_profit", "t12m")],
+)
+def test_a_lever_one_cent_off_fails_the_build(
+    published_sample: Paths, tmp_path: Path, column: str, window: str
+):
+    """The data test is not decorative: profit_at_norm = abc_profit + excess_cost, and a window's net revenue and
+    ABC profit are the customer's months' sums, to the cent: one lever a cent off fails it, alone."""
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(published_sample.warehouse, warehouse)
     with duckdb.connect(str(warehouse)) as con:
+        # abc_profit moves profit_at_norm with it: only the window's sum is then off
+        moved = [column, "profit_at_norm"] if column == "abc_profit" else [column]
         con.execute(
-            "update marts.customer_profit_levers set profit_at_norm = profit_at_norm + 0.01 "
+            f"update marts.customer_profit_levers set {', '.join(f'{c} = {c} + 0.01' for c in moved)} "
             "where (period, time_window, customer_id, activity) in "
             "(select (period, time_window, customer_id, activity) from marts.customer_profit_levers "
-            "order by all limit 1)"
+            "where time_window = ? order by all limit 1)",
+            [window],
         )
     done = run_dbt(tmp_path, "test", "--select", "assert_profit_levers_add_up")
     assert done.returncode == 1, done.stdout

@@ -151,3 +151,11 @@
 {% macro spark__words_title_cased(expression, separator) -%}
     array_join(transform(split({{ expression }}, '{{ separator }}'), w -> concat(upper(substr(w, 1, 1)), substr(w, 2))), ' ')
 {%- endmacro %}
+
+{#-
+    In a select list: `count` rows for each row of the relation (an integer expression, at least 1), numbered
+    from 0 (DuckDB) or 1 (Spark): a generator, so the select has no other.
+-#}
+{% macro rows_of(count) %}{{ return(adapter.dispatch('rows_of', 'cprof')(count)) }}{% endmacro %}
+{% macro default__rows_of(count) %}unnest(range({{ count }})){% endmacro %}
+{% macro spark__rows_of(count) %}explode(sequence(1, {{ count }})){% endmacro %}

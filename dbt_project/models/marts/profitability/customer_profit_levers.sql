@@ -165,24 +165,75 @@ activities as (
     inner join as_of on as_of.as_of_period = activity_t12m.as_of_period
 ),
 
--- Every customer with positive net revenue in the window, against every activity of the window: a customer that
--- does not carry an activity costs nothing of it per unit of revenue, and counts in its segment's median as 0.
-peer_ratios as (
+customer_activities as (
     select
         customers.as_of_period,
         customers.time_window,
+        customers.customer_id,
         customers.segment,
-        activity_list.activity,
-        {{ ratio("coalesce(activities.allocated_cost, 0)", "customers.net_revenue") }} as cost_per_revenue
+        activities.activity,
+        activities.cost_center,
+        activities.driver,
+        customers.net_revenue,
+        customers.abc_profit,
+        activities.driver_volume,
+        activities.allocated_cost,
+        case when customers.net_revenue > 0 then {{ ratio("activities.allocated_cost", "customers.net_revenue") }} end
+            as cost_per_revenue
     from customers
-    inner join (select distinct as_of_period, time_window, activity from activities) as activity_list
-        on activity_list.as_of_period = customers.as_of_period and activity_list.time_window = customers.time_window
-    left join activities
+    inner join activities
         on activities.as_of_period = customers.as_of_period
         and activities.time_window = customers.time_window
         and activities.customer_id = customers.customer_id
-        and activities.activity = activity_list.activity
-    where customers.net_revenue > 0
+),
+
+-- Every customer with positive net revenue in the window, against every activity of the window: a customer that
+-- does not carry an activity costs nothing of it per unit of revenue, and counts in its segment's median as 0.
+-- The carriers' ratios, then one 0 for each of the segment's other customers (counted, not joined: the same
+-- values as a join of every customer to every activity, without the join).
+segment_peers as (
+    select as_of_period, time_window, segment, count(*) as peers
+    from customers
+    where net_revenue > 0
+    group by as_of_period, time_window, segment
+),
+
+carriers as (
+    select as_of_period, time_window, segment, activity, count(*) as carriers
+    from customer_activities
+    where net_revenue > 0
+    group by as_of_period, time_window, segment, activity
+),
+
+not_carrying as (
+    select
+        segment_peers.as_of_period,
+        segment_peers.time_window,
+        segment_peers.segment,
+        activity_list.activity,
+        segment_peers.peers - coalesce(carriers.carriers, 0) as customers
+    from segment_peers
+    inner join (select distinct as_of_period, time_window, activity from activities) as activity_list
+        on activity_list.as_of_period = segment_peers.as_of_period
+        and activity_list.time_window = segment_peers.time_window
+    left join carriers
+        on carriers.as_of_period = segment_peers.as_of_period
+        and carriers.time_window = segment_peers.time_window
+        and carriers.segment = segment_peers.segment
+        and carriers.activity = activity_list.activity
+),
+
+peer_ratios as (
+    select as_of_period, time_window, segment, activity, cost_per_revenue
+    from customer_activities
+    where net_revenue > 0
+    union all
+    select as_of_period, time_window, segment, activity, cast(0 as double) as cost_per_revenue
+    from (
+        select as_of_period, time_window, segment, activity, {{ rows_of('customers') }} as customer
+        from not_carrying
+        where customers > 0
+    ) as zeros
 ),
 
 medians as (
@@ -199,37 +250,22 @@ medians as (
 
 measured as (
     select
-        customers.as_of_period,
-        customers.time_window,
-        customers.customer_id,
-        customers.segment,
-        activities.activity,
-        activities.cost_center,
-        activities.driver,
-        customers.net_revenue,
-        customers.abc_profit,
-        activities.driver_volume,
-        activities.allocated_cost,
-        case when customers.net_revenue > 0 then {{ ratio("activities.allocated_cost", "customers.net_revenue") }} end
-            as cost_per_revenue,
+        customer_activities.*,
         medians.median_cost_per_revenue,
         coalesce(medians.segment_customers, 0) as segment_customers,
         -- The cost at the norm: the segment's median cost per unit of revenue x the customer's net revenue
         -- (none without positive revenue).
         case
-            when customers.net_revenue > 0 then medians.median_cost_per_revenue * customers.net_revenue
+            when customer_activities.net_revenue > 0
+                then medians.median_cost_per_revenue * customer_activities.net_revenue
             else cast(0 as double)
         end as norm_cost
-    from customers
-    inner join activities
-        on activities.as_of_period = customers.as_of_period
-        and activities.time_window = customers.time_window
-        and activities.customer_id = customers.customer_id
+    from customer_activities
     left join medians
-        on medians.as_of_period = customers.as_of_period
-        and medians.time_window = customers.time_window
-        and medians.segment = customers.segment
-        and medians.activity = activities.activity
+        on medians.as_of_period = customer_activities.as_of_period
+        and medians.time_window = customer_activities.time_window
+        and medians.segment = customer_activities.segment
+        and medians.activity = customer_activities.activity
 ),
 
 -- A lever is worth at least a cent: its cost above the norm, rounded, is positive (so its cost per unit of
