@@ -89,9 +89,10 @@ def customers_of(satisfaction: pd.DataFrame, active: pd.DataFrame, period: date)
         segment=("segment", "last"), weighted=("weighted", "sum"), responses=("responses", "sum")
     )
     indexed["index"] = indexed.weighted / indexed.responses
-    before = set(active.customer_id[(active.period >= start) & (active.period <= end)])
+    # unique() and isin() hash the column as a whole: a set() of it iterates its values one by one in Python
+    before = active.customer_id[(active.period >= start) & (active.period <= end)].unique()
     after_end = pd.Timestamp(shift_month(period, WINDOW))
-    after = set(active.customer_id[(active.period > end) & (active.period <= after_end)])
+    after = active.customer_id[(active.period > end) & (active.period <= after_end)].unique()
     found = indexed[indexed.index.isin(before)].sort_index()
     return pd.DataFrame(
         {
