@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipelines.engines import dbt_target, open_runtime
-from pipelines.engines.base import Column, Filter, PeriodWindow
+from pipelines.engines.base import Column, CopyRows, Filter, PeriodWindow
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.lib.settings import SettingError, Settings
 
@@ -53,6 +53,32 @@ def test_replace_periods_replaces_the_window_empties_its_missing_periods_and_kee
     warehouse.close()
     # January kept; February replaced; March (in the window, no new rows) emptied.
     assert _rows(warehouse.database) == [(JAN, "a", "1.10"), (FEB, "c", "9.99")]
+
+
+def test_replace_periods_copies_staged_rows_under_another_value(warehouse):
+    """CopyRows: the rows staged before it with the value, again with the new one (a copy before any frame, or
+    of a value no row has, copies nothing); a column the table does not have is an error, and nothing is
+    written."""
+    frames = [
+        CopyRows("key", "a", "y"),
+        _frame([(JAN, "a", "1.10"), (FEB, "a", "2.20"), (FEB, "b", "0.50")]),
+        CopyRows("key", "a", "z"),
+        CopyRows("key", "nobody", "w"),
+    ]
+    assert warehouse.replace_periods("marts.facts", COLUMNS, iter(frames), PeriodWindow(JAN, FEB)) == 5
+    with pytest.raises(ValueError, match="'customer'"):
+        warehouse.replace_periods(
+            "marts.facts", COLUMNS, iter([CopyRows("customer", "a", "z")]), PeriodWindow(JAN, FEB)
+        )
+    warehouse.close()
+    assert _rows(warehouse.database) == [
+        (JAN, "a", "1.10"),
+        (JAN, "z", "1.10"),
+        (FEB, "a", "2.20"),
+        (FEB, "b", "0.50"),
+        (FEB, "z", "2.20"),
+        (MAR, "b", "3.30"),
+    ]
 
 
 def test_replace_periods_is_all_or_nothing(warehouse):

@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines.engines.base import Column, Filter, PeriodWindow
+from pipelines.engines.base import Column, CopyRows, Filter, PeriodWindow
 from pipelines.engines.duckdb_warehouse import DuckDBWarehouse
 from pipelines.engines.sql import ident, qualified
 from pipelines.lib.config import Paths
@@ -320,6 +320,26 @@ def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(
             assert spark.count_by(table, "period") == duck.count_by(table, "period") == {JAN: 40, FEB: 25}
             assert spark.columns(table) == duck.columns(table) == [c.name for c in COLUMNS]
             assert spark.spark.table(table).columns[-1] == "period"  # Spark's own order: partition last
+
+            # Rows the engine copies (CopyRows): C001's rows of both months again as C999; a copy of rows no frame
+            # staged copies nothing.
+            copied = "marts.copied_mart"
+            for wh in both:
+                frames = iter(
+                    [
+                        CopyRows("customer_id", "C001", "C998"),
+                        _month(JAN, 3),
+                        _month(FEB, 2),
+                        CopyRows("customer_id", "C001", "C999"),
+                        CopyRows("customer_id", "nobody", "C997"),
+                    ]
+                )
+                assert wh.replace_periods(copied, COLUMNS, frames, PeriodWindow()) == 7
+            order = ["period", "customer_id"]
+            pd.testing.assert_frame_equal(
+                spark.read(copied, order_by=order), duck.read(copied, order_by=order)
+            )
+            assert duck.count_by(copied, "customer_id") == {"C000": 2, "C001": 2, "C002": 1, "C999": 2}
 
             # A write that fails half way (a NULL in a NOT NULL column, in the second frame) changes nothing.
             broken = _month(MAR, 3)

@@ -18,7 +18,7 @@ write leaves the table as it was (DuckDB: one transaction; Spark: one ``insert o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -66,6 +66,27 @@ class PeriodWindow:
         if self.last is not None:
             found.append(Filter(column, "<=", self.last))
         return found
+
+
+@dataclass(frozen=True)
+class CopyRows:
+    """Among the frames of :meth:`Warehouse.replace_periods`: the rows staged before it whose ``column`` is ``of``,
+    staged again with ``column`` set to ``value``; the engine copies them, so rows that repeat (a scenario
+    without changes has actual's) cross from pandas once. Both values are bound."""
+
+    column: str
+    of: Any
+    value: Any
+
+    def selected(self, table: str, columns: Sequence[Column], quote: Callable[[str], str]) -> str:
+        """The select list of the copy from rows of ``columns`` (names quoted by ``quote``): ``column`` bound
+        (``?``, ``value``), the others as they are."""
+        names = [c.name for c in columns]
+        if self.column not in names:
+            raise ValueError(
+                f"{table}: rows copied by {self.column!r}, which is not one of its columns {names}"
+            )
+        return ", ".join("?" if name == self.column else quote(name) for name in names)
 
 
 @dataclass(frozen=True)
@@ -170,12 +191,12 @@ class Tables(ABC):
         self,
         table: str,
         columns: Sequence[Column],
-        frames: Iterable[pd.DataFrame],
+        frames: Iterable[pd.DataFrame | CopyRows],
         window: PeriodWindow,
     ) -> int:
         """Replace the rows of ``table`` whose ``period`` is in ``window`` by the rows of ``frames`` (each with
-        exactly ``columns``, in order; consumed one at a time, so a caller can produce them month by month), all
-        or nothing. The table is created when missing, and rebuilt whole when ``window`` is unbounded.
+        exactly ``columns``, in order, or a :class:`CopyRows` of rows staged before it; consumed one at a time, so
+        a caller can produce them month by month), all or nothing. The table is created when missing, and rebuilt whole when ``window`` is unbounded.
         Returns the number of rows written."""
 
 

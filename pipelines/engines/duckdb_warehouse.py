@@ -19,6 +19,7 @@ import pandas as pd
 from pipelines.engines import duckdb_ingest
 from pipelines.engines.base import (
     Column,
+    CopyRows,
     LoadResult,
     PeriodWindow,
     Released,
@@ -121,7 +122,11 @@ class DuckDBWarehouse(Warehouse):
 
     # -- the one write of a table keyed by period
     def replace_periods(
-        self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame], window: PeriodWindow
+        self,
+        table: str,
+        columns: Sequence[Column],
+        frames: Iterable[pd.DataFrame | CopyRows],
+        window: PeriodWindow,
     ) -> int:
         # Frames are staged in a scratch table one at a time (a month in memory, not the run's every month),
         # then swapped in with one transaction.
@@ -133,6 +138,13 @@ class DuckDBWarehouse(Warehouse):
         self.con.execute(table_ddl(scratch, columns))
         try:
             for frame in frames:
+                if isinstance(frame, CopyRows):
+                    self.con.execute(
+                        f"insert into {staged} select {frame.selected(table, columns, ident)} from {staged} "
+                        f"where {ident(frame.column)} = ?",
+                        [frame.value, frame.of],
+                    )
+                    continue
                 if list(frame.columns) != [c.name for c in columns]:
                     raise ValueError(
                         f"{table}: frame columns {list(frame.columns)} are not {[c.name for c in columns]}"

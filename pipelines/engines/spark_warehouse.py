@@ -39,6 +39,7 @@ import pandas as pd
 
 from pipelines.engines.base import (
     Column,
+    CopyRows,
     Filter,
     LoadResult,
     PeriodWindow,
@@ -411,7 +412,11 @@ class SparkWarehouse(Warehouse):
 
     # -- the one write of a table keyed by period
     def replace_periods(
-        self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame], window: PeriodWindow
+        self,
+        table: str,
+        columns: Sequence[Column],
+        frames: Iterable[pd.DataFrame | CopyRows],
+        window: PeriodWindow,
     ) -> int:
         from pyspark.sql import functions as F
         from pyspark.sql.types import StructField, StructType, _parse_datatype_string
@@ -471,12 +476,30 @@ class SparkWarehouse(Warehouse):
             self._drop_scratch(stage)
 
     def _stage(
-        self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame], stage: Path
+        self, table: str, columns: Sequence[Column], frames: Iterable[pd.DataFrame | CopyRows], stage: Path
     ) -> int:
         body = ", ".join(f"{ident(c.name)} {c.type}{'' if c.nullable else ' not null'}" for c in columns)
         selected = ", ".join(ident(c.name) for c in columns)
         total = 0
         for number, frame in enumerate(frames):
+            part = stage / f"part-{number:05d}.parquet"
+            if isinstance(frame, CopyRows):
+                # from the parts staged so far (the glob is read before this part is written)
+                staged = literal(str(stage / "part-*.parquet"))
+                counted = 0
+                if any(stage.glob("part-*.parquet")):
+                    counted = self.duck.execute(
+                        f"select count(*) from read_parquet({staged}) where {ident(frame.column)} = ?",
+                        [frame.of],
+                    ).fetchone()[0]
+                if counted:
+                    self.duck.execute(
+                        f"copy (select {frame.selected(table, columns, ident)} from read_parquet({staged}) "
+                        f"where {ident(frame.column)} = ?) to {literal(part)} (format parquet)",
+                        [frame.value, frame.of],
+                    )
+                total += counted
+                continue
             if list(frame.columns) != [c.name for c in columns]:
                 raise ValueError(
                     f"{table}: frame columns {list(frame.columns)} are not {[c.name for c in columns]}"
@@ -491,7 +514,6 @@ class SparkWarehouse(Warehouse):
                 ) from exc
             finally:
                 self.duck.unregister("_frame")
-            part = stage / f"part-{number:05d}.parquet"
             self.duck.execute(f"copy staged to {literal(part)} (format parquet)")
         self.duck.execute("drop table if exists staged")
         return int(total)

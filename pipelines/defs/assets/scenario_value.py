@@ -41,7 +41,7 @@ from pipelines.defs.assets.transform import SCENARIOS_GROUP
 from pipelines.defs.partitions import shift_month, single_run
 from pipelines.defs.resources import WarehouseResource
 from pipelines.domain.satisfaction_retention import FITTED, RetentionFit, retention_probability
-from pipelines.engines.base import Column, Filter, PeriodWindow, Warehouse
+from pipelines.engines.base import Column, CopyRows, Filter, PeriodWindow, Warehouse
 
 VALUE = AssetKey(["marts", "scenario_customer_value"])
 VALUE_TABLE = "marts.scenario_customer_value"
@@ -339,6 +339,10 @@ def scenario_value(monthly: PartitionsDefinition, engine: str = DEFAULT_ENGINE) 
                 }
                 for scenario in scenarios:
                     own = changes[changes.scenario == scenario]
+                    if own.empty and scenario != ACTUAL and ACTUAL in scenarios:
+                        # actual's rows (staged first) under the scenario's name, copied by the engine
+                        frames.append(CopyRows("scenario", ACTUAL, scenario))
+                        continue
                     if own.empty:
                         frames += [unmoved[p].assign(scenario=scenario) for p in periods]
                         continue
