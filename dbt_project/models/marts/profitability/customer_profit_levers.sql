@@ -48,86 +48,15 @@ cost_to_serve as (
         and period in (select period from months)
 ),
 
--- The trailing 12 months as running sums over each customer's (and customer and activity's) months, not as a join
--- of every as-of month to its 12 months (which aggregates 12 rows per row): a row of month m is in the windows of
--- the as-of months m to m + 11, so each row spans the as-of months up to the next row of its key or 11 months on,
--- and a window's sums are those of the rows 11 months back from its as-of month (decimal sums: exact in any order).
-customer_spans as (
-    select
-        customer_months.*,
-        -- The last as-of month of the row's span, plus one.
-        least(
-            coalesce(lead(month_index) over (partition by customer_id order by month_index), month_index + 12),
-            month_index + 12
-        ) as span_end
-    from customer_months
-),
-
+-- The trailing 12 months as running sums over each customer's (and customer and activity's) months.
 customer_t12m as (
-    select
-        as_of_period,
-        customer_id,
-        max(segment) over last_12 as segment,
-        sum(net_revenue) over last_12 as net_revenue,
-        sum(abc_profit) over last_12 as abc_profit
-    from (
-        select
-            months.period as as_of_period,
-            months.month_index,
-            customer_spans.customer_id,
-            case when months.month_index = customer_spans.month_index then customer_spans.segment end as segment,
-            case when months.month_index = customer_spans.month_index then customer_spans.net_revenue end
-                as net_revenue,
-            case when months.month_index = customer_spans.month_index then customer_spans.abc_profit end as abc_profit
-        from customer_spans
-        inner join months
-            on months.month_index >= customer_spans.month_index
-            and months.month_index < customer_spans.span_end
-    ) as spine
-    window last_12 as (partition by customer_id order by month_index range between 11 preceding and current row)
-),
-
-activity_spans as (
-    select
-        cost_to_serve.*,
-        -- The last as-of month of the row's span, plus one.
-        least(
-            coalesce(lead(month_index) over (partition by customer_id, activity order by month_index), month_index + 12),
-            month_index + 12
-        ) as span_end
-    from cost_to_serve
+    {{ trailing_12_months('customer_months', ['customer_id'], ['segment'], ['net_revenue', 'abc_profit']) }}
 ),
 
 activity_t12m as (
-    select
-        as_of_period,
-        customer_id,
-        activity,
-        max(cost_center) over last_12 as cost_center,
-        max(driver) over last_12 as driver,
-        sum(driver_volume) over last_12 as driver_volume,
-        sum(allocated_cost) over last_12 as allocated_cost
-    from (
-        select
-            months.period as as_of_period,
-            months.month_index,
-            activity_spans.customer_id,
-            activity_spans.activity,
-            case when months.month_index = activity_spans.month_index then activity_spans.cost_center end
-                as cost_center,
-            case when months.month_index = activity_spans.month_index then activity_spans.driver end as driver,
-            case when months.month_index = activity_spans.month_index then activity_spans.driver_volume end
-                as driver_volume,
-            case when months.month_index = activity_spans.month_index then activity_spans.allocated_cost end
-                as allocated_cost
-        from activity_spans
-        inner join months
-            on months.month_index >= activity_spans.month_index
-            and months.month_index < activity_spans.span_end
-    ) as spine
-    window last_12 as (
-        partition by customer_id, activity order by month_index range between 11 preceding and current row
-    )
+    {{ trailing_12_months(
+        'cost_to_serve', ['customer_id', 'activity'], ['cost_center', 'driver'], ['driver_volume', 'allocated_cost']
+    ) }}
 ),
 
 customers as (
