@@ -79,14 +79,17 @@ class CopyRows:
     value: Any
 
     def selected(self, table: str, columns: Sequence[Column], quote: Callable[[str], str]) -> str:
-        """The select list of the copy from rows of ``columns`` (names quoted by ``quote``): ``column`` bound
-        (``?``, ``value``), the others as they are."""
+        """The select list (DuckDB's SQL) of the copy from rows of ``columns`` (names quoted by ``quote``):
+        ``column`` bound (``?``, ``value``) as its declared type and under its name, the others as they are."""
         names = [c.name for c in columns]
         if self.column not in names:
             raise ValueError(
                 f"{table}: rows copied by {self.column!r}, which is not one of its columns {names}"
             )
-        return ", ".join("?" if name == self.column else quote(name) for name in names)
+        return ", ".join(
+            f"cast(? as {c.type}) as {quote(c.name)}" if c.name == self.column else quote(c.name)
+            for c in columns
+        )
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,8 @@ class Tables(ABC):
     ) -> int:
         """Replace the rows of ``table`` whose ``period`` is in ``window`` by the rows of ``frames`` (each with
         exactly ``columns``, in order, or a :class:`CopyRows` of rows staged before it; consumed one at a time, so
-        a caller can produce them month by month), all or nothing. The table is created when missing, and rebuilt whole when ``window`` is unbounded.
-        Returns the number of rows written."""
+        a caller can produce them month by month), all or nothing. The table is created when missing, and rebuilt
+        whole when ``window`` is unbounded. Returns the number of rows written."""
 
 
 class Intake(ABC):
