@@ -158,7 +158,8 @@
 {#-
     The keys of `relation` that occur more than once, with how many rows each: the body of the key tests.
     Under the refresh window only keys that occur in the tested periods count, in whichever period their
-    other rows are (a key with its period has no rows in other periods: the tested periods are read alone). key_name: one key column, renamed as dbt's unique test names it (nulls are not keys).
+    other rows are (a key with its period has no rows in other periods: the tested periods are read alone).
+    key_name: one key column, renamed as dbt's unique test names it (nulls are not keys).
 -#}
 {% macro duplicate_keys(relation, keys, count_name='occurrences', key_name=none) %}
 {%- set window = tested_window_of(relation) -%}
