@@ -32,20 +32,25 @@ coverage as (
     group by as_of_period, time_window
 ),
 
--- The rows the as-of months' windows read: those of the 12 months up to the last as-of month.
+-- The months the as-of months' windows read: the 12 up to the last as-of month, and their rows.
+read_months as (
+    select period, month_index from months
+    where month_index > (select min(month_index) from as_of) - 12
+),
+
 customer_months as (
-    select period, year(period) * 12 + month(period) as month_index, customer_id, segment, net_revenue, abc_profit
-    from {{ ref('customer_profitability') }}
-    where year(period) * 12 + month(period) > (select min(month_index) from as_of) - 12
+    select profit.period, read_months.month_index, profit.customer_id, profit.segment, profit.net_revenue,
+        profit.abc_profit
+    from {{ ref('customer_profitability') }} as profit
+    inner join read_months on read_months.period = profit.period
 ),
 
 cost_to_serve as (
     select
-        period, year(period) * 12 + month(period) as month_index,
-        customer_id, activity, cost_center, driver, driver_volume, allocated_cost
-    from {{ ref('customer_cost_to_serve') }}
-    where year(period) * 12 + month(period) > (select min(month_index) from as_of) - 12
-        and period in (select period from months)
+        cost.period, read_months.month_index, cost.customer_id, cost.activity, cost.cost_center, cost.driver,
+        cost.driver_volume, cost.allocated_cost
+    from {{ ref('customer_cost_to_serve') }} as cost
+    inner join read_months on read_months.period = cost.period
 ),
 
 -- The trailing 12 months as running sums over each customer's (and customer and activity's) months.
