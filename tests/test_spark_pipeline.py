@@ -340,6 +340,14 @@ def test_spark_warehouse_writes_reads_and_publishes_like_duckdb(
                 spark.read(copied, order_by=order), duck.read(copied, order_by=order)
             )
             assert duck.count_by(copied, "customer_id") == {"C000": 2, "C001": 2, "C002": 1, "C999": 2}
+            # A copy by a column the table does not have is an error on both engines, even before any frame, and
+            # writes nothing.
+            for wh in both:
+                with pytest.raises(ValueError, match="'customer'"):
+                    wh.replace_periods(
+                        copied, COLUMNS, iter([CopyRows("customer", "C001", "C996")]), PeriodWindow()
+                    )
+                assert wh.count_by(copied, "customer_id") == {"C000": 2, "C001": 2, "C002": 1, "C999": 2}
 
             # A write that fails half way (a NULL in a NOT NULL column, in the second frame) changes nothing.
             broken = _month(MAR, 3)

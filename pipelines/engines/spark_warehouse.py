@@ -484,21 +484,16 @@ class SparkWarehouse(Warehouse):
         for number, frame in enumerate(frames):
             part = stage / f"part-{number:05d}.parquet"
             if isinstance(frame, CopyRows):
-                # from the parts staged so far (the glob is read before this part is written)
+                # From the parts staged so far (the glob is read before this part is written). COPY says how many
+                # rows it wrote; a part of none is an empty Parquet file, read as no rows.
                 staged = literal(str(stage / "part-*.parquet"))
-                counted = 0
+                copied = frame.selected(table, columns, ident)  # a column the table has, or an error
                 if any(stage.glob("part-*.parquet")):
-                    counted = self.duck.execute(
-                        f"select count(*) from read_parquet({staged}) where {ident(frame.column)} = ?",
-                        [frame.of],
-                    ).fetchone()[0]
-                if counted:
-                    self.duck.execute(
-                        f"copy (select {frame.selected(table, columns, ident)} from read_parquet({staged}) "
+                    total += self.duck.execute(
+                        f"copy (select {copied} from read_parquet({staged}) "
                         f"where {ident(frame.column)} = ?) to {literal(part)} (format parquet)",
                         [frame.value, frame.of],
-                    )
-                total += counted
+                    ).fetchone()[0]
                 continue
             if list(frame.columns) != [c.name for c in columns]:
                 raise ValueError(
