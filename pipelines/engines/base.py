@@ -78,18 +78,22 @@ class CopyRows:
     of: Any
     value: Any
 
-    def selected(self, table: str, columns: Sequence[Column], quote: Callable[[str], str]) -> str:
-        """The select list (DuckDB's SQL) of the copy from rows of ``columns`` (names quoted by ``quote``):
-        ``column`` bound (``?``, ``value``) as its declared type and under its name, the others as they are."""
+    def query(
+        self, table: str, columns: Sequence[Column], quote: Callable[[str], str], source: str
+    ) -> tuple[str, list[Any]]:
+        """The select (DuckDB's SQL) of the copy from ``source``, rows of ``columns`` (names quoted by ``quote``),
+        and its parameters: ``column`` bound as ``value``, cast to its declared type and under its name, the
+        others as they are, of the rows whose ``column`` is ``of``."""
         names = [c.name for c in columns]
         if self.column not in names:
             raise ValueError(
                 f"{table}: rows copied by {self.column!r}, which is not one of its columns {names}"
             )
-        return ", ".join(
+        selected = ", ".join(
             f"cast(? as {c.type}) as {quote(c.name)}" if c.name == self.column else quote(c.name)
             for c in columns
         )
+        return f"select {selected} from {source} where {quote(self.column)} = ?", [self.value, self.of]
 
 
 @dataclass(frozen=True)

@@ -139,11 +139,8 @@ class DuckDBWarehouse(Warehouse):
         try:
             for frame in frames:
                 if isinstance(frame, CopyRows):
-                    self.con.execute(
-                        f"insert into {staged} select {frame.selected(table, columns, ident)} from {staged} "
-                        f"where {ident(frame.column)} = ?",
-                        [frame.value, frame.of],
-                    )
+                    copy, parameters = frame.query(table, columns, ident, staged)
+                    self.con.execute(f"insert into {staged} {copy}", parameters)
                     continue
                 if list(frame.columns) != [c.name for c in columns]:
                     raise ValueError(

@@ -484,15 +484,15 @@ class SparkWarehouse(Warehouse):
         for number, frame in enumerate(frames):
             part = stage / f"part-{number:05d}.parquet"
             if isinstance(frame, CopyRows):
-                # From the parts staged so far (the glob is read before this part is written). COPY says how many
-                # rows it wrote; a part of none is an empty Parquet file, read as no rows.
-                staged = literal(str(stage / "part-*.parquet"))
-                copied = frame.selected(table, columns, ident)  # a column the table has, or an error
+                # From the parts staged so far (the glob is read before this part is written; the column is checked
+                # even before any part). COPY says how many rows it wrote; a part of none is an empty Parquet
+                # file, read as no rows.
+                copy, parameters = frame.query(
+                    table, columns, ident, f"read_parquet({literal(str(stage / 'part-*.parquet'))})"
+                )
                 if any(stage.glob("part-*.parquet")):
                     total += self.duck.execute(
-                        f"copy (select {copied} from read_parquet({staged}) "
-                        f"where {ident(frame.column)} = ?) to {literal(part)} (format parquet)",
-                        [frame.value, frame.of],
+                        f"copy ({copy}) to {literal(part)} (format parquet)", parameters
                     ).fetchone()[0]
                 continue
             if list(frame.columns) != [c.name for c in columns]:
