@@ -27,6 +27,7 @@ from pipelines.defs.assets.publish import (
     due_month,
     publication_freshness,
 )
+from pipelines.defs.assets.transform import CONCURRENT_MONTHS, dbt_threads
 from pipelines.defs.automation import landing_sensor
 from pipelines.defs.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -49,6 +50,18 @@ from pipelines.sample.generate import GenerateConfig, generate
 
 HISTORY = GenerateConfig(customers=60, months=7, start="2024-01", seed=11)
 MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]  # 2024-07 is held back: it "arrives" in the sensor test
+
+
+def _dbt_threads(paths: Paths, run_id: str) -> set[str]:
+    """The ``--threads`` of every dbt command the run started, from its Dagster log (dagster-dbt's "Running dbt
+    command" line)."""
+    commands = [
+        record.user_message
+        for record in dagster_instance(paths).all_logs(run_id)
+        if record.user_message.startswith("Running dbt command")
+    ]
+    assert len(commands) == 2  # the run's two dbt steps
+    return {command.split("--threads ")[1].split()[0] for command in commands}
 
 
 def _published_checksums(paths: Paths) -> dict[str, str]:
@@ -113,6 +126,8 @@ def test_a_range_backfill_into_an_empty_directory_publishes_every_month(history,
     # ...and every month of every partitioned asset is materialized
     materialized = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     assert {e.dagster_event.partition for e in materialized} >= {f"{m}-01" for m in MONTHS}
+    # six months are more than a refresh: dbt built one node at a time
+    assert _dbt_threads(paths, runs[0].run_id) == {"1"}
 
 
 def test_rerunning_a_month_publishes_identical_tables(copy_of_history):
@@ -121,6 +136,8 @@ def test_rerunning_a_month_publishes_identical_tables(copy_of_history):
     assert set(first) == {*PUBLISHED_MARTS, *PUBLISHED_DIMENSIONS}
     said: list[str] = []
     again = run_pipeline(Settings(data_dir=paths.data_dir), "2024-04", "2024-04", progress=said.append)
+    # a refresh builds two dbt nodes at a time, the backfill one: the same tables
+    assert _dbt_threads(paths, again.run_id) == {"2"}
     assert _published_checksums(paths) == first
     # the snapshot files are the ones validated before: cprof leaves their assets out of the run...
     assert _snapshot_checks(paths, again.run_id) == {"reused": 0, "validated": 0}
@@ -336,6 +353,22 @@ def test_a_refresh_range_runs_from_its_first_to_its_last_month_whatever_awaits()
     widened = RefreshRange(("2024-03", "2024-04"), ("2024-01", "2024-04", "2024-06"))
     assert (widened.first, widened.last, widened.also) == ("2024-01", "2024-06", ["2024-01", "2024-06"])
     assert "rebuilding 2024-01 to 2024-06" in widened.sentence()
+
+
+def test_dbt_builds_two_nodes_at_a_time_for_a_refresh_and_one_for_a_longer_range_or_a_full_refresh():
+    one_month = RefreshRange(("2024-03",))
+    assert dbt_threads(one_month, False, "duckdb") == ["--threads", "2"]
+    # the range counts the months awaiting publication too, across a year's end
+    widest_refresh = RefreshRange(("2024-01",), ("2023-12", "2024-02"))
+    assert CONCURRENT_MONTHS == 3 and dbt_threads(widest_refresh, False, "duckdb") == ["--threads", "2"]
+    assert dbt_threads(RefreshRange(("2024-01",), ("2023-10",)), False, "duckdb") == ["--threads", "1"]
+    assert dbt_threads(RefreshRange(tuple(f"2024-{m:02d}" for m in range(1, 7))), False, "duckdb") == [
+        "--threads",
+        "1",
+    ]
+    assert dbt_threads(one_month, True, "duckdb") == ["--threads", "1"]
+    # Spark's targets keep their profile's threads
+    assert dbt_threads(one_month, False, "spark") == []
 
 
 def test_freshness_check_knows_which_month_is_due(history):

@@ -12,6 +12,7 @@ every model whole (``dbt build --full-refresh``), as needed after a change of th
 """
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
 from typing import Any
 
 from dagster import (
@@ -98,6 +99,27 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
     return ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
 
 
+# How many nodes dbt builds at once on DuckDB (the profile's `threads`, 2, is the most: the machine's cores). A range
+# of at most this many months (a refresh: its month and those awaiting publication) builds two at a time, which
+# overlaps dbt's own work around one small node with another's query; a longer range (a backfill, a full build)
+# and a full refresh build one at a time, since two large queries share DuckDB's memory limit and the cores, and
+# spill. At 10M order lines over 72 months the models' full build took 308 s with two threads (12 GB spilled at its
+# peak; the benchmark's run of it spilled over 34 GB, still growing, and was stopped before the disk filled) and
+# 239 s with one (8.6 GB); a one-month refresh 29.9 s with two and 32.2 s with one (bench/README.md, issue 32's
+# fifth slice). Where between 1 and 72 months one thread starts to win was not measured: 3 covers a refresh.
+CONCURRENT_MONTHS = 3
+
+
+def dbt_threads(refresh: RefreshRange, full_refresh: bool, engine: str) -> list[str]:
+    """dbt's ``--threads`` for a build of ``refresh`` on ``engine``: see CONCURRENT_MONTHS. Spark's targets keep
+    their profile's one thread (a Thrift connection, or a Spark session, per dbt thread)."""
+    if engine != "duckdb":
+        return []
+    first, last = (date.fromisoformat(f"{month}-01") for month in (refresh.first, refresh.last))
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    return ["--threads", "2" if months <= CONCURRENT_MONTHS and not full_refresh else "1"]
+
+
 def dbt_period_environment(refresh: RefreshRange) -> dict[str, str]:
     """The months first..last a run rebuilds (its refresh range: its months and those awaiting publication), as
     dbt's models read them (macros/refresh_window.sql)."""
@@ -152,9 +174,10 @@ def _dbt_build(
     paths = data_dir.paths
     paths.logs.mkdir(parents=True, exist_ok=True)
     months = run_months(context)
-    args = dbt_build_args(context.run.tags.get(FULL_REFRESH_TAG) == "true")
+    full_refresh = context.run.tags.get(FULL_REFRESH_TAG) == "true"
     # Every month awaiting publication is rebuilt too, before or after the run's own (pipelines.defs.partitions).
     refresh = refresh_range(context, warehouse)
+    args = [*dbt_build_args(full_refresh), *dbt_threads(refresh, full_refresh, warehouse.engine)]
     periods = dbt_period_environment(refresh)
     context.log.info(
         f"dbt {' '.join(args)} for {months[0]} to {months[-1]} ({periods})"
