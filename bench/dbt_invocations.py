@@ -108,22 +108,25 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
+def timed_process(argv: list[str], env: dict[str, str], what: str) -> tuple[str, float]:
+    """Run ``argv`` in the dbt project's folder: its standard output and its wall seconds; exit naming ``what``
+    with its output when it fails."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done.stdout, time.perf_counter() - started
+
+
 def run_processes(data_dir: Path, env: dict[str, str]) -> dict[str, float]:
     """The two builds as two dbt processes: each one's wall time and node time."""
     times: dict[str, float] = {}
     for step, selection in STEPS.items():
-        started = time.perf_counter()
-        done = subprocess.run(
+        _, times[f"{step}_wall"] = timed_process(
             [dbt_executable(), *dbt_build_args(), *selection, *common_args(data_dir)],
-            env=env,
-            cwd=DBT_PROJECT_DIR,
-            capture_output=True,
-            text=True,
-            check=False,
+            env,
+            f"dbt build for {step}",
         )
-        if done.returncode != 0:
-            raise SystemExit(f"dbt build for {step} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-        times[f"{step}_wall"] = time.perf_counter() - started
         times[f"{step}_nodes"] = node_seconds(data_dir)
     times["wall"] = sum(times[f"{step}_wall"] for step in STEPS)
     return times
@@ -132,19 +135,10 @@ def run_processes(data_dir: Path, env: dict[str, str]) -> dict[str, float]:
 def run_in_one_process(data_dir: Path, env: dict[str, str]) -> dict[str, float]:
     """The two builds by dbtRunner in one new process: its import, parse, each build, and its wall time."""
     builds = [[*dbt_build_args(), *selection] for selection in STEPS.values()]
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, json.dumps([common_args(data_dir), builds])],
-        env=env,
-        cwd=DBT_PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
+    output, wall = timed_process(
+        [sys.executable, "-c", RUNNER, json.dumps([common_args(data_dir), builds])], env, "dbtRunner"
     )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"dbtRunner failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    inner = json.loads(done.stdout.strip().splitlines()[-1])
+    inner = json.loads(output.strip().splitlines()[-1])
     times = {"wall": wall, "import": inner["import"], "parse": inner["parse"]}
     for step, seconds, nodes in zip(STEPS, inner["builds"], inner["nodes"], strict=True):
         times[f"{step}_build"] = seconds

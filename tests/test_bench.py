@@ -53,6 +53,27 @@ def test_dagster_events_are_counted_by_type_from_the_instance(published_sample, 
     assert sum(events.values()) > 100
 
 
+def test_the_dbt_invocations_bench_builds_the_selections_a_run_builds(published_sample, monkeypatch):
+    """bench.dbt_invocations times the two builds a run's dbt steps run: their arguments and selections, in order,
+    as dagster-dbt's command lines in the run's log say."""
+    from bench.dbt_invocations import STEPS
+    from pipelines.defs.assets.transform import dbt_build_args
+    from pipelines.run import dagster_instance
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with dagster_instance(published_sample) as instance:
+        (run,) = instance.get_runs()
+        commands = [
+            record.user_message
+            for record in instance.all_logs(run.run_id)
+            if record.user_message.startswith("Running dbt command")
+        ]
+    assert len(commands) == len(STEPS) == 2
+    for command, selection in zip(commands, STEPS.values(), strict=True):
+        assert f"cprof-dbt {' '.join(dbt_build_args())} " in command
+        assert f" {' '.join(selection)}" in command
+
+
 def _data_rows(landing: Path) -> int:
     expected = 0
     for path in landing.rglob("*.csv"):
