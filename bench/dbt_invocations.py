@@ -9,7 +9,8 @@ of its published months. Each round rebuilds MONTH as a one-month refresh does, 
 ``dbt build`` and then the step ``satisfaction_and_scorecard_models``'s, with the selections dagster-dbt passes
 them (pipelines/defs/assets/transform.py),
 
-* as two ``dbt`` processes (``process``), each one timed from its start to its exit;
+* as two dbt processes (``process``; the executable a run starts, ``cprof-dbt``), each one timed from its start
+  to its exit;
 * in one new Python process (``runner``), which imports dbt, parses the project once (partial parsing, from the
   same target folder), and invokes both builds with ``dbtRunner(manifest=...)``: its import, parse and two builds
   are timed inside it, and the process from its start to its exit.
@@ -34,7 +35,10 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.defs.assets.transform import AFTER_PYTHON_MARTS, dbt_build_args
+from pipelines.defs.assets.transform import AFTER_PYTHON_MARTS, dbt_build_args, dbt_period_environment
+from pipelines.defs.dbt import dbt_executable
+from pipelines.defs.partitions import RefreshRange
+from pipelines.engines import DBT_TARGET_ENV, dbt_target
 from pipelines.lib.config import DBT_PROJECT_DIR, telemetry_off
 from pipelines.lib.settings import Settings
 
@@ -75,9 +79,8 @@ def environment(data_dir: Path, month: str) -> dict[str, str]:
     values = {
         **os.environ,
         **settings.dbt_environment(),
-        "CPROF_DBT_TARGET": "local",
-        "CPROF_PERIOD_FROM": f"{month}-01",
-        "CPROF_PERIOD_TO": f"{month}-01",
+        DBT_TARGET_ENV: dbt_target("duckdb"),
+        **dbt_period_environment(RefreshRange((month,))),
         "DBT_LOG_PATH": str(data_dir / "logs" / "bench_dbt"),
     }
     return {**values, **telemetry_off(values)}
@@ -101,11 +104,6 @@ def node_seconds(data_dir: Path) -> float:
     """dbt's own time for its nodes in the last build (run_results.json)."""
     results = json.loads((data_dir / "bench_dbt_target" / "run_results.json").read_text())
     return float(results["elapsed_time"])
-
-
-def dbt_executable() -> str:
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else "dbt"
 
 
 def timed_process(argv: list[str], env: dict[str, str], what: str) -> tuple[str, float]:

@@ -1,4 +1,5 @@
-"""dbt's command line on the project against a test's own warehouse: the one way tests run dbt outside Dagster."""
+"""dbt's command line on the project against a test's own warehouse: the one way tests run dbt outside Dagster; and
+the dbt command lines a Dagster run started, as its log says."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ def run_dbt(data_dir: Path, *args: str, month: str | None = None) -> subprocess.
         check=False,
         env={**environment, "CPROF_DATA_DIR": str(data_dir)},
     )
+
+
+def dbt_commands(instance, run_id: str) -> list[str]:
+    """The dbt command lines the run ``run_id`` of ``instance`` started, in order (dagster-dbt's "Running dbt
+    command" log messages)."""
+    return [
+        record.user_message
+        for record in instance.all_logs(run_id)
+        if record.user_message.startswith("Running dbt command")
+    ]

@@ -59,15 +59,12 @@ def test_the_dbt_invocations_bench_builds_the_selections_a_run_builds(published_
     from bench.dbt_invocations import STEPS
     from pipelines.defs.assets.transform import dbt_build_args
     from pipelines.run import dagster_instance
+    from tests.dbt_cli import dbt_commands
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with dagster_instance(published_sample) as instance:
         (run,) = instance.get_runs()
-        commands = [
-            record.user_message
-            for record in instance.all_logs(run.run_id)
-            if record.user_message.startswith("Running dbt command")
-        ]
+        commands = dbt_commands(instance, run.run_id)
     assert len(commands) == len(STEPS) == 2
     for command, selection in zip(commands, STEPS.values(), strict=True):
         assert f"cprof-dbt {' '.join(dbt_build_args())} " in command

@@ -47,6 +47,7 @@ from pipelines.lib.settings import Settings
 from pipelines.publication.publish import current_database
 from pipelines.run import QUIET, dagster_instance, run_pipeline
 from pipelines.sample.generate import GenerateConfig, generate
+from tests.dbt_cli import dbt_commands
 
 HISTORY = GenerateConfig(customers=60, months=7, start="2024-01", seed=11)
 MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]  # 2024-07 is held back: it "arrives" in the sensor test
@@ -55,11 +56,7 @@ MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]  # 2024-07 is held back: it "arr
 def _dbt_threads(paths: Paths, run_id: str) -> set[str]:
     """The ``--threads`` of every dbt command the run started, from its Dagster log (dagster-dbt's "Running dbt
     command" line)."""
-    commands = [
-        record.user_message
-        for record in dagster_instance(paths).all_logs(run_id)
-        if record.user_message.startswith("Running dbt command")
-    ]
+    commands = dbt_commands(dagster_instance(paths), run_id)
     assert len(commands) == 2  # the run's two dbt steps
     return {command.split("--threads ")[1].split()[0] for command in commands}
 

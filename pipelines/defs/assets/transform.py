@@ -12,7 +12,6 @@ every model whole (``dbt build --full-refresh``), as needed after a change of th
 """
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date
 from typing import Any
 
 from dagster import (
@@ -40,6 +39,7 @@ from pipelines.defs.partitions import (
     single_run,
 )
 from pipelines.defs.resources import DataDir, WarehouseResource
+from pipelines.engines.whole_months import months_from
 from pipelines.lib.settings import ENGINES
 
 # The dbt sources written by the Python assets, and the dbt selection of the models that read them.
@@ -115,8 +115,7 @@ def dbt_threads(refresh: RefreshRange, full_refresh: bool, engine: str) -> list[
     their profile's one thread (a Thrift connection, or a Spark session, per dbt thread)."""
     if engine != "duckdb":
         return []
-    first, last = (date.fromisoformat(f"{month}-01") for month in (refresh.first, refresh.last))
-    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    months = len(months_from(refresh.first, refresh.last))
     return ["--threads", "2" if months <= CONCURRENT_MONTHS and not full_refresh else "1"]
 
 
