@@ -128,6 +128,53 @@ def test_the_bad_input_corpus_has_the_outcomes_gx_gives(
     assert _facts(found) == _facts(gx)
 
 
+def test_months_of_returns_checked_together_each_get_their_own_frame(
+    published_sample: Paths, validator: LandingValidator, tmp_path: Path
+):
+    """The returns' rules read other months (what was returned before, in the validated returns of the other
+    months) and the whole history (the order lines, its start): the months of a batch, one query over them all
+    (validation_query), each get the frame and the outcome they get alone. A line returned in one month and again,
+    in full, in the next is over-returned in the second month only."""
+    paths = Paths(tmp_path / "data")
+    paths.data_dir.mkdir()
+    shutil.copy(published_sample.warehouse, paths.warehouse)
+    shutil.copytree(published_sample.landing, paths.landing)
+    with duckdb.connect(str(paths.warehouse)) as con:
+        order_id, line_no, ordered = con.execute(
+            "select returns.order_id, returns.line_no, lines.quantity from validated.returns as returns"
+            " join validated.order_lines as lines using (order_id, line_no)"
+            " where returns._period = date '2024-01-01' order by returns.return_id limit 1"
+        ).fetchone()
+        again = paths.landing / "returns" / f"{MONTH}.csv"
+        with again.open("a") as file:
+            file.write(f"R99999999,{order_id},{line_no},{MONTH}-15,{ordered},not_needed\n")
+        load(con, paths.landing, "returns", MONTH)
+        start = history_start(paths.landing, Settings().first_month)
+        months = [
+            m
+            for (m,) in con.execute(
+                "select distinct strftime(_period, '%Y-%m') from landed.returns order by 1"
+            ).fetchall()
+        ]
+        assert len(months) >= 3 and MONTH in months[1:]
+        together = duckdb_ingest.validation_frames(con, "returns", months, start)
+        found = evaluate_suite(con, "returns", months, start)
+        for month in months:
+            own = validation_frame(con, "returns", month, start).sort_values("return_id", ignore_index=True)
+            part = together[together[PARTITION_COLUMN] == month].drop(columns=PARTITION_COLUMN)
+            part = part.sort_values("return_id", ignore_index=True)
+            assert (
+                part.astype(object)
+                .where(part.notna(), None)
+                .equals(own.astype(object).where(own.notna(), None))
+            )
+            over = own.loc[own["_returned_more_than_ordered"].notna(), "return_id"].tolist()
+            assert over == (["R99999999"] if month == MONTH else []), month
+            gx = _gx(validator, "returns", month, own)
+            assert _facts(found[month]) == _facts(gx), month
+            assert found[month].success == (month != MONTH), month
+
+
 def _edited(con: duckdb.DuckDBPyConnection, source: str, month: str | None, edits: list[str]) -> str:
     """The partition's validation frame as a table ``edited``, changed by ``edits`` (SQL statements)."""
     sql, parameters = duckdb_ingest.validation_query(source, [month])

@@ -812,9 +812,11 @@ def validation_query(
     return_window: int = Settings.return_window_months,
 ) -> tuple[str, dict[str, Any]]:
     """The SQL and parameters of the months' validation frames, each row with its month (YYYY-MM) in
-    ``PARTITION_COLUMN``: the suite's frame query runs once per month with its own ``$period`` (renamed
-    ``$period_<i>``: a parameter name, never a value), the branches joined by ``union all``. ``[None]``: the
-    snapshot's frame, as it is."""
+    ``PARTITION_COLUMN``: the suite's frame query as a ``lateral`` subquery of the months, its ``$period`` each
+    month's first day (bound as ``$period_<i>``, ``$month_<i>``: parameter names, never values). DuckDB
+    decorrelates it into one query over every month, so what the months share is read once: the returns' lookup of
+    their order lines scanned every validated line once per month (a full build's returns suite grew with the
+    square of the months). ``[None]``: the snapshot's frame, as it is."""
     from data_checks.suites import PARTITION_COLUMN, SUITES, frame_parameters
 
     sql = SUITES[source_name].frame_sql
@@ -823,16 +825,18 @@ def validation_query(
     parameters = {
         k: v for k, v in frame_parameters(sql, None, history_start, return_window).items() if k != "period"
     }
-    branches = []
+    rows = []
     for index, month in enumerate(months):
-        name = f"period_{index}"
-        branch = PERIOD_PARAMETER.sub(f"${name}", sql)
-        branches.append(
-            f"select *, cast($month_{index} as varchar) as {ident(PARTITION_COLUMN)} from ({branch})"
-        )
-        parameters[name] = month_start(month)
+        rows.append(f"(cast($period_{index} as date), cast($month_{index} as varchar))")
+        parameters[f"period_{index}"] = month_start(month)
         parameters[f"month_{index}"] = month
-    return " union all ".join(branches), parameters
+    batch, period, partition = ident(BATCH_RELATION), ident(BATCH_PERIOD_COLUMN), ident(PARTITION_COLUMN)
+    frame = PERIOD_PARAMETER.sub(lambda _: f"{batch}.{period}", sql)
+    months_relation = f"(values {', '.join(rows)}) as {batch}({period}, {partition})"
+    return (
+        f"select _cprof_frame.*, {batch}.{partition} from {months_relation}, lateral ({frame}) as _cprof_frame",
+        parameters,
+    )
 
 
 def evaluate_suite(
@@ -855,6 +859,8 @@ def evaluate_suite(
 
 
 PERIOD_PARAMETER = re.compile(r"\$period\b")
+# the months' relation of a batch's validation query: each month's first day (the frames' $period)
+BATCH_RELATION, BATCH_PERIOD_COLUMN = "_cprof_batch", "_cprof_batch_period"
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any]):
