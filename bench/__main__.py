@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -86,22 +87,43 @@ def _process_name(pid: int) -> str:
     return "python"
 
 
+def _tree_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (0 when it does not exist); files removed meanwhile count 0."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 class MemorySampler:
     """Samples the process tree's resident memory every 50 ms, with timestamps, in a background thread, and
     remembers every descendant process it sees (when first seen, and its name): the process start-ups of a run.
-    A child that lives less than the 50 ms between samples can be missed."""
+    A child that lives less than the 50 ms between samples can be missed.
 
-    def __init__(self) -> None:
+    With ``spill_dir`` it also samples, every second, the size of that folder (DuckDB's spill, its
+    ``temp_directory``) and the free space of its disk; when the free space falls below ``min_free_bytes`` it stops
+    the run: it terminates every descendant process (dbt's, a worker's) and says why in ``stopped``, so the step
+    fails as a killed one does and nothing is published, before DuckDB fails writing its spill to a full disk (a
+    shared disk: everyone's writes would fail)."""
+
+    def __init__(self, spill_dir: Path | None = None, min_free_bytes: int = 0) -> None:
         self.samples: list[tuple[float, int]] = []
         self.processes: dict[int, tuple[float, str]] = {}
         self.load: list[float] = []  # the machine's 1-minute load average at each sample
+        self.spill: list[tuple[float, int]] = []  # (time, bytes under spill_dir), every second
+        self.stopped: str | None = None  # why the sampler stopped the run, if it did
+        self.spill_dir, self._min_free = spill_dir, min_free_bytes  # spill_dir: settable, for the next run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        pid = os.getpid()
+        pid, next_spill = os.getpid(), 0.0
         while not self._stop.is_set():
-            now, total, stack = time.time(), 0, [pid]
+            now, total, stack, descendants = time.time(), 0, [pid], []
             while stack:
                 current = stack.pop()
                 total += _rss_bytes(current)
@@ -111,9 +133,34 @@ class MemorySampler:
                     first_seen = self.processes.get(child, (now, ""))[0]
                     self.processes[child] = (first_seen, _process_name(child))
                 stack += children
+                descendants += children
             self.samples.append((now, total))
             self.load.append(os.getloadavg()[0])
+            spill_dir = self.spill_dir
+            if spill_dir is not None and now >= next_spill:
+                next_spill = now + 1.0
+                self._watch_spill(spill_dir, now, descendants)
             self._stop.wait(0.05)
+
+    def _watch_spill(self, spill_dir: Path, now: float, descendants: list[int]) -> None:
+        spill = _tree_bytes(spill_dir)
+        self.spill.append((now, spill))
+        disk = next((p for p in (spill_dir, *spill_dir.parents) if p.exists()), spill_dir.anchor)
+        free = shutil.disk_usage(disk).free
+        if free < self._min_free and self.stopped is None:
+            self.stopped = (
+                f"the disk of {spill_dir} had {free / 2**30:.1f} GB free (at least {self._min_free / 2**30:.1f} "
+                f"asked), DuckDB's spill there {spill / 2**30:.1f} GB"
+            )
+        if self.stopped is not None:
+            for child in descendants:  # at every sample: a step may start another process before it fails
+                try:
+                    os.kill(child, signal.SIGTERM)
+                except OSError:
+                    pass
+
+    def spill_peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        return max((size for at, size in self.spill if start <= at <= end), default=0)
 
     def started(self, start: float, end: float) -> list[str]:
         """The names of the processes first seen between ``start`` and ``end``."""
@@ -140,10 +187,16 @@ class Phase:
     seconds: float
     peak_bytes: int
     rows: int
+    spill_bytes: int = 0  # the peak of DuckDB's spill folder during the phase
+
+    HEADER = "| phase | wall s | peak memory GB | peak spill GB | rows/s |\n|---|---:|---:|---:|---:|"
 
     def row(self) -> str:
         rate = f"{self.rows / self.seconds:,.0f}" if self.seconds > 0 and self.rows else ""
-        return f"| {self.name} | {self.seconds:,.1f} | {self.peak_bytes / 2**30:,.2f} | {rate} |"
+        return (
+            f"| {self.name} | {self.seconds:,.1f} | {self.peak_bytes / 2**30:,.2f} | "
+            f"{self.spill_bytes / 2**30:,.2f} | {rate} |"
+        )
 
 
 @dataclass
@@ -153,13 +206,27 @@ class Report:
     phases: list[Phase] = field(default_factory=list)
     figures: dict[str, object] = field(default_factory=dict)
     costs: dict[str, FixedCosts] = field(default_factory=dict)
+    stopped: str | None = None  # why the runs were stopped (Stopped), if they were
 
 
 def _timed(sampler: MemorySampler, name: str, rows: int, work):
     started_wall, started = time.time(), time.perf_counter()
-    result = work()
-    seconds = time.perf_counter() - started
-    return result, Phase(name, seconds, sampler.peak(started_wall, time.time()), rows)
+    try:
+        result = work()
+    except Exception as error:
+        if sampler.stopped is None:
+            raise
+        raise Stopped(
+            f"{name}: stopped after {time.perf_counter() - started:,.1f} s: {sampler.stopped}"
+        ) from error
+    seconds, ended = time.perf_counter() - started, time.time()
+    return result, Phase(
+        name, seconds, sampler.peak(started_wall, ended), rows, sampler.spill_peak(started_wall, ended)
+    )
+
+
+class Stopped(Exception):
+    """The sampler stopped a run (its disk was filling): the phase, when, and why."""
 
 
 def _run_phases(sampler: MemorySampler, summary, label: str, rows: int) -> list[Phase]:
@@ -171,7 +238,8 @@ def _run_phases(sampler: MemorySampler, summary, label: str, rows: int) -> list[
         windows = [w for key, w in summary.step_windows.items() if test(key)]
         seconds = summary.seconds.get(name, 0.0)
         peak = max((sampler.peak(start, end) for start, end in windows), default=0)
-        phases.append(Phase(f"{label}: {name}", seconds, peak, rows))
+        spill = max((sampler.spill_peak(start, end) for start, end in windows), default=0)
+        phases.append(Phase(f"{label}: {name}", seconds, peak, rows, spill))
     steps = sum(summary.seconds.get(name, 0.0) for name, _ in PHASES)
     phases.append(
         Phase(f"{label}: Dagster and dbt start-up, between steps", summary.seconds["run"] - steps, 0, 0)
@@ -401,7 +469,7 @@ def run(args: argparse.Namespace) -> Report:
     paths = settings.paths
     say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
 
-    with MemorySampler() as sampler:
+    with MemorySampler(data / "duckdb_tmp", int(args.min_free_gb * 2**30)) as sampler:
         customers = customers_for(args.lines, args.months + 1, args.seed, data / "probe")
         print(
             f"bench: {customers:,} customers, {args.months} months of history and one more month", flush=True
@@ -439,55 +507,59 @@ def run(args: argparse.Namespace) -> Report:
         report.phases.append(typed)
         print(f"bench: second floor {typed.seconds:.1f}s ({typed_rows:,} rows)", flush=True)
 
-        started = time.time()
-        summary, full = _timed(
-            sampler,
-            f"full build ({args.months} months)",
-            counted,
-            lambda: run_pipeline(settings, progress=say),
-        )
-        full.rows = counted
-        report.phases += _run_phases(sampler, summary, "full", counted)
-        report.phases.append(full)
-        report.costs["full"] = fixed_costs(sampler, paths, summary, started, time.time())
-        print(f"bench: full build {full.seconds:.1f}s", flush=True)
-
-        for source in MONTHLY:
-            shutil.move(
-                held / source.name / f"{new_month}.csv", paths.landing / source.name / f"{new_month}.csv"
+        try:
+            started = time.time()
+            summary, full = _timed(
+                sampler,
+                f"full build ({args.months} months)",
+                counted,
+                lambda: run_pipeline(settings, progress=say),
             )
-        new_rows = sum(_data_lines(paths.landing / s.name / f"{new_month}.csv") for s in MONTHLY)
-        started = time.time()
-        summary, incremental = _timed(
-            sampler,
-            f"one-month refresh ({new_month})",
-            new_rows,
-            lambda: run_pipeline(settings, new_month, new_month, progress=say),
-        )
-        report.phases += _run_phases(sampler, summary, "refresh", new_rows)
-        report.phases.append(incremental)
-        report.costs["refresh"] = fixed_costs(sampler, paths, summary, started, time.time())
-        print(f"bench: one-month refresh {incremental.seconds:.1f}s", flush=True)
+            full.rows = counted
+            report.phases += _run_phases(sampler, summary, "full", counted)
+            report.phases.append(full)
+            report.costs["full"] = fixed_costs(sampler, paths, summary, started, time.time())
+            print(f"bench: full build {full.seconds:.1f}s", flush=True)
 
-        # What if: the sample's scenarios and one more (so the file is new and its suite runs), published beside
-        # the release by `cprof scenario`'s function, over the release's trailing 12 months.
-        what_if = data / "what_if.csv"
-        what_if.write_bytes(
-            (paths.landing / "reference" / "scenarios.csv").read_bytes()
-            + b"cheaper_billing,Billing a tenth cheaper,ledger_cost,billing,multiply,0.9,,\n"
-        )
-        scenarios = len({line.split(",", 1)[0] for line in what_if.read_text().splitlines()[1:] if line})
-        started = time.time()
-        summary, scenario = _timed(
-            sampler,
-            f"scenario run ({scenarios} scenarios, trailing 12 months)",
-            0,
-            lambda: run_scenarios(settings, what_if, progress=say),
-        )
-        report.phases += _run_phases(sampler, summary, "scenario", 0)
-        report.phases.append(scenario)
-        report.costs["scenario"] = fixed_costs(sampler, paths, summary, started, time.time())
-        print(f"bench: scenario run {scenario.seconds:.1f}s", flush=True)
+            for source in MONTHLY:
+                shutil.move(
+                    held / source.name / f"{new_month}.csv", paths.landing / source.name / f"{new_month}.csv"
+                )
+            new_rows = sum(_data_lines(paths.landing / s.name / f"{new_month}.csv") for s in MONTHLY)
+            started = time.time()
+            summary, incremental = _timed(
+                sampler,
+                f"one-month refresh ({new_month})",
+                new_rows,
+                lambda: run_pipeline(settings, new_month, new_month, progress=say),
+            )
+            report.phases += _run_phases(sampler, summary, "refresh", new_rows)
+            report.phases.append(incremental)
+            report.costs["refresh"] = fixed_costs(sampler, paths, summary, started, time.time())
+            print(f"bench: one-month refresh {incremental.seconds:.1f}s", flush=True)
+
+            # What if: the sample's scenarios and one more (so the file is new and its suite runs), published beside
+            # the release by `cprof scenario`'s function, over the release's trailing 12 months.
+            what_if = data / "what_if.csv"
+            what_if.write_bytes(
+                (paths.landing / "reference" / "scenarios.csv").read_bytes()
+                + b"cheaper_billing,Billing a tenth cheaper,ledger_cost,billing,multiply,0.9,,\n"
+            )
+            scenarios = len({line.split(",", 1)[0] for line in what_if.read_text().splitlines()[1:] if line})
+            started = time.time()
+            summary, scenario = _timed(
+                sampler,
+                f"scenario run ({scenarios} scenarios, trailing 12 months)",
+                0,
+                lambda: run_scenarios(settings, what_if, progress=say),
+            )
+            report.phases += _run_phases(sampler, summary, "scenario", 0)
+            report.phases.append(scenario)
+            report.costs["scenario"] = fixed_costs(sampler, paths, summary, started, time.time())
+            print(f"bench: scenario run {scenario.seconds:.1f}s", flush=True)
+        except Stopped as stop:
+            report.stopped = str(stop)
+            print(f"bench: {stop}", flush=True)
         peak = sampler.peak()
 
     size = sum(f.stat().st_size for f in paths.landing.rglob("*.csv"))
@@ -497,16 +569,26 @@ def run(args: argparse.Namespace) -> Report:
         "months": args.months,
         "landing_gb": round(size / 2**30, 3),
         "floor_s": round(floor.seconds, 2),
+        "second_floor_s": round(typed.seconds, 2),
+        "peak_rss_gb": round(peak / 2**30, 2),
+        "peak_spill_gb": round(sampler.spill_peak() / 2**30, 2),
+        "load_average": round(sum(sampler.load) / max(len(sampler.load), 1), 1),
+        "memory_limit": settings.duckdb_memory_limit,
+        "engine": args.engine,
+    }
+    if report.stopped is not None:
+        report.figures["stopped"] = 1
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+        return report
+    report.figures |= {
         "full_build_s": round(full.seconds, 2),
         "incremental_s": round(incremental.seconds, 2),
-        "second_floor_s": round(typed.seconds, 2),
         "full_build_over_floor": round(full.seconds / floor.seconds, 2),
         "full_build_over_second_floor": round(full.seconds / typed.seconds, 2),
         "incremental_over_full": round(incremental.seconds / full.seconds, 3),
         "scenario_s": round(scenario.seconds, 2),
         "scenario_over_incremental": round(scenario.seconds / incremental.seconds, 3),
-        "peak_rss_gb": round(peak / 2**30, 2),
-        "load_average": round(sum(sampler.load) / max(len(sampler.load), 1), 1),
         "clv_fit_s": report.costs["full"].clv_fit_s,
         "dbt_nodes_full": sum(report.costs["full"].dbt_nodes.values()),
         "dbt_nodes_refresh": sum(report.costs["refresh"].dbt_nodes.values()),
@@ -514,8 +596,6 @@ def run(args: argparse.Namespace) -> Report:
         "dagster_events_refresh": sum(report.costs["refresh"].events.values()),
         "processes_full": len(report.costs["full"].processes),
         "processes_refresh": len(report.costs["refresh"].processes),
-        "memory_limit": settings.duckdb_memory_limit,
-        "engine": args.engine,
     }
     if not args.keep:
         shutil.rmtree(data, ignore_errors=True)
@@ -545,10 +625,11 @@ def history_comparison(args: argparse.Namespace) -> tuple[list[HistoryRun], dict
 
     say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
     runs = []
-    with MemorySampler() as sampler:
+    with MemorySampler(min_free_bytes=int(args.min_free_gb * 2**30)) as sampler:
         for months in (args.months, args.history_months):
             start = _shift(END, -months)
             data = Path(args.data_dir or f"/tmp/cprof-bench-history-{months}").resolve()
+            sampler.spill_dir = data / "duckdb_tmp"
             shutil.rmtree(data, ignore_errors=True)
             settings = dataclasses.replace(
                 Settings.from_environ(os.environ),
@@ -628,7 +709,7 @@ def render_history(runs: list[HistoryRun], figures: dict, args: argparse.Namespa
             f"{r.refresh_s:.1f} |"
             for r in runs
         )
-        + "\n\nThe refreshes' phases:\n\n| phase | wall s | peak memory GB | rows/s |\n|---|---:|---:|---:|\n"
+        + f"\n\nThe refreshes' phases:\n\n{Phase.HEADER}\n"
         + phases
         + f"\n\n```\n{' '.join(f'{k}={v}' for k, v in figures.items())}\n```\n"
     )
@@ -638,8 +719,7 @@ def render(report: Report, args: argparse.Namespace, started: datetime) -> str:
     figures = " ".join(f"{k}={v}" for k, v in report.figures.items())
     table = "\n".join(
         [
-            "| phase | wall s | peak memory GB | rows/s |",
-            "|---|---:|---:|---:|",
+            Phase.HEADER,
             *(p.row() for p in report.phases),
         ]
     )
@@ -652,12 +732,18 @@ def render(report: Report, args: argparse.Namespace, started: datetime) -> str:
         f"Landing files: {report.figures['landing_gb']} GB, {report.rows:,} rows in all. Mean load average of "
         f"the machine during the benchmark: {report.figures['load_average']} ({os.cpu_count()} cores; about 1 "
         "is this benchmark alone).\n\n"
-        f"{table}\n\n"
-        "Fixed costs of the runs:\n\n| run: what | count |\n|---|---|\n"
-        + "\n".join(row for label, costs in report.costs.items() for row in costs.rows(label))
-        + "\n\n"
-        "Peak memory is the resident memory of the whole process tree (this process and dbt's), sampled every "
-        "50 ms; rows/s counts every landing row of the run (order lines for generate).\n\n"
+        + (f"**Stopped:** {report.stopped}. Nothing after it was measured.\n\n" if report.stopped else "")
+        + f"{table}\n\n"
+        + (
+            "Fixed costs of the runs:\n\n| run: what | count |\n|---|---|\n"
+            + "\n".join(row for label, costs in report.costs.items() for row in costs.rows(label))
+            + "\n\n"
+            if report.costs
+            else ""
+        )
+        + "Peak memory is the resident memory of the whole process tree (this process and dbt's), sampled every "
+        "50 ms; peak spill the size of DuckDB's spill folder (`<data>/duckdb_tmp`), sampled every second; rows/s "
+        "counts every landing row of the run (order lines for generate).\n\n"
         f"```\n{figures}\n```\n"
     )
 
@@ -687,6 +773,14 @@ def main(argv: list[str] | None = None) -> int:
         "of history of the same monthly volume (each built whole first), and compare the two refreshes; the last "
         "line carries refresh_<this>_over_<months>=",
     )
+    parser.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=10.0,
+        help="stop the runs when the disk of DuckDB's spill folder (<data-dir>/duckdb_tmp) has less free space "
+        "than this (default 10): the runs fail as a killed step does, nothing is published, and the result says "
+        "where it stopped",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -694,7 +788,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.history_months is not None:
         if args.history_months <= args.months:
             parser.error("--history-months must be more than --months")
-        runs, figures = history_comparison(args)
+        try:
+            runs, figures = history_comparison(args)
+        except Stopped as stop:
+            print(f"bench: {stop}", file=sys.stderr)
+            return 1
         text = render_history(runs, figures, args, started)
         print()
         print(text.split("\n\n", 2)[2])
@@ -715,11 +813,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
         engine = "" if args.engine == "duckdb" else f"-{args.engine}"
-        out = RESULTS / f"{started:%Y-%m-%d-%H%M}-{args.lines}-lines{engine}.md"
+        stopped = "-stopped" if report.stopped else ""
+        out = RESULTS / f"{started:%Y-%m-%d-%H%M}-{args.lines}-lines{engine}{stopped}.md"
         out.write_text(text)
         print(f"written: {out}")
     print(" ".join(f"{k}={v}" for k, v in report.figures.items()))
-    return 0
+    return 1 if report.stopped else 0
 
 
 if __name__ == "__main__":

@@ -4,12 +4,18 @@ event log, real landing files, a real child process. The benchmark itself is not
 import csv
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from bench.__main__ import (
     MemorySampler,
+    Stopped,
+    _timed,
     dagster_events,
     dbt_nodes,
     floor_query,
@@ -105,3 +111,35 @@ def test_the_memory_sampler_names_the_processes_a_run_starts():
     assert "sleep" in names
     assert "python -c import time; time.sleep(0.3)" in names
     assert sampler.peak() > 10 * 2**20
+
+
+def test_the_sampler_measures_the_spill_folder(tmp_path):
+    spill = tmp_path / "duckdb_tmp"
+    with MemorySampler(spill) as sampler:
+        time.sleep(1.2)  # a sample of the folder before it exists: 0
+        spill.mkdir()
+        (spill / "block.tmp").write_bytes(b"x" * 3_000_000)
+        time.sleep(2.2)
+        (spill / "block.tmp").unlink()
+        time.sleep(1.2)
+    sizes = [size for _, size in sampler.spill]
+    assert sizes[0] == 0 and sizes[-1] == 0
+    assert sampler.spill_peak() == 3_000_000
+    assert sampler.stopped is None
+
+
+def test_a_run_is_stopped_before_the_disk_of_its_spill_fills(tmp_path):
+    """When the spill folder's disk has less free space than asked, the sampler terminates the run's processes,
+    and the phase ends with Stopped naming the phase and why, not with the step's own error."""
+    free = shutil.disk_usage(tmp_path).free
+    with MemorySampler(tmp_path / "duckdb_tmp", min_free_bytes=free + 2**40) as sampler:
+        child = subprocess.Popen(["sleep", "60"])
+
+        def step():
+            if child.wait(timeout=30) != 0:
+                raise RuntimeError("the step failed")
+
+        with pytest.raises(Stopped, match=r"full build: stopped after .* GB free \(at least"):
+            _timed(sampler, "full build", 0, step)
+    assert child.returncode == -signal.SIGTERM
+    assert str(tmp_path / "duckdb_tmp") in sampler.stopped
