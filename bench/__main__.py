@@ -106,7 +106,7 @@ class MemorySampler:
 
     With ``spill_dir`` it also samples, every second, the size of that folder (DuckDB's spill, its
     ``temp_directory``) and the free space of its disk; when the free space falls below ``min_free_bytes`` it stops
-    the run: it terminates every descendant process (dbt's, a worker's) and says why in ``stopped``, so the step
+    the run: it terminates every descendant process started since its first sample (dbt's, a worker's) and says why in ``stopped``, so the step
     fails as a killed one does and nothing is published, before DuckDB fails writing its spill to a full disk (a
     shared disk: everyone's writes would fail)."""
 
@@ -116,6 +116,9 @@ class MemorySampler:
         self.load: list[float] = []  # the machine's 1-minute load average at each sample
         self.spill: list[tuple[float, int]] = []  # (time, bytes under spill_dir), every second
         self.stopped: str | None = None  # why the sampler stopped the run, if it did
+        self._before: set[int] | None = (
+            None  # the descendants already there at the first sample: not the run's
+        )
         self.spill_dir, self._min_free = spill_dir, min_free_bytes  # spill_dir: settable, for the next run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -136,6 +139,8 @@ class MemorySampler:
                 descendants += children
             self.samples.append((now, total))
             self.load.append(os.getloadavg()[0])
+            if self._before is None:
+                self._before = set(descendants)
             spill_dir = self.spill_dir
             if spill_dir is not None and now >= next_spill:
                 next_spill = now + 1.0
@@ -153,7 +158,8 @@ class MemorySampler:
                 f"asked), DuckDB's spill there {spill / 2**30:.1f} GB"
             )
         if self.stopped is not None:
-            for child in descendants:  # at every sample: a step may start another process before it fails
+            # at every sample (a step may start another process before it fails); only what the runs started
+            for child in set(descendants) - (self._before or set()):
                 try:
                     os.kill(child, signal.SIGTERM)
                 except OSError:

@@ -113,26 +113,35 @@ def test_the_memory_sampler_names_the_processes_a_run_starts():
     assert sampler.peak() > 10 * 2**20
 
 
+def _until(condition, seconds: float = 30.0) -> None:
+    """Wait for ``condition()`` (the sampler's thread samples at its own pace on a busy machine)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.05)
+
+
 def test_the_sampler_measures_the_spill_folder(tmp_path):
     spill = tmp_path / "duckdb_tmp"
     with MemorySampler(spill) as sampler:
-        time.sleep(1.2)  # a sample of the folder before it exists: 0
+        _until(lambda: len(sampler.spill) >= 1)  # the folder before it exists: 0
         spill.mkdir()
         (spill / "block.tmp").write_bytes(b"x" * 3_000_000)
-        time.sleep(2.2)
+        _until(lambda: sampler.spill_peak() == 3_000_000)
         (spill / "block.tmp").unlink()
-        time.sleep(1.2)
-    sizes = [size for _, size in sampler.spill]
-    assert sizes[0] == 0 and sizes[-1] == 0
-    assert sampler.spill_peak() == 3_000_000
+        seen = len(sampler.spill)
+        _until(lambda: len(sampler.spill) > seen + 1)
+    assert sampler.spill[0][1] == 0 and sampler.spill[-1][1] == 0
     assert sampler.stopped is None
 
 
 def test_a_run_is_stopped_before_the_disk_of_its_spill_fills(tmp_path):
-    """When the spill folder's disk has less free space than asked, the sampler terminates the run's processes,
-    and the phase ends with Stopped naming the phase and why, not with the step's own error."""
+    """When the spill folder's disk has less free space than asked, the sampler terminates the processes started
+    since it started, and the phase ends with Stopped naming the phase and why, not with the step's own error."""
+    before = subprocess.Popen(["sleep", "60"])  # not the run's: there before the sampler
     free = shutil.disk_usage(tmp_path).free
     with MemorySampler(tmp_path / "duckdb_tmp", min_free_bytes=free + 2**40) as sampler:
+        _until(lambda: len(sampler.samples) >= 1)
         child = subprocess.Popen(["sleep", "60"])
 
         def step():
@@ -143,3 +152,6 @@ def test_a_run_is_stopped_before_the_disk_of_its_spill_fills(tmp_path):
             _timed(sampler, "full build", 0, step)
     assert child.returncode == -signal.SIGTERM
     assert str(tmp_path / "duckdb_tmp") in sampler.stopped
+    assert before.poll() is None  # left alone
+    before.kill()
+    before.wait()
