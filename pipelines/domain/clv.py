@@ -73,6 +73,12 @@ _POLISH_STEPS = 8
 # 1.4e-5 in its second (the weakest of the identified months), 5e-4 to 2e-2 after.
 _CURVATURE_STEP = 1e-4
 _MIN_CURVATURE = 1e-7
+# And the likelihood must fall away from it at a distance (_rise_along): along the flattest direction, 1 to 8
+# log-units both ways, nowhere higher by more than _RIDGE_TOLERANCE (relative, per customer). Around a maximum
+# that clears _MIN_CURVATURE it is lower by at least 5e-8 at 1 log-unit; on the small sample's first month, whose
+# Gamma-Gamma ridge rises towards p -> infinity, higher by 2e-8 to 8e-8 (rounding: about 1e-15).
+_RIDGE_DISTANCES = (1.0, 2.0, 4.0, 8.0)
+_RIDGE_TOLERANCE = 1e-10
 # A maximum is where the gradient vanishes: polished optima reach 1e-10 or less (the demo's flat first month 2e-8).
 # A larger gradient at the best point means the optimiser stopped on rounding noise while the likelihood still
 # rises towards the edge of the parameter space (identical spends: p -> infinity).
@@ -699,14 +705,48 @@ def _minimise(
                 f"{model} has no maximum inside the parameter space for these data: the likelihood still "
                 f"rises at the best point reached {at} (gradient {gradient:.2g} per customer){hint}"
             )
-        curvature = _curvature(objective, best)
+        curvature, flattest = _curvature(objective, best)
+        rise = _rise_along(objective, best, flattest, bounds) if curvature > _MIN_CURVATURE else None
     if curvature <= _MIN_CURVATURE:
         raise NotIdentified(
             f"{model} is not identified by these data: the likelihood is flat along a direction of its "
             f"parameters at its best optimum {at} (smallest curvature {curvature:.2g} per customer, at most "
             f"{_MIN_CURVATURE:g}): its maximum lies on the edge of the parameter space{hint}"
         )
+    if rise is not None:
+        gain, distance = rise
+        raise NotIdentified(
+            f"{model} is not identified by these data: the likelihood still rises from its best point reached "
+            f"{at} along its flattest direction ({gain:.2g} per customer higher {distance:g} log-units away): its "
+            f"maximum lies on the edge of the parameter space{hint}"
+        )
     return best
+
+
+def _rise_along(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    direction: np.ndarray,
+    bounds: list[tuple[float, float]],
+) -> tuple[float, float] | None:
+    """Where the likelihood is higher than at ``x`` along ``direction`` (both ways, _RIDGE_DISTANCES log-units,
+    inside the search range) by more than _RIDGE_TOLERANCE per customer: (how much, how far), the first found;
+    None when it is lower everywhere there, as around a maximum.
+
+    The curvature at ``x`` is a local, finite-difference figure: on a ridge that rises towards the edge of the
+    parameter space (Gamma-Gamma's p -> infinity with p v fixed, on a few repeat customers) it can clear
+    _MIN_CURVATURE on one machine's rounding and not on another's. The likelihood a few log-units away cannot: it is
+    higher by orders of magnitude more than rounding where the ridge rises, and lower by at least half the curvature
+    times the distance squared around a maximum."""
+    base = objective(x)[0]
+    low, high = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+    for distance in _RIDGE_DISTANCES:
+        for sign in (1.0, -1.0):
+            point = np.clip(x + sign * distance * direction, low, high)
+            gain = base - objective(point)[0]
+            if gain > _RIDGE_TOLERANCE * max(1.0, abs(base)):
+                return float(gain), float(sign * distance)
+    return None
 
 
 def _contenders(searched: list) -> list:
@@ -727,14 +767,18 @@ def _contenders(searched: list) -> list:
     return kept
 
 
-def _curvature(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray) -> float:
-    """The smallest eigenvalue of the objective's Hessian at ``x``, from central differences of its gradient."""
+def _curvature(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The smallest eigenvalue of the objective's Hessian at ``x``, from central differences of its gradient, and
+    its eigenvector (the flattest direction)."""
     hessian = np.empty((len(x), len(x)))
     for i in range(len(x)):
         step = np.zeros(len(x))
         step[i] = _CURVATURE_STEP
         hessian[:, i] = (objective(x + step)[1] - objective(x - step)[1]) / (2 * _CURVATURE_STEP)
-    return float(np.linalg.eigvalsh((hessian + hessian.T) / 2).min())
+    values, vectors = np.linalg.eigh((hessian + hessian.T) / 2)
+    return float(values[0]), vectors[:, 0]
 
 
 def _polish(

@@ -230,6 +230,10 @@ def _newton(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] 
         try:
             step = np.linalg.solve(information, score)
         except np.linalg.LinAlgError:
+            if np.max(np.abs(design @ beta)) > _MAX_LINEAR_PREDICTOR:
+                # the coefficients were running off: every probability has rounded to 0 or 1, so the information is
+                # exactly zero; how many steps that takes depends on the machine's rounding, not on the data
+                break
             return (
                 "the information matrix is singular: the terms are collinear or the likelihood has no maximum"
             )
