@@ -50,11 +50,15 @@ def _shift(month: str, months: int) -> str:
 def _children(pid: int) -> list[int]:
     found = []
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:  # a thread that ended since the listing: its children are another thread's or gone
             with open(f"/proc/{pid}/task/{task}/children") as handle:
                 found += [int(child) for child in handle.read().split()]
-    except OSError:
-        pass
+        except OSError:
+            pass
     return found
 
 
@@ -144,10 +148,17 @@ class MemorySampler:
             spill_dir = self.spill_dir
             if spill_dir is not None and now >= next_spill:
                 next_spill = now + 1.0
-                self._watch_spill(spill_dir, now, descendants)
+                self._watch_spill(spill_dir, now)
+            if self.stopped is not None:
+                # at every sample (a step may start another process before it fails); only what the runs started
+                for child in set(descendants) - self._before:
+                    try:
+                        os.kill(child, signal.SIGTERM)
+                    except OSError:
+                        pass
             self._stop.wait(0.05)
 
-    def _watch_spill(self, spill_dir: Path, now: float, descendants: list[int]) -> None:
+    def _watch_spill(self, spill_dir: Path, now: float) -> None:
         spill = _tree_bytes(spill_dir)
         self.spill.append((now, spill))
         disk = next((p for p in (spill_dir, *spill_dir.parents) if p.exists()), spill_dir.anchor)
@@ -157,13 +168,6 @@ class MemorySampler:
                 f"the disk of {spill_dir} had {free / 2**30:.1f} GB free (at least {self._min_free / 2**30:.1f} "
                 f"asked), DuckDB's spill there {spill / 2**30:.1f} GB"
             )
-        if self.stopped is not None:
-            # at every sample (a step may start another process before it fails); only what the runs started
-            for child in set(descendants) - (self._before or set()):
-                try:
-                    os.kill(child, signal.SIGTERM)
-                except OSError:
-                    pass
 
     def spill_peak(self, start: float = 0.0, end: float = float("inf")) -> int:
         return max((size for at, size in self.spill if start <= at <= end), default=0)

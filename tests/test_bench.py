@@ -148,10 +148,13 @@ def test_a_run_is_stopped_before_the_disk_of_its_spill_fills(tmp_path):
             if child.wait(timeout=30) != 0:
                 raise RuntimeError("the step failed")
 
-        with pytest.raises(Stopped, match=r"full build: stopped after .* GB free \(at least"):
-            _timed(sampler, "full build", 0, step)
-    assert child.returncode == -signal.SIGTERM
-    assert str(tmp_path / "duckdb_tmp") in sampler.stopped
-    assert before.poll() is None  # left alone
-    before.kill()
-    before.wait()
+        try:
+            with pytest.raises(Stopped, match=r"full build: stopped after .* GB free \(at least"):
+                _timed(sampler, "full build", 0, step)
+            assert child.returncode == -signal.SIGTERM
+            assert str(tmp_path / "duckdb_tmp") in sampler.stopped
+            assert before.poll() is None  # left alone
+        finally:
+            for process in (before, child):
+                process.kill()
+                process.wait()
