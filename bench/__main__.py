@@ -103,6 +103,9 @@ def _tree_bytes(folder: Path) -> int:
     return total
 
 
+KILL_AFTER = 5.0  # seconds between a stopped run's SIGTERM and SIGKILL
+
+
 class MemorySampler:
     """Samples the process tree's resident memory every 50 ms, with timestamps, in a background thread, and
     remembers every descendant process it sees (when first seen, and its name): the process start-ups of a run.
@@ -110,7 +113,8 @@ class MemorySampler:
 
     With ``spill_dir`` it also samples, every second, the size of that folder (DuckDB's spill, its
     ``temp_directory``) and the free space of its disk; when the free space falls below ``min_free_bytes`` it stops
-    the run: it terminates every descendant process started since its first sample (dbt's, a worker's) and says why in ``stopped``, so the step
+    the run: it terminates every descendant process started since its first sample (dbt's, a worker's: SIGTERM, then
+    SIGKILL after KILL_AFTER seconds) and says why in ``stopped``, so the step
     fails as a killed one does and nothing is published, before DuckDB fails writing its spill to a full disk (a
     shared disk: everyone's writes would fail)."""
 
@@ -120,6 +124,7 @@ class MemorySampler:
         self.load: list[float] = []  # the machine's 1-minute load average at each sample
         self.spill: list[tuple[float, int]] = []  # (time, bytes under spill_dir), every second
         self.stopped: str | None = None  # why the sampler stopped the run, if it did
+        self._terminated: dict[int, float] = {}  # the processes sent SIGTERM, and when
         self._before: set[int] | None = (
             None  # the descendants already there at the first sample: not the run's
         )
@@ -150,13 +155,25 @@ class MemorySampler:
                 next_spill = now + 1.0
                 self._watch_spill(spill_dir, now)
             if self.stopped is not None:
-                # at every sample (a step may start another process before it fails); only what the runs started
-                for child in set(descendants) - self._before:
-                    try:
-                        os.kill(child, signal.SIGTERM)
-                    except OSError:
-                        pass
+                self._terminate(set(descendants) - self._before, now)
             self._stop.wait(0.05)
+
+    def _terminate(self, processes: set[int], now: float) -> None:
+        """SIGTERM each of ``processes`` once, SIGKILL those still there KILL_AFTER seconds later (a process that
+        ignores SIGTERM, as one started by a parent ignoring it does). At every sample: a step may start another
+        process before it fails."""
+        for pid in processes:
+            first = self._terminated.setdefault(pid, now)
+            if first == now:
+                sent = signal.SIGTERM
+            elif now - first > KILL_AFTER:
+                sent = signal.SIGKILL
+            else:
+                continue
+            try:
+                os.kill(pid, sent)
+            except OSError:
+                pass
 
     def _watch_spill(self, spill_dir: Path, now: float) -> None:
         spill = _tree_bytes(spill_dir)

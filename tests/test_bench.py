@@ -142,19 +142,28 @@ def test_a_run_is_stopped_before_the_disk_of_its_spill_fills(tmp_path):
     free = shutil.disk_usage(tmp_path).free
     with MemorySampler(tmp_path / "duckdb_tmp", min_free_bytes=free + 2**40) as sampler:
         _until(lambda: len(sampler.samples) >= 1)
-        child = subprocess.Popen(["sleep", "60"])
+        # A process inherits SIGTERM's disposition: one child with the default (whatever this process has), one
+        # that ignores it
+        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            child = subprocess.Popen(["sleep", "60"])
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            deaf = subprocess.Popen(["sleep", "60"])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
         def step():
-            if child.wait(timeout=30) != 0:
+            if [child.wait(timeout=30), deaf.wait(timeout=30)] != [0, 0]:
                 raise RuntimeError("the step failed")
 
         try:
             with pytest.raises(Stopped, match=r"full build: stopped after .* GB free \(at least"):
                 _timed(sampler, "full build", 0, step)
             assert child.returncode == -signal.SIGTERM
+            assert deaf.returncode == -signal.SIGKILL  # it ignored SIGTERM: killed KILL_AFTER seconds later
             assert str(tmp_path / "duckdb_tmp") in sampler.stopped
             assert before.poll() is None  # left alone
         finally:
-            for process in (before, child):
+            for process in (before, child, deaf):
                 process.kill()
                 process.wait()
