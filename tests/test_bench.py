@@ -142,15 +142,17 @@ def test_a_run_is_stopped_before_the_disk_of_its_spill_fills(tmp_path):
     free = shutil.disk_usage(tmp_path).free
     with MemorySampler(tmp_path / "duckdb_tmp", min_free_bytes=free + 2**40) as sampler:
         _until(lambda: len(sampler.samples) >= 1)
-        # A process inherits SIGTERM's disposition: one child with the default (whatever this process has), one
-        # that ignores it
+        # A process inherits SIGTERM's disposition and whether it is blocked: one child with SIGTERM default and
+        # unblocked (whatever this process has), one that ignores it
         previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         try:
             child = subprocess.Popen(["sleep", "60"])
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             deaf = subprocess.Popen(["sleep", "60"])
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
         def step():
             if [child.wait(timeout=30), deaf.wait(timeout=30)] != [0, 0]:
