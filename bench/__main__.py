@@ -125,9 +125,8 @@ class MemorySampler:
         self.spill: list[tuple[float, int]] = []  # (time, bytes under spill_dir), every second
         self.stopped: str | None = None  # why the sampler stopped the run, if it did
         self._terminated: dict[int, float] = {}  # the processes sent SIGTERM, and when
-        self._before: set[int] | None = (
-            None  # the descendants already there at the first sample: not the run's
-        )
+        # the descendants already there at the first sample: not the run's
+        self._before: set[int] | None = None
         self.spill_dir, self._min_free = spill_dir, min_free_bytes  # spill_dir: settable, for the next run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -496,7 +495,7 @@ def run(args: argparse.Namespace) -> Report:
     paths = settings.paths
     say = (lambda message: None) if args.quiet else (lambda message: print(f"  {message}", flush=True))
 
-    with MemorySampler(data / "duckdb_tmp", int(args.min_free_gb * 2**30)) as sampler:
+    with MemorySampler(paths.duckdb_spill, int(args.min_free_gb * 2**30)) as sampler:
         customers = customers_for(args.lines, args.months + 1, args.seed, data / "probe")
         print(
             f"bench: {customers:,} customers, {args.months} months of history and one more month", flush=True
@@ -656,7 +655,6 @@ def history_comparison(args: argparse.Namespace) -> tuple[list[HistoryRun], dict
         for months in (args.months, args.history_months):
             start = _shift(END, -months)
             data = Path(args.data_dir or f"/tmp/cprof-bench-history-{months}").resolve()
-            sampler.spill_dir = data / "duckdb_tmp"
             shutil.rmtree(data, ignore_errors=True)
             settings = dataclasses.replace(
                 Settings.from_environ(os.environ),
@@ -667,6 +665,7 @@ def history_comparison(args: argparse.Namespace) -> tuple[list[HistoryRun], dict
                 landing_quiet_seconds=0.0,
             )
             paths = settings.paths
+            sampler.spill_dir = paths.duckdb_spill
             target = round(args.lines * (months + 1) / (args.months + 1))
             customers = customers_for(target, months + 1, args.seed, data / "probe", start)
             config = GenerateConfig(customers=customers, months=months + 1, start=start, seed=args.seed)

@@ -522,7 +522,7 @@ def test_a_likelihood_rising_along_a_ridge_is_not_a_fit_whatever_the_local_curva
     stopped = np.log([2.58381461e05, 7.62208427e-01, 1.30885651e-03])
     wide = [(v - 20.0, v + 20.0) for v in stopped]
     _, flattest = clv._curvature(objective, stopped)
-    rise = clv._rise_along(objective, stopped, flattest, wide)
+    rise = clv._rise_along(objective, stopped, objective(stopped)[0], flattest, wide)
     assert rise is not None and rise[0] > 1e-8
     # around a maximum the likelihood is lower at a distance, whatever the direction
     rng = np.random.default_rng(0)
@@ -532,7 +532,8 @@ def test_a_likelihood_rising_along_a_ridge_is_not_a_fit_whatever_the_local_curva
     best = np.log([fitted[name] for name in clv.GAMMA_GAMMA_PARAMS])
     data = clv._GammaGammaData.of(*clv._validate_fm(frequency, spend))
     for direction in (*np.eye(3), clv._curvature(objective, best)[1]):
-        assert clv._rise_along(objective, best, direction, [(v - 20.0, v + 20.0) for v in best]) is None
+        bounds = [(v - 20.0, v + 20.0) for v in best]
+        assert clv._rise_along(objective, best, objective(best)[0], direction, bounds) is None
 
 
 # --- the best of several starts, and what the data do not identify -------------------------------------------

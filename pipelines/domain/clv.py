@@ -699,14 +699,15 @@ def _minimise(
                     f"{model} fit did not converge: {name} ran to {np.exp(value):g}, the edge of the search "
                     f"range, so the data do not identify it{hint}"
                 )
-        gradient = float(np.abs(objective(best)[1]).max())
+        value, slope = objective(best)
+        gradient = float(np.abs(slope).max())
         if gradient > _MAX_GRADIENT:
             raise NotIdentified(
                 f"{model} has no maximum inside the parameter space for these data: the likelihood still "
                 f"rises at the best point reached {at} (gradient {gradient:.2g} per customer){hint}"
             )
         curvature, flattest = _curvature(objective, best)
-        rise = _rise_along(objective, best, flattest, bounds) if curvature > _MIN_CURVATURE else None
+        rise = _rise_along(objective, best, value, flattest, bounds) if curvature > _MIN_CURVATURE else None
     if curvature <= _MIN_CURVATURE:
         raise NotIdentified(
             f"{model} is not identified by these data: the likelihood is flat along a direction of its "
@@ -726,10 +727,11 @@ def _minimise(
 def _rise_along(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x: np.ndarray,
+    base: float,
     direction: np.ndarray,
     bounds: list[tuple[float, float]],
 ) -> tuple[float, float] | None:
-    """Where the likelihood is higher than at ``x`` along ``direction`` (both ways, _RIDGE_DISTANCES log-units,
+    """Where the likelihood is higher than at ``x`` (the objective ``base``) along ``direction`` (both ways, _RIDGE_DISTANCES log-units,
     inside the search range) by more than _RIDGE_TOLERANCE per customer: (how much, how far), the first found;
     None when it is lower everywhere there, as around a maximum.
 
@@ -738,7 +740,6 @@ def _rise_along(
     _MIN_CURVATURE on one machine's rounding and not on another's. The likelihood a few log-units away cannot: it is
     higher by orders of magnitude more than rounding where the ridge rises, and lower by at least half the curvature
     times the distance squared around a maximum."""
-    base = objective(x)[0]
     low, high = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
     for distance in _RIDGE_DISTANCES:
         for sign in (1.0, -1.0):

@@ -85,6 +85,6 @@ def duckdb_settings(settings: Settings) -> dict[str, object]:
     insertion-order guarantee, which lets large inserts stream."""
     return {
         "memory_limit": settings.duckdb_memory_limit,
-        "temp_directory": str(settings.data_dir / "duckdb_tmp"),
+        "temp_directory": str(settings.paths.duckdb_spill),
         "preserve_insertion_order": False,
     }

@@ -56,6 +56,11 @@ class Paths:
     def dbt_target(self) -> Path:
         return self.data_dir / "dbt_target"
 
+    @property
+    def duckdb_spill(self) -> Path:
+        """DuckDB's temp_directory for the working warehouse (dbt's profile names the same folder)."""
+        return self.data_dir / "duckdb_tmp"
+
 
 # Usage statistics off, for the child processes the project starts (dbt: pipelines/defs/dbt.py): dbt reads these
 # in its own process. In this process Dagster's telemetry is off by the instance's dagster.yaml (below), and the
